@@ -1,0 +1,26 @@
+// The command line (CLI11) for each command, filling plain config structs; see docs/cli.md.
+#pragma once
+#include <string>
+
+#include "config/config.h"
+
+namespace CLI {
+class App;
+}
+
+namespace tlstrace::app {
+
+// Raw option text that needs parsing after CLI11 is done.
+struct CliState {
+  std::string listen = "127.0.0.1:8080";
+  std::string mode = "explicit";
+  std::string upstream;
+  std::string format = "default";
+};
+
+CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st);
+CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& action);
+// Converts CliState into cfg; throws CLI::ValidationError on bad values.
+void finishConfig(config::ProxyConfig& cfg, const CliState& st);
+
+}  // namespace tlstrace::app

@@ -1,0 +1,159 @@
+// Composition root: the command line (CLI11) turned into configuration, and the one place that
+// knows every concrete type.
+#include <openssl/opensslv.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "app/cli.h"
+#include "config/config.h"
+#include "net/services.h"
+#include "pki/ca.h"
+#include "pki/forge.h"
+#include "sinks/sinks.h"
+#include "tls/context.h"
+#include "trace/event.h"
+
+using namespace tlstrace;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
+  if (!cfg.ca_cert.empty()) return pki::loadCa(cfg.ca_cert, cfg.ca_key);
+  bool created = false;
+  pki::CertAuthority ca = pki::loadOrCreateCa(cfg.ca_dir, created);
+  if (created && announce)
+    spdlog::info("created a new interception CA in {} (install {} into your clients' trust store)",
+                 cfg.ca_dir, ca.cert_path);
+  return ca;
+}
+
+void raiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  const auto before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
+}
+
+int runProxyCommand(const config::ProxyConfig& cfg) {
+  unsigned categories = 0;
+  std::string bad;
+  if (!trace::parseCategories(cfg.trace, categories, bad)) {
+    spdlog::error("unknown --trace category '{}' (use tcp, handshake, keyexchange, trust, keys, record, data, all)", bad);
+    return 2;
+  }
+  pki::CertAuthority ca = loadCaFor(cfg, true);
+  pki::Forger forger(ca, cfg.cert_cache);
+  tls::SslCtxPtr client_ctx = tls::makeClientFacingContext(
+      {cfg.client_tls.min_version, cfg.client_tls.max_version, cfg.client_tls.ciphers,
+       cfg.client_tls.ciphersuites, cfg.client_tls.groups},
+      cfg.dhparam);
+  tls::SslCtxPtr upstream_ctx = tls::makeUpstreamContext(
+      {cfg.upstream_tls.min_version, cfg.upstream_tls.max_version, cfg.upstream_tls.ciphers,
+       cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
+      cfg.upstream_ca, cfg.insecure);
+
+  trace::Tracer tracer(categories);
+  tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file));
+  if (!cfg.events_file.empty()) tracer.addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
+  std::string keylog_path = cfg.keylog_file;
+  if (keylog_path.empty())
+    if (const char* env = std::getenv("SSLKEYLOGFILE"); env && *env) keylog_path = env;
+  std::unique_ptr<sinks::KeylogSink> keylog;
+  if (!keylog_path.empty()) keylog = std::make_unique<sinks::KeylogSink>(keylog_path);
+
+  raiseFileLimit();
+  net::Services svc;
+  svc.cfg = &cfg;
+  svc.tracer = &tracer;
+  svc.forger = &forger;
+  svc.client_ctx = client_ctx.get();
+  svc.upstream_ctx = upstream_ctx.get();
+  svc.keylog = keylog.get();
+  return net::runProxy(svc, [&](const std::string& addr) {
+    spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, OpenSSL_version(OPENSSL_VERSION),
+                 addr, config::modeName(cfg.mode),
+                 cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
+    spdlog::info("CA certificate: {}", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
+    if (cfg.mode == config::Mode::Explicit)
+      spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr,
+                   ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
+    else
+      spdlog::info("try: curl --cacert {} https://{}/", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path, addr);
+    if (keylog) spdlog::info("key log: {}", keylog_path);
+  });
+}
+
+int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
+  if (action == "init") {
+    bool created = false;
+    pki::CertAuthority ca = pki::loadOrCreateCa(cfg.ca_dir, created);
+    std::cout << (created ? "created " : "already present: ") << ca.cert_path << "\n";
+    return 0;
+  }
+  pki::CertAuthority ca = loadCaFor(cfg, false);
+  if (action == "export") {
+    std::cout << pki::certificatePem(ca.cert.get());
+    return 0;
+  }
+  // show
+  char subject[512];
+  X509_NAME_oneline(X509_get_subject_name(ca.cert.get()), subject, sizeof subject);
+  const ASN1_TIME* nb = X509_get0_notBefore(ca.cert.get());
+  const ASN1_TIME* na = X509_get0_notAfter(ca.cert.get());
+  tls::BioPtr bio(BIO_new(BIO_s_mem()));
+  ASN1_TIME_print(bio.get(), nb);
+  BIO_puts(bio.get(), " .. ");
+  ASN1_TIME_print(bio.get(), na);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  std::cout << "certificate: " << (ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path) << "\n"
+            << "subject:     " << subject << "\n"
+            << "validity:    " << std::string(data, static_cast<std::size_t>(n)) << "\n"
+            << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
+            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt && update-ca-certificates\n"
+            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: NODE_EXTRA_CA_CERTS;\n"
+            << "             Java: keytool -importcert -keystore truststore.p12 -file FILE\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("tlstrace: %v");
+  CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy"};
+  app.set_version_flag("--version", std::string("tlstrace ") + kVersion + " (" + OpenSSL_version(OPENSSL_VERSION) + ")");
+  app.require_subcommand(1);
+  config::ProxyConfig cfg;
+  app::CliState state;
+  CLI::App* proxy = app::addProxyCommand(app, cfg, state);
+  std::string ca_action;
+  CLI::App* ca = app::addCaCommand(app, cfg, ca_action);
+  try {
+    app.parse(argc, argv);
+    app::finishConfig(cfg, state);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (proxy->parsed()) {
+      auto problems = cfg.validate();
+      for (const auto& p : problems) spdlog::error("{}", p);
+      if (!problems.empty()) return 2;
+      return runProxyCommand(cfg);
+    }
+    if (ca->parsed()) return runCaCommand(ca_action, cfg);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+// The proxy's configuration as plain values, with validation. Filled by the CLI (app/), read by
+// every other layer; no parsing library leaks in here.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tlstrace::config {
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  [[nodiscard]] std::string str() const;  // brackets IPv6 literals
+  bool operator==(const HostPort&) const = default;
+};
+
+// "host:port", "[::1]:443". With `default_port` non-zero a missing port takes it.
+[[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
+                                                    std::uint16_t default_port = 0);
+
+enum class Mode { Explicit, Reverse };
+[[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
+[[nodiscard]] std::string_view modeName(Mode m);
+
+enum class TextFormat { Default, Jsse, Openssl };
+
+struct LegTls {
+  std::string min_version;
+  std::string max_version;
+  std::string ciphers;
+  std::string ciphersuites;
+  std::string groups;
+};
+
+struct ProxyConfig {
+  HostPort listen{"127.0.0.1", 8080};
+  Mode mode = Mode::Explicit;
+  std::optional<HostPort> upstream;
+  std::string ca_dir;
+  std::string ca_cert;
+  std::string ca_key;
+  bool insecure = false;
+  std::string upstream_ca;
+  std::string trace = "tcp,handshake,keyexchange,trust";
+  std::string log_file;     // "" = stderr
+  std::string events_file;  // "" = none, "-" = stdout
+  std::string keylog_file;  // "" = $SSLKEYLOGFILE or none
+  std::string pcap_file;
+  bool log_secrets = false;
+  LegTls client_tls;
+  LegTls upstream_tls;
+  std::string dhparam;
+  std::size_t max_connections = 10000;
+  double handshake_timeout_s = 10;
+  double idle_timeout_s = 300;
+  double connect_timeout_s = 10;
+  double shutdown_grace_s = 2;
+  std::size_t cert_cache = 1024;
+  TextFormat format = TextFormat::Default;
+
+  // Every problem found, one sentence each; empty when the configuration is usable.
+  [[nodiscard]] std::vector<std::string> validate() const;
+};
+
+}  // namespace tlstrace::config

@@ -1,0 +1,793 @@
+#include "net/connection.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+
+#include "net/proxy_request.h"
+#include "pki/forge.h"
+#include "sinks/sinks.h"
+#include "tls/session_info.h"
+#include "trace/body.h"
+#include "wire/handshake.h"
+#include "wire/registry.h"
+
+namespace tlstrace::net {
+
+using trace::Json;
+namespace werr = boost::asio::error;
+
+namespace {
+
+constexpr std::size_t kMaxWriteChunk = 64 * 1024;
+constexpr std::size_t kDataHexCap = 64;
+constexpr auto kCloseGrace = std::chrono::seconds(2);
+
+double msSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string endpointText(const tcp::socket& s, bool remote) {
+  boost::system::error_code ec;
+  auto ep = remote ? s.remote_endpoint(ec) : s.local_endpoint(ec);
+  if (ec) return "?";
+  const auto addr = ep.address();
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+  return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+Connection::Connection(tcp::socket client, const Services& svc, std::uint64_t id,
+                       std::function<void(std::uint64_t)> on_done)
+    : svc_(svc),
+      id_(id),
+      on_done_(std::move(on_done)),
+      client_(std::move(client), trace::Leg::Client),
+      upstream_(tcp::socket(client_.sock.get_executor()), trace::Leg::Upstream),
+      resolver_(client_.sock.get_executor()),
+      watchdog_(client_.sock.get_executor()),
+      connect_timer_(client_.sock.get_executor()) {
+  client_.obs.conn = this;
+  client_.obs.leg = &client_;
+  upstream_.obs.conn = this;
+  upstream_.obs.leg = &upstream_;
+}
+
+Connection::~Connection() = default;
+
+bool Connection::tracing(trace::Category c) const { return svc_.tracer->enabled(c); }
+
+void Connection::emit(trace::Leg leg, std::string name, Json fields) {
+  if (!svc_.tracer->enabled(trace::categoryOf(name))) return;
+  trace::Event e;
+  e.ts = trace::Clock::now();
+  e.conn = id_;
+  e.leg = leg;
+  e.name = std::move(name);
+  e.fields = std::move(fields);
+  svc_.tracer->emit(e);
+}
+
+void Connection::start() {
+  start_ = last_activity_ = SteadyClock::now();
+  client_.open = true;
+  client_.opened = start_;
+  boost::system::error_code ec;
+  client_.sock.set_option(tcp::no_delay(true), ec);
+  Json f = Json::object();
+  f.set("client", endpointText(client_.sock, true));
+  f.set("listen", endpointText(client_.sock, false));
+  f.set("mode", std::string(config::modeName(svc_.cfg->mode)));
+  if (svc_.cfg->mode == config::Mode::Reverse) {
+    target_host_ = svc_.cfg->upstream->host;
+    target_port_ = svc_.cfg->upstream->port;
+    f.set("target", svc_.cfg->upstream->str());
+  }
+  emit(trace::Leg::None, "conn.open", std::move(f));
+  armWatchdog();
+  if (svc_.cfg->mode == config::Mode::Explicit) {
+    state_ = State::ReadingRequest;
+    readRequest();
+  } else {
+    state_ = State::PeekingHello;
+    peekHello();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explicit-proxy front end
+
+void Connection::readRequest() {
+  auto self = shared_from_this();
+  client_.sock.async_read_some(asio::buffer(client_.rbuf), [this, self](boost::system::error_code ec, std::size_t n) {
+    if (finished_) return;
+    if (ec) return onReadError(client_, ec);
+    touch();
+    client_.bytes_in += n;
+    inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
+    onRequestBytes();
+  });
+}
+
+void Connection::onRequestBytes() {
+  ProxyRequest req = parseProxyRequest(inbuf_);
+  switch (req.kind) {
+    case ProxyRequest::Kind::NeedMore: return readRequest();
+    case ProxyRequest::Kind::Error: return respondAndClose(req.status, req.reason);
+    case ProxyRequest::Kind::Connect:
+    case ProxyRequest::Kind::PlainHttp: break;
+  }
+  target_host_ = req.target.host;
+  target_port_ = req.target.port;
+  inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(req.consumed));
+  Json f = Json::object();
+  f.set("method", req.kind == ProxyRequest::Kind::Connect ? "CONNECT" : "GET/absolute-form");
+  f.set("target", req.target.str());
+  emit(trace::Leg::Client, "proxy.request", std::move(f));
+  state_ = State::Connecting;
+  auto fail = [this](int status, const std::string& why) { respondAndClose(status, why); };
+  if (req.kind == ProxyRequest::Kind::Connect) {
+    connectUpstream(
+        [this] {
+          static constexpr std::string_view kOk = "HTTP/1.1 200 Connection Established\r\n\r\n";
+          client_.pending.insert(client_.pending.end(), kOk.begin(), kOk.end());
+          flush(client_);
+          state_ = State::PeekingHello;
+          if (inbuf_.empty()) peekHello();
+          else onHelloBytes();
+        },
+        fail);
+  } else {
+    auto head = std::make_shared<std::string>(std::move(req.forward_head));
+    connectUpstream(
+        [this, head] {
+          upstream_.pending.insert(upstream_.pending.end(), head->begin(), head->end());
+          upstream_.pending.insert(upstream_.pending.end(), inbuf_.begin(), inbuf_.end());
+          c2s_ += inbuf_.size();
+          inbuf_.clear();
+          plain_ = true;
+          startRelay();
+        },
+        fail);
+  }
+}
+
+void Connection::respondAndClose(int status, const std::string& reason) {
+  Json f = Json::object();
+  f.set("status", status);
+  f.set("reason", reason);
+  emit(trace::Leg::Client, "proxy.error", std::move(f));
+  const std::string resp = httpErrorResponse(status, reason);
+  client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
+  if (outcome_.empty()) outcome_ = reason;
+  closeGracefully(outcome_);
+}
+
+void Connection::connectUpstream(std::function<void()> on_connected,
+                                 std::function<void(int, const std::string&)> on_failed) {
+  auto self = shared_from_this();
+  const std::string peer = config::HostPort{target_host_, target_port_}.str();
+  auto started = std::make_shared<SteadyClock::time_point>(SteadyClock::now());
+  auto timed_out = std::make_shared<bool>(false);
+  auto failed = [this, peer, on_failed](int status, const std::string& why) {
+    Json f = Json::object();
+    f.set("peer", peer);
+    f.set("error", why);
+    emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+    if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + why;
+    on_failed(status, "cannot reach " + peer + ": " + why);
+  };
+  connect_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(svc_.cfg->connect_timeout_s)));
+  connect_timer_.async_wait([this, self, timed_out](boost::system::error_code ec) {
+    if (ec || finished_) return;
+    *timed_out = true;
+    resolver_.cancel();
+    boost::system::error_code ignored;
+    upstream_.sock.close(ignored);
+  });
+  resolver_.async_resolve(
+      target_host_, std::to_string(target_port_),
+      [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code ec,
+                                                                   tcp::resolver::results_type results) {
+        if (finished_) return;
+        if (*timed_out) return failed(504, "connect timed out");
+        if (ec) {
+          connect_timer_.cancel();
+          return failed(502, "name resolution failed: " + ec.message());
+        }
+        asio::async_connect(
+            upstream_.sock, results,
+            [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code cec,
+                                                                         const tcp::endpoint&) {
+              if (finished_) return;
+              connect_timer_.cancel();
+              if (*timed_out) return failed(504, "connect timed out after " +
+                                                     std::to_string(svc_.cfg->connect_timeout_s) + " s");
+              if (cec) return failed(502, cec.message());
+              upstream_.open = true;
+              upstream_.opened = SteadyClock::now();
+              boost::system::error_code ignored;
+              upstream_.sock.set_option(tcp::no_delay(true), ignored);
+              Json f = Json::object();
+              f.set("peer", endpointText(upstream_.sock, true));
+              f.set("local", endpointText(upstream_.sock, false));
+              f.set("target", peer);
+              f.set("connect_ms", msSince(*started));
+              emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+              on_connected();
+            });
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// First bytes: TLS or not?
+
+void Connection::peekHello() {
+  auto self = shared_from_this();
+  client_.reading = true;
+  client_.sock.async_read_some(asio::buffer(client_.rbuf), [this, self](boost::system::error_code ec, std::size_t n) {
+    client_.reading = false;
+    if (finished_) return;
+    if (ec) return onReadError(client_, ec);
+    touch();
+    client_.bytes_in += n;
+    inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
+    onHelloBytes();
+  });
+}
+
+void Connection::onHelloBytes() {
+  wire::HelloPeek peek = wire::peekClientHello(inbuf_);
+  using K = wire::HelloPeek::Kind;
+  if (peek.kind == K::NeedMore) return peekHello();
+  if (peek.kind == K::Malformed) {
+    Json f = Json::object();
+    f.set("reason", "client sent a bad ClientHello: " + peek.error);
+    f.set("stage", "client_hello");
+    f.set("cause", "not_tls");
+    f.set("raw", wire::toHex(inbuf_, 64));
+    emit(trace::Leg::Client, "tls.error", std::move(f));
+    outcome_ = "bad ClientHello: " + peek.error;
+    return closeGracefully(outcome_);
+  }
+  if (peek.kind == K::NotTls) {
+    Json f = Json::object();
+    f.set("reason", "first bytes are not a TLS ClientHello; relaying as plain TCP");
+    f.set("first_bytes", wire::toHex(inbuf_, 16));
+    emit(trace::Leg::Client, "conn.plaintext", std::move(f));
+    plain_ = true;
+    auto go = [this] {
+      upstream_.pending.insert(upstream_.pending.end(), inbuf_.begin(), inbuf_.end());
+      c2s_ += inbuf_.size();
+      inbuf_.clear();
+      startRelay();
+    };
+    if (upstream_.open) return go();
+    state_ = State::Connecting;
+    return connectUpstream(go, [this](int, const std::string& why) { closeGracefully(why); });
+  }
+  // A whole ClientHello: trace it from the raw bytes now, so the trace reads in wire order even
+  // though OpenSSL only sees it after the upstream handshake.
+  auto desc = trace::describeHandshake(peek.message, false);
+  {
+    Json f = Json::object();
+    f.set("dir", "in");
+    f.set("type", desc.type);
+    f.set("length", desc.length);
+    f.set("body", desc.body);
+    emit(trace::Leg::Client, "tls.message", std::move(f));
+    hello_traced_ = true;
+  }
+  if (auto ch = wire::decodeClientHello(wire::Bytes(peek.message).subspan(4)); ch.ok()) {
+    if (auto* e = wire::findExtension(ch.value.extensions, 0))
+      if (auto v = wire::decodeServerName(e->data); v && !v->empty()) sni_ = v->front();
+    if (auto* e = wire::findExtension(ch.value.extensions, 16))
+      if (auto v = wire::decodeAlpn(e->data)) client_alpn_ = *v;
+  }
+  client_.hs_start = SteadyClock::now();
+  if (upstream_.open) return startUpstreamTls();
+  state_ = State::Connecting;
+  connectUpstream([this] { startUpstreamTls(); },
+                  [this](int, const std::string& why) { abortClientHandshake(why); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS on both legs
+
+void Connection::startUpstreamTls() {
+  state_ = State::UpstreamHandshake;
+  try {
+    upstream_.tls = std::make_unique<tls::TlsEngine>(svc_.upstream_ctx, false, &upstream_.obs);
+  } catch (const std::exception& e) {
+    traceTlsError(upstream_, e.what(), "setup");
+    return abortClientHandshake(e.what());
+  }
+  const std::string verify_name = sni_.empty() ? target_host_ : sni_;
+  std::string err;
+  if (!tls::configureUpstream(upstream_.tls->ssl(), sni_, verify_name, client_alpn_, err)) {
+    traceTlsError(upstream_, err, "setup");
+    return abortClientHandshake(err);
+  }
+  upstream_.hs_start = SteadyClock::now();
+  stepUpstreamHandshake();
+}
+
+void Connection::stepUpstreamHandshake() {
+  const auto st = upstream_.tls->handshake();
+  flush(upstream_);
+  using S = tls::TlsEngine::Status;
+  SSL* ssl = upstream_.tls->ssl();
+  const std::string verify_name = sni_.empty() ? target_host_ : sni_;
+  if (st == S::WantIo) return readFrom(upstream_);
+  if (st == S::Ok) {
+    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_err_depth));
+    emit(trace::Leg::Upstream, "tls.established", tls::establishedFields(ssl, msSince(upstream_.hs_start)));
+    alpn_choice_ = tls::selectedAlpn(ssl);
+    alpn_known_ = true;
+    return startClientTls();
+  }
+  // Failed: the verdict first if the certificate was the reason, then the error on both legs.
+  if (SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) != X509_V_OK)
+    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_err_depth));
+  const std::string why = st == S::Closed ? "server closed the connection during the handshake"
+                                          : upstream_.tls->error();
+  traceTlsError(upstream_, why, "handshake");
+  abortClientHandshake("upstream handshake failed: " + why);
+}
+
+void Connection::startClientTls() {
+  state_ = State::ClientHandshake;
+  try {
+    client_.tls = std::make_unique<tls::TlsEngine>(svc_.client_ctx, true, &client_.obs);
+  } catch (const std::exception& e) {
+    traceTlsError(client_, e.what(), "setup");
+    return closeGracefully(e.what());
+  }
+  // Named after the target (SNI, else CONNECT host, else the upstream address), mirroring the
+  // upstream certificate's names once it is known.
+  const std::string name = sni_.empty() ? target_host_ : sni_;
+  X509* upstream_cert = upstream_.tls ? SSL_get0_peer_certificate(upstream_.tls->ssl()) : nullptr;
+  std::string err;
+  tls::X509Ptr leaf = svc_.forger->leaf(pki::leafNamesFor(name, upstream_cert), err);
+  SSL* ssl = client_.tls->ssl();
+  if (!leaf || SSL_use_certificate(ssl, leaf.get()) != 1 ||
+      SSL_use_PrivateKey(ssl, svc_.forger->leafKey()) != 1) {
+    if (err.empty()) err = "cannot install the forged certificate: " + tls::errorQueueText();
+    traceTlsError(client_, err, "setup");
+    return closeGracefully(err);
+  }
+  client_.tls->feed(inbuf_);
+  inbuf_.clear();
+  stepClientHandshake();
+}
+
+void Connection::stepClientHandshake() {
+  const auto st = client_.tls->handshake();
+  flush(client_);
+  using S = tls::TlsEngine::Status;
+  if (st == S::WantIo) return readFrom(client_);
+  if (st == S::Ok) {
+    emit(trace::Leg::Client, "tls.established",
+         tls::establishedFields(client_.tls->ssl(), msSince(client_.hs_start)));
+    return startRelay();
+  }
+  const std::string why = st == S::Closed ? "client closed the connection during the handshake"
+                                          : client_.tls->error();
+  traceTlsError(client_, why, "handshake");
+  closeGracefully("client handshake failed: " + why);
+}
+
+void Connection::abortClientHandshake(const std::string& why) {
+  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
+  // client sees a TLS error, not a silent close.
+  if (outcome_.empty()) outcome_ = why;
+  abort_alert_ = SSL_AD_HANDSHAKE_FAILURE;
+  try {
+    client_.tls = std::make_unique<tls::TlsEngine>(svc_.client_ctx, true, &client_.obs);
+    client_.tls->feed(inbuf_);
+    inbuf_.clear();
+    (void)client_.tls->handshake();  // fails by design, queuing the alert
+    (void)tls::errorQueueText();
+    (void)client_.tls->takeOut(client_.pending, SIZE_MAX);
+  } catch (const std::exception&) {
+  }
+  Json f = Json::object();
+  f.set("reason", why);
+  f.set("stage", "handshake");
+  f.set("alert", "handshake_failure");
+  emit(trace::Leg::Client, "tls.error", std::move(f));
+  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
+  closeGracefully(outcome_);
+}
+
+void Connection::traceTlsError(Leg& l, const std::string& reason, const std::string& stage) {
+  Json f = Json::object();
+  f.set("reason", reason);
+  f.set("stage", stage);
+  emit(l.which, "tls.error", std::move(f));
+  if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observer: OpenSSL callbacks copy bytes into events and return.
+
+void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
+  Connection& c = *conn;
+  const std::string dir = sent ? "out" : "in";
+  if (content_type == SSL3_RT_ALERT) {
+    if (bytes.size() < 2) return;
+    Json f = Json::object();
+    f.set("dir", dir);
+    f.set("level", bytes[0] == 1 ? "warning" : "fatal");
+    f.set("description", std::string(wire::alertName(bytes[1])));
+    f.set("code", static_cast<int>(bytes[1]));
+    c.emit(leg->which, "tls.alert", std::move(f));
+    return;
+  }
+  if (!c.tracing(trace::kHandshake)) return;
+  Json f = Json::object();
+  f.set("dir", dir);
+  if (content_type == SSL3_RT_CHANGE_CIPHER_SPEC) {
+    f.set("type", "ChangeCipherSpec");
+    f.set("length", bytes.size());
+    f.set("body", Json::object());
+    c.emit(leg->which, "tls.message", std::move(f));
+    return;
+  }
+  if (!sent && leg == &c.client_ && c.hello_traced_ && !bytes.empty() && bytes[0] == 1) {
+    c.hello_traced_ = false;  // already traced from the raw bytes
+    return;
+  }
+  const bool tls13 = leg->tls && SSL_version(leg->tls->ssl()) == TLS1_3_VERSION;
+  auto desc = trace::describeHandshake(bytes, tls13);
+  f.set("type", desc.type);
+  f.set("length", desc.length);
+  f.set("body", std::move(desc.body));
+  c.emit(leg->which, "tls.message", std::move(f));
+}
+
+void Connection::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
+  Connection& c = *conn;
+  if (!c.tracing(trace::kRecord) || header.size() < 5) return;
+  // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
+  Json f = Json::object();
+  f.set("dir", sent ? "out" : "in");
+  f.set("content_type", static_cast<int>(header[0]));
+  f.set("version", std::string(wire::versionName(static_cast<std::uint16_t>((header[1] << 8) | header[2]))));
+  f.set("length", (header[3] << 8) | header[4]);
+  c.emit(leg->which, "tls.record", std::move(f));
+}
+
+void Connection::Observer::onKeylog(std::string_view line) {
+  Connection& c = *conn;
+  if (c.svc_.keylog) c.svc_.keylog->writeLine(line);
+  if (!c.tracing(trace::kKeys)) return;
+  // NSS key log line: LABEL <client_random hex> <secret hex>.
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return;
+  Json f = Json::object();
+  f.set("label", std::string(line.substr(0, sp1)));
+  f.set("client_random", std::string(line.substr(sp1 + 1, sp2 - sp1 - 1)));
+  if (c.svc_.cfg->log_secrets) f.set("secret", std::string(line.substr(sp2 + 1)));
+  c.emit(leg->which, "tls.secret", std::move(f));
+}
+
+const std::string* Connection::Observer::alpnChoice() {
+  return conn->alpn_known_ && !conn->alpn_choice_.empty() ? &conn->alpn_choice_ : nullptr;
+}
+
+int Connection::Observer::clientHelloAbortAlert() { return conn->abort_alert_; }
+
+void Connection::Observer::onVerifyError(int depth, int /*error*/) {
+  if (leg->verify_err_depth < 0) leg->verify_err_depth = depth;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relay: one read in flight per direction, and no new read until the other leg has written what
+// the last one produced (backpressure through bounded buffers, never a growing queue).
+
+void Connection::startRelay() {
+  state_ = State::Relaying;
+  touch();
+  if (upstream_.tls) relay(upstream_, {});  // plaintext the server sent along with its Finished
+  if (client_.tls) relay(client_, {});
+  readFrom(client_);
+  readFrom(upstream_);
+  flush(upstream_);
+  flush(client_);
+}
+
+void Connection::readFrom(Leg& l) {
+  if (finished_ || !l.open || l.reading || l.fin_seen || l.dead) return;
+  if (state_ == State::Relaying && other(l).writing) {
+    l.paused = true;
+    return;
+  }
+  l.reading = true;
+  auto self = shared_from_this();
+  l.sock.async_read_some(asio::buffer(l.rbuf), [this, self, &l](boost::system::error_code ec, std::size_t n) {
+    l.reading = false;
+    if (finished_) return;
+    if (ec) return onReadError(l, ec);
+    touch();
+    l.bytes_in += n;
+    onRead(l, n);
+  });
+}
+
+void Connection::onRead(Leg& l, std::size_t n) {
+  std::span<const std::uint8_t> bytes(l.rbuf.data(), n);
+  if (l.tls) l.tls->feed(bytes);
+  switch (state_) {
+    case State::UpstreamHandshake:
+      if (&l == &upstream_) return stepUpstreamHandshake();
+      return;
+    case State::ClientHandshake:
+      if (&l == &client_) return stepClientHandshake();
+      // Server data during the client handshake stays buffered in its engine until the relay.
+      return;
+    case State::Relaying:
+      if (l.eos) return readFrom(l);  // after close_notify: only waiting for FIN
+      return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
+    case State::Closing:
+      return readFrom(l);  // drain until the peer's FIN while our close is under way
+    default:
+      return;
+  }
+}
+
+void Connection::onReadError(Leg& l, const boost::system::error_code& ec) {
+  if (ec == werr::operation_aborted) return;
+  if (ec == werr::eof) {
+    l.fin_seen = true;
+    if (l.by.empty()) {
+      l.by = "peer";
+      l.how = "fin";
+    }
+    if (state_ == State::Relaying) return endOfStream(l);
+    if (state_ == State::Closing) return maybeFinish();
+    const std::string stage = state_ == State::ReadingRequest ? "request" : "handshake";
+    if (state_ == State::ReadingRequest && inbuf_.empty()) {
+      outcome_ = "client closed before sending a request";
+      return closeGracefully(outcome_);
+    }
+    traceTlsError(l, std::string(trace::legName(l.which)) + " closed the connection (FIN) during the " + stage, stage);
+    return closeGracefully(outcome_);
+  }
+  const bool reset = ec == werr::connection_reset;
+  abortLeg(l, reset ? "rst" : "error", reset ? "connection reset by peer" : ec.message());
+}
+
+void Connection::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
+  Leg& dst = other(src);
+  std::vector<std::uint8_t> plain;
+  bool closed = false;
+  if (src.tls) {
+    const auto st = src.tls->read(plain);
+    flush(src);  // e.g. a KeyUpdate answer
+    if (st == tls::TlsEngine::Status::Error) {
+      traceTlsError(src, src.tls->error(), "data");
+      return abortLeg(src, "error", src.tls->error());
+    }
+    closed = st == tls::TlsEngine::Status::Closed;
+    plain_in = plain;
+  }
+  if (!plain_in.empty()) {
+    (&src == &client_ ? c2s_ : s2c_) += plain_in.size();
+    if (tracing(trace::kData)) {
+      Json f = Json::object();
+      f.set("dir", "in");
+      f.set("bytes", plain_in.size());
+      f.set("hex", wire::toHex(plain_in, kDataHexCap));
+      emit(src.which, "data", std::move(f));
+    }
+    if (dst.tls) {
+      if (dst.tls->write(plain_in) == tls::TlsEngine::Status::Error) {
+        traceTlsError(dst, dst.tls->error(), "data");
+        return abortLeg(dst, "error", dst.tls->error());
+      }
+    } else {
+      dst.pending.insert(dst.pending.end(), plain_in.begin(), plain_in.end());
+    }
+    flush(dst);
+  }
+  if (closed) {
+    endOfStream(src);
+    return readFrom(src);  // keep reading for the FIN
+  }
+  readFrom(src);
+}
+
+void Connection::endOfStream(Leg& src) {
+  if (src.eos) return maybeFinish();
+  src.eos = true;
+  Leg& dst = other(src);
+  if (dst.open && !dst.dead && !dst.shut_after_flush) {
+    // Pass the half-close on: close_notify then FIN, while the other direction keeps flowing.
+    if (dst.tls && dst.tls->handshakeDone()) dst.tls->shutdown();
+    dst.shut_after_flush = true;
+    flush(dst);
+  }
+  maybeFinish();
+}
+
+void Connection::flush(Leg& l) {
+  if (finished_ || !l.open || l.writing || l.dead) return;
+  l.wbuf.clear();
+  if (!l.pending.empty()) {
+    const std::size_t n = std::min(l.pending.size(), kMaxWriteChunk);
+    l.wbuf.assign(l.pending.begin(), l.pending.begin() + static_cast<std::ptrdiff_t>(n));
+    l.pending.erase(l.pending.begin(), l.pending.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  if (l.tls && l.wbuf.size() < kMaxWriteChunk) (void)l.tls->takeOut(l.wbuf, kMaxWriteChunk - l.wbuf.size());
+  if (l.wbuf.empty()) return onDrained(l);
+  l.writing = true;
+  auto self = shared_from_this();
+  asio::async_write(l.sock, asio::buffer(l.wbuf), [this, self, &l](boost::system::error_code ec, std::size_t n) {
+    l.writing = false;
+    if (finished_) return;
+    if (ec) {
+      if (ec == werr::operation_aborted) return;
+      const bool reset = ec == werr::connection_reset || ec == werr::broken_pipe;
+      return abortLeg(l, reset ? "rst" : "error", "write failed: " + ec.message());
+    }
+    touch();
+    l.bytes_out += n;
+    flush(l);
+  });
+}
+
+void Connection::onDrained(Leg& l) {
+  if (l.shut_after_flush && !l.shut_sent) {
+    boost::system::error_code ec;
+    l.sock.shutdown(tcp::socket::shutdown_send, ec);
+    l.shut_sent = true;
+    if (l.by.empty()) {
+      l.by = "proxy";
+      l.how = "fin";
+    }
+  }
+  Leg& src = other(l);
+  if (src.paused && state_ == State::Relaying) {
+    src.paused = false;
+    readFrom(src);
+  }
+  maybeFinish();
+}
+
+void Connection::abortLeg(Leg& l, const std::string& how, const std::string& why) {
+  if (l.by.empty()) {
+    l.by = "peer";
+    l.how = how;
+  }
+  l.dead = true;
+  boost::system::error_code ec;
+  l.sock.close(ec);
+  if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + ": " + why;
+  if (state_ == State::UpstreamHandshake && &l == &upstream_) {
+    traceTlsError(l, why, "handshake");
+    return abortClientHandshake("upstream handshake failed: " + why);
+  }
+  if (state_ == State::ClientHandshake && &l == &client_) traceTlsError(l, why, "handshake");
+  closeGracefully(outcome_);
+}
+
+void Connection::closeGracefully(const std::string& outcome) {
+  if (finished_) return;
+  if (outcome_.empty()) outcome_ = outcome;
+  if (state_ != State::Closing) {
+    state_ = State::Closing;
+    auto self = shared_from_this();
+    watchdog_.expires_after(kCloseGrace);
+    watchdog_.async_wait([this, self](boost::system::error_code ec) {
+      if (!ec && !finished_) finish();
+    });
+  }
+  for (Leg* l : {&client_, &upstream_}) {
+    if (!l->open || l->dead || l->shut_after_flush) continue;
+    if (l->tls && l->tls->handshakeDone()) l->tls->shutdown();
+    l->shut_after_flush = true;
+    flush(*l);
+  }
+  maybeFinish();
+}
+
+void Connection::maybeFinish() {
+  if (finished_) return;
+  auto done = [](const Leg& l) { return !l.open || l.dead || (l.shut_sent && !l.writing); };
+  if (state_ == State::Closing) {
+    if (done(client_) && done(upstream_)) finish();
+    return;
+  }
+  if (state_ == State::Relaying) {
+    auto finished_dir = [&](const Leg& src) { return src.eos || src.dead || !src.open; };
+    if (finished_dir(client_) && finished_dir(upstream_) && done(client_) && done(upstream_)) finish();
+  }
+}
+
+void Connection::finish() {
+  if (finished_) return;
+  finished_ = true;
+  state_ = State::Done;
+  watchdog_.cancel();
+  connect_timer_.cancel();
+  resolver_.cancel();
+  for (Leg* l : {&client_, &upstream_}) {
+    if (!l->open) continue;
+    boost::system::error_code ec;
+    l->sock.close(ec);
+    if (l->by.empty()) {
+      l->by = "proxy";
+      l->how = "fin";
+    }
+    Json f = Json::object();
+    f.set("by", l->by);
+    f.set("how", l->how);
+    f.set("bytes_in", l->bytes_in);
+    f.set("bytes_out", l->bytes_out);
+    f.set("duration_ms", msSince(l->opened));
+    emit(l->which, "tcp.close", std::move(f));
+  }
+  Json f = Json::object();
+  f.set("duration_ms", msSince(start_));
+  f.set("bytes_client_to_server", c2s_);
+  f.set("bytes_server_to_client", s2c_);
+  f.set("outcome", outcome_.empty() ? std::string("ok") : outcome_);
+  emit(trace::Leg::None, "conn.close", std::move(f));
+  // Release TLS state now; the object itself goes when the last handler holding it returns.
+  client_.tls.reset();
+  upstream_.tls.reset();
+  if (on_done_) on_done_(id_);
+}
+
+void Connection::stop(const std::string& why) {
+  if (finished_) return;
+  if (outcome_.empty()) outcome_ = why;
+  closeGracefully(why);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake and idle timeouts.
+
+void Connection::armWatchdog() {
+  const auto hs = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(svc_.cfg->handshake_timeout_s));
+  const auto idle = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(svc_.cfg->idle_timeout_s));
+  const auto deadline = state_ == State::Relaying ? last_activity_ + idle : start_ + hs;
+  auto self = shared_from_this();
+  watchdog_.expires_at(deadline);
+  watchdog_.async_wait([this, self](boost::system::error_code ec) {
+    if (ec || finished_ || state_ == State::Closing) return;
+    onWatchdog();
+  });
+}
+
+void Connection::onWatchdog() {
+  const auto now = SteadyClock::now();
+  const bool relaying = state_ == State::Relaying;
+  const auto limit = std::chrono::duration<double>(relaying ? svc_.cfg->idle_timeout_s : svc_.cfg->handshake_timeout_s);
+  const auto since = now - (relaying ? last_activity_ : start_);
+  if (since < limit) return armWatchdog();
+  const std::string why = relaying ? "idle timeout" : "handshake timeout";
+  for (Leg* l : {&client_, &upstream_}) {
+    if (l->open && l->by.empty()) {
+      l->by = "proxy";
+      l->how = "timeout";
+    }
+  }
+  if (!relaying) {
+    Leg& l = state_ == State::UpstreamHandshake || state_ == State::Connecting ? upstream_ : client_;
+    Json f = Json::object();
+    f.set("reason", why + " after " + std::to_string(svc_.cfg->handshake_timeout_s) + " s");
+    f.set("stage", "handshake");
+    f.set("cause", "timeout");
+    emit(l.which, "tls.error", std::move(f));
+  }
+  outcome_ = why;
+  closeGracefully(why);
+}
+
+}  // namespace tlstrace::net

@@ -1,0 +1,142 @@
+// One proxied connection: the client socket, the upstream socket, a TLS engine on each, and the
+// relay between them. Everything runs on one thread (the io_context's), so no locks.
+#pragma once
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/services.h"
+#include "tls/engine.h"
+#include "trace/event.h"
+
+namespace tlstrace::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket client, const Services& svc, std::uint64_t id,
+             std::function<void(std::uint64_t)> on_done);
+  ~Connection();
+  void start();
+  // Shutdown: close both legs politely (close_notify, FIN), then finish.
+  void stop(const std::string& why);
+
+ private:
+  using SteadyClock = std::chrono::steady_clock;
+  enum class State { ReadingRequest, Connecting, PeekingHello, UpstreamHandshake, ClientHandshake, Relaying, Closing, Done };
+
+  struct Leg;
+  struct Observer : tls::TlsEngine::Observer {
+    Connection* conn = nullptr;
+    Leg* leg = nullptr;
+    void onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) override;
+    void onRecordHeader(bool sent, std::span<const std::uint8_t> header) override;
+    void onKeylog(std::string_view line) override;
+    const std::string* alpnChoice() override;
+    int clientHelloAbortAlert() override;
+    void onVerifyError(int depth, int error) override;
+  };
+
+  struct Leg {
+    explicit Leg(tcp::socket s, trace::Leg w) : sock(std::move(s)), which(w) {}
+    tcp::socket sock;
+    trace::Leg which;
+    std::unique_ptr<tls::TlsEngine> tls;
+    Observer obs;
+    std::array<std::uint8_t, 16384> rbuf{};
+    std::vector<std::uint8_t> pending;  // raw bytes to send before any TLS output
+    std::vector<std::uint8_t> wbuf;     // in flight
+    bool open = false;
+    bool reading = false;
+    bool writing = false;
+    bool paused = false;          // not reading because the other leg is still writing
+    bool eos = false;             // the peer finished sending (FIN or close_notify)
+    bool fin_seen = false;
+    bool shut_after_flush = false;
+    bool shut_sent = false;
+    bool dead = false;            // reset or error: nothing more to send or receive
+    std::string by;               // who closed first: "peer" or "proxy"
+    std::string how;              // "fin", "rst", "timeout", "error"
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    SteadyClock::time_point opened{};
+    SteadyClock::time_point hs_start{};
+    int verify_err_depth = -1;
+  };
+
+  // Events.
+  void emit(trace::Leg leg, std::string name, trace::Json fields);
+  [[nodiscard]] bool tracing(trace::Category c) const;
+
+  // Front end.
+  void readRequest();
+  void onRequestBytes();
+  void respondAndClose(int status, const std::string& reason);
+  void connectUpstream(std::function<void()> on_connected, std::function<void(int, const std::string&)> on_failed);
+  void peekHello();
+  void onHelloBytes();
+
+  // TLS.
+  void startUpstreamTls();
+  void stepUpstreamHandshake();
+  void startClientTls();
+  void stepClientHandshake();
+  void abortClientHandshake(const std::string& why);
+  void traceTlsError(Leg& l, const std::string& reason, const std::string& stage);
+
+  // Relay.
+  void startRelay();
+  void readFrom(Leg& l);
+  void onRead(Leg& l, std::size_t n);
+  void onReadError(Leg& l, const boost::system::error_code& ec);
+  void relay(Leg& src, std::span<const std::uint8_t> plain_in);
+  void endOfStream(Leg& src);
+  void flush(Leg& l);
+  void onDrained(Leg& l);
+  void abortLeg(Leg& l, const std::string& how, const std::string& why);
+  void closeGracefully(const std::string& outcome);
+  void maybeFinish();
+  void finish();
+  Leg& other(Leg& l) { return &l == &client_ ? upstream_ : client_; }
+
+  // Timers.
+  void armWatchdog();
+  void onWatchdog();
+  void touch() { last_activity_ = SteadyClock::now(); }
+
+  const Services& svc_;
+  std::uint64_t id_;
+  std::function<void(std::uint64_t)> on_done_;
+  Leg client_;
+  Leg upstream_;
+  tcp::resolver resolver_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer connect_timer_;
+  State state_ = State::ReadingRequest;
+  std::vector<std::uint8_t> inbuf_;  // request head / ClientHello bytes, replayed, never dropped
+  std::string target_host_;
+  std::uint16_t target_port_ = 0;
+  std::string sni_;
+  std::vector<std::string> client_alpn_;
+  std::string alpn_choice_;
+  bool alpn_known_ = false;
+  int abort_alert_ = 0;
+  bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
+  bool plain_ = false;          // relaying without TLS
+  std::string outcome_;
+  SteadyClock::time_point start_;
+  SteadyClock::time_point last_activity_;
+  std::uint64_t c2s_ = 0;
+  std::uint64_t s2c_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace tlstrace::net

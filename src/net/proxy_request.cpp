@@ -1,0 +1,104 @@
+#include "net/proxy_request.h"
+
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <sstream>
+
+namespace tlstrace::net {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+ProxyRequest error(int status, std::string reason) {
+  ProxyRequest r;
+  r.kind = ProxyRequest::Kind::Error;
+  r.status = status;
+  r.reason = std::move(reason);
+  return r;
+}
+
+}  // namespace
+
+ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t head_limit) {
+  http::request_parser<http::empty_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(head_limit));
+  parser.eager(false);
+  boost::system::error_code ec;
+  const std::size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == http::error::need_more) {
+    if (bytes.size() >= head_limit) return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
+    return {};
+  }
+  if (ec == http::error::header_limit) return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
+  if (ec) return error(400, "malformed request: " + ec.message());
+  if (!parser.is_header_done()) return {};
+
+  const auto& req = parser.get();
+  std::string err;
+  if (req.method() == http::verb::connect) {
+    auto hp = config::parseHostPort(std::string_view(req.target().data(), req.target().size()), err);
+    if (!hp) return error(400, "bad CONNECT target: " + err);
+    ProxyRequest r;
+    r.kind = ProxyRequest::Kind::Connect;
+    r.target = *hp;
+    r.consumed = used;
+    return r;
+  }
+  std::string_view target(req.target().data(), req.target().size());
+  if (!target.starts_with("http://")) {
+    if (target.starts_with("https://"))
+      return error(400, "use CONNECT for https:// targets (e.g. curl -x http://proxy https://...)");
+    return error(400, "not a proxy request: expected CONNECT host:port or an absolute http:// URL");
+  }
+  target.remove_prefix(7);
+  const auto slash = target.find_first_of("/?");
+  std::string_view authority = target.substr(0, slash);
+  std::string path = slash == std::string_view::npos ? "/" : std::string(target.substr(slash));
+  if (path.front() == '?') path.insert(path.begin(), '/');
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  auto hp = config::parseHostPort(authority, err, 80);
+  if (!hp) return error(400, "bad URL authority: " + err);
+  if (parser.chunked() || (parser.content_length() && *parser.content_length() > 0)) {
+    // Bodies are relayed as bytes after the head; nothing to do here.
+  }
+  // RFC 9112 3.2.1: the origin server expects origin-form; hop-by-hop proxy headers are dropped.
+  http::request<http::empty_body> fwd = req;
+  fwd.target(path);
+  fwd.erase("Proxy-Connection");
+  fwd.erase("Proxy-Authorization");
+  fwd.set(http::field::connection, "close");
+  if (fwd.find(http::field::host) == fwd.end()) fwd.set(http::field::host, hp->str());
+  std::ostringstream os;
+  os << fwd.base();
+  ProxyRequest r;
+  r.kind = ProxyRequest::Kind::PlainHttp;
+  r.target = *hp;
+  r.forward_head = os.str();
+  r.consumed = used;
+  return r;
+}
+
+std::string httpErrorResponse(int status, const std::string& reason) {
+  const char* text = "Error";
+  switch (status) {
+    case 400: text = "Bad Request"; break;
+    case 403: text = "Forbidden"; break;
+    case 405: text = "Method Not Allowed"; break;
+    case 407: text = "Proxy Authentication Required"; break;
+    case 431: text = "Request Header Fields Too Large"; break;
+    case 502: text = "Bad Gateway"; break;
+    case 503: text = "Service Unavailable"; break;
+    case 504: text = "Gateway Timeout"; break;
+    default: break;
+  }
+  const std::string body = "tlstrace: " + reason + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + text +
+         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\nProxy-Agent: tlstrace\r\n\r\n" + body;
+}
+
+}  // namespace tlstrace::net

@@ -1,0 +1,36 @@
+// What every connection shares: configuration, trace, forging and the two TLS contexts. Built by
+// the composition root (app/), passed in, never global.
+#pragma once
+#include <openssl/ssl.h>
+
+#include <functional>
+#include <string>
+
+#include "config/config.h"
+
+namespace tlstrace::trace {
+class Tracer;
+}
+namespace tlstrace::pki {
+class Forger;
+}
+namespace tlstrace::sinks {
+class KeylogSink;
+}
+
+namespace tlstrace::net {
+
+struct Services {
+  const config::ProxyConfig* cfg = nullptr;
+  trace::Tracer* tracer = nullptr;
+  pki::Forger* forger = nullptr;
+  SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
+  SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
+  sinks::KeylogSink* keylog = nullptr;
+};
+
+// Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.
+// Returns the process exit status. Throws on start-up errors (bind).
+int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening);
+
+}  // namespace tlstrace::net

@@ -1,0 +1,51 @@
+// Forged leaf certificates: one P-256 key pair for the whole run, one certificate per name set,
+// kept in a bounded LRU cache so that a repeat visit costs no signing.
+#pragma once
+#include <cstdint>
+#include <list>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pki/ca.h"
+
+namespace tlstrace::pki {
+
+struct LeafNames {
+  std::string common_name;
+  std::vector<std::string> dns;  // subjectAltName dNSName entries
+  std::vector<std::string> ips;  // subjectAltName iPAddress entries (text form)
+  // Cache key: the CN and the sorted, de-duplicated SANs.
+  [[nodiscard]] std::string key() const;
+};
+
+// The names for a target: `target` (SNI, CONNECT host or upstream address) plus, when known, the
+// upstream certificate's CN and SANs.
+[[nodiscard]] LeafNames leafNamesFor(const std::string& target, X509* upstream_cert);
+
+class Forger {
+ public:
+  Forger(const CertAuthority& ca, std::size_t cache_capacity);
+
+  // Returns the leaf for `names` (from the cache or freshly signed); nullptr with `error` set when
+  // signing fails. Never throws.
+  [[nodiscard]] tls::X509Ptr leaf(const LeafNames& names, std::string& error);
+  [[nodiscard]] EVP_PKEY* leafKey() const { return leaf_key_.get(); }
+  [[nodiscard]] X509* caCert() const { return ca_.cert.get(); }
+  [[nodiscard]] std::uint64_t signings() const { return signings_; }
+  [[nodiscard]] std::uint64_t hits() const { return hits_; }
+  [[nodiscard]] std::size_t size() const { return map_.size(); }
+
+ private:
+  [[nodiscard]] tls::X509Ptr sign(const LeafNames& names, std::string& error);
+
+  const CertAuthority& ca_;
+  tls::EvpPkeyPtr leaf_key_;
+  std::size_t capacity_;
+  std::list<std::pair<std::string, tls::X509Ptr>> lru_;  // most recent first
+  std::unordered_map<std::string, decltype(lru_)::iterator> map_;
+  std::uint64_t signings_ = 0;
+  std::uint64_t hits_ = 0;
+};
+
+}  // namespace tlstrace::pki

@@ -1,0 +1,79 @@
+// One TLS endpoint over memory BIOs: ciphertext in and out as bytes, no sockets. The proxy feeds
+// what it reads from a socket and writes what the engine produces; OpenSSL's message and key-log
+// callbacks report every handshake message and secret to an Observer.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tls/ossl.h"
+
+namespace tlstrace::tls {
+
+class TlsEngine {
+ public:
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    // content_type: 20 ChangeCipherSpec, 21 alert, 22 handshake (RFC 8446 5.1); `sent` when the
+    // engine produced it. `bytes` is the plaintext message (handshake header included).
+    virtual void onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) = 0;
+    virtual void onRecordHeader(bool sent, std::span<const std::uint8_t> header) = 0;
+    virtual void onKeylog(std::string_view line) = 0;
+    // Server role: the ALPN protocol to answer with (the one the upstream server chose), or
+    // nullptr for no ALPN. The string must outlive the handshake.
+    virtual const std::string* alpnChoice() { return nullptr; }
+    // Server role: a TLS alert to abort the handshake with right after the ClientHello (used when
+    // the upstream leg failed), or 0 to continue.
+    virtual int clientHelloAbortAlert() { return 0; }
+    // Client role: a certificate-chain verification error at `depth` (X509_V_ERR_*).
+    virtual void onVerifyError(int /*depth*/, int /*error*/) {}
+  };
+
+  enum class Status { Ok, WantIo, Closed, Error };
+
+  // `server` selects the role. The context must have been prepared with prepareContext().
+  TlsEngine(SSL_CTX* ctx, bool server, Observer* obs);
+  TlsEngine(const TlsEngine&) = delete;
+  TlsEngine& operator=(const TlsEngine&) = delete;
+
+  // Installs the callbacks that route to the engine's observer; call once per context.
+  static void prepareContext(SSL_CTX* ctx);
+  // The verify callback for SSL_CTX_set_verify: reports errors to the observer and keeps
+  // OpenSSL's own verdict (the verify mode decides whether it is enforced).
+  static int verifyCallback(int preverify_ok, X509_STORE_CTX* store);
+
+  [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
+  void feed(std::span<const std::uint8_t> ciphertext);
+
+  // Advances the handshake: Ok when complete, WantIo when more input is needed.
+  [[nodiscard]] Status handshake();
+  [[nodiscard]] bool handshakeDone() const { return SSL_is_init_finished(ssl_.get()) == 1; }
+  // Decrypts whatever is buffered, appending plaintext to `out`. Closed on close_notify.
+  [[nodiscard]] Status read(std::vector<std::uint8_t>& out);
+  // Encrypts plaintext into the outgoing buffer.
+  [[nodiscard]] Status write(std::span<const std::uint8_t> plain);
+  // Queues close_notify.
+  void shutdown();
+
+  [[nodiscard]] std::size_t pendingOut() const;
+  // Moves up to `cap` bytes of produced ciphertext into `out` (appending).
+  std::size_t takeOut(std::vector<std::uint8_t>& out, std::size_t cap);
+
+  // The text of the last error (OpenSSL error queue included).
+  [[nodiscard]] const std::string& error() const { return error_; }
+  [[nodiscard]] bool sawCloseNotify() const { return (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0; }
+
+ private:
+  Status classify(int ret, const char* what);
+
+  SslPtr ssl_;
+  BIO* rbio_ = nullptr;  // owned by ssl_
+  BIO* wbio_ = nullptr;  // owned by ssl_
+  Observer* obs_;
+  std::string error_;
+};
+
+}  // namespace tlstrace::tls

@@ -1,0 +1,49 @@
+// RAII holders for OpenSSL objects and the error-queue text that every error carries.
+#pragma once
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace tlstrace::tls {
+
+template <auto Fn>
+struct Deleter {
+  template <typename T>
+  void operator()(T* p) const {
+    Fn(p);
+  }
+};
+
+using SslPtr = std::unique_ptr<SSL, Deleter<&SSL_free>>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<&SSL_CTX_free>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<&X509_free>>;
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<&EVP_PKEY_free>>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<&EVP_PKEY_CTX_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<&BIO_free_all>>;
+using BnPtr = std::unique_ptr<BIGNUM, Deleter<&BN_free>>;
+using X509NamePtr = std::unique_ptr<X509_NAME, Deleter<&X509_NAME_free>>;
+using X509ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<&X509_EXTENSION_free>>;
+using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<&GENERAL_NAMES_free>>;
+using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<&X509_STORE_free>>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<&X509_STORE_CTX_free>>;
+
+// Drains the thread's OpenSSL error queue into one line ("" when empty).
+[[nodiscard]] std::string errorQueueText();
+
+// Start-up failures (config, CA): an exception carrying the queue text.
+class OpensslError : public std::runtime_error {
+ public:
+  explicit OpensslError(const std::string& what);
+};
+
+// Shares one more reference of an X509 (X509_up_ref) in an owning holder.
+[[nodiscard]] X509Ptr shareX509(X509* x);
+
+}  // namespace tlstrace::tls

@@ -1,0 +1,124 @@
+#include "tls/session_info.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+
+#include <cctype>
+
+#include "tls/cert_summary.h"
+
+namespace tlstrace::tls {
+
+using trace::Json;
+
+bool isIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+std::string negotiatedGroup(SSL* ssl) {
+  const int nid = static_cast<int>(SSL_get_negotiated_group(ssl));
+  if (nid == NID_undef || nid == 0) return {};
+  // OpenSSL spells some groups differently from the IANA registry.
+  switch (nid) {
+    case NID_X9_62_prime256v1: return "secp256r1";
+    case NID_secp384r1: return "secp384r1";
+    case NID_secp521r1: return "secp521r1";
+    case NID_X25519: return "x25519";
+    case NID_X448: return "x448";
+    default: break;
+  }
+  const char* n = SSL_group_to_name(ssl, nid);
+  if (!n) n = OBJ_nid2sn(nid);
+  return n ? n : "";
+}
+
+std::string selectedAlpn(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return p ? std::string(reinterpret_cast<const char*>(p), n) : std::string{};
+}
+
+Json establishedFields(SSL* ssl, double handshake_ms) {
+  Json j = Json::object();
+  j.set("version", std::string(SSL_get_version(ssl)));
+  Json cipher = Json::object();
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
+    cipher.set("id", static_cast<int>(SSL_CIPHER_get_protocol_id(c)));
+    const char* std_name = SSL_CIPHER_standard_name(c);
+    cipher.set("name", std::string(std_name ? std_name : SSL_CIPHER_get_name(c)));
+  } else {
+    cipher.set("id", 0);
+    cipher.set("name", "unknown");
+  }
+  j.set("cipher", std::move(cipher));
+  if (auto g = negotiatedGroup(ssl); !g.empty()) j.set("group", g);
+  else j.set("group", nullptr);
+  if (auto a = selectedAlpn(ssl); !a.empty()) j.set("alpn", a);
+  else j.set("alpn", nullptr);
+  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) j.set("sni", std::string(sni));
+  else j.set("sni", nullptr);
+  j.set("resumed", SSL_session_reused(ssl) == 1);
+  j.set("handshake_ms", handshake_ms);
+  return j;
+}
+
+Json trustFields(SSL* ssl, const std::string& hostname, int err_depth) {
+  Json j = Json::object();
+  const long res = SSL_get_verify_result(ssl);
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  j.set("verified", res == X509_V_OK && leaf != nullptr);
+  if (!leaf) j.set("error", "no certificate presented");
+  else if (res != X509_V_OK) j.set("error", std::string(X509_verify_cert_error_string(res)));
+  if (err_depth >= 0) j.set("depth", err_depth);
+  j.set("hostname", hostname);
+  bool match = false;
+  if (leaf && !hostname.empty()) {
+    match = isIpAddress(hostname) ? X509_check_ip_asc(leaf, hostname.c_str(), 0) == 1
+                                  : X509_check_host(leaf, hostname.c_str(), hostname.size(), 0, nullptr) == 1;
+  }
+  j.set("hostname_match", match);
+  Json chain = Json::array();
+  // As sent by the server, leaf first (client side: the peer chain includes the leaf).
+  if (STACK_OF(X509)* sk = SSL_get_peer_cert_chain(ssl)) {
+    for (int i = 0; i < sk_X509_num(sk); ++i) chain.push(summarizeCertificate(sk_X509_value(sk, i)));
+  }
+  j.set("chain", std::move(chain));
+  return j;
+}
+
+bool configureUpstream(SSL* ssl, const std::string& sni, const std::string& verify_name,
+                       const std::vector<std::string>& alpn, std::string& error) {
+  ERR_clear_error();
+  if (!sni.empty() && !SSL_set_tlsext_host_name(ssl, sni.c_str())) {
+    error = "cannot set SNI: " + errorQueueText();
+    return false;
+  }
+  if (!verify_name.empty()) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const bool ok = isIpAddress(verify_name) ? X509_VERIFY_PARAM_set1_ip_asc(param, verify_name.c_str()) == 1
+                                             : SSL_set1_host(ssl, verify_name.c_str()) == 1;
+    if (!ok) {
+      error = "cannot set the name to verify: " + errorQueueText();
+      return false;
+    }
+  }
+  if (!alpn.empty()) {
+    std::string wire;
+    for (const auto& p : alpn) {
+      if (p.empty() || p.size() > 255) continue;
+      wire.push_back(static_cast<char>(p.size()));
+      wire += p;
+    }
+    // Note the inverted convention: SSL_set_alpn_protos returns 0 on success.
+    if (!wire.empty() && SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(wire.data()),
+                                             static_cast<unsigned>(wire.size())) != 0) {
+      error = "cannot set ALPN: " + errorQueueText();
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace tlstrace::tls

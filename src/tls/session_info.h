@@ -1,0 +1,25 @@
+// What a finished (or failed) handshake tells: the fields of tls.established and tls.trust.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "tls/ossl.h"
+#include "trace/json.h"
+
+namespace tlstrace::tls {
+
+// version, cipher {id,name}, group, alpn, sni, resumed, handshake_ms.
+[[nodiscard]] trace::Json establishedFields(SSL* ssl, double handshake_ms);
+// verified, error, depth, hostname, hostname_match, chain. `err_depth` is the depth of the first
+// verify error seen by the callback (-1 when none).
+[[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, int err_depth);
+// IANA-style name of the negotiated key-exchange group ("x25519", "secp256r1", "ffdhe2048"), or "".
+[[nodiscard]] std::string negotiatedGroup(SSL* ssl);
+[[nodiscard]] std::string selectedAlpn(SSL* ssl);
+// Configures SNI, hostname verification and the ALPN list of an upstream (client-role) SSL.
+// `sni` may be empty (no server_name sent). Returns false with the queue text in `error`.
+[[nodiscard]] bool configureUpstream(SSL* ssl, const std::string& sni, const std::string& verify_name,
+                                     const std::vector<std::string>& alpn, std::string& error);
+[[nodiscard]] bool isIpAddress(const std::string& s);
+
+}  // namespace tlstrace::tls

@@ -1,0 +1,331 @@
+#include "trace/json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace tlstrace::trace {
+
+namespace {
+const std::string kEmptyString;
+const Json::Array kEmptyArray;
+const Json::Object kEmptyObject;
+
+void escape(std::string_view s, std::string& out) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+}  // namespace
+
+const std::string& Json::asString() const {
+  return isString() ? std::get<std::string>(v_) : kEmptyString;
+}
+const Json::Array& Json::asArray() const { return isArray() ? std::get<Array>(v_) : kEmptyArray; }
+const Json::Object& Json::asObject() const {
+  return isObject() ? std::get<Object>(v_) : kEmptyObject;
+}
+
+Json& Json::set(std::string key, Json value) {
+  if (!isObject()) v_ = Object{};
+  auto& o = std::get<Object>(v_);
+  for (auto& [k, v] : o) {
+    if (k == key) {
+      v = std::move(value);
+      return *this;
+    }
+  }
+  o.emplace_back(std::move(key), std::move(value));
+  return *this;
+}
+
+const Json* Json::find(std::string_view key) const {
+  if (!isObject()) return nullptr;
+  for (const auto& [k, v] : std::get<Object>(v_))
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Json& Json::push(Json value) {
+  if (!isArray()) v_ = Array{};
+  std::get<Array>(v_).push_back(std::move(value));
+  return *this;
+}
+
+std::string Json::dump() const {
+  std::string s;
+  dumpTo(s);
+  return s;
+}
+
+void Json::dumpTo(std::string& out) const {
+  struct V {
+    std::string& out;
+    void operator()(std::monostate) const { out += "null"; }
+    void operator()(bool b) const { out += b ? "true" : "false"; }
+    void operator()(std::int64_t i) const { out += std::to_string(i); }
+    void operator()(double d) const {
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.3f", d);
+      out += buf;
+    }
+    void operator()(const std::string& s) const { escape(s, out); }
+    void operator()(const Array& a) const {
+      out.push_back('[');
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (i) out.push_back(',');
+        a[i].dumpTo(out);
+      }
+      out.push_back(']');
+    }
+    void operator()(const Object& o) const {
+      out.push_back('{');
+      for (std::size_t i = 0; i < o.size(); ++i) {
+        if (i) out.push_back(',');
+        escape(o[i].first, out);
+        out.push_back(':');
+        o[i].second.dumpTo(out);
+      }
+      out.push_back('}');
+    }
+  };
+  std::visit(V{out}, v_);
+}
+
+namespace {
+class Parser {
+ public:
+  explicit Parser(std::string_view s) : s_(s) {}
+  std::optional<Json> run(std::string* err) {
+    auto v = value(0);
+    ws();
+    if (v && pos_ != s_.size()) {
+      fail("trailing characters");
+      v.reset();
+    }
+    if (!v && err) *err = err_ + " at offset " + std::to_string(pos_);
+    return v;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+  void ws() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+      ++pos_;
+  }
+  void fail(std::string m) {
+    if (err_.empty()) err_ = std::move(m);
+  }
+  bool lit(std::string_view w) {
+    if (s_.substr(pos_, w.size()) != w) return false;
+    pos_ += w.size();
+    return true;
+  }
+  std::optional<Json> value(int depth) {
+    if (depth > kMaxDepth) {
+      fail("nesting too deep");
+      return std::nullopt;
+    }
+    ws();
+    if (pos_ >= s_.size()) {
+      fail("unexpected end");
+      return std::nullopt;
+    }
+    char c = s_[pos_];
+    if (c == '{') return object(depth);
+    if (c == '[') return array(depth);
+    if (c == '"') {
+      auto s = string();
+      if (!s) return std::nullopt;
+      return Json(std::move(*s));
+    }
+    if (lit("true")) return Json(true);
+    if (lit("false")) return Json(false);
+    if (lit("null")) return Json();
+    return number();
+  }
+  std::optional<Json> number() {
+    std::size_t start = pos_;
+    bool is_double = false;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    while (pos_ < s_.size()) {
+      char c = s_[pos_];
+      if (c >= '0' && c <= '9') {
+        ++pos_;
+      } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+        is_double = true;
+        ++pos_;
+      } else {
+        break;
+      }
+    }
+    std::string_view t = s_.substr(start, pos_ - start);
+    if (t.empty() || t == "-") {
+      fail("bad value");
+      return std::nullopt;
+    }
+    if (!is_double) {
+      std::int64_t i = 0;
+      auto r = std::from_chars(t.data(), t.data() + t.size(), i);
+      if (r.ec == std::errc() && r.ptr == t.data() + t.size()) return Json(static_cast<long long>(i));
+    }
+    std::string tmp(t);
+    char* end = nullptr;
+    double d = std::strtod(tmp.c_str(), &end);
+    if (end != tmp.c_str() + tmp.size()) {
+      fail("bad number");
+      return std::nullopt;
+    }
+    return Json(d);
+  }
+  std::optional<std::string> string() {
+    ++pos_;  // opening quote
+    std::string out;
+    while (pos_ < s_.size()) {
+      char c = s_[pos_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) {
+        fail("control character in string");
+        return std::nullopt;
+      }
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (pos_ >= s_.size()) break;
+      char e = s_[pos_++];
+      switch (e) {
+        case '"': out.push_back('"'); break;
+        case '\\': out.push_back('\\'); break;
+        case '/': out.push_back('/'); break;
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u': {
+          if (pos_ + 4 > s_.size()) {
+            fail("truncated \\u escape");
+            return std::nullopt;
+          }
+          unsigned cp = 0;
+          auto r = std::from_chars(s_.data() + pos_, s_.data() + pos_ + 4, cp, 16);
+          if (r.ec != std::errc() || r.ptr != s_.data() + pos_ + 4) {
+            fail("bad \\u escape");
+            return std::nullopt;
+          }
+          pos_ += 4;
+          // Encode as UTF-8 (surrogate pairs are kept as individual code units; events never use them).
+          if (cp < 0x80) {
+            out.push_back(static_cast<char>(cp));
+          } else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+          } else {
+            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+          }
+          break;
+        }
+        default: fail("bad escape"); return std::nullopt;
+      }
+    }
+    fail("unterminated string");
+    return std::nullopt;
+  }
+  std::optional<Json> array(int depth) {
+    ++pos_;
+    Json a = Json::array();
+    ws();
+    if (pos_ < s_.size() && s_[pos_] == ']') {
+      ++pos_;
+      return a;
+    }
+    while (true) {
+      auto v = value(depth + 1);
+      if (!v) return std::nullopt;
+      a.push(std::move(*v));
+      ws();
+      if (pos_ < s_.size() && s_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (pos_ < s_.size() && s_[pos_] == ']') {
+        ++pos_;
+        return a;
+      }
+      fail("expected , or ]");
+      return std::nullopt;
+    }
+  }
+  std::optional<Json> object(int depth) {
+    ++pos_;
+    Json o = Json::object();
+    ws();
+    if (pos_ < s_.size() && s_[pos_] == '}') {
+      ++pos_;
+      return o;
+    }
+    while (true) {
+      ws();
+      if (pos_ >= s_.size() || s_[pos_] != '"') {
+        fail("expected key");
+        return std::nullopt;
+      }
+      auto k = string();
+      if (!k) return std::nullopt;
+      ws();
+      if (pos_ >= s_.size() || s_[pos_] != ':') {
+        fail("expected :");
+        return std::nullopt;
+      }
+      ++pos_;
+      auto v = value(depth + 1);
+      if (!v) return std::nullopt;
+      o.set(std::move(*k), std::move(*v));
+      ws();
+      if (pos_ < s_.size() && s_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (pos_ < s_.size() && s_[pos_] == '}') {
+        ++pos_;
+        return o;
+      }
+      fail("expected , or }");
+      return std::nullopt;
+    }
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+  std::string err_;
+};
+}  // namespace
+
+std::optional<Json> Json::parse(std::string_view text, std::string* error) {
+  return Parser(text).run(error);
+}
+
+}  // namespace tlstrace::trace

@@ -1,0 +1,90 @@
+// Decoders for TLS handshake messages (RFC 8446 section 4, RFC 5246 section 7.4). Pure: they take
+// bytes and return typed views that borrow from the input; naming is done by registry.h.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wire/byte_reader.h"
+
+namespace tlstrace::wire {
+
+enum class Status { Ok, NeedMore, Malformed };
+
+struct DecodeError {
+  std::string what;
+  std::size_t offset = 0;
+};
+
+template <typename T>
+struct Decoded {
+  Status status = Status::Malformed;
+  T value{};
+  std::size_t consumed = 0;
+  DecodeError error{};
+  [[nodiscard]] bool ok() const { return status == Status::Ok; }
+};
+
+struct Extension {
+  std::uint16_t type = 0;
+  Bytes data;
+  std::size_t offset = 0;  // offset of the extension body within the message
+};
+
+struct ClientHello {
+  std::uint16_t legacy_version = 0;
+  Bytes random;
+  Bytes session_id;
+  std::vector<std::uint16_t> cipher_suites;
+  Bytes compression_methods;
+  std::vector<Extension> extensions;
+};
+
+struct ServerHello {
+  std::uint16_t legacy_version = 0;
+  Bytes random;
+  Bytes session_id;
+  std::uint16_t cipher_suite = 0;
+  std::uint8_t compression_method = 0;
+  std::vector<Extension> extensions;
+  bool hello_retry_request = false;  // RFC 8446 4.1.3: the special SHA-256("HelloRetryRequest") random
+};
+
+struct KeyShareEntry {
+  std::uint16_t group = 0;
+  Bytes key_exchange;
+};
+
+// Handshake message framing (RFC 8446 4): type(1) length(3) body.
+struct HandshakeHeader {
+  std::uint8_t type = 0;
+  std::uint32_t length = 0;
+};
+[[nodiscard]] Decoded<HandshakeHeader> decodeHandshakeHeader(Bytes msg);
+
+// `body` excludes the 4-byte handshake header.
+[[nodiscard]] Decoded<ClientHello> decodeClientHello(Bytes body);
+[[nodiscard]] Decoded<ServerHello> decodeServerHello(Bytes body);
+
+// Extension body decoders (RFC 6066 3, RFC 7301 3.1, RFC 8446 4.2.x). nullopt when malformed.
+[[nodiscard]] const Extension* findExtension(const std::vector<Extension>& exts, std::uint16_t type);
+[[nodiscard]] std::optional<std::vector<std::string>> decodeServerName(Bytes ext);
+[[nodiscard]] std::optional<std::vector<std::string>> decodeAlpn(Bytes ext);
+[[nodiscard]] std::optional<std::vector<std::uint16_t>> decodeU16List8(Bytes ext);   // supported_versions (CH)
+[[nodiscard]] std::optional<std::vector<std::uint16_t>> decodeU16List16(Bytes ext);  // groups, sigalgs
+[[nodiscard]] std::optional<std::vector<std::uint8_t>> decodeU8List(Bytes ext);      // point formats, psk modes
+[[nodiscard]] std::optional<std::vector<KeyShareEntry>> decodeKeyShareClient(Bytes ext);
+[[nodiscard]] std::optional<KeyShareEntry> decodeKeyShareServer(Bytes ext);
+[[nodiscard]] std::optional<std::uint16_t> decodeU16(Bytes ext);  // SH supported_versions, HRR key_share
+
+// The first bytes a client sends: is it a TLS ClientHello, and is all of it here yet?
+struct HelloPeek {
+  enum class Kind { NeedMore, NotTls, ClientHello, Malformed } kind = Kind::NeedMore;
+  std::vector<std::uint8_t> message;  // the reassembled handshake message (header included)
+  std::string error;
+};
+// Reassembles the ClientHello across handshake records (RFC 8446 5.1). Caps at `limit` bytes.
+[[nodiscard]] HelloPeek peekClientHello(Bytes stream, std::size_t limit = 64 * 1024);
+
+}  // namespace tlstrace::wire
