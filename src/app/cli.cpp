@@ -2,6 +2,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fstream>
+#include <sstream>
+
+#include "config/toml.h"
 #include "pki/ca.h"
 
 namespace tlstrace::app {
@@ -19,7 +23,9 @@ void legOptions(CLI::App* cmd, const std::string& leg, config::LegTls& t) {
 
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st) {
   CLI::App* p = app.add_subcommand("proxy", "run the intercepting proxy");
-  p->set_config("--config", "", "read options from a TOML file (the command line wins)");
+  // Expanded by expandConfigFiles() before parsing; declared here for --help.
+  p->add_option("--config", st.config_file, "read options from a TOML file (the command line wins)");
+  p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   p->add_option("-l,--listen", st.listen, "HOST:PORT to accept clients on")->capture_default_str();
   p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy) or reverse (every client to --upstream)")
       ->capture_default_str()
@@ -57,9 +63,43 @@ CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& act
   return c;
 }
 
+std::vector<std::string> expandConfigFiles(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  std::string command;
+  std::size_t command_at = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (command.empty() && !a.empty() && a[0] != '-') {
+      command = a;
+      out.push_back(a);
+      command_at = out.size();
+      continue;
+    }
+    std::string file;
+    if (a == "--config" && i + 1 < args.size()) file = args[++i];
+    else if (a.rfind("--config=", 0) == 0) file = a.substr(9);
+    else {
+      out.push_back(a);
+      continue;
+    }
+    std::ifstream f(file);
+    if (!f) throw CLI::FileError::Missing(file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string err;
+    auto entries = config::parseToml(ss.str(), err);
+    if (!entries) throw CLI::ValidationError("--config", file + ": " + err);
+    // File options go first so that the command line, parsed later, wins.
+    auto extra = config::tomlToArgs(*entries, command);
+    out.insert(out.begin() + static_cast<std::ptrdiff_t>(command_at), extra.begin(), extra.end());
+    command_at += extra.size();
+  }
+  return out;
+}
+
 void finishConfig(config::ProxyConfig& cfg, const CliState& st) {
   std::string err;
-  auto listen = config::parseHostPort(st.listen, err);
+  auto listen = config::parseHostPort(st.listen, err, 0, true);
   if (!listen) throw CLI::ValidationError("--listen", err);
   cfg.listen = *listen;
   cfg.mode = config::parseMode(st.mode).value_or(config::Mode::Explicit);

@@ -1,6 +1,7 @@
 // The command line (CLI11) for each command, filling plain config structs; see docs/cli.md.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 
@@ -16,7 +17,12 @@ struct CliState {
   std::string mode = "explicit";
   std::string upstream;
   std::string format = "default";
+  std::string config_file;
 };
+
+// Replaces `--config FILE` with the options the file holds, placed before the command line's own
+// so that the command line wins. Throws CLI::Error on an unreadable or malformed file.
+[[nodiscard]] std::vector<std::string> expandConfigFiles(const std::vector<std::string>& args);
 
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st);
 CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& action);

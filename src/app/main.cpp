@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -138,7 +139,10 @@ int main(int argc, char** argv) {
   std::string ca_action;
   CLI::App* ca = app::addCaCommand(app, cfg, ca_action);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv + 1, argv + argc);
+    args = app::expandConfigFiles(args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
+    app.parse(args);
     app::finishConfig(cfg, state);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

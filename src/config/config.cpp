@@ -10,7 +10,7 @@ std::string HostPort::str() const {
 }
 
 std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
-                                      std::uint16_t default_port) {
+                                      std::uint16_t default_port, bool allow_port_zero) {
   HostPort hp;
   std::string_view port_text;
   if (s.starts_with("[")) {
@@ -57,7 +57,7 @@ std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
   }
   unsigned port = 0;
   auto r = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (r.ec != std::errc() || r.ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+  if (r.ec != std::errc() || r.ptr != port_text.data() + port_text.size() || (port == 0 && !allow_port_zero) || port > 65535) {
     error = "bad port '" + std::string(port_text) + "'";
     return std::nullopt;
   }

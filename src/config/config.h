@@ -17,8 +17,10 @@ struct HostPort {
 };
 
 // "host:port", "[::1]:443". With `default_port` non-zero a missing port takes it.
+// `allow_port_zero` is for listen addresses, where 0 asks the system to pick a port.
 [[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
-                                                    std::uint16_t default_port = 0);
+                                                    std::uint16_t default_port = 0,
+                                                    bool allow_port_zero = false);
 
 enum class Mode { Explicit, Reverse };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);

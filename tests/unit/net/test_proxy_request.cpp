@@ -1,0 +1,79 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "net/proxy_request.h"
+
+using namespace tlstrace::net;
+
+namespace {
+ProxyRequest parse(const std::string& s) {
+  return parseProxyRequest(std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+}
+}  // namespace
+
+TEST_CASE("CONNECT requests") {
+  auto r = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+  REQUIRE(r.kind == ProxyRequest::Kind::Connect);
+  CHECK(r.target.host == "example.com");
+  CHECK(r.target.port == 443);
+  // Bytes after the head are left for the tunnel.
+  const std::string with_tail = "CONNECT [::1]:8443 HTTP/1.1\r\n\r\n\x16\x03\x01";
+  r = parse(with_tail);
+  REQUIRE(r.kind == ProxyRequest::Kind::Connect);
+  CHECK(r.target.host == "::1");
+  CHECK(r.consumed == with_tail.size() - 3);
+}
+
+TEST_CASE("partial heads need more bytes") {
+  CHECK(parse("CONNECT example.com:443 HTTP/1.1\r\nHost: exa").kind == ProxyRequest::Kind::NeedMore);
+  CHECK(parse("").kind == ProxyRequest::Kind::NeedMore);
+}
+
+TEST_CASE("malformed and unsupported requests get a status") {
+  struct Row {
+    const char* req;
+    int status;
+  };
+  const Row rows[] = {
+      {"CONNECT example.com HTTP/1.1\r\n\r\n", 400},           // no port
+      {"CONNECT :443 HTTP/1.1\r\n\r\n", 400},                  // no host
+      {"CONNECT example.com:99999 HTTP/1.1\r\n\r\n", 400},     // bad port
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400},              // origin-form: not a proxy request
+      {"GET https://x/ HTTP/1.1\r\n\r\n", 400},                // https needs CONNECT
+      {"\x16\x03\x01\x00\x05hello", 400},                      // TLS to the HTTP front end
+      {"CONNECT a:1 HTTP/1.1\r\nBad Header\r\n\r\n", 400},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.req);
+    auto r = parse(row.req);
+    CHECK(r.kind == ProxyRequest::Kind::Error);
+    CHECK(r.status == row.status);
+    CHECK_FALSE(r.reason.empty());
+  }
+  std::string huge = "CONNECT a:1 HTTP/1.1\r\nX: " + std::string(70000, 'a');
+  auto r = parse(huge);
+  CHECK(r.kind == ProxyRequest::Kind::Error);
+  CHECK(r.status == 431);
+}
+
+TEST_CASE("absolute-form requests are rewritten to origin-form") {
+  auto r = parse("GET http://example.com:8081/path?q=1 HTTP/1.1\r\nHost: example.com:8081\r\nProxy-Connection: keep-alive\r\n\r\n");
+  REQUIRE(r.kind == ProxyRequest::Kind::PlainHttp);
+  CHECK(r.target.host == "example.com");
+  CHECK(r.target.port == 8081);
+  CHECK(r.forward_head.rfind("GET /path?q=1 HTTP/1.1\r\n", 0) == 0);
+  CHECK(r.forward_head.find("Proxy-Connection") == std::string::npos);
+  CHECK(r.forward_head.find("Connection: close") != std::string::npos);
+  r = parse("GET http://example.com HTTP/1.1\r\n\r\n");
+  REQUIRE(r.kind == ProxyRequest::Kind::PlainHttp);
+  CHECK(r.target.port == 80);
+  CHECK(r.forward_head.find("Host: example.com:80") != std::string::npos);
+}
+
+TEST_CASE("error responses are complete HTTP messages") {
+  const std::string resp = httpErrorResponse(502, "cannot reach x:1: Connection refused");
+  CHECK(resp.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
+  const auto body = resp.substr(resp.find("\r\n\r\n") + 4);
+  CHECK(resp.find("Content-Length: " + std::to_string(body.size())) != std::string::npos);
+}

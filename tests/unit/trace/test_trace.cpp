@@ -1,0 +1,130 @@
+#include <doctest/doctest.h>
+
+#include "../test_util.h"
+#include "trace/body.h"
+#include "trace/event.h"
+#include "trace/json.h"
+#include "trace/text.h"
+
+using namespace tlstrace::trace;
+using tlstrace::testing::firstHandshakeMessage;
+using tlstrace::testing::fixture;
+
+TEST_CASE("JSON dump and parse round-trip, with escapes") {
+  Json j = Json::object();
+  j.set("s", "a\"b\\c\n\x01");
+  j.set("i", 42);
+  j.set("neg", -7);
+  j.set("b", true);
+  j.set("n", nullptr);
+  j.set("a", Json(Json::Array{Json(1), Json("x")}));
+  const std::string text = j.dump();
+  CHECK(text == R"({"s":"a\"b\\c\n\u0001","i":42,"neg":-7,"b":true,"n":null,"a":[1,"x"]})");
+  std::string err;
+  auto back = Json::parse(text, &err);
+  REQUIRE(back);
+  CHECK(back->dump() == text);
+}
+
+TEST_CASE("JSON parser rejects malformed text") {
+  for (const char* bad : {"{", "[1,", "{\"a\" 1}", "tru", "\"x", "{} x", "[01x]"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(Json::parse(bad).has_value());
+  }
+  std::string deep(200, '[');
+  CHECK_FALSE(Json::parse(deep).has_value());
+}
+
+TEST_CASE("events serialise with the common fields first and parse back") {
+  Event e;
+  e.ts = Clock::time_point(std::chrono::microseconds(1795000000123456LL));
+  e.conn = 3;
+  e.leg = Leg::Upstream;
+  e.name = "tcp.close";
+  e.fields.set("by", "peer");
+  const std::string line = toJson(e).dump();
+  CHECK(line.rfind(R"({"ts":"2026-11-18T)", 0) == 0);
+  CHECK(line.find(R"(.123456Z","conn":3,"leg":"upstream","event":"tcp.close","by":"peer"})") != std::string::npos);
+  Event back;
+  REQUIRE(fromJson(*Json::parse(line), back));
+  CHECK(back.ts == e.ts);
+  CHECK(back.leg == Leg::Upstream);
+  CHECK(toJson(back).dump() == line);
+}
+
+TEST_CASE("trace categories parse") {
+  unsigned c = 0;
+  std::string bad;
+  CHECK(parseCategories("tcp,handshake", c, bad));
+  CHECK(c == (kTcp | kHandshake));
+  CHECK(parseCategories("all", c, bad));
+  CHECK(c == kAll);
+  CHECK_FALSE(parseCategories("tcp,bogus", c, bad));
+  CHECK(bad == "bogus");
+  Tracer t(kTcp);
+  CHECK(t.enabled(kCore));
+  CHECK_FALSE(t.enabled(kKeys));
+}
+
+TEST_CASE("ClientHello body has the schema's fields") {
+  auto msg = firstHandshakeMessage(fixture("ch_curl.hex"));
+  auto d = describeHandshake(msg, false);
+  CHECK(d.type == "ClientHello");
+  CHECK(d.length == msg.size() - 4);
+  CHECK(d.body.find("random")->asString().size() == 64);
+  CHECK(d.body.find("sni")->asString() == "localhost");
+  CHECK(d.body.find("alpn")->asArray().at(0).asString() == "h2");
+  CHECK(d.body.find("supported_versions")->asArray().at(0).asString() == "TLSv1.3");
+  const auto& suites = d.body.find("cipher_suites")->asArray();
+  REQUIRE_FALSE(suites.empty());
+  CHECK(suites[0].find("name")->asString() == "TLS_AES_256_GCM_SHA384");
+  CHECK(d.body.find("key_share")->asArray().at(0).find("group")->asString() == "x25519");
+}
+
+TEST_CASE("ServerHello body names the selected version and key share") {
+  auto msg = firstHandshakeMessage(fixture("sh_openssl_tls13.hex"));
+  auto d = describeHandshake(msg, true);
+  CHECK(d.type == "ServerHello");
+  CHECK(d.body.find("selected_version")->asString() == "TLSv1.3");
+  CHECK(d.body.find("key_share")->find("group")->asString() == "x25519");
+  CHECK(d.body.find("key_share")->find("public")->asString().size() == 64);
+}
+
+TEST_CASE("malformed messages carry error and raw, never throw") {
+  auto msg = firstHandshakeMessage(fixture("ch_curl.hex"));
+  for (std::size_t n = 0; n < msg.size(); n += 7) {
+    std::vector<std::uint8_t> cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
+    auto d = describeHandshake(cut, false);
+    CHECK(d.body.find("error") != nullptr);
+    CHECK(d.body.find("raw") != nullptr);
+  }
+}
+
+TEST_CASE("text rendering prefixes every line with time, connection and leg") {
+  auto msg = firstHandshakeMessage(fixture("ch_python.hex"));
+  auto d = describeHandshake(msg, false);
+  Event e;
+  e.ts = Clock::now();
+  e.conn = 12;
+  e.leg = Leg::Client;
+  e.name = "tls.message";
+  e.fields.set("dir", "in");
+  e.fields.set("type", d.type);
+  e.fields.set("length", d.length);
+  e.fields.set("body", d.body);
+  const std::string text = renderText(e);
+  CHECK(text.find("<- ClientHello (") != std::string::npos);
+  CHECK(text.find("sni: python.test") != std::string::npos);
+  std::size_t lines = 0, pos = 0;
+  while ((pos = text.find('\n', pos)) != std::string::npos) {
+    ++lines;
+    ++pos;
+  }
+  CHECK(lines > 10);
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    CHECK(text.substr(start, end - start).find(" #12 client ") == 15);
+    start = end + 1;
+  }
+}
