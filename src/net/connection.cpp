@@ -321,15 +321,15 @@ void Connection::stepUpstreamHandshake() {
   const std::string verify_name = sni_.empty() ? target_host_ : sni_;
   if (st == S::WantIo) return readFrom(upstream_);
   if (st == S::Ok) {
-    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_err_depth));
+    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_failure));
     emit(trace::Leg::Upstream, "tls.established", tls::establishedFields(ssl, msSince(upstream_.hs_start)));
     alpn_choice_ = tls::selectedAlpn(ssl);
     alpn_known_ = true;
     return startClientTls();
   }
   // Failed: the verdict first if the certificate was the reason, then the error on both legs.
-  if (SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) != X509_V_OK)
-    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_err_depth));
+  if (upstream_.verify_failure.error != 0)
+    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_failure));
   const std::string why = st == S::Closed ? "server closed the connection during the handshake"
                                           : upstream_.tls->error();
   traceTlsError(upstream_, why, "handshake");
@@ -480,8 +480,8 @@ const std::string* Connection::Observer::alpnChoice() {
 
 int Connection::Observer::clientHelloAbortAlert() { return conn->abort_alert_; }
 
-void Connection::Observer::onVerifyError(int depth, int /*error*/) {
-  if (leg->verify_err_depth < 0) leg->verify_err_depth = depth;
+void Connection::Observer::onVerifyError(tls::VerifyFailure&& failure) {
+  if (leg->verify_failure.error == 0) leg->verify_failure = std::move(failure);
 }
 
 // ---------------------------------------------------------------------------------------------

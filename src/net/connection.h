@@ -42,7 +42,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void onKeylog(std::string_view line) override;
     const std::string* alpnChoice() override;
     int clientHelloAbortAlert() override;
-    void onVerifyError(int depth, int error) override;
+    void onVerifyError(tls::VerifyFailure&& failure) override;
   };
 
   struct Leg {
@@ -69,7 +69,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint64_t bytes_out = 0;
     SteadyClock::time_point opened{};
     SteadyClock::time_point hs_start{};
-    int verify_err_depth = -1;
+    tls::VerifyFailure verify_failure;
   };
 
   // Events.

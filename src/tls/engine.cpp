@@ -62,8 +62,16 @@ int clientHelloCallback(SSL* ssl, int* al, void* /*arg*/) {
 int TlsEngine::verifyCallback(int preverify_ok, X509_STORE_CTX* store) {
   if (!preverify_ok) {
     auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-    if (auto* obs = ssl ? observerOf(ssl) : nullptr)
-      obs->onVerifyError(X509_STORE_CTX_get_error_depth(store), X509_STORE_CTX_get_error(store));
+    if (auto* obs = ssl ? observerOf(ssl) : nullptr) {
+      VerifyFailure f;
+      f.error = X509_STORE_CTX_get_error(store);
+      f.depth = X509_STORE_CTX_get_error_depth(store);
+      if (STACK_OF(X509)* sk = X509_STORE_CTX_get0_untrusted(store))
+        for (int i = 0; i < sk_X509_num(sk); ++i) f.chain.push_back(shareX509(sk_X509_value(sk, i)));
+      else if (X509* cert = X509_STORE_CTX_get0_cert(store))
+        f.chain.push_back(shareX509(cert));
+      obs->onVerifyError(std::move(f));
+    }
   }
   return preverify_ok;
 }

@@ -12,6 +12,14 @@
 
 namespace tlstrace::tls {
 
+// What the verify callback saw at the first failure: OpenSSL's error, the depth, and the chain as
+// the peer sent it (kept because a failed handshake leaves no peer certificate on the SSL).
+struct VerifyFailure {
+  int error = 0;
+  int depth = -1;
+  std::vector<X509Ptr> chain;
+};
+
 class TlsEngine {
  public:
   class Observer {
@@ -28,8 +36,8 @@ class TlsEngine {
     // Server role: a TLS alert to abort the handshake with right after the ClientHello (used when
     // the upstream leg failed), or 0 to continue.
     virtual int clientHelloAbortAlert() { return 0; }
-    // Client role: a certificate-chain verification error at `depth` (X509_V_ERR_*).
-    virtual void onVerifyError(int /*depth*/, int /*error*/) {}
+    // Client role: a certificate-chain verification error (the first one is the one to report).
+    virtual void onVerifyError(VerifyFailure&& /*failure*/) {}
   };
 
   enum class Status { Ok, WantIo, Closed, Error };

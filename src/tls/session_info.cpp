@@ -64,14 +64,16 @@ Json establishedFields(SSL* ssl, double handshake_ms) {
   return j;
 }
 
-Json trustFields(SSL* ssl, const std::string& hostname, int err_depth) {
+Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure) {
   Json j = Json::object();
-  const long res = SSL_get_verify_result(ssl);
+  long res = SSL_get_verify_result(ssl);
+  if (res == X509_V_OK && failure.error != 0) res = failure.error;
   X509* leaf = SSL_get0_peer_certificate(ssl);
+  if (!leaf && !failure.chain.empty()) leaf = failure.chain.front().get();
   j.set("verified", res == X509_V_OK && leaf != nullptr);
   if (!leaf) j.set("error", "no certificate presented");
   else if (res != X509_V_OK) j.set("error", std::string(X509_verify_cert_error_string(res)));
-  if (err_depth >= 0) j.set("depth", err_depth);
+  if (failure.depth >= 0) j.set("depth", failure.depth);
   j.set("hostname", hostname);
   bool match = false;
   if (leaf && !hostname.empty()) {
@@ -83,6 +85,8 @@ Json trustFields(SSL* ssl, const std::string& hostname, int err_depth) {
   // As sent by the server, leaf first (client side: the peer chain includes the leaf).
   if (STACK_OF(X509)* sk = SSL_get_peer_cert_chain(ssl)) {
     for (int i = 0; i < sk_X509_num(sk); ++i) chain.push(summarizeCertificate(sk_X509_value(sk, i)));
+  } else {
+    for (const auto& c : failure.chain) chain.push(summarizeCertificate(c.get()));
   }
   j.set("chain", std::move(chain));
   return j;

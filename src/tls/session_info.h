@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "tls/engine.h"
 #include "tls/ossl.h"
 #include "trace/json.h"
 
@@ -10,9 +11,9 @@ namespace tlstrace::tls {
 
 // version, cipher {id,name}, group, alpn, sni, resumed, handshake_ms.
 [[nodiscard]] trace::Json establishedFields(SSL* ssl, double handshake_ms);
-// verified, error, depth, hostname, hostname_match, chain. `err_depth` is the depth of the first
-// verify error seen by the callback (-1 when none).
-[[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, int err_depth);
+// verified, error, depth, hostname, hostname_match, chain. `failure` is what the verify callback
+// saw (error 0 when nothing failed); its chain stands in when the handshake left no peer chain.
+[[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure);
 // IANA-style name of the negotiated key-exchange group ("x25519", "secp256r1", "ffdhe2048"), or "".
 [[nodiscard]] std::string negotiatedGroup(SSL* ssl);
 [[nodiscard]] std::string selectedAlpn(SSL* ssl);

@@ -1,0 +1,269 @@
+"""Real peers on 127.0.0.1 for the integration tests: tlstrace itself, openssl s_server, plain TCP
+servers. Ports are picked at run time, every wait is bounded, every child is ended by its PID."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+TLSTRACE = os.environ.get("TLSTRACE_BIN", os.path.join(os.path.dirname(__file__), "../../build/tlstrace"))
+CHECK_EVENTS = os.environ.get(
+    "CHECK_EVENTS", os.path.join(os.path.dirname(__file__), "../../../shared/tools/check-events.py"))
+DEADLINE = 15  # seconds for any single wait
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=DEADLINE):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def run(cmd, timeout=DEADLINE, input=None, env=None):
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
+
+
+class Proc:
+    """A child process, ended by its PID (never by name)."""
+
+    def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin,
+                                  env=env, start_new_session=True)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, sig)
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.p.pid, signal.SIGKILL)
+                self.p.wait(timeout=timeout)
+        self.log.close()
+        return self.p.returncode
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Pki:
+    """A private upstream CA with a server certificate for localhost/127.0.0.1, and a self-signed
+    certificate nobody trusts."""
+
+    def __init__(self, d):
+        self.d = d
+        self.ca_key, self.ca = f"{d}/up-ca.key", f"{d}/up-ca.pem"
+        self.key, self.cert = f"{d}/server.key", f"{d}/server.pem"
+        self.bad_key, self.bad_cert = f"{d}/selfsigned.key", f"{d}/selfsigned.pem"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        self._openssl(["req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca, "-days", "30",
+                       "-subj", "/CN=tlstrace test upstream CA",
+                       "-addext", "basicConstraints=critical,CA:TRUE",
+                       "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        self._openssl(["req", *ec, "-keyout", self.key, "-out", f"{d}/server.csr", "-subj", "/CN=localhost"])
+        ext = f"{d}/server.ext"
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                    "basicConstraints=CA:FALSE\n")
+        self._openssl(["x509", "-req", "-in", f"{d}/server.csr", "-CA", self.ca, "-CAkey", self.ca_key,
+                       "-CAcreateserial", "-out", self.cert, "-days", "30", "-extfile", ext])
+        self._openssl(["req", "-x509", *ec, "-keyout", self.bad_key, "-out", self.bad_cert, "-days", "30",
+                       "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+
+    @staticmethod
+    def _openssl(args):
+        r = run(["openssl", *args])
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode())
+
+
+class SServer:
+    """openssl s_server answering HTTP (-www) on a run-time port."""
+
+    def __init__(self, d, cert, key, extra=(), name="s_server"):
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = Proc(["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert", cert,
+                              "-key", key, "-www", *extra], f"{d}/{name}-{self.port}.log")
+            try:
+                wait_port(self.port, self.proc.p)
+                return
+            except RuntimeError:
+                self.proc.stop()
+        raise RuntimeError("s_server did not start")
+
+    def stop(self):
+        self.proc.stop()
+
+
+class EchoServer:
+    """A plain TCP echo server in a thread (for non-TLS traffic after CONNECT)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            c.settimeout(DEADLINE)
+            try:
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        break
+                    c.sendall(data)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def stop(self):
+        self.running = False
+        self.t.join(timeout=5)
+        self.sock.close()
+
+
+class Tlstrace:
+    """The proxy under test, listening on a run-time port (-l 127.0.0.1:0)."""
+
+    def __init__(self, d, *args, name="tlstrace", env=None):
+        self.d = d
+        self.home = f"{d}/home"
+        self.events = f"{d}/{name}.events.jsonl"
+        self.keylog = f"{d}/{name}.keys"
+        self.trace = f"{d}/{name}.trace.txt"
+        e = dict(os.environ)
+        e["TLSTRACE_HOME"] = self.home
+        e.pop("SSLKEYLOGFILE", None)
+        if env:
+            e.update(env)
+        cmd = [TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--events", self.events, "--keylog", self.keylog,
+               "--log", self.trace, *args]
+        self.proc = Proc(cmd, f"{d}/{name}.stderr", env=e)
+        self.port = None
+        end = time.time() + DEADLINE
+        while time.time() < end and self.port is None:
+            if self.proc.p.poll() is not None:
+                raise RuntimeError("tlstrace exited: " + self.proc.output())
+            for line in self.proc.output().splitlines():
+                if " listening on " in line:
+                    self.port = int(line.split(" listening on ")[1].split()[0].rsplit(":", 1)[1])
+            time.sleep(0.02)
+        if self.port is None:
+            raise TimeoutError("tlstrace did not report its port: " + self.proc.output())
+        self.ca = f"{self.home}/ca.pem"
+        self.addr = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        rc = self.proc.stop(signal.SIGTERM)
+        return rc
+
+    def read_events(self):
+        with open(self.events) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def wait_events(self, pred, timeout=DEADLINE):
+        """Polls the events file until pred(events) is true (the proxy writes each line whole)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                evs = self.read_events()
+            except (OSError, ValueError):
+                evs = []
+            if pred(evs):
+                return evs
+            time.sleep(0.05)
+        raise TimeoutError("events did not arrive; have: " + "\n".join(json.dumps(e) for e in self.read_events()))
+
+    def conn_closed(self, n=1):
+        return self.wait_events(lambda evs: sum(1 for e in evs if e["event"] == "conn.close") >= n)
+
+
+def of(evs, event, leg=None, conn=None):
+    return [e for e in evs if e["event"] == event and (leg is None or e.get("leg") == leg)
+            and (conn is None or e["conn"] == conn)]
+
+
+class ProxyTestCase(unittest.TestCase):
+    """Each test gets a temp dir, an upstream PKI, and clean-up of everything it starts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="tlstrace-it-")
+        cls.pki = Pki(cls.tmp.name)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=self.tmp.name)
+        self._stops = []
+        self.proxies = []
+
+    def tearDown(self):
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception as e:  # clean-up must go on
+                print("clean-up:", e, file=sys.stderr)
+        for p in self.proxies:
+            self.check_events_file(p.events)
+
+    def proxy(self, *args, **kw):
+        p = Tlstrace(self.dir, *args, name=f"tlstrace{len(self.proxies)}", **kw)
+        self.proxies.append(p)
+
+        def stop():
+            rc = p.stop()
+            self.assertEqual(rc, 0, "tlstrace did not exit 0 on SIGTERM: " + p.proc.output())
+        self._stops.append(stop)
+        return p
+
+    def s_server(self, *extra, cert=None, key=None):
+        s = SServer(self.dir, cert or self.pki.cert, key or self.pki.key, extra)
+        self._stops.append(s.stop)
+        return s
+
+    def echo(self):
+        e = EchoServer()
+        self._stops.append(e.stop)
+        return e
+
+    def check_events_file(self, path, require=()):
+        if not os.path.exists(CHECK_EVENTS):
+            print(f"note: {CHECK_EVENTS} not found; schema check skipped", file=sys.stderr)
+            return
+        r = run([sys.executable, CHECK_EVENTS, path, *(["--require", *require] if require else [])])
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
