@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tlstrace needs to build and test, only those that are missing.
+set -euo pipefail
+PKGS=(g++ cmake ninja-build pkg-config libssl-dev openssl libboost1.81-dev libspdlog-dev libcli11-dev
+      doctest-dev python3 curl ca-certificates)
+if [[ "${1:-}" == "--test" ]]; then
+  PKGS+=(gnutls-bin nodejs clang libclang-rt-14-dev)
+fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
