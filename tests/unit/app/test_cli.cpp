@@ -89,3 +89,11 @@ TEST_CASE("malformed config files are refused with the line number") {
   CHECK_FALSE(config::parseToml("k = \"open\n", err));
   CHECK_THROWS(app::expandConfigFiles({"proxy", "--config", "/nonexistent/x.toml"}));
 }
+
+TEST_CASE("the example config files in config/ parse and validate") {
+  for (const char* name : {"explicit.toml", "reverse.toml"}) {
+    CAPTURE(name);
+    auto p = parse({"--config", std::string(TLSTRACE_SOURCE_DIR) + "/config/" + name});
+    CHECK(p.cfg.validate().empty());
+  }
+}
