@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "analysis/kex.h"
 #include "app/cli.h"
 #include "config/config.h"
 #include "net/services.h"
@@ -72,7 +73,9 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   if (!keylog_path.empty()) keylog = std::make_unique<sinks::KeylogSink>(keylog_path);
 
   raiseFileLimit();
+  analysis::PrimeCache primes;
   net::Services svc;
+  svc.primes = &primes;
   svc.cfg = &cfg;
   svc.tracer = &tracer;
   svc.forger = &forger;

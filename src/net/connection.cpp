@@ -3,11 +3,15 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 
+#include "analysis/diagnose.h"
+#include "analysis/fingerprint.h"
+#include "analysis/kex.h"
+#include "analysis/summary.h"
 #include "net/proxy_request.h"
+#include "tls/cert_summary.h"
 #include "pki/forge.h"
 #include "sinks/sinks.h"
 #include "tls/session_info.h"
-#include "trace/body.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
 
@@ -36,6 +40,9 @@ std::string endpointText(const tcp::socket& s, bool remote) {
 }
 
 }  // namespace
+
+Connection::Leg::Leg(tcp::socket s, trace::Leg w)
+    : sock(std::move(s)), which(w), decoder(tls::derDecoders()) {}
 
 Connection::Connection(tcp::socket client, const Services& svc, std::uint64_t id,
                        std::function<void(std::uint64_t)> on_done)
@@ -213,7 +220,8 @@ void Connection::connectUpstream(std::function<void()> on_connected,
               f.set("peer", endpointText(upstream_.sock, true));
               f.set("local", endpointText(upstream_.sock, false));
               f.set("target", peer);
-              f.set("connect_ms", msSince(*started));
+              upstream_.connect_ms = msSince(*started);
+              f.set("connect_ms", *upstream_.connect_ms);
               emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
               on_connected();
             });
@@ -247,6 +255,9 @@ void Connection::onHelloBytes() {
     f.set("stage", "client_hello");
     f.set("cause", "not_tls");
     f.set("raw", wire::toHex(inbuf_, 64));
+    analysis::FailureFacts ff;
+    ff.not_tls = true;
+    f.set("hint", analysis::diagnose(ff).hint);
     emit(trace::Leg::Client, "tls.error", std::move(f));
     outcome_ = "bad ClientHello: " + peek.error;
     return closeGracefully(outcome_);
@@ -269,13 +280,21 @@ void Connection::onHelloBytes() {
   }
   // A whole ClientHello: trace it from the raw bytes now, so the trace reads in wire order even
   // though OpenSSL only sees it after the upstream handshake.
-  auto desc = trace::describeHandshake(peek.message, false);
+  auto desc = client_.decoder.describe(peek.message, true);
   {
     Json f = Json::object();
     f.set("dir", "in");
     f.set("type", desc.type);
     f.set("length", desc.length);
-    f.set("body", desc.body);
+    f.set("body", std::move(desc.body));
+    if (client_.decoder.offer().seen) {
+      Json fp = Json::object();
+      const auto j3 = analysis::ja3(client_.decoder.offer());
+      fp.set("ja3", j3.hash);
+      fp.set("ja3_string", j3.text);
+      fp.set("ja4", analysis::ja4(client_.decoder.offer()));
+      f.set("fingerprints", std::move(fp));
+    }
     emit(trace::Leg::Client, "tls.message", std::move(f));
     hello_traced_ = true;
   }
@@ -321,18 +340,21 @@ void Connection::stepUpstreamHandshake() {
   const std::string verify_name = sni_.empty() ? target_host_ : sni_;
   if (st == S::WantIo) return readFrom(upstream_);
   if (st == S::Ok) {
-    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_failure));
-    emit(trace::Leg::Upstream, "tls.established", tls::establishedFields(ssl, msSince(upstream_.hs_start)));
+    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure);
+    emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
+    onEstablished(upstream_);
     alpn_choice_ = tls::selectedAlpn(ssl);
     alpn_known_ = true;
     return startClientTls();
   }
   // Failed: the verdict first if the certificate was the reason, then the error on both legs.
-  if (upstream_.verify_failure.error != 0)
-    emit(trace::Leg::Upstream, "tls.trust", tls::trustFields(ssl, verify_name, upstream_.verify_failure));
+  if (upstream_.verify_failure.error != 0) {
+    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure);
+    emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
+  }
   const std::string why = st == S::Closed ? "server closed the connection during the handshake"
                                           : upstream_.tls->error();
-  traceTlsError(upstream_, why, "handshake");
+  traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
   abortClientHandshake("upstream handshake failed: " + why);
 }
 
@@ -368,13 +390,12 @@ void Connection::stepClientHandshake() {
   using S = tls::TlsEngine::Status;
   if (st == S::WantIo) return readFrom(client_);
   if (st == S::Ok) {
-    emit(trace::Leg::Client, "tls.established",
-         tls::establishedFields(client_.tls->ssl(), msSince(client_.hs_start)));
+    onEstablished(client_);
     return startRelay();
   }
   const std::string why = st == S::Closed ? "client closed the connection during the handshake"
                                           : client_.tls->error();
-  traceTlsError(client_, why, "handshake");
+  traceTlsError(client_, why, "handshake", ErrorFacts{false, st == S::Closed});
   closeGracefully("client handshake failed: " + why);
 }
 
@@ -395,18 +416,61 @@ void Connection::abortClientHandshake(const std::string& why) {
   Json f = Json::object();
   f.set("reason", why);
   f.set("stage", "handshake");
+  f.set("cause", upstream_.error_cause.empty() ? std::string("upstream_unreachable") : "upstream_" + upstream_.error_cause);
+  f.set("message", "ClientHello");
   f.set("alert", "handshake_failure");
+  f.set("hint", "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why");
+  client_.error_cause = f.find("cause")->asString();
   emit(trace::Leg::Client, "tls.error", std::move(f));
   client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
   closeGracefully(outcome_);
 }
 
-void Connection::traceTlsError(Leg& l, const std::string& reason, const std::string& stage) {
+void Connection::traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts) {
+  analysis::FailureFacts ff;
+  ff.client_leg = &l == &client_;
+  ff.ssl_reason = l.tls ? l.tls->errorReason() : 0;
+  ff.verify_error = l.verify_failure.error;
+  ff.alert_received = l.last_alert_received;
+  ff.alert_sent = l.last_alert_sent;
+  ff.peer_reset = facts.reset;
+  ff.peer_closed = facts.closed;
+  ff.timeout = facts.timeout;
+  const analysis::Diagnosis d = analysis::diagnose(ff);
   Json f = Json::object();
   f.set("reason", reason);
   f.set("stage", stage);
+  f.set("cause", d.cause);
+  if (!l.decoder.lastMessage().empty()) f.set("message", l.decoder.lastMessage());
+  if (!l.last_alert_sent.empty()) f.set("alert_sent", l.last_alert_sent);
+  if (!l.last_alert_received.empty()) f.set("alert_received", l.last_alert_received);
+  if (l.verify_failure.error != 0) {
+    f.set("verify_error", std::string(X509_verify_cert_error_string(l.verify_failure.error)));
+    f.set("verify_depth", l.verify_failure.depth);
+  }
+  f.set("hint", d.hint);
+  l.error_cause = d.cause;
   emit(l.which, "tls.error", std::move(f));
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
+}
+
+void Connection::onEstablished(Leg& l) {
+  SSL* ssl = l.tls->ssl();
+  l.handshake_ms = msSince(l.hs_start);
+  l.established = tls::establishedFields(ssl, *l.handshake_ms);
+  emit(l.which, "tls.established", l.established);
+  analysis::KexInput in;
+  in.offer = &l.decoder.offer();
+  in.choice = &l.decoder.choice();
+  in.kex = &l.decoder.kex();
+  in.resumed = SSL_session_reused(ssl) == 1;
+  X509* server_cert = &l == &upstream_ ? SSL_get0_peer_certificate(ssl) : SSL_get_certificate(ssl);
+  if (server_cert)
+    if (EVP_PKEY* pk = X509_get0_pubkey(server_cert)) in.server_key_bits = EVP_PKEY_get_bits(pk);
+  if (svc_.primes && tracing(trace::kKeyExchange)) {
+    l.key_exchange = analysis::assessKeyExchange(in, *svc_.primes);
+    emit(l.which, "tls.key_exchange", l.key_exchange);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,33 +481,55 @@ void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<c
   const std::string dir = sent ? "out" : "in";
   if (content_type == SSL3_RT_ALERT) {
     if (bytes.size() < 2) return;
+    const std::string level = bytes[0] == 1 ? "warning" : "fatal";
+    const std::string desc(wire::alertName(bytes[1]));
+    if (bytes[1] != 0) (sent ? leg->last_alert_sent : leg->last_alert_received) = desc;
+    leg->alerts.push_back((sent ? "sent " : "received ") + level + " " + desc);
     Json f = Json::object();
     f.set("dir", dir);
-    f.set("level", bytes[0] == 1 ? "warning" : "fatal");
-    f.set("description", std::string(wire::alertName(bytes[1])));
+    f.set("level", level);
+    f.set("description", desc);
     f.set("code", static_cast<int>(bytes[1]));
     c.emit(leg->which, "tls.alert", std::move(f));
     return;
   }
-  if (!c.tracing(trace::kHandshake)) return;
   Json f = Json::object();
   f.set("dir", dir);
   if (content_type == SSL3_RT_CHANGE_CIPHER_SPEC) {
+    if (!c.tracing(trace::kHandshake)) return;
     f.set("type", "ChangeCipherSpec");
     f.set("length", bytes.size());
     f.set("body", Json::object());
     c.emit(leg->which, "tls.message", std::move(f));
     return;
   }
+  const bool from_client = c.fromClient(*leg, sent);
   if (!sent && leg == &c.client_ && c.hello_traced_ && !bytes.empty() && bytes[0] == 1) {
-    c.hello_traced_ = false;  // already traced from the raw bytes
+    c.hello_traced_ = false;  // already traced (and decoded) from the raw bytes
     return;
   }
-  const bool tls13 = leg->tls && SSL_version(leg->tls->ssl()) == TLS1_3_VERSION;
-  auto desc = trace::describeHandshake(bytes, tls13);
+  // Decoded even when not traced: the analysis and the summary need what the messages said.
+  auto desc = leg->decoder.describe(bytes, from_client);
+  if (!bytes.empty() && bytes[0] == 24) c.onKeyUpdate(*leg, from_client);
+  if (!c.tracing(trace::kHandshake)) return;
   f.set("type", desc.type);
   f.set("length", desc.length);
   f.set("body", std::move(desc.body));
+  if (desc.type == "ClientHello" && leg->decoder.offer().seen) {
+    Json fp = Json::object();
+    const auto j3 = analysis::ja3(leg->decoder.offer());
+    fp.set("ja3", j3.hash);
+    fp.set("ja3_string", j3.text);
+    fp.set("ja4", analysis::ja4(leg->decoder.offer()));
+    f.set("fingerprints", std::move(fp));
+  } else if (desc.type == "ServerHello" && leg->decoder.choice().seen) {
+    Json fp = Json::object();
+    const auto j3s = analysis::ja3s(leg->decoder.choice());
+    fp.set("ja3s", j3s.hash);
+    fp.set("ja3s_string", j3s.text);
+    fp.set("ja4s", analysis::ja4s(leg->decoder.choice()));
+    f.set("fingerprints", std::move(fp));
+  }
   c.emit(leg->which, "tls.message", std::move(f));
 }
 
@@ -472,6 +558,64 @@ void Connection::Observer::onKeylog(std::string_view line) {
   f.set("client_random", std::string(line.substr(sp1 + 1, sp2 - sp1 - 1)));
   if (c.svc_.cfg->log_secrets) f.set("secret", std::string(line.substr(sp2 + 1)));
   c.emit(leg->which, "tls.secret", std::move(f));
+  if (c.svc_.cfg->log_secrets)
+    c.deriveKeys(*leg, line.substr(0, sp1), wire::fromHex(line.substr(sp1 + 1, sp2 - sp1 - 1)),
+                 wire::fromHex(line.substr(sp2 + 1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Derived keys (tls.keys), only with --log-secrets.
+
+void Connection::emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k) {
+  Json f = Json::object();
+  f.set("direction", direction);
+  f.set("epoch", epoch);
+  f.set("key", wire::toHex(k.key.bytes()));
+  f.set("iv", wire::toHex(k.iv.bytes()));
+  if (!k.mac_key.empty()) f.set("mac_key", wire::toHex(k.mac_key.bytes()));
+  emit(l.which, "tls.keys", std::move(f));
+}
+
+void Connection::deriveKeys(Leg& l, std::string_view label, const std::vector<std::uint8_t>& client_random,
+                            const std::vector<std::uint8_t>& secret) {
+  SSL* ssl = l.tls ? l.tls->ssl() : nullptr;
+  if (!ssl || !tracing(trace::kKeys)) return;
+  const SSL_CIPHER* cipher = SSL_get_pending_cipher(ssl);
+  if (!cipher) cipher = SSL_get_current_cipher(ssl);
+  const auto version = static_cast<std::uint16_t>(SSL_version(ssl));
+  auto params = tls::cipherParams(cipher, version);
+  if (!params) return;
+  if (label == "CLIENT_RANDOM") {  // TLS <= 1.2: the master secret
+    std::vector<std::uint8_t> server_random(SSL3_RANDOM_SIZE);
+    server_random.resize(SSL_get_server_random(ssl, server_random.data(), server_random.size()));
+    if (auto kb = tls::tls12KeyBlock(*params, version, secret, client_random, server_random)) {
+      emitKeys(l, "client_write", "application", kb->client_write);
+      emitKeys(l, "server_write", "application", kb->server_write);
+    }
+    return;
+  }
+  const bool client = label.starts_with("CLIENT_");
+  const bool handshake = label.find("HANDSHAKE") != std::string_view::npos;
+  const bool app = label.ends_with("TRAFFIC_SECRET_0");
+  if (!handshake && !app) return;  // EXPORTER_SECRET, EARLY_EXPORTER_SECRET
+  if (app) (client ? l.app_secret_client : l.app_secret_server) = tls::SecretBytes(secret);
+  if (auto k = tls::tls13TrafficKeys(*params, secret))
+    emitKeys(l, client ? "client_write" : "server_write", handshake ? "handshake" : "application", *k);
+}
+
+void Connection::onKeyUpdate(Leg& l, bool from_client) {
+  // RFC 8446 7.2: the sender's next application traffic secret; traced as the next generation.
+  tls::SecretBytes& secret = from_client ? l.app_secret_client : l.app_secret_server;
+  if (secret.empty() || !l.tls) return;
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(l.tls->ssl());
+  auto params = tls::cipherParams(cipher, TLS1_3_VERSION);
+  if (!params) return;
+  auto next = tls::tls13NextSecret(params->hash, secret.bytes());
+  if (!next) return;
+  secret = std::move(*next);
+  if (auto k = tls::tls13TrafficKeys(*params, secret.bytes()))
+    emitKeys(l, from_client ? "client_write" : "server_write",
+             std::to_string(l.decoder.keyUpdates(from_client)), *k);
 }
 
 const std::string* Connection::Observer::alpnChoice() {
@@ -553,7 +697,8 @@ void Connection::onReadError(Leg& l, const boost::system::error_code& ec) {
       outcome_ = "client closed before sending a request";
       return closeGracefully(outcome_);
     }
-    traceTlsError(l, std::string(trace::legName(l.which)) + " closed the connection (FIN) during the " + stage, stage);
+    traceTlsError(l, std::string(trace::legName(l.which)) + " closed the connection (FIN) during the " + stage, stage,
+                  ErrorFacts{false, true});
     return closeGracefully(outcome_);
   }
   const bool reset = ec == werr::connection_reset;
@@ -666,11 +811,12 @@ void Connection::abortLeg(Leg& l, const std::string& how, const std::string& why
   boost::system::error_code ec;
   l.sock.close(ec);
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + ": " + why;
+  const ErrorFacts facts{how == "rst"};
   if (state_ == State::UpstreamHandshake && &l == &upstream_) {
-    traceTlsError(l, why, "handshake");
+    traceTlsError(l, why, "handshake", facts);
     return abortClientHandshake("upstream handshake failed: " + why);
   }
-  if (state_ == State::ClientHandshake && &l == &client_) traceTlsError(l, why, "handshake");
+  if (state_ == State::ClientHandshake && &l == &client_) traceTlsError(l, why, "handshake", facts);
   closeGracefully(outcome_);
 }
 
@@ -730,6 +876,23 @@ void Connection::finish() {
     f.set("duration_ms", msSince(l->opened));
     emit(l->which, "tcp.close", std::move(f));
   }
+  if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
+    auto report = [](Leg& l) {
+      analysis::LegReport r;
+      r.offer = &l.decoder.offer();
+      r.choice = &l.decoder.choice();
+      r.kex = &l.decoder.kex();
+      r.established = l.established;
+      r.trust = l.trust;
+      r.key_exchange = l.key_exchange;
+      r.alerts = l.alerts;
+      r.connect_ms = l.connect_ms;
+      r.handshake_ms = l.handshake_ms;
+      r.error_cause = l.error_cause;
+      return r;
+    };
+    emit(trace::Leg::None, "conn.summary", analysis::buildSummary(report(client_), report(upstream_)));
+  }
   Json f = Json::object();
   f.set("duration_ms", msSince(start_));
   f.set("bytes_client_to_server", c2s_);
@@ -780,11 +943,8 @@ void Connection::onWatchdog() {
   }
   if (!relaying) {
     Leg& l = state_ == State::UpstreamHandshake || state_ == State::Connecting ? upstream_ : client_;
-    Json f = Json::object();
-    f.set("reason", why + " after " + std::to_string(svc_.cfg->handshake_timeout_s) + " s");
-    f.set("stage", "handshake");
-    f.set("cause", "timeout");
-    emit(l.which, "tls.error", std::move(f));
+    traceTlsError(l, why + " after " + std::to_string(svc_.cfg->handshake_timeout_s) + " s", "handshake",
+                  ErrorFacts{false, false, true});
   }
   outcome_ = why;
   closeGracefully(why);

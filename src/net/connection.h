@@ -7,18 +7,28 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "net/services.h"
 #include "tls/engine.h"
+#include "tls/keys.h"
+#include "trace/decoder.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+// How a handshake failure showed itself on the transport, for the diagnosis.
+struct ErrorFacts {
+  bool reset = false;
+  bool closed = false;
+  bool timeout = false;
+};
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -46,7 +56,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   struct Leg {
-    explicit Leg(tcp::socket s, trace::Leg w) : sock(std::move(s)), which(w) {}
+    Leg(tcp::socket s, trace::Leg w);
     tcp::socket sock;
     trace::Leg which;
     std::unique_ptr<tls::TlsEngine> tls;
@@ -70,6 +80,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     SteadyClock::time_point opened{};
     SteadyClock::time_point hs_start{};
     tls::VerifyFailure verify_failure;
+    trace::LegDecoder decoder;
+    // What the connection summary and error diagnosis need.
+    trace::Json established;
+    trace::Json trust;
+    trace::Json key_exchange;
+    std::vector<std::string> alerts;
+    std::string last_alert_sent, last_alert_received;
+    std::optional<double> connect_ms, handshake_ms;
+    std::string error_cause;
+    // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
+    tls::SecretBytes app_secret_client, app_secret_server;
   };
 
   // Events.
@@ -90,7 +111,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void startClientTls();
   void stepClientHandshake();
   void abortClientHandshake(const std::string& why);
-  void traceTlsError(Leg& l, const std::string& reason, const std::string& stage);
+  void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
+  void onEstablished(Leg& l);
+  void deriveKeys(Leg& l, std::string_view label, const std::vector<std::uint8_t>& client_random,
+                  const std::vector<std::uint8_t>& secret);
+  void emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k);
+  void onKeyUpdate(Leg& l, bool from_client);
+  [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
 
   // Relay.
   void startRelay();

@@ -17,6 +17,9 @@ class Forger;
 namespace tlstrace::sinks {
 class KeylogSink;
 }
+namespace tlstrace::analysis {
+class PrimeCache;
+}
 
 namespace tlstrace::net {
 
@@ -27,6 +30,7 @@ struct Services {
   SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
   SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
   sinks::KeylogSink* keylog = nullptr;
+  analysis::PrimeCache* primes = nullptr;  // safe-prime results, shared by the connections of one thread
 };
 
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.

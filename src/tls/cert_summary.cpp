@@ -141,3 +141,24 @@ Json summarizeCertificateDer(std::span<const std::uint8_t> der) {
 }
 
 }  // namespace tlstrace::tls
+
+namespace tlstrace::tls {
+
+trace::DerDecoders derDecoders() {
+  trace::DerDecoders d;
+  d.certificate = [](wire::Bytes der) { return summarizeCertificateDer(der); };
+  d.distinguished_name = [](wire::Bytes der) {
+    const unsigned char* p = der.data();
+    X509_NAME* n = d2i_X509_NAME(nullptr, &p, static_cast<long>(der.size()));
+    if (!n) {
+      (void)errorQueueText();
+      return std::string("(undecodable name)");
+    }
+    std::string s = nameText(n);
+    X509_NAME_free(n);
+    return s;
+  };
+  return d;
+}
+
+}  // namespace tlstrace::tls

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tls/ossl.h"
+#include "trace/decoder.h"
 #include "trace/json.h"
 
 namespace tlstrace::tls {
@@ -13,6 +14,9 @@ namespace tlstrace::tls {
 [[nodiscard]] trace::Json summarizeCertificate(X509* cert);
 // From DER bytes (untrusted); an {"error": ...} object when they do not parse.
 [[nodiscard]] trace::Json summarizeCertificateDer(std::span<const std::uint8_t> der);
+
+// The X.509 decoders the pure handshake decoder is given (certificate summaries, DNs).
+[[nodiscard]] trace::DerDecoders derDecoders();
 
 struct CertNames {
   std::string common_name;

@@ -72,6 +72,8 @@ class TlsEngine {
 
   // The text of the last error (OpenSSL error queue included).
   [[nodiscard]] const std::string& error() const { return error_; }
+  // ERR_GET_REASON of the first OpenSSL error of the last failure (0 when none).
+  [[nodiscard]] int errorReason() const { return error_reason_; }
   [[nodiscard]] bool sawCloseNotify() const { return (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0; }
 
  private:
@@ -82,6 +84,7 @@ class TlsEngine {
   BIO* wbio_ = nullptr;  // owned by ssl_
   Observer* obs_;
   std::string error_;
+  int error_reason_ = 0;
 };
 
 }  // namespace tlstrace::tls

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace tlstrace::wire {
 
@@ -105,5 +107,7 @@ class ByteReader {
 };
 
 std::string toHex(Bytes b, std::size_t cap = SIZE_MAX);
+// Lowercase or uppercase hex to bytes; stops at the first non-hex pair.
+std::vector<std::uint8_t> fromHex(std::string_view hex);
 
 }  // namespace tlstrace::wire

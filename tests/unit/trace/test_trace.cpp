@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "../test_util.h"
-#include "trace/body.h"
+#include "trace/decoder.h"
 #include "trace/event.h"
 #include "trace/json.h"
 #include "trace/text.h"
@@ -68,7 +68,8 @@ TEST_CASE("trace categories parse") {
 
 TEST_CASE("ClientHello body has the schema's fields") {
   auto msg = firstHandshakeMessage(fixture("ch_curl.hex"));
-  auto d = describeHandshake(msg, false);
+  LegDecoder leg;
+  auto d = leg.describe(msg, true);
   CHECK(d.type == "ClientHello");
   CHECK(d.length == msg.size() - 4);
   CHECK(d.body.find("random")->asString().size() == 64);
@@ -83,7 +84,8 @@ TEST_CASE("ClientHello body has the schema's fields") {
 
 TEST_CASE("ServerHello body names the selected version and key share") {
   auto msg = firstHandshakeMessage(fixture("sh_openssl_tls13.hex"));
-  auto d = describeHandshake(msg, true);
+  LegDecoder leg;
+  auto d = leg.describe(msg, false);
   CHECK(d.type == "ServerHello");
   CHECK(d.body.find("selected_version")->asString() == "TLSv1.3");
   CHECK(d.body.find("key_share")->find("group")->asString() == "x25519");
@@ -94,7 +96,8 @@ TEST_CASE("malformed messages carry error and raw, never throw") {
   auto msg = firstHandshakeMessage(fixture("ch_curl.hex"));
   for (std::size_t n = 0; n < msg.size(); n += 7) {
     std::vector<std::uint8_t> cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
-    auto d = describeHandshake(cut, false);
+    LegDecoder leg;
+    auto d = leg.describe(cut, true);
     CHECK(d.body.find("error") != nullptr);
     CHECK(d.body.find("raw") != nullptr);
   }
@@ -102,7 +105,8 @@ TEST_CASE("malformed messages carry error and raw, never throw") {
 
 TEST_CASE("text rendering prefixes every line with time, connection and leg") {
   auto msg = firstHandshakeMessage(fixture("ch_python.hex"));
-  auto d = describeHandshake(msg, false);
+  LegDecoder leg;
+  auto d = leg.describe(msg, true);
   Event e;
   e.ts = Clock::now();
   e.conn = 12;

@@ -1,0 +1,38 @@
+// Key-exchange analysis: the tls.key_exchange event of each leg (DHE group checks, EC point
+// validity, key_share lengths, static RSA, PSK/resumption), with a rating and its reasons.
+#pragma once
+#include <string>
+#include <unordered_map>
+
+#include "trace/decoder.h"
+#include "trace/json.h"
+
+namespace tlstrace::analysis {
+
+// Results of the (slow) primality tests, per prime; injected so each io thread can own one.
+class PrimeCache {
+ public:
+  // Is p a safe prime (p and (p-1)/2 prime)? Computed once per distinct p.
+  [[nodiscard]] bool safePrime(const trace::Blob& p);
+  [[nodiscard]] std::size_t size() const { return cache_.size(); }
+
+ private:
+  std::unordered_map<std::string, bool> cache_;
+};
+
+// Which well-known group a DH prime is ("ffdhe2048", "modp2048", "oakley768", "rfc5114_1024_160"
+// ...), or "" when it is none of them.
+[[nodiscard]] std::string knownDhGroup(const trace::Blob& p);
+
+struct KexInput {
+  const trace::HelloOffer* offer = nullptr;
+  const trace::ServerChoice* choice = nullptr;
+  const trace::KexMaterial* kex = nullptr;
+  bool resumed = false;
+  int server_key_bits = 0;  // RSA key size for static RSA key transport
+};
+
+// The fields of tls.key_exchange (docs/events.md).
+[[nodiscard]] trace::Json assessKeyExchange(const KexInput& in, PrimeCache& primes);
+
+}  // namespace tlstrace::analysis

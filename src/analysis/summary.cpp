@@ -1,0 +1,141 @@
+#include "analysis/summary.h"
+
+#include <algorithm>
+
+#include "analysis/fingerprint.h"
+#include "wire/registry.h"
+
+namespace tlstrace::analysis {
+
+using trace::Json;
+
+namespace {
+
+template <typename T>
+bool has(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+std::vector<std::uint16_t> missing(const std::vector<std::uint16_t>& from, const std::vector<std::uint16_t>& in) {
+  std::vector<std::uint16_t> out;
+  for (auto x : from)
+    if (!wire::isGrease(x) && !has(in, x)) out.push_back(x);
+  return out;
+}
+
+Json names(const std::vector<std::uint16_t>& v, std::string_view (*namer)(std::uint16_t)) {
+  Json a = Json::array();
+  for (auto x : v) a.push(std::string(namer(x)));
+  return a;
+}
+
+std::uint16_t maxVersion(const std::vector<std::uint16_t>& v) {
+  std::uint16_t m = 0;
+  for (auto x : v)
+    if (!wire::isGrease(x)) m = std::max(m, x);
+  return m;
+}
+
+const Json* field(const Json& j, std::string_view k) { return j.isObject() ? j.find(k) : nullptr; }
+
+Json legJson(const LegReport& l) {
+  Json o = Json::object();
+  if (l.offer && l.offer->seen) {
+    o.set("offered_versions", names(l.offer->versions, wire::versionName));
+    o.set("offered_cipher_suites", static_cast<unsigned long long>(l.offer->suites.size()));
+    o.set("offered_groups", names(l.offer->groups, wire::namedGroupName));
+    Json shares = Json::array();
+    for (const auto& [g, _] : l.offer->key_shares) shares.push(std::string(wire::namedGroupName(g)));
+    o.set("offered_key_shares", std::move(shares));
+    Json alpn = Json::array();
+    for (const auto& a : l.offer->alpn) alpn.push(a);
+    o.set("offered_alpn", std::move(alpn));
+    o.set("sni", l.offer->sni.empty() ? Json() : Json(l.offer->sni));
+    const auto j3 = ja3(*l.offer);
+    o.set("ja3", j3.hash);
+    o.set("ja4", ja4(*l.offer));
+  }
+  if (l.choice && l.choice->seen) {
+    o.set("ja3s", ja3s(*l.choice).hash);
+    o.set("ja4s", ja4s(*l.choice));
+    if (l.choice->hrr) o.set("hello_retry_request", std::string(wire::namedGroupName(l.choice->hrr_group)));
+  }
+  for (const char* k : {"version", "cipher", "group", "alpn", "resumed"})
+    if (const Json* v = field(l.established, k)) o.set(k, *v);
+  if (l.kex && l.kex->server_sig_scheme)
+    o.set("signature_scheme", std::string(wire::signatureSchemeName(*l.kex->server_sig_scheme)));
+  if (const Json* r = field(l.key_exchange, "rating")) o.set("key_exchange_rating", *r);
+  if (const Json* k = field(l.key_exchange, "kex")) o.set("kex", *k);
+  if (l.trust.isObject()) {
+    Json t = Json::object();
+    for (const char* k : {"verified", "error", "hostname", "hostname_match"})
+      if (const Json* v = field(l.trust, k)) t.set(k, *v);
+    o.set("certificate", std::move(t));
+  }
+  Json alerts = Json::array();
+  for (const auto& a : l.alerts) alerts.push(a);
+  o.set("alerts", std::move(alerts));
+  Json timing = Json::object();
+  if (l.connect_ms) timing.set("tcp_connect_ms", *l.connect_ms);
+  if (l.handshake_ms) timing.set("handshake_ms", *l.handshake_ms);
+  o.set("timings", std::move(timing));
+  o.set("established", l.established.isObject());
+  if (!l.error_cause.empty()) o.set("error", l.error_cause);
+  return o;
+}
+
+int ratingRank(const Json& kex) {
+  const Json* r = field(kex, "rating");
+  if (!r) return -1;
+  const std::string& s = r->asString();
+  return s == "strong" ? 0 : s == "acceptable" ? 1 : s == "weak" ? 2 : 3;
+}
+
+}  // namespace
+
+Json buildSummary(const LegReport& client, const LegReport& upstream) {
+  Json s = Json::object();
+  s.set("client", legJson(client));
+  s.set("upstream", legJson(upstream));
+  if (!client.offer || !client.offer->seen || !upstream.offer || !upstream.offer->seen) return s;
+  const trace::HelloOffer& c = *client.offer;
+  const trace::HelloOffer& u = *upstream.offer;
+
+  Json nf = Json::object();
+  nf.set("versions", names(missing(c.versions, u.versions), wire::versionName));
+  nf.set("cipher_suites", names(missing(c.suites, u.suites), wire::cipherSuiteName));
+  nf.set("groups", names(missing(c.groups, u.groups), wire::namedGroupName));
+  nf.set("signature_algorithms", names(missing(c.sigalgs, u.sigalgs), wire::signatureSchemeName));
+  nf.set("extensions", names(missing(c.extensions, u.extensions), wire::extensionName));
+  Json alpn = Json::array();
+  for (const auto& a : c.alpn)
+    if (!has(u.alpn, a)) alpn.push(a);
+  nf.set("alpn", std::move(alpn));
+  s.set("not_forwarded", std::move(nf));
+
+  Json downgrade = Json::array();
+  const std::uint16_t cv = maxVersion(c.versions), pv = maxVersion(u.versions);
+  const std::uint16_t uv = upstream.choice ? upstream.choice->version : 0;
+  const std::uint16_t clv = client.choice ? client.choice->version : 0;
+  if (uv && clv && uv < clv) {
+    std::string why = "upstream negotiated " + std::string(wire::versionName(uv)) + " while the client leg has " +
+                      std::string(wire::versionName(clv));
+    why += pv < cv ? ": proxy-induced, the proxy offered at most " + std::string(wire::versionName(pv)) + " upstream"
+                   : ": the server's limit";
+    downgrade.push(why);
+  }
+  if (upstream.choice && upstream.choice->suite && !has(c.suites, upstream.choice->suite))
+    downgrade.push("upstream cipher suite " + std::string(wire::cipherSuiteName(upstream.choice->suite)) +
+                   " is one the client did not offer (proxy-induced)");
+  if (upstream.kex && upstream.kex->group && !c.groups.empty() && !has(c.groups, upstream.kex->group))
+    downgrade.push("upstream group " + std::string(wire::namedGroupName(upstream.kex->group)) +
+                   " is one the client did not offer (proxy-induced)");
+  const int rc = ratingRank(client.key_exchange), ru = ratingRank(upstream.key_exchange);
+  if (rc >= 0 && ru > rc)
+    downgrade.push("the upstream key exchange is rated " + field(upstream.key_exchange, "rating")->asString() +
+                   ", the client leg " + field(client.key_exchange, "rating")->asString());
+  s.set("downgrade", std::move(downgrade));
+  return s;
+}
+
+}  // namespace tlstrace::analysis

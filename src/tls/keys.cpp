@@ -1,0 +1,133 @@
+#include "tls/keys.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+
+#include <string>
+
+namespace tlstrace::tls {
+
+SecretBytes::~SecretBytes() {
+  if (!b_.empty()) OPENSSL_cleanse(b_.data(), b_.size());
+}
+
+std::optional<CipherParams> cipherParams(const SSL_CIPHER* cipher, std::uint16_t version) {
+  if (!cipher) return std::nullopt;
+  CipherParams p;
+  p.hash = SSL_CIPHER_get_handshake_digest(cipher);
+  const int cnid = SSL_CIPHER_get_cipher_nid(cipher);
+  const EVP_CIPHER* c = EVP_get_cipherbynid(cnid);
+  if (!c || !p.hash) return std::nullopt;
+  p.aead = SSL_CIPHER_is_aead(cipher) == 1;
+  p.key_len = static_cast<std::size_t>(EVP_CIPHER_get_key_length(c));
+  if (version >= TLS1_3_VERSION) {
+    p.iv_len = 12;
+    return p;
+  }
+  const int mode = EVP_CIPHER_get_mode(c);
+  if (mode == EVP_CIPH_GCM_MODE || mode == EVP_CIPH_CCM_MODE) {
+    p.iv_len = 4;  // RFC 5288 3 / RFC 6655 3: the implicit salt; the rest is explicit per record
+  } else if (cnid == NID_chacha20_poly1305) {
+    p.iv_len = 12;  // RFC 7905 2
+  } else {
+    p.iv_len = static_cast<std::size_t>(EVP_CIPHER_get_iv_length(c));
+    const EVP_MD* mac = EVP_get_digestbynid(SSL_CIPHER_get_digest_nid(cipher));
+    if (mac) p.mac_len = static_cast<std::size_t>(EVP_MD_get_size(mac));
+  }
+  if (version < TLS1_2_VERSION) p.hash = nullptr;  // MD5/SHA-1 PRF
+  return p;
+}
+
+std::optional<SecretBytes> hkdfExpandLabel(const EVP_MD* md, const std::vector<std::uint8_t>& secret,
+                                           std::string_view label, const std::vector<std::uint8_t>& context,
+                                           std::size_t len) {
+  // RFC 8446 7.1: HkdfLabel { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
+  const std::string full = "tls13 " + std::string(label);
+  if (full.size() > 255 || context.size() > 255 || len > 0xffff) return std::nullopt;
+  std::vector<std::uint8_t> info;
+  info.push_back(static_cast<std::uint8_t>(len >> 8));
+  info.push_back(static_cast<std::uint8_t>(len & 0xff));
+  info.push_back(static_cast<std::uint8_t>(full.size()));
+  info.insert(info.end(), full.begin(), full.end());
+  info.push_back(static_cast<std::uint8_t>(context.size()));
+  info.insert(info.end(), context.begin(), context.end());
+
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+  EVP_KDF_free(kdf);
+  if (!ctx) return std::nullopt;
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(EVP_MD_get0_name(md)), 0),
+      OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(secret.data()), secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_END};
+  std::vector<std::uint8_t> out(len);
+  const bool ok = EVP_KDF_derive(ctx, out.data(), out.size(), params) == 1;
+  EVP_KDF_CTX_free(ctx);
+  if (!ok) return std::nullopt;
+  return SecretBytes(std::move(out));
+}
+
+std::optional<TrafficKeys> tls13TrafficKeys(const CipherParams& p, const std::vector<std::uint8_t>& secret) {
+  auto key = hkdfExpandLabel(p.hash, secret, "key", {}, p.key_len);
+  auto iv = hkdfExpandLabel(p.hash, secret, "iv", {}, p.iv_len);
+  if (!key || !iv) return std::nullopt;
+  TrafficKeys k;
+  k.key = std::move(*key);
+  k.iv = std::move(*iv);
+  return k;
+}
+
+std::optional<SecretBytes> tls13NextSecret(const EVP_MD* md, const std::vector<std::uint8_t>& secret) {
+  return hkdfExpandLabel(md, secret, "traffic upd", {}, static_cast<std::size_t>(EVP_MD_get_size(md)));
+}
+
+std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t version,
+                                      const std::vector<std::uint8_t>& master_secret,
+                                      const std::vector<std::uint8_t>& client_random,
+                                      const std::vector<std::uint8_t>& server_random) {
+  // key_block = PRF(master_secret, "key expansion", server_random + client_random), cut into
+  // client MAC, server MAC, client key, server key, client IV, server IV (RFC 5246 6.3).
+  const std::size_t total = 2 * (p.mac_len + p.key_len + p.iv_len);
+  std::vector<std::uint8_t> seed(server_random);
+  seed.insert(seed.end(), client_random.begin(), client_random.end());
+  static constexpr char kLabel[] = "key expansion";
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr);
+  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+  EVP_KDF_free(kdf);
+  if (!ctx) return std::nullopt;
+  const char* digest = version >= TLS1_2_VERSION && p.hash ? EVP_MD_get0_name(p.hash) : "MD5-SHA1";
+  std::vector<std::uint8_t> label_seed(kLabel, kLabel + sizeof kLabel - 1);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<std::uint8_t*>(master_secret.data()),
+                                        master_secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, label_seed.data(), label_seed.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed.data(), seed.size()),
+      OSSL_PARAM_END};
+  std::vector<std::uint8_t> block(total);
+  const bool ok = EVP_KDF_derive(ctx, block.data(), block.size(), params) == 1;
+  EVP_KDF_CTX_free(ctx);
+  if (!ok) return std::nullopt;
+  std::size_t off = 0;
+  auto take = [&](std::size_t n) {
+    SecretBytes s(std::vector<std::uint8_t>(block.begin() + static_cast<std::ptrdiff_t>(off),
+                                            block.begin() + static_cast<std::ptrdiff_t>(off + n)));
+    off += n;
+    return s;
+  };
+  KeyBlock kb;
+  kb.client_write.mac_key = take(p.mac_len);
+  kb.server_write.mac_key = take(p.mac_len);
+  kb.client_write.key = take(p.key_len);
+  kb.server_write.key = take(p.key_len);
+  kb.client_write.iv = take(p.iv_len);
+  kb.server_write.iv = take(p.iv_len);
+  OPENSSL_cleanse(block.data(), block.size());
+  return kb;
+}
+
+}  // namespace tlstrace::tls

@@ -1,0 +1,61 @@
+// Traffic keys from secrets: TLS 1.3 HKDF-Expand-Label (RFC 8446 7.1, 7.3, 7.2 key updates) and
+// the TLS 1.2 key block (RFC 5246 6.3). Only ever printed with --log-secrets.
+#pragma once
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace tlstrace::tls {
+
+// Bytes that wipe themselves (OPENSSL_cleanse) when they go.
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  explicit SecretBytes(std::vector<std::uint8_t> b) : b_(std::move(b)) {}
+  SecretBytes(const SecretBytes&) = default;
+  SecretBytes& operator=(const SecretBytes&) = default;
+  SecretBytes(SecretBytes&&) noexcept = default;
+  SecretBytes& operator=(SecretBytes&&) noexcept = default;
+  ~SecretBytes();
+  [[nodiscard]] const std::vector<std::uint8_t>& bytes() const { return b_; }
+  [[nodiscard]] bool empty() const { return b_.empty(); }
+
+ private:
+  std::vector<std::uint8_t> b_;
+};
+
+struct CipherParams {
+  const EVP_MD* hash = nullptr;  // HKDF / PRF hash
+  std::size_t key_len = 0;
+  std::size_t iv_len = 0;   // TLS 1.3: 12; TLS 1.2 AEAD: implicit part; CBC: block size
+  std::size_t mac_len = 0;  // TLS 1.2 non-AEAD only
+  bool aead = false;
+};
+[[nodiscard]] std::optional<CipherParams> cipherParams(const SSL_CIPHER* cipher, std::uint16_t version);
+
+struct TrafficKeys {
+  SecretBytes key, iv, mac_key;
+};
+
+[[nodiscard]] std::optional<SecretBytes> hkdfExpandLabel(const EVP_MD* md, const std::vector<std::uint8_t>& secret,
+                                                         std::string_view label,
+                                                         const std::vector<std::uint8_t>& context, std::size_t len);
+// RFC 8446 7.3: key = HKDF-Expand-Label(secret, "key", "", key_len), iv likewise with "iv".
+[[nodiscard]] std::optional<TrafficKeys> tls13TrafficKeys(const CipherParams& p, const std::vector<std::uint8_t>& secret);
+// RFC 8446 7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length).
+[[nodiscard]] std::optional<SecretBytes> tls13NextSecret(const EVP_MD* md, const std::vector<std::uint8_t>& secret);
+
+struct KeyBlock {
+  TrafficKeys client_write, server_write;
+};
+// RFC 5246 6.3 (and RFC 4346/2246 with the MD5/SHA-1 PRF when `version` < TLS 1.2).
+[[nodiscard]] std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t version,
+                                                    const std::vector<std::uint8_t>& master_secret,
+                                                    const std::vector<std::uint8_t>& client_random,
+                                                    const std::vector<std::uint8_t>& server_random);
+
+}  // namespace tlstrace::tls

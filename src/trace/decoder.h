@@ -1,0 +1,112 @@
+// Per-leg handshake decoding: turns each handshake message into the `body` of a tls.message
+// event (events.md) and remembers what the hellos and key-exchange messages said, for the
+// key-exchange analysis, the connection summary and the fingerprints. Pure: certificate
+// summaries come from an injected function (the tls/ layer supplies OpenSSL's).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "trace/json.h"
+#include "wire/byte_reader.h"
+#include "wire/messages.h"
+
+namespace tlstrace::trace {
+
+struct MessageBody {
+  std::string type;  // "ClientHello", "HelloRetryRequest", ...
+  std::uint32_t length = 0;
+  Json body = Json::object();
+};
+
+using Blob = std::vector<std::uint8_t>;
+
+// What a ClientHello offered, GREASE kept (fingerprints drop it themselves).
+struct HelloOffer {
+  bool seen = false;
+  std::uint16_t legacy_version = 0;
+  Blob random;
+  std::string sni;
+  std::vector<std::uint16_t> versions;  // supported_versions, or {legacy_version}
+  std::vector<std::uint16_t> suites;
+  std::vector<std::uint16_t> extensions;  // in order
+  std::vector<std::uint16_t> groups;
+  std::vector<std::uint8_t> point_formats;
+  std::vector<std::uint16_t> sigalgs;
+  std::vector<std::string> alpn;
+  std::vector<std::pair<std::uint16_t, Blob>> key_shares;
+  std::vector<std::uint8_t> psk_modes;
+  bool psk = false;
+  bool early_data = false;
+};
+
+// What the server chose.
+struct ServerChoice {
+  bool seen = false;
+  std::uint16_t legacy_version = 0;
+  std::uint16_t version = 0;
+  std::uint16_t suite = 0;
+  std::vector<std::uint16_t> extensions;  // ServerHello's, in order
+  std::string alpn;
+  std::uint16_t key_share_group = 0;
+  Blob key_share;
+  bool hrr = false;
+  std::uint16_t hrr_group = 0;
+  bool psk_selected = false;
+};
+
+struct KexMaterial {
+  wire::KexKind kind = wire::KexKind::Unknown;
+  std::uint16_t group = 0;  // named group, 0 for TLS <= 1.2 DHE with explicit p/g
+  Blob p, g;
+  Blob server_public, client_public;
+  bool has_encrypted_premaster = false;
+  std::optional<std::uint16_t> server_sig_scheme;  // from ServerKeyExchange or CertificateVerify
+  std::optional<std::uint16_t> client_sig_scheme;  // client CertificateVerify
+  Blob server_leaf_der;
+  std::vector<std::uint32_t> ticket_lifetimes;
+};
+
+// What the pure decoder cannot do itself (X.509 parsing); the tls/ layer fills these in.
+struct DerDecoders {
+  std::function<Json(wire::Bytes der)> certificate;         // summary object
+  std::function<std::string(wire::Bytes der)> distinguished_name;  // RFC 2253 text
+};
+
+class LegDecoder {
+ public:
+  explicit LegDecoder(DerDecoders der = {}) : der_(std::move(der)) {}
+
+  // `msg` is one whole handshake message; `from_client` is true when the TLS client of this leg
+  // sent it (on the client leg: received by the proxy; on the upstream leg: sent by it).
+  [[nodiscard]] MessageBody describe(wire::Bytes msg, bool from_client);
+
+  [[nodiscard]] const HelloOffer& offer() const { return offer_; }
+  [[nodiscard]] const ServerChoice& choice() const { return choice_; }
+  [[nodiscard]] const KexMaterial& kex() const { return kex_; }
+  [[nodiscard]] std::uint16_t version() const { return choice_.version; }
+  [[nodiscard]] const std::string& lastMessage() const { return last_message_; }
+  [[nodiscard]] std::uint32_t keyUpdates(bool from_client) const { return from_client ? key_updates_client_ : key_updates_server_; }
+
+ private:
+  void clientHello(wire::Bytes msg, wire::Bytes body, Json& out);
+  void serverHello(wire::Bytes msg, wire::Bytes body, MessageBody& out);
+  Json extensions(const std::vector<wire::Extension>& exts, bool from_client, bool hrr);
+  void extension(const wire::Extension& e, bool from_client, bool hrr, Json& out);
+  Json certificateSummary(wire::Bytes der);
+
+  DerDecoders der_;
+  HelloOffer offer_;
+  ServerChoice choice_;
+  KexMaterial kex_;
+  std::string last_message_;
+  std::uint32_t key_updates_client_ = 0;
+  std::uint32_t key_updates_server_ = 0;
+};
+
+// {"id": n, "name": "..."} objects used throughout the schema.
+[[nodiscard]] Json codeName(std::uint16_t id, std::string_view name);
+
+}  // namespace tlstrace::trace
