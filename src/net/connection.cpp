@@ -416,7 +416,9 @@ void Connection::abortClientHandshake(const std::string& why) {
   Json f = Json::object();
   f.set("reason", why);
   f.set("stage", "handshake");
-  f.set("cause", upstream_.error_cause.empty() ? std::string("upstream_unreachable") : "upstream_" + upstream_.error_cause);
+  // The root cause is the upstream leg's; `origin` says so.
+  f.set("cause", upstream_.error_cause.empty() ? std::string("upstream_unreachable") : upstream_.error_cause);
+  f.set("origin", "upstream");
   f.set("message", "ClientHello");
   f.set("alert", "handshake_failure");
   f.set("hint", "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why");

@@ -101,11 +101,11 @@ class Pki:
 class SServer:
     """openssl s_server answering HTTP (-www) on a run-time port."""
 
-    def __init__(self, d, cert, key, extra=(), name="s_server"):
+    def __init__(self, d, cert, key, extra=(), name="s_server", env=None):
         for _ in range(5):
             self.port = free_port()
             self.proc = Proc(["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert", cert,
-                              "-key", key, "-www", *extra], f"{d}/{name}-{self.port}.log")
+                              "-key", key, "-www", *extra], f"{d}/{name}-{self.port}.log", env=env)
             try:
                 wait_port(self.port, self.proc.p)
                 return
@@ -251,8 +251,15 @@ class ProxyTestCase(unittest.TestCase):
         self._stops.append(stop)
         return p
 
-    def s_server(self, *extra, cert=None, key=None):
-        s = SServer(self.dir, cert or self.pki.cert, key or self.pki.key, extra)
+    def s_server(self, *extra, cert=None, key=None, seclevel0=False):
+        env = None
+        if seclevel0:  # a deliberately weak server: OpenSSL refuses small DH at its default level
+            conf = f"{self.dir}/seclevel0.cnf"
+            with open(conf, "w") as f:
+                f.write("openssl_conf = c\n[c]\nssl_conf = s\n[s]\nsystem_default = d\n"
+                        "[d]\nCipherString = DEFAULT:@SECLEVEL=0\n")
+            env = dict(os.environ, OPENSSL_CONF=conf)
+        s = SServer(self.dir, cert or self.pki.cert, key or self.pki.key, extra, env=env)
         self._stops.append(s.stop)
         return s
 
