@@ -39,9 +39,14 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--trace", cfg.trace, "categories: tcp,handshake,keyexchange,trust,keys,record,data,all")
       ->capture_default_str();
   p->add_option("--log", cfg.log_file, "human-readable trace to FILE (default stderr)");
+  p->add_option("--format", cfg.format, "text trace shape: default, jsse (like javax.net.debug), openssl (like s_client -trace)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"default", "jsse", "openssl"}));
   p->add_option("--events", cfg.events_file, "JSON Lines events to FILE ('-' = stdout)");
   p->add_option("--keylog", cfg.keylog_file, "NSS key log of both legs (default $SSLKEYLOGFILE)");
   p->add_flag("--log-secrets", cfg.log_secrets, "put secrets into the trace and events too");
+  p->add_flag("--mirror-client", cfg.mirror_client,
+              "offer the server the client's own versions, cipher suites, groups, signature schemes and ALPN");
   legOptions(p, "client", cfg.client_tls);
   legOptions(p, "upstream", cfg.upstream_tls);
   p->add_option("--dhparam", cfg.dhparam, "DH parameters (PEM) for DHE towards clients");

@@ -16,7 +16,6 @@ struct CliState {
   std::string listen = "127.0.0.1:8080";
   std::string mode = "explicit";
   std::string upstream;
-  std::string format = "default";
   std::string config_file;
 };
 

@@ -19,6 +19,7 @@
 #include "sinks/sinks.h"
 #include "tls/context.h"
 #include "trace/event.h"
+#include "trace/text.h"
 
 using namespace tlstrace;
 
@@ -64,7 +65,9 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
       cfg.upstream_ca, cfg.insecure);
 
   trace::Tracer tracer(categories);
-  tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file));
+  trace::TextFormat format = trace::TextFormat::Default;
+  (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
+  tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
   if (!cfg.events_file.empty()) tracer.addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())

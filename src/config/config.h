@@ -26,7 +26,6 @@ enum class Mode { Explicit, Reverse };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
 [[nodiscard]] std::string_view modeName(Mode m);
 
-enum class TextFormat { Default, Jsse, Openssl };
 
 struct LegTls {
   std::string min_version;
@@ -51,6 +50,7 @@ struct ProxyConfig {
   std::string keylog_file;  // "" = $SSLKEYLOGFILE or none
   std::string pcap_file;
   bool log_secrets = false;
+  bool mirror_client = false;  // offer upstream what the client offered
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;
@@ -60,7 +60,7 @@ struct ProxyConfig {
   double connect_timeout_s = 10;
   double shutdown_grace_s = 2;
   std::size_t cert_cache = 1024;
-  TextFormat format = TextFormat::Default;
+  std::string format = "default";  // text trace shape: default, jsse, openssl
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

@@ -9,6 +9,7 @@
 #include "analysis/summary.h"
 #include "net/proxy_request.h"
 #include "tls/cert_summary.h"
+#include "tls/mirror.h"
 #include "pki/forge.h"
 #include "sinks/sinks.h"
 #include "tls/session_info.h"
@@ -328,6 +329,8 @@ void Connection::startUpstreamTls() {
     traceTlsError(upstream_, err, "setup");
     return abortClientHandshake(err);
   }
+  if (svc_.cfg->mirror_client && client_.decoder.offer().seen)
+    emit(trace::Leg::Upstream, "tls.mirror", tls::mirrorClientOffer(upstream_.tls->ssl(), client_.decoder.offer()));
   upstream_.hs_start = SteadyClock::now();
   stepUpstreamHandshake();
 }

@@ -14,7 +14,7 @@
 
 namespace tlstrace::sinks {
 
-TextSink::TextSink(const std::string& path) {
+TextSink::TextSink(const std::string& path, trace::TextFormat format) : format_(format) {
   if (path.empty()) {
     log_ = std::make_shared<spdlog::logger>("trace", std::make_shared<spdlog::sinks::stderr_sink_st>());
   } else {
@@ -29,7 +29,7 @@ TextSink::TextSink(const std::string& path) {
 TextSink::~TextSink() { flush(); }
 
 void TextSink::write(const trace::Event& e) {
-  std::string text = trace::renderText(e);
+  std::string text = trace::renderText(e, format_);
   if (!text.empty() && text.back() == '\n') text.pop_back();
   log_->info(text);
 }

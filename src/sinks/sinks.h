@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "trace/event.h"
+#include "trace/text.h"
 
 namespace spdlog {
 class logger;
@@ -17,13 +18,14 @@ namespace tlstrace::sinks {
 // Text trace to a file or stderr; every line carries time, connection id and leg.
 class TextSink : public trace::Sink {
  public:
-  explicit TextSink(const std::string& path);  // "" = stderr
+  explicit TextSink(const std::string& path, trace::TextFormat format = trace::TextFormat::Default);  // "" = stderr
   ~TextSink() override;
   void write(const trace::Event& e) override;
   void flush() override;
 
  private:
   std::shared_ptr<spdlog::logger> log_;
+  trace::TextFormat format_;
 };
 
 // JSON Lines: one object per line, written whole so that no line is ever torn.

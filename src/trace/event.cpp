@@ -39,7 +39,7 @@ bool parseCategories(std::string_view list, unsigned& out, std::string& bad) {
 
 Category categoryOf(std::string_view n) {
   if (n == "tcp.connect" || n == "tcp.close") return kTcp;
-  if (n == "tls.message" || n == "tls.ccs") return kHandshake;
+  if (n == "tls.message" || n == "tls.mirror") return kHandshake;
   if (n == "tls.key_exchange") return kKeyExchange;
   if (n == "tls.trust") return kTrust;
   if (n == "tls.secret" || n == "tls.keys") return kKeys;

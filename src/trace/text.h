@@ -3,11 +3,19 @@
 // trace printed.
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "trace/event.h"
 
 namespace tlstrace::trace {
 
-[[nodiscard]] std::string renderText(const Event& e);
+enum class TextFormat {
+  Default,  // our own: one block per event, every line prefixed with time, connection and leg
+  Jsse,     // shaped like JDK 11+ -Djavax.net.debug=ssl,handshake output
+  Openssl,  // shaped like `openssl s_client -trace`
+};
+[[nodiscard]] bool parseTextFormat(std::string_view s, TextFormat& out);
+
+[[nodiscard]] std::string renderText(const Event& e, TextFormat format = TextFormat::Default);
 
 }  // namespace tlstrace::trace

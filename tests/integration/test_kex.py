@@ -274,6 +274,53 @@ class SecretsAndDiagnosis(ProxyTestCase):
             self.assertIn("== conn.summary", f.read())
 
 
+class MirrorAndFormats(ProxyTestCase):
+    def test_mirror_client_offers_upstream_what_the_client_offered(self):
+        srv = self.s_server()
+        for mirror in (False, True):
+            with self.subTest(mirror=mirror):
+                args = ["--mirror-client"] if mirror else []
+                p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--insecure", *args)
+                ctx = ssl.create_default_context(cafile=p.ca)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305")
+                get(p, ctx)
+                evs = p.conn_closed()
+                up_hello = [e for e in of(evs, "tls.message", "upstream") if e["type"] == "ClientHello"][0]["body"]
+                suites = {c["name"] for c in up_hello["cipher_suites"]}
+                summary = of(evs, "conn.summary")[0]
+                if mirror:
+                    self.assertEqual(suites, {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                                              "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                                              "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"})
+                    self.assertNotIn("TLSv1.3", up_hello.get("supported_versions", []))
+                    self.assertEqual(of(evs, "tls.established", "upstream")[0]["version"], "TLSv1.2")
+                    m = of(evs, "tls.mirror", "upstream")[0]
+                    self.assertEqual(m["mirrored"]["versions"], "TLSv1.2..TLSv1.2")
+                    self.assertTrue(any("order" in x["item"] for x in m["not_mirrored"]))
+                    self.assertEqual(summary["not_forwarded"]["cipher_suites"], [])
+                else:
+                    self.assertGreater(len(suites), 10)
+                    self.assertFalse(of(evs, "tls.mirror"))
+                    # The client could not get TLS 1.3, but the upstream leg did: visible, not silent.
+                    self.assertEqual(of(evs, "tls.established", "upstream")[0]["version"], "TLSv1.3")
+
+    def test_jsse_and_openssl_shaped_traces(self):
+        srv = self.s_server()
+        for fmt, marks in (("jsse", ["javax.net.ssl|DEBUG|#1|client|", "|Consuming ClientHello handshake message (",
+                                     "|Produced ServerHello handshake message (", '"cipher_suites"']),
+                           ("openssl", ["[#1 client] Received Handshake Message", "[#1 upstream] Sent Handshake Message",
+                                        "ClientHello, Length=", "{0x13, 0x01} TLS_AES_128_GCM_SHA256"])):
+            with self.subTest(format=fmt):
+                p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--insecure", "--format", fmt)
+                get(p)
+                p.conn_closed()
+                with open(p.trace) as f:
+                    text = f.read()
+                for m in marks:
+                    self.assertIn(m, text)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
