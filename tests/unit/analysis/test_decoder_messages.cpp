@@ -200,3 +200,23 @@ TEST_CASE("every truncation of every captured message is reported, never a crash
   // Most short bodies are malformed (a Finished or a ticket may legitimately be any length).
   CHECK(reported * 10 > cuts * 9);
 }
+
+TEST_CASE("server flights of GnuTLS and Node.js decode too") {
+  for (const char* file : {"msgs_gnutls_tls13.txt", "msgs_gnutls_tls12.txt", "msgs_node_tls13.txt",
+                           "msgs_node_tls12_ecdhe_rsa.txt", "msgs_openssl_tls13_resume.txt",
+                           "msgs_openssl_tls12_ecdhe_resume.txt"}) {
+    CAPTURE(file);
+    for (const auto& hs : load(file)) {
+      LegDecoder leg(tls::derDecoders());
+      (void)decode(leg, hs);  // no message reports an error
+      CHECK(leg.choice().seen);
+    }
+  }
+  // GnuTLS asks for a client certificate: the TLS 1.2 CertificateRequest layout (RFC 5246 7.4.4).
+  LegDecoder leg;
+  auto v = decode(leg, load("msgs_gnutls_tls12.txt").at(0));
+  const Json& cr = body(v, "CertificateRequest");
+  CHECK_FALSE(cr.find("certificate_types")->asArray().empty());
+  CHECK_FALSE(cr.find("signature_algorithms")->asArray().empty());
+  CHECK(body(v, "Certificate", 1).find("chain")->asArray().empty());  // the client had none to send
+}
