@@ -19,4 +19,19 @@ if [[ "${TLSTRACE_SKIP_SANITIZE:-0}" != "1" ]]; then
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
 fi
+# Fuzzing with libFuzzer (clang), bounded: each target starts from its committed corpus (which
+# also replays under CTest above); a crash fails the run and leaves its reproducer in build-fuzz/
+# to be committed under tests/fuzz/corpus/ as a regression seed.
+if [[ "${TLSTRACE_SKIP_FUZZ:-0}" != "1" ]]; then
+  secs="${TLSTRACE_FUZZ_SECONDS:-45}"
+  cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DTLSTRACE_FUZZ=ON -DTLSTRACE_TESTS=OFF >/dev/null
+  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz_wire fuzz_connect
+  for t in wire connect; do
+    work="$root/build-fuzz/corpus-$t"
+    mkdir -p "$work"
+    (cd "$root/build-fuzz" && "./tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
+       "$work" "$root/tests/fuzz/corpus/$t" 2>&1 | tail -n 12)
+  done
+fi
 echo "all tests passed"
