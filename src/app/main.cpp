@@ -16,6 +16,7 @@
 #include "net/services.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
+#include "sinks/pcapng.h"
 #include "sinks/sinks.h"
 #include "tls/context.h"
 #include "trace/event.h"
@@ -75,10 +76,13 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   std::unique_ptr<sinks::KeylogSink> keylog;
   if (!keylog_path.empty()) keylog = std::make_unique<sinks::KeylogSink>(keylog_path);
 
+  std::unique_ptr<sinks::PcapngSink> pcap;
+  if (!cfg.pcap_file.empty()) pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file);
   raiseFileLimit();
   analysis::PrimeCache primes;
   net::Services svc;
   svc.primes = &primes;
+  svc.tap = pcap.get();
   svc.cfg = &cfg;
   svc.tracer = &tracer;
   svc.forger = &forger;
@@ -96,6 +100,7 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
     else
       spdlog::info("try: curl --cacert {} https://{}/", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
+    if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
   });
 }
 
@@ -132,6 +137,63 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
   return 0;
 }
 
+// `tlstrace convert EVENTS.jsonl --to text|keylog`: re-renders a recorded run. The text is the
+// same renderer as the live trace, so the output matches what --log printed.
+int runConvertCommand(const std::string& path, const std::string& to, const std::string& format_name) {
+  std::FILE* in = path == "-" ? stdin : std::fopen(path.c_str(), "r");
+  if (!in) {
+    spdlog::error("cannot open {}", path);
+    return 1;
+  }
+  trace::TextFormat format = trace::TextFormat::Default;
+  (void)trace::parseTextFormat(format_name, format);
+  std::string line;
+  char buf[65536];
+  int lineno = 0, bad = 0, secrets = 0, withheld = 0;
+  std::string out;
+  auto handle = [&](const std::string& text) {
+    ++lineno;
+    if (text.empty()) return;
+    std::string err;
+    auto j = trace::Json::parse(text, &err);
+    trace::Event e;
+    if (!j || !trace::fromJson(*j, e)) {
+      ++bad;
+      spdlog::warn("{}:{}: not an event ({})", path, lineno, err.empty() ? "missing ts/conn/event" : err);
+      return;
+    }
+    if (to == "keylog") {
+      if (e.name != "tls.secret") return;
+      const trace::Json* secret = e.fields.find("secret");
+      if (!secret) {
+        ++withheld;
+        return;
+      }
+      out = e.fields.find("label")->asString() + " " + e.fields.find("client_random")->asString() + " " +
+            secret->asString() + "\n";
+      ++secrets;
+    } else {
+      out = trace::renderText(e, format);
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  };
+  while (std::fgets(buf, sizeof buf, in)) {
+    line += buf;
+    if (!line.empty() && line.back() == '\n') {
+      line.pop_back();
+      handle(line);
+      line.clear();
+    }
+  }
+  if (!line.empty()) handle(line);
+  if (in != stdin) std::fclose(in);
+  if (to == "keylog" && withheld > 0 && secrets == 0) {
+    spdlog::error("{} tls.secret events carry no secret: record with --log-secrets (or use --keylog)", withheld);
+    return 1;
+  }
+  return bad == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -144,6 +206,15 @@ int main(int argc, char** argv) {
   CLI::App* proxy = app::addProxyCommand(app, cfg, state);
   std::string ca_action;
   CLI::App* ca = app::addCaCommand(app, cfg, ca_action);
+  std::string convert_in, convert_to = "text", convert_format = "default";
+  CLI::App* convert = app.add_subcommand("convert", "re-render a recorded events file (JSON Lines)");
+  convert->add_option("events", convert_in, "EVENTS.jsonl ('-' = stdin)")->required();
+  convert->add_option("--to", convert_to, "text (the trace as --log prints it) or keylog (NSS key log)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "keylog"}));
+  convert->add_option("--format", convert_format, "text shape: default, jsse, openssl")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"default", "jsse", "openssl"}));
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
     args = app::expandConfigFiles(args);
@@ -161,6 +232,7 @@ int main(int argc, char** argv) {
       return runProxyCommand(cfg);
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
+    if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

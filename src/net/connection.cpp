@@ -12,6 +12,7 @@
 #include "tls/mirror.h"
 #include "pki/forge.h"
 #include "sinks/sinks.h"
+#include "trace/tap.h"
 #include "tls/session_info.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
@@ -38,6 +39,20 @@ std::string endpointText(const tcp::socket& s, bool remote) {
   const auto addr = ep.address();
   if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
   return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
+  trace::Endpoint e;
+  e.port = ep.port();
+  if (ep.address().is_v6()) {
+    e.v6 = true;
+    const auto b = ep.address().to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), e.addr.begin());
+  } else {
+    const auto b = ep.address().to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), e.addr.begin());
+  }
+  return e;
 }
 
 }  // namespace
@@ -92,6 +107,8 @@ void Connection::start() {
     f.set("target", svc_.cfg->upstream->str());
   }
   emit(trace::Leg::None, "conn.open", std::move(f));
+  tapOpen(client_);
+  tapCommit();
   armWatchdog();
   if (svc_.cfg->mode == config::Mode::Explicit) {
     state_ = State::ReadingRequest;
@@ -112,8 +129,10 @@ void Connection::readRequest() {
     if (ec) return onReadError(client_, ec);
     touch();
     client_.bytes_in += n;
+    tapData(client_, true, std::span(client_.rbuf.data(), n));
     inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
     onRequestBytes();
+    tapCommit();
   });
 }
 
@@ -224,7 +243,9 @@ void Connection::connectUpstream(std::function<void()> on_connected,
               upstream_.connect_ms = msSince(*started);
               f.set("connect_ms", *upstream_.connect_ms);
               emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+              tapOpen(upstream_);
               on_connected();
+              tapCommit();
             });
       });
 }
@@ -241,8 +262,10 @@ void Connection::peekHello() {
     if (ec) return onReadError(client_, ec);
     touch();
     client_.bytes_in += n;
+    tapData(client_, true, std::span(client_.rbuf.data(), n));
     inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
     onHelloBytes();
+    tapCommit();
   });
 }
 
@@ -553,6 +576,7 @@ void Connection::Observer::onRecordHeader(bool sent, std::span<const std::uint8_
 void Connection::Observer::onKeylog(std::string_view line) {
   Connection& c = *conn;
   if (c.svc_.keylog) c.svc_.keylog->writeLine(line);
+  if (c.svc_.tap) c.svc_.tap->secret(line);
   if (!c.tracing(trace::kKeys)) return;
   // NSS key log line: LABEL <client_random hex> <secret hex>.
   const auto sp1 = line.find(' ');
@@ -662,7 +686,9 @@ void Connection::readFrom(Leg& l) {
     if (ec) return onReadError(l, ec);
     touch();
     l.bytes_in += n;
+    tapData(l, true, std::span(l.rbuf.data(), n));
     onRead(l, n);
+    tapCommit();
   });
 }
 
@@ -690,6 +716,7 @@ void Connection::onRead(Leg& l, std::size_t n) {
 void Connection::onReadError(Leg& l, const boost::system::error_code& ec) {
   if (ec == werr::operation_aborted) return;
   if (ec == werr::eof) {
+    tapFin(l, true);
     l.fin_seen = true;
     if (l.by.empty()) {
       l.by = "peer";
@@ -707,7 +734,9 @@ void Connection::onReadError(Leg& l, const boost::system::error_code& ec) {
     return closeGracefully(outcome_);
   }
   const bool reset = ec == werr::connection_reset;
+  if (reset) tapRst(l, true);
   abortLeg(l, reset ? "rst" : "error", reset ? "connection reset by peer" : ec.message());
+  tapCommit();
 }
 
 void Connection::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
@@ -785,7 +814,9 @@ void Connection::flush(Leg& l) {
     }
     touch();
     l.bytes_out += n;
+    tapData(l, false, std::span(l.wbuf.data(), n));
     flush(l);
+    tapCommit();
   });
 }
 
@@ -794,6 +825,7 @@ void Connection::onDrained(Leg& l) {
     boost::system::error_code ec;
     l.sock.shutdown(tcp::socket::shutdown_send, ec);
     l.shut_sent = true;
+    tapFin(l, false);
     if (l.by.empty()) {
       l.by = "proxy";
       l.how = "fin";
@@ -867,6 +899,8 @@ void Connection::finish() {
   resolver_.cancel();
   for (Leg* l : {&client_, &upstream_}) {
     if (!l->open) continue;
+    if (!l->dead) tapFin(*l, false);  // closing the socket sends our FIN if not sent yet
+    if (svc_.tap) svc_.tap->close(id_, l->which);
     boost::system::error_code ec;
     l->sock.close(ec);
     if (l->by.empty()) {
@@ -904,6 +938,7 @@ void Connection::finish() {
   f.set("bytes_server_to_client", s2c_);
   f.set("outcome", outcome_.empty() ? std::string("ok") : outcome_);
   emit(trace::Leg::None, "conn.close", std::move(f));
+  tapCommit();
   // Release TLS state now; the object itself goes when the last handler holding it returns.
   client_.tls.reset();
   upstream_.tls.reset();
@@ -953,6 +988,34 @@ void Connection::onWatchdog() {
   }
   outcome_ = why;
   closeGracefully(why);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture. The client leg's initiator is the client; the upstream leg's is the proxy.
+
+void Connection::tapOpen(Leg& l) {
+  if (!svc_.tap) return;
+  boost::system::error_code e1, e2;
+  const auto local = l.sock.local_endpoint(e1), remote = l.sock.remote_endpoint(e2);
+  if (e1 || e2) return;
+  if (&l == &client_) svc_.tap->open(id_, l.which, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
+  else svc_.tap->open(id_, l.which, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
+}
+
+void Connection::tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes) {
+  if (svc_.tap) svc_.tap->data(id_, l.which, (&l == &client_) == inbound, bytes, trace::Clock::now());
+}
+
+void Connection::tapFin(Leg& l, bool inbound) {
+  if (svc_.tap) svc_.tap->fin(id_, l.which, (&l == &client_) == inbound, trace::Clock::now());
+}
+
+void Connection::tapRst(Leg& l, bool inbound) {
+  if (svc_.tap) svc_.tap->rst(id_, l.which, (&l == &client_) == inbound, trace::Clock::now());
+}
+
+void Connection::tapCommit() {
+  if (svc_.tap) svc_.tap->commit();
 }
 
 }  // namespace tlstrace::net

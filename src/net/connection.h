@@ -134,6 +134,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish();
   Leg& other(Leg& l) { return &l == &client_ ? upstream_ : client_; }
 
+  // Capture (--pcap): inbound = received by the proxy on that leg.
+  void tapOpen(Leg& l);
+  void tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes);
+  void tapFin(Leg& l, bool inbound);
+  void tapRst(Leg& l, bool inbound);
+  void tapCommit();
+
   // Timers.
   void armWatchdog();
   void onWatchdog();

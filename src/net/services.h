@@ -10,6 +10,7 @@
 
 namespace tlstrace::trace {
 class Tracer;
+class WireTap;
 }
 namespace tlstrace::pki {
 class Forger;
@@ -30,7 +31,8 @@ struct Services {
   SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
   SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
   sinks::KeylogSink* keylog = nullptr;
-  analysis::PrimeCache* primes = nullptr;  // safe-prime results, shared by the connections of one thread
+  analysis::PrimeCache* primes = nullptr;
+  trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr  // safe-prime results, shared by the connections of one thread
 };
 
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.

@@ -1,0 +1,60 @@
+// pcapng (draft-ietf-opsawg-pcapng) capture of both legs as TCP/IP streams, with the key log in
+// Decryption Secrets Blocks so that Wireshark decrypts the TLS as is.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "trace/tap.h"
+
+namespace tlstrace::sinks {
+
+// Block encoders (section 4 of the pcapng draft), little-endian, each padded to 32 bits.
+namespace pcapng {
+inline constexpr std::uint32_t kLinktypeRaw = 101;     // raw IPv4/IPv6, no link header
+inline constexpr std::uint32_t kSecretsTls = 0x544c534b;  // "TLSK": NSS key log
+std::vector<std::uint8_t> sectionHeader(const std::string& application);
+std::vector<std::uint8_t> interfaceDescription(std::uint32_t linktype, const std::string& name,
+                                               const std::string& description);
+std::vector<std::uint8_t> enhancedPacket(std::uint32_t interface_id, std::uint64_t ts_us,
+                                         std::span<const std::uint8_t> packet);
+std::vector<std::uint8_t> decryptionSecrets(std::uint32_t type, std::string_view secrets);
+// An IPv4/IPv6 + TCP packet (RFC 791/8200, RFC 9293) with correct checksums.
+std::vector<std::uint8_t> tcpPacket(const trace::Endpoint& src, const trace::Endpoint& dst, std::uint32_t seq,
+                                    std::uint32_t ack, std::uint8_t flags, std::span<const std::uint8_t> payload);
+inline constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
+}  // namespace pcapng
+
+class PcapngSink : public trace::WireTap {
+ public:
+  explicit PcapngSink(const std::string& path);  // created 0600: it holds secrets
+  ~PcapngSink() override;
+  void open(std::uint64_t conn, trace::Leg leg, const trace::Endpoint& initiator, const trace::Endpoint& responder,
+            trace::Clock::time_point ts) override;
+  void data(std::uint64_t conn, trace::Leg leg, bool from_initiator, std::span<const std::uint8_t> bytes,
+            trace::Clock::time_point ts) override;
+  void fin(std::uint64_t conn, trace::Leg leg, bool from_initiator, trace::Clock::time_point ts) override;
+  void rst(std::uint64_t conn, trace::Leg leg, bool from_initiator, trace::Clock::time_point ts) override;
+  void close(std::uint64_t conn, trace::Leg leg) override;
+  void secret(std::string_view keylog_line) override;
+  void commit() override;
+
+ private:
+  struct Flow {
+    trace::Endpoint a, b;  // initiator, responder
+    std::uint32_t seq_a = 0, seq_b = 0;  // next sequence number each side sends
+    bool fin_a = false, fin_b = false, reset = false;
+  };
+  void packet(std::uint32_t iface, std::uint64_t ts_us, std::vector<std::uint8_t> bytes);
+  Flow* flow(std::uint64_t conn, trace::Leg leg);
+  void write(const std::vector<std::uint8_t>& block);
+
+  std::FILE* f_ = nullptr;
+  std::map<std::pair<std::uint64_t, int>, Flow> flows_;
+  std::string pending_secrets_;
+  std::vector<std::vector<std::uint8_t>> pending_blocks_;
+};
+
+}  // namespace tlstrace::sinks
