@@ -1,6 +1,7 @@
 // Composition root: the command line (CLI11) turned into configuration, and the one place that
 // knows every concrete type.
 #include <openssl/opensslv.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -197,6 +198,8 @@ int runConvertCommand(const std::string& path, const std::string& to, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Diagnostics go to stderr: stdout carries data (`convert`, `--events -`, `ca export`).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tlstrace"));
   spdlog::set_pattern("tlstrace: %v");
   CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy"};
   app.set_version_flag("--version", std::string("tlstrace ") + kVersion + " (" + OpenSSL_version(OPENSSL_VERSION) + ")");
