@@ -15,6 +15,52 @@ TLSTRACE = os.environ.get("TLSTRACE_BIN", os.path.join(os.path.dirname(__file__)
 CHECK_EVENTS = os.environ.get(
     "CHECK_EVENTS", os.path.join(os.path.dirname(__file__), "../../../shared/tools/check-events.py"))
 DEADLINE = 15  # seconds for any single wait
+DOCS = os.path.join(os.path.dirname(__file__), "../../docs/events.md")
+COMMON = {"ts", "conn", "leg", "event"}
+
+
+def documented_schema(path=DOCS):
+    """Parses docs/events.md: {event: set(fields)} and {message type: set(body fields)}."""
+    import re
+    events, bodies, current, in_bodies = {}, {}, None, False
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^### `([^`]+)`", line)
+            if m:
+                current, in_bodies = m.group(1), False
+                events[current] = set()
+                continue
+            if line.startswith("## Bodies of"):
+                current, in_bodies = None, True
+                continue
+            if line.startswith("## "):
+                current = None
+            row = re.match(r"^\| `([^`]+)` \| (.*) \|\s*$", line)
+            if not row:
+                continue
+            if current:
+                events[current].add(row.group(1))
+            elif in_bodies:
+                bodies[row.group(1)] = set(re.findall(r"`([^`]+)`", row.group(2)))
+    return events, bodies
+
+
+def check_against_docs(evs, schema=None):
+    """Every event and field produced must be documented (a new field without docs fails)."""
+    events, bodies = schema or documented_schema()
+    problems = []
+    for e in evs:
+        name = e.get("event")
+        if name not in events:
+            problems.append(f"event '{name}' is not documented in docs/events.md")
+            continue
+        for k in set(e) - COMMON - events[name]:
+            problems.append(f"{name}.{k} is not documented")
+        if name == "tls.message" and isinstance(e.get("body"), dict):
+            allowed = bodies.get(e.get("type"), set()) | {"error", "raw"}
+            for k in set(e["body"]) - allowed:
+                problems.append(f"tls.message body of {e.get('type')} has undocumented '{k}'")
+    return sorted(set(problems))
 
 
 def free_port():
@@ -246,6 +292,8 @@ class ProxyTestCase(unittest.TestCase):
                 print("clean-up:", e, file=sys.stderr)
         for p in self.proxies:
             self.check_events_file(p.events)
+            if os.path.exists(p.events):
+                self.assertEqual(check_against_docs(p.read_events()), [])
 
     def proxy(self, *args, **kw):
         p = Tlstrace(self.dir, *args, name=f"tlstrace{len(self.proxies)}", **kw)
