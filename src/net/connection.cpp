@@ -486,7 +486,6 @@ void Connection::onEstablished(Leg& l) {
   SSL* ssl = l.tls->ssl();
   l.handshake_ms = msSince(l.hs_start);
   l.established = tls::establishedFields(ssl, *l.handshake_ms);
-  emit(l.which, "tls.established", l.established);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();
   in.choice = &l.decoder.choice();
@@ -495,10 +494,13 @@ void Connection::onEstablished(Leg& l) {
   X509* server_cert = &l == &upstream_ ? SSL_get0_peer_certificate(ssl) : SSL_get_certificate(ssl);
   if (server_cert)
     if (EVP_PKEY* pk = X509_get0_pubkey(server_cert)) in.server_key_bits = EVP_PKEY_get_bits(pk);
-  if (svc_.primes && tracing(trace::kKeyExchange)) {
-    l.key_exchange = analysis::assessKeyExchange(in, *svc_.primes);
-    emit(l.which, "tls.key_exchange", l.key_exchange);
-  }
+  if (svc_.primes) l.key_exchange = analysis::assessKeyExchange(in, *svc_.primes);
+  // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
+  if (const Json* g = l.key_exchange.find("group"); g && l.established.find("group")->isNull() &&
+                                                     l.decoder.kex().kind == wire::KexKind::Dhe)
+    l.established.set("group", *g);
+  emit(l.which, "tls.established", l.established);
+  if (!l.key_exchange.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", l.key_exchange);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,27 +25,54 @@ std::string scalar(const Json& j) {
 
 bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
 
-// One-line form of an array of flat items, or of a small flat object; empty when it does not fit.
-std::string inlineForm(const Json& j) {
+std::string inlineForm(const Json& j, int depth = 0);
+
+// One-line form of an array of flat items, or of a small object whose values are flat (or flat
+// arrays); empty when it does not fit in kInlineWidth.
+std::string inlineForm(const Json& j, int depth) {
   std::string s;
   if (j.isArray()) {
     for (const auto& x : j.asArray()) {
-      if (!isFlat(x)) return {};
+      std::string item = isFlat(x) ? scalar(x) : depth == 0 && x.isObject() ? inlineForm(x, depth + 1) : "";
+      if (item.empty()) return {};
       if (!s.empty()) s += ", ";
-      s += scalar(x);
+      s += item;
     }
     s = "[" + s + "]";
   } else if (j.isObject()) {
     for (const auto& [k, v] : j.asObject()) {
-      if (!isFlat(v)) return {};
+      std::string item = isFlat(v) ? scalar(v) : depth == 0 && v.isArray() ? inlineForm(v, depth + 1) : "";
+      if (item.empty()) return {};
       if (!s.empty()) s += ", ";
-      s += k + "=" + scalar(v);
+      s += k + "=" + item;
     }
     s = "{" + s + "}";
   } else {
     s = scalar(j);
   }
   return s.size() <= kInlineWidth ? s : std::string{};
+}
+
+// A long list of flat items, wrapped at kInlineWidth with aligned continuation lines.
+bool wrapFlatList(const std::string& prefix, const std::string& head, const Json& v, std::string& out) {
+  for (const auto& x : v.asArray())
+    if (!isFlat(x)) return false;
+  const std::string cont(head.size(), ' ');
+  std::string line = head;
+  bool first = true;
+  for (const auto& x : v.asArray()) {
+    const std::string item = scalar(x) + ",";
+    if (!first && line.size() + 1 + item.size() > kInlineWidth + head.size()) {
+      out += prefix + line + "\n";
+      line = cont;
+      first = true;
+    }
+    line += (first ? "" : " ") + item;
+    first = false;
+  }
+  if (!line.empty() && line.back() == ',') line.pop_back();
+  out += prefix + line + "\n";
+  return true;
 }
 
 void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v,
@@ -60,9 +87,19 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
     return;
   }
   if (v.isArray()) {
+    if (wrapFlatList(prefix, pad + key + " (" + std::to_string(v.asArray().size()) + "): ", v, out)) return;
     out += prefix + pad + key + ": (" + std::to_string(v.asArray().size()) + ")\n";
     std::size_t i = 0;
     for (const auto& x : v.asArray()) renderValue(prefix, indent + 1, "[" + std::to_string(i++) + "]", x, out);
+    return;
+  }
+  // Extensions read best as "[3]: key_share (0x0033), 38 bytes" followed by their fields.
+  const Json* type = v.find("type");
+  const Json* length = v.find("length");
+  if (type && length && isCodeName(*type)) {
+    out += prefix + pad + key + ": " + scalar(*type) + ", " + scalar(*length) + " bytes\n";
+    for (const auto& [k, x] : v.asObject())
+      if (k != "type" && k != "length") renderValue(prefix, indent + 1, k, x, out);
     return;
   }
   out += prefix + pad + key + ":\n";
