@@ -84,6 +84,7 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   net::Services svc;
   svc.primes = &primes;
   svc.tap = pcap.get();
+  if (!cfg.proxy_auth.empty()) svc.expected_proxy_auth = "Basic " + config::base64(cfg.proxy_auth);
   svc.cfg = &cfg;
   svc.tracer = &tracer;
   svc.forger = &forger;

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 
 namespace tlstrace::config {
@@ -84,7 +86,52 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (idle_timeout_s <= 0) errs.push_back("--idle-timeout must be positive");
   if (connect_timeout_s <= 0) errs.push_back("--connect-timeout must be positive");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
+  if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
+    errs.push_back("--proxy-auth takes USER:PASSWORD");
+  if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
   return errs;
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out.push_back(kAlphabet[(v >> k) & 63]);
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+bool isLocalAddress(std::string_view ip_text) {
+  std::string ip(ip_text);
+  unsigned char b[16];
+  if (inet_pton(AF_INET, ip.c_str(), b) == 1) {
+    return b[0] == 127 || b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+           (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64);
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), b) == 1) {
+    static constexpr unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    bool loop = true;
+    for (int i = 0; i < 16; ++i) loop = loop && b[i] == kLoopback[i];
+    const bool mapped = b[10] == 0xff && b[11] == 0xff && b[0] == 0 && b[1] == 0 && b[8] == 0 && b[9] == 0;
+    if (mapped) {
+      char v4[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, b + 12, v4, sizeof v4);
+      return isLocalAddress(v4);
+    }
+    return loop || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+  }
+  return false;
 }
 
 }  // namespace tlstrace::config

@@ -51,6 +51,8 @@ struct ProxyConfig {
   std::string pcap_file;
   bool log_secrets = false;
   bool mirror_client = false;  // offer upstream what the client offered
+  std::string proxy_auth;      // "user:pass": explicit mode requires Proxy-Authorization: Basic
+  bool allow_remote = false;   // accept clients outside loopback/private ranges
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;
@@ -65,5 +67,12 @@ struct ProxyConfig {
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
 };
+
+// RFC 4648 section 4 base64 (for the Basic credentials of --proxy-auth, RFC 7617).
+[[nodiscard]] std::string base64(std::string_view in);
+
+// Is this textual IPv4/IPv6 address loopback, private (RFC 1918, RFC 4193), link-local or
+// CGNAT (RFC 6598)? Clients from anywhere else are refused unless --allow-remote.
+[[nodiscard]] bool isLocalAddress(std::string_view ip);
 
 }  // namespace tlstrace::config

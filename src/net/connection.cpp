@@ -41,6 +41,22 @@ std::string endpointText(const tcp::socket& s, bool remote) {
   return addr.to_string() + ":" + std::to_string(ep.port());
 }
 
+// Compares credentials without an early exit on the first differing byte.
+bool sameSecret(const std::string& a, const std::string& b) {
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= static_cast<unsigned>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool looksLikeHttp(const std::vector<std::uint8_t>& b) {
+  static constexpr std::string_view kMethods[] = {"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ",
+                                                  "CONNECT ", "PATCH ", "TRACE "};
+  const std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
+  for (auto m : kMethods)
+    if (s.starts_with(m)) return true;
+  return false;
+}
+
 trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
   trace::Endpoint e;
   e.port = ep.port();
@@ -144,6 +160,10 @@ void Connection::onRequestBytes() {
     case ProxyRequest::Kind::Connect:
     case ProxyRequest::Kind::PlainHttp: break;
   }
+  if (!svc_.expected_proxy_auth.empty() && !sameSecret(req.proxy_authorization, svc_.expected_proxy_auth))
+    return respondAndClose(407, req.proxy_authorization.empty() ? "proxy authentication required"
+                                                                : "wrong proxy credentials",
+                           "Proxy-Authenticate: Basic realm=\"tlstrace\"\r\n");
   target_host_ = req.target.host;
   target_port_ = req.target.port;
   inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(req.consumed));
@@ -179,12 +199,12 @@ void Connection::onRequestBytes() {
   }
 }
 
-void Connection::respondAndClose(int status, const std::string& reason) {
+void Connection::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
   Json f = Json::object();
   f.set("status", status);
   f.set("reason", reason);
   emit(trace::Leg::Client, "proxy.error", std::move(f));
-  const std::string resp = httpErrorResponse(status, reason);
+  const std::string resp = httpErrorResponse(status, reason, extra_headers);
   client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
   if (outcome_.empty()) outcome_ = reason;
   closeGracefully(outcome_);
@@ -284,6 +304,22 @@ void Connection::onHelloBytes() {
     f.set("hint", analysis::diagnose(ff).hint);
     emit(trace::Leg::Client, "tls.error", std::move(f));
     outcome_ = "bad ClientHello: " + peek.error;
+    return closeGracefully(outcome_);
+  }
+  if (peek.kind == K::NotTls && svc_.cfg->mode == config::Mode::Reverse) {
+    // A reverse listener stands in for a TLS server: plain bytes here are a client mistake.
+    Json f = Json::object();
+    f.set("reason", looksLikeHttp(inbuf_) ? "plain HTTP sent to a TLS port" : "first bytes are not a TLS ClientHello");
+    f.set("stage", "client_hello");
+    f.set("cause", "not_tls");
+    f.set("raw", wire::toHex(inbuf_, 64));
+    analysis::FailureFacts ff;
+    ff.not_tls = true;
+    f.set("hint", analysis::diagnose(ff).hint);
+    client_.error_cause = "not_tls";
+    outcome_ = f.find("reason")->asString();
+    emit(trace::Leg::Client, "tls.error", std::move(f));
+    if (looksLikeHttp(inbuf_)) return respondAndClose(400, "this port speaks TLS: use https://");
     return closeGracefully(outcome_);
   }
   if (peek.kind == K::NotTls) {
@@ -983,12 +1019,25 @@ void Connection::onWatchdog() {
       l->how = "timeout";
     }
   }
-  if (!relaying) {
-    Leg& l = state_ == State::UpstreamHandshake || state_ == State::Connecting ? upstream_ : client_;
-    traceTlsError(l, why + " after " + std::to_string(svc_.cfg->handshake_timeout_s) + " s", "handshake",
-                  ErrorFacts{false, false, true});
-  }
   outcome_ = why;
+  if (relaying) return closeGracefully(why);
+  const std::string detail = why + " after " + std::to_string(svc_.cfg->handshake_timeout_s) + " s";
+  switch (state_) {
+    case State::UpstreamHandshake:
+    case State::Connecting:
+      if (state_ == State::Connecting && svc_.cfg->mode == config::Mode::Explicit && inbuf_.empty() &&
+          !client_.decoder.offer().seen)
+        return respondAndClose(504, "upstream did not answer within " + std::to_string(svc_.cfg->handshake_timeout_s) + " s");
+      // The upstream leg stalled: say so there, and give the waiting client an alert.
+      traceTlsError(upstream_, detail, "handshake", ErrorFacts{false, false, true});
+      return abortClientHandshake("upstream " + detail);
+    case State::ReadingRequest:
+      traceTlsError(client_, "no complete request " + detail, "request", ErrorFacts{false, false, true});
+      break;
+    default:
+      traceTlsError(client_, detail, "handshake", ErrorFacts{false, false, true});
+      break;
+  }
   closeGracefully(why);
 }
 

@@ -100,7 +100,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Front end.
   void readRequest();
   void onRequestBytes();
-  void respondAndClose(int status, const std::string& reason);
+  void respondAndClose(int status, const std::string& reason, const std::string& extra_headers = {});
   void connectUpstream(std::function<void()> on_connected, std::function<void(int, const std::string&)> on_failed);
   void peekHello();
   void onHelloBytes();

@@ -39,6 +39,9 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
 
   const auto& req = parser.get();
   std::string err;
+  std::string auth;
+  if (auto it = req.find(http::field::proxy_authorization); it != req.end())
+    auth = std::string(it->value().data(), it->value().size());
   if (req.method() == http::verb::connect) {
     auto hp = config::parseHostPort(std::string_view(req.target().data(), req.target().size()), err);
     if (!hp) return error(400, "bad CONNECT target: " + err);
@@ -46,6 +49,7 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
     r.kind = ProxyRequest::Kind::Connect;
     r.target = *hp;
     r.consumed = used;
+    r.proxy_authorization = auth;
     return r;
   }
   std::string_view target(req.target().data(), req.target().size());
@@ -79,10 +83,11 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
   r.target = *hp;
   r.forward_head = os.str();
   r.consumed = used;
+  r.proxy_authorization = auth;
   return r;
 }
 
-std::string httpErrorResponse(int status, const std::string& reason) {
+std::string httpErrorResponse(int status, const std::string& reason, const std::string& extra_headers) {
   const char* text = "Error";
   switch (status) {
     case 400: text = "Bad Request"; break;
@@ -98,7 +103,7 @@ std::string httpErrorResponse(int status, const std::string& reason) {
   const std::string body = "tlstrace: " + reason + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + text +
          "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\nProxy-Agent: tlstrace\r\n\r\n" + body;
+         "\r\nConnection: close\r\nProxy-Agent: tlstrace\r\n" + extra_headers + "\r\n" + body;
 }
 
 }  // namespace tlstrace::net

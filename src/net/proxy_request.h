@@ -16,6 +16,7 @@ struct ProxyRequest {
   config::HostPort target;
   std::string forward_head;  // PlainHttp: the request head rewritten to origin-form
   std::size_t consumed = 0;  // bytes of the head; anything after it belongs to the tunnel/body
+  std::string proxy_authorization;  // the Proxy-Authorization header, if any
 };
 
 inline constexpr std::size_t kMaxRequestHead = 64 * 1024;
@@ -24,6 +25,7 @@ inline constexpr std::size_t kMaxRequestHead = 64 * 1024;
                                              std::size_t head_limit = kMaxRequestHead);
 
 // A complete HTTP/1.1 response with a text/plain body and Connection: close.
-[[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason);
+[[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,
+                                            const std::string& extra_headers = {});
 
 }  // namespace tlstrace::net

@@ -4,7 +4,10 @@
 
 #include <unordered_map>
 
+#include <boost/asio/write.hpp>
+
 #include "net/connection.h"
+#include "net/proxy_request.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -54,29 +57,53 @@ class ProxyServer {
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping_) return;
-      if (!ec) {
-        const std::uint64_t id = next_id_++;
-        if (live_.size() >= svc_.cfg->max_connections) {
-          // Over the limit: refuse at once; the client sees a close, the trace says why.
-          trace::Event e;
-          e.ts = trace::Clock::now();
-          e.conn = id;
-          e.name = "conn.refused";
-          e.fields.set("reason", "max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached");
-          svc_.tracer->emit(e);
-          boost::system::error_code ignored;
-          sock.close(ignored);
-        } else {
-          auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this](std::uint64_t done) {
-            live_.erase(done);
-            if (stopping_ && live_.empty()) grace_.cancel();
-          });
-          live_.emplace(id, c);
-          c->start();
-        }
-      }
+      if (!ec) admit(std::move(sock));
       accept();
     });
+  }
+
+  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_503) {
+    trace::Event e;
+    e.ts = trace::Clock::now();
+    e.conn = id;
+    e.name = "conn.refused";
+    boost::system::error_code ignored;
+    const auto remote = sock.remote_endpoint(ignored);
+    e.fields.set("client", remote.address().to_string() + ":" + std::to_string(remote.port()));
+    e.fields.set("reason", reason);
+    svc_.tracer->emit(e);
+    if (!answer_503) {
+      sock.close(ignored);
+      return;
+    }
+    // Explicit mode: a proper HTTP answer, written without waiting for the request.
+    auto s = std::make_shared<tcp::socket>(std::move(sock));
+    auto body = std::make_shared<std::string>(httpErrorResponse(503, reason));
+    asio::async_write(*s, asio::buffer(*body), [s, body](boost::system::error_code, std::size_t) {
+      boost::system::error_code e2;
+      s->shutdown(tcp::socket::shutdown_send, e2);
+      s->close(e2);
+    });
+  }
+
+  void admit(tcp::socket sock) {
+    const std::uint64_t id = next_id_++;
+    boost::system::error_code ec;
+    const auto remote = sock.remote_endpoint(ec);
+    if (ec) return;
+    if (!svc_.cfg->allow_remote && !config::isLocalAddress(remote.address().to_string()))
+      return refuse(id, std::move(sock),
+                    "client " + remote.address().to_string() + " is not on a loopback or private network "
+                    "(start with --allow-remote to accept it)", false);
+    if (live_.size() >= svc_.cfg->max_connections)
+      return refuse(id, std::move(sock), "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
+                    svc_.cfg->mode == config::Mode::Explicit);
+    auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this](std::uint64_t done) {
+      live_.erase(done);
+      if (stopping_ && live_.empty()) grace_.cancel();
+    });
+    live_.emplace(id, c);
+    c->start();
   }
 
   asio::io_context& io_;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <string>
 
 #include "config/config.h"
 
@@ -32,7 +33,8 @@ struct Services {
   SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
   sinks::KeylogSink* keylog = nullptr;
   analysis::PrimeCache* primes = nullptr;
-  trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr  // safe-prime results, shared by the connections of one thread
+  trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr
+  std::string expected_proxy_auth;  // "Basic <base64>" when --proxy-auth is set  // safe-prime results, shared by the connections of one thread
 };
 
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.

@@ -67,6 +67,13 @@ bool readExtensions(ByteReader& r, std::vector<Extension>& out, DecodeError& err
     }
     e.offset = body.offset();
     e.data = body.rest();
+    // RFC 8446 4.2: "There MUST NOT be more than one extension of the same type".
+    for (const auto& prev : out) {
+      if (prev.type == e.type) {
+        err = {"duplicate extension type " + std::to_string(e.type), at};
+        return false;
+      }
+    }
     out.push_back(e);
   }
   if (!r.empty()) {

@@ -33,6 +33,8 @@ bool extensionBlock(ByteReader& r, std::vector<Extension>& out) {
     if (!block.readU16(e.type) || !block.readU16Prefixed(body)) return false;
     e.offset = body.offset();
     e.data = body.rest();
+    for (const auto& prev : out)
+      if (prev.type == e.type) return false;  // RFC 8446 4.2: at most one of each type
     out.push_back(e);
   }
   return true;

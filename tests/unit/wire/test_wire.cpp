@@ -215,3 +215,24 @@ TEST_CASE("malformed extension blocks report an offset") {
   CHECK(d.error.what.find("extensions") != std::string::npos);
   CHECK(d.error.offset > 40);
 }
+
+TEST_CASE("a duplicated extension is malformed (RFC 8446 4.2)") {
+  auto msg = firstHandshakeMessage(fixture("ch_openssl_tls12.hex"));
+  std::vector<std::uint8_t> body(msg.begin() + 4, msg.end());
+  // Append a second extended_master_secret (type 23, empty) and fix the extensions length.
+  auto d0 = decodeClientHello(body);
+  REQUIRE(d0.ok());
+  REQUIRE(findExtension(d0.value.extensions, 23));
+  const std::size_t ext_len_at = body.size() - [&] {
+    std::size_t n = 0;
+    for (const auto& e : d0.value.extensions) n += 4 + e.data.size();
+    return n;
+  }() - 2;
+  for (std::uint8_t b : {std::uint8_t{0}, std::uint8_t{23}, std::uint8_t{0}, std::uint8_t{0}}) body.push_back(b);
+  const std::size_t len = ((body[ext_len_at] << 8) | body[ext_len_at + 1]) + 4;
+  body[ext_len_at] = static_cast<std::uint8_t>(len >> 8);
+  body[ext_len_at + 1] = static_cast<std::uint8_t>(len);
+  auto d = decodeClientHello(body);
+  CHECK(d.status == Status::Malformed);
+  CHECK(d.error.what == "duplicate extension type 23");
+}
