@@ -25,6 +25,16 @@ namespace werr = boost::asio::error;
 namespace {
 
 constexpr std::size_t kMaxWriteChunk = 64 * 1024;
+// Backpressure: stop reading a leg while the other one has this much waiting to be written,
+// resume below the low mark. Bounded buffers per direction, never a growing queue.
+constexpr std::size_t kHighWater = 256 * 1024;
+constexpr std::size_t kLowWater = 64 * 1024;
+
+// One read buffer per io thread (handlers of one thread never overlap).
+std::span<std::uint8_t> threadReadBuffer() {
+  static thread_local std::array<std::uint8_t, 64 * 1024> buf;
+  return buf;
+}
 constexpr std::size_t kDataHexCap = 64;
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 
@@ -113,6 +123,7 @@ void Connection::start() {
   client_.opened = start_;
   boost::system::error_code ec;
   client_.sock.set_option(tcp::no_delay(true), ec);
+  client_.sock.non_blocking(true, ec);
   Json f = Json::object();
   f.set("client", endpointText(client_.sock, true));
   f.set("listen", endpointText(client_.sock, false));
@@ -138,17 +149,32 @@ void Connection::start() {
 // ---------------------------------------------------------------------------------------------
 // Explicit-proxy front end
 
-void Connection::readRequest() {
+template <typename F>
+void Connection::readSome(Leg& l, F on_bytes) {
+  l.reading = true;
   auto self = shared_from_this();
-  client_.sock.async_read_some(asio::buffer(client_.rbuf), [this, self](boost::system::error_code ec, std::size_t n) {
+  l.sock.async_wait(tcp::socket::wait_read, [this, self, &l, on_bytes](boost::system::error_code ec) {
+    l.reading = false;
     if (finished_) return;
-    if (ec) return onReadError(client_, ec);
+    if (ec) return onReadError(l, ec);
+    const auto buf = threadReadBuffer();
+    boost::system::error_code rec;
+    const std::size_t n = l.sock.read_some(asio::buffer(buf.data(), buf.size()), rec);
+    if (rec == werr::would_block || rec == werr::try_again) return readSome(l, on_bytes);
+    if (rec) return onReadError(l, rec);
     touch();
-    client_.bytes_in += n;
-    tapData(client_, true, std::span(client_.rbuf.data(), n));
-    inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
-    onRequestBytes();
+    l.bytes_in += n;
+    const std::span<const std::uint8_t> bytes(buf.data(), n);
+    tapData(l, true, bytes);
+    on_bytes(bytes);
     tapCommit();
+  });
+}
+
+void Connection::readRequest() {
+  readSome(client_, [this](std::span<const std::uint8_t> bytes) {
+    inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
+    onRequestBytes();
   });
 }
 
@@ -256,6 +282,7 @@ void Connection::connectUpstream(std::function<void()> on_connected,
               upstream_.opened = SteadyClock::now();
               boost::system::error_code ignored;
               upstream_.sock.set_option(tcp::no_delay(true), ignored);
+              upstream_.sock.non_blocking(true, ignored);
               Json f = Json::object();
               f.set("peer", endpointText(upstream_.sock, true));
               f.set("local", endpointText(upstream_.sock, false));
@@ -274,18 +301,9 @@ void Connection::connectUpstream(std::function<void()> on_connected,
 // First bytes: TLS or not?
 
 void Connection::peekHello() {
-  auto self = shared_from_this();
-  client_.reading = true;
-  client_.sock.async_read_some(asio::buffer(client_.rbuf), [this, self](boost::system::error_code ec, std::size_t n) {
-    client_.reading = false;
-    if (finished_) return;
-    if (ec) return onReadError(client_, ec);
-    touch();
-    client_.bytes_in += n;
-    tapData(client_, true, std::span(client_.rbuf.data(), n));
-    inbuf_.insert(inbuf_.end(), client_.rbuf.begin(), client_.rbuf.begin() + static_cast<std::ptrdiff_t>(n));
+  readSome(client_, [this](std::span<const std::uint8_t> bytes) {
+    inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
     onHelloBytes();
-    tapCommit();
   });
 }
 
@@ -710,28 +728,20 @@ void Connection::startRelay() {
   flush(client_);
 }
 
+std::size_t Connection::queued(const Leg& l) {
+  return (l.writing ? l.wbuf.size() : 0) + l.pending.size() + (l.tls ? l.tls->pendingOut() : 0);
+}
+
 void Connection::readFrom(Leg& l) {
   if (finished_ || !l.open || l.reading || l.fin_seen || l.dead) return;
-  if (state_ == State::Relaying && other(l).writing) {
+  if (state_ == State::Relaying && queued(other(l)) >= kHighWater) {
     l.paused = true;
     return;
   }
-  l.reading = true;
-  auto self = shared_from_this();
-  l.sock.async_read_some(asio::buffer(l.rbuf), [this, self, &l](boost::system::error_code ec, std::size_t n) {
-    l.reading = false;
-    if (finished_) return;
-    if (ec) return onReadError(l, ec);
-    touch();
-    l.bytes_in += n;
-    tapData(l, true, std::span(l.rbuf.data(), n));
-    onRead(l, n);
-    tapCommit();
-  });
+  readSome(l, [this, &l](std::span<const std::uint8_t> bytes) { onRead(l, bytes); });
 }
 
-void Connection::onRead(Leg& l, std::size_t n) {
-  std::span<const std::uint8_t> bytes(l.rbuf.data(), n);
+void Connection::onRead(Leg& l, std::span<const std::uint8_t> bytes) {
   if (l.tls) l.tls->feed(bytes);
   switch (state_) {
     case State::UpstreamHandshake:
@@ -779,7 +789,8 @@ void Connection::onReadError(Leg& l, const boost::system::error_code& ec) {
 
 void Connection::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
   Leg& dst = other(src);
-  std::vector<std::uint8_t> plain;
+  static thread_local std::vector<std::uint8_t> plain;  // reused: no allocation per record
+  plain.clear();
   bool closed = false;
   if (src.tls) {
     const auto st = src.tls->read(plain);
@@ -854,6 +865,7 @@ void Connection::flush(Leg& l) {
     l.bytes_out += n;
     tapData(l, false, std::span(l.wbuf.data(), n));
     flush(l);
+    resumeOther(l);
     tapCommit();
   });
 }
@@ -869,12 +881,16 @@ void Connection::onDrained(Leg& l) {
       l.how = "fin";
     }
   }
+  resumeOther(l);
+  maybeFinish();
+}
+
+void Connection::resumeOther(Leg& l) {
   Leg& src = other(l);
-  if (src.paused && state_ == State::Relaying) {
+  if (src.paused && state_ == State::Relaying && queued(l) < kLowWater) {
     src.paused = false;
     readFrom(src);
   }
-  maybeFinish();
 }
 
 void Connection::abortLeg(Leg& l, const std::string& how, const std::string& why) {

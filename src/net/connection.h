@@ -61,7 +61,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     trace::Leg which;
     std::unique_ptr<tls::TlsEngine> tls;
     Observer obs;
-    std::array<std::uint8_t, 16384> rbuf{};
     std::vector<std::uint8_t> pending;  // raw bytes to send before any TLS output
     std::vector<std::uint8_t> wbuf;     // in flight
     bool open = false;
@@ -122,12 +121,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Relay.
   void startRelay();
   void readFrom(Leg& l);
-  void onRead(Leg& l, std::size_t n);
+  void onRead(Leg& l, std::span<const std::uint8_t> bytes);
+  // Waits until `l` is readable, then reads what is there into the thread's buffer: an idle
+  // connection holds no read buffer of its own.
+  template <typename F>
+  void readSome(Leg& l, F on_bytes);
+  [[nodiscard]] static std::size_t queued(const Leg& l);
   void onReadError(Leg& l, const boost::system::error_code& ec);
   void relay(Leg& src, std::span<const std::uint8_t> plain_in);
   void endOfStream(Leg& src);
   void flush(Leg& l);
   void onDrained(Leg& l);
+  void resumeOther(Leg& l);
   void abortLeg(Leg& l, const std::string& how, const std::string& why);
   void closeGracefully(const std::string& outcome);
   void maybeFinish();

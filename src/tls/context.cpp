@@ -51,6 +51,8 @@ SslCtxPtr makeClientFacingContext(const LegOptions& opt, const std::string& dhpa
     if (!SSL_CTX_set0_tmp_dh_pkey(ctx.get(), dh.get())) throw OpensslError("SSL_CTX_set0_tmp_dh_pkey");
     (void)dh.release();  // the context owns it now
   }
+  // Idle connections give their record buffers back (a proxy holds thousands of them).
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   // Clients see one session-ticket-capable server; resumption on this leg saves them a handshake.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_session_id_context(ctx.get(), reinterpret_cast<const unsigned char*>("tlstrace"), 8);
@@ -69,6 +71,7 @@ SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file,
     throw OpensslError("cannot load the system trust store");
   }
   // With --insecure the chain is still verified (for the tls.trust verdict) but never enforced.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_verify(ctx.get(), insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                      TlsEngine::verifyCallback);
   TlsEngine::prepareContext(ctx.get());
