@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Benchmarks tlstrace beside HAProxy, sslsplit and mitmproxy with the shared peer harness
+# (../shared/bench/peers), all on 127.0.0.1. Builds a Release binary first.
+#
+#   tools/bench/run.sh            full run (3 repetitions, all tests and variants; ~25 min)
+#   tools/bench/run.sh --quick    developer loop (1 repetition, short runs, TLS 1.3 only; ~3 min)
+#
+# tlstrace runs with its default trace categories and events to a file, as users run it.
+# Extra environment (REPS, DUR, TESTS, PEERS, OUT_DIR, ...) is passed to the harness.
+# Results: the harness's Markdown tables, then bench-results.md with the ratios to HAProxy.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+harness="${BENCH_HARNESS:-$root/../shared/bench/peers/run.sh}"
+[[ -x "$harness" ]] || { echo "peer harness not found at $harness (set BENCH_HARNESS)" >&2; exit 2; }
+
+"$root/tools/deps.sh"
+cmake -S "$root" -B "$root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTLSTRACE_TESTS=OFF >/dev/null
+cmake --build "$root/build-release" --target tlstrace
+
+if [[ "${1:-}" == "--quick" ]]; then
+  export REPS="${REPS:-1}" DUR="${DUR:-3}" DUR_C_VARIANT="${DUR_C_VARIANT:-2}" IDLE_CONNS="${IDLE_CONNS:-1000}"
+  export LAT_KA_N="${LAT_KA_N:-200}" LAT_NEW_N="${LAT_NEW_N:-40}" VARIANTS="${VARIANTS:-tls13}"
+  export CRYPTO_SPEED="${CRYPTO_SPEED:-0}" PEERS="${PEERS:-direct haproxy}"
+fi
+export OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-bench-XXXXXX)}"
+export CANDIDATE_CMD="$root/build-release/tlstrace proxy --mode reverse --listen 127.0.0.1:{port} \
+--upstream {upstream} --insecure --ca-cert {ca_cert} --ca-key {ca_key} --events {workdir}/events-{port}.jsonl \
+--log {workdir}/trace-{port}.log --max-connections 20000 --idle-timeout 600"
+"$harness"
+python3 "$root/tools/bench/ratios.py" "$OUT_DIR" | tee "$OUT_DIR/bench-results.md"
+echo "results in $OUT_DIR"
