@@ -19,6 +19,7 @@
 #include "pki/forge.h"
 #include "sinks/pcapng.h"
 #include "sinks/sinks.h"
+#include "tls/cert_summary.h"
 #include "tls/context.h"
 #include "trace/event.h"
 #include "trace/text.h"
@@ -81,8 +82,10 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   if (!cfg.pcap_file.empty()) pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file);
   raiseFileLimit();
   analysis::PrimeCache primes;
+  tls::CertSummaryCache certs;
   net::Services svc;
   svc.primes = &primes;
+  svc.certs = &certs;
   svc.tap = pcap.get();
   if (!cfg.proxy_auth.empty()) svc.expected_proxy_auth = "Basic " + config::base64(cfg.proxy_auth);
   svc.cfg = &cfg;

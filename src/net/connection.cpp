@@ -42,6 +42,16 @@ double msSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+}  // namespace
+
+// Commits captures and trace output when a handler returns, whichever way it returns.
+struct Connection::CommitOnExit {
+  Connection* c;
+  ~CommitOnExit() { c->tapCommit(); }
+};
+
+namespace {
+
 std::string endpointText(const tcp::socket& s, bool remote) {
   boost::system::error_code ec;
   auto ep = remote ? s.remote_endpoint(ec) : s.local_endpoint(ec);
@@ -83,16 +93,16 @@ trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
 
 }  // namespace
 
-Connection::Leg::Leg(tcp::socket s, trace::Leg w)
-    : sock(std::move(s)), which(w), decoder(tls::derDecoders()) {}
+Connection::Leg::Leg(tcp::socket s, trace::Leg w, tls::CertSummaryCache* certs)
+    : sock(std::move(s)), which(w), decoder(tls::derDecoders(certs)) {}
 
 Connection::Connection(tcp::socket client, const Services& svc, std::uint64_t id,
                        std::function<void(std::uint64_t)> on_done)
     : svc_(svc),
       id_(id),
       on_done_(std::move(on_done)),
-      client_(std::move(client), trace::Leg::Client),
-      upstream_(tcp::socket(client_.sock.get_executor()), trace::Leg::Upstream),
+      client_(std::move(client), trace::Leg::Client, svc.certs),
+      upstream_(tcp::socket(client_.sock.get_executor()), trace::Leg::Upstream, svc.certs),
       resolver_(client_.sock.get_executor()),
       watchdog_(client_.sock.get_executor()),
       connect_timer_(client_.sock.get_executor()) {
@@ -253,6 +263,7 @@ void Connection::connectUpstream(std::function<void()> on_connected,
   connect_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(svc_.cfg->connect_timeout_s)));
   connect_timer_.async_wait([this, self, timed_out](boost::system::error_code ec) {
+    CommitOnExit commit{this};
     if (ec || finished_) return;
     *timed_out = true;
     resolver_.cancel();
@@ -263,6 +274,7 @@ void Connection::connectUpstream(std::function<void()> on_connected,
       target_host_, std::to_string(target_port_),
       [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code ec,
                                                                    tcp::resolver::results_type results) {
+        CommitOnExit commit{this};
         if (finished_) return;
         if (*timed_out) return failed(504, "connect timed out");
         if (ec) {
@@ -273,6 +285,7 @@ void Connection::connectUpstream(std::function<void()> on_connected,
             upstream_.sock, results,
             [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code cec,
                                                                          const tcp::endpoint&) {
+              CommitOnExit commit_connect{this};
               if (finished_) return;
               connect_timer_.cancel();
               if (*timed_out) return failed(504, "connect timed out after " +
@@ -292,7 +305,6 @@ void Connection::connectUpstream(std::function<void()> on_connected,
               emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
               tapOpen(upstream_);
               on_connected();
-              tapCommit();
             });
       });
 }
@@ -420,7 +432,7 @@ void Connection::stepUpstreamHandshake() {
   const std::string verify_name = sni_.empty() ? target_host_ : sni_;
   if (st == S::WantIo) return readFrom(upstream_);
   if (st == S::Ok) {
-    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure);
+    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
     emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
     onEstablished(upstream_);
     alpn_choice_ = tls::selectedAlpn(ssl);
@@ -429,7 +441,7 @@ void Connection::stepUpstreamHandshake() {
   }
   // Failed: the verdict first if the certificate was the reason, then the error on both legs.
   if (upstream_.verify_failure.error != 0) {
-    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure);
+    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
     emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
   }
   const std::string why = st == S::Closed ? "server closed the connection during the handshake"
@@ -919,6 +931,7 @@ void Connection::closeGracefully(const std::string& outcome) {
     auto self = shared_from_this();
     watchdog_.expires_after(kCloseGrace);
     watchdog_.async_wait([this, self](boost::system::error_code ec) {
+      CommitOnExit commit{this};
       if (!ec && !finished_) finish();
     });
   }
@@ -1017,6 +1030,7 @@ void Connection::armWatchdog() {
   auto self = shared_from_this();
   watchdog_.expires_at(deadline);
   watchdog_.async_wait([this, self](boost::system::error_code ec) {
+    CommitOnExit commit{this};
     if (ec || finished_ || state_ == State::Closing) return;
     onWatchdog();
   });
@@ -1082,7 +1096,9 @@ void Connection::tapRst(Leg& l, bool inbound) {
 }
 
 void Connection::tapCommit() {
+  // End of a burst of work: captures and trace sinks write out what it produced.
   if (svc_.tap) svc_.tap->commit();
+  svc_.tracer->flush();
 }
 
 }  // namespace tlstrace::net

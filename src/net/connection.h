@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "net/services.h"
+#include "tls/cert_summary.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
 #include "trace/decoder.h"
@@ -38,6 +39,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start();
   // Shutdown: close both legs politely (close_notify, FIN), then finish.
   void stop(const std::string& why);
+  // Writes out what the last burst of work traced (called by every handler on exit).
+  void tapCommit();
 
  private:
   using SteadyClock = std::chrono::steady_clock;
@@ -56,7 +59,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   struct Leg {
-    Leg(tcp::socket s, trace::Leg w);
+    Leg(tcp::socket s, trace::Leg w, tls::CertSummaryCache* certs);
     tcp::socket sock;
     trace::Leg which;
     std::unique_ptr<tls::TlsEngine> tls;
@@ -144,7 +147,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes);
   void tapFin(Leg& l, bool inbound);
   void tapRst(Leg& l, bool inbound);
-  void tapCommit();
+  struct CommitOnExit;
 
   // Timers.
   void armWatchdog();

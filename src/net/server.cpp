@@ -48,7 +48,10 @@ class ProxyServer {
       if (e) return;
       auto live = live_;  // stop() may erase from live_
       for (auto& [id, weak] : live)
-        if (auto c = weak.lock()) c->stop("proxy shutting down");
+        if (auto c = weak.lock()) {
+          c->stop("proxy shutting down");
+          c->tapCommit();
+        }
     });
     if (live_.empty()) grace_.cancel();
   }
@@ -72,6 +75,7 @@ class ProxyServer {
     e.fields.set("client", remote.address().to_string() + ":" + std::to_string(remote.port()));
     e.fields.set("reason", reason);
     svc_.tracer->emit(e);
+    svc_.tracer->flush();
     if (!answer_503) {
       sock.close(ignored);
       return;

@@ -22,6 +22,9 @@ class KeylogSink;
 namespace tlstrace::analysis {
 class PrimeCache;
 }
+namespace tlstrace::tls {
+class CertSummaryCache;
+}
 
 namespace tlstrace::net {
 
@@ -33,6 +36,7 @@ struct Services {
   SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
   sinks::KeylogSink* keylog = nullptr;
   analysis::PrimeCache* primes = nullptr;
+  tls::CertSummaryCache* certs = nullptr;  // summaries of certificates seen, by DER
   trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr
   std::string expected_proxy_auth;  // "Basic <base64>" when --proxy-auth is set  // safe-prime results, shared by the connections of one thread
 };

@@ -144,9 +144,46 @@ Json summarizeCertificateDer(std::span<const std::uint8_t> der) {
 
 namespace tlstrace::tls {
 
-trace::DerDecoders derDecoders() {
+Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
+  std::string key(der.begin(), der.end());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = map_.find(key); it != map_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return it->second->second;
+    }
+  }
+  Json j = summarizeCertificateDer(der);  // outside the lock: the expensive part
+  std::lock_guard<std::mutex> lock(mu_);
+  if (map_.find(key) == map_.end()) {
+    lru_.emplace_front(key, j);
+    map_[std::move(key)] = lru_.begin();
+    if (map_.size() > capacity_) {
+      map_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+  return j;
+}
+
+Json CertSummaryCache::get(X509* cert) {
+  unsigned char* der = nullptr;
+  const int n = i2d_X509(cert, &der);
+  if (n <= 0) return summarizeCertificate(cert);
+  Json j = get(std::span<const std::uint8_t>(der, static_cast<std::size_t>(n)));
+  OPENSSL_free(der);
+  return j;
+}
+
+std::size_t CertSummaryCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_.size();
+}
+
+trace::DerDecoders derDecoders(CertSummaryCache* cache) {
   trace::DerDecoders d;
-  d.certificate = [](wire::Bytes der) { return summarizeCertificateDer(der); };
+  if (cache) d.certificate = [cache](wire::Bytes der) { return cache->get(der); };
+  else d.certificate = [](wire::Bytes der) { return summarizeCertificateDer(der); };
   d.distinguished_name = [](wire::Bytes der) {
     const unsigned char* p = der.data();
     X509_NAME* n = d2i_X509_NAME(nullptr, &p, static_cast<long>(der.size()));

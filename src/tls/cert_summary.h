@@ -1,7 +1,10 @@
 // Certificate summaries for traces: subject, issuer, serial, validity, SANs, key, signature
 // algorithm and SHA-256 fingerprint, read from the certificate via OpenSSL.
 #pragma once
+#include <list>
+#include <mutex>
 #include <span>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -15,8 +18,25 @@ namespace tlstrace::tls {
 // From DER bytes (untrusted); an {"error": ...} object when they do not parse.
 [[nodiscard]] trace::Json summarizeCertificateDer(std::span<const std::uint8_t> der);
 
+// Summaries by DER: the same certificates cross every connection (the server's chain, the forged
+// leaf), and parsing one costs more than an ECDSA signature in OpenSSL 3. Bounded LRU, locked so
+// that io threads can share it.
+class CertSummaryCache {
+ public:
+  explicit CertSummaryCache(std::size_t capacity = 512) : capacity_(capacity) {}
+  [[nodiscard]] trace::Json get(std::span<const std::uint8_t> der);
+  [[nodiscard]] trace::Json get(X509* cert);
+  [[nodiscard]] std::size_t size() const;
+
+ private:
+  std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<std::pair<std::string, trace::Json>> lru_;
+  std::unordered_map<std::string, decltype(lru_)::iterator> map_;
+};
+
 // The X.509 decoders the pure handshake decoder is given (certificate summaries, DNs).
-[[nodiscard]] trace::DerDecoders derDecoders();
+[[nodiscard]] trace::DerDecoders derDecoders(CertSummaryCache* cache = nullptr);
 
 struct CertNames {
   std::string common_name;

@@ -1,5 +1,6 @@
 #include "tls/context.h"
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "tls/engine.h"
@@ -67,8 +68,11 @@ SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file,
   if (!ca_file.empty()) {
     if (!SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr))
       throw OpensslError("cannot load --upstream-ca " + ca_file);
-  } else if (!SSL_CTX_set_default_verify_paths(ctx.get())) {
-    throw OpensslError("cannot load the system trust store");
+  } else if (!SSL_CTX_load_verify_file(ctx.get(), X509_get_default_cert_file())) {
+    // The system bundle is loaded into memory once: the hashed-directory lookup that
+    // set_default_verify_paths adds reads the directory on every miss (every untrusted server).
+    ERR_clear_error();
+    if (!SSL_CTX_set_default_verify_paths(ctx.get())) throw OpensslError("cannot load the system trust store");
   }
   // With --insecure the chain is still verified (for the tls.trust verdict) but never enforced.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);

@@ -64,7 +64,8 @@ Json establishedFields(SSL* ssl, double handshake_ms) {
   return j;
 }
 
-Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure) {
+Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure, CertSummaryCache* cache) {
+  auto summary = [cache](X509* c) { return cache ? cache->get(c) : summarizeCertificate(c); };
   Json j = Json::object();
   long res = SSL_get_verify_result(ssl);
   if (res == X509_V_OK && failure.error != 0) res = failure.error;
@@ -84,9 +85,9 @@ Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& fai
   Json chain = Json::array();
   // As sent by the server, leaf first (client side: the peer chain includes the leaf).
   if (STACK_OF(X509)* sk = SSL_get_peer_cert_chain(ssl)) {
-    for (int i = 0; i < sk_X509_num(sk); ++i) chain.push(summarizeCertificate(sk_X509_value(sk, i)));
+    for (int i = 0; i < sk_X509_num(sk); ++i) chain.push(summary(sk_X509_value(sk, i)));
   } else {
-    for (const auto& c : failure.chain) chain.push(summarizeCertificate(c.get()));
+    for (const auto& c : failure.chain) chain.push(summary(c.get()));
   }
   j.set("chain", std::move(chain));
   return j;

@@ -13,7 +13,8 @@ namespace tlstrace::tls {
 [[nodiscard]] trace::Json establishedFields(SSL* ssl, double handshake_ms);
 // verified, error, depth, hostname, hostname_match, chain. `failure` is what the verify callback
 // saw (error 0 when nothing failed); its chain stands in when the handshake left no peer chain.
-[[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure);
+[[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure,
+                                      class CertSummaryCache* cache = nullptr);
 // IANA-style name of the negotiated key-exchange group ("x25519", "secp256r1", "ffdhe2048"), or "".
 [[nodiscard]] std::string negotiatedGroup(SSL* ssl);
 [[nodiscard]] std::string selectedAlpn(SSL* ssl);

@@ -70,6 +70,25 @@ Json toJson(const Event& e) {
   return j;
 }
 
+void appendJsonLine(const Event& e, std::string& out) {
+  // Same bytes as toJson(e).dump(): the common fields, then the event's own, in order.
+  Json head = Json::object();
+  head.set("ts", formatTimestamp(e.ts));
+  head.set("conn", e.conn);
+  if (e.leg != Leg::None) head.set("leg", legName(e.leg));
+  head.set("event", e.name);
+  std::string h = head.dump();
+  h.pop_back();  // the closing brace
+  out += h;
+  std::string rest = e.fields.dump();  // "{...}"
+  if (rest.size() > 2) {
+    out.push_back(',');
+    out.append(rest, 1, std::string::npos);
+  } else {
+    out.push_back('}');
+  }
+}
+
 namespace {
 bool parseTimestamp(const std::string& s, Clock::time_point& out) {
   std::tm tm{};

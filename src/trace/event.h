@@ -45,6 +45,8 @@ struct Event {
 [[nodiscard]] std::string formatTimestamp(Clock::time_point tp);
 // The JSON Lines form: common fields first, then the event's own.
 [[nodiscard]] Json toJson(const Event& e);
+// The same, serialised straight into `out` (no copy of the fields).
+void appendJsonLine(const Event& e, std::string& out);
 // Inverse of toJson (for `convert`); false when a common field is missing.
 [[nodiscard]] bool fromJson(const Json& j, Event& out);
 

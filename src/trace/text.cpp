@@ -13,12 +13,20 @@ bool isCodeName(const Json& j) {
   return j.isObject() && o.size() == 2 && o[0].first == "id" && o[1].first == "name";
 }
 
+void appendHex4(std::string& out, std::int64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  out += "0x";
+  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
+}
+
 std::string scalar(const Json& j) {
   if (j.isString()) return j.asString();
   if (isCodeName(j)) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, " (0x%04llx)", static_cast<unsigned long long>(j.find("id")->asInt()));
-    return j.find("name")->asString() + buf;
+    std::string s = j.find("name")->asString();
+    s += " (";
+    appendHex4(s, j.find("id")->asInt());
+    s += ")";
+    return s;
   }
   return j.dump();
 }
@@ -32,21 +40,29 @@ std::string inlineForm(const Json& j, int depth = 0);
 std::string inlineForm(const Json& j, int depth) {
   std::string s;
   if (j.isArray()) {
+    s = "[";
+    bool first = true;
     for (const auto& x : j.asArray()) {
       std::string item = isFlat(x) ? scalar(x) : depth == 0 && x.isObject() ? inlineForm(x, depth + 1) : "";
-      if (item.empty()) return {};
-      if (!s.empty()) s += ", ";
+      if (item.empty() || s.size() + item.size() > kInlineWidth) return {};  // give up early
+      if (!first) s += ", ";
       s += item;
+      first = false;
     }
-    s = "[" + s + "]";
+    s += "]";
   } else if (j.isObject()) {
+    s = "{";
+    bool first = true;
     for (const auto& [k, v] : j.asObject()) {
       std::string item = isFlat(v) ? scalar(v) : depth == 0 && v.isArray() ? inlineForm(v, depth + 1) : "";
-      if (item.empty()) return {};
-      if (!s.empty()) s += ", ";
-      s += k + "=" + item;
+      if (item.empty() || s.size() + k.size() + item.size() > kInlineWidth) return {};
+      if (!first) s += ", ";
+      s += k;
+      s += '=';
+      s += item;
+      first = false;
     }
-    s = "{" + s + "}";
+    s += "}";
   } else {
     s = scalar(j);
   }

@@ -43,6 +43,14 @@ TEST_CASE("events serialise with the common fields first and parse back") {
   e.name = "tcp.close";
   e.fields.set("by", "peer");
   const std::string line = toJson(e).dump();
+  std::string direct;
+  appendJsonLine(e, direct);
+  CHECK(direct == line);
+  Event empty = e;
+  empty.fields = Json::object();
+  direct.clear();
+  appendJsonLine(empty, direct);
+  CHECK(direct == toJson(empty).dump());
   CHECK(line.rfind(R"({"ts":"2026-11-18T)", 0) == 0);
   CHECK(line.find(R"(.123456Z","conn":3,"leg":"upstream","event":"tcp.close","by":"peer"})") != std::string::npos);
   Event back;
