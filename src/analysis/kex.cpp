@@ -221,7 +221,10 @@ void checkDh(const Blob& p_bytes, const Blob& g_bytes, const Blob& ys, const Blo
 
 bool PrimeCache::safePrime(const Blob& p) {
   const std::string key = hex(p);
-  if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
   BnCtx ctx(BN_CTX_new());
   Bn bn = toBn(p);
   bool safe = BN_check_prime(bn.get(), ctx.get(), nullptr) == 1;
@@ -231,6 +234,7 @@ bool PrimeCache::safePrime(const Blob& p) {
     BN_rshift1(q.get(), q.get());
     safe = BN_check_prime(q.get(), ctx.get(), nullptr) == 1;
   }
+  std::lock_guard<std::mutex> lock(mu_);
   cache_.emplace(key, safe);
   return safe;
 }

@@ -1,6 +1,7 @@
 // Key-exchange analysis: the tls.key_exchange event of each leg (DHE group checks, EC point
 // validity, key_share lengths, static RSA, PSK/resumption), with a rating and its reasons.
 #pragma once
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -14,9 +15,13 @@ class PrimeCache {
  public:
   // Is p a safe prime (p and (p-1)/2 prime)? Computed once per distinct p.
   [[nodiscard]] bool safePrime(const trace::Blob& p);
-  [[nodiscard]] std::size_t size() const { return cache_.size(); }
+  [[nodiscard]] std::size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_.size();
+  }
 
  private:
+  std::mutex mu_;  // shared by the io threads
   std::unordered_map<std::string, bool> cache_;
 };
 

@@ -57,6 +57,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--connect-timeout", cfg.connect_timeout_s, "seconds for the upstream TCP connect")
       ->capture_default_str();
   p->add_option("--cert-cache", cfg.cert_cache, "forged certificates kept (LRU)")->capture_default_str();
+  p->add_option("--threads", cfg.threads, "io threads (0 = one per core); each connection stays on one")
+      ->capture_default_str();
   p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from explicit-mode clients (Basic)");
   p->add_flag("--allow-remote", cfg.allow_remote,
               "accept clients from outside loopback and private networks (refused by default)");

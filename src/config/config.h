@@ -62,6 +62,7 @@ struct ProxyConfig {
   double connect_timeout_s = 10;
   double shutdown_grace_s = 2;
   std::size_t cert_cache = 1024;
+  std::size_t threads = 0;  // io threads; 0 = one per core
   std::string format = "default";  // text trace shape: default, jsse, openssl
 
   // Every problem found, one sentence each; empty when the configuration is usable.

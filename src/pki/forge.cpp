@@ -88,6 +88,7 @@ Forger::Forger(const CertAuthority& ca, std::size_t cache_capacity)
 
 X509Ptr Forger::leaf(const LeafNames& names, std::string& error) {
   const std::string k = names.key();
+  std::lock_guard<std::mutex> lock(mu_);
   if (auto it = map_.find(k); it != map_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second);
     ++hits_;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <list>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,7 +35,7 @@ class Forger {
   [[nodiscard]] X509* caCert() const { return ca_.cert.get(); }
   [[nodiscard]] std::uint64_t signings() const { return signings_; }
   [[nodiscard]] std::uint64_t hits() const { return hits_; }
-  [[nodiscard]] std::size_t size() const { return map_.size(); }
+  [[nodiscard]] std::size_t size() { std::lock_guard<std::mutex> lock(mu_); return map_.size(); }
 
  private:
   [[nodiscard]] tls::X509Ptr sign(const LeafNames& names, std::string& error);
@@ -46,6 +47,7 @@ class Forger {
   std::unordered_map<std::string, decltype(lru_)::iterator> map_;
   std::uint64_t signings_ = 0;
   std::uint64_t hits_ = 0;
+  std::mutex mu_;  // io threads share one forger and its cache
 };
 
 }  // namespace tlstrace::pki

@@ -189,14 +189,23 @@ PcapngSink::PcapngSink(const std::string& path) {
 }
 
 PcapngSink::~PcapngSink() {
-  commit();
+  // Whatever any thread left uncommitted (normally nothing: connections commit as they go).
+  for (auto& [id, p] : pending_) {
+    if (!p.secrets.empty()) write(pcapng::decryptionSecrets(pcapng::kSecretsTls, p.secrets));
+    for (const auto& b : p.blocks) write(b);
+  }
   if (f_) std::fclose(f_);
 }
 
 void PcapngSink::write(const std::vector<std::uint8_t>& b) { std::fwrite(b.data(), 1, b.size(), f_); }
 
+PcapngSink::Pending& PcapngSink::pending() {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  return pending_[std::this_thread::get_id()];  // std::map: references stay valid
+}
+
 void PcapngSink::packet(std::uint32_t iface, std::uint64_t ts_us, std::vector<std::uint8_t> bytes) {
-  pending_blocks_.push_back(pcapng::enhancedPacket(iface, ts_us, bytes));
+  pending().blocks.push_back(pcapng::enhancedPacket(iface, ts_us, bytes));
 }
 
 PcapngSink::Flow* PcapngSink::flow(std::uint64_t conn, trace::Leg leg) {
@@ -206,6 +215,7 @@ PcapngSink::Flow* PcapngSink::flow(std::uint64_t conn, trace::Leg leg) {
 
 void PcapngSink::open(std::uint64_t conn, trace::Leg leg, const trace::Endpoint& initiator,
                       const trace::Endpoint& responder, trace::Clock::time_point ts) {
+  std::lock_guard<std::mutex> lock(mu_);
   Flow fl;
   fl.a = initiator;
   fl.b = responder;
@@ -224,6 +234,7 @@ void PcapngSink::open(std::uint64_t conn, trace::Leg leg, const trace::Endpoint&
 
 void PcapngSink::data(std::uint64_t conn, trace::Leg leg, bool from_initiator, std::span<const std::uint8_t> bytes,
                       trace::Clock::time_point ts) {
+  std::lock_guard<std::mutex> lock(mu_);
   Flow* fl = flow(conn, leg);
   if (!fl || fl->reset) return;
   const auto t = micros(ts);
@@ -240,6 +251,7 @@ void PcapngSink::data(std::uint64_t conn, trace::Leg leg, bool from_initiator, s
 }
 
 void PcapngSink::fin(std::uint64_t conn, trace::Leg leg, bool from_initiator, trace::Clock::time_point ts) {
+  std::lock_guard<std::mutex> lock(mu_);
   Flow* fl = flow(conn, leg);
   if (!fl || fl->reset || (from_initiator ? fl->fin_a : fl->fin_b)) return;
   auto& seq = from_initiator ? fl->seq_a : fl->seq_b;
@@ -252,6 +264,7 @@ void PcapngSink::fin(std::uint64_t conn, trace::Leg leg, bool from_initiator, tr
 }
 
 void PcapngSink::rst(std::uint64_t conn, trace::Leg leg, bool from_initiator, trace::Clock::time_point ts) {
+  std::lock_guard<std::mutex> lock(mu_);
   Flow* fl = flow(conn, leg);
   if (!fl || fl->reset) return;
   const auto seq = from_initiator ? fl->seq_a : fl->seq_b;
@@ -262,22 +275,29 @@ void PcapngSink::rst(std::uint64_t conn, trace::Leg leg, bool from_initiator, tr
   fl->reset = true;
 }
 
-void PcapngSink::close(std::uint64_t conn, trace::Leg leg) { flows_.erase({conn, static_cast<int>(leg)}); }
+void PcapngSink::close(std::uint64_t conn, trace::Leg leg) {
+  std::lock_guard<std::mutex> lock(mu_);
+  flows_.erase({conn, static_cast<int>(leg)});
+}
 
 void PcapngSink::secret(std::string_view line) {
-  pending_secrets_.append(line);
-  pending_secrets_.push_back('\n');
+  Pending& p = pending();
+  p.secrets.append(line);
+  p.secrets.push_back('\n');
 }
 
 void PcapngSink::commit() {
   if (!f_) return;
-  if (!pending_secrets_.empty()) {
-    write(pcapng::decryptionSecrets(pcapng::kSecretsTls, pending_secrets_));
-    pending_secrets_.clear();
+  Pending& p = pending();
+  if (p.secrets.empty() && p.blocks.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!p.secrets.empty()) {
+    write(pcapng::decryptionSecrets(pcapng::kSecretsTls, p.secrets));
+    p.secrets.clear();
   }
-  for (const auto& b : pending_blocks_) write(b);
+  for (const auto& b : p.blocks) write(b);
   std::fflush(f_);
-  pending_blocks_.clear();
+  p.blocks.clear();
 }
 
 }  // namespace tlstrace::sinks

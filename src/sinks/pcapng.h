@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -51,10 +53,19 @@ class PcapngSink : public trace::WireTap {
   Flow* flow(std::uint64_t conn, trace::Leg leg);
   void write(const std::vector<std::uint8_t>& block);
 
+  // What one io thread recorded since its last commit: committed together, secrets first, so a
+  // thread's packets never precede the secrets they need.
+  struct Pending {
+    std::string secrets;
+    std::vector<std::vector<std::uint8_t>> blocks;
+  };
+  Pending& pending();
+
   std::FILE* f_ = nullptr;
+  std::mutex mu_;  // the file and the flows
   std::map<std::pair<std::uint64_t, int>, Flow> flows_;
-  std::string pending_secrets_;
-  std::vector<std::vector<std::uint8_t>> pending_blocks_;
+  std::mutex pending_mu_;
+  std::map<std::thread::id, Pending> pending_;
 };
 
 }  // namespace tlstrace::sinks

@@ -127,10 +127,12 @@ bool fromJson(const Json& j, Event& out) {
 
 void Tracer::emit(const Event& e) {
   if (!enabled(categoryOf(e.name))) return;
+  std::lock_guard<std::mutex> lock(mu_);
   for (auto& s : sinks_) s->write(e);
 }
 
 void Tracer::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
   for (auto& s : sinks_) s->flush();
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,8 +58,8 @@ class Sink {
   virtual void flush() {}
 };
 
-// Fan-out to every sink, filtered by category. Not thread-safe: one per io thread or guarded by
-// the caller.
+// Fan-out to every sink, filtered by category. Thread-safe: io threads share one tracer, and the
+// lock keeps each event's lines together in every sink.
 class Tracer {
  public:
   explicit Tracer(unsigned categories = kDefaultCategories) : categories_(categories) {}
@@ -71,6 +72,7 @@ class Tracer {
  private:
   unsigned categories_;
   std::vector<std::shared_ptr<Sink>> sinks_;
+  std::mutex mu_;
 };
 
 }  // namespace tlstrace::trace
