@@ -2,7 +2,7 @@
 # One command to run every test: installs what is missing, builds with warnings as errors, runs
 # the whole CTest suite (unit, fuzz-corpus replays, integration with real peers), then rebuilds
 # under ASan+UBSan and runs the suite again.
-#   TLSTRACE_SKIP_SANITIZE=1  skips the sanitizer pass (developer loop)
+#   TLSTRACE_SKIP_SANITIZE=1 / TLSTRACE_SKIP_TSAN=1 / TLSTRACE_SKIP_FUZZ=1 skip those passes
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
@@ -18,6 +18,15 @@ if [[ "${TLSTRACE_SKIP_SANITIZE:-0}" != "1" ]]; then
   cmake --build "$root/build-asan" -j "$jobs"
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
+fi
+# ThreadSanitizer: the proxy runs one io thread per core and they share the tracer, the caches
+# and the sinks; the integration tests drive it with real concurrent clients.
+if [[ "${TLSTRACE_SKIP_TSAN:-0}" != "1" ]]; then
+  cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON \
+        -DTLSTRACE_TSAN=ON >/dev/null
+  cmake --build "$root/build-tsan" -j "$jobs"
+  (cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+     ctest --output-on-failure -j "$jobs" -L integration)
 fi
 # Fuzzing with libFuzzer (clang), bounded: each target starts from its committed corpus (which
 # also replays under CTest above); a crash fails the run and leaves its reproducer in build-fuzz/

@@ -50,7 +50,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "offer the server the client's own versions, cipher suites, groups, signature schemes and ALPN");
   legOptions(p, "client", cfg.client_tls);
   legOptions(p, "upstream", cfg.upstream_tls);
-  p->add_option("--dhparam", cfg.dhparam, "DH parameters (PEM) for DHE towards clients");
+  p->add_option("--dhparam", cfg.dhparam, "DH parameters (PEM) for DHE towards clients (use with --leaf-key rsa)");
+  p->add_option("--leaf-key", cfg.leaf_key, "key of forged certificates: ec (P-256) or rsa (2048, for RSA-only clients)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ec", "rsa"}));
   p->add_option("--max-connections", cfg.max_connections, "concurrent connections")->capture_default_str();
   p->add_option("--handshake-timeout", cfg.handshake_timeout_s, "seconds")->capture_default_str();
   p->add_option("--idle-timeout", cfg.idle_timeout_s, "seconds")->capture_default_str();

@@ -57,7 +57,7 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
     return 2;
   }
   pki::CertAuthority ca = loadCaFor(cfg, true);
-  pki::Forger forger(ca, cfg.cert_cache);
+  pki::Forger forger(ca, cfg.cert_cache, cfg.leaf_key == "rsa" ? pki::Forger::KeyType::Rsa : pki::Forger::KeyType::Ecdsa);
   tls::SslCtxPtr client_ctx = tls::makeClientFacingContext(
       {cfg.client_tls.min_version, cfg.client_tls.max_version, cfg.client_tls.ciphers,
        cfg.client_tls.ciphersuites, cfg.client_tls.groups},

@@ -56,6 +56,7 @@ struct ProxyConfig {
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;
+  std::string leaf_key = "ec";  // forged leaf key: ec (P-256) or rsa (2048)
   std::size_t max_connections = 10000;
   double handshake_timeout_s = 10;
   double idle_timeout_s = 300;

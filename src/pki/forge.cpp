@@ -83,8 +83,10 @@ LeafNames leafNamesFor(const std::string& target, X509* upstream_cert) {
   return n;
 }
 
-Forger::Forger(const CertAuthority& ca, std::size_t cache_capacity)
-    : ca_(ca), leaf_key_(generateP256Key()), capacity_(std::max<std::size_t>(1, cache_capacity)) {}
+Forger::Forger(const CertAuthority& ca, std::size_t cache_capacity, KeyType key_type)
+    : ca_(ca),
+      leaf_key_(key_type == KeyType::Rsa ? generateRsaKey(2048) : generateP256Key()),
+      capacity_(std::max<std::size_t>(1, cache_capacity)) {}
 
 X509Ptr Forger::leaf(const LeafNames& names, std::string& error) {
   const std::string k = names.key();
@@ -136,7 +138,10 @@ X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
   if (!addSubjectAltNames(c, names)) return bail("subjectAltName");
   try {
     addExtension(c, ca_.cert.get(), NID_basic_constraints, "critical,CA:FALSE");
-    addExtension(c, ca_.cert.get(), NID_key_usage, "critical,digitalSignature");
+    // RSA leaves may also be used for RSA key transport (TLS <= 1.2 TLS_RSA_* suites).
+    addExtension(c, ca_.cert.get(), NID_key_usage,
+                 EVP_PKEY_get_base_id(leaf_key_.get()) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
+                                                                       : "critical,digitalSignature");
     addExtension(c, ca_.cert.get(), NID_ext_key_usage, "serverAuth");
     addExtension(c, ca_.cert.get(), NID_subject_key_identifier, "hash");
     addExtension(c, ca_.cert.get(), NID_authority_key_identifier, "keyid:always");

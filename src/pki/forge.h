@@ -26,7 +26,10 @@ struct LeafNames {
 
 class Forger {
  public:
-  Forger(const CertAuthority& ca, std::size_t cache_capacity);
+  enum class KeyType { Ecdsa, Rsa };
+  // One leaf key for the run: ECDSA P-256 (fast, the default) or RSA-2048 (for clients that only
+  // speak RSA suites, e.g. TLS 1.2 DHE-RSA towards clients with --dhparam).
+  Forger(const CertAuthority& ca, std::size_t cache_capacity, KeyType key_type = KeyType::Ecdsa);
 
   // Returns the leaf for `names` (from the cache or freshly signed); nullptr with `error` set when
   // signing fails. Never throws.

@@ -1,6 +1,7 @@
 #include "pki/x509_util.h"
 
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 
 namespace tlstrace::pki {
 
@@ -9,6 +10,12 @@ using namespace tlstrace::tls;
 EvpPkeyPtr generateP256Key() {
   EvpPkeyPtr key(EVP_EC_gen("P-256"));
   if (!key) throw OpensslError("cannot generate a P-256 key");
+  return key;
+}
+
+EvpPkeyPtr generateRsaKey(unsigned bits) {
+  EvpPkeyPtr key(EVP_RSA_gen(bits));
+  if (!key) throw OpensslError("cannot generate an RSA key");
   return key;
 }
 

@@ -85,19 +85,30 @@ class Lifecycle(ProxyTestCase):
 
     def test_dhparam_towards_clients(self):
         dh = f"{self.dir}/dh.pem"
-        r = run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "dh_param:ffdhe2048",
+        r = run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "dh_param:ffdhe3072",
                  "-out", dh])
         self.assertEqual(r.returncode, 0, r.stderr)
         srv = self.s_server()
+        # DHE suites authenticate with RSA, so the forged leaf must be RSA for a DHE client.
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca,
-                       "--dhparam", dh, "--client-tls-max", "1.2", "--client-ciphers", "DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256")
-        # The forged leaf is ECDSA, so DHE needs an ECDSA suite... OpenSSL has no DHE-ECDSA; the
-        # client offering only DHE-RSA therefore fails, which the trace must say.
+                       "--dhparam", dh, "--leaf-key", "rsa")
         r = run(["openssl", "s_client", "-connect", p.addr, "-servername", "localhost", "-CAfile", p.ca,
-                 "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-tls1_2"], input=b"")
+                 "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-tls1_2", "-verify_return_error", "-ign_eof"],
+                input=b"GET / HTTP/1.0\r\n\r\n")
+        self.assertIn(b"HTTP/1.0 200 ok", r.stdout)
         evs = p.conn_closed()
-        self.assertTrue(of(evs, "tls.error", "client"))
-
+        est = of(evs, "tls.established", "client")[0]
+        self.assertEqual(est["cipher"]["name"], "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256")
+        k = of(evs, "tls.key_exchange", "client")[0]
+        self.assertEqual((k["kex"], k["group"], k["bits"], k["rating"]), ("DHE", "ffdhe3072", 3072, "strong"))
+        leaf = [e for e in of(evs, "tls.message", "client") if e["type"] == "Certificate"][0]["body"]["chain"][0]
+        self.assertEqual(leaf["key"]["type"], "RSA")
+        # With the default ECDSA leaf the same client has no suite in common, and the trace says so.
+        p2 = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca, "--dhparam", dh)
+        run(["openssl", "s_client", "-connect", p2.addr, "-servername", "localhost",
+             "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-tls1_2"], input=b"")
+        evs = p2.conn_closed()
+        self.assertEqual(of(evs, "tls.error", "client")[0]["cause"], "no_shared_cipher")
 
 if __name__ == "__main__":
     import unittest
