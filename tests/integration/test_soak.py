@@ -136,16 +136,18 @@ class Soak(ProxyTestCase):
         origin = self.nginx(big_mib=8)
         p = self.proxy("-m", "reverse", "-u", f"localhost:{origin.port}", "--upstream-ca", self.pki.ca,
                        "--trace", "all")
-        started = threading.Barrier(201, timeout=60)
+        started = threading.Barrier(201, timeout=180)  # generous: sanitizer builds are slow
         outcome = []
 
         def slow_download(i):
             ctx = ssl.create_default_context(cafile=p.ca)
+            waited = False
             try:
-                with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
+                with socket.create_connection(("127.0.0.1", p.port), timeout=120) as s:
                     with ctx.wrap_socket(s, server_hostname="localhost") as t:
                         t.sendall(b"GET /big HTTP/1.0\r\nHost: localhost\r\n\r\n")
                         t.recv(4096)
+                        waited = True
                         started.wait()
                         got = 0
                         while True:
@@ -157,6 +159,12 @@ class Soak(ProxyTestCase):
                         outcome.append(got)
             except (OSError, ssl.SSLError, threading.BrokenBarrierError):
                 outcome.append(-1)
+            finally:
+                if not waited:  # a failed client must not leave the others waiting
+                    try:
+                        started.wait()
+                    except threading.BrokenBarrierError:
+                        pass
 
         threads = [threading.Thread(target=slow_download, args=(i,), daemon=True) for i in range(200)]
         for t in threads:
@@ -169,6 +177,7 @@ class Soak(ProxyTestCase):
             t.join(timeout=30)
         self.assertEqual(rc, 0)
         self.assertLess(stop_s, 15)
+        self.assertEqual(outcome.count(-1), 0, "every transfer was set up")
         with open(p.events, "rb") as f:
             raw = f.read()
         self.assertTrue(raw.endswith(b"\n"))
