@@ -91,17 +91,30 @@ bool wrapFlatList(const std::string& prefix, const std::string& head, const Json
   return true;
 }
 
+// Appends "<prefix><indent><key>: " without temporaries (this runs for every line of the trace).
+void lineHead(std::string& out, const std::string& prefix, int indent, std::string_view key) {
+  out += prefix;
+  out.append(static_cast<std::size_t>(indent) * 2, ' ');
+  out += key;
+  out += ": ";
+}
+
 void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v,
                  std::string& out) {
-  const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
   if (isFlat(v)) {
-    out += prefix + pad + key + ": " + scalar(v) + "\n";
+    lineHead(out, prefix, indent, key);
+    if (v.isString()) out += v.asString();
+    else out += scalar(v);
+    out += '\n';
     return;
   }
   if (auto s = inlineForm(v); !s.empty()) {
-    out += prefix + pad + key + ": " + s + "\n";
+    lineHead(out, prefix, indent, key);
+    out += s;
+    out += '\n';
     return;
   }
+  const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
   if (v.isArray()) {
     if (wrapFlatList(prefix, pad + key + " (" + std::to_string(v.asArray().size()) + "): ", v, out)) return;
     out += prefix + pad + key + ": (" + std::to_string(v.asArray().size()) + ")\n";
@@ -113,12 +126,19 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   const Json* type = v.find("type");
   const Json* length = v.find("length");
   if (type && length && isCodeName(*type)) {
-    out += prefix + pad + key + ": " + scalar(*type) + ", " + scalar(*length) + " bytes\n";
+    lineHead(out, prefix, indent, key);
+    out += scalar(*type);
+    out += ", ";
+    out += scalar(*length);
+    out += " bytes\n";
     for (const auto& [k, x] : v.asObject())
       if (k != "type" && k != "length") renderValue(prefix, indent + 1, k, x, out);
     return;
   }
-  out += prefix + pad + key + ":\n";
+  out += prefix;
+  out += pad;
+  out += key;
+  out += ":\n";
   for (const auto& [k, x] : v.asObject()) renderValue(prefix, indent + 1, k, x, out);
 }
 
