@@ -323,34 +323,12 @@ void Connection::onHelloBytes() {
   wire::HelloPeek peek = wire::peekClientHello(inbuf_);
   using K = wire::HelloPeek::Kind;
   if (peek.kind == K::NeedMore) return peekHello();
-  if (peek.kind == K::Malformed) {
-    Json f = Json::object();
-    f.set("reason", "client sent a bad ClientHello: " + peek.error);
-    f.set("stage", "client_hello");
-    f.set("cause", "not_tls");
-    f.set("raw", wire::toHex(inbuf_, 64));
-    analysis::FailureFacts ff;
-    ff.not_tls = true;
-    f.set("hint", analysis::diagnose(ff).hint);
-    emit(trace::Leg::Client, "tls.error", std::move(f));
-    outcome_ = "bad ClientHello: " + peek.error;
-    return closeGracefully(outcome_);
-  }
+  if (peek.kind == K::Malformed) return refuseNotTls("client sent a bad ClientHello: " + peek.error);
   if (peek.kind == K::NotTls && svc_.cfg->mode == config::Mode::Reverse) {
     // A reverse listener stands in for a TLS server: plain bytes here are a client mistake.
-    Json f = Json::object();
-    f.set("reason", looksLikeHttp(inbuf_) ? "plain HTTP sent to a TLS port" : "first bytes are not a TLS ClientHello");
-    f.set("stage", "client_hello");
-    f.set("cause", "not_tls");
-    f.set("raw", wire::toHex(inbuf_, 64));
-    analysis::FailureFacts ff;
-    ff.not_tls = true;
-    f.set("hint", analysis::diagnose(ff).hint);
-    client_.error_cause = "not_tls";
-    outcome_ = f.find("reason")->asString();
-    emit(trace::Leg::Client, "tls.error", std::move(f));
-    if (looksLikeHttp(inbuf_)) return respondAndClose(400, "this port speaks TLS: use https://");
-    return closeGracefully(outcome_);
+    if (!looksLikeHttp(inbuf_)) return refuseNotTls("first bytes are not a TLS ClientHello");
+    refuseNotTls("plain HTTP sent to a TLS port", false);
+    return respondAndClose(400, "this port speaks TLS: use https://");
   }
   if (peek.kind == K::NotTls) {
     Json f = Json::object();
@@ -399,6 +377,21 @@ void Connection::onHelloBytes() {
   state_ = State::Connecting;
   connectUpstream([this] { startUpstreamTls(); },
                   [this](int, const std::string& why) { abortClientHandshake(why); });
+}
+
+void Connection::refuseNotTls(const std::string& reason, bool close) {
+  Json f = Json::object();
+  f.set("reason", reason);
+  f.set("stage", "client_hello");
+  f.set("cause", "not_tls");
+  f.set("raw", wire::toHex(inbuf_, 64));
+  analysis::FailureFacts ff;
+  ff.not_tls = true;
+  f.set("hint", analysis::diagnose(ff).hint);
+  client_.error_cause = "not_tls";
+  if (outcome_.empty()) outcome_ = reason;
+  emit(trace::Leg::Client, "tls.error", std::move(f));
+  if (close) closeGracefully(outcome_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -106,6 +106,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void connectUpstream(std::function<void()> on_connected, std::function<void(int, const std::string&)> on_failed);
   void peekHello();
   void onHelloBytes();
+  // tls.error (cause not_tls) for bytes that are not a usable ClientHello, then close.
+  void refuseNotTls(const std::string& reason, bool close = true);
 
   // TLS.
   void startUpstreamTls();
