@@ -157,7 +157,7 @@ Decoded<ServerKeyExchange> decodeServerKeyExchange(Bytes body, KexKind kind) {
     s.signed_params = sp;
   }
   if (!r.empty()) return bad<ServerKeyExchange>(r, "trailing bytes");
-  return good(std::move(s), body.size());
+  return good(s, body.size());
 }
 
 Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
@@ -194,7 +194,7 @@ Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
     default: return bad<ClientKeyExchange>(r, "unknown key exchange");
   }
   if (!r.empty()) return bad<ClientKeyExchange>(r, "trailing bytes");
-  return good(std::move(c), body.size());
+  return good(c, body.size());
 }
 
 Decoded<CertificateRequest> decodeCertificateRequest(Bytes body, std::uint16_t version) {
@@ -236,7 +236,7 @@ Decoded<SignedParams> decodeCertificateVerify(Bytes body) {
   ByteReader r(body, 4);
   SignedParams sp;
   if (!signedParams(r, sp)) return bad<SignedParams>(r, "bad signature");
-  return good(std::move(sp), body.size());
+  return good(sp, body.size());
 }
 
 Decoded<NewSessionTicket> decodeNewSessionTicket(Bytes body, bool tls13) {
@@ -273,7 +273,7 @@ Decoded<CertificateStatus> decodeCertificateStatus(Bytes body) {
   if (!r.readU24Prefixed(resp) || resp.empty() || !r.empty())
     return bad<CertificateStatus>(r, "bad OCSPResponse");
   s.response = resp.rest();
-  return good(std::move(s), body.size());
+  return good(s, body.size());
 }
 
 std::optional<PreSharedKey> decodePreSharedKey(Bytes ext, bool from_client) {
