@@ -147,6 +147,17 @@ std::string str(const Json& f, std::string_view key) {
   return v ? scalar(*v) : std::string{};
 }
 
+// The hellos' flattened convenience fields (events.md) repeat what their extensions already show
+// decoded; the JSON keeps both, the text shows each fact once.
+bool repeatsAnExtension(const std::string& type, const std::string& field) {
+  if (type == "ClientHello")
+    return field == "sni" || field == "alpn" || field == "supported_versions" || field == "supported_groups" ||
+           field == "key_share" || field == "signature_algorithms";
+  if (type == "ServerHello" || type == "HelloRetryRequest")
+    return field == "selected_version" || field == "key_share" || field == "alpn";
+  return false;
+}
+
 std::string renderDefault(const Event& e) {
   const std::string ts = formatTimestamp(e.ts);
   char head[96];
@@ -171,7 +182,8 @@ std::string renderDefault(const Event& e) {
   for (const auto& [k, v] : f.asObject()) {
     if (k == skip1 || k == skip2 || k == skip3) continue;
     if (k == "body") {
-      for (const auto& [bk, bv] : v.asObject()) renderValue(prefix, 2, bk, bv, out);
+      for (const auto& [bk, bv] : v.asObject())
+        if (!repeatsAnExtension(str(f, "type"), bk)) renderValue(prefix, 2, bk, bv, out);
       continue;
     }
     renderValue(prefix, 2, k, v, out);
