@@ -16,7 +16,7 @@ if [[ "${TLSTRACE_SKIP_SANITIZE:-0}" != "1" ]]; then
   cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTLSTRACE_WERROR=ON \
         -DTLSTRACE_SANITIZE=ON >/dev/null
   cmake --build "$root/build-asan" -j "$jobs"
-  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  (cd "$root/build-asan" && TLSTRACE_SANITIZER_BUILD=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
 fi
 # ThreadSanitizer: the proxy runs one io thread per core and they share the tracer, the caches
@@ -25,7 +25,7 @@ if [[ "${TLSTRACE_SKIP_TSAN:-0}" != "1" ]]; then
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON \
         -DTLSTRACE_TSAN=ON >/dev/null
   cmake --build "$root/build-tsan" -j "$jobs"
-  (cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  (cd "$root/build-tsan" && TLSTRACE_SANITIZER_BUILD=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
      ctest --output-on-failure -j "$jobs" -L integration)
 fi
 # Fuzzing with libFuzzer (clang), bounded: each target starts from its committed corpus (which

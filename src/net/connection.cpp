@@ -725,6 +725,7 @@ void Connection::Observer::onVerifyError(tls::VerifyFailure&& failure) {
 void Connection::startRelay() {
   state_ = State::Relaying;
   touch();
+  std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
   if (upstream_.tls) relay(upstream_, {});  // plaintext the server sent along with its Finished
   if (client_.tls) relay(client_, {});
   readFrom(client_);
@@ -876,6 +877,13 @@ void Connection::flush(Leg& l) {
 }
 
 void Connection::onDrained(Leg& l) {
+  // Once the handshake flights are out, give back the buffers they grew (once: a busy leg keeps
+  // its buffers, reallocating them per burst would cost more than it saves).
+  if (state_ == State::Relaying && !l.compacted && !l.writing && l.pending.empty()) {
+    l.compacted = true;
+    std::vector<std::uint8_t>().swap(l.wbuf);
+    if (l.tls) l.tls->compact();
+  }
   if (l.shut_after_flush && !l.shut_sent) {
     boost::system::error_code ec;
     l.sock.shutdown(tcp::socket::shutdown_send, ec);

@@ -75,6 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool shut_after_flush = false;
     bool shut_sent = false;
     bool dead = false;            // reset or error: nothing more to send or receive
+    bool compacted = false;       // handshake buffers given back
     std::string by;               // who closed first: "peer" or "proxy"
     std::string how;              // "fin", "rst", "timeout", "error"
     std::uint64_t bytes_in = 0;

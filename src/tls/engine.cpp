@@ -161,6 +161,22 @@ void TlsEngine::shutdown() {
   ERR_clear_error();
 }
 
+void TlsEngine::compact() {
+  if (BIO_ctrl_pending(rbio_) != 0 || BIO_ctrl_pending(wbio_) != 0) return;
+  BIO* r = BIO_new(BIO_s_mem());
+  BIO* w = BIO_new(BIO_s_mem());
+  if (!r || !w) {
+    BIO_free(r);
+    BIO_free(w);
+    return;
+  }
+  BIO_set_mem_eof_return(r, -1);
+  SSL_set0_rbio(ssl_.get(), r);  // frees the old read BIO; the SSL owns the new one
+  SSL_set0_wbio(ssl_.get(), w);  // likewise for the write BIO
+  rbio_ = r;
+  wbio_ = w;
+}
+
 std::size_t TlsEngine::pendingOut() const { return BIO_ctrl_pending(wbio_); }
 
 std::size_t TlsEngine::takeOut(std::vector<std::uint8_t>& out, std::size_t cap) {

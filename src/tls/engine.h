@@ -65,6 +65,9 @@ class TlsEngine {
   [[nodiscard]] Status write(std::span<const std::uint8_t> plain);
   // Queues close_notify.
   void shutdown();
+  // Gives back the memory BIOs' buffers when both are empty (they keep the capacity of the
+  // largest flight otherwise): called once a connection settles into relaying.
+  void compact();
 
   [[nodiscard]] std::size_t pendingOut() const;
   // Moves up to `cap` bytes of produced ciphertext into `out` (appending).
