@@ -55,3 +55,27 @@ TEST_CASE("validation names each problem") {
   c.idle_timeout_s = 0;
   CHECK(c.validate().size() == 2);
 }
+
+TEST_CASE("only loopback and private clients are local (the --allow-remote default)") {
+  for (const char* ip : {"127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+                         "169.254.3.4", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:192.168.0.7"}) {
+    CAPTURE(ip);
+    CHECK(isLocalAddress(ip));
+  }
+  for (const char* ip : {"8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:db8::1", "::ffff:8.8.8.8",
+                         "not-an-ip", ""}) {
+    CAPTURE(ip);
+    CHECK_FALSE(isLocalAddress(ip));
+  }
+}
+
+TEST_CASE("base64 for Basic proxy credentials (RFC 4648 test vectors)") {
+  CHECK(base64("") == "");
+  CHECK(base64("f") == "Zg==");
+  CHECK(base64("fo") == "Zm8=");
+  CHECK(base64("foo") == "Zm9v");
+  CHECK(base64("foob") == "Zm9vYg==");
+  CHECK(base64("fooba") == "Zm9vYmE=");
+  CHECK(base64("foobar") == "Zm9vYmFy");
+  CHECK(base64("alice:s3cret") == "YWxpY2U6czNjcmV0");
+}
