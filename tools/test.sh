@@ -25,7 +25,7 @@ if [[ "${TLSTRACE_SKIP_TSAN:-0}" != "1" ]]; then
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON \
         -DTLSTRACE_TSAN=ON >/dev/null
   cmake --build "$root/build-tsan" -j "$jobs"
-  (cd "$root/build-tsan" && TLSTRACE_SANITIZER_BUILD=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  (cd "$root/build-tsan" && TLSTRACE_SANITIZER_BUILD=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
      ctest --output-on-failure -j "$jobs" -L integration)
 fi
 # Fuzzing with libFuzzer (clang), bounded: each target starts from its committed corpus (which
