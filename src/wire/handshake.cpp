@@ -36,22 +36,25 @@ std::vector<std::uint8_t> fromHex(std::string_view hex) {
 
 namespace {
 
-template <typename T>
-Decoded<T> fail(const ByteReader& r, std::string what) {
-  Decoded<T> d;
-  d.status = Status::Malformed;
-  d.error = {std::move(what), r.offset()};
-  return d;
-}
-
 // RFC 8446 4.1.3: SHA-256 of "HelloRetryRequest".
 constexpr std::array<std::uint8_t, 32> kHrrRandom = {
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
     0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
 
-// RFC 8446 4.2: Extension extensions<0..2^16-1>; a type may appear at most once.
+// The hellos' extension block: optional before TLS 1.2 (nothing may follow it).
 bool readExtensions(ByteReader& r, std::vector<Extension>& out, DecodeError& err) {
-  if (r.empty()) return true;  // pre-TLS 1.2 hellos may omit the block entirely
+  if (r.empty()) return true;
+  if (!readExtensionList(r, out, err)) return false;
+  if (!r.empty()) {
+    err = {"trailing bytes after extensions", r.offset()};
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool readExtensionList(ByteReader& r, std::vector<Extension>& out, DecodeError& err) {
   ByteReader block;
   if (!r.readU16Prefixed(block)) {
     err = {"extensions length exceeds message", r.offset()};
@@ -67,7 +70,6 @@ bool readExtensions(ByteReader& r, std::vector<Extension>& out, DecodeError& err
     }
     e.offset = body.offset();
     e.data = body.rest();
-    // RFC 8446 4.2: "There MUST NOT be more than one extension of the same type".
     for (const auto& prev : out) {
       if (prev.type == e.type) {
         err = {"duplicate extension type " + std::to_string(e.type), at};
@@ -76,14 +78,8 @@ bool readExtensions(ByteReader& r, std::vector<Extension>& out, DecodeError& err
     }
     out.push_back(e);
   }
-  if (!r.empty()) {
-    err = {"trailing bytes after extensions", r.offset()};
-    return false;
-  }
   return true;
 }
-
-}  // namespace
 
 Decoded<HandshakeHeader> decodeHandshakeHeader(Bytes msg) {
   ByteReader r(msg);
@@ -101,15 +97,15 @@ Decoded<HandshakeHeader> decodeHandshakeHeader(Bytes msg) {
 Decoded<ClientHello> decodeClientHello(Bytes body) {
   ByteReader r(body, 4);
   ClientHello ch;
-  if (!r.readU16(ch.legacy_version)) return fail<ClientHello>(r, "truncated legacy_version");
-  if (!r.readBytes(32, ch.random)) return fail<ClientHello>(r, "truncated random");
+  if (!r.readU16(ch.legacy_version)) return malformedAt<ClientHello>(r, "truncated legacy_version");
+  if (!r.readBytes(32, ch.random)) return malformedAt<ClientHello>(r, "truncated random");
   ByteReader sid;
   if (!r.readU8Prefixed(sid) || sid.remaining() > 32)
-    return fail<ClientHello>(r, "bad legacy_session_id");
+    return malformedAt<ClientHello>(r, "bad legacy_session_id");
   ch.session_id = sid.rest();
   ByteReader suites;
   if (!r.readU16Prefixed(suites) || suites.remaining() % 2 != 0 || suites.empty())
-    return fail<ClientHello>(r, "bad cipher_suites vector");
+    return malformedAt<ClientHello>(r, "bad cipher_suites vector");
   while (!suites.empty()) {
     std::uint16_t s = 0;
     (void)suites.readU16(s);  // length is even, cannot fail
@@ -117,7 +113,7 @@ Decoded<ClientHello> decodeClientHello(Bytes body) {
   }
   ByteReader comp;
   if (!r.readU8Prefixed(comp) || comp.empty())
-    return fail<ClientHello>(r, "bad legacy_compression_methods");
+    return malformedAt<ClientHello>(r, "bad legacy_compression_methods");
   ch.compression_methods = comp.rest();
   Decoded<ClientHello> d;
   if (!readExtensions(r, ch.extensions, d.error)) {
@@ -134,15 +130,15 @@ Decoded<ClientHello> decodeClientHello(Bytes body) {
 Decoded<ServerHello> decodeServerHello(Bytes body) {
   ByteReader r(body, 4);
   ServerHello sh;
-  if (!r.readU16(sh.legacy_version)) return fail<ServerHello>(r, "truncated legacy_version");
-  if (!r.readBytes(32, sh.random)) return fail<ServerHello>(r, "truncated random");
+  if (!r.readU16(sh.legacy_version)) return malformedAt<ServerHello>(r, "truncated legacy_version");
+  if (!r.readBytes(32, sh.random)) return malformedAt<ServerHello>(r, "truncated random");
   sh.hello_retry_request = std::equal(kHrrRandom.begin(), kHrrRandom.end(), sh.random.begin());
   ByteReader sid;
   if (!r.readU8Prefixed(sid) || sid.remaining() > 32)
-    return fail<ServerHello>(r, "bad legacy_session_id_echo");
+    return malformedAt<ServerHello>(r, "bad legacy_session_id_echo");
   sh.session_id = sid.rest();
-  if (!r.readU16(sh.cipher_suite)) return fail<ServerHello>(r, "truncated cipher_suite");
-  if (!r.readU8(sh.compression_method)) return fail<ServerHello>(r, "truncated compression_method");
+  if (!r.readU16(sh.cipher_suite)) return malformedAt<ServerHello>(r, "truncated cipher_suite");
+  if (!r.readU8(sh.compression_method)) return malformedAt<ServerHello>(r, "truncated compression_method");
   Decoded<ServerHello> d;
   if (!readExtensions(r, sh.extensions, d.error)) {
     d.status = Status::Malformed;

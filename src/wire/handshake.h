@@ -32,6 +32,27 @@ struct Extension {
   std::size_t offset = 0;  // offset of the extension body within the message
 };
 
+// Results for the decoders of this folder.
+template <typename T>
+[[nodiscard]] Decoded<T> malformedAt(const ByteReader& r, std::string what) {
+  Decoded<T> d;
+  d.status = Status::Malformed;
+  d.error = {std::move(what), r.offset()};
+  return d;
+}
+template <typename T>
+[[nodiscard]] Decoded<T> decodedOk(T value, std::size_t consumed) {
+  Decoded<T> d;
+  d.status = Status::Ok;
+  d.value = std::move(value);
+  d.consumed = consumed;
+  return d;
+}
+
+// RFC 8446 4.2: Extension extensions<0..2^16-1>, each type at most once. Reads the whole
+// length-prefixed list from `r`; false with `err` set when it is malformed.
+[[nodiscard]] bool readExtensionList(ByteReader& r, std::vector<Extension>& out, DecodeError& err);
+
 struct ClientHello {
   std::uint16_t legacy_version = 0;
   Bytes random;

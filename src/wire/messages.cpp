@@ -6,38 +6,9 @@ namespace tlstrace::wire {
 
 namespace {
 
-template <typename T>
-Decoded<T> bad(const ByteReader& r, std::string what) {
-  Decoded<T> d;
-  d.status = Status::Malformed;
-  d.error = {std::move(what), r.offset()};
-  return d;
-}
-
-template <typename T>
-Decoded<T> good(T v, std::size_t n) {
-  Decoded<T> d;
-  d.status = Status::Ok;
-  d.value = std::move(v);
-  d.consumed = n;
-  return d;
-}
-
-// RFC 8446 4.2: extensions<0..2^16-1> as a whole block (used inside messages, not hellos).
 bool extensionBlock(ByteReader& r, std::vector<Extension>& out) {
-  ByteReader block;
-  if (!r.readU16Prefixed(block)) return false;
-  while (!block.empty()) {
-    Extension e;
-    ByteReader body;
-    if (!block.readU16(e.type) || !block.readU16Prefixed(body)) return false;
-    e.offset = body.offset();
-    e.data = body.rest();
-    for (const auto& prev : out)
-      if (prev.type == e.type) return false;  // RFC 8446 4.2: at most one of each type
-    out.push_back(e);
-  }
-  return true;
+  DecodeError ignored;  // the callers report their own, more specific, error
+  return readExtensionList(r, out, ignored);
 }
 
 // DigitallySigned (RFC 5246 4.7): with a SignatureAndHashAlgorithm in TLS 1.2, without before.
@@ -103,21 +74,21 @@ Decoded<Certificate> decodeCertificate(Bytes body, bool tls13) {
   Certificate c;
   if (tls13) {
     ByteReader ctx;
-    if (!r.readU8Prefixed(ctx)) return bad<Certificate>(r, "bad certificate_request_context");
+    if (!r.readU8Prefixed(ctx)) return malformedAt<Certificate>(r, "bad certificate_request_context");
     c.request_context = ctx.rest();
   }
   ByteReader list;
-  if (!r.readU24Prefixed(list) || !r.empty()) return bad<Certificate>(r, "bad certificate_list length");
+  if (!r.readU24Prefixed(list) || !r.empty()) return malformedAt<Certificate>(r, "bad certificate_list length");
   while (!list.empty()) {
     CertificateEntry e;
     ByteReader der;
-    if (!list.readU24Prefixed(der) || der.empty()) return bad<Certificate>(list, "bad certificate entry");
+    if (!list.readU24Prefixed(der) || der.empty()) return malformedAt<Certificate>(list, "bad certificate entry");
     e.cert_data = der.rest();
     if (tls13 && !extensionBlock(list, e.extensions))
-      return bad<Certificate>(list, "bad certificate entry extensions");
+      return malformedAt<Certificate>(list, "bad certificate entry extensions");
     c.entries.push_back(std::move(e));
   }
-  return good(std::move(c), body.size());
+  return decodedOk(std::move(c), body.size());
 }
 
 Decoded<ServerKeyExchange> decodeServerKeyExchange(Bytes body, KexKind kind) {
@@ -128,36 +99,36 @@ Decoded<ServerKeyExchange> decodeServerKeyExchange(Bytes body, KexKind kind) {
                    kind == KexKind::RsaPsk;
   if (psk) {  // RFC 4279 2: psk_identity_hint first
     ByteReader hint;
-    if (!r.readU16Prefixed(hint)) return bad<ServerKeyExchange>(r, "bad psk_identity_hint");
+    if (!r.readU16Prefixed(hint)) return malformedAt<ServerKeyExchange>(r, "bad psk_identity_hint");
     s.psk_identity_hint = hint.rest();
   }
   if (kind == KexKind::Dhe || kind == KexKind::DhePsk || kind == KexKind::DhAnon) {
     ByteReader p, g, ys;
-    if (!r.readU16Prefixed(p) || p.empty()) return bad<ServerKeyExchange>(r, "bad dh_p");
-    if (!r.readU16Prefixed(g) || g.empty()) return bad<ServerKeyExchange>(r, "bad dh_g");
-    if (!r.readU16Prefixed(ys) || ys.empty()) return bad<ServerKeyExchange>(r, "bad dh_Ys");
+    if (!r.readU16Prefixed(p) || p.empty()) return malformedAt<ServerKeyExchange>(r, "bad dh_p");
+    if (!r.readU16Prefixed(g) || g.empty()) return malformedAt<ServerKeyExchange>(r, "bad dh_g");
+    if (!r.readU16Prefixed(ys) || ys.empty()) return malformedAt<ServerKeyExchange>(r, "bad dh_Ys");
     s.p = p.rest();
     s.g = g.rest();
     s.ys = ys.rest();
   } else if (kind == KexKind::Ecdhe || kind == KexKind::EcdhePsk || kind == KexKind::EcdhAnon) {
-    if (!r.readU8(s.curve_type)) return bad<ServerKeyExchange>(r, "truncated curve_type");
+    if (!r.readU8(s.curve_type)) return malformedAt<ServerKeyExchange>(r, "truncated curve_type");
     if (s.curve_type != 3)  // RFC 8422 5.4: only named_curve is allowed
-      return bad<ServerKeyExchange>(r, "curve_type " + std::to_string(s.curve_type) + " (only named_curve=3 is valid)");
+      return malformedAt<ServerKeyExchange>(r, "curve_type " + std::to_string(s.curve_type) + " (only named_curve=3 is valid)");
     ByteReader point;
-    if (!r.readU16(s.named_curve)) return bad<ServerKeyExchange>(r, "truncated named_curve");
-    if (!r.readU8Prefixed(point) || point.empty()) return bad<ServerKeyExchange>(r, "bad ECPoint");
+    if (!r.readU16(s.named_curve)) return malformedAt<ServerKeyExchange>(r, "truncated named_curve");
+    if (!r.readU8Prefixed(point) || point.empty()) return malformedAt<ServerKeyExchange>(r, "bad ECPoint");
     s.point = point.rest();
   } else if (!psk) {
-    return bad<ServerKeyExchange>(r, "ServerKeyExchange for a key exchange that has none");
+    return malformedAt<ServerKeyExchange>(r, "ServerKeyExchange for a key exchange that has none");
   }
   const bool anonymous = psk || kind == KexKind::DhAnon || kind == KexKind::EcdhAnon;
   if (!anonymous) {
     SignedParams sp;
-    if (!signedParams(r, sp)) return bad<ServerKeyExchange>(r, "bad signature");
+    if (!signedParams(r, sp)) return malformedAt<ServerKeyExchange>(r, "bad signature");
     s.signed_params = sp;
   }
-  if (!r.empty()) return bad<ServerKeyExchange>(r, "trailing bytes");
-  return good(s, body.size());
+  if (!r.empty()) return malformedAt<ServerKeyExchange>(r, "trailing bytes");
+  return decodedOk(s, body.size());
 }
 
 Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
@@ -168,33 +139,33 @@ Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
                    kind == KexKind::RsaPsk;
   if (psk) {
     ByteReader id;
-    if (!r.readU16Prefixed(id)) return bad<ClientKeyExchange>(r, "bad psk_identity");
+    if (!r.readU16Prefixed(id)) return malformedAt<ClientKeyExchange>(r, "bad psk_identity");
     c.psk_identity = id.rest();
   }
   ByteReader v;
   switch (kind) {
     case KexKind::Rsa:
     case KexKind::RsaPsk:
-      if (!r.readU16Prefixed(v)) return bad<ClientKeyExchange>(r, "bad EncryptedPreMasterSecret");
+      if (!r.readU16Prefixed(v)) return malformedAt<ClientKeyExchange>(r, "bad EncryptedPreMasterSecret");
       c.encrypted_premaster = v.rest();
       break;
     case KexKind::Dhe:
     case KexKind::DhePsk:
     case KexKind::DhAnon:
-      if (!r.readU16Prefixed(v) || v.empty()) return bad<ClientKeyExchange>(r, "bad dh_Yc");
+      if (!r.readU16Prefixed(v) || v.empty()) return malformedAt<ClientKeyExchange>(r, "bad dh_Yc");
       c.public_value = v.rest();
       break;
     case KexKind::Ecdhe:
     case KexKind::EcdhePsk:
     case KexKind::EcdhAnon:
-      if (!r.readU8Prefixed(v) || v.empty()) return bad<ClientKeyExchange>(r, "bad ECPoint");
+      if (!r.readU8Prefixed(v) || v.empty()) return malformedAt<ClientKeyExchange>(r, "bad ECPoint");
       c.public_value = v.rest();
       break;
     case KexKind::Psk: break;
-    default: return bad<ClientKeyExchange>(r, "unknown key exchange");
+    default: return malformedAt<ClientKeyExchange>(r, "unknown key exchange");
   }
-  if (!r.empty()) return bad<ClientKeyExchange>(r, "trailing bytes");
-  return good(c, body.size());
+  if (!r.empty()) return malformedAt<ClientKeyExchange>(r, "trailing bytes");
+  return decodedOk(c, body.size());
 }
 
 Decoded<CertificateRequest> decodeCertificateRequest(Bytes body, std::uint16_t version) {
@@ -202,20 +173,20 @@ Decoded<CertificateRequest> decodeCertificateRequest(Bytes body, std::uint16_t v
   CertificateRequest c;
   if (version >= 0x0304) {
     ByteReader ctx;
-    if (!r.readU8Prefixed(ctx)) return bad<CertificateRequest>(r, "bad certificate_request_context");
+    if (!r.readU8Prefixed(ctx)) return malformedAt<CertificateRequest>(r, "bad certificate_request_context");
     c.request_context = ctx.rest();
     if (!extensionBlock(r, c.extensions) || !r.empty())
-      return bad<CertificateRequest>(r, "bad extensions");
-    return good(std::move(c), body.size());
+      return malformedAt<CertificateRequest>(r, "bad extensions");
+    return decodedOk(std::move(c), body.size());
   }
   ByteReader types;
-  if (!r.readU8Prefixed(types) || types.empty()) return bad<CertificateRequest>(r, "bad certificate_types");
+  if (!r.readU8Prefixed(types) || types.empty()) return malformedAt<CertificateRequest>(r, "bad certificate_types");
   auto tb = types.rest();
   c.certificate_types.assign(tb.begin(), tb.end());
   if (version >= 0x0303) {  // supported_signature_algorithms appeared in TLS 1.2
     ByteReader algs;
     if (!r.readU16Prefixed(algs) || algs.remaining() % 2 != 0 || algs.empty())
-      return bad<CertificateRequest>(r, "bad supported_signature_algorithms");
+      return malformedAt<CertificateRequest>(r, "bad supported_signature_algorithms");
     while (!algs.empty()) {
       std::uint16_t a = 0;
       (void)algs.readU16(a);
@@ -223,57 +194,57 @@ Decoded<CertificateRequest> decodeCertificateRequest(Bytes body, std::uint16_t v
     }
   }
   ByteReader cas;
-  if (!r.readU16Prefixed(cas) || !r.empty()) return bad<CertificateRequest>(r, "bad certificate_authorities");
+  if (!r.readU16Prefixed(cas) || !r.empty()) return malformedAt<CertificateRequest>(r, "bad certificate_authorities");
   while (!cas.empty()) {
     ByteReader dn;
-    if (!cas.readU16Prefixed(dn)) return bad<CertificateRequest>(cas, "bad DistinguishedName");
+    if (!cas.readU16Prefixed(dn)) return malformedAt<CertificateRequest>(cas, "bad DistinguishedName");
     c.certificate_authorities.push_back(dn.rest());
   }
-  return good(std::move(c), body.size());
+  return decodedOk(std::move(c), body.size());
 }
 
 Decoded<SignedParams> decodeCertificateVerify(Bytes body) {
   ByteReader r(body, 4);
   SignedParams sp;
-  if (!signedParams(r, sp)) return bad<SignedParams>(r, "bad signature");
-  return good(sp, body.size());
+  if (!signedParams(r, sp)) return malformedAt<SignedParams>(r, "bad signature");
+  return decodedOk(sp, body.size());
 }
 
 Decoded<NewSessionTicket> decodeNewSessionTicket(Bytes body, bool tls13) {
   ByteReader r(body, 4);
   NewSessionTicket t;
-  if (!r.readU32(t.lifetime)) return bad<NewSessionTicket>(r, "truncated ticket_lifetime");
+  if (!r.readU32(t.lifetime)) return malformedAt<NewSessionTicket>(r, "truncated ticket_lifetime");
   if (tls13) {
     ByteReader nonce;
-    if (!r.readU32(t.age_add)) return bad<NewSessionTicket>(r, "truncated ticket_age_add");
-    if (!r.readU8Prefixed(nonce)) return bad<NewSessionTicket>(r, "bad ticket_nonce");
+    if (!r.readU32(t.age_add)) return malformedAt<NewSessionTicket>(r, "truncated ticket_age_add");
+    if (!r.readU8Prefixed(nonce)) return malformedAt<NewSessionTicket>(r, "bad ticket_nonce");
     t.nonce = nonce.rest();
   }
   ByteReader ticket;
-  if (!r.readU16Prefixed(ticket)) return bad<NewSessionTicket>(r, "bad ticket");
-  if (tls13 && ticket.empty()) return bad<NewSessionTicket>(r, "empty ticket");
+  if (!r.readU16Prefixed(ticket)) return malformedAt<NewSessionTicket>(r, "bad ticket");
+  if (tls13 && ticket.empty()) return malformedAt<NewSessionTicket>(r, "empty ticket");
   t.ticket = ticket.rest();
-  if (tls13 && !extensionBlock(r, t.extensions)) return bad<NewSessionTicket>(r, "bad extensions");
-  if (!r.empty()) return bad<NewSessionTicket>(r, "trailing bytes");
-  return good(std::move(t), body.size());
+  if (tls13 && !extensionBlock(r, t.extensions)) return malformedAt<NewSessionTicket>(r, "bad extensions");
+  if (!r.empty()) return malformedAt<NewSessionTicket>(r, "trailing bytes");
+  return decodedOk(std::move(t), body.size());
 }
 
 Decoded<std::vector<Extension>> decodeEncryptedExtensions(Bytes body) {
   ByteReader r(body, 4);
   std::vector<Extension> exts;
-  if (!extensionBlock(r, exts) || !r.empty()) return bad<std::vector<Extension>>(r, "bad extensions");
-  return good(std::move(exts), body.size());
+  if (!extensionBlock(r, exts) || !r.empty()) return malformedAt<std::vector<Extension>>(r, "bad extensions");
+  return decodedOk(std::move(exts), body.size());
 }
 
 Decoded<CertificateStatus> decodeCertificateStatus(Bytes body) {
   ByteReader r(body, 4);
   CertificateStatus s;
   ByteReader resp;
-  if (!r.readU8(s.status_type)) return bad<CertificateStatus>(r, "truncated status_type");
+  if (!r.readU8(s.status_type)) return malformedAt<CertificateStatus>(r, "truncated status_type");
   if (!r.readU24Prefixed(resp) || resp.empty() || !r.empty())
-    return bad<CertificateStatus>(r, "bad OCSPResponse");
+    return malformedAt<CertificateStatus>(r, "bad OCSPResponse");
   s.response = resp.rest();
-  return good(s, body.size());
+  return decodedOk(s, body.size());
 }
 
 std::optional<PreSharedKey> decodePreSharedKey(Bytes ext, bool from_client) {

@@ -5,10 +5,9 @@ import os
 import socket
 import ssl
 import struct
-import threading
 import time
 
-from harness import DEADLINE
+from harness import ThreadedServer
 
 
 def rst_close(sock):
@@ -17,62 +16,32 @@ def rst_close(sock):
     sock.close()
 
 
-class FaultServer:
+class FaultServer(ThreadedServer):
     """mode: reset_on_hello, stall, garbage, reset_mid_transfer (needs cert/key)."""
 
     def __init__(self, mode, cert=None, key=None):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.running = True
-        self.held = []
         self.ctx = None
         if mode == "reset_mid_transfer":
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(cert, key)
-        self.t = threading.Thread(target=self._serve, daemon=True)
-        self.t.start()
+        super().__init__()
 
-    def _serve(self):
-        while self.running:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        c.settimeout(DEADLINE)
-        try:
-            if self.mode == "reset_on_hello":
-                c.recv(65536)
-                rst_close(c)
-            elif self.mode == "stall":
-                c.recv(65536)
-                self.held.append(c)  # never answers; closed at stop()
-            elif self.mode == "garbage":
-                c.recv(65536)
-                c.sendall(os.urandom(3000))
-                c.close()
-            elif self.mode == "reset_mid_transfer":
-                t = self.ctx.wrap_socket(c, server_side=True)
-                t.recv(65536)
-                t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 50000)
-                time.sleep(0.5)  # let the proxy read it: a RST discards what is still unread
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                t.close()
-        except (OSError, ssl.SSLError):
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def stop(self):
-        self.running = False
-        self.t.join(timeout=5)
-        for c in self.held:
+    def handle(self, c):
+        if self.mode == "reset_on_hello":
+            c.recv(65536)
+            rst_close(c)
+        elif self.mode == "stall":
+            c.recv(65536)
+            self.held.append(c)  # never answers; closed at stop()
+        elif self.mode == "garbage":
+            c.recv(65536)
+            c.sendall(os.urandom(3000))
             c.close()
-        self.sock.close()
+        elif self.mode == "reset_mid_transfer":
+            t = self.ctx.wrap_socket(c, server_side=True)
+            t.recv(65536)
+            t.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 50000)
+            time.sleep(0.5)  # let the proxy read it: a RST discards what is still unread
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            t.close()

@@ -163,8 +163,9 @@ class SServer:
         self.proc.stop()
 
 
-class EchoServer:
-    """A plain TCP echo server in a thread (for non-TLS traffic after CONNECT)."""
+class ThreadedServer:
+    """A TCP server on a run-time port whose connections are handled by handle(conn), each in a
+    thread of its own; stop() ends the accept loop and closes what handle() left in self.held."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -173,6 +174,7 @@ class EchoServer:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.running = True
+        self.held = []
         self.t = threading.Thread(target=self._serve, daemon=True)
         self.t.start()
 
@@ -183,21 +185,38 @@ class EchoServer:
             except OSError:
                 continue
             c.settimeout(DEADLINE)
+            threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
+
+    def _guarded(self, c):
+        try:
+            self.handle(c)
+        except OSError:
             try:
-                while True:
-                    data = c.recv(65536)
-                    if not data:
-                        break
-                    c.sendall(data)
+                c.close()
             except OSError:
                 pass
-            finally:
-                c.close()
+
+    def handle(self, c):
+        raise NotImplementedError
 
     def stop(self):
         self.running = False
         self.t.join(timeout=5)
+        for c in self.held:
+            c.close()
         self.sock.close()
+
+
+class EchoServer(ThreadedServer):
+    """A plain TCP echo server (for non-TLS traffic after CONNECT)."""
+
+    def handle(self, c):
+        with c:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
 
 
 class Tlstrace:
