@@ -141,6 +141,9 @@ CertAuthority loadOrCreateCa(const std::string& dir, bool& created) {
   std::error_code ec;
   if (std::filesystem::exists(cert_path, ec) || std::filesystem::exists(key_path, ec))
     return loadCa(cert_path, key_path);
+  // Parents as needed (a new $TLSTRACE_HOME or --ca-dir), the CA directory itself 0700.
+  const auto parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw std::runtime_error("cannot create CA directory " + dir + ": " + std::strerror(errno));
   ::chmod(dir.c_str(), 0700);

@@ -75,6 +75,15 @@ TEST_CASE("the CA is created with private permissions and proper extensions") {
   CHECK(X509_cmp(ca.cert.get(), ca2.cert.get()) == 0);
 }
 
+TEST_CASE("the CA directory's missing parents are created") {
+  TempDir tmp;
+  const std::string dir = (tmp.path / "new" / "home" / ".tlstrace").string();
+  bool created = false;
+  (void)pki::loadOrCreateCa(dir, created);
+  CHECK(created);
+  CHECK(modeOf(dir) == 0700);
+}
+
 TEST_CASE("a CA key readable by others is refused with a clear message") {
   TempDir tmp;
   const std::string dir = (tmp.path / "home").string();
