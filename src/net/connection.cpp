@@ -228,7 +228,6 @@ void Connection::onRequestBytes() {
           upstream_.pending.insert(upstream_.pending.end(), inbuf_.begin(), inbuf_.end());
           c2s_ += inbuf_.size();
           inbuf_.clear();
-          plain_ = true;
           startRelay();
         },
         fail);
@@ -335,7 +334,6 @@ void Connection::onHelloBytes() {
     f.set("reason", "first bytes are not a TLS ClientHello; relaying as plain TCP");
     f.set("first_bytes", wire::toHex(inbuf_, 16));
     emit(trace::Leg::Client, "conn.plaintext", std::move(f));
-    plain_ = true;
     auto go = [this] {
       upstream_.pending.insert(upstream_.pending.end(), inbuf_.begin(), inbuf_.end());
       c2s_ += inbuf_.size();

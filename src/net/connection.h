@@ -175,7 +175,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool alpn_known_ = false;
   int abort_alert_ = 0;
   bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
-  bool plain_ = false;          // relaying without TLS
   std::string outcome_;
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;

@@ -72,10 +72,6 @@ void malformed(Json& body, const DecodeError& err, Bytes msg) {
   body.set("raw", toHex(msg, kRawCap));
 }
 
-bool isPsk(KexKind k) {
-  return k == KexKind::Psk || k == KexKind::DhePsk || k == KexKind::EcdhePsk || k == KexKind::RsaPsk;
-}
-
 }  // namespace
 
 Json codeName(std::uint16_t id, std::string_view name) {
@@ -641,7 +637,6 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       if (!body.empty()) b.set("raw", toHex(body, kRawCap));
       break;
   }
-  (void)isPsk;
   return out;
 }
 

@@ -58,7 +58,6 @@ class Json {
   [[nodiscard]] const std::string& asString() const;
   [[nodiscard]] const Array& asArray() const;
   [[nodiscard]] const Object& asObject() const;
-  Array& array_ref() { return std::get<Array>(v_); }
 
   // Object helpers. set() appends or replaces; find() returns nullptr when absent.
   Json& set(std::string key, Json value);

@@ -82,6 +82,20 @@ def wait_port(port, proc=None, timeout=DEADLINE):
     raise TimeoutError(f"port {port} did not open")
 
 
+def read_all(sock, limit=1 << 20):
+    """Everything the peer sends until it closes (or resets, or the socket times out)."""
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:  # ssl.SSLError, ConnectionResetError and socket.timeout among them
+        pass
+    return data
+
+
 def run(cmd, timeout=DEADLINE, input=None, env=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
 

@@ -5,7 +5,7 @@ import json
 import socket
 import ssl
 
-from harness import DEADLINE, ProxyTestCase, of, run
+from harness import DEADLINE, ProxyTestCase, of, read_all, run
 
 
 def rsa_cert(d):
@@ -46,16 +46,7 @@ def get(p, ctx=None, session=None, alpn=None):
     with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
         with ctx.wrap_socket(s, server_hostname="localhost", session=session) as t:
             t.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                try:
-                    chunk = t.recv(65536)
-                except (ssl.SSLError, OSError):
-                    break
-                if not chunk:
-                    break
-                data += chunk
-            return data, t.session, t.session_reused
+            return read_all(t), t.session, t.session_reused
 
 
 class KeyExchange(ProxyTestCase):

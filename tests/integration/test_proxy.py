@@ -4,7 +4,7 @@ import ssl
 import subprocess
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, of, run
+from harness import DEADLINE, ProxyTestCase, of, read_all, run
 
 
 def connect_via(proxy_addr, target):
@@ -23,16 +23,7 @@ def connect_via(proxy_addr, target):
 
 def http_get(tls_sock):
     tls_sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        try:
-            chunk = tls_sock.recv(65536)
-        except (ssl.SSLEOFError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace")
+    return read_all(tls_sock).decode(errors="replace")
 
 
 class ExplicitMode(ProxyTestCase):

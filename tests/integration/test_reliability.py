@@ -8,24 +8,11 @@ import struct
 import time
 
 from faults import FaultServer, rst_close
-from harness import DEADLINE, ProxyTestCase, free_port, of, run
+from harness import DEADLINE, ProxyTestCase, free_port, of, read_all, run
 
 
 def raw_connect(p):
     return socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE)
-
-
-def read_all(s, limit=1 << 20):
-    data = b""
-    try:
-        while len(data) < limit:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (ConnectionResetError, socket.timeout):
-        pass
-    return data
 
 
 class Reliability(ProxyTestCase):
