@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 
 #include "wire/registry.h"
 
@@ -12,11 +11,23 @@ namespace tlstrace::analysis {
 
 namespace {
 
+constexpr char kDigits[] = "0123456789abcdef";
+
+// Fetched once: EVP_md5()/EVP_sha256() make OpenSSL 3 look the algorithm up again on every
+// digest, which costs more than hashing these few hundred bytes. Held for the process lifetime.
+const EVP_MD* md5() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  return md;
+}
+const EVP_MD* sha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
 std::string digestHex(const std::string& s, const EVP_MD* md, std::size_t chars) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(s.data(), s.size(), out, &n, md, nullptr);
-  static constexpr char kDigits[] = "0123456789abcdef";
+  if (md == nullptr || EVP_Digest(s.data(), s.size(), out, &n, md, nullptr) != 1) return std::string(chars, '0');
   std::string h;
   for (unsigned i = 0; i < n; ++i) {
     h.push_back(kDigits[out[i] >> 4]);
@@ -36,10 +47,15 @@ std::string joinDec(const std::vector<T>& v) {
   return s;
 }
 
+void appendHex4(std::uint16_t v, std::string& s) {
+  const char b[] = {kDigits[v >> 12], kDigits[(v >> 8) & 0xf], kDigits[(v >> 4) & 0xf], kDigits[v & 0xf]};
+  s.append(b, sizeof b);
+}
+
 std::string hex4(std::uint16_t v) {
-  char b[8];
-  std::snprintf(b, sizeof b, "%04x", v);
-  return b;
+  std::string s;
+  appendHex4(v, s);
+  return s;
 }
 
 std::vector<std::uint16_t> noGrease(const std::vector<std::uint16_t>& v) {
@@ -52,8 +68,8 @@ std::vector<std::uint16_t> noGrease(const std::vector<std::uint16_t>& v) {
 std::string joinHex(const std::vector<std::uint16_t>& v) {
   std::string s;
   for (auto x : v) {
-    if (!s.empty()) s += ",";
-    s += hex4(x);
+    if (!s.empty()) s += ',';
+    appendHex4(x, s);
   }
   return s;
 }
@@ -61,20 +77,26 @@ std::string joinHex(const std::vector<std::uint16_t>& v) {
 // JA4 version field: the highest non-GREASE supported_versions entry, else the legacy version.
 std::string ja4Version(std::uint16_t v) {
   switch (v) {
-    case 0x0304: return "13";
-    case 0x0303: return "12";
-    case 0x0302: return "11";
-    case 0x0301: return "10";
-    case 0x0300: return "s3";
-    case 0x0002: return "s2";
-    default: return "00";
+    case 0x0304:
+      return "13";
+    case 0x0303:
+      return "12";
+    case 0x0302:
+      return "11";
+    case 0x0301:
+      return "10";
+    case 0x0300:
+      return "s3";
+    case 0x0002:
+      return "s2";
+    default:
+      return "00";
   }
 }
 
 std::string twoDigits(std::size_t n) {
-  char b[8];
-  std::snprintf(b, sizeof b, "%02zu", std::min<std::size_t>(n, 99));
-  return b;
+  n = std::min<std::size_t>(n, 99);
+  return {static_cast<char>('0' + n / 10), static_cast<char>('0' + n % 10)};
 }
 
 // First and last characters of the first ALPN value ("00" when none); non-alphanumeric
@@ -84,7 +106,6 @@ std::string ja4Alpn(const std::vector<std::string>& alpn) {
   const std::string& a = alpn.front();
   const unsigned char f = static_cast<unsigned char>(a.front()), l = static_cast<unsigned char>(a.back());
   if (std::isalnum(f) && std::isalnum(l)) return std::string{static_cast<char>(f), static_cast<char>(l)};
-  static constexpr char kDigits[] = "0123456789abcdef";
   return std::string{kDigits[f >> 4], kDigits[l & 0xf]};
 }
 
@@ -95,14 +116,14 @@ Fingerprint ja3(const trace::HelloOffer& o) {
   std::vector<int> formats(o.point_formats.begin(), o.point_formats.end());
   f.text = std::to_string(o.legacy_version) + "," + joinDec(o.suites) + "," + joinDec(o.extensions) + "," +
            joinDec(o.groups) + "," + joinDec(formats);
-  f.hash = digestHex(f.text, EVP_md5(), 32);
+  f.hash = digestHex(f.text, md5(), 32);
   return f;
 }
 
 Fingerprint ja3s(const trace::ServerChoice& c) {
   Fingerprint f;
   f.text = std::to_string(c.legacy_version) + "," + std::to_string(c.suite) + "," + joinDec(c.extensions);
-  f.hash = digestHex(f.text, EVP_md5(), 32);
+  f.hash = digestHex(f.text, md5(), 32);
   return f;
 }
 
@@ -113,10 +134,14 @@ std::string ja4Raw(const trace::HelloOffer& o) {
   for (auto e : noGrease(o.extensions))
     if (e != 0x0000 && e != 0x0010) exts.push_back(e);
   std::sort(exts.begin(), exts.end());
-  std::string c = joinHex(exts);
-  auto sigs = noGrease(o.sigalgs);
-  if (!sigs.empty()) c += "_" + joinHex(sigs);
-  return joinHex(suites) + "|" + c;
+  std::string out = joinHex(suites);
+  out += '|';
+  out += joinHex(exts);
+  if (auto sigs = noGrease(o.sigalgs); !sigs.empty()) {
+    out += '_';
+    out += joinHex(sigs);
+  }
+  return out;
 }
 
 std::string ja4(const trace::HelloOffer& o) {
@@ -124,21 +149,27 @@ std::string ja4(const trace::HelloOffer& o) {
   for (auto v : noGrease(o.versions)) version = std::max(version, v);
   const auto suites = noGrease(o.suites);
   const auto exts = noGrease(o.extensions);
-  std::string a = "t" + ja4Version(version) + (o.sni.empty() ? "i" : "d") + twoDigits(suites.size()) +
-                  twoDigits(exts.size()) + ja4Alpn(o.alpn);
+  std::string a = "t";
+  a += ja4Version(version);
+  a += o.sni.empty() ? 'i' : 'd';
+  a += twoDigits(suites.size());
+  a += twoDigits(exts.size());
+  a += ja4Alpn(o.alpn);
   const std::string raw = ja4Raw(o);
   const auto bar = raw.find('|');
-  const std::string b = suites.empty() ? "000000000000" : digestHex(raw.substr(0, bar), EVP_sha256(), 12);
+  const std::string b = suites.empty() ? "000000000000" : digestHex(raw.substr(0, bar), sha256(), 12);
   const std::string c_in = raw.substr(bar + 1);
-  const std::string c = c_in.empty() ? "000000000000" : digestHex(c_in, EVP_sha256(), 12);
+  const std::string c = c_in.empty() ? "000000000000" : digestHex(c_in, sha256(), 12);
   return a + "_" + b + "_" + c;
 }
 
 std::string ja4s(const trace::ServerChoice& c) {
   const auto exts = noGrease(c.extensions);
-  std::string a = "t" + ja4Version(c.version) + twoDigits(exts.size()) +
-                  ja4Alpn(c.alpn.empty() ? std::vector<std::string>{} : std::vector<std::string>{c.alpn});
-  return a + "_" + hex4(c.suite) + "_" + digestHex(joinHex(exts), EVP_sha256(), 12);
+  std::string a = "t";
+  a += ja4Version(c.version);
+  a += twoDigits(exts.size());
+  a += ja4Alpn(c.alpn.empty() ? std::vector<std::string>{} : std::vector<std::string>{c.alpn});
+  return a + "_" + hex4(c.suite) + "_" + digestHex(joinHex(exts), sha256(), 12);
 }
 
 }  // namespace tlstrace::analysis

@@ -21,6 +21,7 @@
 #include "sinks/sinks.h"
 #include "tls/cert_summary.h"
 #include "tls/context.h"
+#include "tls/engine.h"
 #include "trace/event.h"
 #include "trace/text.h"
 
@@ -35,8 +36,8 @@ pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
   bool created = false;
   pki::CertAuthority ca = pki::loadOrCreateCa(cfg.ca_dir, created);
   if (created && announce)
-    spdlog::info("created a new interception CA in {} (install {} into your clients' trust store)",
-                 cfg.ca_dir, ca.cert_path);
+    spdlog::info("created a new interception CA in {} (install {} into your clients' trust store)", cfg.ca_dir,
+                 ca.cert_path);
   return ca;
 }
 
@@ -45,29 +46,39 @@ void raiseFileLimit() {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
   const auto before = rl.rlim_cur;
   rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-    spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
 }
 
 int runProxyCommand(const config::ProxyConfig& cfg) {
   unsigned categories = 0;
   std::string bad;
   if (!trace::parseCategories(cfg.trace, categories, bad)) {
-    spdlog::error("unknown --trace category '{}' (use tcp, handshake, keyexchange, trust, keys, record, data, all)", bad);
+    spdlog::error(
+        "unknown --trace category '{}' (use tcp, handshake, keyexchange, trust, keys, record, "
+        "data, all)",
+        bad);
     return 2;
   }
   pki::CertAuthority ca = loadCaFor(cfg, true);
-  pki::Forger forger(ca, cfg.cert_cache, cfg.leaf_key == "rsa" ? pki::Forger::KeyType::Rsa : pki::Forger::KeyType::Ecdsa);
-  tls::SslCtxPtr client_ctx = tls::makeClientFacingContext(
-      {cfg.client_tls.min_version, cfg.client_tls.max_version, cfg.client_tls.ciphers,
-       cfg.client_tls.ciphersuites, cfg.client_tls.groups},
-      cfg.dhparam);
-  tls::SslCtxPtr upstream_ctx = tls::makeUpstreamContext(
-      {cfg.upstream_tls.min_version, cfg.upstream_tls.max_version, cfg.upstream_tls.ciphers,
-       cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
-      cfg.upstream_ca, cfg.insecure);
+  pki::Forger forger(ca, cfg.cert_cache,
+                     cfg.leaf_key == "rsa" ? pki::Forger::KeyType::Rsa : pki::Forger::KeyType::Ecdsa);
+  tls::SslCtxPtr client_ctx =
+      tls::makeClientFacingContext({cfg.client_tls.min_version, cfg.client_tls.max_version, cfg.client_tls.ciphers,
+                                    cfg.client_tls.ciphersuites, cfg.client_tls.groups},
+                                   cfg.dhparam);
+  tls::SslCtxPtr upstream_ctx =
+      tls::makeUpstreamContext({cfg.upstream_tls.min_version, cfg.upstream_tls.max_version, cfg.upstream_tls.ciphers,
+                                cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
+                               cfg.upstream_ca, cfg.insecure);
 
   trace::Tracer tracer(categories);
+  tracer.onBackpressure([](const trace::Tracer::Stats& st) {
+    spdlog::warn(
+        "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in "
+        "all); "
+        "no event is dropped",
+        st.waits, st.wait_micros / 1000);
+  });
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
   tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
@@ -80,6 +91,10 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
 
   std::unique_ptr<sinks::PcapngSink> pcap;
   if (!cfg.pcap_file.empty()) pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file);
+  if (keylog || pcap || (categories & trace::kKeys)) {
+    tls::TlsEngine::reportSecrets(client_ctx.get());
+    tls::TlsEngine::reportSecrets(upstream_ctx.get());
+  }
   raiseFileLimit();
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
@@ -94,9 +109,9 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   svc.keylog = keylog.get();
-  return net::runProxy(svc, [&](const std::string& addr) {
-    spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, OpenSSL_version(OPENSSL_VERSION),
-                 addr, config::modeName(cfg.mode),
+  const int rc = net::runProxy(svc, [&](const std::string& addr) {
+    spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, OpenSSL_version(OPENSSL_VERSION), addr,
+                 config::modeName(cfg.mode),
                  cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
     spdlog::info("CA certificate: {}", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
     if (cfg.mode == config::Mode::Explicit)
@@ -107,6 +122,11 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
   });
+  tracer.flush();
+  if (const auto st = tracer.stats(); st.waits > 0)
+    spdlog::warn("trace writer: {} events written; connections waited for it {} times ({} ms in all)", st.events,
+                 st.waits, st.wait_micros / 1000);
+  return rc;
 }
 
 int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
@@ -136,8 +156,10 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
             << "subject:     " << subject << "\n"
             << "validity:    " << std::string(data, static_cast<std::size_t>(n)) << "\n"
             << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
-            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt && update-ca-certificates\n"
-            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: NODE_EXTRA_CA_CERTS;\n"
+            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt "
+               "&& update-ca-certificates\n"
+            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: "
+               "NODE_EXTRA_CA_CERTS;\n"
             << "             Java: keytool -importcert -keystore truststore.p12 -file FILE\n";
   return 0;
 }
@@ -206,7 +228,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("tlstrace"));
   spdlog::set_pattern("tlstrace: %v");
   CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy"};
-  app.set_version_flag("--version", std::string("tlstrace ") + kVersion + " (" + OpenSSL_version(OPENSSL_VERSION) + ")");
+  app.set_version_flag("--version",
+                       std::string("tlstrace ") + kVersion + " (" + OpenSSL_version(OPENSSL_VERSION) + ")");
   app.require_subcommand(1);
   config::ProxyConfig cfg;
   app::CliState state;

@@ -112,7 +112,9 @@ Connection::Connection(tcp::socket client, const Services& svc, std::uint64_t id
   upstream_.obs.leg = &upstream_;
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  if (!events_.empty()) svc_.tracer->submit(events_);
+}
 
 bool Connection::tracing(trace::Category c) const { return svc_.tracer->enabled(c); }
 
@@ -124,7 +126,8 @@ void Connection::emit(trace::Leg leg, std::string name, Json fields) {
   e.leg = leg;
   e.name = std::move(name);
   e.fields = std::move(fields);
-  svc_.tracer->emit(e);
+  // Held until the end of the handler (tapCommit): one queue lock per burst, not per event.
+  events_.push_back(std::move(e));
 }
 
 void Connection::start() {
@@ -164,6 +167,7 @@ void Connection::readSome(Leg& l, F on_bytes) {
   l.reading = true;
   auto self = shared_from_this();
   l.sock.async_wait(tcp::socket::wait_read, [this, self, &l, on_bytes](boost::system::error_code ec) {
+    CommitOnExit commit{this};
     l.reading = false;
     if (finished_) return;
     if (ec) return onReadError(l, ec);
@@ -177,7 +181,6 @@ void Connection::readSome(Leg& l, F on_bytes) {
     const std::span<const std::uint8_t> bytes(buf.data(), n);
     tapData(l, true, bytes);
     on_bytes(bytes);
-    tapCommit();
   });
 }
 
@@ -858,6 +861,7 @@ void Connection::flush(Leg& l) {
   l.writing = true;
   auto self = shared_from_this();
   asio::async_write(l.sock, asio::buffer(l.wbuf), [this, self, &l](boost::system::error_code ec, std::size_t n) {
+    CommitOnExit commit{this};
     l.writing = false;
     if (finished_) return;
     if (ec) {
@@ -870,7 +874,6 @@ void Connection::flush(Leg& l) {
     tapData(l, false, std::span(l.wbuf.data(), n));
     flush(l);
     resumeOther(l);
-    tapCommit();
   });
 }
 
@@ -1097,7 +1100,7 @@ void Connection::tapRst(Leg& l, bool inbound) {
 void Connection::tapCommit() {
   // End of a burst of work: captures and trace sinks write out what it produced.
   if (svc_.tap) svc_.tap->commit();
-  svc_.tracer->flush();
+  if (!events_.empty()) svc_.tracer->submit(events_);
 }
 
 }  // namespace tlstrace::net

@@ -1,14 +1,13 @@
 // One proxied connection: the client socket, the upstream socket, a TLS engine on each, and the
 // relay between them. Everything runs on one thread (the io_context's), so no locks.
 #pragma once
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <array>
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +32,7 @@ struct ErrorFacts {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket client, const Services& svc, std::uint64_t id,
-             std::function<void(std::uint64_t)> on_done);
+  Connection(tcp::socket client, const Services& svc, std::uint64_t id, std::function<void(std::uint64_t)> on_done);
   ~Connection();
   void start();
   // Shutdown: close both legs politely (close_notify, FIN), then finish.
@@ -44,7 +42,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   using SteadyClock = std::chrono::steady_clock;
-  enum class State { ReadingRequest, Connecting, PeekingHello, UpstreamHandshake, ClientHandshake, Relaying, Closing, Done };
+  enum class State {
+    ReadingRequest,
+    Connecting,
+    PeekingHello,
+    UpstreamHandshake,
+    ClientHandshake,
+    Relaying,
+    Closing,
+    Done
+  };
 
   struct Leg;
   struct Observer : tls::TlsEngine::Observer {
@@ -69,15 +76,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool open = false;
     bool reading = false;
     bool writing = false;
-    bool paused = false;          // not reading because the other leg is still writing
-    bool eos = false;             // the peer finished sending (FIN or close_notify)
+    bool paused = false;  // not reading because the other leg is still writing
+    bool eos = false;     // the peer finished sending (FIN or close_notify)
     bool fin_seen = false;
     bool shut_after_flush = false;
     bool shut_sent = false;
-    bool dead = false;            // reset or error: nothing more to send or receive
-    bool compacted = false;       // handshake buffers given back
-    std::string by;               // who closed first: "peer" or "proxy"
-    std::string how;              // "fin", "rst", "timeout", "error"
+    bool dead = false;       // reset or error: nothing more to send or receive
+    bool compacted = false;  // handshake buffers given back
+    std::string by;          // who closed first: "peer" or "proxy"
+    std::string how;         // "fin", "rst", "timeout", "error"
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     SteadyClock::time_point opened{};
@@ -176,6 +183,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int abort_alert_ = 0;
   bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
   std::string outcome_;
+  std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;
   std::uint64_t c2s_ = 0;

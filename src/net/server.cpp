@@ -95,8 +95,7 @@ class ProxyServer {
     const auto remote = sock.remote_endpoint(ignored);
     e.fields.set("client", remote.address().to_string() + ":" + std::to_string(remote.port()));
     e.fields.set("reason", reason);
-    svc_.tracer->emit(e);
-    svc_.tracer->flush();
+    svc_.tracer->emit(std::move(e));
     if (!answer_503) {
       sock.close(ignored);
       return;

@@ -1,9 +1,6 @@
 #include "sinks/sinks.h"
 
 #include <fcntl.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,56 +11,44 @@
 
 namespace tlstrace::sinks {
 
-TextSink::TextSink(const std::string& path, trace::TextFormat format) : format_(format) {
-  if (path.empty()) {
-    log_ = std::make_shared<spdlog::logger>("trace", std::make_shared<spdlog::sinks::stderr_sink_st>());
+BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what) {
+  if (path.empty() || path == "-") {
+    f_ = path.empty() ? fallback : stdout;
   } else {
-    log_ = std::make_shared<spdlog::logger>(
-        "trace", std::make_shared<spdlog::sinks::basic_file_sink_st>(path, false));
+    f_ = std::fopen(path.c_str(), "a");
+    if (!f_) throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
+    owned_ = true;
   }
-  log_->set_pattern("%v");
-  log_->set_level(spdlog::level::info);
-  // Flushed by the tracer at the end of each burst of work, not per event (one write per burst).
-  log_->flush_on(spdlog::level::off);
+  buf_.reserve(kChunk);
 }
 
-TextSink::~TextSink() { flush(); }
+BufferedFile::~BufferedFile() {
+  flush();
+  if (owned_) std::fclose(f_);
+}
+
+void BufferedFile::flush() {
+  if (!buf_.empty()) std::fwrite(buf_.data(), 1, buf_.size(), f_);
+  buf_.clear();
+  std::fflush(f_);
+}
+
+TextSink::TextSink(const std::string& path, trace::TextFormat format)
+    : out_(path, stderr, "trace log"), format_(format) {}
 
 void TextSink::write(const trace::Event& e) {
   std::string text = trace::renderText(e, format_);
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  log_->info(text);
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  out_.append(text);
 }
 
-void TextSink::flush() { log_->flush(); }
-
-JsonLinesSink::JsonLinesSink(const std::string& path) {
-  if (path == "-") {
-    f_ = stdout;
-    return;
-  }
-  f_ = std::fopen(path.c_str(), "a");
-  if (!f_) throw std::runtime_error("cannot open events file " + path + ": " + std::strerror(errno));
-  owned_ = true;
-  std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
-}
-
-JsonLinesSink::~JsonLinesSink() {
-  flush();
-  if (owned_ && f_) std::fclose(f_);
-}
+JsonLinesSink::JsonLinesSink(const std::string& path) : out_(path, stdout, "events file") {}
 
 void JsonLinesSink::write(const trace::Event& e) {
   line_.clear();
   trace::appendJsonLine(e, line_);
   line_.push_back('\n');
-  // Whole lines into the stdio buffer; the tracer flushes at the end of each burst of work, so a
-  // reader (CI, tail -f) sees complete lines as they happen, at one write per burst.
-  std::fwrite(line_.data(), 1, line_.size(), f_);
-}
-
-void JsonLinesSink::flush() {
-  if (f_) std::fflush(f_);
+  out_.append(line_);
 }
 
 int openPrivateAppend(const std::string& path) {

@@ -1,4 +1,4 @@
-// Trace sinks: the human-readable text trace (spdlog), JSON Lines, and the NSS key log.
+// Trace sinks: the human-readable text trace, JSON Lines, and the NSS key log.
 #pragma once
 #include <cstdio>
 #include <memory>
@@ -9,22 +9,40 @@
 #include "trace/event.h"
 #include "trace/text.h"
 
-namespace spdlog {
-class logger;
-}
-
 namespace tlstrace::sinks {
+
+// A trace file (or a standard stream) written in large chunks of whole lines: the tracer's writer
+// thread flushes it whenever it catches up, so readers see whole lines at one write per burst.
+class BufferedFile {
+ public:
+  // `path` "-" = stdout, "" = `fallback` (stderr for the text trace).
+  BufferedFile(const std::string& path, std::FILE* fallback, const char* what);
+  ~BufferedFile();
+  BufferedFile(const BufferedFile&) = delete;
+  BufferedFile& operator=(const BufferedFile&) = delete;
+  void append(const std::string& lines) {
+    buf_ += lines;
+    if (buf_.size() >= kChunk) flush();
+  }
+  void flush();
+
+ private:
+  static constexpr std::size_t kChunk = 1 << 20;
+  std::FILE* f_ = nullptr;
+  bool owned_ = false;
+  std::string buf_;
+};
 
 // Text trace to a file or stderr; every line carries time, connection id and leg.
 class TextSink : public trace::Sink {
  public:
-  explicit TextSink(const std::string& path, trace::TextFormat format = trace::TextFormat::Default);  // "" = stderr
-  ~TextSink() override;
+  explicit TextSink(const std::string& path,
+                    trace::TextFormat format = trace::TextFormat::Default);  // "" = stderr
   void write(const trace::Event& e) override;
-  void flush() override;
+  void flush() override { out_.flush(); }
 
  private:
-  std::shared_ptr<spdlog::logger> log_;
+  BufferedFile out_;
   trace::TextFormat format_;
 };
 
@@ -32,13 +50,11 @@ class TextSink : public trace::Sink {
 class JsonLinesSink : public trace::Sink {
  public:
   explicit JsonLinesSink(const std::string& path);  // "-" = stdout
-  ~JsonLinesSink() override;
   void write(const trace::Event& e) override;
-  void flush() override;
+  void flush() override { out_.flush(); }
 
  private:
-  std::FILE* f_ = nullptr;
-  bool owned_ = false;
+  BufferedFile out_;
   std::string line_;
 };
 

@@ -6,13 +6,10 @@ namespace tlstrace::tls {
 
 namespace {
 
-TlsEngine::Observer* observerOf(const SSL* ssl) {
-  return static_cast<TlsEngine::Observer*>(SSL_get_app_data(ssl));
-}
+TlsEngine::Observer* observerOf(const SSL* ssl) { return static_cast<TlsEngine::Observer*>(SSL_get_app_data(ssl)); }
 
 // SSL_CTX_set_msg_callback: called for each protocol message; we only copy bytes out.
-void msgCallback(int write_p, int /*version*/, int content_type, const void* buf, size_t len,
-                 SSL* ssl, void* /*arg*/) {
+void msgCallback(int write_p, int /*version*/, int content_type, const void* buf, size_t len, SSL* ssl, void* /*arg*/) {
   auto* obs = observerOf(ssl);
   if (!obs) return;
   std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(buf), len);
@@ -20,8 +17,7 @@ void msgCallback(int write_p, int /*version*/, int content_type, const void* buf
     obs->onRecordHeader(write_p != 0, bytes);
     return;
   }
-  if (content_type == SSL3_RT_HANDSHAKE || content_type == SSL3_RT_ALERT ||
-      content_type == SSL3_RT_CHANGE_CIPHER_SPEC)
+  if (content_type == SSL3_RT_HANDSHAKE || content_type == SSL3_RT_ALERT || content_type == SSL3_RT_CHANGE_CIPHER_SPEC)
     obs->onTlsMessage(write_p != 0, content_type, bytes);
 }
 
@@ -30,8 +26,8 @@ void keylogCallback(const SSL* ssl, const char* line) {
 }
 
 // RFC 7301 3.2: answer with the protocol the upstream server chose, if this client offered it.
-int alpnSelect(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void* /*arg*/) {
+int alpnSelect(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+               void* /*arg*/) {
   auto* obs = observerOf(ssl);
   const std::string* choice = obs ? obs->alpnChoice() : nullptr;
   if (!choice || choice->empty() || choice->size() > 255) return SSL_TLSEXT_ERR_NOACK;
@@ -78,9 +74,14 @@ int TlsEngine::verifyCallback(int preverify_ok, X509_STORE_CTX* store) {
 
 void TlsEngine::prepareContext(SSL_CTX* ctx) {
   SSL_CTX_set_msg_callback(ctx, msgCallback);
-  SSL_CTX_set_keylog_callback(ctx, keylogCallback);
   SSL_CTX_set_alpn_select_cb(ctx, alpnSelect, nullptr);
   SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, nullptr);
+}
+
+void TlsEngine::reportSecrets(SSL_CTX* ctx) {
+  // Only on request: with a key log callback set, OpenSSL hex-formats every secret with one
+  // sprintf per byte, a visible share of a handshake's cost when nobody reads the lines.
+  SSL_CTX_set_keylog_callback(ctx, keylogCallback);
 }
 
 TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ctx)), obs_(obs) {
@@ -96,8 +97,10 @@ TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ct
   BIO_set_mem_eof_return(rbio_, -1);
   SSL_set_bio(ssl_.get(), rbio_, wbio_);  // ownership of both BIOs passes to the SSL
   SSL_set_app_data(ssl_.get(), obs_);
-  if (server) SSL_set_accept_state(ssl_.get());
-  else SSL_set_connect_state(ssl_.get());
+  if (server)
+    SSL_set_accept_state(ssl_.get());
+  else
+    SSL_set_connect_state(ssl_.get());
 }
 
 void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
@@ -109,15 +112,20 @@ TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
   const int err = SSL_get_error(ssl_.get(), ret);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE: return Status::WantIo;
-    case SSL_ERROR_ZERO_RETURN: return Status::Closed;
-    default: break;
+    case SSL_ERROR_WANT_WRITE:
+      return Status::WantIo;
+    case SSL_ERROR_ZERO_RETURN:
+      return Status::Closed;
+    default:
+      break;
   }
   error_reason_ = ERR_GET_REASON(ERR_peek_error());
   std::string q = errorQueueText();
   error_ = std::string(what) + " failed";
-  if (!q.empty()) error_ += ": " + q;
-  else if (err == SSL_ERROR_SYSCALL) error_ += ": unexpected end of stream";
+  if (!q.empty())
+    error_ += ": " + q;
+  else if (err == SSL_ERROR_SYSCALL)
+    error_ += ": unexpected end of stream";
   return Status::Error;
 }
 

@@ -49,6 +49,9 @@ class TlsEngine {
 
   // Installs the callbacks that route to the engine's observer; call once per context.
   static void prepareContext(SSL_CTX* ctx);
+  // Makes the engines of this context report their secrets (Observer::onKeylog). Costly; only
+  // for the key log, the capture and the keys category.
+  static void reportSecrets(SSL_CTX* ctx);
   // The verify callback for SSL_CTX_set_verify: reports errors to the observer and keeps
   // OpenSSL's own verdict (the verify mode decides whether it is enforced).
   static int verifyCallback(int preverify_ok, X509_STORE_CTX* store);

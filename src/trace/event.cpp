@@ -1,5 +1,6 @@
 #include "trace/event.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -7,9 +8,12 @@ namespace tlstrace::trace {
 
 std::string_view legName(Leg leg) {
   switch (leg) {
-    case Leg::Client: return "client";
-    case Leg::Upstream: return "upstream";
-    case Leg::None: break;
+    case Leg::Client:
+      return "client";
+    case Leg::Upstream:
+      return "upstream";
+    case Leg::None:
+      break;
   }
   return "";
 }
@@ -21,14 +25,22 @@ bool parseCategories(std::string_view list, unsigned& out, std::string& bad) {
     std::string_view tok = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     if (tok.empty()) continue;
-    if (tok == "tcp") out |= kTcp;
-    else if (tok == "handshake") out |= kHandshake;
-    else if (tok == "keyexchange") out |= kKeyExchange;
-    else if (tok == "trust") out |= kTrust;
-    else if (tok == "keys") out |= kKeys;
-    else if (tok == "record") out |= kRecord;
-    else if (tok == "data") out |= kData;
-    else if (tok == "all") out |= kAll;
+    if (tok == "tcp")
+      out |= kTcp;
+    else if (tok == "handshake")
+      out |= kHandshake;
+    else if (tok == "keyexchange")
+      out |= kKeyExchange;
+    else if (tok == "trust")
+      out |= kTrust;
+    else if (tok == "keys")
+      out |= kKeys;
+    else if (tok == "record")
+      out |= kRecord;
+    else if (tok == "data")
+      out |= kData;
+    else if (tok == "all")
+      out |= kAll;
     else {
       bad = std::string(tok);
       return false;
@@ -50,14 +62,26 @@ Category categoryOf(std::string_view n) {
 
 std::string formatTimestamp(Clock::time_point tp) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(us % 1000000));
-  return buf;
+  const auto secs = static_cast<std::time_t>(us / 1000000);
+  // Every event carries a timestamp and most share their second with the previous one: the
+  // calendar part is formatted once per second and thread, only the microseconds each time.
+  thread_local std::time_t cached_secs = -1;
+  thread_local char prefix[32];  // "YYYY-MM-DDTHH:MM:SS."
+  thread_local int prefix_len = 0;
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    prefix_len = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (prefix_len < 0 || prefix_len >= static_cast<int>(sizeof prefix)) prefix_len = 0;
+    cached_secs = secs;
+  }
+  std::string out(prefix, static_cast<std::size_t>(prefix_len));
+  auto frac = static_cast<unsigned long long>(us % 1000000);
+  char digits[7] = {'0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 5; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
+  out.append(digits, sizeof digits);
+  return out;
 }
 
 Json toJson(const Event& e) {
@@ -93,8 +117,8 @@ namespace {
 bool parseTimestamp(const std::string& s, Clock::time_point& out) {
   std::tm tm{};
   int year = 0, mon = 0, usec = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &year, &mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec, &usec) != 7)
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &year, &mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &usec) != 7)
     return false;
   tm.tm_year = year - 1900;
   tm.tm_mon = mon - 1;
@@ -114,8 +138,10 @@ bool fromJson(const Json& j, Event& out) {
   out.name = ev->asString();
   out.leg = Leg::None;
   if (const Json* leg = j.find("leg")) {
-    if (leg->asString() == "client") out.leg = Leg::Client;
-    else if (leg->asString() == "upstream") out.leg = Leg::Upstream;
+    if (leg->asString() == "client")
+      out.leg = Leg::Client;
+    else if (leg->asString() == "upstream")
+      out.leg = Leg::Upstream;
   }
   out.fields = Json::object();
   for (const auto& [k, v] : j.asObject()) {
@@ -125,15 +151,109 @@ bool fromJson(const Json& j, Event& out) {
   return true;
 }
 
-void Tracer::emit(const Event& e) {
-  if (!enabled(categoryOf(e.name))) return;
+Tracer::Tracer(unsigned categories, std::size_t max_queued)
+    : categories_(categories), max_queued_(max_queued == 0 ? 1 : max_queued), writer_([this] { run(); }) {}
+
+Tracer::~Tracer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_one();
+  writer_.join();
+}
+
+void Tracer::addSink(std::shared_ptr<Sink> s) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& s : sinks_) s->write(e);
+  sinks_.push_back(std::move(s));
+}
+
+void Tracer::emit(Event e) {
+  std::vector<Event> one;
+  one.push_back(std::move(e));
+  submit(one);
+}
+
+void Tracer::submit(std::vector<Event>& batch) {
+  std::erase_if(batch, [this](const Event& e) { return !enabled(categoryOf(e.name)); });
+  if (batch.empty()) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (queue_.size() >= max_queued_) {
+    // Back-pressure, never loss: the io thread waits for the writer and the wait is counted.
+    const auto t0 = std::chrono::steady_clock::now();
+    space_cv_.wait(lock, [this] { return queue_.size() < max_queued_ || stop_; });
+    const auto t1 = std::chrono::steady_clock::now();
+    ++stats_.waits;
+    stats_.wait_micros +=
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
+    if (on_backpressure_ && (stats_.waits == 1 || t1 - last_report_ >= std::chrono::seconds(10))) {
+      last_report_ = t1;
+      const Stats now = stats_;
+      lock.unlock();
+      on_backpressure_(now);
+      lock.lock();
+      space_cv_.wait(lock, [this] { return queue_.size() < max_queued_ || stop_; });
+    }
+  }
+  const bool was_empty = queue_.empty();
+  queued_total_ += batch.size();
+  if (was_empty) {
+    queue_.swap(batch);
+  } else {
+    for (auto& e : batch) queue_.push_back(std::move(e));
+    batch.clear();
+  }
+  lock.unlock();
+  // Only an empty queue can have a sleeping writer behind it.
+  if (was_empty) work_cv_.notify_one();
 }
 
 void Tracer::flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const std::uint64_t target = queued_total_;
+  work_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return flushed_upto_ >= target; });
+}
+
+Tracer::Stats Tracer::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& s : sinks_) s->flush();
+  return stats_;
+}
+
+void Tracer::run() {
+  std::vector<Event> work;
+  auto last_flush = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flushed_upto_ < written_total_; });
+    // Flush when caught up (one write per sink for the burst), and at least every 200 ms under a
+    // load that never lets the queue empty, so readers never wait long for whole lines.
+    const bool stale = std::chrono::steady_clock::now() - last_flush >= std::chrono::milliseconds(200);
+    if ((queue_.empty() || stale) && flushed_upto_ < written_total_) {
+      const std::uint64_t upto = written_total_;
+      lock.unlock();
+      for (auto& s : sinks_) s->flush();
+      last_flush = std::chrono::steady_clock::now();
+      lock.lock();
+      flushed_upto_ = upto;
+      done_cv_.notify_all();
+      continue;
+    }
+    if (queue_.empty()) {
+      if (stop_) return;
+      continue;
+    }
+    work.swap(queue_);
+    lock.unlock();
+    space_cv_.notify_all();
+    for (const Event& e : work)
+      for (auto& s : sinks_) s->write(e);
+    const auto n = work.size();
+    work.clear();
+    lock.lock();
+    written_total_ += n;
+    stats_.events += n;
+  }
 }
 
 }  // namespace tlstrace::trace

@@ -1,11 +1,14 @@
 // Trace events as plain values (schema: docs/events.md) and the sink interface they flow into.
 #pragma once
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "trace/json.h"
@@ -58,21 +61,55 @@ class Sink {
   virtual void flush() {}
 };
 
-// Fan-out to every sink, filtered by category. Thread-safe: io threads share one tracer, and the
-// lock keeps each event's lines together in every sink.
+// Fan-out to every sink, filtered by category, on a writer thread of its own: io threads only
+// queue events (one short lock per batch) and never render or write on the data path. The queue
+// is bounded: when the sinks cannot keep up, submit() waits (the data path slows) and the wait is
+// counted, so no event is ever dropped. Sinks are only touched by the writer thread.
 class Tracer {
  public:
-  explicit Tracer(unsigned categories = kDefaultCategories) : categories_(categories) {}
-  void addSink(std::shared_ptr<Sink> s) { sinks_.push_back(std::move(s)); }
+  explicit Tracer(unsigned categories = kDefaultCategories, std::size_t max_queued = 16384);
+  ~Tracer();  // writes out everything queued, then stops the writer
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  void addSink(std::shared_ptr<Sink> s);  // before the first event
   [[nodiscard]] bool enabled(Category c) const { return c == kCore || (categories_ & c) != 0; }
   [[nodiscard]] unsigned categories() const { return categories_; }
-  void emit(const Event& e);
+  // Queues events in order; disabled categories are dropped here. Sinks are flushed whenever the
+  // writer has nothing more to do, so readers see whole lines within moments.
+  void emit(Event e);
+  void submit(std::vector<Event>& batch);  // takes the events, leaves `batch` empty
+  // Blocks until everything queued before the call is written and the sinks flushed.
   void flush();
 
+  struct Stats {
+    std::uint64_t events = 0;       // written to the sinks
+    std::uint64_t waits = 0;        // times a producer found the queue full and waited
+    std::uint64_t wait_micros = 0;  // total time producers waited
+  };
+  [[nodiscard]] Stats stats() const;
+  // Called (from the waiting producer's thread, at most every 10 s) after a wait for room.
+  void onBackpressure(std::function<void(const Stats&)> f) { on_backpressure_ = std::move(f); }
+
  private:
+  void run();
+
   unsigned categories_;
+  std::size_t max_queued_;
   std::vector<std::shared_ptr<Sink>> sinks_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // writer: something queued, or stop
+  std::condition_variable space_cv_;  // producers: room in the queue
+  std::condition_variable done_cv_;   // flush(): the writer caught up
+  std::vector<Event> queue_;
+  std::uint64_t queued_total_ = 0;   // events ever queued
+  std::uint64_t written_total_ = 0;  // events ever written (and flushed when idle)
+  std::uint64_t flushed_upto_ = 0;   // written_total_ at the last sink flush
+  Stats stats_;
+  std::function<void(const Stats&)> on_backpressure_;
+  std::chrono::steady_clock::time_point last_report_{};
+  bool stop_ = false;
+  std::thread writer_;  // last: started once the members above exist
 };
 
 }  // namespace tlstrace::trace

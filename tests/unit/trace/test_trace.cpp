@@ -1,5 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "../test_util.h"
 #include "trace/decoder.h"
 #include "trace/event.h"
@@ -60,6 +66,16 @@ TEST_CASE("events serialise with the common fields first and parse back") {
   CHECK(toJson(back).dump() == line);
 }
 
+TEST_CASE("timestamps: microseconds zero-padded, the cached second follows the clock") {
+  using std::chrono::microseconds;
+  const auto at = [](long long us) { return formatTimestamp(Clock::time_point(microseconds(us))); };
+  CHECK(at(1795000000000007LL) == "2026-11-18T11:06:40.000007Z");
+  CHECK(at(1795000000999999LL) == "2026-11-18T11:06:40.999999Z");
+  CHECK(at(1795000001000000LL) == "2026-11-18T11:06:41.000000Z");  // next second
+  CHECK(at(1795000000500000LL) == "2026-11-18T11:06:40.500000Z");  // and back
+  CHECK(at(0) == "1970-01-01T00:00:00.000000Z");
+}
+
 TEST_CASE("trace categories parse") {
   unsigned c = 0;
   std::string bad;
@@ -72,6 +88,88 @@ TEST_CASE("trace categories parse") {
   Tracer t(kTcp);
   CHECK(t.enabled(kCore));
   CHECK_FALSE(t.enabled(kKeys));
+}
+
+namespace {
+// Records what the writer thread hands it; optionally slow, to make the queue fill up.
+struct RecordingSink : Sink {
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, std::string>> seen;  // conn, event name
+  int flushes = 0;
+  std::chrono::microseconds delay{0};
+  void write(const Event& e) override {
+    if (delay.count()) std::this_thread::sleep_for(delay);
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(e.conn, e.name);
+  }
+  void flush() override {
+    std::lock_guard<std::mutex> lock(mu);
+    ++flushes;
+  }
+};
+
+Event named(std::uint64_t conn, const char* name) {
+  Event e;
+  e.conn = conn;
+  e.name = name;
+  return e;
+}
+}  // namespace
+
+TEST_CASE("tracer: writer thread keeps order, filters categories, flush waits for the sinks") {
+  auto sink = std::make_shared<RecordingSink>();
+  Tracer t(kTcp);
+  t.addSink(sink);
+  std::vector<Event> batch;
+  batch.push_back(named(1, "conn.open"));
+  batch.push_back(named(1, "tls.message"));  // handshake category: off
+  batch.push_back(named(1, "tcp.connect"));
+  t.submit(batch);
+  CHECK(batch.empty());
+  t.emit(named(1, "conn.close"));
+  t.flush();
+  std::lock_guard<std::mutex> lock(sink->mu);
+  REQUIRE(sink->seen.size() == 3);
+  CHECK(sink->seen[0].second == "conn.open");
+  CHECK(sink->seen[1].second == "tcp.connect");
+  CHECK(sink->seen[2].second == "conn.close");
+  CHECK(sink->flushes >= 1);
+  CHECK(t.stats().events == 3);
+  CHECK(t.stats().waits == 0);
+}
+
+TEST_CASE("tracer: a slow sink slows the producers, counts the waits and loses nothing") {
+  auto sink = std::make_shared<RecordingSink>();
+  sink->delay = std::chrono::microseconds(200);
+  constexpr int kThreads = 4, kPerThread = 200;
+  std::atomic<int> reports{0};
+  {
+    Tracer t(kAll, 8);  // a tiny queue: producers must wait for the writer
+    t.addSink(sink);
+    t.onBackpressure([&](const Tracer::Stats& st) {
+      CHECK(st.waits >= 1);
+      ++reports;
+    });
+    std::vector<std::thread> producers;
+    for (int p = 0; p < kThreads; ++p)
+      producers.emplace_back([&t, p] {
+        for (int i = 0; i < kPerThread; ++i) t.emit(named(static_cast<std::uint64_t>(p * 100000 + i), "conn.open"));
+      });
+    for (auto& th : producers) th.join();
+    CHECK(t.stats().waits > 0);
+    CHECK(t.stats().wait_micros > 0);
+  }  // the destructor writes out what is still queued
+  CHECK(reports.load() >= 1);
+  std::lock_guard<std::mutex> lock(sink->mu);
+  REQUIRE(sink->seen.size() == kThreads * kPerThread);
+  // Every event once, and per producer in the order emitted.
+  std::map<std::uint64_t, std::vector<std::uint64_t>> per_producer;
+  for (const auto& [conn, name] : sink->seen) per_producer[conn / 100000].push_back(conn % 100000);
+  for (int p = 0; p < kThreads; ++p) {
+    const auto& v = per_producer[static_cast<std::uint64_t>(p)];
+    REQUIRE(v.size() == static_cast<std::size_t>(kPerThread));
+    for (int i = 0; i < kPerThread; ++i) CHECK(v[static_cast<std::size_t>(i)] == static_cast<std::uint64_t>(i));
+  }
 }
 
 TEST_CASE("ClientHello body has the schema's fields") {
