@@ -8,12 +8,12 @@
 #include "analysis/kex.h"
 #include "analysis/summary.h"
 #include "net/proxy_request.h"
-#include "tls/cert_summary.h"
-#include "tls/mirror.h"
 #include "pki/forge.h"
 #include "sinks/sinks.h"
-#include "trace/tap.h"
+#include "tls/cert_summary.h"
+#include "tls/mirror.h"
 #include "tls/session_info.h"
+#include "trace/tap.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
 
@@ -69,8 +69,8 @@ bool sameSecret(const std::string& a, const std::string& b) {
 }
 
 bool looksLikeHttp(const std::vector<std::uint8_t>& b) {
-  static constexpr std::string_view kMethods[] = {"GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ",
-                                                  "CONNECT ", "PATCH ", "TRACE "};
+  static constexpr std::string_view kMethods[] = {"GET ",     "POST ",    "HEAD ",  "PUT ",  "DELETE ",
+                                                  "OPTIONS ", "CONNECT ", "PATCH ", "TRACE "};
   const std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
   for (auto m : kMethods)
     if (s.starts_with(m)) return true;
@@ -194,15 +194,18 @@ void Connection::readRequest() {
 void Connection::onRequestBytes() {
   ProxyRequest req = parseProxyRequest(inbuf_);
   switch (req.kind) {
-    case ProxyRequest::Kind::NeedMore: return readRequest();
-    case ProxyRequest::Kind::Error: return respondAndClose(req.status, req.reason);
+    case ProxyRequest::Kind::NeedMore:
+      return readRequest();
+    case ProxyRequest::Kind::Error:
+      return respondAndClose(req.status, req.reason);
     case ProxyRequest::Kind::Connect:
-    case ProxyRequest::Kind::PlainHttp: break;
+    case ProxyRequest::Kind::PlainHttp:
+      break;
   }
   if (!svc_.expected_proxy_auth.empty() && !sameSecret(req.proxy_authorization, svc_.expected_proxy_auth))
-    return respondAndClose(407, req.proxy_authorization.empty() ? "proxy authentication required"
-                                                                : "wrong proxy credentials",
-                           "Proxy-Authenticate: Basic realm=\"tlstrace\"\r\n");
+    return respondAndClose(
+        407, req.proxy_authorization.empty() ? "proxy authentication required" : "wrong proxy credentials",
+        "Proxy-Authenticate: Basic realm=\"tlstrace\"\r\n");
   target_host_ = req.target.host;
   target_port_ = req.target.port;
   inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(req.consumed));
@@ -219,8 +222,10 @@ void Connection::onRequestBytes() {
           client_.pending.insert(client_.pending.end(), kOk.begin(), kOk.end());
           flush(client_);
           state_ = State::PeekingHello;
-          if (inbuf_.empty()) peekHello();
-          else onHelloBytes();
+          if (inbuf_.empty())
+            peekHello();
+          else
+            onHelloBytes();
         },
         fail);
   } else {
@@ -272,43 +277,53 @@ void Connection::connectUpstream(std::function<void()> on_connected,
     boost::system::error_code ignored;
     upstream_.sock.close(ignored);
   });
-  resolver_.async_resolve(
-      target_host_, std::to_string(target_port_),
-      [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code ec,
-                                                                   tcp::resolver::results_type results) {
-        CommitOnExit commit{this};
-        if (finished_) return;
-        if (*timed_out) return failed(504, "connect timed out");
-        if (ec) {
-          connect_timer_.cancel();
-          return failed(502, "name resolution failed: " + ec.message());
-        }
-        asio::async_connect(
-            upstream_.sock, results,
-            [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code cec,
-                                                                         const tcp::endpoint&) {
-              CommitOnExit commit_connect{this};
-              if (finished_) return;
-              connect_timer_.cancel();
-              if (*timed_out) return failed(504, "connect timed out after " +
-                                                     std::to_string(svc_.cfg->connect_timeout_s) + " s");
-              if (cec) return failed(502, cec.message());
-              upstream_.open = true;
-              upstream_.opened = SteadyClock::now();
-              boost::system::error_code ignored;
-              upstream_.sock.set_option(tcp::no_delay(true), ignored);
-              upstream_.sock.non_blocking(true, ignored);
-              Json f = Json::object();
-              f.set("peer", endpointText(upstream_.sock, true));
-              f.set("local", endpointText(upstream_.sock, false));
-              f.set("target", peer);
-              upstream_.connect_ms = msSince(*started);
-              f.set("connect_ms", *upstream_.connect_ms);
-              emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
-              tapOpen(upstream_);
-              on_connected();
-            });
-      });
+  auto connect = [this, self, started, timed_out, failed, on_connected,
+                  peer](const tcp::resolver::results_type& results) {
+    asio::async_connect(upstream_.sock, results,
+                        [this, self, started, timed_out, failed, on_connected, peer](boost::system::error_code cec,
+                                                                                     const tcp::endpoint&) {
+                          CommitOnExit commit_connect{this};
+                          if (finished_) return;
+                          connect_timer_.cancel();
+                          if (*timed_out)
+                            return failed(
+                                504, "connect timed out after " + std::to_string(svc_.cfg->connect_timeout_s) + " s");
+                          if (cec) return failed(502, cec.message());
+                          upstream_.open = true;
+                          upstream_.opened = SteadyClock::now();
+                          boost::system::error_code ignored;
+                          upstream_.sock.set_option(tcp::no_delay(true), ignored);
+                          upstream_.sock.non_blocking(true, ignored);
+                          Json f = Json::object();
+                          f.set("peer", endpointText(upstream_.sock, true));
+                          f.set("local", endpointText(upstream_.sock, false));
+                          f.set("target", peer);
+                          upstream_.connect_ms = msSince(*started);
+                          f.set("connect_ms", *upstream_.connect_ms);
+                          emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+                          tapOpen(upstream_);
+                          on_connected();
+                        });
+  };
+  // An address literal (always so in reverse mode with an IP upstream) needs no lookup: the
+  // resolver would hand every connection to its own thread and back.
+  boost::system::error_code literal_ec;
+  const auto literal = asio::ip::make_address(target_host_, literal_ec);
+  if (!literal_ec)
+    return connect(tcp::resolver::results_type::create(tcp::endpoint(literal, target_port_), target_host_,
+                                                       std::to_string(target_port_)));
+  resolver_.async_resolve(target_host_, std::to_string(target_port_),
+                          [this, self, timed_out, failed, connect](boost::system::error_code ec,
+                                                                   const tcp::resolver::results_type& results) {
+                            CommitOnExit commit{this};
+                            if (finished_) return;
+                            if (*timed_out) return failed(504, "connect timed out");
+                            if (ec) {
+                              connect_timer_.cancel();
+                              return failed(502, "name resolution failed: " + ec.message());
+                            }
+                            connect(results);
+                          });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,8 +391,7 @@ void Connection::onHelloBytes() {
   client_.hs_start = SteadyClock::now();
   if (upstream_.open) return startUpstreamTls();
   state_ = State::Connecting;
-  connectUpstream([this] { startUpstreamTls(); },
-                  [this](int, const std::string& why) { abortClientHandshake(why); });
+  connectUpstream([this] { startUpstreamTls(); }, [this](int, const std::string& why) { abortClientHandshake(why); });
 }
 
 void Connection::refuseNotTls(const std::string& reason, bool close) {
@@ -438,8 +452,8 @@ void Connection::stepUpstreamHandshake() {
     upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
     emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
   }
-  const std::string why = st == S::Closed ? "server closed the connection during the handshake"
-                                          : upstream_.tls->error();
+  const std::string why =
+      st == S::Closed ? "server closed the connection during the handshake" : upstream_.tls->error();
   traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
   abortClientHandshake("upstream handshake failed: " + why);
 }
@@ -459,8 +473,7 @@ void Connection::startClientTls() {
   std::string err;
   tls::X509Ptr leaf = svc_.forger->leaf(pki::leafNamesFor(name, upstream_cert), err);
   SSL* ssl = client_.tls->ssl();
-  if (!leaf || SSL_use_certificate(ssl, leaf.get()) != 1 ||
-      SSL_use_PrivateKey(ssl, svc_.forger->leafKey()) != 1) {
+  if (!leaf || SSL_use_certificate(ssl, leaf.get()) != 1 || SSL_use_PrivateKey(ssl, svc_.forger->leafKey()) != 1) {
     if (err.empty()) err = "cannot install the forged certificate: " + tls::errorQueueText();
     traceTlsError(client_, err, "setup");
     return closeGracefully(err);
@@ -479,8 +492,7 @@ void Connection::stepClientHandshake() {
     onEstablished(client_);
     return startRelay();
   }
-  const std::string why = st == S::Closed ? "client closed the connection during the handshake"
-                                          : client_.tls->error();
+  const std::string why = st == S::Closed ? "client closed the connection during the handshake" : client_.tls->error();
   traceTlsError(client_, why, "handshake", ErrorFacts{false, st == S::Closed});
   closeGracefully("client handshake failed: " + why);
 }
@@ -556,8 +568,8 @@ void Connection::onEstablished(Leg& l) {
     if (EVP_PKEY* pk = X509_get0_pubkey(server_cert)) in.server_key_bits = EVP_PKEY_get_bits(pk);
   if (svc_.primes) l.key_exchange = analysis::assessKeyExchange(in, *svc_.primes);
   // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
-  if (const Json* g = l.key_exchange.find("group"); g && l.established.find("group")->isNull() &&
-                                                     l.decoder.kex().kind == wire::KexKind::Dhe)
+  if (const Json* g = l.key_exchange.find("group");
+      g && l.established.find("group")->isNull() && l.decoder.kex().kind == wire::KexKind::Dhe)
     l.established.set("group", *g);
   emit(l.which, "tls.established", l.established);
   if (!l.key_exchange.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", l.key_exchange);
@@ -705,8 +717,7 @@ void Connection::onKeyUpdate(Leg& l, bool from_client) {
   if (!next) return;
   secret = std::move(*next);
   if (auto k = tls::tls13TrafficKeys(*params, secret.bytes()))
-    emitKeys(l, from_client ? "client_write" : "server_write",
-             std::to_string(l.decoder.keyUpdates(from_client)), *k);
+    emitKeys(l, from_client ? "client_write" : "server_write", std::to_string(l.decoder.keyUpdates(from_client)), *k);
 }
 
 const std::string* Connection::Observer::alpnChoice() {
@@ -727,7 +738,7 @@ void Connection::startRelay() {
   state_ = State::Relaying;
   touch();
   std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
-  if (upstream_.tls) relay(upstream_, {});  // plaintext the server sent along with its Finished
+  if (upstream_.tls) relay(upstream_, {});   // plaintext the server sent along with its Finished
   if (client_.tls) relay(client_, {});
   readFrom(client_);
   readFrom(upstream_);
@@ -1024,10 +1035,10 @@ void Connection::stop(const std::string& why) {
 // Handshake and idle timeouts.
 
 void Connection::armWatchdog() {
-  const auto hs = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(svc_.cfg->handshake_timeout_s));
-  const auto idle = std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(svc_.cfg->idle_timeout_s));
+  const auto hs =
+      std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(svc_.cfg->handshake_timeout_s));
+  const auto idle =
+      std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(svc_.cfg->idle_timeout_s));
   const auto deadline = state_ == State::Relaying ? last_activity_ + idle : start_ + hs;
   auto self = shared_from_this();
   watchdog_.expires_at(deadline);
@@ -1059,7 +1070,8 @@ void Connection::onWatchdog() {
     case State::Connecting:
       if (state_ == State::Connecting && svc_.cfg->mode == config::Mode::Explicit && inbuf_.empty() &&
           !client_.decoder.offer().seen)
-        return respondAndClose(504, "upstream did not answer within " + std::to_string(svc_.cfg->handshake_timeout_s) + " s");
+        return respondAndClose(
+            504, "upstream did not answer within " + std::to_string(svc_.cfg->handshake_timeout_s) + " s");
       // The upstream leg stalled: say so there, and give the waiting client an alert.
       traceTlsError(upstream_, detail, "handshake", ErrorFacts{false, false, true});
       return abortClientHandshake("upstream " + detail);
@@ -1081,8 +1093,10 @@ void Connection::tapOpen(Leg& l) {
   boost::system::error_code e1, e2;
   const auto local = l.sock.local_endpoint(e1), remote = l.sock.remote_endpoint(e2);
   if (e1 || e2) return;
-  if (&l == &client_) svc_.tap->open(id_, l.which, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
-  else svc_.tap->open(id_, l.which, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
+  if (&l == &client_)
+    svc_.tap->open(id_, l.which, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
+  else
+    svc_.tap->open(id_, l.which, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
 }
 
 void Connection::tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes) {
