@@ -1,6 +1,7 @@
 #include "analysis/summary.h"
 
 #include <algorithm>
+#include <array>
 
 #include "analysis/fingerprint.h"
 #include "wire/registry.h"
@@ -38,6 +39,10 @@ std::uint16_t maxVersion(const std::vector<std::uint16_t>& v) {
 
 const Json* field(const Json& j, std::string_view k) { return j.isObject() ? j.find(k) : nullptr; }
 
+constexpr std::array<const char*, 5> kEstablishedKeys = {"version", "cipher", "group", "alpn", "resumed"};
+constexpr std::array<const char*, 4> kTrustKeys = {"verified", "error", "hostname", "hostname_match"};
+constexpr std::array<const char*, 2> kKeyExchangeKeys = {"rating", "kex"};
+
 Json legJson(const LegReport& l) {
   Json o = Json::object();
   if (l.offer && l.offer->seen) {
@@ -60,15 +65,15 @@ Json legJson(const LegReport& l) {
     o.set("ja4s", ja4s(*l.choice));
     if (l.choice->hrr) o.set("hello_retry_request", std::string(wire::namedGroupName(l.choice->hrr_group)));
   }
-  for (const char* k : {"version", "cipher", "group", "alpn", "resumed"})
+  for (const char* k : kEstablishedKeys)
     if (const Json* v = field(l.established, k)) o.set(k, *v);
   if (l.kex && l.kex->server_sig_scheme)
     o.set("signature_scheme", std::string(wire::signatureSchemeName(*l.kex->server_sig_scheme)));
-  if (const Json* r = field(l.key_exchange, "rating")) o.set("key_exchange_rating", *r);
-  if (const Json* k = field(l.key_exchange, "kex")) o.set("kex", *k);
+  if (const Json* r = field(l.key_exchange, kKeyExchangeKeys[0])) o.set("key_exchange_rating", *r);
+  if (const Json* k = field(l.key_exchange, kKeyExchangeKeys[1])) o.set("kex", *k);
   if (l.trust.isObject()) {
     Json t = Json::object();
-    for (const char* k : {"verified", "error", "hostname", "hostname_match"})
+    for (const char* k : kTrustKeys)
       if (const Json* v = field(l.trust, k)) t.set(k, *v);
     o.set("certificate", std::move(t));
   }
@@ -92,6 +97,27 @@ int ratingRank(const Json& kex) {
 }
 
 }  // namespace
+
+Json keepForSummary(SummaryInput which, const Json& fields) {
+  if (!fields.isObject()) return fields;
+  Json kept = Json::object();
+  const auto keep = [&](const auto& keys) {
+    for (const char* k : keys)
+      if (const Json* v = fields.find(k)) kept.set(k, *v);
+  };
+  switch (which) {
+    case SummaryInput::Established:
+      keep(kEstablishedKeys);
+      break;
+    case SummaryInput::Trust:
+      keep(kTrustKeys);
+      break;
+    case SummaryInput::KeyExchange:
+      keep(kKeyExchangeKeys);
+      break;
+  }
+  return kept;
+}
 
 Json buildSummary(const LegReport& client, const LegReport& upstream) {
   Json s = Json::object();

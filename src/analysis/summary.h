@@ -14,9 +14,9 @@ struct LegReport {
   const trace::HelloOffer* offer = nullptr;
   const trace::ServerChoice* choice = nullptr;
   const trace::KexMaterial* kex = nullptr;
-  trace::Json established;   // tls.established fields, or null
-  trace::Json trust;         // tls.trust fields, or null
-  trace::Json key_exchange;  // tls.key_exchange fields, or null
+  trace::Json established;          // tls.established fields, or null
+  trace::Json trust;                // tls.trust fields, or null
+  trace::Json key_exchange;         // tls.key_exchange fields, or null
   std::vector<std::string> alerts;  // "sent fatal handshake_failure"
   std::optional<double> connect_ms;
   std::optional<double> handshake_ms;
@@ -24,5 +24,10 @@ struct LegReport {
 };
 
 [[nodiscard]] trace::Json buildSummary(const LegReport& client, const LegReport& upstream);
+
+// The part of a tls.established / tls.trust / tls.key_exchange event that buildSummary reads: a
+// connection keeps only this between the event and its close (null stays null).
+enum class SummaryInput { Established, Trust, KeyExchange };
+[[nodiscard]] trace::Json keepForSummary(SummaryInput which, const trace::Json& fields);
 
 }  // namespace tlstrace::analysis

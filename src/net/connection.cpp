@@ -2,6 +2,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
+#include <utility>
 
 #include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
@@ -440,18 +441,14 @@ void Connection::stepUpstreamHandshake() {
   const std::string verify_name = sni_.empty() ? target_host_ : sni_;
   if (st == S::WantIo) return readFrom(upstream_);
   if (st == S::Ok) {
-    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
-    emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
+    traceTrust(ssl, verify_name);
     onEstablished(upstream_);
     alpn_choice_ = tls::selectedAlpn(ssl);
     alpn_known_ = true;
     return startClientTls();
   }
   // Failed: the verdict first if the certificate was the reason, then the error on both legs.
-  if (upstream_.verify_failure.error != 0) {
-    upstream_.trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
-    emit(trace::Leg::Upstream, "tls.trust", upstream_.trust);
-  }
+  if (upstream_.verify_failure.error != 0) traceTrust(ssl, verify_name);
   const std::string why =
       st == S::Closed ? "server closed the connection during the handshake" : upstream_.tls->error();
   traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
@@ -571,8 +568,19 @@ void Connection::onEstablished(Leg& l) {
   if (const Json* g = l.key_exchange.find("group");
       g && l.established.find("group")->isNull() && l.decoder.kex().kind == wire::KexKind::Dhe)
     l.established.set("group", *g);
-  emit(l.which, "tls.established", l.established);
-  if (!l.key_exchange.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", l.key_exchange);
+  // The events take the full objects; the connection keeps what conn.summary needs (memory per
+  // idle connection).
+  using analysis::SummaryInput;
+  Json established = std::exchange(l.established, analysis::keepForSummary(SummaryInput::Established, l.established));
+  emit(l.which, "tls.established", std::move(established));
+  Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
+  if (!kex.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", std::move(kex));
+}
+
+void Connection::traceTrust(SSL* ssl, const std::string& verify_name) {
+  Json trust = tls::trustFields(ssl, verify_name, upstream_.verify_failure, svc_.certs);
+  upstream_.trust = analysis::keepForSummary(analysis::SummaryInput::Trust, trust);
+  emit(trace::Leg::Upstream, "tls.trust", std::move(trust));
 }
 
 // ---------------------------------------------------------------------------------------------

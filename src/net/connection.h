@@ -125,6 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void abortClientHandshake(const std::string& why);
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
   void onEstablished(Leg& l);
+  void traceTrust(SSL* ssl, const std::string& verify_name);  // tls.trust for the upstream leg
   void deriveKeys(Leg& l, std::string_view label, const std::vector<std::uint8_t>& client_random,
                   const std::vector<std::uint8_t>& secret);
   void emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k);

@@ -19,7 +19,6 @@ BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const c
     if (!f_) throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
     owned_ = true;
   }
-  buf_.reserve(kChunk);
 }
 
 BufferedFile::~BufferedFile() {

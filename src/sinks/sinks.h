@@ -27,7 +27,7 @@ class BufferedFile {
   void flush();
 
  private:
-  static constexpr std::size_t kChunk = 1 << 20;
+  static constexpr std::size_t kChunk = 256 * 1024;
   std::FILE* f_ = nullptr;
   bool owned_ = false;
   std::string buf_;

@@ -139,6 +139,14 @@ TlsEngine::Status TlsEngine::handshake() {
 TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
   std::uint8_t buf[16384];
   while (true) {
+    // Nothing left to decrypt: another SSL_read would only find that out after allocating a fresh
+    // 16 KiB record buffer, which an idle connection would then keep (RELEASE_BUFFERS frees it
+    // only when a record is consumed).
+    if (BIO_ctrl_pending(rbio_) == 0 && SSL_has_pending(ssl_.get()) == 0 &&
+        (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
+      SSL_free_buffers(ssl_.get());
+      return Status::WantIo;
+    }
     ERR_clear_error();
     size_t n = 0;
     const int ret = SSL_read_ex(ssl_.get(), buf, sizeof buf, &n);
@@ -171,6 +179,7 @@ void TlsEngine::shutdown() {
 
 void TlsEngine::compact() {
   if (BIO_ctrl_pending(rbio_) != 0 || BIO_ctrl_pending(wbio_) != 0) return;
+  SSL_free_buffers(ssl_.get());  // the record buffers the handshake left allocated
   BIO* r = BIO_new(BIO_s_mem());
   BIO* w = BIO_new(BIO_s_mem());
   if (!r || !w) {

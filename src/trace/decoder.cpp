@@ -522,7 +522,6 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
         chain.push(std::move(c));
       }
       b.set("chain", std::move(chain));
-      if (!from_client && !d.value.entries.empty()) kex_.server_leaf_der = blob(d.value.entries.front().cert_data);
       break;
     }
     case 12: {  // ServerKeyExchange

@@ -65,13 +65,12 @@ struct KexMaterial {
   bool has_encrypted_premaster = false;
   std::optional<std::uint16_t> server_sig_scheme;  // from ServerKeyExchange or CertificateVerify
   std::optional<std::uint16_t> client_sig_scheme;  // client CertificateVerify
-  Blob server_leaf_der;
   std::vector<std::uint32_t> ticket_lifetimes;
 };
 
 // What the pure decoder cannot do itself (X.509 parsing); the tls/ layer fills these in.
 struct DerDecoders {
-  std::function<Json(wire::Bytes der)> certificate;         // summary object
+  std::function<Json(wire::Bytes der)> certificate;                // summary object
   std::function<std::string(wire::Bytes der)> distinguished_name;  // RFC 2253 text
 };
 
@@ -88,7 +87,9 @@ class LegDecoder {
   [[nodiscard]] const KexMaterial& kex() const { return kex_; }
   [[nodiscard]] std::uint16_t version() const { return choice_.version; }
   [[nodiscard]] const std::string& lastMessage() const { return last_message_; }
-  [[nodiscard]] std::uint32_t keyUpdates(bool from_client) const { return from_client ? key_updates_client_ : key_updates_server_; }
+  [[nodiscard]] std::uint32_t keyUpdates(bool from_client) const {
+    return from_client ? key_updates_client_ : key_updates_server_;
+  }
 
  private:
   void clientHello(wire::Bytes msg, wire::Bytes body, Json& out);

@@ -197,12 +197,13 @@ void Tracer::submit(std::vector<Event>& batch) {
   }
   const bool was_empty = queue_.empty();
   queued_total_ += batch.size();
+  // The queue takes the storage too: an idle connection keeps no event vector capacity.
   if (was_empty) {
-    queue_.swap(batch);
+    queue_ = std::move(batch);
   } else {
     for (auto& e : batch) queue_.push_back(std::move(e));
-    batch.clear();
   }
+  batch = std::vector<Event>{};
   lock.unlock();
   // Only an empty queue can have a sleeping writer behind it.
   if (was_empty) work_cv_.notify_one();

@@ -1,10 +1,11 @@
 #include <doctest/doctest.h>
 #include <openssl/bn.h>
 
+#include "../test_util.h"
 #include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
 #include "analysis/kex.h"
-#include "../test_util.h"
+#include "analysis/summary.h"
 #include "trace/decoder.h"
 
 using namespace tlstrace;
@@ -149,7 +150,8 @@ TEST_CASE("ECDHE points are checked on the curve; X25519 lengths") {
   kex.group = 23;
   // The P-256 generator (SEC 2 2.4.2) is a valid point.
   kex.server_public = testing::fromHex(
-      "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5");
+      "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315e"
+      "cecbb6406837bf51f5");
   kex.client_public = kex.server_public;
   kex.client_public[10] ^= 1;  // no longer on the curve
   analysis::KexInput in{&offer, &choice, &kex, false, 0};
@@ -249,13 +251,61 @@ TEST_CASE("failures get a cause and a hint") {
   cipher.ssl_reason = 193;  // SSL_R_NO_SHARED_CIPHER
   analysis::FailureFacts dh;
   dh.ssl_reason = 394;  // SSL_R_DH_KEY_TOO_SMALL
-  const Row rows[] = {{rejected, "client_rejected_certificate"}, {untrusted, "upstream_certificate_untrusted"},
-                      {mismatch, "hostname_mismatch"},           {reset, "peer_reset"},
-                      {cipher, "no_shared_cipher"},              {dh, "dh_key_too_small"}};
+  const Row rows[] = {{rejected, "client_rejected_certificate"},
+                      {untrusted, "upstream_certificate_untrusted"},
+                      {mismatch, "hostname_mismatch"},
+                      {reset, "peer_reset"},
+                      {cipher, "no_shared_cipher"},
+                      {dh, "dh_key_too_small"}};
   for (const auto& r : rows) {
     auto d = analysis::diagnose(r.facts);
     CHECK(d.cause == r.cause);
     CHECK(d.hint.size() > 20);
   }
   CHECK(analysis::diagnose(rejected).hint.find("install the tlstrace CA") != std::string::npos);
+}
+
+TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the one from the full events") {
+  trace::LegDecoder client_dec, upstream_dec;
+  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
+  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_openssl_s_client.hex")), true);
+  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  const auto parse = [](const char* text) { return *Json::parse(text); };
+  const Json established =
+      parse(R"({"version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384","group":"x25519","alpn":"h2","resumed":false,)"
+            R"("handshake_ms":1.5,"session_id":"00ff","sni":"localhost"})");
+  const Json trust =
+      parse(R"({"verified":false,"error":"self-signed certificate","hostname":"localhost","hostname_match":true,)"
+            R"("chain":[{"subject":"CN=localhost","sha256":"ab"}],"depth":0})");
+  const Json kex = parse(R"({"kex":"ECDHE","group":"x25519","rating":"strong","public":"abcd","notes":[]})");
+  const auto report = [](const trace::LegDecoder& d, Json e, Json t, Json k) {
+    analysis::LegReport r;
+    r.offer = &d.offer();
+    r.choice = &d.choice();
+    r.kex = &d.kex();
+    r.established = std::move(e);
+    r.trust = std::move(t);
+    r.key_exchange = std::move(k);
+    r.alerts = {"sent warning close_notify"};
+    r.handshake_ms = 1.5;
+    return r;
+  };
+  using analysis::keepForSummary;
+  using analysis::SummaryInput;
+  const Json full = analysis::buildSummary(report(client_dec, established, Json(), kex),
+                                           report(upstream_dec, established, trust, kex));
+  const Json kept_e = keepForSummary(SummaryInput::Established, established);
+  const Json kept_t = keepForSummary(SummaryInput::Trust, trust);
+  const Json kept_k = keepForSummary(SummaryInput::KeyExchange, kex);
+  const Json trimmed =
+      analysis::buildSummary(report(client_dec, kept_e, Json(), kept_k), report(upstream_dec, kept_e, kept_t, kept_k));
+  CHECK(trimmed.dump() == full.dump());
+  // What is kept is what the summary shows, and less than the events carried.
+  CHECK(kept_e.find("session_id") == nullptr);
+  CHECK(kept_t.find("chain") == nullptr);
+  CHECK(kept_k.find("public") == nullptr);
+  CHECK(kept_t.find("verified") != nullptr);
+  CHECK(full.find("upstream")->find("certificate")->find("error")->asString() == "self-signed certificate");
+  CHECK(keepForSummary(SummaryInput::Trust, Json()).isNull());
 }
