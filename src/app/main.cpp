@@ -41,15 +41,36 @@ pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
   return ca;
 }
 
-void raiseFileLimit() {
+// Each proxied connection holds two descriptors. Raise the soft limit to what --max-connections
+// needs (and the hard limit too where we may: CAP_SYS_RESOURCE). Where the limit stays below it,
+// lower the connection limit to what fits and say so: connections beyond it are then refused
+// (conn.refused, 503) instead of failing half-way when a socket cannot be opened.
+void raiseFileLimit(std::size_t& max_connections) {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  const auto before = rl.rlim_cur;
-  rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + 256;
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+    rlimit raised{want, want};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != before) spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
+  if (rl.rlim_cur < want) {
+    // Keep descriptors for the listener, the trace files and the CA; the rest, two per connection.
+    const std::size_t fits = rl.rlim_cur > 64 ? static_cast<std::size_t>(rl.rlim_cur - 64) / 2 : 1;
+    spdlog::warn("the open-file limit ({}) holds {} proxied connections: --max-connections {} lowered to {}",
+                 rl.rlim_cur, fits, max_connections, fits);
+    max_connections = fits;
+  }
 }
 
-int runProxyCommand(const config::ProxyConfig& cfg) {
+int runProxyCommand(const config::ProxyConfig& options) {
+  config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
   unsigned categories = 0;
   std::string bad;
   if (!trace::parseCategories(cfg.trace, categories, bad)) {
@@ -95,7 +116,7 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
     tls::TlsEngine::reportSecrets(client_ctx.get());
     tls::TlsEngine::reportSecrets(upstream_ctx.get());
   }
-  raiseFileLimit();
+  raiseFileLimit(cfg.max_connections);
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
   net::Services svc;
@@ -109,6 +130,7 @@ int runProxyCommand(const config::ProxyConfig& cfg) {
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   svc.keylog = keylog.get();
+  svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, OpenSSL_version(OPENSSL_VERSION), addr,
                  config::modeName(cfg.mode),

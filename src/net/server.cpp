@@ -25,7 +25,7 @@ using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 class ProxyServer {
  public:
   ProxyServer(std::vector<std::unique_ptr<asio::io_context>>& ctxs, const Services& svc)
-      : ctxs_(ctxs), svc_(svc), acceptor_(*ctxs[0]), grace_(*ctxs[0]) {
+      : ctxs_(ctxs), svc_(svc), acceptor_(*ctxs[0]), grace_(*ctxs[0]), accept_retry_(*ctxs[0]) {
     for (auto& c : ctxs_) guards_.emplace_back(c->get_executor());
   }
 
@@ -81,8 +81,19 @@ class ProxyServer {
     asio::io_context& target = *ctxs_[next_ctx_++ % ctxs_.size()];
     acceptor_.async_accept(target, [this, &target](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping_) return;
-      if (!ec) admit(target, std::move(sock));
-      accept();
+      if (!ec) {
+        accept_error_reported_ = false;
+        admit(target, std::move(sock));
+        return accept();
+      }
+      // Out of descriptors or memory: the pending connection stays queued and the listener stays
+      // readable, so retrying at once would spin. Wait a little, as nginx does.
+      if (!accept_error_reported_ && svc_.warn) svc_.warn("accept failed: " + ec.message() + " (retrying every 50 ms)");
+      accept_error_reported_ = true;
+      accept_retry_.expires_after(std::chrono::milliseconds(50));
+      accept_retry_.async_wait([this](boost::system::error_code e) {
+        if (!e && !stopping_) accept();
+      });
     });
   }
 
@@ -160,6 +171,8 @@ class ProxyServer {
   const Services& svc_;
   tcp::acceptor acceptor_;
   asio::steady_timer grace_;
+  asio::steady_timer accept_retry_;
+  bool accept_error_reported_ = false;
   std::vector<Guard> guards_;
   std::mutex mu_;
   std::unordered_map<std::uint64_t, Entry> live_;

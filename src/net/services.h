@@ -5,7 +5,6 @@
 
 #include <functional>
 #include <string>
-#include <string>
 
 #include "config/config.h"
 
@@ -38,7 +37,8 @@ struct Services {
   analysis::PrimeCache* primes = nullptr;
   tls::CertSummaryCache* certs = nullptr;  // summaries of certificates seen, by DER
   trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr
-  std::string expected_proxy_auth;  // "Basic <base64>" when --proxy-auth is set  // safe-prime results, shared by the connections of one thread
+  std::string expected_proxy_auth;  // "Basic <base64>" when --proxy-auth is set
+  std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
 };
 
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.
