@@ -19,14 +19,15 @@ if [[ "${TLSTRACE_SKIP_SANITIZE:-0}" != "1" ]]; then
   (cd "$root/build-asan" && TLSTRACE_SANITIZER_BUILD=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs")
 fi
-# ThreadSanitizer: the proxy runs one io thread per core and they share the tracer, the caches
-# and the sinks; the integration tests drive it with real concurrent clients.
+# ThreadSanitizer: the proxy runs one io thread per core plus the trace writer; they share the
+# tracer's queue and the caches. The integration tests drive it with real concurrent clients; the
+# trace unit tests drive the writer queue from several threads.
 if [[ "${TLSTRACE_SKIP_TSAN:-0}" != "1" ]]; then
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON \
         -DTLSTRACE_TSAN=ON >/dev/null
   cmake --build "$root/build-tsan" -j "$jobs"
   (cd "$root/build-tsan" && TLSTRACE_SANITIZER_BUILD=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
-     ctest --output-on-failure -j "$jobs" -L integration)
+     ctest --output-on-failure -j "$jobs" -L integration && ctest --output-on-failure -R unit_trace)
 fi
 # Fuzzing with libFuzzer (clang), bounded: each target starts from its committed corpus (which
 # also replays under CTest above); a crash fails the run and leaves its reproducer in build-fuzz/

@@ -1,13 +1,12 @@
 // The listener and the process loop: one io_context per thread (connections stay on the thread
 // that accepted them, so their handlers never run concurrently and need no locks), an acceptor
 // handing sockets out round-robin, and a clean stop on SIGINT/SIGTERM.
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/write.hpp>
-
-#include <atomic>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -129,15 +128,18 @@ class ProxyServer {
     if (ec) return;
     if (!svc_.cfg->allow_remote && !config::isLocalAddress(remote.address().to_string()))
       return refuse(id, std::move(sock),
-                    "client " + remote.address().to_string() + " is not on a loopback or private network "
-                    "(start with --allow-remote to accept it)", false);
+                    "client " + remote.address().to_string() +
+                        " is not on a loopback or private network "
+                        "(start with --allow-remote to accept it)",
+                    false);
     std::size_t live = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       live = live_.size();
     }
     if (live >= svc_.cfg->max_connections)
-      return refuse(id, std::move(sock), "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
+      return refuse(id, std::move(sock),
+                    "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
                     svc_.cfg->mode == config::Mode::Explicit);
     auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this](std::uint64_t done) {
       {

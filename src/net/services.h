@@ -11,7 +11,7 @@
 namespace tlstrace::trace {
 class Tracer;
 class WireTap;
-}
+}  // namespace tlstrace::trace
 namespace tlstrace::pki {
 class Forger;
 }
@@ -35,9 +35,9 @@ struct Services {
   SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
   sinks::KeylogSink* keylog = nullptr;
   analysis::PrimeCache* primes = nullptr;
-  tls::CertSummaryCache* certs = nullptr;  // summaries of certificates seen, by DER
-  trace::WireTap* tap = nullptr;  // --pcap: the bytes of both legs, or nullptr
-  std::string expected_proxy_auth;  // "Basic <base64>" when --proxy-auth is set
+  tls::CertSummaryCache* certs = nullptr;        // summaries of certificates seen, by DER
+  trace::WireTap* tap = nullptr;                 // --pcap: the bytes of both legs, or nullptr
+  std::string expected_proxy_auth;               // "Basic <base64>" when --proxy-auth is set
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
 };
 

@@ -1,6 +1,7 @@
 #include "trace/event.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -95,21 +96,27 @@ Json toJson(const Event& e) {
 }
 
 void appendJsonLine(const Event& e, std::string& out) {
-  // Same bytes as toJson(e).dump(): the common fields, then the event's own, in order.
-  Json head = Json::object();
-  head.set("ts", formatTimestamp(e.ts));
-  head.set("conn", e.conn);
-  if (e.leg != Leg::None) head.set("leg", legName(e.leg));
-  head.set("event", e.name);
-  std::string h = head.dump();
-  h.pop_back();  // the closing brace
-  out += h;
-  std::string rest = e.fields.dump();  // "{...}"
-  if (rest.size() > 2) {
-    out.push_back(',');
-    out.append(rest, 1, std::string::npos);
+  // Same bytes as toJson(e).dump(), written straight into `out`: the common fields, then the
+  // event's own (their object's opening brace becomes the separating comma).
+  out += "{\"ts\":\"";
+  out += formatTimestamp(e.ts);
+  out += "\",\"conn\":";
+  char num[24];
+  out.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
+  if (e.leg != Leg::None) {
+    out += ",\"leg\":\"";
+    out += legName(e.leg);
+    out += '"';
+  }
+  out += ",\"event\":";
+  appendJsonString(e.name, out);
+  const std::size_t at = out.size();
+  e.fields.dumpTo(out);
+  if (out.size() - at > 2 && out[at] == '{') {
+    out[at] = ',';
   } else {
-    out.push_back('}');
+    out.resize(at);  // no fields of its own ("{}" or not an object)
+    out += '}';
   }
 }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace tlstrace::trace {
 
@@ -11,21 +12,53 @@ const std::string kEmptyString;
 const Json::Array kEmptyArray;
 const Json::Object kEmptyObject;
 
+// True when one of the 8 bytes in `v` needs escaping: below 0x20, '"', '\\' or 0x7f (SWAR, the
+// classic "has a zero byte" test; bytes >= 0x80 pass through as UTF-8).
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
+constexpr bool hasZeroByte(std::uint64_t v) { return ((v - kOnes) & ~v & kHighs) != 0; }
+bool needsEscape(std::uint64_t v) {
+  return ((v - kOnes * 0x20) & ~v & kHighs) != 0 || hasZeroByte(v ^ (kOnes * '"')) || hasZeroByte(v ^ (kOnes * '\\')) ||
+         hasZeroByte(v ^ (kOnes * 0x7f));
+}
+
 void escape(std::string_view s, std::string& out) {
   out.push_back('"');
-  // Runs of plain characters are appended at once; only the rare escapes go byte by byte.
+  // Runs of plain characters are appended at once, found eight bytes at a time (hex strings and
+  // names make up most of a trace); only the rare escapes go byte by byte.
   std::size_t run = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (s.size() - i >= 8) {
+      std::uint64_t v;
+      std::memcpy(&v, s.data() + i, 8);
+      if (!needsEscape(v)) {
+        i += 8;
+        continue;
+      }
+    }
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+      ++i;
+      continue;
+    }
     out.append(s.data() + run, i - run);
-    run = i + 1;
+    run = ++i;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default: {
         static constexpr char kDigits[] = "0123456789abcdef";
         const char esc[] = {'\\', 'u', '0', '0', kDigits[c >> 4], kDigits[c & 0xf]};
@@ -39,17 +72,16 @@ void escape(std::string_view s, std::string& out) {
 
 }  // namespace
 
-const std::string& Json::asString() const {
-  return isString() ? std::get<std::string>(v_) : kEmptyString;
-}
+void appendJsonString(std::string_view s, std::string& out) { escape(s, out); }
+
+const std::string& Json::asString() const { return isString() ? std::get<std::string>(v_) : kEmptyString; }
 const Json::Array& Json::asArray() const { return isArray() ? std::get<Array>(v_) : kEmptyArray; }
-const Json::Object& Json::asObject() const {
-  return isObject() ? std::get<Object>(v_) : kEmptyObject;
-}
+const Json::Object& Json::asObject() const { return isObject() ? std::get<Object>(v_) : kEmptyObject; }
 
 Json& Json::set(std::string key, Json value) {
   if (!isObject()) v_ = Object{};
   auto& o = std::get<Object>(v_);
+  if (o.empty()) o.reserve(4);  // most objects have a handful of fields: one allocation, not three
   for (auto& [k, v] : o) {
     if (k == key) {
       v = std::move(value);
@@ -84,15 +116,21 @@ void Json::dumpTo(std::string& out) const {
     std::string& out;
     void operator()(std::monostate) const { out += "null"; }
     void operator()(bool b) const { out += b ? "true" : "false"; }
-    void operator()(std::int64_t i) const { out += std::to_string(i); }
+    void operator()(std::int64_t i) const {
+      char buf[24];
+      out.append(buf, std::to_chars(buf, buf + sizeof buf, i).ptr);
+    }
     void operator()(double d) const {
       if (!std::isfinite(d)) {
         out += "null";
         return;
       }
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.3f", d);
-      out += buf;
+      char buf[64];
+      const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 3);
+      if (r.ec == std::errc{})
+        out.append(buf, r.ptr);
+      else
+        out += "null";
     }
     void operator()(const std::string& s) const { escape(s, out); }
     void operator()(const Array& a) const {
@@ -135,8 +173,7 @@ class Parser {
  private:
   static constexpr int kMaxDepth = 64;
   void ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-      ++pos_;
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
   }
   void fail(std::string m) {
     if (err_.empty()) err_ = std::move(m);
@@ -220,14 +257,30 @@ class Parser {
       if (pos_ >= s_.size()) break;
       char e = s_[pos_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           if (pos_ + 4 > s_.size()) {
             fail("truncated \\u escape");
@@ -253,7 +306,9 @@ class Parser {
           }
           break;
         }
-        default: fail("bad escape"); return std::nullopt;
+        default:
+          fail("bad escape");
+          return std::nullopt;
       }
     }
     fail("unterminated string");
@@ -329,8 +384,6 @@ class Parser {
 };
 }  // namespace
 
-std::optional<Json> Json::parse(std::string_view text, std::string* error) {
-  return Parser(text).run(error);
-}
+std::optional<Json> Json::parse(std::string_view text, std::string* error) { return Parser(text).run(error); }
 
 }  // namespace tlstrace::trace

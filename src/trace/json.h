@@ -74,4 +74,7 @@ class Json {
   std::variant<std::monostate, bool, std::int64_t, double, std::string, Array, Object> v_;
 };
 
+// Appends `s` as a JSON string literal (quoted, escaped).
+void appendJsonString(std::string_view s, std::string& out);
+
 }  // namespace tlstrace::trace

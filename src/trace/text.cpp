@@ -99,12 +99,13 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
   out += ": ";
 }
 
-void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v,
-                 std::string& out) {
+void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v, std::string& out) {
   if (isFlat(v)) {
     lineHead(out, prefix, indent, key);
-    if (v.isString()) out += v.asString();
-    else out += scalar(v);
+    if (v.isString())
+      out += v.asString();
+    else
+      out += scalar(v);
     out += '\n';
     return;
   }
@@ -158,13 +159,35 @@ bool repeatsAnExtension(const std::string& type, const std::string& field) {
   return false;
 }
 
+// RFC 8446 5.1 ContentType, as the text trace names it.
+std::string contentTypeName(std::int64_t t) {
+  switch (t) {
+    case 20:
+      return "change_cipher_spec(20)";
+    case 21:
+      return "alert(21)";
+    case 22:
+      return "handshake(22)";
+    case 23:
+      return "application_data(23)";
+    case 24:
+      return "heartbeat(24)";
+    default:
+      return "unknown(" + std::to_string(t) + ")";
+  }
+}
+
 std::string renderDefault(const Event& e) {
+  // "HH:MM:SS.uuuuuu #<conn> <leg, padded to 8> " on every line.
   const std::string ts = formatTimestamp(e.ts);
-  char head[96];
-  std::snprintf(head, sizeof head, "%s #%llu %-8s ", ts.substr(11, 15).c_str(),
-                static_cast<unsigned long long>(e.conn),
-                e.leg == Leg::None ? "-" : std::string(legName(e.leg)).c_str());
-  const std::string prefix = head;
+  std::string prefix(std::string_view(ts).substr(11, 15));
+  prefix += " #";
+  prefix += std::to_string(e.conn);
+  prefix += ' ';
+  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
+  prefix += leg;
+  prefix.append(leg.size() < 8 ? 8 - leg.size() : 0, ' ');
+  prefix += ' ';
   const Json& f = e.fields;
   std::string out;
   std::string skip1, skip2, skip3;  // fields already shown in the headline
@@ -172,6 +195,34 @@ std::string renderDefault(const Event& e) {
     const bool in = str(f, "dir") == "in";
     out = prefix + (in ? "<- " : "-> ") + str(f, "type") + " (" + str(f, "length") + " bytes)\n";
     skip1 = "dir", skip2 = "type", skip3 = "length";
+  } else if (e.name == "tls.record" || e.name == "data") {
+    // Per-record and per-chunk events come by the thousand: one line each, as in a packet list.
+    const bool in = str(f, "dir") == "in";
+    out = prefix;
+    out += in ? "<- " : "-> ";
+    if (e.name == "data") {
+      out += "data ";
+      out += str(f, "bytes");
+      out += " bytes";
+      if (const Json* hex = f.find("hex")) {
+        out += ": ";
+        out += hex->asString();
+      }
+    } else {
+      out += "record ";
+      const Json* ct = f.find("content_type");
+      out += ct ? contentTypeName(ct->asInt()) : "?";
+      out += ' ';
+      out += str(f, "version");
+      out += ", ";
+      out += str(f, "length");
+      out += " bytes";
+    }
+    out += '\n';
+    for (const auto& [k, v] : f.asObject())
+      if (k != "dir" && k != "bytes" && k != "hex" && k != "content_type" && k != "version" && k != "length")
+        renderValue(prefix, 2, k, v, out);
+    return out;
   } else if (e.name == "tls.alert") {
     const bool in = str(f, "dir") == "in";
     out = prefix + (in ? "<- " : "-> ") + "Alert " + str(f, "level") + " " + str(f, "description") + "\n";
@@ -190,7 +241,6 @@ std::string renderDefault(const Event& e) {
   }
   return out;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // JSSE shape: `javax.net.ssl|DEBUG|<thread>|<leg>|<time>|<source>|Produced X handshake message (`
@@ -287,10 +337,12 @@ void opensslValue(const std::string& prefix, const std::string& key, const Json&
   }
   if (v.isString()) {
     const std::string& s = v.asString();
-    const bool hex = !s.empty() && s.size() % 2 == 0 &&
-                     s.find_first_not_of("0123456789abcdef") == std::string::npos && s.size() >= 16;
-    if (hex) out += prefix + pad + key + " (len=" + std::to_string(s.size() / 2) + "): " + s + "\n";
-    else out += prefix + pad + key + "=" + s + "\n";
+    const bool hex = !s.empty() && s.size() % 2 == 0 && s.find_first_not_of("0123456789abcdef") == std::string::npos &&
+                     s.size() >= 16;
+    if (hex)
+      out += prefix + pad + key + " (len=" + std::to_string(s.size() / 2) + "): " + s + "\n";
+    else
+      out += prefix + pad + key + "=" + s + "\n";
     return;
   }
   if (v.isArray()) {
@@ -326,8 +378,8 @@ void opensslValue(const std::string& prefix, const std::string& key, const Json&
 }
 
 std::string renderOpenssl(const Event& e) {
-  const std::string prefix = "[#" + std::to_string(e.conn) + " " +
-                             std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "] ";
+  const std::string prefix =
+      "[#" + std::to_string(e.conn) + " " + std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "] ";
   const Json& f = e.fields;
   const bool sent = str(f, "dir") == "out";
   if (e.name == "tls.message") {
@@ -348,18 +400,25 @@ std::string renderOpenssl(const Event& e) {
 }  // namespace
 
 bool parseTextFormat(std::string_view s, TextFormat& out) {
-  if (s == "default") out = TextFormat::Default;
-  else if (s == "jsse") out = TextFormat::Jsse;
-  else if (s == "openssl") out = TextFormat::Openssl;
-  else return false;
+  if (s == "default")
+    out = TextFormat::Default;
+  else if (s == "jsse")
+    out = TextFormat::Jsse;
+  else if (s == "openssl")
+    out = TextFormat::Openssl;
+  else
+    return false;
   return true;
 }
 
 std::string renderText(const Event& e, TextFormat format) {
   switch (format) {
-    case TextFormat::Jsse: return renderJsse(e);
-    case TextFormat::Openssl: return renderOpenssl(e);
-    case TextFormat::Default: break;
+    case TextFormat::Jsse:
+      return renderJsse(e);
+    case TextFormat::Openssl:
+      return renderOpenssl(e);
+    case TextFormat::Default:
+      break;
   }
   return renderDefault(e);
 }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -30,6 +31,46 @@ TEST_CASE("JSON dump and parse round-trip, with escapes") {
   auto back = Json::parse(text, &err);
   REQUIRE(back);
   CHECK(back->dump() == text);
+}
+
+TEST_CASE("JSON string escaping: every special byte at every offset of long and short strings") {
+  // Reference: byte by byte, as RFC 8259 section 7 asks.
+  const auto reference = [](const std::string& in) {
+    std::string out = "\"";
+    for (unsigned char c : in) {
+      if (c == '"')
+        out += "\\\"";
+      else if (c == '\\')
+        out += "\\\\";
+      else if (c == '\n')
+        out += "\\n";
+      else if (c == '\r')
+        out += "\\r";
+      else if (c == '\t')
+        out += "\\t";
+      else if (c < 0x20 || c == 0x7f) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\u%04x", c);
+        out += b;
+      } else
+        out.push_back(static_cast<char>(c));
+    }
+    return out + "\"";
+  };
+  for (int special : {0x00, 0x01, 0x09, 0x0a, 0x1f, 0x22, 0x5c, 0x7f, 0x20, 0x80, 0xff}) {
+    for (std::size_t len : {1u, 7u, 8u, 9u, 16u, 17u, 40u}) {
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string s(len, 'a');
+        s[at] = static_cast<char>(special);
+        std::string got;
+        appendJsonString(s, got);
+        CAPTURE(special);
+        CAPTURE(len);
+        CAPTURE(at);
+        CHECK(got == reference(s));
+      }
+    }
+  }
 }
 
 TEST_CASE("JSON parser rejects malformed text") {
