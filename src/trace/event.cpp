@@ -211,14 +211,16 @@ void Tracer::submit(std::vector<Event>& batch) {
     for (auto& e : batch) queue_.push_back(std::move(e));
   }
   batch = std::vector<Event>{};
+  const bool wake = was_empty && writer_waiting_;  // a napping or busy writer comes back by itself
   lock.unlock();
-  // Only an empty queue can have a sleeping writer behind it.
-  if (was_empty) work_cv_.notify_one();
+  if (wake) work_cv_.notify_one();
 }
 
 void Tracer::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const std::uint64_t target = queued_total_;
+  if (flushed_upto_ >= target) return;
+  flush_requested_ = true;
   work_cv_.notify_one();
   done_cv_.wait(lock, [&] { return flushed_upto_ >= target; });
 }
@@ -229,35 +231,52 @@ Tracer::Stats Tracer::stats() const {
 }
 
 void Tracer::run() {
+  using SteadyClock = std::chrono::steady_clock;
+  // Sinks are flushed (one write each) when the writer has caught up, but at most every 5 ms, so
+  // a busy proxy writes the trace in a few large chunks and a reader still sees whole lines
+  // within milliseconds. Between passes the writer naps briefly to let events gather: fewer
+  // wake-ups of this thread, and producers need not wake it while it naps.
+  constexpr auto kFlushEvery = std::chrono::milliseconds(5);
+  constexpr auto kNap = std::chrono::microseconds(500);
   std::vector<Event> work;
-  auto last_flush = std::chrono::steady_clock::now();
+  auto last_flush = SteadyClock::now();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flushed_upto_ < written_total_; });
-    // Flush when caught up (one write per sink for the burst), and at least every 200 ms under a
-    // load that never lets the queue empty, so readers never wait long for whole lines.
-    const bool stale = std::chrono::steady_clock::now() - last_flush >= std::chrono::milliseconds(200);
-    if ((queue_.empty() || stale) && flushed_upto_ < written_total_) {
-      const std::uint64_t upto = written_total_;
-      lock.unlock();
-      for (auto& s : sinks_) s->flush();
-      last_flush = std::chrono::steady_clock::now();
-      lock.lock();
-      flushed_upto_ = upto;
-      done_cv_.notify_all();
-      continue;
-    }
     if (queue_.empty()) {
+      const bool unflushed = flushed_upto_ < written_total_;
+      if (unflushed && !stop_ && !flush_requested_ && SteadyClock::now() < last_flush + kFlushEvery) {
+        writer_waiting_ = true;
+        work_cv_.wait_until(lock, last_flush + kFlushEvery,
+                            [this] { return !queue_.empty() || stop_ || flush_requested_; });
+        writer_waiting_ = false;
+        continue;
+      }
+      if (unflushed) {
+        const std::uint64_t upto = written_total_;
+        lock.unlock();
+        for (auto& sink : sinks_) sink->flush();
+        last_flush = SteadyClock::now();
+        lock.lock();
+        flushed_upto_ = upto;
+        done_cv_.notify_all();
+        continue;
+      }
+      flush_requested_ = false;
       if (stop_) return;
+      writer_waiting_ = true;
+      work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flush_requested_; });
+      writer_waiting_ = false;
       continue;
     }
     work.swap(queue_);
+    const bool stopping = stop_;
     lock.unlock();
     space_cv_.notify_all();
     for (const Event& e : work)
-      for (auto& s : sinks_) s->write(e);
+      for (auto& sink : sinks_) sink->write(e);
     const auto n = work.size();
     work.clear();
+    if (!stopping) std::this_thread::sleep_for(kNap);
     lock.lock();
     written_total_ += n;
     stats_.events += n;

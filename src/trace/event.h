@@ -109,7 +109,9 @@ class Tracer {
   std::function<void(const Stats&)> on_backpressure_;
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
-  std::thread writer_;  // last: started once the members above exist
+  bool flush_requested_ = false;  // flush() waits: flush now, not at the next 5 ms mark
+  bool writer_waiting_ = false;   // the writer blocks on work_cv_ (a producer must wake it)
+  std::thread writer_;            // last: started once the members above exist
 };
 
 }  // namespace tlstrace::trace
