@@ -11,6 +11,9 @@
 namespace tlstrace::analysis {
 
 // Results of the (slow) primality tests, per prime; injected so each io thread can own one.
+// y (big-endian) lies in the prime-order subgroup of the safe prime p = 2q+1 (y^q = 1 mod p).
+[[nodiscard]] bool dhPublicInPrimeOrderSubgroup(const trace::Blob& y, const trace::Blob& safe_prime);
+
 class PrimeCache {
  public:
   // Is p a safe prime (p and (p-1)/2 prime)? Computed once per distinct p.

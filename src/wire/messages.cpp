@@ -54,17 +54,29 @@ KexKind kexOfSuite(std::uint16_t suite) {
 
 std::string_view kexName(KexKind k) {
   switch (k) {
-    case KexKind::Rsa: return "RSA";
-    case KexKind::Dhe: return "DHE";
-    case KexKind::Ecdhe: return "ECDHE";
-    case KexKind::Psk: return "PSK";
-    case KexKind::DhePsk: return "DHE_PSK";
-    case KexKind::EcdhePsk: return "ECDHE_PSK";
-    case KexKind::RsaPsk: return "RSA_PSK";
-    case KexKind::DhAnon: return "DH_anon";
-    case KexKind::EcdhAnon: return "ECDH_anon";
-    case KexKind::Tls13: return "TLS1.3";
-    case KexKind::Unknown: break;
+    case KexKind::Rsa:
+      return "RSA";
+    case KexKind::Dhe:
+      return "DHE";
+    case KexKind::Ecdhe:
+      return "ECDHE";
+    case KexKind::Psk:
+      return "PSK";
+    // PSK first, as the event schema spells them (docs/events.md, tls.key_exchange.kex).
+    case KexKind::DhePsk:
+      return "PSK_DHE";
+    case KexKind::EcdhePsk:
+      return "PSK_ECDHE";
+    case KexKind::RsaPsk:
+      return "PSK_RSA";
+    case KexKind::DhAnon:
+      return "DH_anon";
+    case KexKind::EcdhAnon:
+      return "ECDH_anon";
+    case KexKind::Tls13:
+      return "TLS1.3";
+    case KexKind::Unknown:
+      break;
   }
   return "unknown";
 }
@@ -95,8 +107,8 @@ Decoded<ServerKeyExchange> decodeServerKeyExchange(Bytes body, KexKind kind) {
   ByteReader r(body, 4);
   ServerKeyExchange s;
   s.kind = kind;
-  const bool psk = kind == KexKind::Psk || kind == KexKind::DhePsk || kind == KexKind::EcdhePsk ||
-                   kind == KexKind::RsaPsk;
+  const bool psk =
+      kind == KexKind::Psk || kind == KexKind::DhePsk || kind == KexKind::EcdhePsk || kind == KexKind::RsaPsk;
   if (psk) {  // RFC 4279 2: psk_identity_hint first
     ByteReader hint;
     if (!r.readU16Prefixed(hint)) return malformedAt<ServerKeyExchange>(r, "bad psk_identity_hint");
@@ -113,7 +125,8 @@ Decoded<ServerKeyExchange> decodeServerKeyExchange(Bytes body, KexKind kind) {
   } else if (kind == KexKind::Ecdhe || kind == KexKind::EcdhePsk || kind == KexKind::EcdhAnon) {
     if (!r.readU8(s.curve_type)) return malformedAt<ServerKeyExchange>(r, "truncated curve_type");
     if (s.curve_type != 3)  // RFC 8422 5.4: only named_curve is allowed
-      return malformedAt<ServerKeyExchange>(r, "curve_type " + std::to_string(s.curve_type) + " (only named_curve=3 is valid)");
+      return malformedAt<ServerKeyExchange>(
+          r, "curve_type " + std::to_string(s.curve_type) + " (only named_curve=3 is valid)");
     ByteReader point;
     if (!r.readU16(s.named_curve)) return malformedAt<ServerKeyExchange>(r, "truncated named_curve");
     if (!r.readU8Prefixed(point) || point.empty()) return malformedAt<ServerKeyExchange>(r, "bad ECPoint");
@@ -135,8 +148,8 @@ Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
   ByteReader r(body, 4);
   ClientKeyExchange c;
   c.kind = kind;
-  const bool psk = kind == KexKind::Psk || kind == KexKind::DhePsk || kind == KexKind::EcdhePsk ||
-                   kind == KexKind::RsaPsk;
+  const bool psk =
+      kind == KexKind::Psk || kind == KexKind::DhePsk || kind == KexKind::EcdhePsk || kind == KexKind::RsaPsk;
   if (psk) {
     ByteReader id;
     if (!r.readU16Prefixed(id)) return malformedAt<ClientKeyExchange>(r, "bad psk_identity");
@@ -161,8 +174,10 @@ Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
       if (!r.readU8Prefixed(v) || v.empty()) return malformedAt<ClientKeyExchange>(r, "bad ECPoint");
       c.public_value = v.rest();
       break;
-    case KexKind::Psk: break;
-    default: return malformedAt<ClientKeyExchange>(r, "unknown key exchange");
+    case KexKind::Psk:
+      break;
+    default:
+      return malformedAt<ClientKeyExchange>(r, "unknown key exchange");
   }
   if (!r.empty()) return malformedAt<ClientKeyExchange>(r, "trailing bytes");
   return decodedOk(c, body.size());
@@ -175,8 +190,7 @@ Decoded<CertificateRequest> decodeCertificateRequest(Bytes body, std::uint16_t v
     ByteReader ctx;
     if (!r.readU8Prefixed(ctx)) return malformedAt<CertificateRequest>(r, "bad certificate_request_context");
     c.request_context = ctx.rest();
-    if (!extensionBlock(r, c.extensions) || !r.empty())
-      return malformedAt<CertificateRequest>(r, "bad extensions");
+    if (!extensionBlock(r, c.extensions) || !r.empty()) return malformedAt<CertificateRequest>(r, "bad extensions");
     return decodedOk(std::move(c), body.size());
   }
   ByteReader types;
@@ -288,11 +302,16 @@ std::optional<std::vector<Bytes>> decodeCertificateAuthorities(Bytes ext) {
 
 int maxFragmentLength(std::uint8_t code) {
   switch (code) {
-    case 1: return 512;
-    case 2: return 1024;
-    case 3: return 2048;
-    case 4: return 4096;
-    default: return 0;
+    case 1:
+      return 512;
+    case 2:
+      return 1024;
+    case 3:
+      return 2048;
+    case 4:
+      return 4096;
+    default:
+      return 0;
   }
 }
 

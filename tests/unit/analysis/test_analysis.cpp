@@ -309,3 +309,30 @@ TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the on
   CHECK(full.find("upstream")->find("certificate")->find("error")->asString() == "self-signed certificate");
   CHECK(keepForSummary(SummaryInput::Trust, Json()).isNull());
 }
+
+TEST_CASE("prime-order subgroup test (Legendre symbol) agrees with y^q mod p on a real safe prime") {
+  const Blob p = prime(BN_get_rfc3526_prime_2048);
+  BIGNUM* pb = BN_bin2bn(p.data(), static_cast<int>(p.size()), nullptr);
+  BIGNUM* q = BN_dup(pb);
+  BN_sub_word(q, 1);
+  BN_rshift1(q, q);
+  BN_CTX* ctx = BN_CTX_new();
+  int in = 0, out = 0;
+  for (int i = 0; i < 64; ++i) {
+    BIGNUM* y = BN_new();
+    BIGNUM* r = BN_new();
+    REQUIRE(BN_rand_range(y, pb));
+    if (BN_is_zero(y) || BN_is_one(y)) BN_set_word(y, 2);
+    REQUIRE(BN_mod_exp(r, y, q, pb, ctx));
+    const bool expected = BN_is_one(r);
+    (expected ? in : out)++;
+    CHECK(analysis::dhPublicInPrimeOrderSubgroup(bnBytes(y), p) == expected);
+    BN_free(y);
+    BN_free(r);
+  }
+  CHECK(in > 0);  // about half of the values fall on each side
+  CHECK(out > 0);
+  BN_CTX_free(ctx);
+  BN_free(q);
+  BN_free(pb);
+}
