@@ -48,7 +48,8 @@ pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
 void raiseFileLimit(std::size_t& max_connections) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + 256;
+  constexpr rlim_t kReserve = 64;  // the listener, the trace files, the CA, stdio
+  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + kReserve;
   const rlim_t before = rl.rlim_cur;
   if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
     rlimit raised{want, want};
@@ -61,8 +62,7 @@ void raiseFileLimit(std::size_t& max_connections) {
   }
   if (rl.rlim_cur != before) spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
   if (rl.rlim_cur < want) {
-    // Keep descriptors for the listener, the trace files and the CA; the rest, two per connection.
-    const std::size_t fits = rl.rlim_cur > 64 ? static_cast<std::size_t>(rl.rlim_cur - 64) / 2 : 1;
+    const std::size_t fits = rl.rlim_cur > kReserve ? static_cast<std::size_t>(rl.rlim_cur - kReserve) / 2 : 1;
     spdlog::warn("the open-file limit ({}) holds {} proxied connections: --max-connections {} lowered to {}",
                  rl.rlim_cur, fits, max_connections, fits);
     max_connections = fits;

@@ -2,6 +2,7 @@
 servers. Ports are picked at run time, every wait is bounded, every child is ended by its PID."""
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -103,11 +104,13 @@ def run(cmd, timeout=DEADLINE, input=None, env=None):
 class Proc:
     """A child process, ended by its PID (never by name)."""
 
-    def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL):
+    def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL, nofile=None):
         self.log_path = log_path
         self.log = open(log_path, "wb")
+        # nofile: the child's open-file limit, soft and hard (set in the child only).
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin,
-                                  env=env, start_new_session=True)
+                                  env=env, start_new_session=True, preexec_fn=limit)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.p.poll() is None:
@@ -236,7 +239,7 @@ class EchoServer(ThreadedServer):
 class Tlstrace:
     """The proxy under test, listening on a run-time port (-l 127.0.0.1:0)."""
 
-    def __init__(self, d, *args, name="tlstrace", env=None):
+    def __init__(self, d, *args, name="tlstrace", env=None, nofile=None):
         self.d = d
         self.home = f"{d}/home"
         self.events = f"{d}/{name}.events.jsonl"
@@ -249,7 +252,7 @@ class Tlstrace:
             e.update(env)
         cmd = [TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--events", self.events, "--keylog", self.keylog,
                "--log", self.trace, *args]
-        self.proc = Proc(cmd, f"{d}/{name}.stderr", env=e)
+        self.proc = Proc(cmd, f"{d}/{name}.stderr", env=e, nofile=nofile)
         self.port = None
         end = time.time() + DEADLINE
         while time.time() < end and self.port is None:

@@ -32,9 +32,9 @@ class Reliability(ProxyTestCase):
                 t.sendall(b"GET / HTTP/1.0\r\n\r\n")
                 self.assertIn(b"200 ok", read_all(t))
 
-    def proxy_mode(self, mode, *args, upstream=None):
+    def proxy_mode(self, mode, *args, upstream=None, **kw):
         extra = ["-m", "reverse", "-u", f"localhost:{upstream}"] if mode == "reverse" else []
-        p = self.proxy(*extra, "--upstream-ca", self.pki.ca, *args)
+        p = self.proxy(*extra, "--upstream-ca", self.pki.ca, *args, **kw)
         p.mode = mode
         return p
 
@@ -61,6 +61,23 @@ class Reliability(ProxyTestCase):
             self.assertEqual(read_all(s), b"")
         held.close()
         r.wait_events(lambda evs: of(evs, "conn.refused") and of(evs, "conn.close"))
+
+    def test_connection_limit_fits_the_open_file_limit(self):
+        # Two descriptors per proxied connection: under a hard limit of 200 the proxy can hold
+        # (200 - 64) / 2 = 68 connections. It lowers --max-connections to that, says so, and
+        # refuses the 69th cleanly instead of failing a connection half-way for want of a socket.
+        srv = self.s_server()
+        r = self.proxy_mode("reverse", "--max-connections", "1000", upstream=srv.port, nofile=200)
+        self.assertIn("--max-connections 1000 lowered to 68", r.proc.output())
+        held = [raw_connect(r) for _ in range(68)]
+        r.wait_events(lambda evs: len(of(evs, "conn.open")) == 68)
+        with raw_connect(r) as s:
+            self.assertEqual(read_all(s), b"")
+        r.wait_events(lambda evs: len(of(evs, "conn.refused")) == 1)
+        for h in held:
+            h.close()
+        r.conn_closed(68)
+        self.good_request(r, srv)  # and a real connection works once there is room
 
     def test_proxy_authentication(self):
         srv = self.s_server()
