@@ -19,16 +19,24 @@ void appendHex4(std::string& out, std::int64_t v) {
   for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
 }
 
-std::string scalar(const Json& j) {
-  if (j.isString()) return j.asString();
-  if (isCodeName(j)) {
-    std::string s = j.find("name")->asString();
-    s += " (";
-    appendHex4(s, j.find("id")->asInt());
-    s += ")";
-    return s;
+// A flat value as the text trace shows it: strings bare, {id, name} pairs as "name (0xid)".
+void appendScalar(const Json& j, std::string& out) {
+  if (j.isString()) {
+    out += j.asString();
+  } else if (isCodeName(j)) {
+    out += j.find("name")->asString();
+    out += " (";
+    appendHex4(out, j.find("id")->asInt());
+    out += ')';
+  } else {
+    j.dumpTo(out);
   }
-  return j.dump();
+}
+
+std::string scalar(const Json& j) {
+  std::string s;
+  appendScalar(j, s);
+  return s;
 }
 
 bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
@@ -76,18 +84,26 @@ bool wrapFlatList(const std::string& prefix, const std::string& head, const Json
   const std::string cont(head.size(), ' ');
   std::string line = head;
   bool first = true;
+  std::string item;
   for (const auto& x : v.asArray()) {
-    const std::string item = scalar(x) + ",";
+    item.clear();
+    appendScalar(x, item);
+    item += ',';
     if (!first && line.size() + 1 + item.size() > kInlineWidth + head.size()) {
-      out += prefix + line + "\n";
+      out += prefix;
+      out += line;
+      out += '\n';
       line = cont;
       first = true;
     }
-    line += (first ? "" : " ") + item;
+    if (!first) line += ' ';
+    line += item;
     first = false;
   }
   if (!line.empty() && line.back() == ',') line.pop_back();
-  out += prefix + line + "\n";
+  out += prefix;
+  out += line;
+  out += '\n';
   return true;
 }
 
@@ -102,10 +118,7 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
 void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v, std::string& out) {
   if (isFlat(v)) {
     lineHead(out, prefix, indent, key);
-    if (v.isString())
-      out += v.asString();
-    else
-      out += scalar(v);
+    appendScalar(v, out);
     out += '\n';
     return;
   }
@@ -128,9 +141,9 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   const Json* length = v.find("length");
   if (type && length && isCodeName(*type)) {
     lineHead(out, prefix, indent, key);
-    out += scalar(*type);
+    appendScalar(*type, out);
     out += ", ";
-    out += scalar(*length);
+    appendScalar(*length, out);
     out += " bytes\n";
     for (const auto& [k, x] : v.asObject())
       if (k != "type" && k != "length") renderValue(prefix, indent + 1, k, x, out);
