@@ -77,20 +77,13 @@ std::string joinHex(const std::vector<std::uint16_t>& v) {
 // JA4 version field: the highest non-GREASE supported_versions entry, else the legacy version.
 std::string ja4Version(std::uint16_t v) {
   switch (v) {
-    case 0x0304:
-      return "13";
-    case 0x0303:
-      return "12";
-    case 0x0302:
-      return "11";
-    case 0x0301:
-      return "10";
-    case 0x0300:
-      return "s3";
-    case 0x0002:
-      return "s2";
-    default:
-      return "00";
+    case 0x0304: return "13";
+    case 0x0303: return "12";
+    case 0x0302: return "11";
+    case 0x0301: return "10";
+    case 0x0300: return "s3";
+    case 0x0002: return "s2";
+    default: return "00";
   }
 }
 

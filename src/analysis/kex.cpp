@@ -107,40 +107,26 @@ bool inPrimeOrderSubgroup(const BIGNUM* y, const BIGNUM* p, BN_CTX* ctx) { retur
 
 int nidOfCurve(std::uint16_t group) {
   switch (group) {
-    case 23:
-      return NID_X9_62_prime256v1;
-    case 24:
-      return NID_secp384r1;
-    case 25:
-      return NID_secp521r1;
-    case 21:
-      return NID_secp224r1;
-    case 19:
-      return NID_X9_62_prime192v1;
-    case 22:
-      return NID_secp256k1;
-    case 26:
-      return NID_brainpoolP256r1;
-    case 27:
-      return NID_brainpoolP384r1;
-    case 28:
-      return NID_brainpoolP512r1;
-    default:
-      return NID_undef;
+    case 23: return NID_X9_62_prime256v1;
+    case 24: return NID_secp384r1;
+    case 25: return NID_secp521r1;
+    case 21: return NID_secp224r1;
+    case 19: return NID_X9_62_prime192v1;
+    case 22: return NID_secp256k1;
+    case 26: return NID_brainpoolP256r1;
+    case 27: return NID_brainpoolP384r1;
+    case 28: return NID_brainpoolP512r1;
+    default: return NID_undef;
   }
 }
 
 enum class Rating { Strong, Acceptable, Weak, Broken };
 const char* ratingName(Rating r) {
   switch (r) {
-    case Rating::Strong:
-      return "strong";
-    case Rating::Acceptable:
-      return "acceptable";
-    case Rating::Weak:
-      return "weak";
-    case Rating::Broken:
-      return "broken";
+    case Rating::Strong: return "strong";
+    case Rating::Acceptable: return "acceptable";
+    case Rating::Weak: return "weak";
+    case Rating::Broken: return "broken";
   }
   return "broken";
 }
@@ -186,12 +172,9 @@ void checkEcPublic(std::uint16_t group, const Blob& pub, const char* who, Json& 
 void rateCurve(std::uint16_t group, Verdict& v) {
   const int bits = wire::namedGroupBits(group);
   if (bits == 0) return;
-  if (bits < 160)
-    v.cap(Rating::Broken, std::to_string(bits) + "-bit curve");
-  else if (bits < 224)
-    v.cap(Rating::Weak, std::to_string(bits) + "-bit curve is below 224 bits");
-  else if (bits < 255)
-    v.cap(Rating::Acceptable, std::to_string(bits) + "-bit curve");
+  if (bits < 160) v.cap(Rating::Broken, std::to_string(bits) + "-bit curve");
+  else if (bits < 224) v.cap(Rating::Weak, std::to_string(bits) + "-bit curve is below 224 bits");
+  else if (bits < 255) v.cap(Rating::Acceptable, std::to_string(bits) + "-bit curve");
 }
 
 // DHE (RFC 5246 7.4.3) or a TLS 1.3 FFDHE key share: known group, safe prime, ranges, subgroup.
@@ -225,12 +208,9 @@ void checkDh(const Blob& p_bytes, const Blob& g_bytes, const Blob& ys, const Blo
     }
   }
   checks.set("public_in_range", pub_ok);
-  if (bits < 1024)
-    v.cap(Rating::Broken, std::to_string(bits) + "-bit prime (< 1024: breakable, cf. Logjam)");
-  else if (bits < 2048)
-    v.cap(Rating::Weak, std::to_string(bits) + "-bit prime (< 2048)");
-  else if (bits < 3072)
-    v.cap(Rating::Acceptable, std::to_string(bits) + "-bit prime");
+  if (bits < 1024) v.cap(Rating::Broken, std::to_string(bits) + "-bit prime (< 1024: breakable, cf. Logjam)");
+  else if (bits < 2048) v.cap(Rating::Weak, std::to_string(bits) + "-bit prime (< 2048)");
+  else if (bits < 3072) v.cap(Rating::Acceptable, std::to_string(bits) + "-bit prime");
   if (!safe && known.empty()) v.cap(Rating::Weak, "p is not a safe prime and not a known group");
   if (known.rfind("rfc5114", 0) == 0) v.cap(Rating::Weak, known + " has a small subgroup and unverifiable origin");
   if (known == "oakley768" || known == "oakley1024")
@@ -308,10 +288,8 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
       BN_free(bn);
     }
     out.set("group", name);
-    if (!p.empty())
-      checkDh(p, Blob{2}, k.server_public, k.client_public, out, checks, v, primes);
-    else
-      out.set("bits", wire::namedGroupBits(group));
+    if (!p.empty()) checkDh(p, Blob{2}, k.server_public, k.client_public, out, checks, v, primes);
+    else out.set("bits", wire::namedGroupBits(group));
   } else if (group != 0) {
     out.set("group", std::string(wire::namedGroupName(group)));
     out.set("bits", wire::namedGroupBits(group));

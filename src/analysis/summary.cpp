@@ -106,15 +106,9 @@ Json keepForSummary(SummaryInput which, const Json& fields) {
       if (const Json* v = fields.find(k)) kept.set(k, *v);
   };
   switch (which) {
-    case SummaryInput::Established:
-      keep(kEstablishedKeys);
-      break;
-    case SummaryInput::Trust:
-      keep(kTrustKeys);
-      break;
-    case SummaryInput::KeyExchange:
-      keep(kKeyExchangeKeys);
-      break;
+    case SummaryInput::Established: keep(kEstablishedKeys); break;
+    case SummaryInput::Trust: keep(kTrustKeys); break;
+    case SummaryInput::KeyExchange: keep(kKeyExchangeKeys); break;
   }
   return kept;
 }

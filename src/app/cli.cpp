@@ -1,7 +1,6 @@
 #include "app/cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <fstream>
 #include <sstream>
 
@@ -39,7 +38,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--trace", cfg.trace, "categories: tcp,handshake,keyexchange,trust,keys,record,data,all")
       ->capture_default_str();
   p->add_option("--log", cfg.log_file, "human-readable trace to FILE (default stderr)");
-  p->add_option("--format", cfg.format, "text trace shape: default, jsse (like javax.net.debug), openssl (like s_client -trace)")
+  p->add_option("--format", cfg.format,
+                "text trace shape: default, jsse (like javax.net.debug), openssl (like s_client -trace)")
       ->capture_default_str()
       ->check(CLI::IsMember({"default", "jsse", "openssl"}));
   p->add_option("--events", cfg.events_file, "JSON Lines events to FILE ('-' = stdout)");
@@ -51,7 +51,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   legOptions(p, "client", cfg.client_tls);
   legOptions(p, "upstream", cfg.upstream_tls);
   p->add_option("--dhparam", cfg.dhparam, "DH parameters (PEM) for DHE towards clients (use with --leaf-key rsa)");
-  p->add_option("--leaf-key", cfg.leaf_key, "key of forged certificates: ec (P-256) or rsa (2048, for RSA-only clients)")
+  p->add_option("--leaf-key", cfg.leaf_key,
+                "key of forged certificates: ec (P-256) or rsa (2048, for RSA-only clients)")
       ->capture_default_str()
       ->check(CLI::IsMember({"ec", "rsa"}));
   p->add_option("--max-connections", cfg.max_connections, "concurrent connections")->capture_default_str();

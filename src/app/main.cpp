@@ -139,8 +139,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
     if (cfg.mode == config::Mode::Explicit)
       spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr,
                    ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
-    else
-      spdlog::info("try: curl --cacert {} https://{}/", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path, addr);
+    else spdlog::info("try: curl --cacert {} https://{}/", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
   });

@@ -11,8 +11,8 @@ std::string HostPort::str() const {
   return host + ":" + std::to_string(port);
 }
 
-std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
-                                      std::uint16_t default_port, bool allow_port_zero) {
+std::optional<HostPort> parseHostPort(std::string_view s, std::string& error, std::uint16_t default_port,
+                                      bool allow_port_zero) {
   HostPort hp;
   std::string_view port_text;
   if (s.starts_with("[")) {
@@ -59,7 +59,8 @@ std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
   }
   unsigned port = 0;
   auto r = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (r.ec != std::errc() || r.ptr != port_text.data() + port_text.size() || (port == 0 && !allow_port_zero) || port > 65535) {
+  if (r.ec != std::errc() || r.ptr != port_text.data() + port_text.size() || (port == 0 && !allow_port_zero) ||
+      port > 65535) {
     error = "bad port '" + std::string(port_text) + "'";
     return std::nullopt;
   }
@@ -78,8 +79,7 @@ std::string_view modeName(Mode m) { return m == Mode::Reverse ? "reverse" : "exp
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
-  if (mode == Mode::Explicit && upstream)
-    errs.push_back("--upstream is only used with --mode reverse");
+  if (mode == Mode::Explicit && upstream) errs.push_back("--upstream is only used with --mode reverse");
   if (ca_cert.empty() != ca_key.empty()) errs.push_back("--ca-cert and --ca-key go together");
   if (max_connections == 0) errs.push_back("--max-connections must be at least 1");
   if (handshake_timeout_s <= 0) errs.push_back("--handshake-timeout must be positive");

@@ -19,13 +19,11 @@ struct HostPort {
 // "host:port", "[::1]:443". With `default_port` non-zero a missing port takes it.
 // `allow_port_zero` is for listen addresses, where 0 asks the system to pick a port.
 [[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
-                                                    std::uint16_t default_port = 0,
-                                                    bool allow_port_zero = false);
+                                                    std::uint16_t default_port = 0, bool allow_port_zero = false);
 
 enum class Mode { Explicit, Reverse };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
 [[nodiscard]] std::string_view modeName(Mode m);
-
 
 struct LegTls {
   std::string min_version;
@@ -63,7 +61,7 @@ struct ProxyConfig {
   double connect_timeout_s = 10;
   double shutdown_grace_s = 2;
   std::size_t cert_cache = 1024;
-  std::size_t threads = 0;  // io threads; 0 = one per core
+  std::size_t threads = 0;         // io threads; 0 = one per core
   std::string format = "default";  // text trace shape: default, jsse, openssl
 
   // Every problem found, one sentence each; empty when the configuration is usable.

@@ -195,13 +195,10 @@ void Connection::readRequest() {
 void Connection::onRequestBytes() {
   ProxyRequest req = parseProxyRequest(inbuf_);
   switch (req.kind) {
-    case ProxyRequest::Kind::NeedMore:
-      return readRequest();
-    case ProxyRequest::Kind::Error:
-      return respondAndClose(req.status, req.reason);
+    case ProxyRequest::Kind::NeedMore: return readRequest();
+    case ProxyRequest::Kind::Error: return respondAndClose(req.status, req.reason);
     case ProxyRequest::Kind::Connect:
-    case ProxyRequest::Kind::PlainHttp:
-      break;
+    case ProxyRequest::Kind::PlainHttp: break;
   }
   if (!svc_.expected_proxy_auth.empty() && !sameSecret(req.proxy_authorization, svc_.expected_proxy_auth))
     return respondAndClose(
@@ -223,10 +220,8 @@ void Connection::onRequestBytes() {
           client_.pending.insert(client_.pending.end(), kOk.begin(), kOk.end());
           flush(client_);
           state_ = State::PeekingHello;
-          if (inbuf_.empty())
-            peekHello();
-          else
-            onHelloBytes();
+          if (inbuf_.empty()) peekHello();
+          else onHelloBytes();
         },
         fail);
   } else {
@@ -780,10 +775,8 @@ void Connection::onRead(Leg& l, std::span<const std::uint8_t> bytes) {
     case State::Relaying:
       if (l.eos) return readFrom(l);  // after close_notify: only waiting for FIN
       return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
-    case State::Closing:
-      return readFrom(l);  // drain until the peer's FIN while our close is under way
-    default:
-      return;
+    case State::Closing: return readFrom(l);  // drain until the peer's FIN while our close is under way
+    default: return;
   }
 }
 
@@ -1086,9 +1079,7 @@ void Connection::onWatchdog() {
     case State::ReadingRequest:
       traceTlsError(client_, "no complete request " + detail, "request", ErrorFacts{false, false, true});
       break;
-    default:
-      traceTlsError(client_, detail, "handshake", ErrorFacts{false, false, true});
-      break;
+    default: traceTlsError(client_, detail, "handshake", ErrorFacts{false, false, true}); break;
   }
   closeGracefully(why);
 }
@@ -1101,10 +1092,8 @@ void Connection::tapOpen(Leg& l) {
   boost::system::error_code e1, e2;
   const auto local = l.sock.local_endpoint(e1), remote = l.sock.remote_endpoint(e2);
   if (e1 || e2) return;
-  if (&l == &client_)
-    svc_.tap->open(id_, l.which, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
-  else
-    svc_.tap->open(id_, l.which, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
+  if (&l == &client_) svc_.tap->open(id_, l.which, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
+  else svc_.tap->open(id_, l.which, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
 }
 
 void Connection::tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes) {

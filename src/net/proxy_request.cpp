@@ -4,7 +4,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-
 #include <sstream>
 
 namespace tlstrace::net {
@@ -30,10 +29,12 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
   boost::system::error_code ec;
   const std::size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
   if (ec == http::error::need_more) {
-    if (bytes.size() >= head_limit) return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
+    if (bytes.size() >= head_limit)
+      return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
     return {};
   }
-  if (ec == http::error::header_limit) return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
+  if (ec == http::error::header_limit)
+    return error(431, "request header larger than " + std::to_string(head_limit) + " bytes");
   if (ec) return error(400, "malformed request: " + ec.message());
   if (!parser.is_header_done()) return {};
 

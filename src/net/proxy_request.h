@@ -11,11 +11,11 @@ namespace tlstrace::net {
 
 struct ProxyRequest {
   enum class Kind { NeedMore, Error, Connect, PlainHttp } kind = Kind::NeedMore;
-  int status = 0;          // for Error: the HTTP status to answer with (400, 405, 431, ...)
-  std::string reason;      // for Error: why, sent in the body and traced
+  int status = 0;      // for Error: the HTTP status to answer with (400, 405, 431, ...)
+  std::string reason;  // for Error: why, sent in the body and traced
   config::HostPort target;
-  std::string forward_head;  // PlainHttp: the request head rewritten to origin-form
-  std::size_t consumed = 0;  // bytes of the head; anything after it belongs to the tunnel/body
+  std::string forward_head;         // PlainHttp: the request head rewritten to origin-form
+  std::size_t consumed = 0;         // bytes of the head; anything after it belongs to the tunnel/body
   std::string proxy_authorization;  // the Proxy-Authorization header, if any
 };
 

@@ -26,9 +26,8 @@ std::string defaultCaDir() {
 }
 
 void checkPrivateFile(const std::string& path) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0)
-    throw std::runtime_error("cannot stat " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("cannot stat " + path + ": " + std::strerror(errno));
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -100,8 +99,8 @@ CertAuthority createCa(const std::string& common_name) {
   X509_gmtime_adj(X509_getm_notBefore(x), -24L * 3600);
   X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
   X509NamePtr name(X509_NAME_new());
-  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("tlstrace"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("tlstrace"), -1, -1,
+                             0);
   X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
   X509_set_subject_name(x, name.get());

@@ -34,7 +34,7 @@ bool addSubjectAltNames(X509* x, const LeafNames& names) {
       return false;
     }
     GENERAL_NAME_set0_value(gn, GEN_DNS, s);  // gn owns s
-    sk_GENERAL_NAME_push(gens.get(), gn);      // gens owns gn
+    sk_GENERAL_NAME_push(gens.get(), gn);     // gens owns gn
   }
   for (const auto& ip : names.ips) {
     ASN1_OCTET_STRING* s = a2i_IPADDRESS(ip.c_str());
@@ -127,11 +127,10 @@ X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
   X509NamePtr subj(X509_NAME_new());
   if (!names.common_name.empty() &&
       !X509_NAME_add_entry_by_txt(subj.get(), "CN", MBSTRING_UTF8,
-                                  reinterpret_cast<const unsigned char*>(names.common_name.c_str()),
-                                  -1, -1, 0))
+                                  reinterpret_cast<const unsigned char*>(names.common_name.c_str()), -1, -1, 0))
     return bail("subject");
-  X509_NAME_add_entry_by_txt(subj.get(), "O", MBSTRING_UTF8,
-                             reinterpret_cast<const unsigned char*>("tlstrace"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(subj.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("tlstrace"), -1, -1,
+                             0);
   X509_set_subject_name(c, subj.get());
   X509_set_issuer_name(c, X509_get_subject_name(ca_.cert.get()));
   X509_set_pubkey(c, leaf_key_.get());

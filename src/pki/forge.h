@@ -38,7 +38,10 @@ class Forger {
   [[nodiscard]] X509* caCert() const { return ca_.cert.get(); }
   [[nodiscard]] std::uint64_t signings() const { return signings_; }
   [[nodiscard]] std::uint64_t hits() const { return hits_; }
-  [[nodiscard]] std::size_t size() { std::lock_guard<std::mutex> lock(mu_); return map_.size(); }
+  [[nodiscard]] std::size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.size();
+  }
 
  private:
   [[nodiscard]] tls::X509Ptr sign(const LeafNames& names, std::string& error);

@@ -79,8 +79,8 @@ std::vector<std::uint8_t> interfaceDescription(std::uint32_t linktype, const std
                                                const std::string& description) {
   std::vector<std::uint8_t> body;
   u16(body, static_cast<std::uint16_t>(linktype));
-  u16(body, 0);  // reserved
-  u32(body, 0);  // snaplen: no limit
+  u16(body, 0);                  // reserved
+  u32(body, 0);                  // snaplen: no limit
   option(body, 2, name);         // if_name
   option(body, 3, description);  // if_description
   const char tsresol = 6;        // microseconds

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "trace/tap.h"
@@ -15,7 +15,7 @@ namespace tlstrace::sinks {
 
 // Block encoders (section 4 of the pcapng draft), little-endian, each padded to 32 bits.
 namespace pcapng {
-inline constexpr std::uint32_t kLinktypeRaw = 101;     // raw IPv4/IPv6, no link header
+inline constexpr std::uint32_t kLinktypeRaw = 101;        // raw IPv4/IPv6, no link header
 inline constexpr std::uint32_t kSecretsTls = 0x544c534b;  // "TLSK": NSS key log
 std::vector<std::uint8_t> sectionHeader(const std::string& application);
 std::vector<std::uint8_t> interfaceDescription(std::uint32_t linktype, const std::string& name,
@@ -45,7 +45,7 @@ class PcapngSink : public trace::WireTap {
 
  private:
   struct Flow {
-    trace::Endpoint a, b;  // initiator, responder
+    trace::Endpoint a, b;                // initiator, responder
     std::uint32_t seq_a = 0, seq_b = 0;  // next sequence number each side sends
     bool fin_a = false, fin_b = false, reset = false;
   };

@@ -4,8 +4,8 @@
 #include <list>
 #include <mutex>
 #include <span>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tls/ossl.h"

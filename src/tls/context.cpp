@@ -76,8 +76,7 @@ SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file,
   }
   // With --insecure the chain is still verified (for the tls.trust verdict) but never enforced.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_verify(ctx.get(), insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
-                     TlsEngine::verifyCallback);
+  SSL_CTX_set_verify(ctx.get(), insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, TlsEngine::verifyCallback);
   TlsEngine::prepareContext(ctx.get());
   return ctx;
 }

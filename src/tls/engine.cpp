@@ -64,8 +64,7 @@ int TlsEngine::verifyCallback(int preverify_ok, X509_STORE_CTX* store) {
       f.depth = X509_STORE_CTX_get_error_depth(store);
       if (STACK_OF(X509)* sk = X509_STORE_CTX_get0_untrusted(store))
         for (int i = 0; i < sk_X509_num(sk); ++i) f.chain.push_back(shareX509(sk_X509_value(sk, i)));
-      else if (X509* cert = X509_STORE_CTX_get0_cert(store))
-        f.chain.push_back(shareX509(cert));
+      else if (X509* cert = X509_STORE_CTX_get0_cert(store)) f.chain.push_back(shareX509(cert));
       obs->onVerifyError(std::move(f));
     }
   }
@@ -97,10 +96,8 @@ TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ct
   BIO_set_mem_eof_return(rbio_, -1);
   SSL_set_bio(ssl_.get(), rbio_, wbio_);  // ownership of both BIOs passes to the SSL
   SSL_set_app_data(ssl_.get(), obs_);
-  if (server)
-    SSL_set_accept_state(ssl_.get());
-  else
-    SSL_set_connect_state(ssl_.get());
+  if (server) SSL_set_accept_state(ssl_.get());
+  else SSL_set_connect_state(ssl_.get());
 }
 
 void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
@@ -112,20 +109,15 @@ TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
   const int err = SSL_get_error(ssl_.get(), ret);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-      return Status::WantIo;
-    case SSL_ERROR_ZERO_RETURN:
-      return Status::Closed;
-    default:
-      break;
+    case SSL_ERROR_WANT_WRITE: return Status::WantIo;
+    case SSL_ERROR_ZERO_RETURN: return Status::Closed;
+    default: break;
   }
   error_reason_ = ERR_GET_REASON(ERR_peek_error());
   std::string q = errorQueueText();
   error_ = std::string(what) + " failed";
-  if (!q.empty())
-    error_ += ": " + q;
-  else if (err == SSL_ERROR_SYSCALL)
-    error_ += ": unexpected end of stream";
+  if (!q.empty()) error_ += ": " + q;
+  else if (err == SSL_ERROR_SYSCALL) error_ += ": unexpected end of stream";
   return Status::Error;
 }
 

@@ -502,7 +502,10 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
   Json& b = out.body;
   switch (hdr.value.type) {
     case 1: clientHello(msg, body, b); break;
-    case 2: serverHello(msg, body, out); last_message_ = out.type; break;
+    case 2:
+      serverHello(msg, body, out);
+      last_message_ = out.type;
+      break;
     case 8: {  // EncryptedExtensions
       auto d = decodeEncryptedExtensions(body);
       if (!d.ok()) return malformed(b, d.error, msg), out;
@@ -546,7 +549,8 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       }
       if (s.signed_params) {
         if (s.signed_params->scheme) {
-          b.set("signature_algorithm", codeName(*s.signed_params->scheme, signatureSchemeName(*s.signed_params->scheme)));
+          b.set("signature_algorithm",
+                codeName(*s.signed_params->scheme, signatureSchemeName(*s.signed_params->scheme)));
           kex_.server_sig_scheme = s.signed_params->scheme;
         }
         b.set("signature_length", s.signed_params->signature.size());

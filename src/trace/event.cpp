@@ -9,12 +9,9 @@ namespace tlstrace::trace {
 
 std::string_view legName(Leg leg) {
   switch (leg) {
-    case Leg::Client:
-      return "client";
-    case Leg::Upstream:
-      return "upstream";
-    case Leg::None:
-      break;
+    case Leg::Client: return "client";
+    case Leg::Upstream: return "upstream";
+    case Leg::None: break;
   }
   return "";
 }
@@ -26,22 +23,14 @@ bool parseCategories(std::string_view list, unsigned& out, std::string& bad) {
     std::string_view tok = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     if (tok.empty()) continue;
-    if (tok == "tcp")
-      out |= kTcp;
-    else if (tok == "handshake")
-      out |= kHandshake;
-    else if (tok == "keyexchange")
-      out |= kKeyExchange;
-    else if (tok == "trust")
-      out |= kTrust;
-    else if (tok == "keys")
-      out |= kKeys;
-    else if (tok == "record")
-      out |= kRecord;
-    else if (tok == "data")
-      out |= kData;
-    else if (tok == "all")
-      out |= kAll;
+    if (tok == "tcp") out |= kTcp;
+    else if (tok == "handshake") out |= kHandshake;
+    else if (tok == "keyexchange") out |= kKeyExchange;
+    else if (tok == "trust") out |= kTrust;
+    else if (tok == "keys") out |= kKeys;
+    else if (tok == "record") out |= kRecord;
+    else if (tok == "data") out |= kData;
+    else if (tok == "all") out |= kAll;
     else {
       bad = std::string(tok);
       return false;
@@ -145,10 +134,8 @@ bool fromJson(const Json& j, Event& out) {
   out.name = ev->asString();
   out.leg = Leg::None;
   if (const Json* leg = j.find("leg")) {
-    if (leg->asString() == "client")
-      out.leg = Leg::Client;
-    else if (leg->asString() == "upstream")
-      out.leg = Leg::Upstream;
+    if (leg->asString() == "client") out.leg = Leg::Client;
+    else if (leg->asString() == "upstream") out.leg = Leg::Upstream;
   }
   out.fields = Json::object();
   for (const auto& [k, v] : j.asObject()) {

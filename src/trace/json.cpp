@@ -44,21 +44,11 @@ void escape(std::string_view s, std::string& out) {
     out.append(s.data() + run, i - run);
     run = ++i;
     switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
       default: {
         static constexpr char kDigits[] = "0123456789abcdef";
         const char esc[] = {'\\', 'u', '0', '0', kDigits[c >> 4], kDigits[c & 0xf]};
@@ -127,10 +117,8 @@ void Json::dumpTo(std::string& out) const {
       }
       char buf[64];
       const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 3);
-      if (r.ec == std::errc{})
-        out.append(buf, r.ptr);
-      else
-        out += "null";
+      if (r.ec == std::errc{}) out.append(buf, r.ptr);
+      else out += "null";
     }
     void operator()(const std::string& s) const { escape(s, out); }
     void operator()(const Array& a) const {
@@ -257,30 +245,14 @@ class Parser {
       if (pos_ >= s_.size()) break;
       char e = s_[pos_++];
       switch (e) {
-        case '"':
-          out.push_back('"');
-          break;
-        case '\\':
-          out.push_back('\\');
-          break;
-        case '/':
-          out.push_back('/');
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
+        case '"': out.push_back('"'); break;
+        case '\\': out.push_back('\\'); break;
+        case '/': out.push_back('/'); break;
+        case 'b': out.push_back('\b'); break;
+        case 'f': out.push_back('\f'); break;
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
         case 'u': {
           if (pos_ + 4 > s_.size()) {
             fail("truncated \\u escape");
@@ -306,9 +278,7 @@ class Parser {
           }
           break;
         }
-        default:
-          fail("bad escape");
-          return std::nullopt;
+        default: fail("bad escape"); return std::nullopt;
       }
     }
     fail("unterminated string");

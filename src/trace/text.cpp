@@ -175,18 +175,12 @@ bool repeatsAnExtension(const std::string& type, const std::string& field) {
 // RFC 8446 5.1 ContentType, as the text trace names it.
 std::string contentTypeName(std::int64_t t) {
   switch (t) {
-    case 20:
-      return "change_cipher_spec(20)";
-    case 21:
-      return "alert(21)";
-    case 22:
-      return "handshake(22)";
-    case 23:
-      return "application_data(23)";
-    case 24:
-      return "heartbeat(24)";
-    default:
-      return "unknown(" + std::to_string(t) + ")";
+    case 20: return "change_cipher_spec(20)";
+    case 21: return "alert(21)";
+    case 22: return "handshake(22)";
+    case 23: return "application_data(23)";
+    case 24: return "heartbeat(24)";
+    default: return "unknown(" + std::to_string(t) + ")";
   }
 }
 
@@ -352,10 +346,8 @@ void opensslValue(const std::string& prefix, const std::string& key, const Json&
     const std::string& s = v.asString();
     const bool hex = !s.empty() && s.size() % 2 == 0 && s.find_first_not_of("0123456789abcdef") == std::string::npos &&
                      s.size() >= 16;
-    if (hex)
-      out += prefix + pad + key + " (len=" + std::to_string(s.size() / 2) + "): " + s + "\n";
-    else
-      out += prefix + pad + key + "=" + s + "\n";
+    if (hex) out += prefix + pad + key + " (len=" + std::to_string(s.size() / 2) + "): " + s + "\n";
+    else out += prefix + pad + key + "=" + s + "\n";
     return;
   }
   if (v.isArray()) {
@@ -413,25 +405,18 @@ std::string renderOpenssl(const Event& e) {
 }  // namespace
 
 bool parseTextFormat(std::string_view s, TextFormat& out) {
-  if (s == "default")
-    out = TextFormat::Default;
-  else if (s == "jsse")
-    out = TextFormat::Jsse;
-  else if (s == "openssl")
-    out = TextFormat::Openssl;
-  else
-    return false;
+  if (s == "default") out = TextFormat::Default;
+  else if (s == "jsse") out = TextFormat::Jsse;
+  else if (s == "openssl") out = TextFormat::Openssl;
+  else return false;
   return true;
 }
 
 std::string renderText(const Event& e, TextFormat format) {
   switch (format) {
-    case TextFormat::Jsse:
-      return renderJsse(e);
-    case TextFormat::Openssl:
-      return renderOpenssl(e);
-    case TextFormat::Default:
-      break;
+    case TextFormat::Jsse: return renderJsse(e);
+    case TextFormat::Openssl: return renderOpenssl(e);
+    case TextFormat::Default: break;
   }
   return renderDefault(e);
 }

@@ -37,9 +37,9 @@ std::vector<std::uint8_t> fromHex(std::string_view hex) {
 namespace {
 
 // RFC 8446 4.1.3: SHA-256 of "HelloRetryRequest".
-constexpr std::array<std::uint8_t, 32> kHrrRandom = {
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
+constexpr std::array<std::uint8_t, 32> kHrrRandom = {0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C,
+                                                     0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
+                                                     0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
 
 // The hellos' extension block: optional before TLS 1.2 (nothing may follow it).
 bool readExtensions(ByteReader& r, std::vector<Extension>& out, DecodeError& err) {
@@ -100,8 +100,7 @@ Decoded<ClientHello> decodeClientHello(Bytes body) {
   if (!r.readU16(ch.legacy_version)) return malformedAt<ClientHello>(r, "truncated legacy_version");
   if (!r.readBytes(32, ch.random)) return malformedAt<ClientHello>(r, "truncated random");
   ByteReader sid;
-  if (!r.readU8Prefixed(sid) || sid.remaining() > 32)
-    return malformedAt<ClientHello>(r, "bad legacy_session_id");
+  if (!r.readU8Prefixed(sid) || sid.remaining() > 32) return malformedAt<ClientHello>(r, "bad legacy_session_id");
   ch.session_id = sid.rest();
   ByteReader suites;
   if (!r.readU16Prefixed(suites) || suites.remaining() % 2 != 0 || suites.empty())
@@ -112,8 +111,7 @@ Decoded<ClientHello> decodeClientHello(Bytes body) {
     ch.cipher_suites.push_back(s);
   }
   ByteReader comp;
-  if (!r.readU8Prefixed(comp) || comp.empty())
-    return malformedAt<ClientHello>(r, "bad legacy_compression_methods");
+  if (!r.readU8Prefixed(comp) || comp.empty()) return malformedAt<ClientHello>(r, "bad legacy_compression_methods");
   ch.compression_methods = comp.rest();
   Decoded<ClientHello> d;
   if (!readExtensions(r, ch.extensions, d.error)) {
@@ -134,8 +132,7 @@ Decoded<ServerHello> decodeServerHello(Bytes body) {
   if (!r.readBytes(32, sh.random)) return malformedAt<ServerHello>(r, "truncated random");
   sh.hello_retry_request = std::equal(kHrrRandom.begin(), kHrrRandom.end(), sh.random.begin());
   ByteReader sid;
-  if (!r.readU8Prefixed(sid) || sid.remaining() > 32)
-    return malformedAt<ServerHello>(r, "bad legacy_session_id_echo");
+  if (!r.readU8Prefixed(sid) || sid.remaining() > 32) return malformedAt<ServerHello>(r, "bad legacy_session_id_echo");
   sh.session_id = sid.rest();
   if (!r.readU16(sh.cipher_suite)) return malformedAt<ServerHello>(r, "truncated cipher_suite");
   if (!r.readU8(sh.compression_method)) return malformedAt<ServerHello>(r, "truncated compression_method");
@@ -244,8 +241,7 @@ std::optional<KeyShareEntry> decodeKeyShareServer(Bytes ext) {
   ByteReader r(ext);
   KeyShareEntry e;
   ByteReader key;
-  if (!r.readU16(e.group) || !r.readU16Prefixed(key) || key.empty() || !r.empty())
-    return std::nullopt;
+  if (!r.readU16(e.group) || !r.readU16Prefixed(key) || key.empty() || !r.empty()) return std::nullopt;
   e.key_exchange = key.rest();
   return e;
 }
@@ -273,8 +269,7 @@ HelloPeek peekClientHello(Bytes stream, std::size_t limit) {
       out.error = "SSLv2-compatible ClientHello (not supported for interception)";
       return out;
     }
-    out.kind = (first & 0x80) && r.remaining() < 2 ? HelloPeek::Kind::NeedMore
-                                                   : HelloPeek::Kind::NotTls;
+    out.kind = (first & 0x80) && r.remaining() < 2 ? HelloPeek::Kind::NeedMore : HelloPeek::Kind::NotTls;
     return out;
   }
   r = ByteReader(stream);

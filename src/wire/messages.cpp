@@ -54,29 +54,18 @@ KexKind kexOfSuite(std::uint16_t suite) {
 
 std::string_view kexName(KexKind k) {
   switch (k) {
-    case KexKind::Rsa:
-      return "RSA";
-    case KexKind::Dhe:
-      return "DHE";
-    case KexKind::Ecdhe:
-      return "ECDHE";
-    case KexKind::Psk:
-      return "PSK";
+    case KexKind::Rsa: return "RSA";
+    case KexKind::Dhe: return "DHE";
+    case KexKind::Ecdhe: return "ECDHE";
+    case KexKind::Psk: return "PSK";
     // PSK first, as the event schema spells them (docs/events.md, tls.key_exchange.kex).
-    case KexKind::DhePsk:
-      return "PSK_DHE";
-    case KexKind::EcdhePsk:
-      return "PSK_ECDHE";
-    case KexKind::RsaPsk:
-      return "PSK_RSA";
-    case KexKind::DhAnon:
-      return "DH_anon";
-    case KexKind::EcdhAnon:
-      return "ECDH_anon";
-    case KexKind::Tls13:
-      return "TLS1.3";
-    case KexKind::Unknown:
-      break;
+    case KexKind::DhePsk: return "PSK_DHE";
+    case KexKind::EcdhePsk: return "PSK_ECDHE";
+    case KexKind::RsaPsk: return "PSK_RSA";
+    case KexKind::DhAnon: return "DH_anon";
+    case KexKind::EcdhAnon: return "ECDH_anon";
+    case KexKind::Tls13: return "TLS1.3";
+    case KexKind::Unknown: break;
   }
   return "unknown";
 }
@@ -174,10 +163,8 @@ Decoded<ClientKeyExchange> decodeClientKeyExchange(Bytes body, KexKind kind) {
       if (!r.readU8Prefixed(v) || v.empty()) return malformedAt<ClientKeyExchange>(r, "bad ECPoint");
       c.public_value = v.rest();
       break;
-    case KexKind::Psk:
-      break;
-    default:
-      return malformedAt<ClientKeyExchange>(r, "unknown key exchange");
+    case KexKind::Psk: break;
+    default: return malformedAt<ClientKeyExchange>(r, "unknown key exchange");
   }
   if (!r.empty()) return malformedAt<ClientKeyExchange>(r, "trailing bytes");
   return decodedOk(c, body.size());
@@ -302,16 +289,11 @@ std::optional<std::vector<Bytes>> decodeCertificateAuthorities(Bytes ext) {
 
 int maxFragmentLength(std::uint8_t code) {
   switch (code) {
-    case 1:
-      return 512;
-    case 2:
-      return 1024;
-    case 3:
-      return 2048;
-    case 4:
-      return 4096;
-    default:
-      return 0;
+    case 1: return 512;
+    case 2: return 1024;
+    case 3: return 2048;
+    case 4: return 4096;
+    default: return 0;
   }
 }
 

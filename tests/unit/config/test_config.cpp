@@ -62,8 +62,8 @@ TEST_CASE("only loopback and private clients are local (the --allow-remote defau
     CAPTURE(ip);
     CHECK(isLocalAddress(ip));
   }
-  for (const char* ip : {"8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:db8::1", "::ffff:8.8.8.8",
-                         "not-an-ip", ""}) {
+  for (const char* ip :
+       {"8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:db8::1", "::ffff:8.8.8.8", "not-an-ip", ""}) {
     CAPTURE(ip);
     CHECK_FALSE(isLocalAddress(ip));
   }

@@ -24,7 +24,7 @@ struct TempDir {
 };
 
 unsigned modeOf(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   ::stat(p.c_str(), &st);
   return st.st_mode & 07777;
 }

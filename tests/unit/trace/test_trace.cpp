@@ -38,22 +38,16 @@ TEST_CASE("JSON string escaping: every special byte at every offset of long and 
   const auto reference = [](const std::string& in) {
     std::string out = "\"";
     for (unsigned char c : in) {
-      if (c == '"')
-        out += "\\\"";
-      else if (c == '\\')
-        out += "\\\\";
-      else if (c == '\n')
-        out += "\\n";
-      else if (c == '\r')
-        out += "\\r";
-      else if (c == '\t')
-        out += "\\t";
+      if (c == '"') out += "\\\"";
+      else if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
       else if (c < 0x20 || c == 0x7f) {
         char b[8];
         std::snprintf(b, sizeof b, "\\u%04x", c);
         out += b;
-      } else
-        out.push_back(static_cast<char>(c));
+      } else out.push_back(static_cast<char>(c));
     }
     return out + "\"";
   };

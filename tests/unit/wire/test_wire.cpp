@@ -64,9 +64,9 @@ TEST_CASE("registry names") {
 
 struct HelloCase {
   const char* file;
-  const char* sni;       // nullptr = none
+  const char* sni;  // nullptr = none
   bool tls13;
-  const char* alpn0;     // first ALPN protocol or nullptr
+  const char* alpn0;  // first ALPN protocol or nullptr
 };
 
 TEST_CASE("ClientHellos captured from real stacks decode") {
