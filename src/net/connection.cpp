@@ -131,13 +131,19 @@ void Connection::emit(trace::Leg leg, std::string name, Json fields) {
   events_.push_back(std::move(e));
 }
 
+void Connection::markOpen(Leg& l, SteadyClock::time_point at) {
+  l.open = true;
+  l.opened = at;
+  // No Nagle delay on either leg (small handshake flights would wait for ACKs); the relay reads
+  // with wait-readable + read_some, which needs a non-blocking socket.
+  boost::system::error_code ignored;
+  l.sock.set_option(tcp::no_delay(true), ignored);
+  l.sock.non_blocking(true, ignored);
+}
+
 void Connection::start() {
   start_ = last_activity_ = SteadyClock::now();
-  client_.open = true;
-  client_.opened = start_;
-  boost::system::error_code ec;
-  client_.sock.set_option(tcp::no_delay(true), ec);
-  client_.sock.non_blocking(true, ec);
+  markOpen(client_, start_);
   Json f = Json::object();
   f.set("client", endpointText(client_.sock, true));
   f.set("listen", endpointText(client_.sock, false));
@@ -285,11 +291,7 @@ void Connection::connectUpstream(std::function<void()> on_connected,
                             return failed(
                                 504, "connect timed out after " + std::to_string(svc_.cfg->connect_timeout_s) + " s");
                           if (cec) return failed(502, cec.message());
-                          upstream_.open = true;
-                          upstream_.opened = SteadyClock::now();
-                          boost::system::error_code ignored;
-                          upstream_.sock.set_option(tcp::no_delay(true), ignored);
-                          upstream_.sock.non_blocking(true, ignored);
+                          markOpen(upstream_, SteadyClock::now());
                           Json f = Json::object();
                           f.set("peer", endpointText(upstream_.sock, true));
                           f.set("local", endpointText(upstream_.sock, false));

@@ -155,6 +155,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Capture (--pcap): inbound = received by the proxy on that leg.
   void tapOpen(Leg& l);
+  void markOpen(Leg& l, SteadyClock::time_point at);  // TCP established: socket options, timing
   void tapData(Leg& l, bool inbound, std::span<const std::uint8_t> bytes);
   void tapFin(Leg& l, bool inbound);
   void tapRst(Leg& l, bool inbound);

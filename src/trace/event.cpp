@@ -1,6 +1,5 @@
 #include "trace/event.h"
 
-#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
