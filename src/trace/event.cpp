@@ -171,8 +171,8 @@ void Tracer::submit(std::vector<Event>& batch) {
   std::erase_if(batch, [this](const Event& e) { return !enabled(categoryOf(e.name)); });
   if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
-  if (queue_.size() >= max_queued_) {
-    // Back-pressure, never loss: the io thread waits for the writer and the wait is counted.
+  // Back-pressure, never loss: the io thread waits for the writer and every wait is counted.
+  while (queue_.size() >= max_queued_ && !stop_) {
     const auto t0 = std::chrono::steady_clock::now();
     space_cv_.wait(lock, [this] { return queue_.size() < max_queued_ || stop_; });
     const auto t1 = std::chrono::steady_clock::now();
@@ -181,11 +181,10 @@ void Tracer::submit(std::vector<Event>& batch) {
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
     if (on_backpressure_ && (stats_.waits == 1 || t1 - last_report_ >= std::chrono::seconds(10))) {
       last_report_ = t1;
-      const Stats now = stats_;
+      const Stats now = statsLocked();
       lock.unlock();
       on_backpressure_(now);
-      lock.lock();
-      space_cv_.wait(lock, [this] { return queue_.size() < max_queued_ || stop_; });
+      lock.lock();  // the queue may have filled again meanwhile: the loop checks
     }
   }
   const bool was_empty = queue_.empty();
@@ -213,7 +212,13 @@ void Tracer::flush() {
 
 Tracer::Stats Tracer::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  return statsLocked();
+}
+
+Tracer::Stats Tracer::statsLocked() const {
+  Stats st = stats_;
+  st.events = written_total_;
+  return st;
 }
 
 void Tracer::run() {
@@ -265,7 +270,6 @@ void Tracer::run() {
     if (!stopping) std::this_thread::sleep_for(kNap);
     lock.lock();
     written_total_ += n;
-    stats_.events += n;
   }
 }
 

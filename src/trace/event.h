@@ -93,6 +93,7 @@ class Tracer {
 
  private:
   void run();
+  [[nodiscard]] Stats statsLocked() const;  // with mu_ held
 
   unsigned categories_;
   std::size_t max_queued_;
@@ -105,7 +106,7 @@ class Tracer {
   std::uint64_t queued_total_ = 0;   // events ever queued
   std::uint64_t written_total_ = 0;  // events ever written (and flushed when idle)
   std::uint64_t flushed_upto_ = 0;   // written_total_ at the last sink flush
-  Stats stats_;
+  Stats stats_;                      // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
