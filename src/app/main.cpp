@@ -74,10 +74,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
   unsigned categories = 0;
   std::string bad;
   if (!trace::parseCategories(cfg.trace, categories, bad)) {
-    spdlog::error(
-        "unknown --trace category '{}' (use tcp, handshake, keyexchange, trust, keys, record, "
-        "data, all)",
-        bad);
+    spdlog::error("unknown --trace category '{}' (use tcp, handshake, keyexchange, trust, keys, record, data, all)",
+                  bad);
     return 2;
   }
   pki::CertAuthority ca = loadCaFor(cfg, true);
@@ -95,8 +93,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   trace::Tracer tracer(categories);
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
-        "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in "
-        "all); "
+        "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in all); "
         "no event is dropped",
         st.waits, st.wait_micros / 1000);
   });
@@ -177,10 +174,9 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
             << "subject:     " << subject << "\n"
             << "validity:    " << std::string(data, static_cast<std::size_t>(n)) << "\n"
             << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
-            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt "
-               "&& update-ca-certificates\n"
-            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: "
-               "NODE_EXTRA_CA_CERTS;\n"
+            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt && "
+               "update-ca-certificates\n"
+            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: NODE_EXTRA_CA_CERTS;\n"
             << "             Java: keytool -importcert -keystore truststore.p12 -file FILE\n";
   return 0;
 }
