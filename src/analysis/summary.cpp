@@ -43,7 +43,8 @@ constexpr std::array<const char*, 5> kEstablishedKeys = {"version", "cipher", "g
 constexpr std::array<const char*, 4> kTrustKeys = {"verified", "error", "hostname", "hostname_match"};
 constexpr std::array<const char*, 2> kKeyExchangeKeys = {"rating", "kex"};
 
-Json legJson(const LegReport& l) {
+// One leg's part of conn.summary that is fixed once its handshake is done.
+Json legHandshake(const LegReport& l) {
   Json o = Json::object();
   if (l.offer && l.offer->seen) {
     o.set("offered_versions", names(l.offer->versions, wire::versionName));
@@ -77,6 +78,11 @@ Json legJson(const LegReport& l) {
       if (const Json* v = field(l.trust, k)) t.set(k, *v);
     o.set("certificate", std::move(t));
   }
+  return o;
+}
+
+// What can still change until the close, after the handshake part.
+void appendLive(Json& o, const LegReport& l) {
   Json alerts = Json::array();
   for (const auto& a : l.alerts) alerts.push(a);
   o.set("alerts", std::move(alerts));
@@ -84,9 +90,8 @@ Json legJson(const LegReport& l) {
   if (l.connect_ms) timing.set("tcp_connect_ms", *l.connect_ms);
   if (l.handshake_ms) timing.set("handshake_ms", *l.handshake_ms);
   o.set("timings", std::move(timing));
-  o.set("established", l.established.isObject());
+  o.set("established", l.was_established || l.established.isObject());
   if (!l.error_cause.empty()) o.set("error", l.error_cause);
-  return o;
 }
 
 int ratingRank(const Json& kex) {
@@ -113,10 +118,10 @@ Json keepForSummary(SummaryInput which, const Json& fields) {
   return kept;
 }
 
-Json buildSummary(const LegReport& client, const LegReport& upstream) {
+Json summaryHandshakePart(const LegReport& client, const LegReport& upstream) {
   Json s = Json::object();
-  s.set("client", legJson(client));
-  s.set("upstream", legJson(upstream));
+  s.set("client", legHandshake(client));
+  s.set("upstream", legHandshake(upstream));
   if (!client.offer || !client.offer->seen || !upstream.offer || !upstream.offer->seen) return s;
   const trace::HelloOffer& c = *client.offer;
   const trace::HelloOffer& u = *upstream.offer;
@@ -156,6 +161,23 @@ Json buildSummary(const LegReport& client, const LegReport& upstream) {
                    ", the client leg " + field(client.key_exchange, "rating")->asString());
   s.set("downgrade", std::move(downgrade));
   return s;
+}
+
+Json completeSummary(Json handshake_part, const LegReport& client, const LegReport& upstream) {
+  if (!handshake_part.isObject()) handshake_part = Json::object();
+  for (const auto& [name, leg] : {std::pair{"client", &client}, std::pair{"upstream", &upstream}}) {
+    Json* o = handshake_part.find(name);
+    if (!o || !o->isObject()) {
+      handshake_part.set(name, Json::object());
+      o = handshake_part.find(name);
+    }
+    appendLive(*o, *leg);
+  }
+  return handshake_part;
+}
+
+Json buildSummary(const LegReport& client, const LegReport& upstream) {
+  return completeSummary(summaryHandshakePart(client, upstream), client, upstream);
 }
 
 }  // namespace tlstrace::analysis

@@ -21,9 +21,17 @@ struct LegReport {
   std::optional<double> connect_ms;
   std::optional<double> handshake_ms;
   std::string error_cause;
+  bool was_established = false;  // the handshake completed (for a leg whose `established` was let go)
 };
 
 [[nodiscard]] trace::Json buildSummary(const LegReport& client, const LegReport& upstream);
+
+// buildSummary in two steps: the handshake part, fixed once both legs are established (an idle
+// connection keeps it rendered instead of both decoders' state), and the rest at close. Only the
+// inputs' handshake fields are read by the first, only alerts, timings and errors by the second.
+[[nodiscard]] trace::Json summaryHandshakePart(const LegReport& client, const LegReport& upstream);
+[[nodiscard]] trace::Json completeSummary(trace::Json handshake_part, const LegReport& client,
+                                          const LegReport& upstream);
 
 // The part of a tls.established / tls.trust / tls.key_exchange event that buildSummary reads: a
 // connection keeps only this between the event and its close (null stays null).

@@ -572,6 +572,36 @@ void Connection::onEstablished(Leg& l) {
   emit(l.which, "tls.established", std::move(established));
   Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
   if (!kex.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", std::move(kex));
+  if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
+}
+
+analysis::LegReport Connection::legReport(const Leg& l) {
+  analysis::LegReport r;
+  r.offer = &l.decoder.offer();
+  r.choice = &l.decoder.choice();
+  r.kex = &l.decoder.kex();
+  r.established = l.established;
+  r.trust = l.trust;
+  r.key_exchange = l.key_exchange;
+  r.alerts = l.alerts;
+  r.connect_ms = l.connect_ms;
+  r.handshake_ms = l.handshake_ms;
+  r.error_cause = l.error_cause;
+  r.was_established = l.handshake_ms.has_value();
+  return r;
+}
+
+// Both handshakes are done, so conn.summary's handshake part is final: render it now and let go
+// of what it is made from (both decoders' offer, choice and key exchange; the kept event fields),
+// ~3 KiB less per idle connection. The close adds alerts, timings and errors to it.
+void Connection::settleSummary() {
+  summary_part_ = analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)).dump();
+  for (Leg* l : {&client_, &upstream_}) {
+    l->decoder.releaseHandshake();
+    l->established = Json();
+    l->trust = Json();
+    l->key_exchange = Json();
+  }
 }
 
 void Connection::traceTrust(SSL* ssl, const std::string& verify_name) {
@@ -892,12 +922,15 @@ void Connection::flush(Leg& l) {
 }
 
 void Connection::onDrained(Leg& l) {
-  // Once the handshake flights are out, give back the buffers they grew (once: a busy leg keeps
-  // its buffers, reallocating them per burst would cost more than it saves).
-  if (state_ == State::Relaying && !l.compacted && !l.writing && l.pending.empty()) {
-    l.compacted = true;
-    std::vector<std::uint8_t>().swap(l.wbuf);
-    if (l.tls) l.tls->compact();
+  // Nothing in flight: the write buffer goes back to the thread's pool (an idle leg holds none).
+  // Once the handshake flights are out, OpenSSL's record buffers go too (once: a busy leg would
+  // reallocate them per burst).
+  if (!l.writing && l.pending.empty()) {
+    tls::returnBuffer(l.wbuf);
+    if (state_ == State::Relaying && !l.compacted) {
+      l.compacted = true;
+      if (l.tls) l.tls->compact();
+    }
   }
   if (l.shut_after_flush && !l.shut_sent) {
     boost::system::error_code ec;
@@ -998,22 +1031,12 @@ void Connection::finish() {
     f.set("duration_ms", msSince(l->opened));
     emit(l->which, "tcp.close", std::move(f));
   }
-  if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
-    auto report = [](Leg& l) {
-      analysis::LegReport r;
-      r.offer = &l.decoder.offer();
-      r.choice = &l.decoder.choice();
-      r.kex = &l.decoder.kex();
-      r.established = l.established;
-      r.trust = l.trust;
-      r.key_exchange = l.key_exchange;
-      r.alerts = l.alerts;
-      r.connect_ms = l.connect_ms;
-      r.handshake_ms = l.handshake_ms;
-      r.error_cause = l.error_cause;
-      return r;
-    };
-    emit(trace::Leg::None, "conn.summary", analysis::buildSummary(report(client_), report(upstream_)));
+  if (!summary_part_.empty()) {
+    std::optional<Json> part = Json::parse(summary_part_);
+    emit(trace::Leg::None, "conn.summary",
+         analysis::completeSummary(part ? std::move(*part) : Json(), legReport(client_), legReport(upstream_)));
+  } else if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
+    emit(trace::Leg::None, "conn.summary", analysis::buildSummary(legReport(client_), legReport(upstream_)));
   }
   Json f = Json::object();
   f.set("duration_ms", msSince(start_));

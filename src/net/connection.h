@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/summary.h"
 #include "net/services.h"
 #include "tls/cert_summary.h"
 #include "tls/engine.h"
@@ -126,6 +127,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
   void onEstablished(Leg& l);
   void traceTrust(SSL* ssl, const std::string& verify_name);  // tls.trust for the upstream leg
+  [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
+  void settleSummary();
   void deriveKeys(Leg& l, std::string_view label, const std::vector<std::uint8_t>& client_random,
                   const std::vector<std::uint8_t>& secret);
   void emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k);
@@ -185,6 +188,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int abort_alert_ = 0;
   bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
   std::string outcome_;
+  std::string summary_part_;  // conn.summary's handshake part, rendered once both legs are established
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;

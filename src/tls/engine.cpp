@@ -2,6 +2,9 @@
 
 #include <openssl/err.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace tlstrace::tls {
 
 namespace {
@@ -55,6 +58,69 @@ int clientHelloCallback(SSL* ssl, int* al, void* /*arg*/) {
 
 }  // namespace
 
+// The engine's BIO: OpenSSL reads the engine's received bytes and appends what it writes to the
+// engine's output, both in place. An empty input is "retry" (not EOF), so OpenSSL asks for more.
+struct EngineBio {
+  static TlsEngine& engine(BIO* b) { return *static_cast<TlsEngine*>(BIO_get_data(b)); }
+
+  static int write(BIO* b, const char* data, size_t len, size_t* written) {
+    BIO_clear_retry_flags(b);
+    TlsEngine& e = engine(b);
+    if (e.out_.empty() && e.out_.capacity() == 0) e.out_ = borrowBuffer();
+    const auto* p = reinterpret_cast<const std::uint8_t*>(data);
+    e.out_.insert(e.out_.end(), p, p + len);
+    *written = len;
+    return 1;
+  }
+
+  static int read(BIO* b, char* data, size_t len, size_t* readbytes) {
+    BIO_clear_retry_flags(b);
+    TlsEngine& e = engine(b);
+    const std::size_t n = std::min(len, e.in_.size() - e.in_off_);
+    *readbytes = n;
+    if (n == 0) {
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    std::memcpy(data, e.in_.data() + e.in_off_, n);
+    e.in_off_ += n;
+    if (e.in_off_ == e.in_.size()) {
+      e.in_.clear();
+      e.in_off_ = 0;
+    }
+    return 1;
+  }
+
+  static long ctrl(BIO* b, int cmd, long /*num*/, void* /*ptr*/) {
+    TlsEngine& e = engine(b);
+    switch (cmd) {
+      case BIO_CTRL_PENDING: return static_cast<long>(e.in_.size() - e.in_off_);
+      case BIO_CTRL_WPENDING: return static_cast<long>(e.out_.size() - e.out_off_);
+      case BIO_CTRL_FLUSH: return 1;
+      default: return 0;
+    }
+  }
+
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  static const BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tlstrace engine");
+      if (bm) {
+        BIO_meth_set_write_ex(bm, write);
+        BIO_meth_set_read_ex(bm, read);
+        BIO_meth_set_ctrl(bm, ctrl);
+        BIO_meth_set_create(bm, create);
+      }
+      return bm;
+    }();
+    return m;
+  }
+};
+
 int TlsEngine::verifyCallback(int preverify_ok, X509_STORE_CTX* store) {
   if (!preverify_ok) {
     auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
@@ -85,16 +151,11 @@ void TlsEngine::reportSecrets(SSL_CTX* ctx) {
 
 TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ctx)), obs_(obs) {
   if (!ssl_) throw OpensslError("SSL_new");
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  if (!rbio_ || !wbio_) {
-    BIO_free(rbio_);
-    BIO_free(wbio_);
-    throw OpensslError("BIO_new");
-  }
-  // An empty read BIO must report "retry", not EOF, so that the engine asks for more input.
-  BIO_set_mem_eof_return(rbio_, -1);
-  SSL_set_bio(ssl_.get(), rbio_, wbio_);  // ownership of both BIOs passes to the SSL
+  const BIO_METHOD* method = EngineBio::method();
+  BIO* bio = method ? BIO_new(method) : nullptr;
+  if (!bio) throw OpensslError("BIO_new");
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_.get(), bio, bio);  // one BIO both ways; the SSL takes its one reference
   SSL_set_app_data(ssl_.get(), obs_);
   if (server) SSL_set_accept_state(ssl_.get());
   else SSL_set_connect_state(ssl_.get());
@@ -102,7 +163,8 @@ TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ct
 
 void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
   if (ciphertext.empty()) return;
-  BIO_write(rbio_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+  if (in_.empty() && in_.capacity() == 0) in_ = borrowBuffer();
+  in_.insert(in_.end(), ciphertext.begin(), ciphertext.end());
 }
 
 TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
@@ -134,9 +196,9 @@ TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
     // Nothing left to decrypt: another SSL_read would only find that out after allocating a fresh
     // 16 KiB record buffer, which an idle connection would then keep (RELEASE_BUFFERS frees it
     // only when a record is consumed).
-    if (BIO_ctrl_pending(rbio_) == 0 && SSL_has_pending(ssl_.get()) == 0 &&
-        (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
+    if (in_.empty() && SSL_has_pending(ssl_.get()) == 0 && (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
       SSL_free_buffers(ssl_.get());
+      returnBuffer(in_);
       return Status::WantIo;
     }
     ERR_clear_error();
@@ -170,32 +232,31 @@ void TlsEngine::shutdown() {
 }
 
 void TlsEngine::compact() {
-  if (BIO_ctrl_pending(rbio_) != 0 || BIO_ctrl_pending(wbio_) != 0) return;
+  if (!in_.empty() || out_.size() != out_off_) return;
   SSL_free_buffers(ssl_.get());  // the record buffers the handshake left allocated
-  BIO* r = BIO_new(BIO_s_mem());
-  BIO* w = BIO_new(BIO_s_mem());
-  if (!r || !w) {
-    BIO_free(r);
-    BIO_free(w);
-    return;
-  }
-  BIO_set_mem_eof_return(r, -1);
-  SSL_set0_rbio(ssl_.get(), r);  // frees the old read BIO; the SSL owns the new one
-  SSL_set0_wbio(ssl_.get(), w);  // likewise for the write BIO
-  rbio_ = r;
-  wbio_ = w;
+  returnBuffer(in_);
+  returnBuffer(out_);
+  out_off_ = 0;
 }
 
-std::size_t TlsEngine::pendingOut() const { return BIO_ctrl_pending(wbio_); }
+std::size_t TlsEngine::pendingOut() const { return out_.size() - out_off_; }
 
 std::size_t TlsEngine::takeOut(std::vector<std::uint8_t>& out, std::size_t cap) {
   const std::size_t n = std::min(pendingOut(), cap);
   if (n == 0) return 0;
-  const std::size_t at = out.size();
-  out.resize(at + n);
-  const int got = BIO_read(wbio_, out.data() + at, static_cast<int>(n));
-  out.resize(at + static_cast<std::size_t>(got > 0 ? got : 0));
-  return got > 0 ? static_cast<std::size_t>(got) : 0;
+  if (out.empty() && out_off_ == 0 && n == out_.size()) {
+    out.swap(out_);  // the whole output, without a copy
+    returnBuffer(out_);  // the caller's spare capacity, for whoever writes next on this thread
+    return n;
+  }
+  const auto from = out_.begin() + static_cast<std::ptrdiff_t>(out_off_);
+  out.insert(out.end(), from, from + static_cast<std::ptrdiff_t>(n));
+  out_off_ += n;
+  if (out_off_ == out_.size()) {
+    out_.clear();
+    out_off_ = 0;
+  }
+  return n;
 }
 
 }  // namespace tlstrace::tls

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tls/buffer_pool.h"
 #include "tls/ossl.h"
 
 namespace tlstrace::tls {
@@ -68,8 +69,8 @@ class TlsEngine {
   [[nodiscard]] Status write(std::span<const std::uint8_t> plain);
   // Queues close_notify.
   void shutdown();
-  // Gives back the memory BIOs' buffers when both are empty (they keep the capacity of the
-  // largest flight otherwise): called once a connection settles into relaying.
+  // Gives back OpenSSL's record buffers and the engine's own when nothing is buffered: called
+  // once a connection settles into relaying.
   void compact();
 
   [[nodiscard]] std::size_t pendingOut() const;
@@ -84,10 +85,15 @@ class TlsEngine {
 
  private:
   Status classify(int ret, const char* what);
+  friend struct EngineBio;
 
-  SslPtr ssl_;
-  BIO* rbio_ = nullptr;  // owned by ssl_
-  BIO* wbio_ = nullptr;  // owned by ssl_
+  // Ciphertext between the sockets and OpenSSL, through the engine's own BIO rather than two
+  // memory BIOs: no copy out of them, and an idle engine holds no buffer (see buffer_pool.h).
+  ByteBuffer in_;  // received, not yet read by OpenSSL
+  std::size_t in_off_ = 0;
+  ByteBuffer out_;  // produced, not yet taken
+  std::size_t out_off_ = 0;
+  SslPtr ssl_;  // declared after the buffers its BIO points at
   Observer* obs_;
   std::string error_;
   int error_reason_ = 0;

@@ -420,10 +420,10 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
     if (auto v = decodeU8List(e->data)) o.psk_modes = *v;
   o.psk = findExtension(ch.extensions, 41) != nullptr;
   o.early_data = findExtension(ch.extensions, 42) != nullptr;
-  if (!offer_.seen) {
-    offer_ = std::move(o);
+  if (!hs().offer.seen) {
+    hs().offer = std::move(o);
   } else {  // the retried hello: new key shares, same offer otherwise
-    offer_.key_shares = std::move(o.key_shares);
+    hs().offer.key_shares = std::move(o.key_shares);
   }
 }
 
@@ -443,41 +443,82 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
   if (auto* e = findExtension(sh.extensions, 43))
     if (auto v = decodeU16(e->data)) selected = *v;
   body.set("selected_version", std::string(versionName(selected)));
-  choice_.seen = true;
-  choice_.legacy_version = sh.legacy_version;
-  choice_.version = selected;
-  choice_.suite = sh.cipher_suite;
-  choice_.extensions.clear();
-  for (const auto& e : sh.extensions) choice_.extensions.push_back(e.type);
-  kex_.kind = kexOfSuite(sh.cipher_suite);
+  hs().choice.seen = true;
+  hs().choice.legacy_version = sh.legacy_version;
+  hs().choice.version = selected;
+  hs().choice.suite = sh.cipher_suite;
+  hs().choice.extensions.clear();
+  for (const auto& e : sh.extensions) hs().choice.extensions.push_back(e.type);
+  hs().kex.kind = kexOfSuite(sh.cipher_suite);
   if (auto* e = findExtension(sh.extensions, 51)) {
     if (sh.hello_retry_request) {
       if (auto g = decodeU16(e->data)) {
-        choice_.hrr = true;
-        choice_.hrr_group = *g;
+        hs().choice.hrr = true;
+        hs().choice.hrr_group = *g;
         Json k = Json::object();
         k.set("group", std::string(namedGroupName(*g)));
         body.set("key_share", std::move(k));
       }
     } else if (auto ks = decodeKeyShareServer(e->data)) {
-      choice_.key_share_group = ks->group;
-      choice_.key_share = blob(ks->key_exchange);
-      kex_.group = ks->group;
-      kex_.server_public = choice_.key_share;
-      for (const auto& [g, pub] : offer_.key_shares)
-        if (g == ks->group) kex_.client_public = pub;
+      hs().choice.key_share_group = ks->group;
+      hs().choice.key_share = blob(ks->key_exchange);
+      hs().kex.group = ks->group;
+      hs().kex.server_public = hs().choice.key_share;
+      for (const auto& [g, pub] : hs().offer.key_shares)
+        if (g == ks->group) hs().kex.client_public = pub;
       Json k = Json::object();
       k.set("group", std::string(namedGroupName(ks->group)));
       k.set("public", toHex(ks->key_exchange));
       body.set("key_share", std::move(k));
     }
   }
-  choice_.psk_selected = findExtension(sh.extensions, 41) != nullptr;
+  hs().choice.psk_selected = findExtension(sh.extensions, 41) != nullptr;
   if (auto* e = findExtension(sh.extensions, 16))
     if (auto v = decodeAlpn(e->data); v && !v->empty()) {
-      choice_.alpn = v->front();
+      hs().choice.alpn = v->front();
       body.set("alpn", v->front());
     }
+}
+
+LegDecoder::LegDecoder(const LegDecoder& o)
+    : der_(o.der_),
+      hs_(o.hs_ ? std::make_unique<Handshake>(*o.hs_) : nullptr),
+      released_version_(o.released_version_),
+      last_message_(o.last_message_),
+      key_updates_client_(o.key_updates_client_),
+      key_updates_server_(o.key_updates_server_) {}
+
+LegDecoder& LegDecoder::operator=(const LegDecoder& o) {
+  if (this != &o) *this = LegDecoder(o);
+  return *this;
+}
+
+LegDecoder::Handshake& LegDecoder::hs() {
+  if (!hs_) {
+    hs_ = std::make_unique<Handshake>();
+    hs_->choice.version = released_version_;
+  }
+  return *hs_;
+}
+
+const HelloOffer& LegDecoder::offer() const {
+  static const HelloOffer none;
+  return hs_ ? hs_->offer : none;
+}
+
+const ServerChoice& LegDecoder::choice() const {
+  static const ServerChoice none;
+  return hs_ ? hs_->choice : none;
+}
+
+const KexMaterial& LegDecoder::kex() const {
+  static const KexMaterial none;
+  return hs_ ? hs_->kex : none;
+}
+
+void LegDecoder::releaseHandshake() {
+  released_version_ = version();
+  hs_.reset();
 }
 
 MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
@@ -498,7 +539,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
     return out;
   }
   const Bytes body = msg.subspan(4);
-  const bool tls13 = choice_.version == 0x0304;
+  const bool tls13 = version() == 0x0304;
   Json& b = out.body;
   switch (hdr.value.type) {
     case 1: clientHello(msg, body, b); break;
@@ -511,7 +552,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       if (!d.ok()) return malformed(b, d.error, msg), out;
       b.set("extensions", extensions(d.value, false, false));
       if (auto* e = findExtension(d.value, 16))
-        if (auto v = decodeAlpn(e->data); v && !v->empty()) choice_.alpn = v->front();
+        if (auto v = decodeAlpn(e->data); v && !v->empty()) hs().choice.alpn = v->front();
       break;
     }
     case 11: {  // Certificate
@@ -528,7 +569,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       break;
     }
     case 12: {  // ServerKeyExchange
-      auto d = decodeServerKeyExchange(body, kex_.kind);
+      auto d = decodeServerKeyExchange(body, hs().kex.kind);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       const auto& s = d.value;
       b.set("kex", std::string(kexName(s.kind)));
@@ -538,27 +579,27 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
         b.set("g", toHex(s.g));
         b.set("public", toHex(s.ys));
         b.set("p_bits", bitLength(s.p));
-        kex_.p = blob(s.p);
-        kex_.g = blob(s.g);
-        kex_.server_public = blob(s.ys);
+        hs().kex.p = blob(s.p);
+        hs().kex.g = blob(s.g);
+        hs().kex.server_public = blob(s.ys);
       } else if (!s.point.empty()) {
         b.set("curve", codeName(s.named_curve, namedGroupName(s.named_curve)));
         b.set("public", toHex(s.point));
-        kex_.group = s.named_curve;
-        kex_.server_public = blob(s.point);
+        hs().kex.group = s.named_curve;
+        hs().kex.server_public = blob(s.point);
       }
       if (s.signed_params) {
         if (s.signed_params->scheme) {
           b.set("signature_algorithm",
                 codeName(*s.signed_params->scheme, signatureSchemeName(*s.signed_params->scheme)));
-          kex_.server_sig_scheme = s.signed_params->scheme;
+          hs().kex.server_sig_scheme = s.signed_params->scheme;
         }
         b.set("signature_length", s.signed_params->signature.size());
       }
       break;
     }
     case 13: {  // CertificateRequest
-      auto d = decodeCertificateRequest(body, choice_.version);
+      auto d = decodeCertificateRequest(body, version());
       if (!d.ok()) return malformed(b, d.error, msg), out;
       const auto& c = d.value;
       if (tls13) {
@@ -586,22 +627,22 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       if (!d.ok()) return malformed(b, d.error, msg), out;
       if (d.value.scheme) {
         b.set("signature_algorithm", codeName(*d.value.scheme, signatureSchemeName(*d.value.scheme)));
-        (from_client ? kex_.client_sig_scheme : kex_.server_sig_scheme) = d.value.scheme;
+        (from_client ? hs().kex.client_sig_scheme : hs().kex.server_sig_scheme) = d.value.scheme;
       }
       b.set("signature_length", d.value.signature.size());
       break;
     }
     case 16: {  // ClientKeyExchange
-      auto d = decodeClientKeyExchange(body, kex_.kind);
+      auto d = decodeClientKeyExchange(body, hs().kex.kind);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       if (!d.value.psk_identity.empty()) b.set("psk_identity", toHex(d.value.psk_identity, 64));
       if (!d.value.public_value.empty()) {
         b.set("public", toHex(d.value.public_value));
-        kex_.client_public = blob(d.value.public_value);
+        hs().kex.client_public = blob(d.value.public_value);
       }
-      if (!d.value.encrypted_premaster.empty() || kex_.kind == KexKind::Rsa) {
+      if (!d.value.encrypted_premaster.empty() || hs().kex.kind == KexKind::Rsa) {
         b.set("encrypted_premaster_length", d.value.encrypted_premaster.size());
-        kex_.has_encrypted_premaster = true;
+        hs().kex.has_encrypted_premaster = true;
       }
       break;
     }
@@ -618,7 +659,8 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       }
       b.set("ticket_length", d.value.ticket.size());
       b.set("extensions", extensions(d.value.extensions, false, false));
-      kex_.ticket_lifetimes.push_back(d.value.lifetime);
+      // Read by the key-exchange assessment, which a released leg has had already.
+      if (hs_) hs_->kex.ticket_lifetimes.push_back(d.value.lifetime);
       break;
     }
     case 22: {  // CertificateStatus

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,15 +78,24 @@ struct DerDecoders {
 class LegDecoder {
  public:
   explicit LegDecoder(DerDecoders der = {}) : der_(std::move(der)) {}
+  LegDecoder(const LegDecoder& o);  // a deep copy (the state at one point of a handshake)
+  LegDecoder& operator=(const LegDecoder& o);
+  LegDecoder(LegDecoder&&) = default;
+  LegDecoder& operator=(LegDecoder&&) = default;
+  ~LegDecoder() = default;
 
   // `msg` is one whole handshake message; `from_client` is true when the TLS client of this leg
   // sent it (on the client leg: received by the proxy; on the upstream leg: sent by it).
   [[nodiscard]] MessageBody describe(wire::Bytes msg, bool from_client);
 
-  [[nodiscard]] const HelloOffer& offer() const { return offer_; }
-  [[nodiscard]] const ServerChoice& choice() const { return choice_; }
-  [[nodiscard]] const KexMaterial& kex() const { return kex_; }
-  [[nodiscard]] std::uint16_t version() const { return choice_.version; }
+  [[nodiscard]] const HelloOffer& offer() const;
+  [[nodiscard]] const ServerChoice& choice() const;
+  [[nodiscard]] const KexMaterial& kex() const;
+  [[nodiscard]] std::uint16_t version() const { return hs_ ? hs_->choice.version : released_version_; }
+  // Lets go of the offer, choice and key-exchange material once nothing reads them any more (an
+  // established leg whose summary part is rendered); later messages start them afresh, keeping
+  // the negotiated version.
+  void releaseHandshake();
   [[nodiscard]] const std::string& lastMessage() const { return last_message_; }
   [[nodiscard]] std::uint32_t keyUpdates(bool from_client) const {
     return from_client ? key_updates_client_ : key_updates_server_;
@@ -98,10 +108,16 @@ class LegDecoder {
   void extension(const wire::Extension& e, bool from_client, bool hrr, Json& out);
   Json certificateSummary(wire::Bytes der);
 
+  struct Handshake {
+    HelloOffer offer;
+    ServerChoice choice;
+    KexMaterial kex;
+  };
+  Handshake& hs();
+
   DerDecoders der_;
-  HelloOffer offer_;
-  ServerChoice choice_;
-  KexMaterial kex_;
+  std::unique_ptr<Handshake> hs_;  // on the heap so that an idle leg holds none of it
+  std::uint16_t released_version_ = 0;
   std::string last_message_;
   std::uint32_t key_updates_client_ = 0;
   std::uint32_t key_updates_server_ = 0;

@@ -62,6 +62,9 @@ class Json {
   // Object helpers. set() appends or replaces; find() returns nullptr when absent.
   Json& set(std::string key, Json value);
   [[nodiscard]] const Json* find(std::string_view key) const;
+  [[nodiscard]] Json* find(std::string_view key) {
+    return const_cast<Json*>(static_cast<const Json*>(this)->find(key));  // same lookup, caller owns *this
+  }
   // Array helper.
   Json& push(Json value);
 

@@ -310,6 +310,55 @@ TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the on
   CHECK(keepForSummary(SummaryInput::Trust, Json()).isNull());
 }
 
+TEST_CASE("conn.summary in two steps (handshake part rendered, decoders released) equals the one-step summary") {
+  trace::LegDecoder client_dec, upstream_dec;
+  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
+  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_openssl_s_client.hex")), true);
+  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  const Json established = *Json::parse(R"({"version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384","group":"x25519",)"
+                                        R"("alpn":null,"resumed":false})");
+  const Json trust = *Json::parse(R"({"verified":true,"hostname":"a\"b\u00e9","hostname_match":true})");
+  const Json kex = *Json::parse(R"({"kex":"ECDHE","rating":"strong"})");
+  const auto report = [&](const trace::LegDecoder& d, bool upstream) {
+    analysis::LegReport r;
+    r.offer = &d.offer();
+    r.choice = &d.choice();
+    r.kex = &d.kex();
+    r.established = established;
+    if (upstream) r.trust = trust;
+    r.key_exchange = kex;
+    r.connect_ms = upstream ? std::optional<double>(0.25) : std::nullopt;
+    r.handshake_ms = 3.125;
+    r.was_established = true;
+    return r;
+  };
+  // What happens after the handshakes: alerts and an error, seen only by the second step.
+  auto live = [](analysis::LegReport r) {
+    r.alerts = {"received warning close_notify"};
+    r.error_cause = "peer_reset";
+    return r;
+  };
+  const Json one_step = analysis::buildSummary(live(report(client_dec, false)), live(report(upstream_dec, true)));
+  const std::string part = analysis::summaryHandshakePart(report(client_dec, false), report(upstream_dec, true)).dump();
+  client_dec.releaseHandshake();
+  upstream_dec.releaseHandshake();
+  analysis::LegReport c = live(report(client_dec, false)), u = live(report(upstream_dec, true));
+  for (auto* r : {&c, &u}) {  // what a connection still holds then
+    r->established = Json();
+    r->trust = Json();
+    r->key_exchange = Json();
+  }
+  const Json two_step = analysis::completeSummary(*Json::parse(part), c, u);
+  CHECK(two_step.dump() == one_step.dump());
+  CHECK(two_step.find("client")->find("established")->asBool());
+  CHECK(two_step.find("upstream")->find("error")->asString() == "peer_reset");
+  CHECK(two_step.find("upstream")->find("ja4") != nullptr);
+  // Without the flag, a leg whose handshake never finished says so.
+  c.was_established = false;
+  CHECK(!analysis::completeSummary(*Json::parse(part), c, u).find("client")->find("established")->asBool());
+}
+
 TEST_CASE("prime-order subgroup test (Legendre symbol) agrees with y^q mod p on a real safe prime") {
   const Blob p = prime(BN_get_rfc3526_prime_2048);
   BIGNUM* pb = BN_bin2bn(p.data(), static_cast<int>(p.size()), nullptr);

@@ -168,6 +168,36 @@ TEST_CASE("TLS 1.3 HelloRetryRequest: recognised, and the retried hello's share 
   CHECK(leg.kex().server_public.size() == 97);
 }
 
+TEST_CASE("a released decoder keeps the negotiated version and decodes post-handshake messages alike") {
+  auto hs = load("msgs_openssl_tls13_clientauth.txt");
+  REQUIRE(!hs.empty());
+  LegDecoder whole, released;
+  bool did_release = false;
+  for (const auto& m : hs[0]) {
+    const auto a = whole.describe(m.bytes, m.from_client);
+    if (m.bytes[0] == 4 && !did_release) {  // first NewSessionTicket: the handshake is over
+      REQUIRE(released.offer().seen);
+      released.releaseHandshake();
+      did_release = true;
+      CHECK(!released.offer().seen);
+      CHECK(!released.choice().seen);
+      CHECK(released.kex().ticket_lifetimes.empty());
+    }
+    const auto b = released.describe(m.bytes, m.from_client);
+    CHECK(a.type == b.type);
+    CHECK(a.body.dump() == b.body.dump());  // TLS 1.3 ticket fields (age_add, nonce) included
+    CHECK(released.version() == whole.version());
+  }
+  CHECK(did_release);
+  CHECK(released.version() == 0x0304);
+  CHECK(released.lastMessage() == whole.lastMessage());
+  // A copy is deep: releasing the original leaves the copy's state alone.
+  LegDecoder copy = whole;
+  whole.releaseHandshake();
+  CHECK(copy.offer().seen);
+  CHECK(copy.kex().ticket_lifetimes.size() == 2);
+}
+
 TEST_CASE("every truncation of every captured message is reported, never a crash") {
   std::size_t reported = 0, cuts = 0;
   for (const char* file : {"msgs_openssl_tls12_dhe.txt", "msgs_openssl_tls13_clientauth.txt",

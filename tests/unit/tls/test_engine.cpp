@@ -1,0 +1,142 @@
+// TlsEngine against itself in memory: the engine's own BIO must carry a whole handshake and bulk
+// data both ways, hand its output out whole or in pieces, and hold no buffer once idle.
+#include <doctest/doctest.h>
+#include <openssl/ssl.h>
+
+#include <numeric>
+
+#include "pki/ca.h"
+#include "tls/buffer_pool.h"
+#include "tls/engine.h"
+
+using namespace tlstrace;
+using tls::TlsEngine;
+
+namespace {
+
+struct NoObserver : TlsEngine::Observer {
+  int messages = 0;
+  void onTlsMessage(bool, int, std::span<const std::uint8_t>) override { ++messages; }
+  void onRecordHeader(bool, std::span<const std::uint8_t>) override {}
+  void onKeylog(std::string_view) override {}
+};
+
+struct Pair {
+  pki::CertAuthority id = pki::createCa("engine test");
+  tls::SslCtxPtr server_ctx{SSL_CTX_new(TLS_server_method())};
+  tls::SslCtxPtr client_ctx{SSL_CTX_new(TLS_client_method())};
+  NoObserver server_obs, client_obs;
+  std::unique_ptr<TlsEngine> server, client;
+
+  Pair() {
+    REQUIRE(SSL_CTX_use_certificate(server_ctx.get(), id.cert.get()) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey(server_ctx.get(), id.key.get()) == 1);
+    TlsEngine::prepareContext(server_ctx.get());
+    TlsEngine::prepareContext(client_ctx.get());
+    server = std::make_unique<TlsEngine>(server_ctx.get(), true, &server_obs);
+    client = std::make_unique<TlsEngine>(client_ctx.get(), false, &client_obs);
+  }
+
+  // Moves what `from` produced into `to`, `chunk` bytes at a time (partial takes included).
+  static std::size_t move(TlsEngine& from, TlsEngine& to, std::size_t chunk) {
+    std::size_t moved = 0;
+    std::vector<std::uint8_t> wire;
+    while (from.pendingOut() > 0) {
+      wire.clear();
+      moved += from.takeOut(wire, chunk);
+      to.feed(wire);
+    }
+    return moved;
+  }
+
+  void handshake(std::size_t chunk) {
+    for (int round = 0; round < 10; ++round) {
+      const auto c = client->handshake();
+      move(*client, *server, chunk);
+      const auto s = server->handshake();
+      move(*server, *client, chunk);
+      if (c == TlsEngine::Status::Ok && s == TlsEngine::Status::Ok) return;
+      REQUIRE(c != TlsEngine::Status::Error);
+      REQUIRE(s != TlsEngine::Status::Error);
+    }
+    FAIL("handshake did not finish in 10 rounds");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a handshake and 200 KiB each way through the engine's BIO, whole and in pieces") {
+  for (std::size_t chunk : {SIZE_MAX, std::size_t{7}, std::size_t{3000}}) {
+    CAPTURE(chunk);
+    Pair p;
+    p.handshake(chunk);
+    CHECK(p.client->handshakeDone());
+    CHECK(p.server->handshakeDone());
+    CHECK(p.client_obs.messages > 4);
+    std::vector<std::uint8_t> data(200 * 1024);
+    std::iota(data.begin(), data.end(), std::uint8_t{1});
+    for (auto [from, to] : {std::pair{p.client.get(), p.server.get()}, std::pair{p.server.get(), p.client.get()}}) {
+      REQUIRE(from->write(data) == TlsEngine::Status::Ok);
+      CHECK(from->pendingOut() > data.size());  // ciphertext: records carry headers and tags
+      CHECK(Pair::move(*from, *to, chunk) > data.size());
+      std::vector<std::uint8_t> got;
+      CHECK(to->read(got) == TlsEngine::Status::WantIo);
+      CHECK(got == data);
+    }
+    // close_notify arrives as Closed, after any data before it.
+    p.client->shutdown();
+    Pair::move(*p.client, *p.server, chunk);
+    std::vector<std::uint8_t> rest;
+    CHECK(p.server->read(rest) == TlsEngine::Status::Closed);
+    CHECK(rest.empty());
+    CHECK(p.server->sawCloseNotify());
+  }
+}
+
+TEST_CASE("an empty input is 'retry', not end of stream; compact keeps what is still buffered") {
+  Pair p;
+  CHECK(p.server->handshake() == TlsEngine::Status::WantIo);  // nothing fed yet
+  CHECK(p.client->handshake() == TlsEngine::Status::WantIo);  // ClientHello out, waiting
+  const std::size_t hello = p.client->pendingOut();
+  CHECK(hello > 100);
+  p.client->compact();  // output not taken: must stay
+  CHECK(p.client->pendingOut() == hello);
+  p.handshake(SIZE_MAX);
+  const std::vector<std::uint8_t> msg{'h', 'i'};
+  REQUIRE(p.client->write(msg) == TlsEngine::Status::Ok);
+  p.client->compact();
+  CHECK(p.client->pendingOut() > 0);
+  Pair::move(*p.client, *p.server, SIZE_MAX);
+  std::vector<std::uint8_t> got;
+  CHECK(p.server->read(got) == TlsEngine::Status::WantIo);
+  CHECK(got == msg);
+  p.server->compact();
+  p.client->compact();
+  CHECK(p.server->pendingOut() == 0);
+  CHECK(p.client->pendingOut() == 0);
+}
+
+TEST_CASE("the buffer pool hands back storage, and keeps neither huge buffers nor unlimited ones") {
+  tls::ByteBuffer b;
+  b.reserve(4096);
+  const auto* storage = b.data();
+  tls::returnBuffer(b);
+  CHECK(b.capacity() == 0);
+  tls::ByteBuffer again = tls::borrowBuffer();
+  CHECK(again.data() == storage);
+  CHECK(again.empty());
+  CHECK(again.capacity() >= 4096);
+  tls::ByteBuffer huge;
+  huge.reserve(1 << 20);
+  tls::returnBuffer(huge);
+  CHECK(huge.capacity() == 0);
+  CHECK(tls::borrowBuffer().capacity() < (1u << 20));
+  std::vector<tls::ByteBuffer> many(100);
+  for (auto& m : many) {
+    m.reserve(64);
+    tls::returnBuffer(m);
+  }
+  int pooled = 0;
+  while (tls::borrowBuffer().capacity() > 0) ++pooled;
+  CHECK(pooled == 64);
+}
