@@ -1,7 +1,9 @@
 #include "net/connection.h"
 
 #include <boost/asio/connect.hpp>
+#include <algorithm>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <utility>
 
 #include "analysis/diagnose.h"
@@ -36,7 +38,6 @@ std::span<std::uint8_t> threadReadBuffer() {
   static thread_local std::array<std::uint8_t, 64 * 1024> buf;
   return buf;
 }
-constexpr std::size_t kDataHexCap = 64;
 constexpr auto kCloseGrace = std::chrono::seconds(2);
 
 double msSince(std::chrono::steady_clock::time_point t) {
@@ -121,14 +122,23 @@ bool Connection::tracing(trace::Category c) const { return svc_.tracer->enabled(
 
 void Connection::emit(trace::Leg leg, std::string name, Json fields) {
   if (!svc_.tracer->enabled(trace::categoryOf(name))) return;
-  trace::Event e;
+  newEvent(leg, std::move(name)).fields = std::move(fields);
+}
+
+void Connection::emitFlat(trace::Leg leg, const char* name, trace::FlatFields flat) {
+  newEvent(leg, name).flat = std::move(flat);
+}
+
+trace::Event& Connection::newEvent(trace::Leg leg, std::string name) {
+  // Held until the end of the handler (tapCommit): one queue lock per burst, not per event, and
+  // one allocation per burst (the queue takes the vector).
+  if (events_.empty()) events_.reserve(8);
+  trace::Event& e = events_.emplace_back();
   e.ts = trace::Clock::now();
   e.conn = id_;
   e.leg = leg;
   e.name = std::move(name);
-  e.fields = std::move(fields);
-  // Held until the end of the handler (tapCommit): one queue lock per burst, not per event.
-  events_.push_back(std::move(e));
+  return e;
 }
 
 void Connection::markOpen(Leg& l, SteadyClock::time_point at) {
@@ -674,12 +684,13 @@ void Connection::Observer::onRecordHeader(bool sent, std::span<const std::uint8_
   Connection& c = *conn;
   if (!c.tracing(trace::kRecord) || header.size() < 5) return;
   // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
-  Json f = Json::object();
-  f.set("dir", sent ? "out" : "in");
-  f.set("content_type", static_cast<int>(header[0]));
-  f.set("version", std::string(wire::versionName(static_cast<std::uint16_t>((header[1] << 8) | header[2]))));
-  f.set("length", (header[3] << 8) | header[4]);
-  c.emit(leg->which, "tls.record", std::move(f));
+  trace::FlatFields f;
+  f.kind = trace::FlatFields::Kind::Record;
+  f.in = !sent;
+  f.content_type = header[0];
+  f.version = static_cast<std::uint16_t>((header[1] << 8) | header[2]);
+  f.length = static_cast<std::uint64_t>((header[3] << 8) | header[4]);
+  c.emitFlat(leg->which, "tls.record", std::move(f));
 }
 
 void Connection::Observer::onKeylog(std::string_view line) {
@@ -856,11 +867,13 @@ void Connection::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
   if (!plain_in.empty()) {
     (&src == &client_ ? c2s_ : s2c_) += plain_in.size();
     if (tracing(trace::kData)) {
-      Json f = Json::object();
-      f.set("dir", "in");
-      f.set("bytes", plain_in.size());
-      f.set("hex", wire::toHex(plain_in, kDataHexCap));
-      emit(src.which, "data", std::move(f));
+      trace::FlatFields f;
+      f.kind = trace::FlatFields::Kind::Data;
+      f.in = true;
+      f.length = plain_in.size();
+      f.head_len = static_cast<std::uint8_t>(std::min(plain_in.size(), trace::FlatFields::kHeadMax));
+      std::memcpy(f.head, plain_in.data(), f.head_len);
+      emitFlat(src.which, "data", std::move(f));
     }
     if (dst.tls) {
       if (dst.tls->write(plain_in) == tls::TlsEngine::Status::Error) {

@@ -36,18 +36,20 @@ TextSink::TextSink(const std::string& path, trace::TextFormat format)
     : out_(path, stderr, "trace log"), format_(format) {}
 
 void TextSink::write(const trace::Event& e) {
-  std::string text = trace::renderText(e, format_);
-  if (!text.empty() && text.back() != '\n') text.push_back('\n');
-  out_.append(text);
+  std::string& buf = out_.buffer();
+  const std::size_t at = buf.size();
+  trace::appendText(e, format_, buf);
+  if (buf.size() > at && buf.back() != '\n') buf.push_back('\n');
+  out_.spillIfFull();
 }
 
 JsonLinesSink::JsonLinesSink(const std::string& path) : out_(path, stdout, "events file") {}
 
 void JsonLinesSink::write(const trace::Event& e) {
-  line_.clear();
-  trace::appendJsonLine(e, line_);
-  line_.push_back('\n');
-  out_.append(line_);
+  std::string& buf = out_.buffer();
+  trace::appendJsonLine(e, buf);
+  buf.push_back('\n');
+  out_.spillIfFull();
 }
 
 int openPrivateAppend(const std::string& path) {

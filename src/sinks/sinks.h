@@ -22,6 +22,11 @@ class BufferedFile {
   BufferedFile& operator=(const BufferedFile&) = delete;
   void append(const std::string& lines) {
     buf_ += lines;
+    spillIfFull();
+  }
+  // For rendering in place: append to buffer(), then call spillIfFull().
+  [[nodiscard]] std::string& buffer() { return buf_; }
+  void spillIfFull() {
     if (buf_.size() >= kChunk) flush();
   }
   void flush();
@@ -55,7 +60,6 @@ class JsonLinesSink : public trace::Sink {
 
  private:
   BufferedFile out_;
-  std::string line_;
 };
 
 // NSS key log (https://firefox-source-docs.mozilla.org/security/nss/legacy/key_log_format/):

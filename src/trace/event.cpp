@@ -2,7 +2,12 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+
+#include "trace/raw_writer.h"
+#include "wire/byte_reader.h"
+#include "wire/registry.h"
 
 namespace tlstrace::trace {
 
@@ -50,44 +55,115 @@ Category categoryOf(std::string_view n) {
 }
 
 std::string formatTimestamp(Clock::time_point tp) {
+  std::string out;
+  appendTimestamp(tp, out);
+  return out;
+}
+
+void appendTimestamp(Clock::time_point tp, std::string& out) {
+  char buf[kTimestampLength];
+  out.append(buf, writeTimestamp(tp, buf));
+}
+
+char* writeTimestamp(Clock::time_point tp, char* out) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
   const auto secs = static_cast<std::time_t>(us / 1000000);
   // Every event carries a timestamp and most share their second with the previous one: the
   // calendar part is formatted once per second and thread, only the microseconds each time.
   thread_local std::time_t cached_secs = -1;
-  thread_local char prefix[32];  // "YYYY-MM-DDTHH:MM:SS."
-  thread_local int prefix_len = 0;
+  thread_local char prefix[32] = "1970-01-01T00:00:00.";  // "YYYY-MM-DDTHH:MM:SS."
   if (secs != cached_secs) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    prefix_len = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (prefix_len < 0 || prefix_len >= static_cast<int>(sizeof prefix)) prefix_len = 0;
+    char buf[64];
+    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+                                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n == 20) std::memcpy(prefix, buf, 20);  // years 0..9999 only: other widths keep the last one
     cached_secs = secs;
   }
-  std::string out(prefix, static_cast<std::size_t>(prefix_len));
+  std::memcpy(out, prefix, 20);
   auto frac = static_cast<unsigned long long>(us % 1000000);
-  char digits[7] = {'0', '0', '0', '0', '0', '0', 'Z'};
-  for (int i = 5; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
-  out.append(digits, sizeof digits);
-  return out;
+  for (int i = 25; i >= 20; --i, frac /= 10) out[i] = static_cast<char>('0' + frac % 10);
+  out[26] = 'Z';
+  return out + kTimestampLength;
+}
+
+const Json& fieldsOf(const Event& e, Json& scratch) {
+  const FlatFields& f = e.flat;
+  switch (f.kind) {
+    case FlatFields::Kind::None: return e.fields;
+    case FlatFields::Kind::Record:
+      scratch = Json::object();
+      scratch.set("dir", f.in ? "in" : "out");
+      scratch.set("content_type", static_cast<int>(f.content_type));
+      scratch.set("version", wire::versionName(f.version));
+      scratch.set("length", f.length);
+      return scratch;
+    case FlatFields::Kind::Data:
+      scratch = Json::object();
+      scratch.set("dir", f.in ? "in" : "out");
+      scratch.set("bytes", f.length);
+      scratch.set("hex", wire::toHex(std::span<const std::uint8_t>(f.head, f.head_len), FlatFields::kHeadMax));
+      return scratch;
+  }
+  return e.fields;
 }
 
 Json toJson(const Event& e) {
+  Json scratch;
+  const Json& fields = fieldsOf(e, scratch);
   Json j = Json::object();
   j.set("ts", formatTimestamp(e.ts));
   j.set("conn", e.conn);
   if (e.leg != Leg::None) j.set("leg", legName(e.leg));
   j.set("event", e.name);
-  for (const auto& [k, v] : e.fields.asObject()) j.set(k, v);
+  for (const auto& [k, v] : fields.asObject()) j.set(k, v);
   return j;
 }
 
+namespace {
+
+// A whole flat event's line (tls.record, data): the bytes toJson(e).dump() gives, written at once.
+void appendFlatLine(const Event& e, std::string& out) {
+  const FlatFields& f = e.flat;
+  RawWriter w(out, 256 + e.name.size() + 2 * FlatFields::kHeadMax);
+  w.add("{\"ts\":\"");
+  if (char* p = w.at(kTimestampLength)) w.advance(writeTimestamp(e.ts, p));
+  w.add("\",\"conn\":");
+  w.number(e.conn);
+  if (e.leg != Leg::None) {
+    w.add(",\"leg\":\"");
+    w.add(legName(e.leg));
+    w.add('"');
+  }
+  w.add(",\"event\":\"");
+  w.add(e.name);  // "tls.record" or "data": nothing to escape
+  w.add(f.in ? "\",\"dir\":\"in\"" : "\",\"dir\":\"out\"");
+  if (f.kind == FlatFields::Kind::Record) {
+    w.add(",\"content_type\":");
+    w.number(f.content_type);
+    w.add(",\"version\":\"");
+    w.add(wire::versionName(f.version));
+    w.add("\",\"length\":");
+    w.number(f.length);
+  } else {
+    w.add(",\"bytes\":");
+    w.number(f.length);
+    w.add(",\"hex\":\"");
+    w.hex(f.head, f.head_len);
+    w.add('"');
+  }
+  w.add('}');
+}
+
+}  // namespace
+
 void appendJsonLine(const Event& e, std::string& out) {
+  if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
   // Same bytes as toJson(e).dump(), written straight into `out`: the common fields, then the
   // event's own (their object's opening brace becomes the separating comma).
   out += "{\"ts\":\"";
-  out += formatTimestamp(e.ts);
+  appendTimestamp(e.ts, out);
   out += "\",\"conn\":";
   char num[24];
   out.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
@@ -168,7 +244,8 @@ void Tracer::emit(Event e) {
 }
 
 void Tracer::submit(std::vector<Event>& batch) {
-  std::erase_if(batch, [this](const Event& e) { return !enabled(categoryOf(e.name)); });
+  if ((categories_ & kAll) != kAll)  // with every category on, nothing to filter (per-record events)
+    std::erase_if(batch, [this](const Event& e) { return !enabled(categoryOf(e.name)); });
   if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
   // Back-pressure, never loss: the io thread waits for the writer and every wait is counted.

@@ -36,17 +36,40 @@ inline constexpr unsigned kDefaultCategories = kTcp | kHandshake | kKeyExchange 
 
 using Clock = std::chrono::system_clock;
 
+// The fields of the two events that come once per record or per relayed chunk (tls.record, data),
+// kept flat: building, queuing and rendering them needs no JSON tree. Same fields, same order,
+// same output as the Json form (docs/events.md); fieldsOf() gives that form to everything else.
+struct FlatFields {
+  enum class Kind : std::uint8_t { None, Record, Data };
+  Kind kind = Kind::None;
+  bool in = false;                // "dir"
+  std::uint8_t content_type = 0;  // tls.record "content_type"
+  std::uint16_t version = 0;      // tls.record "version" (legacy_record_version)
+  std::uint64_t length = 0;       // tls.record "length", data "bytes"
+  // data "hex": the first bytes of the chunk (kept raw, written as hex by the renderers).
+  static constexpr std::size_t kHeadMax = 64;
+  std::uint8_t head_len = 0;
+  std::uint8_t head[kHeadMax];
+};
+
 struct Event {
   Clock::time_point ts{};
   std::uint64_t conn = 0;
   Leg leg = Leg::None;
   std::string name;
   Json fields = Json::object();  // beyond the common ts/conn/leg/event
+  FlatFields flat;               // used instead of `fields` when flat.kind != None
 };
+
+// The event's own fields as a Json object: `e.fields`, or the flat ones written into `scratch`.
+[[nodiscard]] const Json& fieldsOf(const Event& e, Json& scratch);
 
 [[nodiscard]] Category categoryOf(std::string_view event_name);
 // RFC 3339 UTC with microseconds.
 [[nodiscard]] std::string formatTimestamp(Clock::time_point tp);
+void appendTimestamp(Clock::time_point tp, std::string& out);  // the same, appended
+inline constexpr std::size_t kTimestampLength = 27;             // "2026-11-27T08:00:00.123456Z"
+char* writeTimestamp(Clock::time_point tp, char* out);          // kTimestampLength bytes; returns the end
 // The JSON Lines form: common fields first, then the event's own.
 [[nodiscard]] Json toJson(const Event& e);
 // The same, serialised straight into `out` (no copy of the fields).

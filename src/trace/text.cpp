@@ -1,6 +1,10 @@
 #include "trace/text.h"
 
+#include <charconv>
 #include <cstdio>
+
+#include "trace/raw_writer.h"
+#include "wire/registry.h"
 
 namespace tlstrace::trace {
 
@@ -172,44 +176,99 @@ bool repeatsAnExtension(const std::string& type, const std::string& field) {
   return false;
 }
 
-// RFC 8446 5.1 ContentType, as the text trace names it.
-std::string contentTypeName(std::int64_t t) {
+
+// The value of `key` as the headline shows it, appended in place ("" when absent).
+void appendField(const Json& f, std::string_view key, std::string& out) {
+  if (const Json* v = f.find(key)) appendScalar(*v, out);
+}
+
+bool isIn(const Json& f) {
+  const Json* d = f.find("dir");
+  return d && d->asString() == "in";
+}
+
+// RFC 8446 5.1 ContentType, as the text trace names it ("" for other values).
+std::string_view contentTypeText(std::int64_t t) {
   switch (t) {
     case 20: return "change_cipher_spec(20)";
     case 21: return "alert(21)";
     case 22: return "handshake(22)";
     case 23: return "application_data(23)";
     case 24: return "heartbeat(24)";
-    default: return "unknown(" + std::to_string(t) + ")";
+    default: return {};
   }
 }
 
-std::string renderDefault(const Event& e) {
-  // "HH:MM:SS.uuuuuu #<conn> <leg, padded to 8> " on every line.
-  const std::string ts = formatTimestamp(e.ts);
-  std::string prefix(std::string_view(ts).substr(11, 15));
+// The whole line of a flat tls.record or data event, prefix included: the same text as the Json
+// form gives below, written at once (these come once per record).
+void appendFlatLine(const Event& e, std::string& out) {
+  const FlatFields& f = e.flat;
+  RawWriter w(out, 128 + 2 * FlatFields::kHeadMax);
+  char stamp[kTimestampLength];
+  writeTimestamp(e.ts, stamp);
+  w.add(std::string_view(stamp + 11, 15));
+  w.add(" #");
+  w.number(e.conn);
+  w.add(' ');
+  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
+  w.add(leg);
+  for (std::size_t i = leg.size(); i < 8; ++i) w.add(' ');
+  w.add(f.in ? " <- " : " -> ");
+  if (f.kind == FlatFields::Kind::Data) {
+    w.add("data ");
+    w.number(f.length);
+    w.add(" bytes: ");
+    w.hex(f.head, f.head_len);
+  } else {
+    w.add("record ");
+    if (const auto name = contentTypeText(f.content_type); !name.empty()) {
+      w.add(name);
+    } else {
+      w.add("unknown(");
+      w.number(f.content_type);
+      w.add(')');
+    }
+    w.add(' ');
+    w.add(wire::versionName(f.version));
+    w.add(", ");
+    w.number(f.length);
+    w.add(" bytes");
+  }
+  w.add('\n');
+}
+
+void appendDefault(const Event& e, std::string& out) {
+  if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
+  // "HH:MM:SS.uuuuuu #<conn> <leg, padded to 8> " on every line. Built once per event in a
+  // per-thread buffer: this runs for every event of the default trace.
+  thread_local std::string stamp, prefix;
+  stamp.clear();
+  appendTimestamp(e.ts, stamp);
+  prefix.assign(std::string_view(stamp).substr(11, 15));
   prefix += " #";
-  prefix += std::to_string(e.conn);
+  char num[24];
+  prefix.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
   prefix += ' ';
   const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
   prefix += leg;
   prefix.append(leg.size() < 8 ? 8 - leg.size() : 0, ' ');
   prefix += ' ';
+  out += prefix;
   const Json& f = e.fields;
-  std::string out;
-  std::string skip1, skip2, skip3;  // fields already shown in the headline
+  std::string_view skip1, skip2, skip3;  // fields already shown in the headline
   if (e.name == "tls.message") {
-    const bool in = str(f, "dir") == "in";
-    out = prefix + (in ? "<- " : "-> ") + str(f, "type") + " (" + str(f, "length") + " bytes)\n";
+    out += isIn(f) ? "<- " : "-> ";
+    appendField(f, "type", out);
+    out += " (";
+    appendField(f, "length", out);
+    out += " bytes)\n";
     skip1 = "dir", skip2 = "type", skip3 = "length";
   } else if (e.name == "tls.record" || e.name == "data") {
     // Per-record and per-chunk events come by the thousand: one line each, as in a packet list.
-    const bool in = str(f, "dir") == "in";
-    out = prefix;
-    out += in ? "<- " : "-> ";
+    out += isIn(f) ? "<- " : "-> ";
     if (e.name == "data") {
       out += "data ";
-      out += str(f, "bytes");
+      appendField(f, "bytes", out);
       out += " bytes";
       if (const Json* hex = f.find("hex")) {
         out += ": ";
@@ -218,35 +277,47 @@ std::string renderDefault(const Event& e) {
     } else {
       out += "record ";
       const Json* ct = f.find("content_type");
-      out += ct ? contentTypeName(ct->asInt()) : "?";
+      if (!ct) {
+        out += '?';
+      } else if (const auto name = contentTypeText(ct->asInt()); !name.empty()) {
+        out += name;
+      } else {
+        out += "unknown(" + std::to_string(ct->asInt()) + ")";
+      }
       out += ' ';
-      out += str(f, "version");
+      appendField(f, "version", out);
       out += ", ";
-      out += str(f, "length");
+      appendField(f, "length", out);
       out += " bytes";
     }
     out += '\n';
     for (const auto& [k, v] : f.asObject())
       if (k != "dir" && k != "bytes" && k != "hex" && k != "content_type" && k != "version" && k != "length")
         renderValue(prefix, 2, k, v, out);
-    return out;
+    return;
   } else if (e.name == "tls.alert") {
-    const bool in = str(f, "dir") == "in";
-    out = prefix + (in ? "<- " : "-> ") + "Alert " + str(f, "level") + " " + str(f, "description") + "\n";
+    out += isIn(f) ? "<- " : "-> ";
+    out += "Alert ";
+    appendField(f, "level", out);
+    out += ' ';
+    appendField(f, "description", out);
+    out += '\n';
     skip1 = "dir", skip2 = "level", skip3 = "description";
   } else {
-    out = prefix + "== " + e.name + "\n";
+    out += "== ";
+    out += e.name;
+    out += '\n';
   }
   for (const auto& [k, v] : f.asObject()) {
     if (k == skip1 || k == skip2 || k == skip3) continue;
     if (k == "body") {
+      const std::string type = str(f, "type");
       for (const auto& [bk, bv] : v.asObject())
-        if (!repeatsAnExtension(str(f, "type"), bk)) renderValue(prefix, 2, bk, bv, out);
+        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, bk, bv, out);
       continue;
     }
     renderValue(prefix, 2, k, v, out);
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +379,8 @@ std::string renderJsse(const Event& e) {
   const std::string head = "javax.net.ssl|DEBUG|#" + std::to_string(e.conn) + "|" +
                            std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "|" + jsseTime(e.ts) +
                            "|tlstrace|";
-  const Json& f = e.fields;
+  Json scratch;
+  const Json& f = fieldsOf(e, scratch);
   if (e.name == "tls.message") {
     const std::string type = str(f, "type");
     const bool out_dir = str(f, "dir") == "out";
@@ -385,7 +457,8 @@ void opensslValue(const std::string& prefix, const std::string& key, const Json&
 std::string renderOpenssl(const Event& e) {
   const std::string prefix =
       "[#" + std::to_string(e.conn) + " " + std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "] ";
-  const Json& f = e.fields;
+  Json scratch;
+  const Json& f = fieldsOf(e, scratch);
   const bool sent = str(f, "dir") == "out";
   if (e.name == "tls.message") {
     std::string s = prefix + (sent ? "Sent" : "Received") + " Handshake Message\n";
@@ -412,13 +485,18 @@ bool parseTextFormat(std::string_view s, TextFormat& out) {
   return true;
 }
 
-std::string renderText(const Event& e, TextFormat format) {
+void appendText(const Event& e, TextFormat format, std::string& out) {
   switch (format) {
-    case TextFormat::Jsse: return renderJsse(e);
-    case TextFormat::Openssl: return renderOpenssl(e);
-    case TextFormat::Default: break;
+    case TextFormat::Jsse: out += renderJsse(e); return;
+    case TextFormat::Openssl: out += renderOpenssl(e); return;
+    case TextFormat::Default: appendDefault(e, out); return;
   }
-  return renderDefault(e);
+}
+
+std::string renderText(const Event& e, TextFormat format) {
+  std::string out;
+  appendText(e, format, out);
+  return out;
 }
 
 }  // namespace tlstrace::trace

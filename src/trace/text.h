@@ -17,5 +17,7 @@ enum class TextFormat {
 [[nodiscard]] bool parseTextFormat(std::string_view s, TextFormat& out);
 
 [[nodiscard]] std::string renderText(const Event& e, TextFormat format = TextFormat::Default);
+// The same, appended to `out` (the sinks render straight into their buffer).
+void appendText(const Event& e, TextFormat format, std::string& out);
 
 }  // namespace tlstrace::trace

@@ -8,11 +8,11 @@ namespace tlstrace::wire {
 std::string toHex(Bytes b, std::size_t cap) {
   static constexpr char kDigits[] = "0123456789abcdef";
   const std::size_t n = std::min(b.size(), cap);
-  std::string out;
-  out.reserve(n * 2);
+  std::string out(n * 2, '\0');
+  char* p = out.data();  // written in place: this runs for every random, key share and data event
   for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[b[i] >> 4]);
-    out.push_back(kDigits[b[i] & 0xf]);
+    *p++ = kDigits[b[i] >> 4];
+    *p++ = kDigits[b[i] & 0xf];
   }
   return out;
 }
