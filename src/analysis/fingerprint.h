@@ -11,6 +11,12 @@ struct Fingerprint {
   std::string hash;  // JA3: MD5 of text; JA4: same as text
 };
 
+// One leg's hashes as its hello events showed them, so that conn.summary need not compute them
+// again (empty: not computed).
+struct LegFingerprints {
+  std::string ja3, ja4, ja3s, ja4s;
+};
+
 [[nodiscard]] Fingerprint ja3(const trace::HelloOffer& o);
 [[nodiscard]] Fingerprint ja3s(const trace::ServerChoice& c);
 [[nodiscard]] std::string ja4(const trace::HelloOffer& o);

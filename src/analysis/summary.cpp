@@ -57,13 +57,14 @@ Json legHandshake(const LegReport& l) {
     for (const auto& a : l.offer->alpn) alpn.push(a);
     o.set("offered_alpn", std::move(alpn));
     o.set("sni", l.offer->sni.empty() ? Json() : Json(l.offer->sni));
-    const auto j3 = ja3(*l.offer);
-    o.set("ja3", j3.hash);
-    o.set("ja4", ja4(*l.offer));
+    const bool have = l.prints && !l.prints->ja3.empty();
+    o.set("ja3", have ? l.prints->ja3 : ja3(*l.offer).hash);
+    o.set("ja4", have ? l.prints->ja4 : ja4(*l.offer));
   }
   if (l.choice && l.choice->seen) {
-    o.set("ja3s", ja3s(*l.choice).hash);
-    o.set("ja4s", ja4s(*l.choice));
+    const bool have = l.prints && !l.prints->ja3s.empty();
+    o.set("ja3s", have ? l.prints->ja3s : ja3s(*l.choice).hash);
+    o.set("ja4s", have ? l.prints->ja4s : ja4s(*l.choice));
     if (l.choice->hrr) o.set("hello_retry_request", std::string(wire::namedGroupName(l.choice->hrr_group)));
   }
   for (const char* k : kEstablishedKeys)

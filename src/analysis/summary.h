@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/fingerprint.h"
 #include "trace/decoder.h"
 #include "trace/json.h"
 
@@ -21,7 +22,8 @@ struct LegReport {
   std::optional<double> connect_ms;
   std::optional<double> handshake_ms;
   std::string error_cause;
-  bool was_established = false;  // the handshake completed (for a leg whose `established` was let go)
+  bool was_established = false;
+  const LegFingerprints* prints = nullptr;  // hashes already computed for this leg's events, if any  // the handshake completed (for a leg whose `established` was let go)
 };
 
 [[nodiscard]] trace::Json buildSummary(const LegReport& client, const LegReport& upstream);

@@ -379,14 +379,7 @@ void Connection::onHelloBytes() {
     f.set("type", desc.type);
     f.set("length", desc.length);
     f.set("body", std::move(desc.body));
-    if (client_.decoder.offer().seen) {
-      Json fp = Json::object();
-      const auto j3 = analysis::ja3(client_.decoder.offer());
-      fp.set("ja3", j3.hash);
-      fp.set("ja3_string", j3.text);
-      fp.set("ja4", analysis::ja4(client_.decoder.offer()));
-      f.set("fingerprints", std::move(fp));
-    }
+    if (client_.decoder.offer().seen) f.set("fingerprints", fingerprints(client_, true));
     emit(trace::Leg::Client, "tls.message", std::move(f));
     hello_traced_ = true;
   }
@@ -585,6 +578,28 @@ void Connection::onEstablished(Leg& l) {
   if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
 }
 
+Json Connection::fingerprints(Leg& l, bool client_hello) {
+  // Kept for conn.summary, which shows the same hashes (computed once per leg, not twice).
+  if (!l.prints) l.prints = std::make_unique<analysis::LegFingerprints>();
+  Json fp = Json::object();
+  if (client_hello) {
+    const auto j3 = analysis::ja3(l.decoder.offer());
+    l.prints->ja3 = j3.hash;
+    l.prints->ja4 = analysis::ja4(l.decoder.offer());
+    fp.set("ja3", j3.hash);
+    fp.set("ja3_string", j3.text);
+    fp.set("ja4", l.prints->ja4);
+  } else {
+    const auto j3s = analysis::ja3s(l.decoder.choice());
+    l.prints->ja3s = j3s.hash;
+    l.prints->ja4s = analysis::ja4s(l.decoder.choice());
+    fp.set("ja3s", j3s.hash);
+    fp.set("ja3s_string", j3s.text);
+    fp.set("ja4s", l.prints->ja4s);
+  }
+  return fp;
+}
+
 analysis::LegReport Connection::legReport(const Leg& l) {
   analysis::LegReport r;
   r.offer = &l.decoder.offer();
@@ -598,6 +613,7 @@ analysis::LegReport Connection::legReport(const Leg& l) {
   r.handshake_ms = l.handshake_ms;
   r.error_cause = l.error_cause;
   r.was_established = l.handshake_ms.has_value();
+  r.prints = l.prints.get();
   return r;
 }
 
@@ -608,6 +624,7 @@ void Connection::settleSummary() {
   summary_part_ = analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)).dump();
   for (Leg* l : {&client_, &upstream_}) {
     l->decoder.releaseHandshake();
+    l->prints.reset();
     l->established = Json();
     l->trust = Json();
     l->key_exchange = Json();
@@ -662,21 +679,9 @@ void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<c
   f.set("type", desc.type);
   f.set("length", desc.length);
   f.set("body", std::move(desc.body));
-  if (desc.type == "ClientHello" && leg->decoder.offer().seen) {
-    Json fp = Json::object();
-    const auto j3 = analysis::ja3(leg->decoder.offer());
-    fp.set("ja3", j3.hash);
-    fp.set("ja3_string", j3.text);
-    fp.set("ja4", analysis::ja4(leg->decoder.offer()));
-    f.set("fingerprints", std::move(fp));
-  } else if (desc.type == "ServerHello" && leg->decoder.choice().seen) {
-    Json fp = Json::object();
-    const auto j3s = analysis::ja3s(leg->decoder.choice());
-    fp.set("ja3s", j3s.hash);
-    fp.set("ja3s_string", j3s.text);
-    fp.set("ja4s", analysis::ja4s(leg->decoder.choice()));
-    f.set("fingerprints", std::move(fp));
-  }
+  if (desc.type == "ClientHello" && leg->decoder.offer().seen) f.set("fingerprints", c.fingerprints(*leg, true));
+  else if (desc.type == "ServerHello" && leg->decoder.choice().seen)
+    f.set("fingerprints", c.fingerprints(*leg, false));
   c.emit(leg->which, "tls.message", std::move(f));
 }
 

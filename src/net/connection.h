@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/fingerprint.h"
 #include "analysis/summary.h"
 #include "net/services.h"
 #include "tls/cert_summary.h"
@@ -96,6 +97,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     trace::Json established;
     trace::Json trust;
     trace::Json key_exchange;
+    std::unique_ptr<analysis::LegFingerprints> prints;  // as the hello events showed them
     std::vector<std::string> alerts;
     std::string last_alert_sent, last_alert_received;
     std::optional<double> connect_ms, handshake_ms;
@@ -131,6 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void onEstablished(Leg& l);
   void traceTrust(SSL* ssl, const std::string& verify_name);  // tls.trust for the upstream leg
   [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
+  [[nodiscard]] trace::Json fingerprints(Leg& l, bool client_hello);  // JA3/JA4 (or JA3S/JA4S) of a hello
   void settleSummary();
   void deriveKeys(Leg& l, std::string_view label, const std::vector<std::uint8_t>& client_random,
                   const std::vector<std::uint8_t>& secret);

@@ -1,5 +1,6 @@
 #include "trace/json.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,14 @@ bool needsEscape(std::uint64_t v) {
          hasZeroByte(v ^ (kOnes * 0x7f));
 }
 
+// The bytes escape() must not copy as they are (RFC 8259 7, plus DEL).
+constexpr auto kEscaped = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  t['"'] = t['\\'] = t[0x7f] = true;
+  return t;
+}();
+
 void escape(std::string_view s, std::string& out) {
   out.push_back('"');
   // Runs of plain characters are appended at once, found eight bytes at a time (hex strings and
@@ -37,7 +46,7 @@ void escape(std::string_view s, std::string& out) {
       }
     }
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+    if (!kEscaped[c]) {  // short strings (keys, names) take this path byte by byte
       ++i;
       continue;
     }

@@ -45,40 +45,47 @@ std::string scalar(const Json& j) {
 
 bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
 
-std::string inlineForm(const Json& j, int depth = 0);
+bool appendInline(const Json& j, int depth, std::string& out);
 
 // One-line form of an array of flat items, or of a small object whose values are flat (or flat
-// arrays); empty when it does not fit in kInlineWidth.
-std::string inlineForm(const Json& j, int depth) {
-  std::string s;
+// arrays), appended to `out`; false (with `out` partly written: the caller cuts it back) when it
+// does not fit in kInlineWidth. Written in place: this is tried for every nested value.
+bool appendInline(const Json& j, int depth, std::string& out) {
+  const std::size_t start = out.size();
   if (j.isArray()) {
-    s = "[";
+    out += '[';
     bool first = true;
     for (const auto& x : j.asArray()) {
-      std::string item = isFlat(x) ? scalar(x) : depth == 0 && x.isObject() ? inlineForm(x, depth + 1) : "";
-      if (item.empty() || s.size() + item.size() > kInlineWidth) return {};  // give up early
-      if (!first) s += ", ";
-      s += item;
+      const std::size_t before = out.size() - start;  // the width so far, without the separator
+      if (!first) out += ", ";
+      const std::size_t item_at = out.size();
+      if (isFlat(x)) appendScalar(x, out);
+      else if (depth != 0 || !x.isObject() || !appendInline(x, depth + 1, out)) return false;
+      const std::size_t item = out.size() - item_at;
+      if (item == 0 || before + item > kInlineWidth) return false;  // give up early
       first = false;
     }
-    s += "]";
+    out += ']';
   } else if (j.isObject()) {
-    s = "{";
+    out += '{';
     bool first = true;
     for (const auto& [k, v] : j.asObject()) {
-      std::string item = isFlat(v) ? scalar(v) : depth == 0 && v.isArray() ? inlineForm(v, depth + 1) : "";
-      if (item.empty() || s.size() + k.size() + item.size() > kInlineWidth) return {};
-      if (!first) s += ", ";
-      s += k;
-      s += '=';
-      s += item;
+      const std::size_t before = out.size() - start;
+      if (!first) out += ", ";
+      out += k;
+      out += '=';
+      const std::size_t item_at = out.size();
+      if (isFlat(v)) appendScalar(v, out);
+      else if (depth != 0 || !v.isArray() || !appendInline(v, depth + 1, out)) return false;
+      const std::size_t item = out.size() - item_at;
+      if (item == 0 || before + k.size() + item > kInlineWidth) return false;
       first = false;
     }
-    s += "}";
+    out += '}';
   } else {
-    s = scalar(j);
+    appendScalar(j, out);
   }
-  return s.size() <= kInlineWidth ? s : std::string{};
+  return out.size() - start <= kInlineWidth;
 }
 
 // A long list of flat items, wrapped at kInlineWidth with aligned continuation lines.
@@ -126,12 +133,14 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
     out += '\n';
     return;
   }
-  if (auto s = inlineForm(v); !s.empty()) {
-    lineHead(out, prefix, indent, key);
-    out += s;
+  const std::size_t mark = out.size();
+  lineHead(out, prefix, indent, key);
+  const std::size_t inline_at = out.size();
+  if (appendInline(v, 0, out) && out.size() > inline_at) {
     out += '\n';
     return;
   }
+  out.resize(mark);
   const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
   if (v.isArray()) {
     if (wrapFlatList(prefix, pad + key + " (" + std::to_string(v.asArray().size()) + "): ", v, out)) return;

@@ -354,6 +354,16 @@ TEST_CASE("conn.summary in two steps (handshake part rendered, decoders released
   CHECK(two_step.find("client")->find("established")->asBool());
   CHECK(two_step.find("upstream")->find("error")->asString() == "peer_reset");
   CHECK(two_step.find("upstream")->find("ja4") != nullptr);
+  // Hashes the hello events already computed are taken as they are, not computed again.
+  analysis::LegFingerprints prints{"ja3-seen", "ja4-seen", "ja3s-seen", "ja4s-seen"};
+  trace::LegDecoder again;
+  (void)again.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
+  (void)again.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  analysis::LegReport with_prints = report(again, false);
+  with_prints.prints = &prints;
+  const Json reused = analysis::summaryHandshakePart(with_prints, report(upstream_dec, true));
+  CHECK(reused.find("client")->find("ja3")->asString() == "ja3-seen");
+  CHECK(reused.find("client")->find("ja4s")->asString() == "ja4s-seen");
   // Without the flag, a leg whose handshake never finished says so.
   c.was_established = false;
   CHECK(!analysis::completeSummary(*Json::parse(part), c, u).find("client")->find("established")->asBool());
