@@ -913,6 +913,7 @@ void Connection::endOfStream(Leg& src) {
 void Connection::flush(Leg& l) {
   if (finished_ || !l.open || l.writing || l.dead) return;
   l.wbuf.clear();
+  if (l.wbuf.capacity() == 0) l.wbuf = tls::borrowBuffer(kMaxWriteChunk);  // given back when the leg drains
   if (!l.pending.empty()) {
     const std::size_t n = std::min(l.pending.size(), kMaxWriteChunk);
     l.wbuf.assign(l.pending.begin(), l.pending.begin() + static_cast<std::ptrdiff_t>(n));

@@ -8,8 +8,9 @@ namespace tlstrace::tls {
 
 using ByteBuffer = std::vector<std::uint8_t>;
 
-// An empty buffer, with the capacity an earlier user left in it when the pool has one.
-[[nodiscard]] ByteBuffer borrowBuffer();
+// An empty buffer with room for at least `at_least` bytes: one an earlier user gave back when the
+// pool has one that large, else a new one.
+[[nodiscard]] ByteBuffer borrowBuffer(std::size_t at_least = 0);
 // Takes `b`'s storage (leaving `b` empty, without capacity); keeps it for reuse unless the pool
 // is full or the buffer is too large to keep idle.
 void returnBuffer(ByteBuffer& b);

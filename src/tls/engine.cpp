@@ -58,6 +58,10 @@ int clientHelloCallback(SSL* ssl, int* al, void* /*arg*/) {
 
 }  // namespace
 
+// What a burst fills: one socket read (64 KiB) or one relayed write chunk of records (64 KiB of
+// plaintext, plus record overhead).
+constexpr std::size_t kBurstRoom = 80 * 1024;
+
 // The engine's BIO: OpenSSL reads the engine's received bytes and appends what it writes to the
 // engine's output, both in place. An empty input is "retry" (not EOF), so OpenSSL asks for more.
 struct EngineBio {
@@ -66,7 +70,14 @@ struct EngineBio {
   static int write(BIO* b, const char* data, size_t len, size_t* written) {
     BIO_clear_retry_flags(b);
     TlsEngine& e = engine(b);
-    if (e.out_.empty() && e.out_.capacity() == 0) e.out_ = borrowBuffer();
+    // Room for a full write chunk of records: a bulk burst then fills one buffer without growing it.
+    if (e.out_.empty() && e.out_.capacity() == 0) e.out_ = borrowBuffer(std::max<std::size_t>(len, kBurstRoom));
+    if (e.out_off_ > 0 && e.out_.size() + len > e.out_.capacity()) {
+      // Drop what was already taken before growing: the buffer would otherwise keep (and copy) a
+      // dead prefix, and grow without bound while a leg keeps a partial chunk queued.
+      e.out_.erase(e.out_.begin(), e.out_.begin() + static_cast<std::ptrdiff_t>(e.out_off_));
+      e.out_off_ = 0;
+    }
     const auto* p = reinterpret_cast<const std::uint8_t*>(data);
     e.out_.insert(e.out_.end(), p, p + len);
     *written = len;
@@ -163,7 +174,16 @@ TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ct
 
 void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
   if (ciphertext.empty()) return;
-  if (in_.empty() && in_.capacity() == 0) in_ = borrowBuffer();
+  if (in_off_ > 0) {  // keep only what OpenSSL has not read yet (less than a record)
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_off_));
+    in_off_ = 0;
+  }
+  if (in_.capacity() < in_.size() + ciphertext.size()) {
+    ByteBuffer bigger = borrowBuffer(std::max(in_.size() + ciphertext.size(), kBurstRoom));
+    bigger.assign(in_.begin(), in_.end());
+    returnBuffer(in_);
+    in_ = std::move(bigger);
+  }
   in_.insert(in_.end(), ciphertext.begin(), ciphertext.end());
 }
 

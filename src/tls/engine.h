@@ -74,6 +74,8 @@ class TlsEngine {
   void compact();
 
   [[nodiscard]] std::size_t pendingOut() const;
+  // Bytes of buffer capacity the engine itself holds (OpenSSL's own buffers not counted).
+  [[nodiscard]] std::size_t heldBytes() const { return in_.capacity() + out_.capacity(); }
   // Moves up to `cap` bytes of produced ciphertext into `out` (appending).
   std::size_t takeOut(std::vector<std::uint8_t>& out, std::size_t cap);
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "pki/ca.h"
@@ -114,6 +115,27 @@ TEST_CASE("an empty input is 'retry', not end of stream; compact keeps what is s
   p.client->compact();
   CHECK(p.server->pendingOut() == 0);
   CHECK(p.client->pendingOut() == 0);
+}
+
+TEST_CASE("taking output in chunks that never line up with the records keeps the buffers bounded") {
+  // A relayed bulk transfer: 64 KiB of plaintext per burst, taken out 64 KiB at a time, so a few
+  // bytes of each burst wait for the next one (the case that once grew the output buffer forever).
+  Pair p;
+  p.handshake(SIZE_MAX);
+  const std::vector<std::uint8_t> chunk(64 * 1024, 0x5a);
+  std::size_t moved = 0, most_held = 0;
+  for (int burst = 0; burst < 200; ++burst) {
+    REQUIRE(p.server->write(chunk) == TlsEngine::Status::Ok);
+    std::vector<std::uint8_t> wire;
+    moved += p.server->takeOut(wire, 64 * 1024);
+    p.client->feed(wire);
+    std::vector<std::uint8_t> plain;
+    CHECK(p.client->read(plain) == TlsEngine::Status::WantIo);
+    most_held = std::max({most_held, p.server->heldBytes(), p.client->heldBytes()});
+  }
+  CHECK(moved == 200u * 64 * 1024);
+  CHECK(p.server->pendingOut() > 0);  // the tail of the last burst
+  CHECK(most_held < 512 * 1024);
 }
 
 TEST_CASE("the buffer pool hands back storage, and keeps neither huge buffers nor unlimited ones") {
