@@ -1,6 +1,6 @@
-// One TLS endpoint over memory BIOs: ciphertext in and out as bytes, no sockets. The proxy feeds
-// what it reads from a socket and writes what the engine produces; OpenSSL's message and key-log
-// callbacks report every handshake message and secret to an Observer.
+// One TLS endpoint over in-memory buffers (its own BIO): ciphertext in and out as bytes, no
+// sockets. The proxy feeds what it reads from a socket and writes what the engine produces;
+// OpenSSL's message and key-log callbacks report every handshake message and secret to an Observer.
 #pragma once
 #include <cstdint>
 #include <span>
