@@ -22,8 +22,8 @@ struct LegReport {
   std::optional<double> connect_ms;
   std::optional<double> handshake_ms;
   std::string error_cause;
-  bool was_established = false;
-  const LegFingerprints* prints = nullptr;  // hashes already computed for this leg's events, if any  // the handshake completed (for a leg whose `established` was let go)
+  bool was_established = false;             // the handshake completed (for a leg whose `established` was let go)
+  const LegFingerprints* prints = nullptr;  // hashes already computed for this leg's events, if any
 };
 
 [[nodiscard]] trace::Json buildSummary(const LegReport& client, const LegReport& upstream);

@@ -1,7 +1,7 @@
 #include "net/connection.h"
 
-#include <boost/asio/connect.hpp>
 #include <algorithm>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
 #include <utility>
@@ -680,8 +680,7 @@ void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<c
   f.set("length", desc.length);
   f.set("body", std::move(desc.body));
   if (desc.type == "ClientHello" && leg->decoder.offer().seen) f.set("fingerprints", c.fingerprints(*leg, true));
-  else if (desc.type == "ServerHello" && leg->decoder.choice().seen)
-    f.set("fingerprints", c.fingerprints(*leg, false));
+  else if (desc.type == "ServerHello" && leg->decoder.choice().seen) f.set("fingerprints", c.fingerprints(*leg, false));
   c.emit(leg->which, "tls.message", std::move(f));
 }
 

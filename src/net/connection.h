@@ -194,7 +194,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int abort_alert_ = 0;
   bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
   std::string outcome_;
-  std::string summary_part_;  // conn.summary's handshake part, rendered once both legs are established
+  std::string summary_part_;          // conn.summary's handshake part, rendered once both legs are established
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;

@@ -216,7 +216,8 @@ TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
     // Nothing left to decrypt: another SSL_read would only find that out after allocating a fresh
     // 16 KiB record buffer, which an idle connection would then keep (RELEASE_BUFFERS frees it
     // only when a record is consumed).
-    if (in_.empty() && SSL_has_pending(ssl_.get()) == 0 && (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
+    if (in_.empty() && SSL_has_pending(ssl_.get()) == 0 &&
+        (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
       SSL_free_buffers(ssl_.get());
       returnBuffer(in_);
       return Status::WantIo;
@@ -265,7 +266,7 @@ std::size_t TlsEngine::takeOut(std::vector<std::uint8_t>& out, std::size_t cap) 
   const std::size_t n = std::min(pendingOut(), cap);
   if (n == 0) return 0;
   if (out.empty() && out_off_ == 0 && n == out_.size()) {
-    out.swap(out_);  // the whole output, without a copy
+    out.swap(out_);      // the whole output, without a copy
     returnBuffer(out_);  // the caller's spare capacity, for whoever writes next on this thread
     return n;
   }

@@ -68,8 +68,8 @@ struct Event {
 // RFC 3339 UTC with microseconds.
 [[nodiscard]] std::string formatTimestamp(Clock::time_point tp);
 void appendTimestamp(Clock::time_point tp, std::string& out);  // the same, appended
-inline constexpr std::size_t kTimestampLength = 27;             // "2026-11-27T08:00:00.123456Z"
-char* writeTimestamp(Clock::time_point tp, char* out);          // kTimestampLength bytes; returns the end
+inline constexpr std::size_t kTimestampLength = 27;            // "2026-11-27T08:00:00.123456Z"
+char* writeTimestamp(Clock::time_point tp, char* out);         // kTimestampLength bytes; returns the end
 // The JSON Lines form: common fields first, then the event's own.
 [[nodiscard]] Json toJson(const Event& e);
 // The same, serialised straight into `out` (no copy of the fields).

@@ -185,7 +185,6 @@ bool repeatsAnExtension(const std::string& type, const std::string& field) {
   return false;
 }
 
-
 // The value of `key` as the headline shows it, appended in place ("" when absent).
 void appendField(const Json& f, std::string_view key, std::string& out) {
   if (const Json* v = f.find(key)) appendScalar(*v, out);

@@ -232,9 +232,9 @@ TEST_CASE("every truncation of every captured message is reported, never a crash
 }
 
 TEST_CASE("server flights of GnuTLS and Node.js decode too") {
-  for (const char* file : {"msgs_gnutls_tls13.txt", "msgs_gnutls_tls12.txt", "msgs_node_tls13.txt",
-                           "msgs_node_tls12_ecdhe_rsa.txt", "msgs_openssl_tls13_resume.txt",
-                           "msgs_openssl_tls12_ecdhe_resume.txt"}) {
+  for (const char* file :
+       {"msgs_gnutls_tls13.txt", "msgs_gnutls_tls12.txt", "msgs_node_tls13.txt", "msgs_node_tls12_ecdhe_rsa.txt",
+        "msgs_openssl_tls13_resume.txt", "msgs_openssl_tls12_ecdhe_resume.txt"}) {
     CAPTURE(file);
     for (const auto& hs : load(file)) {
       LegDecoder leg(tls::derDecoders());

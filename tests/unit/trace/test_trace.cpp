@@ -330,7 +330,7 @@ TEST_CASE("the raw line writer never writes past the room it asked for") {
   {
     RawWriter w(out, 8);
     w.add("abcd");
-    w.add("efghij");  // does not fit: dropped whole
+    w.add("efghij");                    // does not fit: dropped whole
     w.number(12345678901234567890ULL);  // needs 20: dropped
     w.add('!');
     const std::uint8_t b[] = {0xde, 0xad};
@@ -349,6 +349,7 @@ TEST_CASE("the raw line writer never writes past the room it asked for") {
   }
   CHECK(out == "xabcd!zz.dead0");
   std::string t;
-  char* end = writeTimestamp(Clock::time_point(std::chrono::microseconds(1795772345000042LL)), t.assign(32, ' ').data());
+  char* end =
+      writeTimestamp(Clock::time_point(std::chrono::microseconds(1795772345000042LL)), t.assign(32, ' ').data());
   CHECK(std::string(t.data(), end) == "2026-11-27T09:39:05.000042Z");
 }
