@@ -36,7 +36,8 @@ struct LegReport {
                                           const LegReport& upstream);
 
 // The part of a tls.established / tls.trust / tls.key_exchange event that buildSummary reads: a
-// connection keeps only this between the event and its close (null stays null).
+// connection keeps only this until the summary's handshake part is rendered, or until its close
+// when a handshake never completes (null stays null).
 enum class SummaryInput { Established, Trust, KeyExchange };
 [[nodiscard]] trace::Json keepForSummary(SummaryInput which, const trace::Json& fields);
 

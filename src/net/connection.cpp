@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
-#include <cstring>
 #include <utility>
 
 #include "analysis/diagnose.h"
@@ -871,13 +870,7 @@ void Connection::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
   if (!plain_in.empty()) {
     (&src == &client_ ? c2s_ : s2c_) += plain_in.size();
     if (tracing(trace::kData)) {
-      trace::FlatFields f;
-      f.kind = trace::FlatFields::Kind::Data;
-      f.in = true;
-      f.length = plain_in.size();
-      f.head_len = static_cast<std::uint8_t>(std::min(plain_in.size(), trace::FlatFields::kHeadMax));
-      std::memcpy(f.head, plain_in.data(), f.head_len);
-      emitFlat(src.which, "data", std::move(f));
+      emitFlat(src.which, "data", trace::FlatFields::data(true, plain_in));
     }
     if (dst.tls) {
       if (dst.tls->write(plain_in) == tls::TlsEngine::Status::Error) {

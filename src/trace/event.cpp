@@ -1,5 +1,6 @@
 #include "trace/event.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -88,6 +89,16 @@ char* writeTimestamp(Clock::time_point tp, char* out) {
   return out + kTimestampLength;
 }
 
+FlatFields FlatFields::data(bool in, std::span<const std::uint8_t> chunk) {
+  FlatFields f;
+  f.kind = Kind::Data;
+  f.in = in;
+  f.length = chunk.size();
+  f.head_len = static_cast<std::uint8_t>(std::min(chunk.size(), kHeadMax));
+  std::copy_n(chunk.begin(), f.head_len, f.head);  // (memcpy from an empty chunk's null data is UB)
+  return f;
+}
+
 const Json& fieldsOf(const Event& e, Json& scratch) {
   const FlatFields& f = e.flat;
   switch (f.kind) {
@@ -103,7 +114,7 @@ const Json& fieldsOf(const Event& e, Json& scratch) {
       scratch = Json::object();
       scratch.set("dir", f.in ? "in" : "out");
       scratch.set("bytes", f.length);
-      scratch.set("hex", wire::toHex(std::span<const std::uint8_t>(f.head, f.head_len), FlatFields::kHeadMax));
+      scratch.set("hex", wire::toHex(f.headBytes()));
       return scratch;
   }
   return e.fields;
@@ -150,7 +161,7 @@ void appendFlatLine(const Event& e, std::string& out) {
     w.add(",\"bytes\":");
     w.number(f.length);
     w.add(",\"hex\":\"");
-    w.hex(f.head, f.head_len);
+    w.hex(f.headBytes());
     w.add('"');
   }
   w.add('}');

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -50,6 +51,10 @@ struct FlatFields {
   static constexpr std::size_t kHeadMax = 64;
   std::uint8_t head_len = 0;
   std::uint8_t head[kHeadMax];
+
+  // A data event for one relayed chunk: its size, and its first kHeadMax bytes.
+  [[nodiscard]] static FlatFields data(bool in, std::span<const std::uint8_t> chunk);
+  [[nodiscard]] std::span<const std::uint8_t> headBytes() const { return {head, head_len}; }
 };
 
 struct Event {

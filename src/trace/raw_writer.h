@@ -5,8 +5,11 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "wire/byte_reader.h"
 
 namespace tlstrace::trace {
 
@@ -35,13 +38,8 @@ class RawWriter {
   void number(std::uint64_t v) {
     if (room() >= 20) p_ = std::to_chars(p_, end_, v).ptr;
   }
-  void hex(const std::uint8_t* b, std::size_t n) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    if (2 * n > room()) return;
-    for (std::size_t i = 0; i < n; ++i) {
-      *p_++ = kDigits[b[i] >> 4];
-      *p_++ = kDigits[b[i] & 0xf];
-    }
+  void hex(std::span<const std::uint8_t> b) {
+    if (2 * b.size() <= room()) p_ = wire::writeHex(b, p_);
   }
   // Raw access for writers that know their size (`n` bytes at most), then advance().
   [[nodiscard]] char* at(std::size_t n) { return room() >= n ? p_ : nullptr; }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "trace/raw_writer.h"
 #include "wire/registry.h"
@@ -40,6 +41,15 @@ void appendScalar(const Json& j, std::string& out) {
 std::string scalar(const Json& j) {
   std::string s;
   appendScalar(j, s);
+  return s;
+}
+
+// "[i]" for array items, built piecewise: `"[" + std::to_string(i)` trips a GCC 12 -Wrestrict
+// false positive (GCC bug 105329) at -O3.
+std::string indexLabel(std::size_t i) {
+  std::string s(1, '[');
+  s += std::to_string(i);
+  s += ']';
   return s;
 }
 
@@ -146,7 +156,7 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
     if (wrapFlatList(prefix, pad + key + " (" + std::to_string(v.asArray().size()) + "): ", v, out)) return;
     out += prefix + pad + key + ": (" + std::to_string(v.asArray().size()) + ")\n";
     std::size_t i = 0;
-    for (const auto& x : v.asArray()) renderValue(prefix, indent + 1, "[" + std::to_string(i++) + "]", x, out);
+    for (const auto& x : v.asArray()) renderValue(prefix, indent + 1, indexLabel(i++), x, out);
     return;
   }
   // Extensions read best as "[3]: key_share (0x0033), 38 bytes" followed by their fields.
@@ -207,26 +217,37 @@ std::string_view contentTypeText(std::int64_t t) {
   }
 }
 
+// "HH:MM:SS.uuuuuu #<conn> <leg, padded to 8> ": how every line of the default trace starts.
+constexpr std::size_t kLinePrefixMax = 15 + 2 + 20 + 1 + 8 + 1;
+char* writeLinePrefix(const Event& e, char* out) {
+  char stamp[kTimestampLength];
+  writeTimestamp(e.ts, stamp);
+  std::memcpy(out, stamp + 11, 15);
+  out += 15;
+  *out++ = ' ';
+  *out++ = '#';
+  out = std::to_chars(out, out + 20, e.conn).ptr;
+  *out++ = ' ';
+  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
+  std::memcpy(out, leg.data(), leg.size());
+  out += leg.size();
+  for (std::size_t i = leg.size(); i < 8; ++i) *out++ = ' ';
+  *out++ = ' ';
+  return out;
+}
+
 // The whole line of a flat tls.record or data event, prefix included: the same text as the Json
 // form gives below, written at once (these come once per record).
 void appendFlatLine(const Event& e, std::string& out) {
   const FlatFields& f = e.flat;
-  RawWriter w(out, 128 + 2 * FlatFields::kHeadMax);
-  char stamp[kTimestampLength];
-  writeTimestamp(e.ts, stamp);
-  w.add(std::string_view(stamp + 11, 15));
-  w.add(" #");
-  w.number(e.conn);
-  w.add(' ');
-  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
-  w.add(leg);
-  for (std::size_t i = leg.size(); i < 8; ++i) w.add(' ');
-  w.add(f.in ? " <- " : " -> ");
+  RawWriter w(out, kLinePrefixMax + 64 + 2 * FlatFields::kHeadMax);
+  if (char* p = w.at(kLinePrefixMax)) w.advance(writeLinePrefix(e, p));
+  w.add(f.in ? "<- " : "-> ");
   if (f.kind == FlatFields::Kind::Data) {
     w.add("data ");
     w.number(f.length);
     w.add(" bytes: ");
-    w.hex(f.head, f.head_len);
+    w.hex(f.headBytes());
   } else {
     w.add("record ");
     if (const auto name = contentTypeText(f.content_type); !name.empty()) {
@@ -247,20 +268,10 @@ void appendFlatLine(const Event& e, std::string& out) {
 
 void appendDefault(const Event& e, std::string& out) {
   if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
-  // "HH:MM:SS.uuuuuu #<conn> <leg, padded to 8> " on every line. Built once per event in a
-  // per-thread buffer: this runs for every event of the default trace.
-  thread_local std::string stamp, prefix;
-  stamp.clear();
-  appendTimestamp(e.ts, stamp);
-  prefix.assign(std::string_view(stamp).substr(11, 15));
-  prefix += " #";
-  char num[24];
-  prefix.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
-  prefix += ' ';
-  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
-  prefix += leg;
-  prefix.append(leg.size() < 8 ? 8 - leg.size() : 0, ' ');
-  prefix += ' ';
+  // Built once per event, in a per-thread string (every nested line repeats it).
+  thread_local std::string prefix;
+  char buf[kLinePrefixMax];
+  prefix.assign(buf, writeLinePrefix(e, buf));
   out += prefix;
   const Json& f = e.fields;
   std::string_view skip1, skip2, skip3;  // fields already shown in the headline
@@ -435,7 +446,7 @@ void opensslValue(const std::string& prefix, const std::string& key, const Json&
     std::size_t i = 0;
     for (const auto& x : v.asArray()) {
       if (x.isObject() && !isCodeName(x)) {
-        std::string name = "[" + std::to_string(i) + "]";
+        std::string name = indexLabel(i);
         if (const Json* t = x.find("type"); t && isCodeName(*t))
           name = "extension_type=" + t->find("name")->asString() + "(" + std::to_string(t->find("id")->asInt()) + ")";
         out += prefix + pad + "  " + name + "\n";

@@ -107,6 +107,8 @@ class ByteReader {
 };
 
 std::string toHex(Bytes b, std::size_t cap = SIZE_MAX);
+// The same digits written to `out` (2 * b.size() chars, lowercase); returns the end.
+char* writeHex(Bytes b, char* out);
 // Lowercase or uppercase hex to bytes; stops at the first non-hex pair.
 std::vector<std::uint8_t> fromHex(std::string_view hex);
 

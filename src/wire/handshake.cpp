@@ -6,13 +6,17 @@
 namespace tlstrace::wire {
 
 std::string toHex(Bytes b, std::size_t cap) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   const std::size_t n = std::min(b.size(), cap);
   std::string out(n * 2, '\0');
-  char* p = out.data();  // written in place: this runs for every random, key share and data event
-  for (std::size_t i = 0; i < n; ++i) {
-    *p++ = kDigits[b[i] >> 4];
-    *p++ = kDigits[b[i] & 0xf];
+  writeHex(b.first(n), out.data());  // in place: this runs for every random and key share
+  return out;
+}
+
+char* writeHex(Bytes b, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (const std::uint8_t x : b) {
+    *out++ = kDigits[x >> 4];
+    *out++ = kDigits[x & 0xf];
   }
   return out;
 }

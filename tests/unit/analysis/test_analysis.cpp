@@ -265,12 +265,18 @@ TEST_CASE("failures get a cause and a hint") {
   CHECK(analysis::diagnose(rejected).hint.find("install the tlstrace CA") != std::string::npos);
 }
 
-TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the one from the full events") {
+// Both legs' hellos as a proxied curl connection to an OpenSSL server shows them.
+std::pair<trace::LegDecoder, trace::LegDecoder> decodedTls13Legs() {
   trace::LegDecoder client_dec, upstream_dec;
   (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
   (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
   (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_openssl_s_client.hex")), true);
   (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  return {std::move(client_dec), std::move(upstream_dec)};
+}
+
+TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the one from the full events") {
+  auto [client_dec, upstream_dec] = decodedTls13Legs();
   const auto parse = [](const char* text) { return *Json::parse(text); };
   const Json established =
       parse(R"({"version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384","group":"x25519","alpn":"h2","resumed":false,)"
@@ -311,11 +317,7 @@ TEST_CASE("conn.summary from the trimmed inputs a connection keeps equals the on
 }
 
 TEST_CASE("conn.summary in two steps (handshake part rendered, decoders released) equals the one-step summary") {
-  trace::LegDecoder client_dec, upstream_dec;
-  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
-  (void)client_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
-  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("ch_openssl_s_client.hex")), true);
-  (void)upstream_dec.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  auto [client_dec, upstream_dec] = decodedTls13Legs();
   const Json established = *Json::parse(R"({"version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384","group":"x25519",)"
                                         R"("alpn":null,"resumed":false})");
   const Json trust = *Json::parse(R"({"verified":true,"hostname":"a\"b\u00e9","hostname_match":true})");
@@ -356,9 +358,7 @@ TEST_CASE("conn.summary in two steps (handshake part rendered, decoders released
   CHECK(two_step.find("upstream")->find("ja4") != nullptr);
   // Hashes the hello events already computed are taken as they are, not computed again.
   analysis::LegFingerprints prints{"ja3-seen", "ja4-seen", "ja3s-seen", "ja4s-seen"};
-  trace::LegDecoder again;
-  (void)again.describe(testing::firstHandshakeMessage(testing::fixture("ch_curl.hex")), true);
-  (void)again.describe(testing::firstHandshakeMessage(testing::fixture("sh_openssl_tls13.hex")), false);
+  const trace::LegDecoder again = std::move(decodedTls13Legs().first);
   analysis::LegReport with_prints = report(again, false);
   with_prints.prints = &prints;
   const Json reused = analysis::summaryHandshakePart(with_prints, report(upstream_dec, true));

@@ -300,13 +300,19 @@ TEST_CASE("flat tls.record and data events render exactly as their Json form, in
     flat.conn = 123456789012ULL;
     flat.leg = r.leg;
     flat.name = r.kind == FlatFields::Kind::Data ? "data" : "tls.record";
-    flat.flat.kind = r.kind;
-    flat.flat.in = r.in;
-    flat.flat.content_type = r.content_type;
-    flat.flat.version = r.version;
-    flat.flat.length = r.kind == FlatFields::Kind::Data ? r.payload : 16401;
-    flat.flat.head_len = static_cast<std::uint8_t>(std::min<std::size_t>(r.payload, FlatFields::kHeadMax));
-    for (std::size_t i = 0; i < flat.flat.head_len; ++i) flat.flat.head[i] = static_cast<std::uint8_t>(i * 37);
+    if (r.kind == FlatFields::Kind::Data) {
+      std::vector<std::uint8_t> chunk(r.payload);
+      for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<std::uint8_t>(i * 37);
+      flat.flat = FlatFields::data(r.in, chunk);
+      CHECK(flat.flat.length == r.payload);
+      CHECK(flat.flat.headBytes().size() == std::min<std::size_t>(r.payload, FlatFields::kHeadMax));
+    } else {
+      flat.flat.kind = r.kind;
+      flat.flat.in = r.in;
+      flat.flat.content_type = r.content_type;
+      flat.flat.version = r.version;
+      flat.flat.length = 16401;
+    }
     Event tree = flat;
     Json scratch;
     tree.fields = fieldsOf(flat, scratch);
@@ -334,7 +340,7 @@ TEST_CASE("the raw line writer never writes past the room it asked for") {
     w.number(12345678901234567890ULL);  // needs 20: dropped
     w.add('!');
     const std::uint8_t b[] = {0xde, 0xad};
-    w.hex(b, 2);  // needs 4, 3 left: dropped
+    w.hex(b);  // needs 4, 3 left: dropped
     w.add("zz");
     w.add("zz");  // 1 left: dropped
     w.add('.');
@@ -344,7 +350,7 @@ TEST_CASE("the raw line writer never writes past the room it asked for") {
   {
     RawWriter w(out, 64);
     const std::uint8_t b[] = {0xde, 0xad};
-    w.hex(b, 2);
+    w.hex(b);
     w.number(0);
   }
   CHECK(out == "xabcd!zz.dead0");
