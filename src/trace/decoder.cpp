@@ -13,16 +13,19 @@ constexpr std::size_t kRawCap = 256;  // bytes of hex kept for opaque or malform
 
 Blob blob(Bytes b) { return Blob(b.begin(), b.end()); }
 
+// Lists are built at their final size: one allocation each (a ClientHello has dozens of them).
 Json u16Names(const std::vector<std::uint16_t>& v, std::string_view (*namer)(std::uint16_t)) {
-  Json a = Json::array();
-  for (auto x : v) a.push(codeName(x, namer(x)));
-  return a;
+  Json::Array a;
+  a.reserve(v.size());
+  for (auto x : v) a.push_back(codeName(x, namer(x)));
+  return Json(std::move(a));
 }
 
 Json nameList(const std::vector<std::uint16_t>& v, std::string_view (*namer)(std::uint16_t)) {
-  Json a = Json::array();
-  for (auto x : v) a.push(std::string(namer(x)));
-  return a;
+  Json::Array a;
+  a.reserve(v.size());
+  for (auto x : v) a.emplace_back(namer(x));
+  return Json(std::move(a));
 }
 
 Json strings(const std::vector<std::string>& v) {
@@ -75,10 +78,11 @@ void malformed(Json& body, const DecodeError& err, Bytes msg) {
 }  // namespace
 
 Json codeName(std::uint16_t id, std::string_view name) {
-  Json o = Json::object();
-  o.set("id", static_cast<int>(id));
-  o.set("name", std::string(name));
-  return o;
+  Json::Object o;  // two fields, built in place: the commonest object of a trace
+  o.reserve(2);
+  o.emplace_back("id", static_cast<int>(id));
+  o.emplace_back("name", name);
+  return Json(std::move(o));
 }
 
 Json LegDecoder::certificateSummary(Bytes der) {

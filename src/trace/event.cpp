@@ -276,7 +276,8 @@ void Tracer::submit(std::vector<Event>& batch) {
     }
   }
   const bool was_empty = queue_.empty();
-  queued_total_ += batch.size();
+  const std::size_t n = batch.size();
+  queued_total_ += n;
   // The queue takes the storage too: an idle connection keeps no event vector capacity.
   if (was_empty) {
     queue_ = std::move(batch);
@@ -284,7 +285,11 @@ void Tracer::submit(std::vector<Event>& batch) {
     for (auto& e : batch) queue_.push_back(std::move(e));
   }
   batch = std::vector<Event>{};
-  const bool wake = was_empty && writer_waiting_;  // a napping or busy writer comes back by itself
+  // An idle writer is woken by the first event; a gathering one only when the queue reaches the
+  // gathering limit (it comes back by itself after kGather); a busy one looks again when done.
+  const bool wake =
+      (writer_state_ == WriterState::Idle && was_empty) ||
+      (writer_state_ == WriterState::Gathering && queue_.size() >= gatherLimit() && queue_.size() - n < gatherLimit());
   lock.unlock();
   if (wake) work_cv_.notify_one();
 }
@@ -310,54 +315,39 @@ Tracer::Stats Tracer::statsLocked() const {
 }
 
 void Tracer::run() {
-  using SteadyClock = std::chrono::steady_clock;
-  // Sinks are flushed (one write each) when the writer has caught up, but at most every 5 ms, so
-  // a busy proxy writes the trace in a few large chunks and a reader still sees whole lines
-  // within milliseconds. Between passes the writer naps briefly to let events gather: fewer
-  // wake-ups of this thread, and producers need not wake it while it naps.
-  constexpr auto kFlushEvery = std::chrono::milliseconds(5);
-  constexpr auto kNap = std::chrono::microseconds(500);
+  // One pass every few milliseconds on a busy proxy: the first event after a quiet spell wakes
+  // the writer, which then lets events gather for kGather before it renders them all and writes
+  // each sink once. Fewer wake-ups of this thread and fewer, larger writes; a reader still sees
+  // whole lines within kGather. flush(), stop and a half-full queue end the gathering early.
+  constexpr auto kGather = std::chrono::milliseconds(5);
   std::vector<Event> work;
-  auto last_flush = SteadyClock::now();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (queue_.empty()) {
-      const bool unflushed = flushed_upto_ < written_total_;
-      if (unflushed && !stop_ && !flush_requested_ && SteadyClock::now() < last_flush + kFlushEvery) {
-        writer_waiting_ = true;
-        work_cv_.wait_until(lock, last_flush + kFlushEvery,
-                            [this] { return !queue_.empty() || stop_ || flush_requested_; });
-        writer_waiting_ = false;
-        continue;
-      }
-      if (unflushed) {
-        const std::uint64_t upto = written_total_;
-        lock.unlock();
-        for (auto& sink : sinks_) sink->flush();
-        last_flush = SteadyClock::now();
-        lock.lock();
-        flushed_upto_ = upto;
-        done_cv_.notify_all();
-        continue;
-      }
+    writer_state_ = WriterState::Idle;
+    work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flush_requested_; });
+    if (queue_.empty()) {  // stop, or a flush with nothing queued: every pass flushed already
+      writer_state_ = WriterState::Busy;
       flush_requested_ = false;
+      done_cv_.notify_all();
       if (stop_) return;
-      writer_waiting_ = true;
-      work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flush_requested_; });
-      writer_waiting_ = false;
       continue;
     }
+    writer_state_ = WriterState::Gathering;
+    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flush_requested_ || queue_.size() >= gatherLimit(); });
+    writer_state_ = WriterState::Busy;
+    flush_requested_ = false;  // this pass covers every event queued before any waiting flush()
     work.swap(queue_);
-    const bool stopping = stop_;
     lock.unlock();
     space_cv_.notify_all();
     for (const Event& e : work)
       for (auto& sink : sinks_) sink->write(e);
+    for (auto& sink : sinks_) sink->flush();
     const auto n = work.size();
     work.clear();
-    if (!stopping) std::this_thread::sleep_for(kNap);
     lock.lock();
     written_total_ += n;
+    flushed_upto_ = written_total_;
+    done_cv_.notify_all();
   }
 }
 

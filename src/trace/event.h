@@ -103,8 +103,9 @@ class Tracer {
   void addSink(std::shared_ptr<Sink> s);  // before the first event
   [[nodiscard]] bool enabled(Category c) const { return c == kCore || (categories_ & c) != 0; }
   [[nodiscard]] unsigned categories() const { return categories_; }
-  // Queues events in order; disabled categories are dropped here. Sinks are flushed whenever the
-  // writer has nothing more to do, so readers see whole lines within moments.
+  // Queues events in order; disabled categories are dropped here. The writer renders them
+  // in passes at most a few milliseconds apart and flushes the sinks after each, so readers see
+  // whole lines within moments.
   void emit(Event e);
   void submit(std::vector<Event>& batch);  // takes the events, leaves `batch` empty
   // Blocks until everything queued before the call is written and the sinks flushed.
@@ -132,15 +133,19 @@ class Tracer {
   std::condition_variable done_cv_;   // flush(): the writer caught up
   std::vector<Event> queue_;
   std::uint64_t queued_total_ = 0;   // events ever queued
-  std::uint64_t written_total_ = 0;  // events ever written (and flushed when idle)
+  std::uint64_t written_total_ = 0;  // events ever written (and flushed: each pass flushes)
   std::uint64_t flushed_upto_ = 0;   // written_total_ at the last sink flush
   Stats stats_;                      // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
-  bool flush_requested_ = false;  // flush() waits: flush now, not at the next 5 ms mark
-  bool writer_waiting_ = false;   // the writer blocks on work_cv_ (a producer must wake it)
-  std::thread writer_;            // last: started once the members above exist
+  bool flush_requested_ = false;  // flush() waits: write now, without gathering
+  // Idle: blocked until something is queued. Gathering: letting a pass's events gather.
+  enum class WriterState : std::uint8_t { Busy, Idle, Gathering };
+  WriterState writer_state_ = WriterState::Busy;
+  // A gathering writer starts its pass early once this many events wait (well before the bound).
+  [[nodiscard]] std::size_t gatherLimit() const { return max_queued_ / 2 + 1; }
+  std::thread writer_;  // last: started once the members above exist
 };
 
 }  // namespace tlstrace::trace

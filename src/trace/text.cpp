@@ -14,8 +14,9 @@ namespace {
 constexpr std::size_t kInlineWidth = 96;
 
 bool isCodeName(const Json& j) {
+  if (!j.isObject()) return false;
   const auto& o = j.asObject();
-  return j.isObject() && o.size() == 2 && o[0].first == "id" && o[1].first == "name";
+  return o.size() == 2 && std::string_view(o[0].first) == "id" && std::string_view(o[1].first) == "name";
 }
 
 void appendHex4(std::string& out, std::int64_t v) {
@@ -28,10 +29,11 @@ void appendHex4(std::string& out, std::int64_t v) {
 void appendScalar(const Json& j, std::string& out) {
   if (j.isString()) {
     out += j.asString();
-  } else if (isCodeName(j)) {
-    out += j.find("name")->asString();
+  } else if (isCodeName(j)) {  // fields in that order: read them in place
+    const auto& o = j.asObject();
+    out += o[1].second.asString();
     out += " (";
-    appendHex4(out, j.find("id")->asInt());
+    appendHex4(out, o[0].second.asInt());
     out += ')';
   } else {
     j.dumpTo(out);

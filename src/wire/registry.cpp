@@ -23,6 +23,9 @@ std::string_view lookup(const std::array<Row<K>, N>& table, K id) {
 constexpr Row<std::uint16_t> kCipherRows[] = {
 #include "wire/cipher_suites.inc"
 };
+// Sorted by code, so a lookup is a binary search (a ClientHello names dozens of suites).
+static_assert(std::is_sorted(std::begin(kCipherRows), std::end(kCipherRows),
+                             [](const auto& a, const auto& b) { return a.id < b.id; }));
 
 // RFC 8446 4.2.7, RFC 7919, RFC 8422, RFC 9189 and the IANA TLS Supported Groups registry.
 constexpr std::array<Row<std::uint16_t>, 22> kGroups{{
@@ -170,9 +173,9 @@ constexpr std::array<Row<std::uint8_t>, 20> kHandshakeTypes{{
 
 std::string_view cipherSuiteName(std::uint16_t id) {
   if (isGrease(id)) return "GREASE";
-  for (const auto& r : kCipherRows)
-    if (r.id == id) return r.name;
-  return "unknown";
+  const auto* it = std::lower_bound(std::begin(kCipherRows), std::end(kCipherRows), id,
+                                    [](const auto& r, std::uint16_t v) { return r.id < v; });
+  return it != std::end(kCipherRows) && it->id == id ? it->name : std::string_view("unknown");
 }
 std::string_view namedGroupName(std::uint16_t id) {
   if (isGrease(id)) return "GREASE";

@@ -174,6 +174,22 @@ TEST_CASE("tracer: writer thread keeps order, filters categories, flush waits fo
   CHECK(t.stats().waits == 0);
 }
 
+TEST_CASE("tracer: without flush() the writer still writes and flushes each pass within moments") {
+  auto sink = std::make_shared<RecordingSink>();
+  Tracer t(kAll);
+  t.addSink(sink);
+  for (int round = 1; round <= 3; ++round) {  // an idle writer is woken again each time
+    t.emit(named(static_cast<std::uint64_t>(round), "conn.open"));
+    bool seen = false;
+    for (int i = 0; i < 400 && !seen; ++i) {  // bounded: 2 s, the writer gathers for 5 ms
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::lock_guard<std::mutex> lock(sink->mu);
+      seen = sink->seen.size() == static_cast<std::size_t>(round) && sink->flushes >= round;
+    }
+    CHECK(seen);
+  }
+}
+
 TEST_CASE("tracer: a slow sink slows the producers, counts the waits and loses nothing") {
   auto sink = std::make_shared<RecordingSink>();
   sink->delay = std::chrono::microseconds(200);

@@ -54,6 +54,10 @@ TEST_CASE("registry names") {
   CHECK(cipherSuiteName(0x1301) == "TLS_AES_128_GCM_SHA256");
   CHECK(cipherSuiteName(0xc02f) == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
   CHECK(cipherSuiteName(0xfeee) == "unknown");
+  // The ends of the sorted table, and past them (binary search).
+  CHECK(cipherSuiteName(0x0000) == "TLS_NULL_WITH_NULL_NULL");
+  CHECK(cipherSuiteName(0xD005) == "TLS_ECDHE_PSK_WITH_AES_128_CCM_SHA256");
+  CHECK(cipherSuiteName(0xffff) == "unknown");
   CHECK(namedGroupName(29) == "x25519");
   CHECK(namedGroupName(23) == "secp256r1");
   CHECK(signatureSchemeName(0x0804) == "rsa_pss_rsae_sha256");
