@@ -133,7 +133,7 @@ trace::Event& Connection::newEvent(trace::Leg leg, std::string name) {
   // one allocation per burst (the queue takes the vector).
   if (events_.empty()) events_.reserve(8);
   trace::Event& e = events_.emplace_back();
-  e.ts = trace::Clock::now();
+  e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
   e.conn = id_;
   e.leg = leg;
   e.name = std::move(name);
@@ -369,19 +369,6 @@ void Connection::onHelloBytes() {
     state_ = State::Connecting;
     return connectUpstream(go, [this](int, const std::string& why) { closeGracefully(why); });
   }
-  // A whole ClientHello: trace it from the raw bytes now, so the trace reads in wire order even
-  // though OpenSSL only sees it after the upstream handshake.
-  auto desc = client_.decoder.describe(peek.message, true);
-  {
-    Json f = Json::object();
-    f.set("dir", "in");
-    f.set("type", desc.type);
-    f.set("length", desc.length);
-    f.set("body", std::move(desc.body));
-    if (client_.decoder.offer().seen) f.set("fingerprints", fingerprints(client_, true));
-    emit(trace::Leg::Client, "tls.message", std::move(f));
-    hello_traced_ = true;
-  }
   if (auto ch = wire::decodeClientHello(wire::Bytes(peek.message).subspan(4)); ch.ok()) {
     if (auto* e = wire::findExtension(ch.value.extensions, 0))
       if (auto v = wire::decodeServerName(e->data); v && !v->empty()) sni_ = v->front();
@@ -389,9 +376,29 @@ void Connection::onHelloBytes() {
       if (auto v = wire::decodeAlpn(e->data)) client_alpn_ = *v;
   }
   client_.hs_start = SteadyClock::now();
-  if (upstream_.open) return startUpstreamTls();
+  if (upstream_.open) {
+    traceClientHello(peek.message);
+    return startUpstreamTls();
+  }
   state_ = State::Connecting;
   connectUpstream([this] { startUpstreamTls(); }, [this](int, const std::string& why) { abortClientHandshake(why); });
+  // Decoded while the connection to the server is being made: the event order is the same (no
+  // completion handler runs before this returns), the handshake just does not wait for it.
+  traceClientHello(peek.message);
+}
+
+void Connection::traceClientHello(std::span<const std::uint8_t> message) {
+  // Traced from the raw bytes, so the trace reads in wire order even though OpenSSL only sees
+  // the ClientHello after the upstream handshake.
+  auto desc = client_.decoder.describe(message, true);
+  Json f = Json::object();
+  f.set("dir", "in");
+  f.set("type", desc.type);
+  f.set("length", desc.length);
+  f.set("body", std::move(desc.body));
+  if (client_.decoder.offer().seen) f.set("fingerprints", fingerprints(client_, true));
+  emit(trace::Leg::Client, "tls.message", std::move(f));
+  hello_traced_ = true;
 }
 
 void Connection::refuseNotTls(const std::string& reason, bool close) {
@@ -433,8 +440,10 @@ void Connection::startUpstreamTls() {
 }
 
 void Connection::stepUpstreamHandshake() {
+  upstream_.obs.deferWhile(true);
   const auto st = upstream_.tls->handshake();
   flush(upstream_);
+  upstream_.obs.replayDeferred();
   using S = tls::TlsEngine::Status;
   SSL* ssl = upstream_.tls->ssl();
   const std::string verify_name = sni_.empty() ? target_host_ : sni_;
@@ -480,8 +489,10 @@ void Connection::startClientTls() {
 }
 
 void Connection::stepClientHandshake() {
+  client_.obs.deferWhile(true);
   const auto st = client_.tls->handshake();
   flush(client_);
+  client_.obs.replayDeferred();
   using S = tls::TlsEngine::Status;
   if (st == S::WantIo) return readFrom(client_);
   if (st == S::Ok) {
@@ -640,6 +651,36 @@ void Connection::traceTrust(SSL* ssl, const std::string& verify_name) {
 // Observer: OpenSSL callbacks copy bytes into events and return.
 
 void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
+  if (defer_) {
+    deferred_.push_back({trace::Clock::now(), false, sent, content_type, {bytes.begin(), bytes.end()}});
+    return;
+  }
+  message(sent, content_type, bytes);
+}
+
+void Connection::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
+  if (defer_) {
+    if (conn->tracing(trace::kRecord))
+      deferred_.push_back({trace::Clock::now(), true, sent, 0, {header.begin(), header.end()}});
+    return;
+  }
+  recordHeader(sent, header);
+}
+
+void Connection::Observer::replayDeferred() {
+  defer_ = false;
+  if (deferred_.empty()) return;
+  auto items = std::move(deferred_);
+  deferred_ = {};  // an idle connection keeps no capacity
+  for (const auto& d : items) {
+    conn->event_ts_ = d.ts;
+    if (d.header) recordHeader(d.sent, d.bytes);
+    else message(d.sent, d.content_type, d.bytes);
+  }
+  conn->event_ts_ = {};
+}
+
+void Connection::Observer::message(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
   Connection& c = *conn;
   const std::string dir = sent ? "out" : "in";
   if (content_type == SSL3_RT_ALERT) {
@@ -683,7 +724,7 @@ void Connection::Observer::onTlsMessage(bool sent, int content_type, std::span<c
   c.emit(leg->which, "tls.message", std::move(f));
 }
 
-void Connection::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
+void Connection::Observer::recordHeader(bool sent, std::span<const std::uint8_t> header) {
   Connection& c = *conn;
   if (!c.tracing(trace::kRecord) || header.size() < 5) return;
   // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
@@ -701,6 +742,12 @@ void Connection::Observer::onKeylog(std::string_view line) {
   if (c.svc_.keylog) c.svc_.keylog->writeLine(line);
   if (c.svc_.tap) c.svc_.tap->secret(line);
   if (!c.tracing(trace::kKeys)) return;
+  // Its events follow the messages reported before it (and tls.keys reads the handshake's
+  // current cipher): no deferring past this point in this step.
+  if (defer_) {
+    replayDeferred();
+    defer_ = true;
+  }
   // NSS key log line: LABEL <client_random hex> <secret hex>.
   const auto sp1 = line.find(' ');
   const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);

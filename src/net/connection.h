@@ -65,6 +65,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const std::string* alpnChoice() override;
     int clientHelloAbortAlert() override;
     void onVerifyError(tls::VerifyFailure&& failure) override;
+
+    // During a handshake step the messages and record headers OpenSSL reports are only copied
+    // (with their time) and decoded once the step's output is on its way: the peer is not kept
+    // waiting for the trace. Replayed in order, before anything reads the decoder or the alerts.
+    void deferWhile(bool on) { defer_ = on; }
+    void replayDeferred();
+
+   private:
+    struct Deferred {
+      trace::Clock::time_point ts;
+      bool header = false;  // a record header, else a message
+      bool sent = false;
+      int content_type = 0;
+      std::vector<std::uint8_t> bytes;
+    };
+    void message(bool sent, int content_type, std::span<const std::uint8_t> bytes);
+    void recordHeader(bool sent, std::span<const std::uint8_t> header);
+    bool defer_ = false;
+    std::vector<Deferred> deferred_;
   };
 
   struct Leg {
@@ -120,6 +139,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void connectUpstream(std::function<void()> on_connected, std::function<void(int, const std::string&)> on_failed);
   void peekHello();
   void onHelloBytes();
+  void traceClientHello(std::span<const std::uint8_t> message);
   // tls.error (cause not_tls) for bytes that are not a usable ClientHello, then close.
   void refuseNotTls(const std::string& reason, bool close = true);
 
@@ -192,7 +212,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string alpn_choice_;
   bool alpn_known_ = false;
   int abort_alert_ = 0;
-  bool hello_traced_ = false;  // the client's ClientHello was traced from the raw bytes
+  bool hello_traced_ = false;            // the client's ClientHello was traced from the raw bytes
+  trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
   std::string outcome_;
   std::string summary_part_;          // conn.summary's handshake part, rendered once both legs are established
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end

@@ -53,6 +53,22 @@ class ExplicitMode(ProxyTestCase):
         for t in ("ServerHello", "EncryptedExtensions", "Certificate", "CertificateVerify", "Finished"):
             self.assertIn(t, types("upstream", "in"))
             self.assertIn(t, types("client", "out"))
+        # Wire order across both legs (messages are decoded after each flight is sent, and the
+        # client's ClientHello while the upstream connect is under way: neither may reorder).
+        seq = [(e["leg"], e["event"], e.get("type", "")) for e in evs
+               if e["event"] in ("tls.message", "tls.trust", "tls.established")
+               and e.get("type") != "ChangeCipherSpec"]  # (middlebox compatibility: where it may)
+        want = [("client", "tls.message", "ClientHello"), ("upstream", "tls.message", "ClientHello"), ("upstream", "tls.message", "ServerHello"),
+                ("upstream", "tls.message", "EncryptedExtensions"), ("upstream", "tls.message", "Certificate"),
+                ("upstream", "tls.message", "CertificateVerify"), ("upstream", "tls.message", "Finished"),
+                ("upstream", "tls.message", "Finished"), ("upstream", "tls.trust", ""),
+                ("upstream", "tls.established", ""), ("client", "tls.message", "ServerHello"),
+                ("client", "tls.message", "EncryptedExtensions"), ("client", "tls.message", "Certificate"),
+                ("client", "tls.message", "CertificateVerify"), ("client", "tls.message", "Finished"),
+                ("client", "tls.message", "Finished")]
+        self.assertEqual(seq[:len(want)], want)
+        stamps = [e["ts"] for e in evs]
+        self.assertEqual(stamps, sorted(stamps))  # each event keeps the time it happened
         ch = of(evs, "tls.message", "client")[0]["body"]
         self.assertEqual(ch["sni"], "localhost")
         self.assertEqual(len(ch["random"]), 64)
