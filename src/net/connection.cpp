@@ -129,6 +129,7 @@ void Connection::emitFlat(trace::Leg leg, const char* name, trace::FlatFields fl
 }
 
 trace::Event& Connection::newEvent(trace::Leg leg, std::string name) {
+  settleUpstream();  // its events come first, whatever path emits next
   // Held until the end of the handler (tapCommit): one queue lock per burst, not per event, and
   // one allocation per burst (the queue takes the vector).
   if (events_.empty()) events_.reserve(8);
@@ -443,18 +444,22 @@ void Connection::stepUpstreamHandshake() {
   upstream_.obs.deferWhile(true);
   const auto st = upstream_.tls->handshake();
   flush(upstream_);
-  upstream_.obs.replayDeferred();
   using S = tls::TlsEngine::Status;
   SSL* ssl = upstream_.tls->ssl();
-  const std::string verify_name = sni_.empty() ? target_host_ : sni_;
-  if (st == S::WantIo) return readFrom(upstream_);
   if (st == S::Ok) {
-    traceTrust(ssl, verify_name);
-    onEstablished(upstream_);
+    // The client has waited for this handshake since its ClientHello: its flight goes out
+    // first, the upstream leg's trace work right after (settleUpstream).
+    upstream_done_at_ = SteadyClock::now();
+    upstream_done_ts_ = trace::Clock::now();
+    upstream_settle_pending_ = true;
     alpn_choice_ = tls::selectedAlpn(ssl);
     alpn_known_ = true;
-    return startClientTls();
+    startClientTls();
+    return settleUpstream();  // (done already unless the client step waits for its peer)
   }
+  upstream_.obs.replayDeferred();
+  const std::string verify_name = sni_.empty() ? target_host_ : sni_;
+  if (st == S::WantIo) return readFrom(upstream_);
   // Failed: the verdict first if the certificate was the reason, then the error on both legs.
   if (upstream_.verify_failure.error != 0) traceTrust(ssl, verify_name);
   const std::string why =
@@ -488,10 +493,22 @@ void Connection::startClientTls() {
   stepClientHandshake();
 }
 
+void Connection::settleUpstream() {
+  if (!upstream_settle_pending_) return;
+  upstream_settle_pending_ = false;
+  const auto saved_ts = event_ts_;  // (a replayed client event may be waiting for this)
+  upstream_.obs.replayDeferred();
+  event_ts_ = upstream_done_ts_;
+  traceTrust(upstream_.tls->ssl(), sni_.empty() ? target_host_ : sni_);
+  onEstablished(upstream_, upstream_done_at_);
+  event_ts_ = saved_ts;
+}
+
 void Connection::stepClientHandshake() {
   client_.obs.deferWhile(true);
   const auto st = client_.tls->handshake();
   flush(client_);
+  settleUpstream();
   client_.obs.replayDeferred();
   using S = tls::TlsEngine::Status;
   if (st == S::WantIo) return readFrom(client_);
@@ -561,9 +578,9 @@ void Connection::traceTlsError(Leg& l, const std::string& reason, const std::str
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
 }
 
-void Connection::onEstablished(Leg& l) {
+void Connection::onEstablished(Leg& l, SteadyClock::time_point at) {
   SSL* ssl = l.tls->ssl();
-  l.handshake_ms = msSince(l.hs_start);
+  l.handshake_ms = std::chrono::duration<double, std::milli>(at - l.hs_start).count();
   l.established = tls::establishedFields(ssl, *l.handshake_ms);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();
@@ -1066,6 +1083,7 @@ void Connection::maybeFinish() {
 
 void Connection::finish() {
   if (finished_) return;
+  settleUpstream();
   finished_ = true;
   state_ = State::Done;
   watchdog_.cancel();

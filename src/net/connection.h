@@ -150,7 +150,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void stepClientHandshake();
   void abortClientHandshake(const std::string& why);
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
-  void onEstablished(Leg& l);
+  void onEstablished(Leg& l, SteadyClock::time_point at = SteadyClock::now());
+  // The upstream leg's established-time trace work (its last messages, tls.trust,
+  // tls.established) waits until the client's first flight is sent; it runs before any other
+  // event of the connection, stamped with the time the handshake completed.
+  void settleUpstream();
   void traceTrust(SSL* ssl, const std::string& verify_name);  // tls.trust for the upstream leg
   [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
   [[nodiscard]] trace::Json fingerprints(Leg& l, bool client_hello);  // JA3/JA4 (or JA3S/JA4S) of a hello
@@ -214,6 +218,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int abort_alert_ = 0;
   bool hello_traced_ = false;            // the client's ClientHello was traced from the raw bytes
   trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
+  bool upstream_settle_pending_ = false;
+  SteadyClock::time_point upstream_done_at_{};
+  trace::Clock::time_point upstream_done_ts_{};
   std::string outcome_;
   std::string summary_part_;          // conn.summary's handshake part, rendered once both legs are established
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
