@@ -1,5 +1,6 @@
 #include "trace/json.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -52,28 +53,59 @@ std::size_t plainPrefix(const char* p, std::size_t n) {
   return i;
 }
 
-void escape(std::string_view s, std::string& out) {
+// Appends to a std::string through a cursor: the string is grown ahead of the writes (zero-filled,
+// cheaply) and cut back to what was written when done, so each small append is one compare and
+// one copy instead of a call into std::string. JSON lines are most of what the writer thread does.
+class Out {
+ public:
+  explicit Out(std::string& s) : s_(s), used_(s.size()) { s_.resize(used_ + kAhead); }
+  ~Out() { s_.resize(used_); }
+  Out(const Out&) = delete;
+  Out& operator=(const Out&) = delete;
+
+  char* room(std::size_t n) {                                  // at least n bytes writable at the returned cursor
+    if (s_.size() - used_ < n) s_.resize(used_ + n + kAhead);  // (std::string grows its capacity geometrically)
+    return s_.data() + used_;
+  }
+  void advance(std::size_t n) { used_ += n; }
+  void put(char c) {
+    *room(1) = c;
+    ++used_;
+  }
+  void append(const char* p, std::size_t n) {
+    std::memcpy(room(n), p, n);
+    used_ += n;
+  }
+  void append(std::string_view v) { append(v.data(), v.size()); }
+
+ private:
+  static constexpr std::size_t kAhead = 512;
+  std::string& s_;
+  std::size_t used_;
+};
+
+void escape(std::string_view s, Out& out) {
   std::size_t i = plainPrefix(s.data(), s.size());
-  if (i == s.size() && s.size() <= 62) {  // the common case (keys, names): one append
-    char quoted[64];
-    quoted[0] = '"';
-    std::memcpy(quoted + 1, s.data(), s.size());
-    quoted[s.size() + 1] = '"';
-    out.append(quoted, s.size() + 2);
+  if (i == s.size()) {  // the common case (keys, names, hex): one copy between the quotes
+    char* w = out.room(s.size() + 2);
+    w[0] = '"';
+    std::memcpy(w + 1, s.data(), s.size());
+    w[s.size() + 1] = '"';
+    out.advance(s.size() + 2);
     return;
   }
-  out.push_back('"');
+  out.put('"');
   std::size_t run = 0;    // start of the bytes not yet copied
   while (i < s.size()) {  // s[i] needs escaping
     const auto c = static_cast<unsigned char>(s[i]);
     out.append(s.data() + run, i - run);
     run = ++i;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': out.append("\\\"", 2); break;
+      case '\\': out.append("\\\\", 2); break;
+      case '\n': out.append("\\n", 2); break;
+      case '\r': out.append("\\r", 2); break;
+      case '\t': out.append("\\t", 2); break;
       default: {
         static constexpr char kDigits[] = "0123456789abcdef";
         const char esc[] = {'\\', 'u', '0', '0', kDigits[c >> 4], kDigits[c & 0xf]};
@@ -83,12 +115,21 @@ void escape(std::string_view s, std::string& out) {
     i += plainPrefix(s.data() + i, s.size() - i);
   }
   out.append(s.data() + run, s.size() - run);
-  out.push_back('"');
+  out.put('"');
 }
 
 }  // namespace
 
-void appendJsonString(std::string_view s, std::string& out) { escape(s, out); }
+void appendJsonString(std::string_view s, std::string& out) {
+  if (plainPrefix(s.data(), s.size()) == s.size()) {  // no Out for one short string: append as is
+    out += '"';
+    out += s;
+    out += '"';
+    return;
+  }
+  Out o(out);
+  escape(s, o);
+}
 
 const std::string& Json::asString() const { return isString() ? std::get<std::string>(v_) : kEmptyString; }
 const Json::Array& Json::asArray() const { return isArray() ? std::get<Array>(v_) : kEmptyArray; }
@@ -129,46 +170,69 @@ std::string Json::dump() const {
   return s;
 }
 
-void Json::dumpTo(std::string& out) const {
-  struct V {
-    std::string& out;
-    void operator()(std::monostate) const { out += "null"; }
-    void operator()(bool b) const { out += b ? "true" : "false"; }
-    void operator()(std::int64_t i) const {
-      char buf[24];
-      out.append(buf, std::to_chars(buf, buf + sizeof buf, i).ptr);
+// RFC 8259 text of one value, written through Out (see above).
+struct JsonDump {
+  // null, true/false, a number: written to buf (64 bytes), returns the length.
+  static std::size_t scalar(const Json& j, char* buf) {
+    auto literal = [buf](std::string_view v) {
+      std::memcpy(buf, v.data(), v.size());
+      return v.size();
+    };
+    switch (j.v_.index()) {
+      case 1: return literal(*std::get_if<bool>(&j.v_) ? "true" : "false");
+      case 2:
+        return static_cast<std::size_t>(std::to_chars(buf, buf + 24, *std::get_if<std::int64_t>(&j.v_)).ptr - buf);
+      case 3: {
+        const double d = *std::get_if<double>(&j.v_);
+        if (!std::isfinite(d)) return literal("null");
+        const auto r = std::to_chars(buf, buf + 64, d, std::chars_format::fixed, 3);
+        return r.ec == std::errc{} ? static_cast<std::size_t>(r.ptr - buf) : literal("null");
+      }
+      default: return literal("null");
     }
-    void operator()(double d) const {
-      if (!std::isfinite(d)) {
-        out += "null";
+  }
+
+  static void value(const Json& j, Out& out) {
+    switch (j.v_.index()) {
+      case 0:
+      case 1:
+      case 2:
+      case 3: out.advance(scalar(j, out.room(64))); return;
+      case 4: escape(*std::get_if<std::string>(&j.v_), out); return;
+      case 5: {
+        const auto& a = *std::get_if<Json::Array>(&j.v_);
+        out.put('[');
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          if (i) out.put(',');
+          value(a[i], out);
+        }
+        out.put(']');
         return;
       }
-      char buf[64];
-      const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed, 3);
-      if (r.ec == std::errc{}) out.append(buf, r.ptr);
-      else out += "null";
-    }
-    void operator()(const std::string& s) const { escape(s, out); }
-    void operator()(const Array& a) const {
-      out.push_back('[');
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        if (i) out.push_back(',');
-        a[i].dumpTo(out);
+      default: {
+        const auto& o = *std::get_if<Json::Object>(&j.v_);
+        out.put('{');
+        for (std::size_t i = 0; i < o.size(); ++i) {
+          if (i) out.put(',');
+          escape(o[i].first, out);
+          out.put(':');
+          value(o[i].second, out);
+        }
+        out.put('}');
       }
-      out.push_back(']');
     }
-    void operator()(const Object& o) const {
-      out.push_back('{');
-      for (std::size_t i = 0; i < o.size(); ++i) {
-        if (i) out.push_back(',');
-        escape(o[i].first, out);
-        out.push_back(':');
-        o[i].second.dumpTo(out);
-      }
-      out.push_back('}');
-    }
-  };
-  std::visit(V{out}, v_);
+  }
+};
+
+void Json::dumpTo(std::string& out) const {
+  if (isString()) return appendJsonString(std::get<std::string>(v_), out);
+  if (!isArray() && !isObject()) {  // a scalar (the text trace asks for many): no Out set-up
+    char buf[64];
+    out.append(buf, JsonDump::scalar(*this, buf));
+    return;
+  }
+  Out o(out);
+  JsonDump::value(*this, o);
 }
 
 namespace {

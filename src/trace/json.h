@@ -74,6 +74,7 @@ class Json {
   static std::optional<Json> parse(std::string_view text, std::string* error = nullptr);
 
  private:
+  friend struct JsonDump;  // the serialiser reads the alternatives directly
   std::variant<std::monostate, bool, std::int64_t, double, std::string, Array, Object> v_;
 };
 

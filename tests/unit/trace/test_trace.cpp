@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -66,6 +67,42 @@ TEST_CASE("JSON string escaping: every special byte at every offset of long and 
       }
     }
   }
+}
+
+TEST_CASE("JSON dump of large nested values matches a piecewise rendering, appended after existing text") {
+  // Containers are written through a cursor that grows the output ahead of the writes; this
+  // builds ~40 KB (many growth steps) and compares with the same text assembled field by field.
+  Json root = Json::object();
+  std::string want = "{";
+  for (int i = 0; i < 300; ++i) {
+    std::string key = "k" + std::to_string(i);
+    std::string val(static_cast<std::size_t>(i % 70), 'v');
+    if (!val.empty()) val[static_cast<std::size_t>(i) % val.size()] = static_cast<char>(i % 3 == 0 ? '"' : 0x05);
+    Json arr = Json::array();
+    arr.push(i);
+    arr.push(-i * 1000003LL);
+    arr.push(i * 0.5);
+    arr.push(i % 2 == 0);
+    arr.push(nullptr);
+    arr.push(val);
+    root.set(key, arr);
+    std::string item;
+    appendJsonString(key, item);
+    item += ":[" + std::to_string(i) + "," + std::to_string(-i * 1000003LL) + ",";
+    char d[32];
+    std::snprintf(d, sizeof d, "%.3f", i * 0.5);
+    item += d;
+    item += i % 2 == 0 ? ",true,null," : ",false,null,";
+    appendJsonString(val, item);
+    want += (i ? "," : "") + item + "]";
+  }
+  want += "}";
+  std::string out = "prefix ";
+  root.dumpTo(out);
+  CHECK(out == "prefix " + want);
+  CHECK(Json(1e300).dump() == "null");  // too long for the fixed form: null, as before
+  CHECK(Json(std::numeric_limits<double>::infinity()).dump() == "null");
+  CHECK(Json(std::numeric_limits<std::int64_t>::min()).dump() == "-9223372036854775808");
 }
 
 TEST_CASE("JSON parser rejects malformed text") {
