@@ -324,6 +324,11 @@ class Parser {
     ++pos_;  // opening quote
     std::string out;
     while (pos_ < s_.size()) {
+      // Runs of plain characters are copied at once; the byte after one is handled below.
+      const std::size_t run = plainPrefix(s_.data() + pos_, s_.size() - pos_);
+      out.append(s_.data() + pos_, run);
+      pos_ += run;
+      if (pos_ >= s_.size()) break;
       char c = s_[pos_++];
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) {

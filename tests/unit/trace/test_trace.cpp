@@ -33,6 +33,16 @@ TEST_CASE("JSON dump and parse round-trip, with escapes") {
   auto back = Json::parse(text, &err);
   REQUIRE(back);
   CHECK(back->dump() == text);
+  // Raw DEL and UTF-8 pass through the parser's plain-run copy; escapes around them decode.
+  auto raw = Json::parse(
+      "\"ab\x7f"
+      "\xc3\xa9"
+      "cdefghijklmnopq\\u0041\\n\"");
+  REQUIRE(raw);
+  CHECK(raw->asString() ==
+        "ab\x7f"
+        "\xc3\xa9"
+        "cdefghijklmnopqA\n");
 }
 
 TEST_CASE("JSON string escaping: every special byte at every offset of long and short strings") {
