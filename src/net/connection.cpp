@@ -649,6 +649,7 @@ analysis::LegReport Connection::legReport(const Leg& l) {
 // ~3 KiB less per idle connection. The close adds alerts, timings and errors to it.
 void Connection::settleSummary() {
   summary_part_ = analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)).dump();
+  summary_part_.shrink_to_fit();  // kept for the connection's lifetime: no growth slack
   for (Leg* l : {&client_, &upstream_}) {
     l->decoder.releaseHandshake();
     l->prints.reset();
