@@ -170,20 +170,21 @@ void appendFlatLine(const Event& e, std::string& out) {
 }  // namespace
 
 void appendJsonLine(const Event& e, std::string& out) {
+  using namespace std::string_view_literals;
   if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
   // Same bytes as toJson(e).dump(), written straight into `out`: the common fields, then the
   // event's own (their object's opening brace becomes the separating comma).
-  out += "{\"ts\":\"";
+  out += "{\"ts\":\""sv;
   appendTimestamp(e.ts, out);
-  out += "\",\"conn\":";
+  out += "\",\"conn\":"sv;
   char num[24];
   out.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
   if (e.leg != Leg::None) {
-    out += ",\"leg\":\"";
+    out += ",\"leg\":\""sv;
     out += legName(e.leg);
     out += '"';
   }
-  out += ",\"event\":";
+  out += ",\"event\":"sv;
   appendJsonString(e.name, out);
   const std::size_t at = out.size();
   e.fields.dumpTo(out);

@@ -9,6 +9,8 @@
 
 namespace tlstrace::trace {
 
+using namespace std::string_view_literals;  // literal appends without strlen
+
 namespace {
 
 constexpr std::size_t kInlineWidth = 96;
@@ -21,7 +23,7 @@ bool isCodeName(const Json& j) {
 
 void appendHex4(std::string& out, std::int64_t v) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  out += "0x";
+  out += "0x"sv;
   for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
 }
 
@@ -32,7 +34,7 @@ void appendScalar(const Json& j, std::string& out) {
   } else if (isCodeName(j)) {  // fields in that order: read them in place
     const auto& o = j.asObject();
     out += o[1].second.asString();
-    out += " (";
+    out += " ("sv;
     appendHex4(out, o[0].second.asInt());
     out += ')';
   } else {
@@ -69,7 +71,7 @@ bool appendInline(const Json& j, int depth, std::string& out) {
     bool first = true;
     for (const auto& x : j.asArray()) {
       const std::size_t before = out.size() - start;  // the width so far, without the separator
-      if (!first) out += ", ";
+      if (!first) out += ", "sv;
       const std::size_t item_at = out.size();
       if (isFlat(x)) appendScalar(x, out);
       else if (depth != 0 || !x.isObject() || !appendInline(x, depth + 1, out)) return false;
@@ -83,7 +85,7 @@ bool appendInline(const Json& j, int depth, std::string& out) {
     bool first = true;
     for (const auto& [k, v] : j.asObject()) {
       const std::size_t before = out.size() - start;
-      if (!first) out += ", ";
+      if (!first) out += ", "sv;
       out += k;
       out += '=';
       const std::size_t item_at = out.size();
@@ -135,7 +137,7 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
   out += prefix;
   out.append(static_cast<std::size_t>(indent) * 2, ' ');
   out += key;
-  out += ": ";
+  out += ": "sv;
 }
 
 void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v, std::string& out) {
@@ -167,9 +169,9 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   if (type && length && isCodeName(*type)) {
     lineHead(out, prefix, indent, key);
     appendScalar(*type, out);
-    out += ", ";
+    out += ", "sv;
     appendScalar(*length, out);
-    out += " bytes\n";
+    out += " bytes\n"sv;
     for (const auto& [k, x] : v.asObject())
       if (k != "type" && k != "length") renderValue(prefix, indent + 1, k, x, out);
     return;
@@ -177,7 +179,7 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   out += prefix;
   out += pad;
   out += key;
-  out += ":\n";
+  out += ":\n"sv;
   for (const auto& [k, x] : v.asObject()) renderValue(prefix, indent + 1, k, x, out);
 }
 
@@ -280,23 +282,23 @@ void appendDefault(const Event& e, std::string& out) {
   if (e.name == "tls.message") {
     out += isIn(f) ? "<- " : "-> ";
     appendField(f, "type", out);
-    out += " (";
+    out += " ("sv;
     appendField(f, "length", out);
-    out += " bytes)\n";
+    out += " bytes)\n"sv;
     skip1 = "dir", skip2 = "type", skip3 = "length";
   } else if (e.name == "tls.record" || e.name == "data") {
     // Per-record and per-chunk events come by the thousand: one line each, as in a packet list.
     out += isIn(f) ? "<- " : "-> ";
     if (e.name == "data") {
-      out += "data ";
+      out += "data "sv;
       appendField(f, "bytes", out);
-      out += " bytes";
+      out += " bytes"sv;
       if (const Json* hex = f.find("hex")) {
-        out += ": ";
+        out += ": "sv;
         out += hex->asString();
       }
     } else {
-      out += "record ";
+      out += "record "sv;
       const Json* ct = f.find("content_type");
       if (!ct) {
         out += '?';
@@ -307,9 +309,9 @@ void appendDefault(const Event& e, std::string& out) {
       }
       out += ' ';
       appendField(f, "version", out);
-      out += ", ";
+      out += ", "sv;
       appendField(f, "length", out);
-      out += " bytes";
+      out += " bytes"sv;
     }
     out += '\n';
     for (const auto& [k, v] : f.asObject())
@@ -318,14 +320,14 @@ void appendDefault(const Event& e, std::string& out) {
     return;
   } else if (e.name == "tls.alert") {
     out += isIn(f) ? "<- " : "-> ";
-    out += "Alert ";
+    out += "Alert "sv;
     appendField(f, "level", out);
     out += ' ';
     appendField(f, "description", out);
     out += '\n';
     skip1 = "dir", skip2 = "level", skip3 = "description";
   } else {
-    out += "== ";
+    out += "== "sv;
     out += e.name;
     out += '\n';
   }
