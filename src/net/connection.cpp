@@ -441,7 +441,7 @@ void Connection::startUpstreamTls() {
 }
 
 void Connection::stepUpstreamHandshake() {
-  upstream_.obs.deferWhile(true);
+  upstream_.obs.deferUntilReplay();
   const auto st = upstream_.tls->handshake();
   flush(upstream_);
   using S = tls::TlsEngine::Status;
@@ -505,7 +505,7 @@ void Connection::settleUpstream() {
 }
 
 void Connection::stepClientHandshake() {
-  client_.obs.deferWhile(true);
+  client_.obs.deferUntilReplay();
   const auto st = client_.tls->handshake();
   flush(client_);
   settleUpstream();

@@ -69,8 +69,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // During a handshake step the messages and record headers OpenSSL reports are only copied
     // (with their time) and decoded once the step's output is on its way: the peer is not kept
     // waiting for the trace. Replayed in order, before anything reads the decoder or the alerts.
-    void deferWhile(bool on) { defer_ = on; }
-    void replayDeferred();
+    void deferUntilReplay() { defer_ = true; }
+    void replayDeferred();  // (and stop deferring)
 
    private:
     struct Deferred {

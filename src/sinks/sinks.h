@@ -20,11 +20,7 @@ class BufferedFile {
   ~BufferedFile();
   BufferedFile(const BufferedFile&) = delete;
   BufferedFile& operator=(const BufferedFile&) = delete;
-  void append(const std::string& lines) {
-    buf_ += lines;
-    spillIfFull();
-  }
-  // For rendering in place: append to buffer(), then call spillIfFull().
+  // Sinks render into buffer() in place, then call spillIfFull().
   [[nodiscard]] std::string& buffer() { return buf_; }
   void spillIfFull() {
     if (buf_.size() >= kChunk) flush();

@@ -298,10 +298,10 @@ void Tracer::submit(std::vector<Event>& batch) {
 void Tracer::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const std::uint64_t target = queued_total_;
-  if (flushed_upto_ >= target) return;
+  if (written_total_ >= target) return;
   flush_requested_ = true;
   work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return flushed_upto_ >= target; });
+  done_cv_.wait(lock, [&] { return written_total_ >= target; });
 }
 
 Tracer::Stats Tracer::stats() const {
@@ -347,7 +347,6 @@ void Tracer::run() {
     work.clear();
     lock.lock();
     written_total_ += n;
-    flushed_upto_ = written_total_;
     done_cv_.notify_all();
   }
 }

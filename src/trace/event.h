@@ -133,8 +133,7 @@ class Tracer {
   std::condition_variable done_cv_;   // flush(): the writer caught up
   std::vector<Event> queue_;
   std::uint64_t queued_total_ = 0;   // events ever queued
-  std::uint64_t written_total_ = 0;  // events ever written (and flushed: each pass flushes)
-  std::uint64_t flushed_upto_ = 0;   // written_total_ at the last sink flush
+  std::uint64_t written_total_ = 0;  // events ever written and flushed (each pass flushes)
   Stats stats_;                      // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::chrono::steady_clock::time_point last_report_{};

@@ -1,6 +1,5 @@
 #include "trace/json.h"
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -14,15 +13,6 @@ const std::string kEmptyString;
 const Json::Array kEmptyArray;
 const Json::Object kEmptyObject;
 
-// True when one of the 8 bytes in `v` needs escaping: below 0x20, '"', '\\' or 0x7f (SWAR, the
-// classic "has a zero byte" test; bytes >= 0x80 pass through as UTF-8).
-constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
-constexpr bool hasZeroByte(std::uint64_t v) { return ((v - kOnes) & ~v & kHighs) != 0; }
-bool needsEscape(std::uint64_t v) {
-  return ((v - kOnes * 0x20) & ~v & kHighs) != 0 || hasZeroByte(v ^ (kOnes * '"')) || hasZeroByte(v ^ (kOnes * '\\')) ||
-         hasZeroByte(v ^ (kOnes * 0x7f));
-}
-
 // The bytes escape() must not copy as they are (RFC 8259 7, plus DEL).
 constexpr auto kEscaped = [] {
   std::array<bool, 256> t{};
@@ -32,7 +22,8 @@ constexpr auto kEscaped = [] {
 }();
 
 // How many bytes at the start of [p, p + n) can be copied as they are: 16 at a time with vector
-// compares, then 8 (SWAR), then one by one. Hex strings and names make up most of a trace.
+// compares (the same set as kEscaped), then one by one. Hex strings and names make up most of a
+// trace.
 std::size_t plainPrefix(const char* p, std::size_t n) {
   using V16 = std::uint8_t __attribute__((vector_size(16)));
   std::size_t i = 0;
@@ -43,11 +34,6 @@ std::size_t plainPrefix(const char* p, std::size_t n) {
     std::uint64_t half[2];
     std::memcpy(half, &bad, sizeof half);
     if ((half[0] | half[1]) != 0) break;
-  }
-  for (; n - i >= 8; i += 8) {
-    std::uint64_t v;
-    std::memcpy(&v, p + i, 8);
-    if (needsEscape(v)) break;
   }
   while (i < n && !kEscaped[static_cast<unsigned char>(p[i])]) ++i;
   return i;
