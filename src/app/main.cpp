@@ -4,6 +4,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#ifdef TLSTRACE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -30,6 +33,24 @@ using namespace tlstrace;
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+
+// What the binary was built with, for --version and the start line (bug reports, benchmarks).
+std::string buildInfo() {
+  std::string info = OpenSSL_version(OPENSSL_VERSION);
+#ifdef TLSTRACE_JEMALLOC
+  const char* v = nullptr;
+  std::size_t len = sizeof v;
+  info += ", jemalloc";
+  if (mallctl("version", &v, &len, nullptr, 0) == 0 && v) {
+    const std::string_view ver(v);  // "5.3.0-0-g<commit>"
+    info += ' ';
+    info += ver.substr(0, ver.find('-'));
+  }
+#else
+  info += ", system malloc";
+#endif
+  return info;
+}
 
 pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
   if (!cfg.ca_cert.empty()) return pki::loadCa(cfg.ca_cert, cfg.ca_key);
@@ -129,7 +150,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.keylog = keylog.get();
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
-    spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, OpenSSL_version(OPENSSL_VERSION), addr,
+    spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, buildInfo(), addr,
                  config::modeName(cfg.mode),
                  cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
     spdlog::info("CA certificate: {}", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
@@ -245,8 +266,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("tlstrace"));
   spdlog::set_pattern("tlstrace: %v");
   CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy"};
-  app.set_version_flag("--version",
-                       std::string("tlstrace ") + kVersion + " (" + OpenSSL_version(OPENSSL_VERSION) + ")");
+  app.set_version_flag("--version", std::string("tlstrace ") + kVersion + " (" + buildInfo() + ")");
   app.require_subcommand(1);
   config::ProxyConfig cfg;
   app::CliState state;

@@ -222,7 +222,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyClock::time_point upstream_done_at_{};
   trace::Clock::time_point upstream_done_ts_{};
   std::string outcome_;
-  std::string summary_part_;          // conn.summary's handshake part, rendered once both legs are established
+  // conn.summary's handshake part, rendered once both legs are established; shared between the
+  // connections whose parts are equal (internSummaryPart).
+  std::shared_ptr<const std::string> summary_part_;
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;

@@ -264,6 +264,29 @@ class SecretsAndDiagnosis(ProxyTestCase):
         with open(p2.trace) as f:
             self.assertIn("== conn.summary", f.read())
 
+    def test_summaries_of_alike_and_unlike_connections(self):
+        # Connections with equal handshakes share one copy of the summary's handshake part; each
+        # summary must still tell its own connection's story, in any order of alike and unlike.
+        srv = self.s_server()
+        # One io thread: the shared copies are per thread.
+        p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--insecure", "--threads", "1")
+        tls12 = ssl.create_default_context(cafile=p.ca)
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        versions = ["TLSv1.3", "TLSv1.2", "TLSv1.3", "TLSv1.2"]
+        for i, v in enumerate(versions):
+            get(p, tls12 if v == "TLSv1.2" else None)
+            p.conn_closed(i + 1)
+        evs = p.conn_closed(len(versions))
+        summaries = sorted(of(evs, "conn.summary"), key=lambda e: e["conn"])
+        self.assertEqual([s["client"]["version"] for s in summaries], versions)
+        self.assertEqual([s["upstream"]["version"] for s in summaries], ["TLSv1.3"] * 4)
+        for s in summaries:
+            self.assertEqual(s["client"]["offered_versions"][0], s["client"]["version"])
+        handshake = [{k: v for k, v in s["client"].items() if k not in ("timings", "alerts")} for s in summaries]
+        self.assertEqual(handshake[0], handshake[2])
+        self.assertNotEqual(handshake[0], handshake[1])
+        self.assertEqual(len({s["client"]["timings"]["handshake_ms"] for s in summaries}), 4)
+
 
 class MirrorAndFormats(ProxyTestCase):
     def test_mirror_client_offers_upstream_what_the_client_offered(self):
