@@ -261,9 +261,9 @@ void Tracer::submit(std::vector<Event>& batch) {
   if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
   // Back-pressure, never loss: the io thread waits for the writer and every wait is counted.
-  while (queue_.size() >= max_queued_ && !stop_) {
+  while (queued_ >= max_queued_ && !stop_) {
     const auto t0 = std::chrono::steady_clock::now();
-    space_cv_.wait(lock, [this] { return queue_.size() < max_queued_ || stop_; });
+    space_cv_.wait(lock, [this] { return queued_ < max_queued_ || stop_; });
     const auto t1 = std::chrono::steady_clock::now();
     ++stats_.waits;
     stats_.wait_micros +=
@@ -276,21 +276,18 @@ void Tracer::submit(std::vector<Event>& batch) {
       lock.lock();  // the queue may have filled again meanwhile: the loop checks
     }
   }
-  const bool was_empty = queue_.empty();
+  const bool was_empty = queued_ == 0;
   const std::size_t n = batch.size();
+  queued_ += n;
   queued_total_ += n;
   // The queue takes the storage too: an idle connection keeps no event vector capacity.
-  if (was_empty) {
-    queue_ = std::move(batch);
-  } else {
-    for (auto& e : batch) queue_.push_back(std::move(e));
-  }
+  queue_.push_back(std::move(batch));
   batch = std::vector<Event>{};
   // An idle writer is woken by the first event; a gathering one only when the queue reaches the
   // gathering limit (it comes back by itself after kGather); a busy one looks again when done.
   const bool wake =
       (writer_state_ == WriterState::Idle && was_empty) ||
-      (writer_state_ == WriterState::Gathering && queue_.size() >= gatherLimit() && queue_.size() - n < gatherLimit());
+      (writer_state_ == WriterState::Gathering && queued_ >= gatherLimit() && queued_ - n < gatherLimit());
   lock.unlock();
   if (wake) work_cv_.notify_one();
 }
@@ -321,12 +318,12 @@ void Tracer::run() {
   // each sink once. Fewer wake-ups of this thread and fewer, larger writes; a reader still sees
   // whole lines within kGather. flush(), stop and a half-full queue end the gathering early.
   constexpr auto kGather = std::chrono::milliseconds(5);
-  std::vector<Event> work;
+  std::vector<std::vector<Event>> work;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     writer_state_ = WriterState::Idle;
-    work_cv_.wait(lock, [this] { return !queue_.empty() || stop_ || flush_requested_; });
-    if (queue_.empty()) {  // stop, or a flush with nothing queued: every pass flushed already
+    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flush_requested_; });
+    if (queued_ == 0) {  // stop, or a flush with nothing queued: every pass flushed already
       writer_state_ = WriterState::Busy;
       flush_requested_ = false;
       done_cv_.notify_all();
@@ -334,16 +331,18 @@ void Tracer::run() {
       continue;
     }
     writer_state_ = WriterState::Gathering;
-    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flush_requested_ || queue_.size() >= gatherLimit(); });
+    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flush_requested_ || queued_ >= gatherLimit(); });
     writer_state_ = WriterState::Busy;
     flush_requested_ = false;  // this pass covers every event queued before any waiting flush()
     work.swap(queue_);
+    const std::size_t n = queued_;
+    queued_ = 0;
     lock.unlock();
     space_cv_.notify_all();
-    for (const Event& e : work)
-      for (auto& sink : sinks_) sink->write(e);
+    for (const auto& batch : work)
+      for (const Event& e : batch)
+        for (auto& sink : sinks_) sink->write(e);
     for (auto& sink : sinks_) sink->flush();
-    const auto n = work.size();
     work.clear();
     lock.lock();
     written_total_ += n;

@@ -131,7 +131,10 @@ class Tracer {
   std::condition_variable work_cv_;   // writer: something queued, or stop
   std::condition_variable space_cv_;  // producers: room in the queue
   std::condition_variable done_cv_;   // flush(): the writer caught up
-  std::vector<Event> queue_;
+  // Whole batches as the producers handed them over: queuing one is a move of its vector, not of
+  // each event (with --trace all a keep-alive request brings six).
+  std::vector<std::vector<Event>> queue_;
+  std::size_t queued_ = 0;           // events in queue_
   std::uint64_t queued_total_ = 0;   // events ever queued
   std::uint64_t written_total_ = 0;  // events ever written and flushed (each pass flushes)
   Stats stats_;                      // waits; events come from written_total_

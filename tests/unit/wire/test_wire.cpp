@@ -32,6 +32,30 @@ TEST_CASE("ByteReader reads big-endian and refuses to overrun") {
   CHECK(r.remaining() == 2);
 }
 
+TEST_CASE("hex of every byte value at every length and alignment, and back") {
+  std::vector<std::uint8_t> all(256 + 40);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint8_t>(i * 7 + (i >> 8));
+  for (std::size_t off = 0; off < 17; ++off) {
+    for (std::size_t n = 0; off + n <= all.size(); n += (n < 40 ? 1 : 37)) {
+      const Bytes b = Bytes(all).subspan(off, n);
+      std::string slow;
+      for (const std::uint8_t x : b) {
+        slow += "0123456789abcdef"[x >> 4];
+        slow += "0123456789abcdef"[x & 0xf];
+      }
+      std::string fast(2 * n + 8, '#');
+      char* end = writeHex(b, fast.data());
+      REQUIRE(static_cast<std::size_t>(end - fast.data()) == 2 * n);
+      CHECK(fast.compare(2 * n, 8, "########") == 0);  // nothing past the end
+      fast.resize(2 * n);
+      REQUIRE(fast == slow);
+      CHECK(toHex(b) == slow);
+      CHECK(fromHex(slow) == std::vector<std::uint8_t>(b.begin(), b.end()));
+    }
+  }
+  CHECK(toHex(Bytes(all), 3) == toHex(Bytes(all).first(3)));
+}
+
 TEST_CASE("length-prefixed children cover exactly their body") {
   const std::uint8_t data[] = {0x00, 0x02, 0xab, 0xcd, 0xef};
   ByteReader r(data);
