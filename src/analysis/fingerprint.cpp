@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 #include "wire/registry.h"
@@ -25,14 +26,27 @@ const EVP_MD* sha256() {
 }
 
 std::string digestHex(const std::string& s, const EVP_MD* md, std::size_t chars) {
+  // One client build and one server bring the same hellos again and again, and a digest in
+  // OpenSSL 3 (context, provider init, final) costs more than the rest of a fingerprint: the
+  // last few inputs and their digests are kept per thread.
+  struct Memo {
+    const EVP_MD* md = nullptr;
+    std::string in, hex;
+  };
+  static thread_local std::array<Memo, 16> memo;
+  static thread_local std::size_t next = 0;
+  for (const Memo& m : memo)
+    if (m.md == md && md != nullptr && m.in == s) return m.hex.substr(0, chars);
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (md == nullptr || EVP_Digest(s.data(), s.size(), out, &n, md, nullptr) != 1) return std::string(chars, '0');
   std::string h;
+  h.reserve(2 * n);
   for (unsigned i = 0; i < n; ++i) {
     h.push_back(kDigits[out[i] >> 4]);
     h.push_back(kDigits[out[i] & 0xf]);
   }
+  memo[next++ % memo.size()] = {md, s, h};
   return h.substr(0, chars);
 }
 

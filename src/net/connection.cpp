@@ -47,20 +47,20 @@ double msSince(std::chrono::steady_clock::time_point t) {
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
 // closes: equal parts are shared, one copy per thread's recent variety (1.6 KiB per idle
 // connection otherwise). Per io thread, as the connections that use it are.
-std::shared_ptr<const std::string> internSummaryPart(std::string part) {
+std::shared_ptr<const SummaryPart> internSummaryPart(std::string part) {
   struct Slot {
     std::size_t hash = 0;
-    std::shared_ptr<const std::string> text;
+    std::shared_ptr<const SummaryPart> part;
   };
   static thread_local std::array<Slot, 16> recent;
   static thread_local std::size_t next = 0;
   const std::size_t h = std::hash<std::string>{}(part);
   for (const Slot& s : recent)
-    if (s.text && s.hash == h && *s.text == part) return s.text;
+    if (s.part && s.hash == h && s.part->text == part) return s.part;
   part.shrink_to_fit();  // kept for the connection's lifetime: no growth slack
   Slot& slot = recent[next++ % recent.size()];
-  slot = {h, std::make_shared<const std::string>(std::move(part))};
-  return slot.text;
+  slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(part), {}})};
+  return slot.part;
 }
 
 }  // namespace
@@ -1128,9 +1128,9 @@ void Connection::finish() {
     emit(l->which, "tcp.close", std::move(f));
   }
   if (summary_part_) {
-    std::optional<Json> part = Json::parse(*summary_part_);
+    if (!summary_part_->tree) summary_part_->tree = Json::parse(summary_part_->text).value_or(Json());
     emit(trace::Leg::None, "conn.summary",
-         analysis::completeSummary(part ? std::move(*part) : Json(), legReport(client_), legReport(upstream_)));
+         analysis::completeSummary(*summary_part_->tree, legReport(client_), legReport(upstream_)));
   } else if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
     emit(trace::Leg::None, "conn.summary", analysis::buildSummary(legReport(client_), legReport(upstream_)));
   }

@@ -32,6 +32,14 @@ struct ErrorFacts {
   bool timeout = false;
 };
 
+// conn.summary's handshake part, rendered once both legs of a connection are established; shared
+// between the connections of one io thread whose parts are equal. Parsed back at the first close
+// that needs it and kept parsed for the next ones (a copy costs less than a parse).
+struct SummaryPart {
+  std::string text;
+  mutable std::optional<trace::Json> tree;  // only ever touched on the part's own io thread
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket client, const Services& svc, std::uint64_t id, std::function<void(std::uint64_t)> on_done);
@@ -222,9 +230,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyClock::time_point upstream_done_at_{};
   trace::Clock::time_point upstream_done_ts_{};
   std::string outcome_;
-  // conn.summary's handshake part, rendered once both legs are established; shared between the
-  // connections whose parts are equal (internSummaryPart).
-  std::shared_ptr<const std::string> summary_part_;
+  std::shared_ptr<const SummaryPart> summary_part_;
   std::vector<trace::Event> events_;  // emitted in the current handler, queued at its end
   SteadyClock::time_point start_;
   SteadyClock::time_point last_activity_;

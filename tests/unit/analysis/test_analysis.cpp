@@ -214,9 +214,19 @@ TEST_CASE("JA3 and JA4 drop GREASE and follow their specifications") {
   o.sni = "example.com";
   auto j3 = analysis::ja3(o);
   CHECK(j3.text == "771,4865-4866-49195,0-10-11-13-16-43-51,29-23,0");
-  CHECK(j3.hash.size() == 32);
+  CHECK(j3.hash == "ce04116d61aa4c0fc142193e54a2a31e");  // MD5 of the text (hashlib)
   const std::string j4 = analysis::ja4(o);
-  CHECK(j4.substr(0, 10) == "t13d0307h2");
+  CHECK(j4 == "t13d0307h2_5559582ccdc4_078775ef5e04");  // SHA-256 prefixes (hashlib)
+  // Digests are remembered per thread: 40 other hellos later, the same answers, and never
+  // another hello's.
+  for (std::uint16_t i = 0; i < 40; ++i) {
+    trace::HelloOffer other = o;
+    other.suites.push_back(static_cast<std::uint16_t>(0x1000 + i));
+    CHECK(analysis::ja3(other).hash != j3.hash);
+    CHECK(analysis::ja4(other).substr(11) != j4.substr(11));
+    CHECK(analysis::ja3(o).hash == j3.hash);
+  }
+  CHECK(analysis::ja4(o) == j4);
   CHECK(analysis::ja4Raw(o) == "1301,1302,c02b|000a,000b,000d,002b,0033_0403,0804");
   CHECK(j4.size() == 36);
   o.sni.clear();
