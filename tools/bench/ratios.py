@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads a peer-harness run (raw.tsv) and prints tlstrace's figures beside HAProxy's, with the
-ratio candidate/HAProxy for each target of the performance issue. Usage: ratios.py OUT_DIR"""
+ratio candidate/HAProxy for each target of the performance issue. Usage: ratios.py OUT_DIR, or
+ratios.py --trace-cost BASE for the runs of tools/bench/run.sh --trace-cost."""
 import statistics
 import sys
 from collections import defaultdict
@@ -23,7 +24,7 @@ METRICS = [
 ]
 
 
-def main(out_dir):
+def read_runs(out_dir):
     vals = defaultdict(list)
     with open(f"{out_dir}/raw.tsv") as f:
         for line in f:
@@ -37,6 +38,43 @@ def main(out_dir):
                 vals[(peer, metric)].append(float(value))
             except ValueError:
                 pass
+    return vals
+
+
+# The tracing-cost target: `--trace all` within 10 % of the default trace on b and c.
+TRACE_COST_METRICS = [
+    ("b_rps", "b: keep-alive req/s", True),
+    ("b_peer_cpu_us_per_req", "b: proxy CPU µs per request", False),
+    ("c_cps", "c: new full-handshake conn/s", True),
+    ("c_peer_cpu_us_per_conn", "c: proxy CPU µs per connection", False),
+]
+
+
+def trace_cost(base):
+    """base holds default-N and all-N harness runs (tools/bench/run.sh --trace-cost)."""
+    import os
+    pairs = sorted(int(d.split("-")[1]) for d in os.listdir(base) if d.startswith("default-") and "." not in d)
+    print("| metric | " + " | ".join(f"pair {i}: default / all / ratio" for i in pairs) + " | median ratio | within 10 % |")
+    print("|---|" + "---|" * len(pairs) + "---|---|")
+    for m, label, higher in TRACE_COST_METRICS:
+        cells, ratios = [], []
+        for i in pairs:
+            d = read_runs(f"{base}/default-{i}").get(("candidate", m))
+            a = read_runs(f"{base}/all-{i}").get(("candidate", m))
+            if not d or not a:
+                cells.append("n/a")
+                continue
+            d, a = statistics.median(d), statistics.median(a)
+            r = a / d
+            ratios.append(r)
+            cells.append(f"{d:,.0f} / {a:,.0f} / {r:.2f}")
+        med = statistics.median(ratios) if ratios else None
+        ok = "" if med is None else ("yes" if (med >= 0.9 if higher else med <= 1.1) else "no")
+        print(f"| {label} | " + " | ".join(cells) + f" | {'n/a' if med is None else f'{med:.2f}'} | {ok} |")
+
+
+def main(out_dir):
+    vals = read_runs(out_dir)
     med = lambda p, m: statistics.median(vals[(p, m)]) if vals.get((p, m)) else None
     print("| metric | direct | HAProxy | tlstrace | tlstrace / HAProxy | target met |")
     print("|---|---|---|---|---|---|")
@@ -51,4 +89,7 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--trace-cost":
+        trace_cost(sys.argv[2])
+    else:
+        main(sys.argv[1])

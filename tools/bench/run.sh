@@ -4,6 +4,8 @@
 #
 #   tools/bench/run.sh            full run (3 repetitions, all tests and variants; ~25 min)
 #   tools/bench/run.sh --quick    developer loop (1 repetition, short runs, TLS 1.3 only; ~3 min)
+#   tools/bench/run.sh --trace-cost   what `--trace all` costs against the default trace, on tests
+#                                  b and c: PAIRS (4) alternating harness runs of each (~12 min)
 #
 # tlstrace runs with its default trace categories and events to a file, as users run it.
 # Extra environment (REPS, DUR, TESTS, PEERS, OUT_DIR, ...) is passed to the harness.
@@ -22,10 +24,31 @@ if [[ "${1:-}" == "--quick" ]]; then
   export LAT_KA_N="${LAT_KA_N:-200}" LAT_NEW_N="${LAT_NEW_N:-40}" VARIANTS="${VARIANTS:-tls13}"
   export CRYPTO_SPEED="${CRYPTO_SPEED:-0}" PEERS="${PEERS:-direct haproxy}"
 fi
-export OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-bench-XXXXXX)}"
-export CANDIDATE_CMD="$root/build-release/tlstrace proxy --mode reverse --listen 127.0.0.1:{port} \
+candidate="$root/build-release/tlstrace proxy --mode reverse --listen 127.0.0.1:{port} \
 --upstream {upstream} --insecure --ca-cert {ca_cert} --ca-key {ca_key} --events {workdir}/events-{port}.jsonl \
 --log {workdir}/trace-{port}.log --max-connections 20000 --idle-timeout 600"
+
+if [[ "${1:-}" == "--trace-cost" ]]; then
+  # Runs alternate (default, all, default, all, ...) so that both see the same drift of a shared
+  # machine; each pair gives one ratio.
+  base="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-tracecost-XXXXXX)}"
+  mkdir -p "$base"
+  for i in $(seq "${PAIRS:-4}"); do
+    for mode in default all; do
+      extra=""
+      [[ $mode == all ]] && extra=" --trace all"
+      echo "pair $i: $mode" >&2
+      OUT_DIR="$base/$mode-$i" REPS=1 TESTS="b c" VARIANTS=tls13 PEERS=direct CRYPTO_SPEED=0 \
+        CANDIDATE_CMD="$candidate$extra" "$harness" >"$base/$mode-$i.log" 2>&1
+    done
+  done
+  python3 "$root/tools/bench/ratios.py" --trace-cost "$base" | tee "$base/trace-cost.md"
+  echo "results in $base"
+  exit 0
+fi
+
+export OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-bench-XXXXXX)}"
+export CANDIDATE_CMD="$candidate"
 "$harness"
 python3 "$root/tools/bench/ratios.py" "$OUT_DIR" | tee "$OUT_DIR/bench-results.md"
 echo "results in $OUT_DIR"
