@@ -46,6 +46,7 @@ std::optional<SecretBytes> hkdfExpandLabel(const EVP_MD* md, const std::vector<s
   const std::string full = "tls13 " + std::string(label);
   if (full.size() > 255 || context.size() > 255 || len > 0xffff) return std::nullopt;
   std::vector<std::uint8_t> info;
+  info.reserve(4 + full.size() + context.size());  // (also keeps GCC 12's -O3 stringop-overflow quiet)
   info.push_back(static_cast<std::uint8_t>(len >> 8));
   info.push_back(static_cast<std::uint8_t>(len & 0xff));
   info.push_back(static_cast<std::uint8_t>(full.size()));
