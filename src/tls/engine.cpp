@@ -203,8 +203,20 @@ TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
   return Status::Error;
 }
 
+namespace {
+
+// Stale errors would make SSL_get_error misreport the next call, so each call starts with an empty
+// queue. ERR_clear_error itself is not free in OpenSSL 3.0: it frees two strings in each of its 16
+// slots, empty or not (32 free(NULL) calls; 200 per proxied keep-alive request, a tenth of the
+// request's instructions with jemalloc), so it runs only when there is something to clear.
+void clearStaleErrors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
+}  // namespace
+
 TlsEngine::Status TlsEngine::handshake() {
-  ERR_clear_error();
+  clearStaleErrors();
   const int ret = SSL_do_handshake(ssl_.get());
   if (ret == 1) return Status::Ok;
   return classify(ret, "handshake");
@@ -222,7 +234,7 @@ TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
       returnBuffer(in_);
       return Status::WantIo;
     }
-    ERR_clear_error();
+    clearStaleErrors();
     size_t n = 0;
     const int ret = SSL_read_ex(ssl_.get(), buf, sizeof buf, &n);
     if (ret == 1) {
@@ -236,7 +248,7 @@ TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
 TlsEngine::Status TlsEngine::write(std::span<const std::uint8_t> plain) {
   std::size_t off = 0;
   while (off < plain.size()) {
-    ERR_clear_error();
+    clearStaleErrors();
     size_t n = 0;
     const int ret = SSL_write_ex(ssl_.get(), plain.data() + off, plain.size() - off, &n);
     if (ret != 1) return classify(ret, "write");
