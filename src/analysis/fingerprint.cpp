@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 
+#include "wire/byte_reader.h"
 #include "wire/registry.h"
 
 namespace tlstrace::analysis {
@@ -40,12 +41,7 @@ std::string digestHex(const std::string& s, const EVP_MD* md, std::size_t chars)
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (md == nullptr || EVP_Digest(s.data(), s.size(), out, &n, md, nullptr) != 1) return std::string(chars, '0');
-  std::string h;
-  h.reserve(2 * n);
-  for (unsigned i = 0; i < n; ++i) {
-    h.push_back(kDigits[out[i] >> 4]);
-    h.push_back(kDigits[out[i] & 0xf]);
-  }
+  std::string h = wire::toHex({out, n});
   memo[next++ % memo.size()] = {md, s, h};
   return h.substr(0, chars);
 }

@@ -10,6 +10,7 @@
 #include <array>
 #include <memory>
 
+#include "wire/byte_reader.h"
 #include "wire/registry.h"
 
 namespace tlstrace::analysis {
@@ -29,16 +30,6 @@ using Bn = std::unique_ptr<BIGNUM, BnFree>;
 using BnCtx = std::unique_ptr<BN_CTX, BnCtxFree>;
 
 Bn toBn(const Blob& b) { return Bn(BN_bin2bn(b.data(), static_cast<int>(b.size()), nullptr)); }
-
-std::string hex(const Blob& b) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (auto x : b) {
-    s.push_back(kDigits[x >> 4]);
-    s.push_back(kDigits[x & 0xf]);
-  }
-  return s;
-}
 
 std::string bnKey(const BIGNUM* p) {
   char* h = BN_bn2hex(p);
@@ -226,7 +217,7 @@ bool dhPublicInPrimeOrderSubgroup(const Blob& y, const Blob& safe_prime) {
 }
 
 bool PrimeCache::safePrime(const Blob& p) {
-  const std::string key = hex(p);
+  const std::string key = wire::toHex(p);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
@@ -273,8 +264,8 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
   if (!k.p.empty()) {  // TLS <= 1.2 DHE with explicit parameters
     const std::string known = knownDhGroup(k.p);
     out.set("group", known.empty() ? "custom" : known);
-    out.set("p", hex(k.p));
-    out.set("g", hex(k.g));
+    out.set("p", wire::toHex(k.p));
+    out.set("g", wire::toHex(k.g));
     checkDh(k.p, k.g, k.server_public, k.client_public, out, checks, v, primes);
   } else if (group >= 256 && group <= 260) {  // RFC 7919 group named in a TLS 1.3 key share
     const std::string name(wire::namedGroupName(group));
@@ -307,8 +298,8 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
     out.set("bits", 0);
     if (c.psk_selected) v.cap(Rating::Acceptable, "PSK without (EC)DHE: no forward secrecy for this session");
   }
-  out.set("server_public", hex(k.server_public));
-  out.set("client_public", hex(k.client_public));
+  out.set("server_public", wire::toHex(k.server_public));
+  out.set("client_public", wire::toHex(k.client_public));
   if (tls13 && c.hrr) {
     out.set("hello_retry_request", std::string(wire::namedGroupName(c.hrr_group)));
     v.reasons.push("HelloRetryRequest: the client's first key shares did not include " +

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "wire/byte_reader.h"
+
 namespace tlstrace::tls {
 
 using trace::Json;
@@ -117,15 +119,7 @@ Json summarizeCertificate(X509* cert) {
   j.set("signature_algorithm", std::string(OBJ_nid2ln(X509_get_signature_nid(cert))));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
-  if (X509_digest(cert, EVP_sha256(), md, &mdlen)) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string h;
-    for (unsigned i = 0; i < mdlen; ++i) {
-      h.push_back(kDigits[md[i] >> 4]);
-      h.push_back(kDigits[md[i] & 0xf]);
-    }
-    j.set("sha256", h);
-  }
+  if (X509_digest(cert, EVP_sha256(), md, &mdlen)) j.set("sha256", wire::toHex({md, mdlen}));
   return j;
 }
 

@@ -2,6 +2,7 @@
 """Reads a peer-harness run (raw.tsv) and prints tlstrace's figures beside HAProxy's, with the
 ratio candidate/HAProxy for each target of the performance issue. Usage: ratios.py OUT_DIR, or
 ratios.py --trace-cost BASE for the runs of tools/bench/run.sh --trace-cost."""
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -52,15 +53,15 @@ TRACE_COST_METRICS = [
 
 def trace_cost(base):
     """base holds default-N and all-N harness runs (tools/bench/run.sh --trace-cost)."""
-    import os
     pairs = sorted(int(d.split("-")[1]) for d in os.listdir(base) if d.startswith("default-") and "." not in d)
+    runs = {(mode, i): read_runs(f"{base}/{mode}-{i}") for i in pairs for mode in ("default", "all")}
     print("| metric | " + " | ".join(f"pair {i}: default / all / ratio" for i in pairs) + " | median ratio | within 10 % |")
     print("|---|" + "---|" * len(pairs) + "---|---|")
     for m, label, higher in TRACE_COST_METRICS:
         cells, ratios = [], []
         for i in pairs:
-            d = read_runs(f"{base}/default-{i}").get(("candidate", m))
-            a = read_runs(f"{base}/all-{i}").get(("candidate", m))
+            d = runs[("default", i)].get(("candidate", m))
+            a = runs[("all", i)].get(("candidate", m))
             if not d or not a:
                 cells.append("n/a")
                 continue
