@@ -177,6 +177,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void startRelay();
   void readFrom(Leg& l);
   void onRead(Leg& l, std::span<const std::uint8_t> bytes);
+  void step(Leg& l, std::span<const std::uint8_t> bytes);  // onRead's work, by state
   // Waits until `l` is readable, then reads what is there into the thread's buffer: an idle
   // connection holds no read buffer of its own.
   template <typename F>
@@ -184,6 +185,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] static std::size_t queued(const Leg& l);
   void onReadError(Leg& l, const boost::system::error_code& ec);
   void relay(Leg& src, std::span<const std::uint8_t> plain_in);
+  [[nodiscard]] bool passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plain);  // false: dst failed
   void endOfStream(Leg& src);
   void flush(Leg& l);
   void onDrained(Leg& l);

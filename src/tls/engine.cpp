@@ -87,6 +87,13 @@ struct EngineBio {
   static int read(BIO* b, char* data, size_t len, size_t* readbytes) {
     BIO_clear_retry_flags(b);
     TlsEngine& e = engine(b);
+    if (e.in_off_ == e.in_.size() && !e.lent_.empty()) {
+      const std::size_t n = std::min(len, e.lent_.size());
+      std::memcpy(data, e.lent_.data(), n);
+      e.lent_ = e.lent_.subspan(n);
+      *readbytes = n;
+      return 1;
+    }
     const std::size_t n = std::min(len, e.in_.size() - e.in_off_);
     *readbytes = n;
     if (n == 0) {
@@ -105,7 +112,7 @@ struct EngineBio {
   static long ctrl(BIO* b, int cmd, long /*num*/, void* /*ptr*/) {
     TlsEngine& e = engine(b);
     switch (cmd) {
-      case BIO_CTRL_PENDING: return static_cast<long>(e.in_.size() - e.in_off_);
+      case BIO_CTRL_PENDING: return static_cast<long>(e.in_.size() - e.in_off_ + e.lent_.size());
       case BIO_CTRL_WPENDING: return static_cast<long>(e.out_.size() - e.out_off_);
       case BIO_CTRL_FLUSH: return 1;
       default: return 0;
@@ -173,6 +180,7 @@ TlsEngine::TlsEngine(SSL_CTX* ctx, bool server, Observer* obs) : ssl_(SSL_new(ct
 }
 
 void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
+  keepRest();  // lent bytes came first
   if (ciphertext.empty()) return;
   if (in_off_ > 0) {  // keep only what OpenSSL has not read yet (less than a record)
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_off_));
@@ -185,6 +193,19 @@ void TlsEngine::feed(std::span<const std::uint8_t> ciphertext) {
     in_ = std::move(bigger);
   }
   in_.insert(in_.end(), ciphertext.begin(), ciphertext.end());
+}
+
+void TlsEngine::lend(std::span<const std::uint8_t> ciphertext) {
+  // Behind bytes the engine holds, the new ones are copied: OpenSSL reads in_ first.
+  if (!lent_.empty() || in_off_ != in_.size()) return feed(ciphertext);
+  lent_ = ciphertext;
+}
+
+void TlsEngine::keepRest() {
+  if (lent_.empty()) return;
+  const auto rest = lent_;
+  lent_ = {};
+  feed(rest);
 }
 
 TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
@@ -222,27 +243,27 @@ TlsEngine::Status TlsEngine::handshake() {
   return classify(ret, "handshake");
 }
 
-TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
-  std::uint8_t buf[16384];
-  while (true) {
-    // Nothing left to decrypt: another SSL_read would only find that out after allocating a fresh
-    // 16 KiB record buffer, which an idle connection would then keep (RELEASE_BUFFERS frees it
-    // only when a record is consumed).
-    if (in_.empty() && SSL_has_pending(ssl_.get()) == 0 &&
-        (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
-      SSL_free_buffers(ssl_.get());
-      returnBuffer(in_);
-      return Status::WantIo;
-    }
-    clearStaleErrors();
-    size_t n = 0;
-    const int ret = SSL_read_ex(ssl_.get(), buf, sizeof buf, &n);
-    if (ret == 1) {
-      out.insert(out.end(), buf, buf + n);
-      continue;
-    }
-    return classify(ret, "read");
+TlsEngine::Status TlsEngine::readRecord(std::uint8_t* buf, std::size_t cap, std::size_t& n) {
+  // Nothing left to decrypt: another SSL_read would only find that out after allocating a fresh
+  // 16 KiB record buffer, which an idle connection would then keep (RELEASE_BUFFERS frees it
+  // only when a record is consumed).
+  if (in_.empty() && lent_.empty() && SSL_has_pending(ssl_.get()) == 0 &&
+      (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) == 0) {
+    SSL_free_buffers(ssl_.get());
+    returnBuffer(in_);
+    return Status::WantIo;
   }
+  clearStaleErrors();
+  const int ret = SSL_read_ex(ssl_.get(), buf, cap, &n);
+  if (ret == 1) return Status::Ok;
+  return classify(ret, "read");
+}
+
+TlsEngine::Status TlsEngine::read(std::vector<std::uint8_t>& out) {
+  return readEach([&out](std::span<const std::uint8_t> plain) {
+    out.insert(out.end(), plain.begin(), plain.end());
+    return true;
+  });
 }
 
 TlsEngine::Status TlsEngine::write(std::span<const std::uint8_t> plain) {
@@ -265,7 +286,7 @@ void TlsEngine::shutdown() {
 }
 
 void TlsEngine::compact() {
-  if (!in_.empty() || out_.size() != out_off_) return;
+  if (!in_.empty() || !lent_.empty() || out_.size() != out_off_) return;
   SSL_free_buffers(ssl_.get());  // the record buffers the handshake left allocated
   returnBuffer(in_);
   returnBuffer(out_);

@@ -58,13 +58,30 @@ class TlsEngine {
   static int verifyCallback(int preverify_ok, X509_STORE_CTX* store);
 
   [[nodiscard]] SSL* ssl() const { return ssl_.get(); }
+  // Received ciphertext, copied into the engine.
   void feed(std::span<const std::uint8_t> ciphertext);
+  // The same without the copy: OpenSSL reads the caller's bytes in place until keepRest(), which
+  // the caller must call before those bytes change (it copies what is still unread).
+  void lend(std::span<const std::uint8_t> ciphertext);
+  void keepRest();
 
   // Advances the handshake: Ok when complete, WantIo when more input is needed.
   [[nodiscard]] Status handshake();
   [[nodiscard]] bool handshakeDone() const { return SSL_is_init_finished(ssl_.get()) == 1; }
   // Decrypts whatever is buffered, appending plaintext to `out`. Closed on close_notify.
   [[nodiscard]] Status read(std::vector<std::uint8_t>& out);
+  // The same, handing each record's plaintext to `on_plain` (valid during the call only) instead
+  // of gathering it; WantIo as soon as `on_plain` returns false.
+  template <typename F>
+  [[nodiscard]] Status readEach(F&& on_plain) {
+    std::uint8_t buf[16384];  // SSL3_RT_MAX_PLAIN_LENGTH: one record
+    while (true) {
+      std::size_t n = 0;
+      const Status st = readRecord(buf, sizeof buf, n);
+      if (st != Status::Ok) return st;
+      if (!on_plain(std::span<const std::uint8_t>(buf, n))) return Status::WantIo;
+    }
+  }
   // Encrypts plaintext into the outgoing buffer.
   [[nodiscard]] Status write(std::span<const std::uint8_t> plain);
   // Queues close_notify.
@@ -87,12 +104,16 @@ class TlsEngine {
 
  private:
   Status classify(int ret, const char* what);
+  // One SSL_read_ex: Ok with `n` bytes, or why there are none.
+  Status readRecord(std::uint8_t* buf, std::size_t cap, std::size_t& n);
   friend struct EngineBio;
 
   // Ciphertext between the sockets and OpenSSL, through the engine's own BIO rather than two
   // memory BIOs: no copy out of them, and an idle engine holds no buffer (see buffer_pool.h).
   ByteBuffer in_;  // received, not yet read by OpenSSL
   std::size_t in_off_ = 0;
+  // Lent by the caller (lend()); only while in_ holds nothing unread, so it always comes after in_.
+  std::span<const std::uint8_t> lent_;
   ByteBuffer out_;  // produced, not yet taken
   std::size_t out_off_ = 0;
   SslPtr ssl_;  // declared after the buffers its BIO points at

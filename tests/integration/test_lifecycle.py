@@ -1,11 +1,29 @@
 """Connection lifecycle: timeouts, resets, shutdown with open connections, per-leg TLS options."""
+import os
 import signal
 import socket
 import ssl
 import struct
 import time
 
-from harness import DEADLINE, ProxyTestCase, of, run
+from harness import DEADLINE, ProxyTestCase, ThreadedServer, of, run
+
+
+class TlsEcho(ThreadedServer):
+    """A TLS origin that sends back every byte it receives, record by record as it reads them."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        super().__init__()
+
+    def handle(self, c):
+        with self.ctx.wrap_socket(c, server_side=True) as t:
+            while True:
+                data = t.recv(65536)
+                if not data:
+                    break
+                t.sendall(data)
 
 
 class Lifecycle(ProxyTestCase):
@@ -109,6 +127,39 @@ class Lifecycle(ProxyTestCase):
              "-cipher", "DHE-RSA-AES128-GCM-SHA256", "-tls1_2"], input=b"")
         evs = p2.conn_closed()
         self.assertEqual(of(evs, "tls.error", "client")[0]["cause"], "no_shared_cipher")
+
+    def test_bulk_both_ways_arrives_whole_with_any_trace(self):
+        # Writes of every size around the relay's thresholds (a record of 16 KiB, the 4 KiB below which
+        # records are gathered, several records per socket read), each echoed back by the origin:
+        # the default trace passes large records on as they are decrypted, --trace all gathers them.
+        echo = TlsEcho(self.pki.cert, self.pki.key)
+        self._stops.append(echo.stop)
+        sizes = [1, 100, 4095, 4096, 4097, 16383, 16384, 16385, 40000, 200000] * 6
+        blob = os.urandom(sum(sizes))
+        for trace in ("default", "all"):
+            p = self.proxy("-m", "reverse", "-u", f"localhost:{echo.port}", "--upstream-ca", self.pki.ca,
+                           *(["--trace", "all"] if trace == "all" else []))
+            ctx = ssl.create_default_context(cafile=p.ca)
+            got = bytearray()
+            with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
+                with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                    off = 0
+                    for n in sizes:  # one write, then its echo: bounded buffering on every hop
+                        t.sendall(blob[off:off + n])
+                        off += n
+                        while len(got) < off:
+                            chunk = t.recv(1 << 20)
+                            self.assertTrue(chunk, f"{trace}: connection ended at {len(got)} of {off} bytes")
+                            got += chunk
+            self.assertEqual(bytes(got), blob, trace)
+            evs = p.conn_closed()
+            close = of(evs, "conn.close")[0]
+            self.assertEqual((close["bytes_client_to_server"], close["bytes_server_to_client"]),
+                             (len(blob), len(blob)), trace)
+            if trace == "all":
+                for leg in ("client", "upstream"):
+                    self.assertEqual(sum(e["bytes"] for e in of(evs, "data", leg)), len(blob), leg)
+
 
 if __name__ == "__main__":
     import unittest
