@@ -296,13 +296,14 @@ void TlsEngine::compact() {
 std::size_t TlsEngine::pendingOut() const { return out_.size() - out_off_; }
 
 std::size_t TlsEngine::takeOut(std::vector<std::uint8_t>& out, std::size_t cap) {
-  const std::size_t n = std::min(pendingOut(), cap);
-  if (n == 0) return 0;
-  if (out.empty() && out_off_ == 0 && n == out_.size()) {
+  if (pendingOut() == 0) return 0;
+  if (out.empty() && out_off_ == 0) {
+    const std::size_t n = out_.size();
     out.swap(out_);      // the whole output, without a copy
     returnBuffer(out_);  // the caller's spare capacity, for whoever writes next on this thread
     return n;
   }
+  const std::size_t n = std::min(pendingOut(), cap);
   const auto from = out_.begin() + static_cast<std::ptrdiff_t>(out_off_);
   out.insert(out.end(), from, from + static_cast<std::ptrdiff_t>(n));
   out_off_ += n;

@@ -93,7 +93,8 @@ class TlsEngine {
   [[nodiscard]] std::size_t pendingOut() const;
   // Bytes of buffer capacity the engine itself holds (OpenSSL's own buffers not counted).
   [[nodiscard]] std::size_t heldBytes() const { return in_.capacity() + out_.capacity(); }
-  // Moves up to `cap` bytes of produced ciphertext into `out` (appending).
+  // Moves produced ciphertext into `out`: into an empty `out` all of it, without a copy (the
+  // buffers swap); else up to `cap` bytes, appended.
   std::size_t takeOut(std::vector<std::uint8_t>& out, std::size_t cap);
 
   // The text of the last error (OpenSSL error queue included).
