@@ -1,6 +1,9 @@
 #include "tls/ossl.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+
+#include <cstdlib>
 
 namespace tlstrace::tls {
 
@@ -23,6 +26,29 @@ OpensslError::OpensslError(const std::string& what)
         std::string q = errorQueueText();
         return q.empty() ? what : what + ": " + q;
       }()) {}
+
+namespace {
+
+// The same contract as OpenSSL's own CRYPTO_malloc/CRYPTO_realloc (crypto/mem.c): a zero-size
+// allocation is NULL, and realloc to zero frees.
+void* osslMalloc(std::size_t n, const char* /*file*/, int /*line*/) { return n == 0 ? nullptr : std::malloc(n); }
+
+void osslFree(void* p, const char* /*file*/, int /*line*/) {
+  if (p != nullptr) std::free(p);
+}
+
+void* osslRealloc(void* p, std::size_t n, const char* file, int line) {
+  if (p == nullptr) return osslMalloc(n, file, line);
+  if (n == 0) {
+    std::free(p);
+    return nullptr;
+  }
+  return std::realloc(p, n);
+}
+
+}  // namespace
+
+bool installOpensslAllocator() { return CRYPTO_set_mem_functions(osslMalloc, osslRealloc, osslFree) == 1; }
 
 X509Ptr shareX509(X509* x) {
   if (x) X509_up_ref(x);

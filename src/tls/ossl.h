@@ -46,4 +46,10 @@ class OpensslError : public std::runtime_error {
 // Shares one more reference of an X509 (X509_up_ref) in an owning holder.
 [[nodiscard]] X509Ptr shareX509(X509* x);
 
+// Routes OpenSSL's allocations through malloc/realloc/free as before, except that freeing NULL
+// returns at once. OpenSSL 3.0 frees NULL a lot on hot paths (SSL_free_buffers clears 32 record
+// slots, ERR_clear_error 16 error slots, every call), and jemalloc's free(NULL) is not a no-op.
+// Must run before OpenSSL allocates anything: false when it is too late (nothing changes then).
+bool installOpensslAllocator();
+
 }  // namespace tlstrace::tls
