@@ -5,6 +5,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -225,9 +226,19 @@ class ThreadedServer:
 
 
 class EchoServer(ThreadedServer):
-    """A plain TCP echo server (for non-TLS traffic after CONNECT)."""
+    """An echo server: plain TCP (for non-TLS traffic after CONNECT), or TLS when given a
+    certificate and key. Every byte received is sent back as it was read."""
+
+    def __init__(self, cert=None, key=None):
+        self.ctx = None
+        if cert:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert, key)
+        super().__init__()
 
     def handle(self, c):
+        if self.ctx:
+            c = self.ctx.wrap_socket(c, server_side=True)
         with c:
             while True:
                 data = c.recv(65536)
@@ -354,8 +365,8 @@ class ProxyTestCase(unittest.TestCase):
         self._stops.append(s.stop)
         return s
 
-    def echo(self):
-        e = EchoServer()
+    def echo(self, tls=False):
+        e = EchoServer(self.pki.cert, self.pki.key) if tls else EchoServer()
         self._stops.append(e.stop)
         return e
 

@@ -6,24 +6,7 @@ import ssl
 import struct
 import time
 
-from harness import DEADLINE, ProxyTestCase, ThreadedServer, of, run
-
-
-class TlsEcho(ThreadedServer):
-    """A TLS origin that sends back every byte it receives, record by record as it reads them."""
-
-    def __init__(self, cert, key):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
-        super().__init__()
-
-    def handle(self, c):
-        with self.ctx.wrap_socket(c, server_side=True) as t:
-            while True:
-                data = t.recv(65536)
-                if not data:
-                    break
-                t.sendall(data)
+from harness import DEADLINE, ProxyTestCase, of, run
 
 
 class Lifecycle(ProxyTestCase):
@@ -132,8 +115,7 @@ class Lifecycle(ProxyTestCase):
         # Writes of every size around the relay's thresholds (a record of 16 KiB, the 4 KiB below which
         # records are gathered, several records per socket read), each echoed back by the origin:
         # the default trace passes large records on as they are decrypted, --trace all gathers them.
-        echo = TlsEcho(self.pki.cert, self.pki.key)
-        self._stops.append(echo.stop)
+        echo = self.echo(tls=True)
         sizes = [1, 100, 4095, 4096, 4097, 16383, 16384, 16385, 40000, 200000] * 6
         blob = os.urandom(sum(sizes))
         for trace in ("default", "all"):
