@@ -144,20 +144,19 @@ void Connection::emit(trace::Leg leg, std::string name, Json fields) {
   newEvent(leg, std::move(name)).fields = std::move(fields);
 }
 
-void Connection::emitFlat(trace::Leg leg, const char* name, trace::FlatFields flat) {
-  newEvent(leg, name).flat = std::move(flat);
+void Connection::emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat) {
+  newEvent(leg, std::string(name)).flat = flat;  // ("tls.record", "data": no allocation)
 }
 
 trace::Event& Connection::newEvent(trace::Leg leg, std::string name) {
   settleUpstream();  // its events come first, whatever path emits next
   // Held until the end of the handler (tapCommit): one queue lock per burst, not per event, and
-  // one allocation per burst (the queue takes the vector).
-  if (events_.empty()) events_.reserve(8);
-  trace::Event& e = events_.emplace_back();
+  // no allocation per burst (the batch's storage comes back from the writer).
+  if (events_.capacity() == 0) events_ = svc_.tracer->newBatch();
+  trace::Event& e = events_.emplace_back(std::move(name));
   e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
   e.conn = id_;
   e.leg = leg;
-  e.name = std::move(name);
   return e;
 }
 
@@ -771,7 +770,7 @@ void Connection::Observer::recordHeader(bool sent, std::span<const std::uint8_t>
   f.content_type = header[0];
   f.version = static_cast<std::uint16_t>((header[1] << 8) | header[2]);
   f.length = static_cast<std::uint64_t>((header[3] << 8) | header[4]);
-  c.emitFlat(leg->which, "tls.record", std::move(f));
+  c.emitFlat(leg->which, "tls.record", f);
 }
 
 void Connection::Observer::onKeylog(std::string_view line) {

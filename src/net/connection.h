@@ -136,8 +136,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Events.
   void emit(trace::Leg leg, std::string name, trace::Json fields);
   // tls.record and data, once per record or chunk: flat fields, no Json (callers check the category).
-  void emitFlat(trace::Leg leg, const char* name, trace::FlatFields flat);
-  trace::Event& newEvent(trace::Leg leg, std::string name);
+  void emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat);
+  trace::Event& newEvent(trace::Leg leg, std::string name);  // appended to events_, fields left to fill
   [[nodiscard]] bool tracing(trace::Category c) const;
 
   // Front end.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 
 #include "trace/raw_writer.h"
 #include "wire/byte_reader.h"
@@ -68,10 +69,21 @@ void appendTimestamp(Clock::time_point tp, std::string& out) {
 
 char* writeTimestamp(Clock::time_point tp, char* out) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
-  const auto secs = static_cast<std::time_t>(us / 1000000);
-  // Every event carries a timestamp and most share their second with the previous one: the
-  // calendar part is formatted once per second and thread, only the microseconds each time.
-  thread_local std::time_t cached_secs = -1;
+  // Each event is written twice (JSON line, text line) with the same stamp, and the writer
+  // thread formats them one after the other: the last stamp is kept whole and copied again.
+  thread_local long long last_us = std::numeric_limits<long long>::min();  // (no time is)
+  thread_local char last[kTimestampLength];
+  if (us == last_us) {
+    std::memcpy(out, last, kTimestampLength);
+    return out + kTimestampLength;
+  }
+  long long whole = us / 1000000;
+  long long part = us % 1000000;
+  if (part < 0) part += 1000000, --whole;  // before 1970: the second below, then what is over
+  const auto secs = static_cast<std::time_t>(whole);
+  // Most events share their second with the previous one: the calendar part is formatted once
+  // per second and thread, only the microseconds each time.
+  thread_local std::time_t cached_secs = std::numeric_limits<std::time_t>::min();
   thread_local char prefix[32] = "1970-01-01T00:00:00.";  // "YYYY-MM-DDTHH:MM:SS."
   if (secs != cached_secs) {
     std::tm tm{};
@@ -83,9 +95,16 @@ char* writeTimestamp(Clock::time_point tp, char* out) {
     cached_secs = secs;
   }
   std::memcpy(out, prefix, 20);
-  auto frac = static_cast<unsigned long long>(us % 1000000);
-  for (int i = 25; i >= 20; --i, frac /= 10) out[i] = static_cast<char>('0' + frac % 10);
+  // Six digits of microseconds, two at a time.
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  auto frac = static_cast<unsigned>(part);
+  for (int i = 24; i >= 20; i -= 2, frac /= 100) std::memcpy(out + i, kPairs + 2 * (frac % 100), 2);
   out[26] = 'Z';
+  std::memcpy(last, out, kTimestampLength);
+  last_us = us;
   return out + kTimestampLength;
 }
 
@@ -232,6 +251,13 @@ bool fromJson(const Json& j, Event& out) {
   return true;
 }
 
+namespace {
+// Emptied event batches kept by each producing thread (newBatch), whichever tracer they came
+// from: an empty vector<Event> is only storage.
+thread_local std::vector<std::vector<Event>> t_batches;
+constexpr std::size_t kThreadBatches = 8;
+}  // namespace
+
 Tracer::Tracer(unsigned categories, std::size_t max_queued)
     : categories_(categories), max_queued_(max_queued == 0 ? 1 : max_queued), writer_([this] { run(); }) {}
 
@@ -283,6 +309,12 @@ void Tracer::submit(std::vector<Event>& batch) {
   // The queue takes the storage too: an idle connection keeps no event vector capacity.
   queue_.push_back(std::move(batch));
   batch = std::vector<Event>{};
+  // While the lock is held anyway: emptied batches back to this thread for its next handlers.
+  if (t_batches.capacity() == 0) t_batches.reserve(kThreadBatches);
+  while (t_batches.size() < kThreadBatches && !spare_.empty()) {
+    t_batches.push_back(std::move(spare_.back()));
+    spare_.pop_back();
+  }
   // An idle writer is woken by the first event; a gathering one only when the queue reaches the
   // gathering limit (it comes back by itself after kGather); a busy one looks again when done.
   const bool wake =
@@ -290,6 +322,17 @@ void Tracer::submit(std::vector<Event>& batch) {
       (writer_state_ == WriterState::Gathering && queued_ >= gatherLimit() && queued_ - n < gatherLimit());
   lock.unlock();
   if (wake) work_cv_.notify_one();
+}
+
+std::vector<Event> Tracer::newBatch() {
+  std::vector<Event> b;
+  if (!t_batches.empty()) {
+    b = std::move(t_batches.back());
+    t_batches.pop_back();
+  } else {
+    b.reserve(8);
+  }
+  return b;
 }
 
 void Tracer::flush() {
@@ -343,8 +386,11 @@ void Tracer::run() {
       for (const Event& e : batch)
         for (auto& sink : sinks_) sink->write(e);
     for (auto& sink : sinks_) sink->flush();
-    work.clear();
+    for (auto& batch : work) batch.clear();  // the events go, outside the lock; the storage may stay
     lock.lock();
+    for (auto& batch : work)
+      if (spare_.size() < kSpareMax && batch.capacity() <= kSpareCapacity) spare_.push_back(std::move(batch));
+    work.clear();
     written_total_ += n;
     done_cv_.notify_all();
   }

@@ -58,6 +58,10 @@ struct FlatFields {
 };
 
 struct Event {
+  // (User-provided so that emplace_back() does not zero the whole event, flat.head included,
+  // before the member initialisers run: a flat event is built on the io thread per record.)
+  Event() {}
+  explicit Event(std::string event_name) : name(std::move(event_name)) {}
   Clock::time_point ts{};
   std::uint64_t conn = 0;
   Leg leg = Leg::None;
@@ -108,6 +112,10 @@ class Tracer {
   // whole lines within moments.
   void emit(Event e);
   void submit(std::vector<Event>& batch);  // takes the events, leaves `batch` empty
+  // An empty batch to gather a handler's events in: one whose events the writer has written (the
+  // storage comes back to the producing thread through submit(): no allocation here, no free on
+  // the writer thread), else a new one with room for a few.
+  [[nodiscard]] std::vector<Event> newBatch();
   // Blocks until everything queued before the call is written and the sinks flushed.
   void flush();
 
@@ -134,7 +142,12 @@ class Tracer {
   // Whole batches as the producers handed them over: queuing one is a move of its vector, not of
   // each event (with --trace all a keep-alive request brings six).
   std::vector<std::vector<Event>> queue_;
-  std::size_t queued_ = 0;           // events in queue_
+  std::size_t queued_ = 0;  // events in queue_
+  // Written batches, emptied, with their storage: handed to producers in submit(). Bounded in
+  // number and in each one's size (a handshake's big batch is freed, not kept).
+  std::vector<std::vector<Event>> spare_;
+  static constexpr std::size_t kSpareMax = 64;
+  static constexpr std::size_t kSpareCapacity = 32;
   std::uint64_t queued_total_ = 0;   // events ever queued
   std::uint64_t written_total_ = 0;  // events ever written and flushed (each pass flushes)
   Stats stats_;                      // waits; events come from written_total_

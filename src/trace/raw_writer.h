@@ -1,6 +1,7 @@
-// Writes a line whose maximum length is known up front straight into a std::string, through one
-// resize and a raw pointer. The per-record events come by the thousand, and a dozen small
-// std::string appends per line cost more than the formatting itself.
+// Writes a line whose maximum length is known up front through a raw pointer into a buffer on the
+// stack, and appends it to a std::string in one go when done. The per-record events come by the
+// thousand: a dozen small std::string appends per line cost more than the formatting itself, and
+// so did growing the string first (std::string::resize zero-fills what it adds).
 #pragma once
 #include <charconv>
 #include <cstdint>
@@ -15,16 +16,12 @@ namespace tlstrace::trace {
 
 class RawWriter {
  public:
-  // Room for `max` bytes after what `out` holds; the destructor trims to what was written.
-  RawWriter(std::string& out, std::size_t max) : out_(out) {
-    const std::size_t at = out.size();
-    out.resize(at + max);
-    p_ = out.data() + at;
-    end_ = p_ + max;
-  }
-  ~RawWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+  // Room for `max` bytes (at most kMax); the destructor appends what was written to `out`.
+  RawWriter(std::string& out, std::size_t max) : out_(out), end_(buf_ + (max < kMax ? max : kMax)) {}
+  ~RawWriter() { out_.append(buf_, static_cast<std::size_t>(p_ - buf_)); }
   RawWriter(const RawWriter&) = delete;
   RawWriter& operator=(const RawWriter&) = delete;
+  static constexpr std::size_t kMax = 512;
 
   // Each write is checked against the room asked for: a short line, never an overrun.
   void add(std::string_view s) {
@@ -48,8 +45,9 @@ class RawWriter {
  private:
   [[nodiscard]] std::size_t room() const { return static_cast<std::size_t>(end_ - p_); }
   std::string& out_;
-  char* p_;
-  char* end_;
+  char buf_[kMax];  // (not zeroed: only [buf_, p_) is ever read)
+  char* p_ = buf_;
+  char* const end_;
 };
 
 }  // namespace tlstrace::trace

@@ -232,12 +232,10 @@ char* writeLinePrefix(const Event& e, char* out) {
   *out++ = '#';
   out = std::to_chars(out, out + 20, e.conn).ptr;
   *out++ = ' ';
-  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
-  std::memcpy(out, leg.data(), leg.size());
-  out += leg.size();
-  for (std::size_t i = leg.size(); i < 8; ++i) *out++ = ' ';
-  *out++ = ' ';
-  return out;
+  // The leg, padded to one width: "client   ", "upstream ", "-        ".
+  const char* leg = e.leg == Leg::Client ? "client   " : e.leg == Leg::Upstream ? "upstream " : "-        ";
+  std::memcpy(out, leg, 9);
+  return out + 9;
 }
 
 // The whole line of a flat tls.record or data event, prefix included: the same text as the Json

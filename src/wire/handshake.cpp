@@ -17,24 +17,27 @@ char* writeHex(Bytes b, char* out) {
   // `--trace data` writes every relayed byte as hex, twice (JSON and text): 16 bytes at a time,
   // split into nibbles, '0'+n or 'a'+n-10 by a compare, then interleaved high/low.
   using V16 = std::uint8_t __attribute__((vector_size(16)));
-  std::size_t i = 0;
-  for (; b.size() - i >= 16; i += 16) {
+  const auto block = [](const std::uint8_t* in, char* to) {  // 16 bytes -> 32 hex digits
     V16 v;
-    std::memcpy(&v, b.data() + i, sizeof v);
+    std::memcpy(&v, in, sizeof v);
     V16 hi = v >> 4;
     V16 lo = v & 0x0f;
     hi += '0' + ((hi > 9) & ('a' - '0' - 10));
     lo += '0' + ((lo > 9) & ('a' - '0' - 10));
     const V16 first = __builtin_shufflevector(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const V16 second = __builtin_shufflevector(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    std::memcpy(out, &first, sizeof first);
-    std::memcpy(out + 16, &second, sizeof second);
-    out += 32;
-  }
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (; i < b.size(); ++i) {
-    *out++ = kDigits[b[i] >> 4];
-    *out++ = kDigits[b[i] & 0xf];
+    std::memcpy(to, &first, sizeof first);
+    std::memcpy(to + 16, &second, sizeof second);
+  };
+  std::size_t i = 0;
+  for (; b.size() - i >= 16; i += 16, out += 32) block(b.data() + i, out);
+  if (const std::size_t rest = b.size() - i; rest > 0) {  // the tail through one more block on the stack
+    std::uint8_t in[16] = {};
+    char digits[32];
+    std::memcpy(in, b.data() + i, rest);
+    block(in, digits);
+    std::memcpy(out, digits, 2 * rest);
+    out += 2 * rest;
   }
   return out;
 }

@@ -157,6 +157,13 @@ TEST_CASE("timestamps: microseconds zero-padded, the cached second follows the c
   CHECK(at(1795000001000000LL) == "2026-11-18T11:06:41.000000Z");  // next second
   CHECK(at(1795000000500000LL) == "2026-11-18T11:06:40.500000Z");  // and back
   CHECK(at(0) == "1970-01-01T00:00:00.000000Z");
+  // The last stamp is reused only for the same microsecond.
+  CHECK(at(1795000000123456LL) == "2026-11-18T11:06:40.123456Z");
+  CHECK(at(1795000000123456LL) == "2026-11-18T11:06:40.123456Z");
+  CHECK(at(1795000000123457LL) == "2026-11-18T11:06:40.123457Z");
+  CHECK(at(1795000001123457LL) == "2026-11-18T11:06:41.123457Z");
+  CHECK(at(-1) == "1969-12-31T23:59:59.999999Z");
+  CHECK(at(-1000000) == "1969-12-31T23:59:59.000000Z");
 }
 
 TEST_CASE("trace categories parse") {
@@ -219,6 +226,33 @@ TEST_CASE("tracer: writer thread keeps order, filters categories, flush waits fo
   CHECK(sink->flushes >= 1);
   CHECK(t.stats().events == 3);
   CHECK(t.stats().waits == 0);
+}
+
+TEST_CASE("tracer: written batches come back to the producing thread with their storage, and only those") {
+  auto sink = std::make_shared<RecordingSink>();
+  Tracer t(kAll);
+  t.addSink(sink);
+  std::vector<std::vector<Event>> held;  // whatever this thread kept from earlier tracers
+  for (int i = 0; i < 16; ++i) held.push_back(t.newBatch());
+  std::vector<Event> a = t.newBatch();  // a new one now
+  REQUIRE(a.capacity() >= 8);
+  const Event* storage = a.data();
+  a.push_back(named(1, "conn.open"));
+  a.push_back(named(1, "tls.message"));
+  t.submit(a);
+  CHECK(a.capacity() == 0);  // the queue took the storage: the producer holds none while idle
+  t.flush();                 // written, emptied, kept by the tracer
+  std::vector<Event> b = t.newBatch();
+  CHECK(b.data() != storage);  // not back yet: it returns through the next submit()
+  b.push_back(named(1, "conn.close"));
+  t.submit(b);
+  const std::vector<Event> c = t.newBatch();
+  CHECK(c.data() == storage);
+  CHECK(c.empty());
+  t.flush();
+  std::lock_guard<std::mutex> lock(sink->mu);
+  REQUIRE(sink->seen.size() == 3);
+  CHECK(sink->seen[2].second == "conn.close");
 }
 
 TEST_CASE("tracer: without flush() the writer still writes and flushes each pass within moments") {
