@@ -330,7 +330,7 @@ std::vector<Event> Tracer::newBatch() {
     b = std::move(t_batches.back());
     t_batches.pop_back();
   } else {
-    b.reserve(8);
+    b.reserve(kBatchCapacity);
   }
   return b;
 }
@@ -389,7 +389,7 @@ void Tracer::run() {
     for (auto& batch : work) batch.clear();  // the events go, outside the lock; the storage may stay
     lock.lock();
     for (auto& batch : work)
-      if (spare_.size() < kSpareMax && batch.capacity() <= kSpareCapacity) spare_.push_back(std::move(batch));
+      if (spare_.size() < kSpareMax && batch.capacity() <= kBatchCapacity) spare_.push_back(std::move(batch));
     work.clear();
     written_total_ += n;
     done_cv_.notify_all();

@@ -146,11 +146,13 @@ class Tracer {
   // Written batches, emptied, with their storage: handed to producers in submit(). Bounded in
   // number and in each one's size (a handshake's big batch is freed, not kept).
   std::vector<std::vector<Event>> spare_;
-  static constexpr std::size_t kSpareMax = 64;
-  static constexpr std::size_t kSpareCapacity = 32;
-  std::uint64_t queued_total_ = 0;   // events ever queued
-  std::uint64_t written_total_ = 0;  // events ever written and flushed (each pass flushes)
-  Stats stats_;                      // waits; events come from written_total_
+  // (At most 32 x 8 events of 184 bytes here, and 8 batches per producing thread: ~80 KB in all,
+  // whatever the number of connections.)
+  static constexpr std::size_t kSpareMax = 32;
+  static constexpr std::size_t kBatchCapacity = 8;  // what newBatch() reserves; larger ones are freed
+  std::uint64_t queued_total_ = 0;                  // events ever queued
+  std::uint64_t written_total_ = 0;                 // events ever written and flushed (each pass flushes)
+  Stats stats_;                                     // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
