@@ -139,25 +139,26 @@ Connection::~Connection() {
 
 bool Connection::tracing(trace::Category c) const { return svc_.tracer->enabled(c); }
 
+template <class Name>
+trace::Event& Connection::newEvent(trace::Leg leg, Name&& name) {
+  settleUpstream();  // its events come first, whatever path emits next
+  // Held until the end of the handler (tapCommit): one queue lock per burst, not per event, and
+  // no allocation per burst (the batch's storage comes back from the writer).
+  if (events_.capacity() == 0) events_ = svc_.tracer->newBatch();
+  trace::Event& e = events_.emplace_back(std::forward<Name>(name));
+  e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
+  e.conn = id_;
+  e.leg = leg;
+  return e;
+}
+
 void Connection::emit(trace::Leg leg, std::string name, Json fields) {
   if (!svc_.tracer->enabled(trace::categoryOf(name))) return;
   newEvent(leg, std::move(name)).fields = std::move(fields);
 }
 
 void Connection::emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat) {
-  newEvent(leg, std::string(name)).flat = flat;  // ("tls.record", "data": no allocation)
-}
-
-trace::Event& Connection::newEvent(trace::Leg leg, std::string name) {
-  settleUpstream();  // its events come first, whatever path emits next
-  // Held until the end of the handler (tapCommit): one queue lock per burst, not per event, and
-  // no allocation per burst (the batch's storage comes back from the writer).
-  if (events_.capacity() == 0) events_ = svc_.tracer->newBatch();
-  trace::Event& e = events_.emplace_back(std::move(name));
-  e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
-  e.conn = id_;
-  e.leg = leg;
-  return e;
+  newEvent(leg, name).flat = flat;  // ("tls.record", "data": no allocation)
 }
 
 void Connection::markOpen(Leg& l, SteadyClock::time_point at) {

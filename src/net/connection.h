@@ -137,7 +137,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void emit(trace::Leg leg, std::string name, trace::Json fields);
   // tls.record and data, once per record or chunk: flat fields, no Json (callers check the category).
   void emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat);
-  trace::Event& newEvent(trace::Leg leg, std::string name);  // appended to events_, fields left to fill
+  // Appended to events_, fields left to fill; the name (std::string&& or std::string_view) is
+  // constructed in place, once.
+  template <class Name>
+  trace::Event& newEvent(trace::Leg leg, Name&& name);
   [[nodiscard]] bool tracing(trace::Category c) const;
 
   // Front end.

@@ -61,7 +61,8 @@ struct Event {
   // (User-provided so that emplace_back() does not zero the whole event, flat.head included,
   // before the member initialisers run: a flat event is built on the io thread per record.)
   Event() {}
-  explicit Event(std::string event_name) : name(std::move(event_name)) {}
+  explicit Event(std::string&& event_name) : name(std::move(event_name)) {}
+  explicit Event(std::string_view event_name) : name(event_name) {}
   Clock::time_point ts{};
   std::uint64_t conn = 0;
   Leg leg = Leg::None;
