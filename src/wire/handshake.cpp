@@ -14,8 +14,8 @@ std::string toHex(Bytes b, std::size_t cap) {
 }
 
 char* writeHex(Bytes b, char* out) {
-  // `--trace data` writes every relayed byte as hex, twice (JSON and text): 16 bytes at a time,
-  // split into nibbles, '0'+n or 'a'+n-10 by a compare, then interleaved high/low.
+  // Every random, key share and data event's first bytes pass here, twice (JSON and text): 16
+  // bytes at a time, split into nibbles, '0'+n or 'a'+n-10 by a compare, then interleaved.
   using V16 = std::uint8_t __attribute__((vector_size(16)));
   const auto block = [](const std::uint8_t* in, char* to) {  // 16 bytes -> 32 hex digits
     V16 v;
