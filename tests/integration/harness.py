@@ -108,8 +108,10 @@ class Proc:
     def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL, nofile=None):
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        # nofile: the child's open-file limit, soft and hard (set in the child only).
-        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
+        # nofile: the child's open-file limit, one number for soft and hard or a (soft, hard) pair
+        # (set in the child only).
+        pair = nofile if isinstance(nofile, tuple) else (nofile, nofile)
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, pair)) if nofile else None
         self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin,
                                   env=env, start_new_session=True, preexec_fn=limit)
 

@@ -79,6 +79,32 @@ class Reliability(ProxyTestCase):
         r.conn_closed(68)
         self.good_request(r, srv)  # and a real connection works once there is room
 
+    def test_open_file_limit_raised_to_hold_the_connections(self):
+        # A soft limit of 256 would hold ~100 proxied connections; the hard limit allows more, so
+        # the proxy raises its soft limit to what --max-connections needs (2 per connection plus
+        # 64) and then holds 300 live TLS connections (600 proxied sockets) at once.
+        echo = self.echo(tls=True)
+        r = self.proxy_mode("reverse", "--max-connections", "400", upstream=echo.port, nofile=(256, 4096))
+        self.assertIn("raised the open-file limit from 256 to 864", r.proc.output())
+        ctx = ssl.create_default_context(cafile=r.ca)
+        held = []
+        try:
+            for i in range(300):
+                t = ctx.wrap_socket(raw_connect(r), server_hostname="localhost")
+                held.append(t)
+                t.sendall(b"ping %d" % i)
+                self.assertEqual(t.recv(64), b"ping %d" % i)
+            for i, t in enumerate(held):  # all still open and relaying
+                t.sendall(b"again %d" % i)
+                self.assertEqual(t.recv(64), b"again %d" % i)
+        finally:
+            for t in held:
+                t.close()
+        evs = r.conn_closed(300)
+        self.assertEqual(len(of(evs, "conn.open")), 300)
+        self.assertFalse(of(evs, "conn.refused"))
+        self.assertFalse(of(evs, "tls.error"), of(evs, "tls.error")[:1])
+
     def test_proxy_authentication(self):
         srv = self.s_server()
         p = self.proxy_mode("explicit", "--proxy-auth", "alice:s3cret")
