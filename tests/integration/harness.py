@@ -239,6 +239,7 @@ class EchoServer(ThreadedServer):
         super().__init__()
 
     def handle(self, c):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an echo is one small write: no Nagle wait
         if self.ctx:
             c = self.ctx.wrap_socket(c, server_side=True)
         with c:

@@ -90,7 +90,9 @@ class Reliability(ProxyTestCase):
         held = []
         try:
             for i in range(300):
-                t = ctx.wrap_socket(raw_connect(r), server_hostname="localhost")
+                s = raw_connect(r)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                t = ctx.wrap_socket(s, server_hostname="localhost")
                 held.append(t)
                 t.sendall(b"ping %d" % i)
                 self.assertEqual(t.recv(64), b"ping %d" % i)
