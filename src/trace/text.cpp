@@ -232,9 +232,10 @@ char* writeLinePrefix(const Event& e, char* out) {
   *out++ = '#';
   out = std::to_chars(out, out + 20, e.conn).ptr;
   *out++ = ' ';
-  // The leg, padded to one width: "client   ", "upstream ", "-        ".
-  const char* leg = e.leg == Leg::Client ? "client   " : e.leg == Leg::Upstream ? "upstream " : "-        ";
-  std::memcpy(out, leg, 9);
+  // The leg in a column of 9 ("upstream" and a space): blanks first, then the name over them.
+  const std::string_view leg = e.leg == Leg::None ? std::string_view("-") : legName(e.leg);
+  std::memset(out, ' ', 9);
+  std::memcpy(out, leg.data(), leg.size());
   return out + 9;
 }
 
