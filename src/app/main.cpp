@@ -62,15 +62,17 @@ pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
   return ca;
 }
 
-// Each proxied connection holds two descriptors. Raise the soft limit to what --max-connections
-// needs (and the hard limit too where we may: CAP_SYS_RESOURCE). Where the limit stays below it,
-// lower the connection limit to what fits and say so: connections beyond it are then refused
-// (conn.refused, 503) instead of failing half-way when a socket cannot be opened.
-void raiseFileLimit(std::size_t& max_connections) {
+// Each proxied connection holds two descriptors, in the descriptor table of its io thread (each
+// io thread has its own: the limit applies per table). Raise the soft limit to what one thread's
+// share of --max-connections needs (and the hard limit too where we may: CAP_SYS_RESOURCE). Where
+// the limit stays below it, lower the connection limit to what fits and say so: connections
+// beyond it are then refused (conn.refused, 503) instead of failing half-way when a socket cannot
+// be opened.
+void raiseFileLimit(std::size_t& max_connections, std::size_t tables) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  constexpr rlim_t kReserve = 64;  // the listener, the trace files, the CA, stdio
-  const rlim_t want = static_cast<rlim_t>(max_connections) * 2 + kReserve;
+  constexpr rlim_t kReserve = 64;  // the listener, the trace files, the CA, stdio, the reactor
+  const rlim_t want = static_cast<rlim_t>(config::connectionsPerThread(max_connections, tables)) * 2 + kReserve;
   const rlim_t before = rl.rlim_cur;
   if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
     rlimit raised{want, want};
@@ -83,9 +85,12 @@ void raiseFileLimit(std::size_t& max_connections) {
   }
   if (rl.rlim_cur != before) spdlog::info("raised the open-file limit from {} to {}", before, rl.rlim_cur);
   if (rl.rlim_cur < want) {
-    const std::size_t fits = rl.rlim_cur > kReserve ? static_cast<std::size_t>(rl.rlim_cur - kReserve) / 2 : 1;
-    spdlog::warn("the open-file limit ({}) holds {} proxied connections: --max-connections {} lowered to {}",
-                 rl.rlim_cur, fits, max_connections, fits);
+    const std::size_t per_thread =
+        rl.rlim_cur > kReserve + 2 ? static_cast<std::size_t>(rl.rlim_cur - kReserve) / 2 : 1;
+    const std::size_t fits = config::maxConnectionsFitting(per_thread, tables);
+    const std::string per = tables > 1 ? " in each of " + std::to_string(tables) + " io threads" : std::string{};
+    spdlog::warn("the open-file limit ({}{}) holds {} proxied connections: --max-connections {} lowered to {}",
+                 rl.rlim_cur, per, fits, max_connections, fits);
     max_connections = fits;
   }
 }
@@ -134,7 +139,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
     tls::TlsEngine::reportSecrets(client_ctx.get());
     tls::TlsEngine::reportSecrets(upstream_ctx.get());
   }
-  raiseFileLimit(cfg.max_connections);
+  const bool own_fd_tables = config::ioThreads(cfg) > 1 && net::threadsCanOwnFdTables();
+  raiseFileLimit(cfg.max_connections, own_fd_tables ? config::ioThreads(cfg) : 1);
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
   net::Services svc;
@@ -149,6 +155,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.upstream_ctx = upstream_ctx.get();
   svc.keylog = keylog.get();
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
+  svc.own_fd_tables = own_fd_tables;
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, buildInfo(), addr,
                  config::modeName(cfg.mode),

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
+#include <thread>
 
 namespace tlstrace::config {
 
@@ -90,6 +92,21 @@ std::vector<std::string> ProxyConfig::validate() const {
     errs.push_back("--proxy-auth takes USER:PASSWORD");
   if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
   return errs;
+}
+
+std::size_t ioThreads(const ProxyConfig& cfg) {
+  if (cfg.threads != 0) return cfg.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::size_t connectionsPerThread(std::size_t max_connections, std::size_t threads) {
+  if (threads <= 1) return max_connections;
+  return std::min(max_connections, max_connections / threads + 1);
+}
+
+std::size_t maxConnectionsFitting(std::size_t per_thread, std::size_t threads) {
+  if (threads <= 1) return per_thread;
+  return per_thread * threads - 1;  // (T*f - 1) / T + 1 = f, while T*f / T + 1 = f + 1
 }
 
 std::string base64(std::string_view in) {

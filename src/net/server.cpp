@@ -1,12 +1,24 @@
-// The listener and the process loop: one io_context per thread (connections stay on the thread
-// that accepted them, so their handlers never run concurrently and need no locks), an acceptor
-// handing sockets out round-robin, and a clean stop on SIGINT/SIGTERM.
+// The listener and the process loop: one io_context per thread, each thread accepting its own
+// connections (they stay on it, so their handlers never run concurrently and need no locks), and
+// a clean stop on SIGINT/SIGTERM.
+//
+// Each io thread may keep its sockets in a descriptor table of its own (unshare(CLONE_FILES)):
+// the open-file limit applies per table, so two threads hold twice the connections a single
+// table can (10,000 proxied connections need ~20,100 descriptors; a hard limit of 20,000 is
+// common and only CAP_SYS_RESOURCE raises it). A descriptor is then valid only on the thread
+// that opened it, which is why every thread accepts for itself: one accept is pending at a time,
+// and after each connection it moves to the thread with the fewest live connections.
+#include <sched.h>
+
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <latch>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -24,33 +36,73 @@ using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 class ProxyServer {
  public:
   ProxyServer(std::vector<std::unique_ptr<asio::io_context>>& ctxs, const Services& svc)
-      : ctxs_(ctxs), svc_(svc), acceptor_(*ctxs[0]), grace_(*ctxs[0]), accept_retry_(*ctxs[0]) {
-    for (auto& c : ctxs_) guards_.emplace_back(c->get_executor());
+      : ctxs_(ctxs), svc_(svc), grace_(*ctxs[0]) {
+    for (std::size_t i = 0; i < ctxs_.size(); ++i) {
+      workers_.push_back(std::make_unique<Worker>(*ctxs_[i], i));
+      guards_.emplace_back(ctxs_[i]->get_executor());
+    }
   }
 
-  void start() {
+  // On the main thread (worker 0), before the other threads start.
+  void listen() {
     const auto& l = svc_.cfg->listen;
     tcp::resolver resolver(*ctxs_[0]);
     auto results = resolver.resolve(l.host, std::to_string(l.port), tcp::resolver::passive);
     const tcp::endpoint ep = *results.begin();
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(ep);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
-    accept();
+    tcp::acceptor& a = workers_[0]->acceptor;
+    a.open(ep.protocol());
+    a.set_option(tcp::acceptor::reuse_address(true));
+    a.bind(ep);
+    a.listen(asio::socket_base::max_listen_connections);
+    protocol_ = ep.protocol();
+    workers_[0]->can_accept = true;
   }
 
+  // On worker i's own thread before it runs, while no connection exists yet (a table taken later
+  // would hold references to other threads' sockets and keep them open). Its acceptor takes this
+  // thread's reference to the listening socket: the copy in its own table, or a duplicate when
+  // the table is shared.
+  void enterThread(std::size_t i) {
+    if (i == 0) return;
+    Worker& w = *workers_[i];
+    const int listen_fd = workers_[0]->acceptor.native_handle();
+    int fd = -1;
+    if (svc_.own_fd_tables && ::unshare(CLONE_FILES) == 0) {
+      fd = listen_fd;
+    } else {
+      if (svc_.own_fd_tables && svc_.warn)
+        svc_.warn("io thread " + std::to_string(i) +
+                  " shares the process's descriptor table: unshare: " + std::strerror(errno));
+      fd = ::dup(listen_fd);
+    }
+    boost::system::error_code ec;
+    if (fd >= 0) w.acceptor.assign(protocol_, fd, ec);
+    if (fd < 0 || ec) {
+      if (svc_.warn) svc_.warn("io thread " + std::to_string(i) + " cannot accept connections: " + ec.message());
+      return;
+    }
+    w.can_accept = true;
+  }
+
+  void startAccepting() { accept(*workers_[0]); }
+
   [[nodiscard]] std::string boundAddress() const {
-    const auto ep = acceptor_.local_endpoint();
+    const auto ep = workers_[0]->acceptor.local_endpoint();
     if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
     return ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
-  // On the acceptor's thread (signal handler).
+  // On the main thread (signal handler).
   void stop() {
-    boost::system::error_code ec;
-    acceptor_.close(ec);
     stopping_ = true;
+    // Each thread closes its own reference to the listening socket (in its own table).
+    for (auto& w : workers_) {
+      asio::post(w->ctx, [&w = *w] {
+        boost::system::error_code ec;
+        w.acceptor.close(ec);
+        w.retry.cancel();
+      });
+    }
     // Open connections get a grace period to finish on their own, then are closed politely, each
     // on its own thread.
     grace_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -71,28 +123,59 @@ class ProxyServer {
   }
 
  private:
+  struct Worker {
+    Worker(asio::io_context& c, std::size_t i) : ctx(c), index(i), acceptor(c), retry(c) {}
+    asio::io_context& ctx;
+    const std::size_t index;
+    tcp::acceptor acceptor;  // this thread's reference to the listening socket
+    asio::steady_timer retry;
+    bool can_accept = false;
+    bool error_reported = false;
+    std::atomic<std::size_t> live{0};  // written on this thread, read by whoever hands on
+  };
+
   struct Entry {
     asio::io_context* ctx;
     std::weak_ptr<Connection> conn;
   };
 
-  void accept() {
-    asio::io_context& target = *ctxs_[next_ctx_++ % ctxs_.size()];
-    acceptor_.async_accept(target, [this, &target](boost::system::error_code ec, tcp::socket sock) {
+  void accept(Worker& w) {
+    w.acceptor.async_accept([this, &w](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping_) return;
       if (!ec) {
-        accept_error_reported_ = false;
-        admit(target, std::move(sock));
-        return accept();
+        w.error_reported = false;
+        admit(w, std::move(sock));
+        return handOn(w);
       }
       // Out of descriptors or memory: the pending connection stays queued and the listener stays
       // readable, so retrying at once would spin. Wait a little, as nginx does.
-      if (!accept_error_reported_ && svc_.warn) svc_.warn("accept failed: " + ec.message() + " (retrying every 50 ms)");
-      accept_error_reported_ = true;
-      accept_retry_.expires_after(std::chrono::milliseconds(50));
-      accept_retry_.async_wait([this](boost::system::error_code e) {
-        if (!e && !stopping_) accept();
+      if (!w.error_reported && svc_.warn) svc_.warn("accept failed: " + ec.message() + " (retrying every 50 ms)");
+      w.error_reported = true;
+      w.retry.expires_after(std::chrono::milliseconds(50));
+      w.retry.async_wait([this, &w](boost::system::error_code e) {
+        if (!e && !stopping_) handOn(w);
       });
+    });
+  }
+
+  // The next accept goes to the accepting thread with the fewest live connections; on a tie to
+  // the first after `from`, so that connections opened together alternate.
+  void handOn(Worker& from) {
+    const std::size_t n = workers_.size();
+    Worker* best = nullptr;
+    std::size_t best_live = 0;
+    for (std::size_t k = 1; k <= n; ++k) {
+      Worker& w = *workers_[(from.index + k) % n];
+      if (!w.can_accept) continue;
+      const std::size_t live = w.live.load(std::memory_order_relaxed);
+      if (!best || live < best_live) {
+        best = &w;
+        best_live = live;
+      }
+    }
+    if (best == &from) return accept(from);
+    asio::post(best->ctx, [this, best] {
+      if (!stopping_) accept(*best);
     });
   }
 
@@ -120,8 +203,8 @@ class ProxyServer {
     });
   }
 
-  // On the acceptor's thread; the connection itself starts on `ctx`'s thread.
-  void admit(asio::io_context& ctx, tcp::socket sock) {
+  // On the accepting thread, which the connection stays on.
+  void admit(Worker& w, tcp::socket sock) {
     const std::uint64_t id = next_id_++;
     boost::system::error_code ec;
     const auto remote = sock.remote_endpoint(ec);
@@ -141,7 +224,8 @@ class ProxyServer {
       return refuse(id, std::move(sock),
                     "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
                     svc_.cfg->mode == config::Mode::Explicit);
-    auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this](std::uint64_t done) {
+    auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this, &w](std::uint64_t done) {
+      w.live.fetch_sub(1, std::memory_order_relaxed);
       {
         std::lock_guard<std::mutex> lock(mu_);
         live_.erase(done);
@@ -150,9 +234,10 @@ class ProxyServer {
     });
     {
       std::lock_guard<std::mutex> lock(mu_);
-      live_.emplace(id, Entry{&ctx, c});
+      live_.emplace(id, Entry{&w.ctx, c});
     }
-    asio::post(ctx, [c] {
+    w.live.fetch_add(1, std::memory_order_relaxed);
+    asio::post(w.ctx, [c] {
       c->start();
       c->tapCommit();
     });
@@ -171,34 +256,48 @@ class ProxyServer {
 
   std::vector<std::unique_ptr<asio::io_context>>& ctxs_;
   const Services& svc_;
-  tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  tcp::acceptor::protocol_type protocol_ = tcp::v4();
   asio::steady_timer grace_;
-  asio::steady_timer accept_retry_;
-  bool accept_error_reported_ = false;
   std::vector<Guard> guards_;
   std::mutex mu_;
   std::unordered_map<std::uint64_t, Entry> live_;
-  std::uint64_t next_id_ = 1;
-  std::size_t next_ctx_ = 0;
+  std::atomic<std::uint64_t> next_id_{1};  // accepts are serialised, but on different threads
   std::atomic<bool> stopping_{false};
 };
 
 }  // namespace
 
+bool threadsCanOwnFdTables() {
+  bool ok = false;
+  // The probe's table (a copy) goes with the thread.
+  std::thread([&ok] { ok = ::unshare(CLONE_FILES) == 0; }).join();
+  return ok;
+}
+
 int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening) {
-  std::size_t threads = services.cfg->threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t threads = config::ioThreads(*services.cfg);
   std::vector<std::unique_ptr<asio::io_context>> ctxs;
   for (std::size_t i = 0; i < threads; ++i) ctxs.push_back(std::make_unique<asio::io_context>(1));
   ProxyServer server(ctxs, services);
-  server.start();
+  server.listen();
+  // Before the threads take their tables: its descriptors must be in all of them (a signal runs
+  // its handler on any thread).
   asio::signal_set signals(*ctxs[0], SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (!ec) server.stop();
   });
-  if (on_listening) on_listening(server.boundAddress());
+  std::latch entered(static_cast<std::ptrdiff_t>(threads - 1));
   std::vector<std::thread> pool;
-  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&ctxs, i] { ctxs[i]->run(); });
+  for (std::size_t i = 1; i < threads; ++i)
+    pool.emplace_back([&ctxs, &server, &entered, i] {
+      server.enterThread(i);
+      entered.count_down();
+      ctxs[i]->run();
+    });
+  entered.wait();
+  server.startAccepting();
+  if (on_listening) on_listening(server.boundAddress());
   ctxs[0]->run();
   for (auto& t : pool) t.join();
   services.tracer->flush();

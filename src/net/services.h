@@ -39,7 +39,14 @@ struct Services {
   trace::WireTap* tap = nullptr;                 // --pcap: the bytes of both legs, or nullptr
   std::string expected_proxy_auth;               // "Basic <base64>" when --proxy-auth is set
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
+  bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
 };
+
+// Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then
+// each io thread keeps its connections' sockets in its own table and the open-file limit, which
+// applies per table, holds that many connections per thread instead of per process. Container
+// seccomp profiles may forbid it; the threads then share the process's table.
+[[nodiscard]] bool threadsCanOwnFdTables();
 
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.
 // Returns the process exit status. Throws on start-up errors (bind).

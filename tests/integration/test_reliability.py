@@ -62,46 +62,64 @@ class Reliability(ProxyTestCase):
         held.close()
         r.wait_events(lambda evs: of(evs, "conn.refused") and of(evs, "conn.close"))
 
+    def hold_tls(self, r, count, label):
+        # `count` live TLS connections through the proxy, each echoing once when opened and once
+        # more when all are open (both legs of every one exist at once).
+        ctx = ssl.create_default_context(cafile=r.ca)
+        held = []
+        try:
+            for i in range(count):
+                s = raw_connect(r)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                t = ctx.wrap_socket(s, server_hostname="localhost")
+                held.append(t)
+                t.sendall(b"%s %d" % (label, i))
+                self.assertEqual(t.recv(64), b"%s %d" % (label, i))
+            for i, t in enumerate(held):  # all still open and relaying
+                t.sendall(b"again %d" % i)
+                self.assertEqual(t.recv(64), b"again %d" % i)
+        except BaseException:
+            for t in held:
+                t.close()
+            raise
+        return held
+
     def test_connection_limit_fits_the_open_file_limit(self):
-        # Two descriptors per proxied connection: under a hard limit of 200 the proxy can hold
-        # (200 - 64) / 2 = 68 connections. It lowers --max-connections to that, says so, and
-        # refuses the 69th cleanly instead of failing a connection half-way for want of a socket.
-        srv = self.s_server()
-        r = self.proxy_mode("reverse", "--max-connections", "1000", upstream=srv.port, nofile=200)
-        self.assertIn("--max-connections 1000 lowered to 68", r.proc.output())
-        held = [raw_connect(r) for _ in range(68)]
-        r.wait_events(lambda evs: len(of(evs, "conn.open")) == 68)
+        # Two descriptors per proxied connection, in the table of the io thread it runs on (each of
+        # the two threads has its own): under a hard limit of 200 a table holds (200 - 64) / 2 = 68
+        # connections, and two threads hold 135 (new connections go to the less loaded thread, so
+        # one may get one more than half). The proxy lowers --max-connections to that, says so,
+        # holds 135 live TLS connections (270 sockets: more than one table allows) and refuses the
+        # 136th cleanly instead of failing a connection half-way for want of a socket.
+        echo = self.echo(tls=True)
+        r = self.proxy_mode("reverse", "--max-connections", "1000", "--threads", "2", upstream=echo.port,
+                            nofile=200)
+        self.assertIn("--max-connections 1000 lowered to 135", r.proc.output())
+        held = self.hold_tls(r, 135, b"ping")
         with raw_connect(r) as s:
             self.assertEqual(read_all(s), b"")
         r.wait_events(lambda evs: len(of(evs, "conn.refused")) == 1)
         for h in held:
             h.close()
-        r.conn_closed(68)
-        self.good_request(r, srv)  # and a real connection works once there is room
+        evs = r.conn_closed(135)
+        self.assertFalse(of(evs, "tls.error"), of(evs, "tls.error")[:1])
+        more = self.hold_tls(r, 2, b"more")  # and connections work again once there is room
+        for h in more:
+            h.close()
+        r.conn_closed(137)
 
     def test_open_file_limit_raised_to_hold_the_connections(self):
         # A soft limit of 256 would hold ~100 proxied connections; the hard limit allows more, so
-        # the proxy raises its soft limit to what --max-connections needs (2 per connection plus
-        # 64) and then holds 300 live TLS connections (600 proxied sockets) at once.
+        # the proxy raises its soft limit to what one io thread's share of --max-connections needs
+        # (2 per connection for 400 / 2 + 1 connections, plus 64) and then holds 300 live TLS
+        # connections (600 proxied sockets, more than that limit: each thread has its own table).
         echo = self.echo(tls=True)
-        r = self.proxy_mode("reverse", "--max-connections", "400", upstream=echo.port, nofile=(256, 4096))
-        self.assertIn("raised the open-file limit from 256 to 864", r.proc.output())
-        ctx = ssl.create_default_context(cafile=r.ca)
-        held = []
-        try:
-            for i in range(300):
-                s = raw_connect(r)
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                t = ctx.wrap_socket(s, server_hostname="localhost")
-                held.append(t)
-                t.sendall(b"ping %d" % i)
-                self.assertEqual(t.recv(64), b"ping %d" % i)
-            for i, t in enumerate(held):  # all still open and relaying
-                t.sendall(b"again %d" % i)
-                self.assertEqual(t.recv(64), b"again %d" % i)
-        finally:
-            for t in held:
-                t.close()
+        r = self.proxy_mode("reverse", "--max-connections", "400", "--threads", "2", upstream=echo.port,
+                            nofile=(256, 4096))
+        self.assertIn("raised the open-file limit from 256 to 466", r.proc.output())
+        held = self.hold_tls(r, 300, b"ping")
+        for t in held:
+            t.close()
         evs = r.conn_closed(300)
         self.assertEqual(len(of(evs, "conn.open")), 300)
         self.assertFalse(of(evs, "conn.refused"))

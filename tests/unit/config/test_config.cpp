@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "config/config.h"
 
 using namespace tlstrace::config;
@@ -78,4 +81,59 @@ TEST_CASE("base64 for Basic proxy credentials (RFC 4648 test vectors)") {
   CHECK(base64("fooba") == "Zm9vYmE=");
   CHECK(base64("foobar") == "Zm9vYmFy");
   CHECK(base64("alice:s3cret") == "YWxpY2U6czNjcmV0");
+}
+
+TEST_CASE("connections per io thread and the connection limit that fits a descriptor table") {
+  struct Row {
+    std::size_t max, threads, per_thread;
+  };
+  for (const Row& r : {Row{10000, 1, 10000}, Row{10000, 2, 5001}, Row{10001, 2, 5001}, Row{400, 2, 201}, Row{1, 2, 1},
+                       Row{2, 2, 2}, Row{3, 2, 2}, Row{10, 4, 3}, Row{0, 2, 0}}) {
+    CAPTURE(r.max);
+    CAPTURE(r.threads);
+    CHECK(connectionsPerThread(r.max, r.threads) == r.per_thread);
+  }
+  // The inverse is the largest limit whose share fits: one more would not.
+  for (std::size_t threads = 1; threads <= 4; ++threads)
+    for (std::size_t per = 1; per <= 300; ++per) {
+      CAPTURE(threads);
+      CAPTURE(per);
+      const std::size_t fits = maxConnectionsFitting(per, threads);
+      CHECK(connectionsPerThread(fits, threads) <= per);
+      CHECK(connectionsPerThread(fits + 1, threads) > per);
+    }
+  CHECK(maxConnectionsFitting(68, 2) == 135);  // a hard limit of 200: (200 - 64) / 2 per table
+  CHECK(maxConnectionsFitting(9968, 2) >= 10000);
+}
+
+TEST_CASE("the per-thread bound holds when closes happen between choosing a thread and accepting") {
+  // The server hands the next accept to the least loaded thread as soon as one connection is in;
+  // the next arrives later, after any number of closes. Play that out at random and check that no
+  // thread ever holds more than connectionsPerThread() and the total never exceeds the limit.
+  for (std::size_t threads = 2; threads <= 3; ++threads)
+    for (std::size_t max : {std::size_t{4}, std::size_t{7}, std::size_t{50}}) {
+      std::vector<std::size_t> live(threads, 0);
+      std::size_t total = 0, next = 0, peak = 0;
+      unsigned rng = 12345;
+      auto rand = [&rng] { return rng = rng * 1103515245u + 12345u, (rng >> 16) & 0x7fff; };
+      for (int step = 0; step < 20000; ++step) {
+        if (rand() % 3 == 0) {  // a close on some thread
+          const std::size_t t = rand() % threads;
+          if (live[t] > 0) --live[t], --total;
+          continue;
+        }
+        if (total >= max) continue;  // refused
+        ++live[next];
+        ++total;
+        peak = std::max(peak, live[next]);
+        std::size_t best = (next + 1) % threads;
+        for (std::size_t k = 2; k <= threads; ++k)
+          if (live[(next + k) % threads] < live[best]) best = (next + k) % threads;
+        next = best;
+      }
+      CAPTURE(threads);
+      CAPTURE(max);
+      CHECK(peak <= connectionsPerThread(max, threads));
+      CHECK(peak == connectionsPerThread(max, threads));  // and it is reached, so it is tight
+    }
 }
