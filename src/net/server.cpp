@@ -9,6 +9,7 @@
 // that opened it, which is why every thread accepts for itself: one accept is pending at a time,
 // and after each connection it moves to the thread with the fewest live connections.
 #include <sched.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -55,11 +56,12 @@ class ProxyServer {
     a.bind(ep);
     a.listen(asio::socket_base::max_listen_connections);
     protocol_ = ep.protocol();
+    workers_[0]->listen_fd = a.native_handle();
     workers_[0]->can_accept = true;
   }
 
   // On worker i's own thread before it runs, while no connection exists yet (a table taken later
-  // would hold references to other threads' sockets and keep them open). Its acceptor takes this
+  // would hold references to other threads' sockets and keep them open). The worker keeps this
   // thread's reference to the listening socket: the copy in its own table, or a duplicate when
   // the table is shared.
   void enterThread(std::size_t i) {
@@ -75,12 +77,12 @@ class ProxyServer {
                   " shares the process's descriptor table: unshare: " + std::strerror(errno));
       fd = ::dup(listen_fd);
     }
-    boost::system::error_code ec;
-    if (fd >= 0) w.acceptor.assign(protocol_, fd, ec);
-    if (fd < 0 || ec) {
-      if (svc_.warn) svc_.warn("io thread " + std::to_string(i) + " cannot accept connections: " + ec.message());
+    if (fd < 0) {
+      if (svc_.warn)
+        svc_.warn("io thread " + std::to_string(i) + " cannot accept connections: " + std::strerror(errno));
       return;
     }
+    w.listen_fd = fd;
     w.can_accept = true;
   }
 
@@ -99,7 +101,9 @@ class ProxyServer {
     for (auto& w : workers_) {
       asio::post(w->ctx, [&w = *w] {
         boost::system::error_code ec;
-        w.acceptor.close(ec);
+        if (w.acceptor.is_open()) w.acceptor.close(ec);
+        else if (w.listen_fd >= 0) ::close(w.listen_fd);
+        w.listen_fd = -1;
         w.retry.cancel();
       });
     }
@@ -127,7 +131,8 @@ class ProxyServer {
     Worker(asio::io_context& c, std::size_t i) : ctx(c), index(i), acceptor(c), retry(c) {}
     asio::io_context& ctx;
     const std::size_t index;
-    tcp::acceptor acceptor;  // this thread's reference to the listening socket
+    int listen_fd = -1;      // this thread's reference to the listening socket
+    tcp::acceptor acceptor;  // holds listen_fd while this thread has the next accept
     asio::steady_timer retry;
     bool can_accept = false;
     bool error_reported = false;
@@ -140,6 +145,16 @@ class ProxyServer {
   };
 
   void accept(Worker& w) {
+    if (!w.acceptor.is_open()) {
+      boost::system::error_code ec;
+      w.acceptor.assign(protocol_, w.listen_fd, ec);
+      if (ec) {  // epoll_ctl failed (out of memory): let another thread accept
+        if (svc_.warn)
+          svc_.warn("io thread " + std::to_string(w.index) + " cannot accept connections: " + ec.message());
+        w.can_accept = false;
+        return handOn(w);
+      }
+    }
     w.acceptor.async_accept([this, &w](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || stopping_) return;
       if (!ec) {
@@ -173,7 +188,12 @@ class ProxyServer {
         best_live = live;
       }
     }
+    if (!best) return;  // no thread can watch the listening socket (warned)
     if (best == &from) return accept(from);
+    // Only the thread with the next accept watches the listening socket: a thread merely holding
+    // it in its epoll set would be woken by every new connection for nothing.
+    boost::system::error_code ignored;
+    if (from.acceptor.is_open()) (void)from.acceptor.release(ignored);
     asio::post(best->ctx, [this, best] {
       if (!stopping_) accept(*best);
     });
