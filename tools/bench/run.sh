@@ -6,6 +6,8 @@
 #   tools/bench/run.sh --quick    developer loop (1 repetition, short runs, TLS 1.3 only; ~3 min)
 #   tools/bench/run.sh --trace-cost   what `--trace all` costs against the default trace, on tests
 #                                  b and c: PAIRS (4) alternating harness runs of each (~12 min)
+#   tools/bench/run.sh --hold [N]     test e alone at N idle TLS connections (10000), beside HAProxy:
+#                                  connections held and RSS per connection (~3 min)
 #
 # tlstrace runs with its default trace categories and events to a file, as users run it.
 # Extra environment (REPS, DUR, TESTS, PEERS, OUT_DIR, ...) is passed to the harness.
@@ -19,6 +21,9 @@ harness="${BENCH_HARNESS:-$root/../shared/bench/peers/run.sh}"
 cmake -S "$root" -B "$root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTLSTRACE_TESTS=OFF >/dev/null
 cmake --build "$root/build-release" --target tlstrace
 
+if [[ "${1:-}" == "--hold" ]]; then
+  export TESTS=e IDLE_CONNS="${2:-10000}" PEERS="${PEERS:-haproxy}" CRYPTO_SPEED=0 VARIANTS=tls13
+fi
 if [[ "${1:-}" == "--quick" ]]; then
   export REPS="${REPS:-1}" DUR="${DUR:-3}" DUR_C_VARIANT="${DUR_C_VARIANT:-2}" IDLE_CONNS="${IDLE_CONNS:-1000}"
   export LAT_KA_N="${LAT_KA_N:-200}" LAT_NEW_N="${LAT_NEW_N:-40}" VARIANTS="${VARIANTS:-tls13}"
