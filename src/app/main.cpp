@@ -139,8 +139,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
     tls::TlsEngine::reportSecrets(client_ctx.get());
     tls::TlsEngine::reportSecrets(upstream_ctx.get());
   }
-  const bool own_fd_tables = config::ioThreads(cfg) > 1 && net::threadsCanOwnFdTables();
-  raiseFileLimit(cfg.max_connections, own_fd_tables ? config::ioThreads(cfg) : 1);
+  const std::size_t io_threads = config::ioThreads(cfg);
+  const bool own_fd_tables = io_threads > 1 && net::threadsCanOwnFdTables();
+  raiseFileLimit(cfg.max_connections, own_fd_tables ? io_threads : 1);
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
   net::Services svc;

@@ -71,10 +71,11 @@ struct ProxyConfig {
 // The io threads a configuration runs (--threads 0: one per core).
 [[nodiscard]] std::size_t ioThreads(const ProxyConfig& cfg);
 
-// Each io thread keeps its connections' sockets in a descriptor table of its own, so the
-// open-file limit applies per thread. New connections go to the least loaded thread, decided
-// before the next connection arrives; by then the others may have closed some, so one thread can
-// hold one more than an even share: at most min(max, max / threads + 1) of `max_connections`.
+// Where each io thread keeps its connections' sockets in a descriptor table of its own, the
+// open-file limit applies per thread (with one shared table, pass threads = 1). New connections
+// go to the least loaded thread, decided before the next connection arrives; by then the others
+// may have closed some, so one thread can hold one more than an even share: at most
+// min(max, max / threads + 1) of `max_connections`.
 [[nodiscard]] std::size_t connectionsPerThread(std::size_t max_connections, std::size_t threads);
 // The largest --max-connections whose per-thread share is at most `per_thread` (>= 1).
 [[nodiscard]] std::size_t maxConnectionsFitting(std::size_t per_thread, std::size_t threads);
