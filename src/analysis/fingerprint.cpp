@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "wire/byte_reader.h"
+#include "wire/handshake.h"
 #include "wire/registry.h"
 
 namespace tlstrace::analysis {
@@ -135,7 +136,10 @@ std::string ja4Raw(const trace::HelloOffer& o) {
   std::sort(suites.begin(), suites.end());
   std::vector<std::uint16_t> exts;
   for (auto e : noGrease(o.extensions))
-    if (e != 0x0000 && e != 0x0010) exts.push_back(e);
+    // JA4 leaves SNI and ALPN out of the extension hash (they show elsewhere in the fingerprint).
+    if (e != static_cast<std::uint16_t>(wire::ExtensionType::ServerName) &&
+        e != static_cast<std::uint16_t>(wire::ExtensionType::Alpn))
+      exts.push_back(e);
   std::sort(exts.begin(), exts.end());
   std::string out = joinHex(suites);
   out += '|';

@@ -154,7 +154,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.forger = &forger;
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
-  svc.keylog = keylog.get();
+  if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
   const int rc = net::runProxy(svc, [&](const std::string& addr) {

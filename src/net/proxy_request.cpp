@@ -88,23 +88,51 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
   return r;
 }
 
-std::string httpErrorResponse(int status, const std::string& reason, const std::string& extra_headers) {
-  const char* text = "Error";
-  switch (status) {
-    case 400: text = "Bad Request"; break;
-    case 403: text = "Forbidden"; break;
-    case 405: text = "Method Not Allowed"; break;
-    case 407: text = "Proxy Authentication Required"; break;
-    case 431: text = "Request Header Fields Too Large"; break;
-    case 502: text = "Bad Gateway"; break;
-    case 503: text = "Service Unavailable"; break;
-    case 504: text = "Gateway Timeout"; break;
-    default: break;
+namespace {
+
+// Compares credentials without an early exit on the first differing byte.
+bool sameSecret(const std::string& a, const std::string& b) {
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= static_cast<unsigned>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+session::FrontStep ExplicitFrontEnd::onClientBytes(std::span<const std::uint8_t> bytes) const {
+  using K = session::FrontStep::Kind;
+  session::FrontStep st;
+  if (bytes.empty()) return st;  // NeedMore
+  ProxyRequest req = parseProxyRequest(bytes);
+  switch (req.kind) {
+    case ProxyRequest::Kind::NeedMore: return st;
+    case ProxyRequest::Kind::Error:
+      st.kind = K::Refuse;
+      st.status = req.status;
+      st.reason = std::move(req.reason);
+      return st;
+    case ProxyRequest::Kind::Connect:
+    case ProxyRequest::Kind::PlainHttp: break;
   }
-  const std::string body = "tlstrace: " + reason + "\n";
-  return "HTTP/1.1 " + std::to_string(status) + " " + text +
-         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\nProxy-Agent: tlstrace\r\n" + extra_headers + "\r\n" + body;
+  if (!expected_auth_.empty() && !sameSecret(req.proxy_authorization, expected_auth_)) {
+    st.kind = K::Refuse;
+    st.status = 407;
+    st.reason = req.proxy_authorization.empty() ? "proxy authentication required" : "wrong proxy credentials";
+    st.headers = "Proxy-Authenticate: Basic realm=\"tlstrace\"\r\n";
+    return st;
+  }
+  st.target = std::move(req.target);
+  st.consumed = req.consumed;
+  if (req.kind == ProxyRequest::Kind::Connect) {
+    st.kind = K::Tunnel;
+    st.method = "CONNECT";
+    st.reply = "HTTP/1.1 200 Connection Established\r\n\r\n";
+  } else {
+    st.kind = K::Forward;
+    st.method = "GET/absolute-form";
+    st.head = std::move(req.forward_head);
+  }
+  return st;
 }
 
 }  // namespace tlstrace::net

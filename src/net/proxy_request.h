@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "session/front_end.h"
 
 namespace tlstrace::net {
 
@@ -24,8 +25,20 @@ inline constexpr std::size_t kMaxRequestHead = 64 * 1024;
 [[nodiscard]] ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes,
                                              std::size_t head_limit = kMaxRequestHead);
 
-// A complete HTTP/1.1 response with a text/plain body and Connection: close.
-[[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,
-                                            const std::string& extra_headers = {});
+// Explicit-proxy mode (HTTP CONNECT and absolute-form requests) as the session's front end:
+// here rather than in session/ because the request head is parsed with Beast.
+class ExplicitFrontEnd final : public session::FrontEnd {
+ public:
+  // `expected_auth`: the Proxy-Authorization value required ("Basic ..."), or empty for none.
+  explicit ExplicitFrontEnd(std::string expected_auth) : expected_auth_(std::move(expected_auth)) {}
+  [[nodiscard]] config::Mode mode() const override { return config::Mode::Explicit; }
+  [[nodiscard]] std::optional<config::HostPort> fixedTarget() const override { return std::nullopt; }
+  [[nodiscard]] session::FrontStep onClientBytes(std::span<const std::uint8_t> bytes) const override;
+  [[nodiscard]] bool relaysPlaintext() const override { return true; }
+  [[nodiscard]] bool answersRefusals() const override { return true; }
+
+ private:
+  std::string expected_auth_;
+};
 
 }  // namespace tlstrace::net

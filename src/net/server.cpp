@@ -37,7 +37,7 @@ using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 class ProxyServer {
  public:
   ProxyServer(std::vector<std::unique_ptr<asio::io_context>>& ctxs, const Services& svc)
-      : ctxs_(ctxs), svc_(svc), grace_(*ctxs[0]) {
+      : ctxs_(ctxs), svc_(svc), front_(makeFrontEnd(svc)), grace_(*ctxs[0]) {
     for (std::size_t i = 0; i < ctxs_.size(); ++i) {
       workers_.push_back(std::make_unique<Worker>(*ctxs_[i], i));
       guards_.emplace_back(ctxs_[i]->get_executor());
@@ -116,10 +116,7 @@ class ProxyServer {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& [id, entry] : live_) {
         asio::post(*entry.ctx, [weak = entry.conn] {
-          if (auto c = weak.lock()) {
-            c->stop("proxy shutting down");
-            c->tapCommit();
-          }
+          if (auto c = weak.lock()) c->stop("proxy shutting down");
         });
       }
     });
@@ -199,23 +196,19 @@ class ProxyServer {
     });
   }
 
-  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_503) {
-    trace::Event e;
-    e.ts = trace::Clock::now();
-    e.conn = id;
-    e.name = "conn.refused";
+  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http) {
     boost::system::error_code ignored;
     const auto remote = sock.remote_endpoint(ignored);
-    e.fields.set("client", remote.address().to_string() + ":" + std::to_string(remote.port()));
-    e.fields.set("reason", reason);
-    svc_.tracer->emit(std::move(e));
-    if (!answer_503) {
+    auto r = session::refuseConnection(id, remote.address().to_string() + ":" + std::to_string(remote.port()), reason,
+                                       answer_http);
+    svc_.tracer->emit(std::move(r.event));
+    if (r.response.empty()) {
       sock.close(ignored);
       return;
     }
-    // Explicit mode: a proper HTTP answer, written without waiting for the request.
+    // A proper HTTP answer, written without waiting for the request.
     auto s = std::make_shared<tcp::socket>(std::move(sock));
-    auto body = std::make_shared<std::string>(httpErrorResponse(503, reason));
+    auto body = std::make_shared<std::string>(std::move(r.response));
     asio::async_write(*s, asio::buffer(*body), [s, body](boost::system::error_code, std::size_t) {
       boost::system::error_code e2;
       s->shutdown(tcp::socket::shutdown_send, e2);
@@ -243,8 +236,8 @@ class ProxyServer {
     if (live >= svc_.cfg->max_connections)
       return refuse(id, std::move(sock),
                     "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
-                    svc_.cfg->mode == config::Mode::Explicit);
-    auto c = std::make_shared<Connection>(std::move(sock), svc_, id, [this, &w](std::uint64_t done) {
+                    front_->answersRefusals());
+    auto c = std::make_shared<Connection>(std::move(sock), svc_, *front_, id, [this, &w](std::uint64_t done) {
       w.live.fetch_sub(1, std::memory_order_relaxed);
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -257,10 +250,7 @@ class ProxyServer {
       live_.emplace(id, Entry{&w.ctx, c});
     }
     w.live.fetch_add(1, std::memory_order_relaxed);
-    asio::post(w.ctx, [c] {
-      c->start();
-      c->tapCommit();
-    });
+    asio::post(w.ctx, [c] { c->start(); });
   }
 
   // Once stopping and idle, let every io thread run out of work.
@@ -274,8 +264,15 @@ class ProxyServer {
     for (auto& g : guards_) g.reset();
   }
 
+  // The front end of the configured mode: shared, stateless, by every connection of every thread.
+  static std::unique_ptr<session::FrontEnd> makeFrontEnd(const Services& svc) {
+    if (svc.cfg->mode == config::Mode::Reverse) return std::make_unique<session::ReverseFrontEnd>(*svc.cfg->upstream);
+    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth);
+  }
+
   std::vector<std::unique_ptr<asio::io_context>>& ctxs_;
   const Services& svc_;
+  std::unique_ptr<session::FrontEnd> front_;
   std::vector<std::unique_ptr<Worker>> workers_;
   tcp::acceptor::protocol_type protocol_ = tcp::v4();
   asio::steady_timer grace_;

@@ -1,43 +1,15 @@
 // What every connection shares: configuration, trace, forging and the two TLS contexts. Built by
 // the composition root (app/), passed in, never global.
 #pragma once
-#include <openssl/ssl.h>
-
 #include <functional>
 #include <string>
 
 #include "config/config.h"
-
-namespace tlstrace::trace {
-class Tracer;
-class WireTap;
-}  // namespace tlstrace::trace
-namespace tlstrace::pki {
-class Forger;
-}
-namespace tlstrace::sinks {
-class KeylogSink;
-}
-namespace tlstrace::analysis {
-class PrimeCache;
-}
-namespace tlstrace::tls {
-class CertSummaryCache;
-}
+#include "session/deps.h"
 
 namespace tlstrace::net {
 
-struct Services {
-  const config::ProxyConfig* cfg = nullptr;
-  trace::Tracer* tracer = nullptr;
-  pki::Forger* forger = nullptr;
-  SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
-  SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
-  sinks::KeylogSink* keylog = nullptr;
-  analysis::PrimeCache* primes = nullptr;
-  tls::CertSummaryCache* certs = nullptr;        // summaries of certificates seen, by DER
-  trace::WireTap* tap = nullptr;                 // --pcap: the bytes of both legs, or nullptr
-  std::string expected_proxy_auth;               // "Basic <base64>" when --proxy-auth is set
+struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
 };

@@ -153,4 +153,12 @@ X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
   return x;
 }
 
+bool installForgedLeaf(SSL* ssl, Forger& forger, const std::string& target, SSL* upstream, std::string& error) {
+  X509* upstream_cert = upstream ? SSL_get0_peer_certificate(upstream) : nullptr;
+  tls::X509Ptr leaf = forger.leaf(leafNamesFor(target, upstream_cert), error);
+  if (leaf && SSL_use_certificate(ssl, leaf.get()) == 1 && SSL_use_PrivateKey(ssl, forger.leafKey()) == 1) return true;
+  if (error.empty()) error = "cannot install the forged certificate: " + errorQueueText();
+  return false;
+}
+
 }  // namespace tlstrace::pki

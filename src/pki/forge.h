@@ -56,4 +56,10 @@ class Forger {
   std::mutex mu_;  // io threads share one forger and its cache
 };
 
+// Installs on `ssl` (server role, facing the client) a leaf forged for `target`, carrying the
+// names of the upstream certificate when `upstream` (the client-role SSL facing the server) has
+// one. False with `error` (the OpenSSL error queue included) when it cannot.
+[[nodiscard]] bool installForgedLeaf(SSL* ssl, Forger& forger, const std::string& target, SSL* upstream,
+                                     std::string& error);
+
 }  // namespace tlstrace::pki

@@ -131,4 +131,42 @@ std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t versi
   return kb;
 }
 
+std::vector<DerivedKeys> keysFromKeylog(SSL* ssl, std::string_view label, const std::vector<std::uint8_t>& client_random,
+                                        const std::vector<std::uint8_t>& secret, SecretBytes& app_client,
+                                        SecretBytes& app_server) {
+  std::vector<DerivedKeys> out;
+  const SSL_CIPHER* cipher = SSL_get_pending_cipher(ssl);
+  if (!cipher) cipher = SSL_get_current_cipher(ssl);
+  const auto version = static_cast<std::uint16_t>(SSL_version(ssl));
+  auto params = cipherParams(cipher, version);
+  if (!params) return out;
+  if (label == "CLIENT_RANDOM") {  // TLS <= 1.2: the master secret
+    std::vector<std::uint8_t> server_random(SSL3_RANDOM_SIZE);
+    server_random.resize(SSL_get_server_random(ssl, server_random.data(), server_random.size()));
+    if (auto kb = tls12KeyBlock(*params, version, secret, client_random, server_random)) {
+      out.push_back({"client_write", "application", std::move(kb->client_write)});
+      out.push_back({"server_write", "application", std::move(kb->server_write)});
+    }
+    return out;
+  }
+  const bool client = label.starts_with("CLIENT_");
+  const bool handshake = label.find("HANDSHAKE") != std::string_view::npos;
+  const bool app = label.ends_with("TRAFFIC_SECRET_0");
+  if (!handshake && !app) return out;  // EXPORTER_SECRET, EARLY_EXPORTER_SECRET
+  if (app) (client ? app_client : app_server) = SecretBytes(secret);
+  if (auto k = tls13TrafficKeys(*params, secret))
+    out.push_back({client ? "client_write" : "server_write", handshake ? "handshake" : "application", std::move(*k)});
+  return out;
+}
+
+std::optional<TrafficKeys> nextGenerationKeys(SSL* ssl, SecretBytes& secret) {
+  if (secret.empty()) return std::nullopt;
+  auto params = cipherParams(SSL_get_current_cipher(ssl), TLS1_3_VERSION);
+  if (!params) return std::nullopt;
+  auto next = tls13NextSecret(params->hash, secret.bytes());
+  if (!next) return std::nullopt;
+  secret = std::move(*next);
+  return tls13TrafficKeys(*params, secret.bytes());
+}
+
 }  // namespace tlstrace::tls

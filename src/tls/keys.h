@@ -58,4 +58,21 @@ struct KeyBlock {
                                                     const std::vector<std::uint8_t>& client_random,
                                                     const std::vector<std::uint8_t>& server_random);
 
+// The traffic keys one NSS key-log line yields on `ssl` (with its pending, else current cipher):
+// TLS <= 1.2 CLIENT_RANDOM gives both directions' key block; TLS 1.3 handshake and application
+// traffic secrets give one direction each (other labels none). TLS 1.3 application secrets are
+// kept in `app_client`/`app_server` for later key updates.
+struct DerivedKeys {
+  const char* direction = "";  // "client_write" | "server_write"
+  const char* epoch = "";      // "handshake" | "application"
+  TrafficKeys keys;
+};
+[[nodiscard]] std::vector<DerivedKeys> keysFromKeylog(SSL* ssl, std::string_view label,
+                                                      const std::vector<std::uint8_t>& client_random,
+                                                      const std::vector<std::uint8_t>& secret, SecretBytes& app_client,
+                                                      SecretBytes& app_server);
+// RFC 8446 7.2: advances `secret` (an application traffic secret) to the next generation and
+// returns its keys; nullopt when `secret` is empty or the cipher is unknown.
+[[nodiscard]] std::optional<TrafficKeys> nextGenerationKeys(SSL* ssl, SecretBytes& secret);
+
 }  // namespace tlstrace::tls

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "wire/handshake.h"
 #include "wire/registry.h"
 
 namespace tlstrace::tls {
@@ -135,7 +136,10 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
   if (grease) skip("GREASE values", "OpenSSL does not send GREASE");
   skip("extension order and padding", "OpenSSL builds its own ClientHello layout");
   for (auto e : offer.extensions) {
-    if (e == 27 || e == 0xfe0d || e == 17513 || e == 34)
+    using wire::ExtensionType;
+    const auto t = static_cast<ExtensionType>(e);
+    if (t == ExtensionType::CompressCertificate || t == ExtensionType::EncryptedClientHello ||
+        t == ExtensionType::ApplicationSettings || t == ExtensionType::DelegatedCredentials)
       skip(std::string(wire::extensionName(e)), "not supported by OpenSSL 3.0 as a client");
   }
   Json out = Json::object();

@@ -126,4 +126,15 @@ bool configureUpstream(SSL* ssl, const std::string& sni, const std::string& veri
   return true;
 }
 
+bool sessionReused(SSL* ssl) { return SSL_session_reused(ssl) == 1; }
+
+int serverKeyBits(SSL* ssl, bool peer_is_server) {
+  X509* cert = peer_is_server ? SSL_get0_peer_certificate(ssl) : SSL_get_certificate(ssl);
+  if (!cert) return 0;
+  EVP_PKEY* pk = X509_get0_pubkey(cert);
+  return pk ? EVP_PKEY_get_bits(pk) : 0;
+}
+
+std::string verifyErrorText(int error) { return X509_verify_cert_error_string(error); }
+
 }  // namespace tlstrace::tls

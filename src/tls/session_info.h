@@ -24,4 +24,12 @@ namespace tlstrace::tls {
                                      const std::vector<std::string>& alpn, std::string& error);
 [[nodiscard]] bool isIpAddress(const std::string& s);
 
+// Was the session resumed (ID, ticket or PSK)?
+[[nodiscard]] bool sessionReused(SSL* ssl);
+// Key size in bits of the server's certificate: the peer's when `peer_is_server` (our client
+// role), else our own (the forged leaf); 0 when there is none.
+[[nodiscard]] int serverKeyBits(SSL* ssl, bool peer_is_server);
+// OpenSSL's text for an X509_V_ERR_* code.
+[[nodiscard]] std::string verifyErrorText(int error);
+
 }  // namespace tlstrace::tls

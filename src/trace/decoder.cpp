@@ -100,21 +100,21 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
     out.set("raw", toHex(e.data, kRawCap));
   };
   ByteReader r(e.data);
-  switch (e.type) {
-    case 0: {  // server_name, RFC 6066 3 (the server's acknowledgement is empty)
+  switch (static_cast<ExtensionType>(e.type)) {
+    case ExtensionType::ServerName: {  // server_name, RFC 6066 3 (the server's acknowledgement is empty)
       if (e.data.empty()) return;
       if (auto v = decodeServerName(e.data)) out.set("names", strings(*v));
       else fail("server_name");
       return;
     }
-    case 1: {  // max_fragment_length, RFC 6066 4
+    case ExtensionType::MaxFragmentLength: {  // max_fragment_length, RFC 6066 4
       std::uint8_t code = 0;
       if (!r.readU8(code) || !r.empty()) return fail("max_fragment_length");
       out.set("code", static_cast<int>(code));
       out.set("bytes", maxFragmentLength(code));
       return;
     }
-    case 5: {  // status_request, RFC 6066 8
+    case ExtensionType::StatusRequest: {  // status_request, RFC 6066 8
       if (e.data.empty()) return;
       std::uint8_t type = 0;
       ByteReader ids, exts;
@@ -131,12 +131,12 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       }
       return;
     }
-    case 10: {  // supported_groups, RFC 8446 4.2.7
+    case ExtensionType::SupportedGroups: {  // supported_groups, RFC 8446 4.2.7
       if (auto v = decodeU16List16(e.data)) out.set("groups", u16Names(*v, namedGroupName));
       else fail("supported_groups");
       return;
     }
-    case 11: {  // ec_point_formats, RFC 8422 5.1.2
+    case ExtensionType::EcPointFormats: {  // ec_point_formats, RFC 8422 5.1.2
       auto v = decodeU8List(e.data);
       if (!v) return fail("ec_point_formats");
       Json a = Json::array();
@@ -144,13 +144,13 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("formats", std::move(a));
       return;
     }
-    case 13:
-    case 50: {  // signature_algorithms(_cert), RFC 8446 4.2.3
+    case ExtensionType::SignatureAlgorithms:
+    case ExtensionType::SignatureAlgorithmsCert: {  // signature_algorithms(_cert), RFC 8446 4.2.3
       if (auto v = decodeU16List16(e.data)) out.set("schemes", u16Names(*v, signatureSchemeName));
       else fail("signature_algorithms");
       return;
     }
-    case 14: {  // use_srtp, RFC 5764 4.1.1
+    case ExtensionType::UseSrtp: {  // use_srtp, RFC 5764 4.1.1
       ByteReader profiles, mki;
       if (!r.readU16Prefixed(profiles) || !r.readU8Prefixed(mki) || !r.empty() || profiles.remaining() % 2)
         return fail("use_srtp");
@@ -164,25 +164,25 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("mki", toHex(mki.rest()));
       return;
     }
-    case 15: {  // heartbeat, RFC 6520 2
+    case ExtensionType::Heartbeat: {  // heartbeat, RFC 6520 2
       std::uint8_t mode = 0;
       if (!r.readU8(mode) || !r.empty()) return fail("heartbeat");
       out.set("mode", mode == 1 ? "peer_allowed_to_send" : mode == 2 ? "peer_not_allowed_to_send" : "unknown");
       return;
     }
-    case 16: {  // ALPN, RFC 7301 3.1
+    case ExtensionType::Alpn: {  // ALPN, RFC 7301 3.1
       if (auto v = decodeAlpn(e.data)) out.set("protocols", strings(*v));
       else fail("ALPN");
       return;
     }
-    case 17513: {  // application_settings (ALPS draft): the same list shape as ALPN
+    case ExtensionType::ApplicationSettings: {  // application_settings (ALPS draft): the same list shape as ALPN
       if (from_client) {
         if (auto v = decodeAlpn(e.data)) out.set("protocols", strings(*v));
         else fail("application_settings");
       }
       return;
     }
-    case 18: {  // signed_certificate_timestamp, RFC 6962 3.3
+    case ExtensionType::SignedCertificateTimestamp: {  // signed_certificate_timestamp, RFC 6962 3.3
       if (e.data.empty()) return;
       ByteReader list;
       if (!r.readU16Prefixed(list) || !r.empty()) return fail("signed_certificate_timestamp");
@@ -195,18 +195,18 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("sct_count", n);
       return;
     }
-    case 21: {  // padding, RFC 7685
+    case ExtensionType::Padding: {  // padding, RFC 7685
       bool zero = true;
       for (auto b : e.data) zero = zero && b == 0;
       out.set("all_zero", zero);
       return;
     }
-    case 22:
-    case 23:
-    case 49:  // encrypt_then_mac, extended_master_secret, post_handshake_auth: empty by definition
+    case ExtensionType::EncryptThenMac:
+    case ExtensionType::ExtendedMasterSecret:
+    case ExtensionType::PostHandshakeAuth:  // encrypt_then_mac, extended_master_secret, post_handshake_auth: empty by definition
       if (!e.data.empty()) fail("extension that must be empty");
       return;
-    case 27: {  // compress_certificate, RFC 8879 3
+    case ExtensionType::CompressCertificate: {  // compress_certificate, RFC 8879 3
       ByteReader list;
       if (!r.readU8Prefixed(list) || !r.empty() || list.remaining() % 2 || list.empty())
         return fail("compress_certificate");
@@ -219,16 +219,16 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("algorithms", std::move(a));
       return;
     }
-    case 28: {  // record_size_limit, RFC 8449 4
+    case ExtensionType::RecordSizeLimit: {  // record_size_limit, RFC 8449 4
       if (auto v = decodeU16(e.data)) out.set("limit", static_cast<int>(*v));
       else fail("record_size_limit");
       return;
     }
-    case 35: {  // session_ticket, RFC 5077 3.2: empty asks for a new ticket
+    case ExtensionType::SessionTicket: {  // session_ticket, RFC 5077 3.2: empty asks for a new ticket
       out.set("ticket_length", e.data.size());
       return;
     }
-    case 41: {  // pre_shared_key, RFC 8446 4.2.11
+    case ExtensionType::PreSharedKey: {  // pre_shared_key, RFC 8446 4.2.11
       auto psk = decodePreSharedKey(e.data, from_client);
       if (!psk) return fail("pre_shared_key");
       if (psk->selected_identity) {
@@ -249,14 +249,14 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("binders", std::move(binders));
       return;
     }
-    case 42: {  // early_data, RFC 8446 4.2.10: max_early_data_size only in NewSessionTicket
+    case ExtensionType::EarlyData: {  // early_data, RFC 8446 4.2.10: max_early_data_size only in NewSessionTicket
       if (e.data.empty()) return;
       std::uint32_t max = 0;
       if (!r.readU32(max) || !r.empty()) return fail("early_data");
       out.set("max_early_data_size", static_cast<unsigned long long>(max));
       return;
     }
-    case 43: {  // supported_versions, RFC 8446 4.2.1
+    case ExtensionType::SupportedVersions: {  // supported_versions, RFC 8446 4.2.1
       if (from_client) {
         if (auto v = decodeU16List8(e.data)) out.set("versions", nameList(*v, versionName));
         else fail("supported_versions");
@@ -267,14 +267,14 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       }
       return;
     }
-    case 44: {  // cookie, RFC 8446 4.2.2
+    case ExtensionType::Cookie: {  // cookie, RFC 8446 4.2.2
       ByteReader c;
       if (!r.readU16Prefixed(c) || c.empty() || !r.empty()) return fail("cookie");
       out.set("cookie_length", c.remaining());
       out.set("cookie", toHex(c.rest(), 64));
       return;
     }
-    case 45: {  // psk_key_exchange_modes, RFC 8446 4.2.9
+    case ExtensionType::PskKeyExchangeModes: {  // psk_key_exchange_modes, RFC 8446 4.2.9
       auto v = decodeU8List(e.data);
       if (!v) return fail("psk_key_exchange_modes");
       Json a = Json::array();
@@ -282,7 +282,7 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("modes", std::move(a));
       return;
     }
-    case 47: {  // certificate_authorities, RFC 8446 4.2.4
+    case ExtensionType::CertificateAuthorities: {  // certificate_authorities, RFC 8446 4.2.4
       auto v = decodeCertificateAuthorities(e.data);
       if (!v) return fail("certificate_authorities");
       Json a = Json::array();
@@ -290,7 +290,7 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       out.set("authorities", std::move(a));
       return;
     }
-    case 51: {  // key_share, RFC 8446 4.2.8 (three shapes)
+    case ExtensionType::KeyShare: {  // key_share, RFC 8446 4.2.8 (three shapes)
       if (from_client) {
         auto v = decodeKeyShareClient(e.data);
         if (!v) return fail("key_share");
@@ -312,13 +312,13 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
       }
       return;
     }
-    case 0xff01: {  // renegotiation_info, RFC 5746 3.2
+    case ExtensionType::RenegotiationInfo: {  // renegotiation_info, RFC 5746 3.2
       ByteReader rc;
       if (!r.readU8Prefixed(rc) || !r.empty()) return fail("renegotiation_info");
       out.set("renegotiated_connection_length", rc.remaining());
       return;
     }
-    case 0xfe0d: {  // encrypted_client_hello (draft-ietf-tls-esni): outer fields only
+    case ExtensionType::EncryptedClientHello: {  // encrypted_client_hello (draft-ietf-tls-esni): outer fields only
       std::uint8_t type = 0;
       if (!from_client) {
         out.set("retry_configs_length", e.data.size());
@@ -377,17 +377,17 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
   for (auto c : ch.compression_methods) comp.push(static_cast<int>(c));
   body.set("compression_methods", std::move(comp));
   body.set("extensions", extensions(ch.extensions, true, false));
-  if (auto* e = findExtension(ch.extensions, 0))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::ServerName))
     if (auto v = decodeServerName(e->data); v && !v->empty()) {
       o.sni = v->front();
       body.set("sni", o.sni);
     }
-  if (auto* e = findExtension(ch.extensions, 16))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::Alpn))
     if (auto v = decodeAlpn(e->data)) {
       o.alpn = *v;
       body.set("alpn", strings(*v));
     }
-  if (auto* e = findExtension(ch.extensions, 43); e) {
+  if (auto* e = findExtension(ch.extensions, ExtensionType::SupportedVersions); e) {
     if (auto v = decodeU16List8(e->data)) {
       o.versions = *v;
       body.set("supported_versions", nameList(*v, versionName));
@@ -395,14 +395,14 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
   } else {
     o.versions = {ch.legacy_version};
   }
-  if (auto* e = findExtension(ch.extensions, 10))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::SupportedGroups))
     if (auto v = decodeU16List16(e->data)) {
       o.groups = *v;
       body.set("supported_groups", nameList(*v, namedGroupName));
     }
-  if (auto* e = findExtension(ch.extensions, 11))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::EcPointFormats))
     if (auto v = decodeU8List(e->data)) o.point_formats = *v;
-  if (auto* e = findExtension(ch.extensions, 51)) {
+  if (auto* e = findExtension(ch.extensions, ExtensionType::KeyShare)) {
     if (auto v = decodeKeyShareClient(e->data)) {
       Json a = Json::array();
       for (const auto& ks : *v) {
@@ -415,15 +415,15 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
       body.set("key_share", std::move(a));
     }
   }
-  if (auto* e = findExtension(ch.extensions, 13))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::SignatureAlgorithms))
     if (auto v = decodeU16List16(e->data)) {
       o.sigalgs = *v;
       body.set("signature_algorithms", nameList(*v, signatureSchemeName));
     }
-  if (auto* e = findExtension(ch.extensions, 45))
+  if (auto* e = findExtension(ch.extensions, ExtensionType::PskKeyExchangeModes))
     if (auto v = decodeU8List(e->data)) o.psk_modes = *v;
-  o.psk = findExtension(ch.extensions, 41) != nullptr;
-  o.early_data = findExtension(ch.extensions, 42) != nullptr;
+  o.psk = findExtension(ch.extensions, ExtensionType::PreSharedKey) != nullptr;
+  o.early_data = findExtension(ch.extensions, ExtensionType::EarlyData) != nullptr;
   if (!hs().offer.seen) {
     hs().offer = std::move(o);
   } else {  // the retried hello: new key shares, same offer otherwise
@@ -444,7 +444,7 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
   body.set("compression_method", static_cast<int>(sh.compression_method));
   body.set("extensions", extensions(sh.extensions, false, sh.hello_retry_request));
   std::uint16_t selected = sh.legacy_version;
-  if (auto* e = findExtension(sh.extensions, 43))
+  if (auto* e = findExtension(sh.extensions, ExtensionType::SupportedVersions))
     if (auto v = decodeU16(e->data)) selected = *v;
   body.set("selected_version", std::string(versionName(selected)));
   hs().choice.seen = true;
@@ -454,7 +454,7 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
   hs().choice.extensions.clear();
   for (const auto& e : sh.extensions) hs().choice.extensions.push_back(e.type);
   hs().kex.kind = kexOfSuite(sh.cipher_suite);
-  if (auto* e = findExtension(sh.extensions, 51)) {
+  if (auto* e = findExtension(sh.extensions, ExtensionType::KeyShare)) {
     if (sh.hello_retry_request) {
       if (auto g = decodeU16(e->data)) {
         hs().choice.hrr = true;
@@ -476,8 +476,8 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
       body.set("key_share", std::move(k));
     }
   }
-  hs().choice.psk_selected = findExtension(sh.extensions, 41) != nullptr;
-  if (auto* e = findExtension(sh.extensions, 16))
+  hs().choice.psk_selected = findExtension(sh.extensions, ExtensionType::PreSharedKey) != nullptr;
+  if (auto* e = findExtension(sh.extensions, ExtensionType::Alpn))
     if (auto v = decodeAlpn(e->data); v && !v->empty()) {
       hs().choice.alpn = v->front();
       body.set("alpn", v->front());
@@ -545,21 +545,21 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
   const Bytes body = msg.subspan(4);
   const bool tls13 = version() == 0x0304;
   Json& b = out.body;
-  switch (hdr.value.type) {
-    case 1: clientHello(msg, body, b); break;
-    case 2:
+  switch (static_cast<HandshakeType>(hdr.value.type)) {
+    case HandshakeType::ClientHello: clientHello(msg, body, b); break;
+    case HandshakeType::ServerHello:
       serverHello(msg, body, out);
       last_message_ = out.type;
       break;
-    case 8: {  // EncryptedExtensions
+    case HandshakeType::EncryptedExtensions: {  // EncryptedExtensions
       auto d = decodeEncryptedExtensions(body);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       b.set("extensions", extensions(d.value, false, false));
-      if (auto* e = findExtension(d.value, 16))
+      if (auto* e = findExtension(d.value, ExtensionType::Alpn))
         if (auto v = decodeAlpn(e->data); v && !v->empty()) hs().choice.alpn = v->front();
       break;
     }
-    case 11: {  // Certificate
+    case HandshakeType::Certificate: {  // Certificate
       auto d = decodeCertificate(body, tls13);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       if (tls13) b.set("request_context", toHex(d.value.request_context));
@@ -572,7 +572,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       b.set("chain", std::move(chain));
       break;
     }
-    case 12: {  // ServerKeyExchange
+    case HandshakeType::ServerKeyExchange: {  // ServerKeyExchange
       auto d = decodeServerKeyExchange(body, hs().kex.kind);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       const auto& s = d.value;
@@ -602,7 +602,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       }
       break;
     }
-    case 13: {  // CertificateRequest
+    case HandshakeType::CertificateRequest: {  // CertificateRequest
       auto d = decodeCertificateRequest(body, version());
       if (!d.ok()) return malformed(b, d.error, msg), out;
       const auto& c = d.value;
@@ -622,11 +622,11 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       b.set("certificate_authorities", std::move(cas));
       break;
     }
-    case 14:  // ServerHelloDone
-    case 5:   // EndOfEarlyData
+    case HandshakeType::ServerHelloDone:  // ServerHelloDone
+    case HandshakeType::EndOfEarlyData:   // EndOfEarlyData
       if (!body.empty()) malformed(b, {"must be empty", 4}, msg);
       break;
-    case 15: {  // CertificateVerify
+    case HandshakeType::CertificateVerify: {  // CertificateVerify
       auto d = decodeCertificateVerify(body);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       if (d.value.scheme) {
@@ -636,7 +636,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       b.set("signature_length", d.value.signature.size());
       break;
     }
-    case 16: {  // ClientKeyExchange
+    case HandshakeType::ClientKeyExchange: {  // ClientKeyExchange
       auto d = decodeClientKeyExchange(body, hs().kex.kind);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       if (!d.value.psk_identity.empty()) b.set("psk_identity", toHex(d.value.psk_identity, 64));
@@ -650,10 +650,10 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       }
       break;
     }
-    case 20:  // Finished, RFC 8446 4.4.4: the whole body is verify_data
+    case HandshakeType::Finished:  // Finished, RFC 8446 4.4.4: the whole body is verify_data
       b.set("verify_data", toHex(body));
       break;
-    case 4: {  // NewSessionTicket
+    case HandshakeType::NewSessionTicket: {  // NewSessionTicket
       auto d = decodeNewSessionTicket(body, tls13);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       b.set("lifetime", static_cast<unsigned long long>(d.value.lifetime));
@@ -667,14 +667,14 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
       if (hs_) hs_->kex.ticket_lifetimes.push_back(d.value.lifetime);
       break;
     }
-    case 22: {  // CertificateStatus
+    case HandshakeType::CertificateStatus: {  // CertificateStatus
       auto d = decodeCertificateStatus(body);
       if (!d.ok()) return malformed(b, d.error, msg), out;
       b.set("status_type", d.value.status_type == 1 ? "ocsp" : std::to_string(d.value.status_type));
       b.set("response_length", d.value.response.size());
       break;
     }
-    case 24: {  // KeyUpdate, RFC 8446 4.6.3
+    case HandshakeType::KeyUpdate: {  // KeyUpdate, RFC 8446 4.6.3
       ByteReader r(body, 4);
       std::uint8_t req = 0;
       if (!r.readU8(req) || !r.empty() || req > 1) return malformed(b, {"bad KeyUpdate", r.offset()}, msg), out;

@@ -172,8 +172,8 @@ Decoded<ServerHello> decodeServerHello(Bytes body) {
   return d;
 }
 
-const Extension* findExtension(const std::vector<Extension>& exts, std::uint16_t type) {
-  auto it = std::find_if(exts.begin(), exts.end(), [&](const Extension& e) { return e.type == type; });
+const Extension* findExtension(const std::vector<Extension>& exts, ExtensionType type) {
+  auto it = std::find_if(exts.begin(), exts.end(), [&](const Extension& e) { return e.type == static_cast<std::uint16_t>(type); });
   return it == exts.end() ? nullptr : &*it;
 }
 

@@ -26,6 +26,67 @@ struct Decoded {
   [[nodiscard]] bool ok() const { return status == Status::Ok; }
 };
 
+// TLS ExtensionType values (IANA registry; RFC 8446 4.2 and the RFC cited where each is decoded).
+enum class ExtensionType : std::uint16_t {
+  ServerName = 0,
+  MaxFragmentLength = 1,
+  StatusRequest = 5,
+  SupportedGroups = 10,
+  EcPointFormats = 11,
+  SignatureAlgorithms = 13,
+  UseSrtp = 14,
+  Heartbeat = 15,
+  Alpn = 16,
+  SignedCertificateTimestamp = 18,
+  Padding = 21,
+  EncryptThenMac = 22,
+  ExtendedMasterSecret = 23,
+  CompressCertificate = 27,
+  DelegatedCredentials = 34,
+  RecordSizeLimit = 28,
+  SessionTicket = 35,
+  PreSharedKey = 41,
+  EarlyData = 42,
+  SupportedVersions = 43,
+  Cookie = 44,
+  PskKeyExchangeModes = 45,
+  CertificateAuthorities = 47,
+  PostHandshakeAuth = 49,
+  SignatureAlgorithmsCert = 50,
+  KeyShare = 51,
+  EncryptedClientHello = 0xfe0d,
+  ApplicationSettings = 17513,  // ALPS (draft-vvv-tls-alps)
+  RenegotiationInfo = 0xff01,
+};
+
+// Handshake message types (RFC 8446 4, RFC 5246 7.4).
+enum class HandshakeType : std::uint8_t {
+  HelloRequest = 0,
+  ClientHello = 1,
+  ServerHello = 2,
+  NewSessionTicket = 4,
+  EndOfEarlyData = 5,
+  EncryptedExtensions = 8,
+  Certificate = 11,
+  ServerKeyExchange = 12,
+  CertificateRequest = 13,
+  ServerHelloDone = 14,
+  CertificateVerify = 15,
+  ClientKeyExchange = 16,
+  Finished = 20,
+  CertificateStatus = 22,
+  KeyUpdate = 24,
+  MessageHash = 254,
+};
+
+// Record content types (RFC 8446 5.1).
+enum class ContentType : std::uint8_t {
+  ChangeCipherSpec = 20,
+  Alert = 21,
+  Handshake = 22,
+  ApplicationData = 23,
+};
+
 struct Extension {
   std::uint16_t type = 0;
   Bytes data;
@@ -89,7 +150,7 @@ struct HandshakeHeader {
 [[nodiscard]] Decoded<ServerHello> decodeServerHello(Bytes body);
 
 // Extension body decoders (RFC 6066 3, RFC 7301 3.1, RFC 8446 4.2.x). nullopt when malformed.
-[[nodiscard]] const Extension* findExtension(const std::vector<Extension>& exts, std::uint16_t type);
+[[nodiscard]] const Extension* findExtension(const std::vector<Extension>& exts, ExtensionType type);
 [[nodiscard]] std::optional<std::vector<std::string>> decodeServerName(Bytes ext);
 [[nodiscard]] std::optional<std::vector<std::string>> decodeAlpn(Bytes ext);
 [[nodiscard]] std::optional<std::vector<std::uint16_t>> decodeU16List8(Bytes ext);   // supported_versions (CH)

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "net/proxy_request.h"
+#include "session/proxy_session.h"
 
 using namespace tlstrace::net;
 
@@ -72,7 +73,7 @@ TEST_CASE("absolute-form requests are rewritten to origin-form") {
 }
 
 TEST_CASE("error responses are complete HTTP messages") {
-  const std::string resp = httpErrorResponse(502, "cannot reach x:1: Connection refused");
+  const std::string resp = tlstrace::session::httpErrorResponse(502, "cannot reach x:1: Connection refused");
   CHECK(resp.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
   const auto body = resp.substr(resp.find("\r\n\r\n") + 4);
   CHECK(resp.find("Content-Length: " + std::to_string(body.size())) != std::string::npos);

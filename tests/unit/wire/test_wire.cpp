@@ -120,27 +120,27 @@ TEST_CASE("ClientHellos captured from real stacks decode") {
     REQUIRE(ch.ok());
     CHECK(ch.value.random.size() == 32);
     CHECK_FALSE(ch.value.cipher_suites.empty());
-    auto* sni = findExtension(ch.value.extensions, 0);
+    auto* sni = findExtension(ch.value.extensions, ExtensionType::ServerName);
     if (c.sni) {
       REQUIRE(sni);
       auto names = decodeServerName(sni->data);
       REQUIRE(names);
       CHECK(names->at(0) == c.sni);
     }
-    auto* sv = findExtension(ch.value.extensions, 43);
+    auto* sv = findExtension(ch.value.extensions, ExtensionType::SupportedVersions);
     if (c.tls13) {
       REQUIRE(sv);
       auto versions = decodeU16List8(sv->data);
       REQUIRE(versions);
       CHECK(std::find(versions->begin(), versions->end(), 0x0304) != versions->end());
-      auto* ks = findExtension(ch.value.extensions, 51);
+      auto* ks = findExtension(ch.value.extensions, ExtensionType::KeyShare);
       REQUIRE(ks);
       auto shares = decodeKeyShareClient(ks->data);
       REQUIRE(shares);
       CHECK_FALSE(shares->empty());
     }
     if (c.alpn0) {
-      auto* a = findExtension(ch.value.extensions, 16);
+      auto* a = findExtension(ch.value.extensions, ExtensionType::Alpn);
       REQUIRE(a);
       auto protos = decodeAlpn(a->data);
       REQUIRE(protos);
@@ -200,10 +200,10 @@ TEST_CASE("ServerHellos decode, TLS 1.3 and 1.2") {
   auto d = decodeServerHello(Bytes(sh13).subspan(4));
   REQUIRE(d.ok());
   CHECK_FALSE(d.value.hello_retry_request);
-  auto* sv = findExtension(d.value.extensions, 43);
+  auto* sv = findExtension(d.value.extensions, ExtensionType::SupportedVersions);
   REQUIRE(sv);
   CHECK(decodeU16(sv->data) == std::optional<std::uint16_t>(0x0304));
-  auto* ks = findExtension(d.value.extensions, 51);
+  auto* ks = findExtension(d.value.extensions, ExtensionType::KeyShare);
   REQUIRE(ks);
   auto share = decodeKeyShareServer(ks->data);
   REQUIRE(share);
@@ -214,7 +214,7 @@ TEST_CASE("ServerHellos decode, TLS 1.3 and 1.2") {
   auto d12 = decodeServerHello(Bytes(sh12).subspan(4));
   REQUIRE(d12.ok());
   CHECK(d12.value.legacy_version == 0x0303);
-  CHECK(findExtension(d12.value.extensions, 43) == nullptr);
+  CHECK(findExtension(d12.value.extensions, ExtensionType::SupportedVersions) == nullptr);
 }
 
 TEST_CASE("HelloRetryRequest is recognised by its special random (RFC 8446 4.1.3)") {
@@ -229,7 +229,7 @@ TEST_CASE("HelloRetryRequest is recognised by its special random (RFC 8446 4.1.3
   auto d = decodeServerHello(body);
   REQUIRE(d.ok());
   CHECK(d.value.hello_retry_request);
-  auto* ks = findExtension(d.value.extensions, 51);
+  auto* ks = findExtension(d.value.extensions, ExtensionType::KeyShare);
   REQUIRE(ks);
   CHECK(decodeU16(ks->data) == std::optional<std::uint16_t>(23));
 }
@@ -250,7 +250,7 @@ TEST_CASE("a duplicated extension is malformed (RFC 8446 4.2)") {
   // Append a second extended_master_secret (type 23, empty) and fix the extensions length.
   auto d0 = decodeClientHello(body);
   REQUIRE(d0.ok());
-  REQUIRE(findExtension(d0.value.extensions, 23));
+  REQUIRE(findExtension(d0.value.extensions, ExtensionType::ExtendedMasterSecret));
   const std::size_t ext_len_at = body.size() - [&] {
     std::size_t n = 0;
     for (const auto& e : d0.value.extensions) n += 4 + e.data.size();

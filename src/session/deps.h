@@ -1,0 +1,49 @@
+// What every proxied connection shares: configuration, the tracer, forging, the two TLS contexts
+// and the caches. Built by the composition root (app/), passed in, never global.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+// OpenSSL's own spelling of the context type (openssl/types.h), so that this header needs none of
+// OpenSSL's: the session only hands the contexts on to tls/.
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace tlstrace::trace {
+class Tracer;
+class WireTap;
+}  // namespace tlstrace::trace
+namespace tlstrace::pki {
+class Forger;
+}
+namespace tlstrace::analysis {
+class PrimeCache;
+}
+namespace tlstrace::tls {
+class CertSummaryCache;
+}
+
+namespace tlstrace::session {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct Deps {
+  const config::ProxyConfig* cfg = nullptr;
+  trace::Tracer* tracer = nullptr;
+  pki::Forger* forger = nullptr;
+  SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
+  SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
+  // Every NSS key-log line of both legs (the key log file), or empty.
+  std::function<void(std::string_view)> keylog;
+  analysis::PrimeCache* primes = nullptr;
+  tls::CertSummaryCache* certs = nullptr;  // summaries of certificates seen, by DER
+  trace::WireTap* tap = nullptr;           // --pcap: gets the secrets here; the bytes from net/
+  std::string expected_proxy_auth;         // "Basic <base64>" when --proxy-auth is set
+  // The session's clock (timeouts, durations): injected so that tests can move time.
+  SteadyClock::time_point (*now)() = &SteadyClock::now;
+};
+
+}  // namespace tlstrace::session

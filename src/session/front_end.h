@@ -1,0 +1,69 @@
+// Front ends: how a client says where it wants to go. Each is a small strategy in front of the
+// session: it reads the client's first bytes (an HTTP CONNECT request, nothing at all in reverse
+// mode; later a SOCKS5 greeting, an original destination, a STARTTLS exchange) and answers with
+// one step. The session does the rest (connect, TLS detection, both handshakes, relay) the same way
+// for every front end.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "config/config.h"
+
+namespace tlstrace::session {
+
+struct FrontStep {
+  enum class Kind {
+    NeedMore,  // read more client bytes
+    Refuse,    // answer with an HTTP error (status, reason, headers) and close
+    Tunnel,    // connect to `target`, answer `reply` to the client, then look for TLS
+    Forward,   // connect to `target`, send `head` upstream, then relay plain bytes
+    Detect,    // the target is known: look for TLS now, connect once the ClientHello is in
+  };
+  Kind kind = Kind::NeedMore;
+  int status = 0;
+  std::string reason;
+  std::string headers;  // Refuse: extra response headers, each ending in CRLF
+  config::HostPort target;
+  std::string method;     // Tunnel/Forward: for the proxy.request event
+  std::string reply;      // Tunnel: to the client once connected
+  std::string head;       // Forward: to the upstream before the client's further bytes
+  std::size_t consumed = 0;  // client bytes the front end used up (the rest is the tunnel's)
+};
+
+class FrontEnd {
+ public:
+  virtual ~FrontEnd() = default;
+  [[nodiscard]] virtual config::Mode mode() const = 0;
+  // The target known before any byte arrives (reverse mode), else nullopt.
+  [[nodiscard]] virtual std::optional<config::HostPort> fixedTarget() const = 0;
+  // Reads the client's bytes so far (empty at first). Shared by the connections of every
+  // thread: no state of its own.
+  [[nodiscard]] virtual FrontStep onClientBytes(std::span<const std::uint8_t> bytes) const = 0;
+  // First bytes that are not TLS: relayed as plain TCP (true), or a client mistake (false).
+  [[nodiscard]] virtual bool relaysPlaintext() const = 0;
+  // A client refused at accept time (--max-connections) gets an HTTP 503 (true) or a close.
+  [[nodiscard]] virtual bool answersRefusals() const = 0;
+};
+
+// Reverse mode: every client goes to one configured upstream, as if the proxy were the server.
+class ReverseFrontEnd final : public FrontEnd {
+ public:
+  explicit ReverseFrontEnd(config::HostPort upstream) : upstream_(std::move(upstream)) {}
+  [[nodiscard]] config::Mode mode() const override { return config::Mode::Reverse; }
+  [[nodiscard]] std::optional<config::HostPort> fixedTarget() const override { return upstream_; }
+  [[nodiscard]] FrontStep onClientBytes(std::span<const std::uint8_t>) const override {
+    FrontStep s;
+    s.kind = FrontStep::Kind::Detect;
+    s.target = upstream_;
+    return s;
+  }
+  [[nodiscard]] bool relaysPlaintext() const override { return false; }
+  [[nodiscard]] bool answersRefusals() const override { return false; }
+
+ private:
+  config::HostPort upstream_;
+};
+
+}  // namespace tlstrace::session

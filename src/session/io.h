@@ -1,0 +1,104 @@
+// The session's vocabulary with the outside world: what happened (Input) and what to do (Action).
+// The driver (net/) turns socket and timer completions into inputs and carries actions out on
+// sockets and timers; tests script inputs and compare the actions.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "session/deps.h"
+#include "trace/event.h"
+
+namespace tlstrace::session {
+
+using trace::Leg;
+
+namespace in {
+// The client's TCP connection is accepted (endpoints as text, for conn.open).
+struct Start {
+  std::string client;
+  std::string listen;
+};
+// Bytes read from a leg's socket; valid during the call only.
+struct Bytes {
+  Leg leg;
+  std::span<const std::uint8_t> bytes;
+};
+// The upstream TCP connection is up (after action::Connect).
+struct Connected {
+  std::string peer;   // address:port connected to
+  std::string local;  // our side
+  double connect_ms = 0;
+};
+// The upstream TCP connection could not be made: 502 (refused, unreachable, no such name) or
+// 504 (timed out), with the reason.
+struct ConnectFailed {
+  int status = 502;
+  std::string why;
+};
+// The peer ended a leg's stream: FIN, RST, or a read error (`why` says which).
+struct Closed {
+  enum class How { Fin, Rst, Error };
+  Leg leg;
+  How how = How::Fin;
+  std::string why;
+};
+// The last action::Send of a leg is written (all of it), or failed.
+struct Written {
+  Leg leg;
+  std::size_t n = 0;
+};
+struct WriteFailed {
+  Leg leg;
+  bool reset = false;  // ECONNRESET / EPIPE: the peer is gone
+  std::string why;
+};
+// The timer of the last action::ArmTimer expired.
+struct TimerFired {};
+// The proxy is shutting down: close politely.
+struct Stop {
+  std::string why;
+};
+}  // namespace in
+
+using Input = std::variant<in::Start, in::Bytes, in::Connected, in::ConnectFailed, in::Closed, in::Written,
+                           in::WriteFailed, in::TimerFired, in::Stop>;
+
+namespace act {
+// Wait until the leg is readable, then deliver in::Bytes (or in::Closed). One read at a time.
+struct Read {
+  Leg leg;
+};
+// Write all of `bytes` (they stay valid until in::Written / in::WriteFailed). One write at a time.
+struct Send {
+  Leg leg;
+  std::span<const std::uint8_t> bytes;
+};
+// Send our FIN (shutdown(SHUT_WR)) once written: the other direction stays open.
+struct Shutdown {
+  Leg leg;
+};
+// Close the leg's socket now (after a reset or an error).
+struct Abort {
+  Leg leg;
+};
+// Open the upstream TCP connection; in::Connected or in::ConnectFailed follows. (`host` is the
+// session's own copy: every action is a plain value, cheap to queue.)
+struct Connect {
+  std::string_view host;
+  std::uint16_t port = 0;
+  double timeout_s = 0;
+};
+// (Re)arm the session's one timer; in::TimerFired at `at` unless re-armed before.
+struct ArmTimer {
+  SteadyClock::time_point at;
+};
+// The session is over: close what is still open, forget the connection.
+struct Finish {};
+}  // namespace act
+
+using Action = std::variant<act::Read, act::Send, act::Shutdown, act::Abort, act::Connect, act::ArmTimer, act::Finish>;
+
+}  // namespace tlstrace::session

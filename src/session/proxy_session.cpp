@@ -1,0 +1,377 @@
+// ProxySession: inputs, events and the front of a connection (request, connect, TLS detection).
+// The TLS legs are in session_tls.cpp, relay and closing in session_relay.cpp.
+#include "session/proxy_session.h"
+
+#include <utility>
+
+#include "analysis/diagnose.h"
+#include "tls/cert_summary.h"
+#include "wire/handshake.h"
+#include "wire/registry.h"
+
+namespace tlstrace::session {
+
+using trace::Json;
+
+namespace {
+
+bool looksLikeHttp(std::span<const std::uint8_t> b) {
+  static constexpr std::string_view kMethods[] = {"GET ",     "POST ",    "HEAD ",  "PUT ",  "DELETE ",
+                                                  "OPTIONS ", "CONNECT ", "PATCH ", "TRACE "};
+  const std::string_view s(reinterpret_cast<const char*>(b.data()), b.size());
+  for (auto m : kMethods)
+    if (s.starts_with(m)) return true;
+  return false;
+}
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+}  // namespace
+
+ProxySession::Leg::Leg(trace::Leg w, tls::CertSummaryCache* certs) : which(w), decoder(tls::derDecoders(certs)) {}
+
+ProxySession::ProxySession(const Deps& deps, const FrontEnd& front, std::uint64_t id)
+    : deps_(deps),
+      front_(front),
+      id_(id),
+      client_(trace::Leg::Client, deps.certs),
+      upstream_(trace::Leg::Upstream, deps.certs) {
+  client_.obs.s = this;
+  client_.obs.leg = &client_;
+  upstream_.obs.s = this;
+  upstream_.obs.leg = &upstream_;
+}
+
+ProxySession::~ProxySession() { commitEvents(); }
+
+void ProxySession::commitEvents() {
+  if (!events_.empty()) deps_.tracer->submit(events_);
+}
+
+const std::vector<Action>& ProxySession::handle(Input input) {
+  actions_.clear();
+  if (finished_) return actions_;
+  std::visit(Overloaded{
+                 [this](const in::Start& s) { onStart(s); },
+                 [this](const in::Bytes& b) { onBytes(leg(b.leg), b.bytes); },
+                 [this](const in::Connected& c) { onConnected(c); },
+                 [this](const in::ConnectFailed& f) { onConnectFailed(f); },
+                 [this](const in::Closed& c) { onClosed(leg(c.leg), c); },
+                 [this](const in::Written& w) { onWritten(leg(w.leg), w.n); },
+                 [this](const in::WriteFailed& w) {
+                   Leg& l = leg(w.leg);
+                   l.t.writing = false;
+                   abortLeg(l, w.reset ? "rst" : "error", "write failed: " + w.why);
+                 },
+                 [this](const in::TimerFired&) { onTimer(); },
+                 [this](const in::Stop& s) {
+                   if (outcome_.empty()) outcome_ = s.why;
+                   closeGracefully(s.why);
+                 },
+             },
+             input);
+  return actions_;
+}
+
+bool ProxySession::tracing(trace::Category c) const { return deps_.tracer->enabled(c); }
+
+template <class Name>
+trace::Event& ProxySession::newEvent(trace::Leg leg, Name&& name) {
+  settleUpstream();  // its events come first, whatever path emits next
+  // Held until the end of the burst (commitEvents): one queue lock per burst, not per event, and
+  // no allocation per burst (the batch's storage comes back from the writer).
+  if (events_.capacity() == 0) events_ = deps_.tracer->newBatch();
+  trace::Event& e = events_.emplace_back(std::forward<Name>(name));
+  e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
+  e.conn = id_;
+  e.leg = leg;
+  return e;
+}
+
+void ProxySession::emit(trace::Leg leg, std::string name, Json fields) {
+  if (!deps_.tracer->enabled(trace::categoryOf(name))) return;
+  newEvent(leg, std::move(name)).fields = std::move(fields);
+}
+
+void ProxySession::emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat) {
+  newEvent(leg, name).flat = flat;  // ("tls.record", "data": no allocation)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+void ProxySession::onStart(const in::Start& s) {
+  start_ = last_activity_ = deps_.now();
+  client_.t.open = true;
+  client_.opened = start_;
+  Json f = Json::object();
+  f.set("client", s.client);
+  f.set("listen", s.listen);
+  f.set("mode", std::string(config::modeName(front_.mode())));
+  const auto fixed = front_.fixedTarget();
+  if (fixed) {
+    target_ = *fixed;
+    f.set("target", fixed->str());
+  }
+  emit(trace::Leg::None, "conn.open", std::move(f));
+  armWatchdog();
+  state_ = fixed ? State::PeekingHello : State::ReadingRequest;
+  readFrom(client_);
+}
+
+void ProxySession::onBytes(Leg& l, std::span<const std::uint8_t> bytes) {
+  l.t.reading = false;
+  touch();
+  l.bytes_in += bytes.size();
+  if (state_ == State::ReadingRequest || (state_ == State::PeekingHello && &l == &client_)) {
+    inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
+    return state_ == State::ReadingRequest ? onRequestBytes() : onHelloBytes();
+  }
+  // The bytes are the driver's (its read buffer, reused by the next read): OpenSSL reads them in
+  // place, and only what it leaves unread (a partial record) is copied.
+  if (l.tls) l.tls->lend(bytes);
+  step(l, bytes);
+  if (l.tls) l.tls->keepRest();
+}
+
+void ProxySession::onConnected(const in::Connected& c) {
+  upstream_.t.open = true;
+  upstream_.opened = deps_.now();
+  upstream_.connect_ms = c.connect_ms;
+  Json f = Json::object();
+  f.set("peer", c.peer);
+  f.set("local", c.local);
+  f.set("target", target_.str());
+  f.set("connect_ms", c.connect_ms);
+  emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+  if (state_ != State::Connecting) {
+    // The session gave up waiting (a timeout, a stop) while the connection was being made: it
+    // is closed with the rest.
+    after_connect_ = AfterConnect::None;
+    return closeGracefully(outcome_);
+  }
+  afterConnect();
+}
+
+void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
+  const std::string peer = target_.str();
+  Json f = Json::object();
+  f.set("peer", peer);
+  f.set("error", cf.why);
+  emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+  if (state_ != State::Connecting) return;  // given up already (see onConnected)
+  if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + cf.why;
+  connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
+}
+
+void ProxySession::onClosed(Leg& l, const in::Closed& c) {
+  l.t.reading = false;
+  if (c.how != in::Closed::How::Fin) {
+    const bool reset = c.how == in::Closed::How::Rst;
+    return abortLeg(l, reset ? "rst" : "error", reset ? "connection reset by peer" : c.why);
+  }
+  l.t.fin_seen = true;
+  if (l.by.empty()) {
+    l.by = "peer";
+    l.how = "fin";
+  }
+  if (state_ == State::Relaying) return endOfStream(l);
+  if (state_ == State::Closing) return maybeFinish();
+  const std::string stage = state_ == State::ReadingRequest ? "request" : "handshake";
+  if (state_ == State::ReadingRequest && inbuf_.empty()) {
+    outcome_ = "client closed before sending a request";
+    return closeGracefully(outcome_);
+  }
+  traceTlsError(l, std::string(trace::legName(l.which)) + " closed the connection (FIN) during the " + stage, stage,
+                ErrorFacts{false, true});
+  closeGracefully(outcome_);
+}
+
+void ProxySession::onWritten(Leg& l, std::size_t n) {
+  l.t.writing = false;
+  touch();
+  l.bytes_out += n;
+  flush(l);
+  resumeOther(l);
+}
+
+void ProxySession::onTimer() {
+  if (state_ == State::Closing) return finish();  // the close grace period is over
+  onWatchdog();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Front end: what the client asks for
+
+void ProxySession::onRequestBytes() {
+  FrontStep st = front_.onClientBytes(inbuf_);
+  using K = FrontStep::Kind;
+  switch (st.kind) {
+    case K::NeedMore: return readFrom(client_);
+    case K::Refuse: return respondAndClose(st.status, st.reason, st.headers);
+    case K::Detect:
+      target_ = st.target;
+      state_ = State::PeekingHello;
+      return onHelloBytes();
+    case K::Tunnel:
+    case K::Forward: break;
+  }
+  target_ = st.target;
+  inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(st.consumed));
+  Json f = Json::object();
+  f.set("method", st.method);
+  f.set("target", st.target.str());
+  emit(trace::Leg::Client, "proxy.request", std::move(f));
+  if (st.kind == K::Tunnel) {
+    tunnel_reply_ = std::move(st.reply);
+    return connectUpstream(AfterConnect::TunnelReply);
+  }
+  forward_head_ = std::move(st.head);
+  connectUpstream(AfterConnect::Forward);
+}
+
+void ProxySession::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
+  Json f = Json::object();
+  f.set("status", status);
+  f.set("reason", reason);
+  emit(trace::Leg::Client, "proxy.error", std::move(f));
+  const std::string resp = httpErrorResponse(status, reason, extra_headers);
+  client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
+  if (outcome_.empty()) outcome_ = reason;
+  closeGracefully(outcome_);
+}
+
+void ProxySession::connectUpstream(AfterConnect then) {
+  state_ = State::Connecting;
+  after_connect_ = then;
+  actions_.push_back(act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s});
+}
+
+void ProxySession::afterConnect() {
+  switch (std::exchange(after_connect_, AfterConnect::None)) {
+    case AfterConnect::TunnelReply:
+      client_.pending.insert(client_.pending.end(), tunnel_reply_.begin(), tunnel_reply_.end());
+      std::string().swap(tunnel_reply_);
+      flush(client_);
+      state_ = State::PeekingHello;
+      if (inbuf_.empty()) return readFrom(client_);
+      return onHelloBytes();
+    case AfterConnect::Forward:
+      upstream_.pending.insert(upstream_.pending.end(), forward_head_.begin(), forward_head_.end());
+      std::string().swap(forward_head_);
+      return startPlainRelay();
+    case AfterConnect::PlainRelay: return startPlainRelay();
+    case AfterConnect::UpstreamTls: return startUpstreamTls();
+    case AfterConnect::None: return;
+  }
+}
+
+void ProxySession::connectFailed(int status, const std::string& why) {
+  switch (std::exchange(after_connect_, AfterConnect::None)) {
+    case AfterConnect::TunnelReply:
+    case AfterConnect::Forward: return respondAndClose(status, why);
+    case AfterConnect::PlainRelay: return closeGracefully(why);
+    case AfterConnect::UpstreamTls: return abortClientHandshake(why);
+    case AfterConnect::None: return;
+  }
+}
+
+// The client's bytes so far, and any still to come, go upstream as they are.
+void ProxySession::startPlainRelay() {
+  upstream_.pending.insert(upstream_.pending.end(), inbuf_.begin(), inbuf_.end());
+  c2s_ += inbuf_.size();
+  inbuf_.clear();
+  startRelay();
+}
+
+// First bytes: TLS or not?
+void ProxySession::onHelloBytes() {
+  wire::HelloPeek peek = wire::peekClientHello(inbuf_);
+  using K = wire::HelloPeek::Kind;
+  if (peek.kind == K::NeedMore) return readFrom(client_);
+  if (peek.kind == K::Malformed) return refuseNotTls("client sent a bad ClientHello: " + peek.error);
+  if (peek.kind == K::NotTls && !front_.relaysPlaintext()) {
+    // A reverse listener stands in for a TLS server: plain bytes here are a client mistake.
+    if (!looksLikeHttp(inbuf_)) return refuseNotTls("first bytes are not a TLS ClientHello");
+    refuseNotTls("plain HTTP sent to a TLS port", false);
+    return respondAndClose(400, "this port speaks TLS: use https://");
+  }
+  if (peek.kind == K::NotTls) {
+    Json f = Json::object();
+    f.set("reason", "first bytes are not a TLS ClientHello; relaying as plain TCP");
+    f.set("first_bytes", wire::toHex(inbuf_, 16));
+    emit(trace::Leg::Client, "conn.plaintext", std::move(f));
+    if (upstream_.t.open) return startPlainRelay();
+    return connectUpstream(AfterConnect::PlainRelay);
+  }
+  if (auto ch = wire::decodeClientHello(wire::Bytes(peek.message).subspan(4)); ch.ok()) {
+    if (auto* e = wire::findExtension(ch.value.extensions, wire::ExtensionType::ServerName))
+      if (auto v = wire::decodeServerName(e->data); v && !v->empty()) sni_ = v->front();
+    if (auto* e = wire::findExtension(ch.value.extensions, wire::ExtensionType::Alpn))
+      if (auto v = wire::decodeAlpn(e->data)) client_alpn_ = *v;
+  }
+  client_.hs_start = deps_.now();
+  if (upstream_.t.open) {
+    traceClientHello(peek.message);
+    return startUpstreamTls();
+  }
+  connectUpstream(AfterConnect::UpstreamTls);
+  // Decoded while the connection to the server is being made: the event order is the same (the
+  // connection's outcome is a later input), the handshake just does not wait for it.
+  traceClientHello(peek.message);
+}
+
+void ProxySession::refuseNotTls(const std::string& reason, bool close) {
+  Json f = Json::object();
+  f.set("reason", reason);
+  f.set("stage", "client_hello");
+  f.set("cause", "not_tls");
+  f.set("raw", wire::toHex(inbuf_, 64));
+  analysis::FailureFacts ff;
+  ff.not_tls = true;
+  f.set("hint", analysis::diagnose(ff).hint);
+  client_.error_cause = "not_tls";
+  if (outcome_.empty()) outcome_ = reason;
+  emit(trace::Leg::Client, "tls.error", std::move(f));
+  if (close) closeGracefully(outcome_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals at accept time and HTTP answers
+
+Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http) {
+  Refusal r;
+  r.event.ts = trace::Clock::now();
+  r.event.conn = id;
+  r.event.name = "conn.refused";
+  r.event.fields.set("client", client);
+  r.event.fields.set("reason", reason);
+  if (answer_http) r.response = httpErrorResponse(503, reason);
+  return r;
+}
+
+std::string httpErrorResponse(int status, const std::string& reason, const std::string& extra_headers) {
+  const char* text = "Error";
+  switch (status) {
+    case 400: text = "Bad Request"; break;
+    case 403: text = "Forbidden"; break;
+    case 405: text = "Method Not Allowed"; break;
+    case 407: text = "Proxy Authentication Required"; break;
+    case 431: text = "Request Header Fields Too Large"; break;
+    case 502: text = "Bad Gateway"; break;
+    case 503: text = "Service Unavailable"; break;
+    case 504: text = "Gateway Timeout"; break;
+    default: break;
+  }
+  const std::string body = "tlstrace: " + reason + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + text +
+         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\nProxy-Agent: tlstrace\r\n" + extra_headers + "\r\n" + body;
+}
+
+}  // namespace tlstrace::session

@@ -1,0 +1,266 @@
+// One proxied connection as a sans-I/O state machine: inputs in (bytes read on a leg, the upstream
+// connected or not, a write done, a peer's FIN or RST, the timer), actions out (read, send,
+// shut down, abort, connect, arm the timer, finish) and trace events into a batch. It owns both
+// TLS engines (OpenSSL over memory buffers) and decides everything: the handshake order (read the
+// ClientHello, connect upstream, finish the upstream handshake, then the client's), relay,
+// backpressure and closing. No sockets, no clocks of its own, no threads: the driver in net/
+// carries the actions out, and tests drive it with scripted inputs.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "analysis/fingerprint.h"
+#include "analysis/summary.h"
+#include "session/deps.h"
+#include "session/front_end.h"
+#include "session/io.h"
+#include "tls/engine.h"
+#include "tls/keys.h"
+#include "trace/decoder.h"
+#include "trace/event.h"
+
+namespace tlstrace::session {
+
+// conn.summary's handshake part, rendered once both legs of a connection are established; shared
+// between the connections of one io thread whose parts are equal. Parsed back at the first close
+// that needs it and kept parsed for the next ones (a copy costs less than a parse).
+struct SummaryPart {
+  std::string text;
+  mutable std::optional<trace::Json> tree;  // only ever touched on the part's own io thread
+};
+
+// How a handshake failure showed itself on the transport, for the diagnosis.
+struct ErrorFacts {
+  bool reset = false;
+  bool closed = false;
+  bool timeout = false;
+};
+
+class ProxySession {
+ public:
+  ProxySession(const Deps& deps, const FrontEnd& front, std::uint64_t id);
+  ~ProxySession();
+  ProxySession(const ProxySession&) = delete;
+  ProxySession& operator=(const ProxySession&) = delete;
+
+  // Advances the state machine. The actions are valid until the next call; the events gather in
+  // the batch until commitEvents().
+  const std::vector<Action>& handle(Input input);
+  // Hands the events gathered so far to the tracer (the driver calls it after each burst of work:
+  // one queue lock per burst, not per event).
+  void commitEvents();
+  // The gathered events, not yet committed (tests read them here).
+  [[nodiscard]] std::vector<trace::Event>& events() { return events_; }
+  [[nodiscard]] bool finished() const { return finished_; }
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+
+ private:
+  enum class State {
+    ReadingRequest,     // the front end reads the client's request
+    Connecting,         // waiting for in::Connected
+    PeekingHello,       // is the client speaking TLS? reading its ClientHello
+    UpstreamHandshake,  // the proxy's own handshake with the server
+    ClientHandshake,    // the handshake with the client (forged certificate)
+    Relaying,
+    Closing,  // closing both legs politely, within a grace period
+    Done
+  };
+  // What to do once the upstream connection is up (or could not be made).
+  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls };
+
+  struct Leg;
+  // OpenSSL's callbacks for one leg: they copy bytes into events and return.
+  struct Observer : tls::TlsEngine::Observer {
+    ProxySession* s = nullptr;
+    Leg* leg = nullptr;
+    void onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) override;
+    void onRecordHeader(bool sent, std::span<const std::uint8_t> header) override;
+    void onKeylog(std::string_view line) override;
+    const std::string* alpnChoice() override;
+    int clientHelloAbortAlert() override;
+    void onVerifyError(tls::VerifyFailure&& failure) override;
+
+    // During a handshake step the messages and record headers OpenSSL reports are only copied
+    // (with their time) and decoded once the step's output is on its way: the peer is not kept
+    // waiting for the trace. Replayed in order, before anything reads the decoder or the alerts.
+    void deferUntilReplay() { defer_ = true; }
+    void replayDeferred();  // (and stop deferring)
+
+   private:
+    struct Deferred {
+      trace::Clock::time_point ts;
+      bool header = false;  // a record header, else a message
+      bool sent = false;
+      int content_type = 0;
+      std::vector<std::uint8_t> bytes;
+    };
+    void message(bool sent, int content_type, std::span<const std::uint8_t> bytes);
+    void recordHeader(bool sent, std::span<const std::uint8_t> header);
+    bool defer_ = false;
+    std::vector<Deferred> deferred_;
+  };
+
+  // The transport of one leg, as the session sees it through its actions.
+  struct Transport {
+    bool open = false;
+    bool reading = false;           // an act::Read is out
+    bool writing = false;           // an act::Send is out
+    bool paused = false;            // not reading: the other leg has too much to write
+    bool eos = false;               // the peer finished sending (FIN or close_notify)
+    bool fin_seen = false;          // its FIN
+    bool shut_after_flush = false;  // our FIN goes once everything is written
+    bool shut_sent = false;
+    bool dead = false;       // reset or error: nothing more to send or receive
+    bool compacted = false;  // handshake buffers given back
+  };
+
+  struct Leg {
+    Leg(trace::Leg w, tls::CertSummaryCache* certs);
+    trace::Leg which;
+    std::unique_ptr<tls::TlsEngine> tls;
+    Observer obs;
+    Transport t;
+    std::vector<std::uint8_t> pending;  // raw bytes to send before any TLS output
+    std::vector<std::uint8_t> wbuf;     // in flight
+    std::string by;                     // who closed first: "peer" or "proxy"
+    std::string how;                    // "fin", "rst", "timeout", "error"
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    SteadyClock::time_point opened{};
+    SteadyClock::time_point hs_start{};
+    tls::VerifyFailure verify_failure;
+    trace::LegDecoder decoder;
+    // What the connection summary and error diagnosis need.
+    trace::Json established;
+    trace::Json trust;
+    trace::Json key_exchange;
+    std::unique_ptr<analysis::LegFingerprints> prints;  // as the hello events showed them
+    std::vector<std::string> alerts;
+    std::string last_alert_sent, last_alert_received;
+    std::optional<double> connect_ms, handshake_ms;
+    std::string error_cause;
+    // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
+    tls::SecretBytes app_secret_client, app_secret_server;
+  };
+
+  // Inputs (proxy_session.cpp).
+  void onStart(const in::Start& s);
+  void onBytes(Leg& l, std::span<const std::uint8_t> bytes);
+  void onConnected(const in::Connected& c);
+  void onConnectFailed(const in::ConnectFailed& f);
+  void onClosed(Leg& l, const in::Closed& c);
+  void onWritten(Leg& l, std::size_t n);
+  void onTimer();
+
+  // Events.
+  void emit(trace::Leg leg, std::string name, trace::Json fields);
+  // tls.record and data, once per record or chunk: flat fields, no Json (callers check the category).
+  void emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat);
+  template <class Name>
+  trace::Event& newEvent(trace::Leg leg, Name&& name);
+  [[nodiscard]] bool tracing(trace::Category c) const;
+
+  // Front end (proxy_session.cpp).
+  void onRequestBytes();
+  void respondAndClose(int status, const std::string& reason, const std::string& extra_headers = {});
+  void connectUpstream(AfterConnect then);
+  void afterConnect();
+  void connectFailed(int status, const std::string& why);
+  void onHelloBytes();
+  void startPlainRelay();
+  void refuseNotTls(const std::string& reason, bool close = true);
+
+  // TLS on both legs (session_tls.cpp).
+  void traceClientHello(std::span<const std::uint8_t> message);
+  void startUpstreamTls();
+  void stepUpstreamHandshake();
+  void startClientTls();
+  void stepClientHandshake();
+  void abortClientHandshake(const std::string& why);
+  void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
+  void onEstablished(Leg& l, SteadyClock::time_point at);
+  // The upstream leg's established-time trace work (its last messages, tls.trust,
+  // tls.established) waits until the client's first flight is sent; it runs before any other
+  // event of the connection, stamped with the time the handshake completed.
+  void settleUpstream();
+  void traceTrust();  // tls.trust for the upstream leg
+  [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
+  [[nodiscard]] trace::Json fingerprints(Leg& l, bool client_hello);  // JA3/JA4 (or JA3S/JA4S) of a hello
+  void settleSummary();
+  void emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k);
+  void onKeyUpdate(Leg& l, bool from_client);
+  [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
+  [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
+
+  // Relay and close (session_relay.cpp).
+  void startRelay();
+  void readFrom(Leg& l);
+  void step(Leg& l, std::span<const std::uint8_t> bytes);  // onBytes' work, by state
+  [[nodiscard]] static std::size_t queued(const Leg& l);
+  void relay(Leg& src, std::span<const std::uint8_t> plain_in);
+  [[nodiscard]] bool passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plain);  // false: dst failed
+  void endOfStream(Leg& src);
+  void flush(Leg& l);
+  void onDrained(Leg& l);
+  void resumeOther(Leg& l);
+  void abortLeg(Leg& l, const std::string& how, const std::string& why);
+  void closeGracefully(const std::string& outcome);
+  void maybeFinish();
+  void finish();
+  void armWatchdog();
+  void onWatchdog();
+  void touch() { last_activity_ = deps_.now(); }
+  Leg& leg(trace::Leg which) { return which == trace::Leg::Upstream ? upstream_ : client_; }
+  Leg& other(Leg& l) { return &l == &client_ ? upstream_ : client_; }
+
+  const Deps& deps_;
+  const FrontEnd& front_;
+  std::uint64_t id_;
+  Leg client_;
+  Leg upstream_;
+  std::vector<Action> actions_;
+  State state_ = State::ReadingRequest;
+  AfterConnect after_connect_ = AfterConnect::None;
+  std::vector<std::uint8_t> inbuf_;  // request head / ClientHello bytes, replayed, never dropped
+  config::HostPort target_;
+  std::string forward_head_;  // absolute-form request, rewritten for the origin
+  std::string tunnel_reply_;  // CONNECT's answer, once connected
+  std::string sni_;
+  std::vector<std::string> client_alpn_;
+  std::string alpn_choice_;
+  bool alpn_known_ = false;
+  int abort_alert_ = 0;
+  bool hello_traced_ = false;            // the client's ClientHello was traced from the raw bytes
+  trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
+  bool upstream_settle_pending_ = false;
+  SteadyClock::time_point upstream_done_at_{};
+  trace::Clock::time_point upstream_done_ts_{};
+  std::string outcome_;
+  std::shared_ptr<const SummaryPart> summary_part_;
+  std::vector<trace::Event> events_;  // emitted in the current burst, committed at its end
+  SteadyClock::time_point start_{};
+  SteadyClock::time_point last_activity_{};
+  std::uint64_t c2s_ = 0;
+  std::uint64_t s2c_ = 0;
+  bool finished_ = false;
+};
+
+// A client refused at accept time (--max-connections, a non-local client): the conn.refused event
+// and, where the front end answers refusals, the HTTP response to write before closing.
+struct Refusal {
+  trace::Event event;
+  std::string response;  // empty: just close
+};
+[[nodiscard]] Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason,
+                                       bool answer_http);
+
+// A complete HTTP/1.1 response with a text/plain body and Connection: close.
+[[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,
+                                            const std::string& extra_headers = {});
+
+}  // namespace tlstrace::session

@@ -1,0 +1,315 @@
+// ProxySession: relay, backpressure, timeouts and closing. One read out per leg at a time, and no
+// new read until the other leg has written what the last one produced (bounded buffers per
+// direction, never a growing queue).
+#include <algorithm>
+
+#include "analysis/summary.h"
+#include "session/proxy_session.h"
+#include "tls/buffer_pool.h"
+
+namespace tlstrace::session {
+
+using trace::Json;
+
+namespace {
+
+constexpr std::size_t kMaxWriteChunk = 64 * 1024;
+// Backpressure: stop reading a leg while the other one has this much waiting to be written,
+// resume below the low mark.
+constexpr std::size_t kHighWater = 256 * 1024;
+constexpr std::size_t kLowWater = 64 * 1024;
+constexpr auto kCloseGrace = std::chrono::seconds(2);
+
+double msBetween(SteadyClock::time_point from, SteadyClock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+SteadyClock::duration seconds(double s) {
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+void ProxySession::startRelay() {
+  state_ = State::Relaying;
+  touch();
+  std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
+  if (upstream_.tls) relay(upstream_, {});   // plaintext the server sent along with its Finished
+  if (client_.tls) relay(client_, {});
+  readFrom(client_);
+  readFrom(upstream_);
+  flush(upstream_);
+  flush(client_);
+}
+
+std::size_t ProxySession::queued(const Leg& l) {
+  return (l.t.writing ? l.wbuf.size() : 0) + l.pending.size() + (l.tls ? l.tls->pendingOut() : 0);
+}
+
+void ProxySession::readFrom(Leg& l) {
+  if (finished_ || !l.t.open || l.t.reading || l.t.fin_seen || l.t.dead) return;
+  if (state_ == State::Relaying && queued(other(l)) >= kHighWater) {
+    l.t.paused = true;
+    return;
+  }
+  l.t.reading = true;
+  actions_.push_back(act::Read{l.which});
+}
+
+void ProxySession::step(Leg& l, std::span<const std::uint8_t> bytes) {
+  switch (state_) {
+    case State::UpstreamHandshake:
+      if (&l == &upstream_) return stepUpstreamHandshake();
+      return;
+    case State::ClientHandshake:
+      if (&l == &client_) return stepClientHandshake();
+      // Server data during the client handshake stays buffered in its engine until the relay.
+      return;
+    case State::Relaying:
+      if (l.t.eos) return readFrom(l);  // after close_notify: only waiting for FIN
+      return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
+    case State::Closing: return readFrom(l);  // drain until the peer's FIN while our close is under way
+    default: return;
+  }
+}
+
+void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
+  Leg& dst = other(src);
+  static thread_local std::vector<std::uint8_t> plain;  // reused: no allocation per record
+  plain.clear();
+  bool closed = false;
+  bool passed = false;  // something went to dst
+  if (src.tls) {
+    // Large records go out as they are decrypted, without gathering them first (a bulk transfer
+    // copies 16 KiB less per record); small ones are gathered so that they leave in as few records
+    // as they came. With data or record events on, everything is gathered: their order stays
+    // all records read, the data event, then the records written.
+    const bool gather = !dst.tls || tracing(trace::kData) || tracing(trace::kRecord);
+    constexpr std::size_t kPassDirect = 4096;
+    bool dst_failed = false;
+    const auto st = src.tls->readEach([&](std::span<const std::uint8_t> p) {
+      if (gather || !plain.empty() || p.size() < kPassDirect) {
+        plain.insert(plain.end(), p.begin(), p.end());
+        return true;
+      }
+      passed = true;
+      dst_failed = !passOn(src, dst, p);
+      return !dst_failed;
+    });
+    if (dst_failed) return;
+    flush(src);  // e.g. a KeyUpdate answer
+    if (st == tls::TlsEngine::Status::Error) {
+      traceTlsError(src, src.tls->error(), "data");
+      return abortLeg(src, "error", src.tls->error());
+    }
+    closed = st == tls::TlsEngine::Status::Closed;
+    plain_in = plain;
+  }
+  if (!plain_in.empty()) {
+    if (tracing(trace::kData)) emitFlat(src.which, "data", trace::FlatFields::data(true, plain_in));
+    if (!passOn(src, dst, plain_in)) return;
+    passed = true;
+  }
+  if (passed) flush(dst);
+  if (closed) endOfStream(src);  // then keep reading for the FIN
+  readFrom(src);
+}
+
+bool ProxySession::passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plain) {
+  (&src == &client_ ? c2s_ : s2c_) += plain.size();
+  if (!dst.tls) {
+    dst.pending.insert(dst.pending.end(), plain.begin(), plain.end());
+    return true;
+  }
+  if (dst.tls->write(plain) != tls::TlsEngine::Status::Error) return true;
+  traceTlsError(dst, dst.tls->error(), "data");
+  abortLeg(dst, "error", dst.tls->error());
+  return false;
+}
+
+void ProxySession::endOfStream(Leg& src) {
+  if (src.t.eos) return maybeFinish();
+  src.t.eos = true;
+  Leg& dst = other(src);
+  if (dst.t.open && !dst.t.dead && !dst.t.shut_after_flush) {
+    // Pass the half-close on: close_notify then FIN, while the other direction keeps flowing.
+    if (dst.tls && dst.tls->handshakeDone()) dst.tls->shutdown();
+    dst.t.shut_after_flush = true;
+    flush(dst);
+  }
+  maybeFinish();
+}
+
+void ProxySession::flush(Leg& l) {
+  if (finished_ || !l.t.open || l.t.writing || l.t.dead) return;
+  l.wbuf.clear();
+  if (l.wbuf.capacity() == 0) l.wbuf = tls::borrowBuffer(kMaxWriteChunk);  // given back when the leg drains
+  if (!l.pending.empty()) {
+    const std::size_t n = std::min(l.pending.size(), kMaxWriteChunk);
+    l.wbuf.assign(l.pending.begin(), l.pending.begin() + static_cast<std::ptrdiff_t>(n));
+    l.pending.erase(l.pending.begin(), l.pending.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  if (l.tls && l.wbuf.size() < kMaxWriteChunk) (void)l.tls->takeOut(l.wbuf, kMaxWriteChunk - l.wbuf.size());
+  if (l.wbuf.empty()) return onDrained(l);
+  l.t.writing = true;
+  actions_.push_back(act::Send{l.which, l.wbuf});
+}
+
+void ProxySession::onDrained(Leg& l) {
+  // Nothing in flight: the write buffer goes back to the thread's pool (an idle leg holds none).
+  // Once the handshake flights are out, OpenSSL's record buffers go too (once: a busy leg would
+  // reallocate them per burst).
+  if (!l.t.writing && l.pending.empty()) {
+    tls::returnBuffer(l.wbuf);
+    if (state_ == State::Relaying && !l.t.compacted) {
+      l.t.compacted = true;
+      if (l.tls) l.tls->compact();
+    }
+  }
+  if (l.t.shut_after_flush && !l.t.shut_sent) {
+    actions_.push_back(act::Shutdown{l.which});
+    l.t.shut_sent = true;
+    if (l.by.empty()) {
+      l.by = "proxy";
+      l.how = "fin";
+    }
+  }
+  resumeOther(l);
+  maybeFinish();
+}
+
+void ProxySession::resumeOther(Leg& l) {
+  Leg& src = other(l);
+  if (src.t.paused && state_ == State::Relaying && queued(l) < kLowWater) {
+    src.t.paused = false;
+    readFrom(src);
+  }
+}
+
+void ProxySession::abortLeg(Leg& l, const std::string& how, const std::string& why) {
+  if (l.by.empty()) {
+    l.by = "peer";
+    l.how = how;
+  }
+  l.t.dead = true;
+  actions_.push_back(act::Abort{l.which});
+  if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + ": " + why;
+  const ErrorFacts facts{how == "rst"};
+  if (state_ == State::UpstreamHandshake && &l == &upstream_) {
+    traceTlsError(l, why, "handshake", facts);
+    return abortClientHandshake("upstream handshake failed: " + why);
+  }
+  if (state_ == State::ClientHandshake && &l == &client_) traceTlsError(l, why, "handshake", facts);
+  closeGracefully(outcome_);
+}
+
+void ProxySession::closeGracefully(const std::string& outcome) {
+  if (finished_) return;
+  if (outcome_.empty()) outcome_ = outcome;
+  if (state_ != State::Closing) {
+    state_ = State::Closing;
+    actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
+  }
+  for (Leg* l : {&client_, &upstream_}) {
+    if (!l->t.open || l->t.dead || l->t.shut_after_flush) continue;
+    if (l->tls && l->tls->handshakeDone()) l->tls->shutdown();
+    l->t.shut_after_flush = true;
+    flush(*l);
+  }
+  maybeFinish();
+}
+
+void ProxySession::maybeFinish() {
+  if (finished_) return;
+  auto done = [](const Leg& l) { return !l.t.open || l.t.dead || (l.t.shut_sent && !l.t.writing); };
+  if (state_ == State::Closing) {
+    if (done(client_) && done(upstream_)) finish();
+    return;
+  }
+  if (state_ == State::Relaying) {
+    auto finished_dir = [&](const Leg& src) { return src.t.eos || src.t.dead || !src.t.open; };
+    if (finished_dir(client_) && finished_dir(upstream_) && done(client_) && done(upstream_)) finish();
+  }
+}
+
+void ProxySession::finish() {
+  if (finished_) return;
+  settleUpstream();
+  finished_ = true;
+  state_ = State::Done;
+  const auto now = deps_.now();
+  for (Leg* l : {&client_, &upstream_}) {
+    if (!l->t.open) continue;
+    if (l->by.empty()) {
+      l->by = "proxy";
+      l->how = "fin";
+    }
+    Json f = Json::object();
+    f.set("by", l->by);
+    f.set("how", l->how);
+    f.set("bytes_in", l->bytes_in);
+    f.set("bytes_out", l->bytes_out);
+    f.set("duration_ms", msBetween(l->opened, now));
+    emit(l->which, "tcp.close", std::move(f));
+  }
+  if (summary_part_) {
+    if (!summary_part_->tree) summary_part_->tree = Json::parse(summary_part_->text).value_or(Json());
+    emit(trace::Leg::None, "conn.summary",
+         analysis::completeSummary(*summary_part_->tree, legReport(client_), legReport(upstream_)));
+  } else if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
+    emit(trace::Leg::None, "conn.summary", analysis::buildSummary(legReport(client_), legReport(upstream_)));
+  }
+  Json f = Json::object();
+  f.set("duration_ms", msBetween(start_, now));
+  f.set("bytes_client_to_server", c2s_);
+  f.set("bytes_server_to_client", s2c_);
+  f.set("outcome", outcome_.empty() ? std::string("ok") : outcome_);
+  emit(trace::Leg::None, "conn.close", std::move(f));
+  // Release TLS state now; the session itself goes when its driver lets go of it.
+  client_.tls.reset();
+  upstream_.tls.reset();
+  actions_.push_back(act::Finish{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake and idle timeouts.
+
+void ProxySession::armWatchdog() {
+  const auto deadline = state_ == State::Relaying ? last_activity_ + seconds(deps_.cfg->idle_timeout_s)
+                                                  : start_ + seconds(deps_.cfg->handshake_timeout_s);
+  actions_.push_back(act::ArmTimer{deadline});
+}
+
+void ProxySession::onWatchdog() {
+  const bool relaying = state_ == State::Relaying;
+  const double limit_s = relaying ? deps_.cfg->idle_timeout_s : deps_.cfg->handshake_timeout_s;
+  if (deps_.now() - (relaying ? last_activity_ : start_) < seconds(limit_s)) return armWatchdog();
+  const std::string why = relaying ? "idle timeout" : "handshake timeout";
+  for (Leg* l : {&client_, &upstream_}) {
+    if (l->t.open && l->by.empty()) {
+      l->by = "proxy";
+      l->how = "timeout";
+    }
+  }
+  outcome_ = why;
+  if (relaying) return closeGracefully(why);
+  const std::string detail = why + " after " + std::to_string(deps_.cfg->handshake_timeout_s) + " s";
+  switch (state_) {
+    case State::UpstreamHandshake:
+    case State::Connecting:
+      if (state_ == State::Connecting && front_.mode() == config::Mode::Explicit && inbuf_.empty() &&
+          !client_.decoder.offer().seen)
+        return respondAndClose(
+            504, "upstream did not answer within " + std::to_string(deps_.cfg->handshake_timeout_s) + " s");
+      // The upstream leg stalled: say so there, and give the waiting client an alert.
+      traceTlsError(upstream_, detail, "handshake", ErrorFacts{false, false, true});
+      return abortClientHandshake("upstream " + detail);
+    case State::ReadingRequest:
+      traceTlsError(client_, "no complete request " + detail, "request", ErrorFacts{false, false, true});
+      break;
+    default: traceTlsError(client_, detail, "handshake", ErrorFacts{false, false, true}); break;
+  }
+  closeGracefully(why);
+}
+
+}  // namespace tlstrace::session

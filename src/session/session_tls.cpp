@@ -1,0 +1,446 @@
+// ProxySession: the TLS legs. The upstream handshake first (offering what the client offered),
+// then the client's (with a leaf forged for the target); OpenSSL's callbacks feed the decoder and
+// the trace; what was negotiated is analysed once each leg is established.
+#include <utility>
+
+#include "analysis/diagnose.h"
+#include "analysis/kex.h"
+#include "pki/forge.h"
+#include "session/proxy_session.h"
+#include "tls/cert_summary.h"
+#include "tls/mirror.h"
+#include "tls/session_info.h"
+#include "trace/tap.h"
+#include "wire/handshake.h"
+#include "wire/registry.h"
+
+namespace tlstrace::session {
+
+using trace::Json;
+
+namespace {
+
+// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
+constexpr int kAlertHandshakeFailure = 40;
+
+// conn.summary's handshake part holds no times or counters, so it is the same for every connection
+// of one client to one server (offers, choices, verdict). An idle connection keeps it until it
+// closes: equal parts are shared, one copy per thread's recent variety (1.6 KiB per idle
+// connection otherwise). Per io thread, as the connections that use it are.
+std::shared_ptr<const SummaryPart> internSummaryPart(std::string part) {
+  struct Slot {
+    std::size_t hash = 0;
+    std::shared_ptr<const SummaryPart> part;
+  };
+  static thread_local std::array<Slot, 16> recent;
+  static thread_local std::size_t next = 0;
+  const std::size_t h = std::hash<std::string>{}(part);
+  for (const Slot& s : recent)
+    if (s.part && s.hash == h && s.part->text == part) return s.part;
+  part.shrink_to_fit();  // kept for the connection's lifetime: no growth slack
+  Slot& slot = recent[next++ % recent.size()];
+  slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(part), {}})};
+  return slot.part;
+}
+
+}  // namespace
+
+void ProxySession::traceClientHello(std::span<const std::uint8_t> message) {
+  // Traced from the raw bytes, so the trace reads in wire order even though OpenSSL only sees
+  // the ClientHello after the upstream handshake.
+  auto desc = client_.decoder.describe(message, true);
+  Json f = Json::object();
+  f.set("dir", "in");
+  f.set("type", desc.type);
+  f.set("length", desc.length);
+  f.set("body", std::move(desc.body));
+  if (client_.decoder.offer().seen) f.set("fingerprints", fingerprints(client_, true));
+  emit(trace::Leg::Client, "tls.message", std::move(f));
+  hello_traced_ = true;
+}
+
+void ProxySession::startUpstreamTls() {
+  state_ = State::UpstreamHandshake;
+  try {
+    upstream_.tls = std::make_unique<tls::TlsEngine>(deps_.upstream_ctx, false, &upstream_.obs);
+  } catch (const std::exception& e) {
+    traceTlsError(upstream_, e.what(), "setup");
+    return abortClientHandshake(e.what());
+  }
+  std::string err;
+  if (!tls::configureUpstream(upstream_.tls->ssl(), sni_, verifyName(), client_alpn_, err)) {
+    traceTlsError(upstream_, err, "setup");
+    return abortClientHandshake(err);
+  }
+  if (deps_.cfg->mirror_client && client_.decoder.offer().seen)
+    emit(trace::Leg::Upstream, "tls.mirror", tls::mirrorClientOffer(upstream_.tls->ssl(), client_.decoder.offer()));
+  upstream_.hs_start = deps_.now();
+  stepUpstreamHandshake();
+}
+
+void ProxySession::stepUpstreamHandshake() {
+  upstream_.obs.deferUntilReplay();
+  const auto st = upstream_.tls->handshake();
+  flush(upstream_);
+  using S = tls::TlsEngine::Status;
+  if (st == S::Ok) {
+    // The client has waited for this handshake since its ClientHello: its flight goes out
+    // first, the upstream leg's trace work right after (settleUpstream).
+    upstream_done_at_ = deps_.now();
+    upstream_done_ts_ = trace::Clock::now();
+    upstream_settle_pending_ = true;
+    alpn_choice_ = tls::selectedAlpn(upstream_.tls->ssl());
+    alpn_known_ = true;
+    startClientTls();
+    return settleUpstream();  // (done already unless the client step waits for its peer)
+  }
+  upstream_.obs.replayDeferred();
+  if (st == S::WantIo) return readFrom(upstream_);
+  // Failed: the verdict first if the certificate was the reason, then the error on both legs.
+  if (upstream_.verify_failure.error != 0) traceTrust();
+  const std::string why =
+      st == S::Closed ? "server closed the connection during the handshake" : upstream_.tls->error();
+  traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
+  abortClientHandshake("upstream handshake failed: " + why);
+}
+
+void ProxySession::startClientTls() {
+  state_ = State::ClientHandshake;
+  try {
+    client_.tls = std::make_unique<tls::TlsEngine>(deps_.client_ctx, true, &client_.obs);
+  } catch (const std::exception& e) {
+    traceTlsError(client_, e.what(), "setup");
+    return closeGracefully(e.what());
+  }
+  // Named after the target (SNI, else CONNECT host, else the upstream address), mirroring the
+  // upstream certificate's names once it is known.
+  std::string err;
+  if (!pki::installForgedLeaf(client_.tls->ssl(), *deps_.forger, verifyName(),
+                              upstream_.tls ? upstream_.tls->ssl() : nullptr, err)) {
+    traceTlsError(client_, err, "setup");
+    return closeGracefully(err);
+  }
+  client_.tls->feed(inbuf_);
+  inbuf_.clear();
+  stepClientHandshake();
+}
+
+void ProxySession::settleUpstream() {
+  if (!upstream_settle_pending_) return;
+  upstream_settle_pending_ = false;
+  const auto saved_ts = event_ts_;  // (a replayed client event may be waiting for this)
+  upstream_.obs.replayDeferred();
+  event_ts_ = upstream_done_ts_;
+  traceTrust();
+  onEstablished(upstream_, upstream_done_at_);
+  event_ts_ = saved_ts;
+}
+
+void ProxySession::stepClientHandshake() {
+  client_.obs.deferUntilReplay();
+  const auto st = client_.tls->handshake();
+  flush(client_);
+  settleUpstream();
+  client_.obs.replayDeferred();
+  using S = tls::TlsEngine::Status;
+  if (st == S::WantIo) return readFrom(client_);
+  if (st == S::Ok) {
+    onEstablished(client_, deps_.now());
+    return startRelay();
+  }
+  const std::string why = st == S::Closed ? "client closed the connection during the handshake" : client_.tls->error();
+  traceTlsError(client_, why, "handshake", ErrorFacts{false, st == S::Closed});
+  closeGracefully("client handshake failed: " + why);
+}
+
+void ProxySession::abortClientHandshake(const std::string& why) {
+  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
+  // client sees a TLS error, not a silent close.
+  if (outcome_.empty()) outcome_ = why;
+  abort_alert_ = kAlertHandshakeFailure;
+  try {
+    client_.tls = std::make_unique<tls::TlsEngine>(deps_.client_ctx, true, &client_.obs);
+    client_.tls->feed(inbuf_);
+    inbuf_.clear();
+    (void)client_.tls->handshake();  // fails by design, queuing the alert
+    (void)tls::errorQueueText();
+    (void)client_.tls->takeOut(client_.pending, SIZE_MAX);
+  } catch (const std::exception&) {
+  }
+  Json f = Json::object();
+  f.set("reason", why);
+  f.set("stage", "handshake");
+  // The root cause is the upstream leg's; `origin` says so.
+  f.set("cause", upstream_.error_cause.empty() ? std::string("upstream_unreachable") : upstream_.error_cause);
+  f.set("origin", "upstream");
+  f.set("message", "ClientHello");
+  f.set("alert", "handshake_failure");
+  f.set("hint", "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why");
+  client_.error_cause = f.find("cause")->asString();
+  emit(trace::Leg::Client, "tls.error", std::move(f));
+  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
+  closeGracefully(outcome_);
+}
+
+void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts) {
+  analysis::FailureFacts ff;
+  ff.client_leg = &l == &client_;
+  ff.ssl_reason = l.tls ? l.tls->errorReason() : 0;
+  ff.verify_error = l.verify_failure.error;
+  ff.alert_received = l.last_alert_received;
+  ff.alert_sent = l.last_alert_sent;
+  ff.peer_reset = facts.reset;
+  ff.peer_closed = facts.closed;
+  ff.timeout = facts.timeout;
+  const analysis::Diagnosis d = analysis::diagnose(ff);
+  Json f = Json::object();
+  f.set("reason", reason);
+  f.set("stage", stage);
+  f.set("cause", d.cause);
+  if (!l.decoder.lastMessage().empty()) f.set("message", l.decoder.lastMessage());
+  if (!l.last_alert_sent.empty()) f.set("alert_sent", l.last_alert_sent);
+  if (!l.last_alert_received.empty()) f.set("alert_received", l.last_alert_received);
+  if (l.verify_failure.error != 0) {
+    f.set("verify_error", tls::verifyErrorText(l.verify_failure.error));
+    f.set("verify_depth", l.verify_failure.depth);
+  }
+  f.set("hint", d.hint);
+  l.error_cause = d.cause;
+  emit(l.which, "tls.error", std::move(f));
+  if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
+}
+
+void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
+  SSL* ssl = l.tls->ssl();
+  l.handshake_ms = std::chrono::duration<double, std::milli>(at - l.hs_start).count();
+  l.established = tls::establishedFields(ssl, *l.handshake_ms);
+  analysis::KexInput in;
+  in.offer = &l.decoder.offer();
+  in.choice = &l.decoder.choice();
+  in.kex = &l.decoder.kex();
+  in.resumed = tls::sessionReused(ssl);
+  if (const int bits = tls::serverKeyBits(ssl, &l == &upstream_); bits > 0) in.server_key_bits = bits;
+  if (deps_.primes) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
+  // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
+  if (const Json* g = l.key_exchange.find("group");
+      g && l.established.find("group")->isNull() && l.decoder.kex().kind == wire::KexKind::Dhe)
+    l.established.set("group", *g);
+  // The events take the full objects; the session keeps what conn.summary needs (memory per
+  // idle connection).
+  using analysis::SummaryInput;
+  Json established = std::exchange(l.established, analysis::keepForSummary(SummaryInput::Established, l.established));
+  emit(l.which, "tls.established", std::move(established));
+  Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
+  if (!kex.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", std::move(kex));
+  if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
+}
+
+Json ProxySession::fingerprints(Leg& l, bool client_hello) {
+  // Kept for conn.summary, which shows the same hashes (computed once per leg, not twice).
+  if (!l.prints) l.prints = std::make_unique<analysis::LegFingerprints>();
+  Json fp = Json::object();
+  if (client_hello) {
+    const auto j3 = analysis::ja3(l.decoder.offer());
+    l.prints->ja3 = j3.hash;
+    l.prints->ja4 = analysis::ja4(l.decoder.offer());
+    fp.set("ja3", j3.hash);
+    fp.set("ja3_string", j3.text);
+    fp.set("ja4", l.prints->ja4);
+  } else {
+    const auto j3s = analysis::ja3s(l.decoder.choice());
+    l.prints->ja3s = j3s.hash;
+    l.prints->ja4s = analysis::ja4s(l.decoder.choice());
+    fp.set("ja3s", j3s.hash);
+    fp.set("ja3s_string", j3s.text);
+    fp.set("ja4s", l.prints->ja4s);
+  }
+  return fp;
+}
+
+analysis::LegReport ProxySession::legReport(const Leg& l) {
+  analysis::LegReport r;
+  r.offer = &l.decoder.offer();
+  r.choice = &l.decoder.choice();
+  r.kex = &l.decoder.kex();
+  r.established = l.established;
+  r.trust = l.trust;
+  r.key_exchange = l.key_exchange;
+  r.alerts = l.alerts;
+  r.connect_ms = l.connect_ms;
+  r.handshake_ms = l.handshake_ms;
+  r.error_cause = l.error_cause;
+  r.was_established = l.handshake_ms.has_value();
+  r.prints = l.prints.get();
+  return r;
+}
+
+// Both handshakes are done, so conn.summary's handshake part is final: render it now and let go
+// of what it is made from (both decoders' offer, choice and key exchange; the kept event fields),
+// ~3 KiB less per idle connection. The close adds alerts, timings and errors to it.
+void ProxySession::settleSummary() {
+  summary_part_ = internSummaryPart(analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)).dump());
+  for (Leg* l : {&client_, &upstream_}) {
+    l->decoder.releaseHandshake();
+    l->prints.reset();
+    l->established = Json();
+    l->trust = Json();
+    l->key_exchange = Json();
+  }
+}
+
+void ProxySession::traceTrust() {
+  Json trust = tls::trustFields(upstream_.tls->ssl(), verifyName(), upstream_.verify_failure, deps_.certs);
+  upstream_.trust = analysis::keepForSummary(analysis::SummaryInput::Trust, trust);
+  emit(trace::Leg::Upstream, "tls.trust", std::move(trust));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observer: OpenSSL callbacks copy bytes into events and return.
+
+void ProxySession::Observer::onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
+  if (defer_) {
+    deferred_.push_back({trace::Clock::now(), false, sent, content_type, {bytes.begin(), bytes.end()}});
+    return;
+  }
+  message(sent, content_type, bytes);
+}
+
+void ProxySession::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
+  if (defer_) {
+    if (s->tracing(trace::kRecord))
+      deferred_.push_back({trace::Clock::now(), true, sent, 0, {header.begin(), header.end()}});
+    return;
+  }
+  recordHeader(sent, header);
+}
+
+void ProxySession::Observer::replayDeferred() {
+  defer_ = false;
+  if (deferred_.empty()) return;
+  auto items = std::move(deferred_);
+  deferred_ = {};  // an idle connection keeps no capacity
+  for (const auto& d : items) {
+    s->event_ts_ = d.ts;
+    if (d.header) recordHeader(d.sent, d.bytes);
+    else message(d.sent, d.content_type, d.bytes);
+  }
+  s->event_ts_ = {};
+}
+
+void ProxySession::Observer::message(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
+  ProxySession& c = *s;
+  const std::string dir = sent ? "out" : "in";
+  using wire::ContentType;
+  if (content_type == static_cast<int>(ContentType::Alert)) {
+    if (bytes.size() < 2) return;
+    const std::string level = bytes[0] == 1 ? "warning" : "fatal";
+    const std::string desc(wire::alertName(bytes[1]));
+    if (bytes[1] != 0) (sent ? leg->last_alert_sent : leg->last_alert_received) = desc;
+    leg->alerts.push_back((sent ? "sent " : "received ") + level + " " + desc);
+    Json f = Json::object();
+    f.set("dir", dir);
+    f.set("level", level);
+    f.set("description", desc);
+    f.set("code", static_cast<int>(bytes[1]));
+    c.emit(leg->which, "tls.alert", std::move(f));
+    return;
+  }
+  Json f = Json::object();
+  f.set("dir", dir);
+  if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {
+    if (!c.tracing(trace::kHandshake)) return;
+    f.set("type", "ChangeCipherSpec");
+    f.set("length", bytes.size());
+    f.set("body", Json::object());
+    c.emit(leg->which, "tls.message", std::move(f));
+    return;
+  }
+  using wire::HandshakeType;
+  const auto type = bytes.empty() ? HandshakeType::HelloRequest : static_cast<HandshakeType>(bytes[0]);
+  const bool from_client = c.fromClient(*leg, sent);
+  if (!sent && leg == &c.client_ && c.hello_traced_ && type == HandshakeType::ClientHello) {
+    c.hello_traced_ = false;  // already traced (and decoded) from the raw bytes
+    return;
+  }
+  // Decoded even when not traced: the analysis and the summary need what the messages said.
+  auto desc = leg->decoder.describe(bytes, from_client);
+  if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
+  if (!c.tracing(trace::kHandshake)) return;
+  f.set("type", desc.type);
+  f.set("length", desc.length);
+  f.set("body", std::move(desc.body));
+  if (desc.type == "ClientHello" && leg->decoder.offer().seen) f.set("fingerprints", c.fingerprints(*leg, true));
+  else if (desc.type == "ServerHello" && leg->decoder.choice().seen) f.set("fingerprints", c.fingerprints(*leg, false));
+  c.emit(leg->which, "tls.message", std::move(f));
+}
+
+void ProxySession::Observer::recordHeader(bool sent, std::span<const std::uint8_t> header) {
+  ProxySession& c = *s;
+  if (!c.tracing(trace::kRecord) || header.size() < 5) return;
+  // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
+  trace::FlatFields f;
+  f.kind = trace::FlatFields::Kind::Record;
+  f.in = !sent;
+  f.content_type = header[0];
+  f.version = static_cast<std::uint16_t>((header[1] << 8) | header[2]);
+  f.length = static_cast<std::uint64_t>((header[3] << 8) | header[4]);
+  c.emitFlat(leg->which, "tls.record", f);
+}
+
+void ProxySession::Observer::onKeylog(std::string_view line) {
+  ProxySession& c = *s;
+  if (c.deps_.keylog) c.deps_.keylog(line);
+  if (c.deps_.tap) c.deps_.tap->secret(line);
+  if (!c.tracing(trace::kKeys)) return;
+  // Its events follow the messages reported before it (and tls.keys reads the handshake's
+  // current cipher): no deferring past this point in this step.
+  if (defer_) {
+    replayDeferred();
+    defer_ = true;
+  }
+  // NSS key log line: LABEL <client_random hex> <secret hex>.
+  const auto sp1 = line.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return;
+  Json f = Json::object();
+  f.set("label", std::string(line.substr(0, sp1)));
+  f.set("client_random", std::string(line.substr(sp1 + 1, sp2 - sp1 - 1)));
+  const bool secrets = c.deps_.cfg->log_secrets;
+  if (secrets) f.set("secret", std::string(line.substr(sp2 + 1)));
+  c.emit(leg->which, "tls.secret", std::move(f));
+  if (!secrets || !leg->tls) return;
+  // Derived keys (tls.keys), only with --log-secrets.
+  const auto derived =
+      tls::keysFromKeylog(leg->tls->ssl(), line.substr(0, sp1), wire::fromHex(line.substr(sp1 + 1, sp2 - sp1 - 1)),
+                          wire::fromHex(line.substr(sp2 + 1)), leg->app_secret_client, leg->app_secret_server);
+  for (const auto& d : derived) c.emitKeys(*leg, d.direction, d.epoch, d.keys);
+}
+
+void ProxySession::emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k) {
+  Json f = Json::object();
+  f.set("direction", direction);
+  f.set("epoch", epoch);
+  f.set("key", wire::toHex(k.key.bytes()));
+  f.set("iv", wire::toHex(k.iv.bytes()));
+  if (!k.mac_key.empty()) f.set("mac_key", wire::toHex(k.mac_key.bytes()));
+  emit(l.which, "tls.keys", std::move(f));
+}
+
+void ProxySession::onKeyUpdate(Leg& l, bool from_client) {
+  // RFC 8446 7.2: the sender's next application traffic secret; traced as the next generation.
+  if (!l.tls) return;
+  if (auto k = tls::nextGenerationKeys(l.tls->ssl(), from_client ? l.app_secret_client : l.app_secret_server))
+    emitKeys(l, from_client ? "client_write" : "server_write", std::to_string(l.decoder.keyUpdates(from_client)), *k);
+}
+
+const std::string* ProxySession::Observer::alpnChoice() {
+  return s->alpn_known_ && !s->alpn_choice_.empty() ? &s->alpn_choice_ : nullptr;
+}
+
+int ProxySession::Observer::clientHelloAbortAlert() { return s->abort_alert_; }
+
+void ProxySession::Observer::onVerifyError(tls::VerifyFailure&& failure) {
+  if (leg->verify_failure.error == 0) leg->verify_failure = std::move(failure);
+}
+
+}  // namespace tlstrace::session
