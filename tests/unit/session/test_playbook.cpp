@@ -1,0 +1,365 @@
+// The proxy session without sockets: scripted inputs, the exact actions and events expected.
+#include "tests/unit/session/playbook.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "net/proxy_request.h"
+
+using namespace tlstrace;
+using namespace tlstrace::playbook;
+using V = std::vector<std::string>;
+using How = in::Closed::How;
+
+namespace {
+
+bool contains(const V& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+std::size_t indexOf(const V& v, const std::string& s) {
+  return static_cast<std::size_t>(std::find(v.begin(), v.end(), s) - v.begin());
+}
+std::string text(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
+std::span<const std::uint8_t> bytesOf(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// A reverse-mode session taken through both handshakes.
+struct Established {
+  World w;
+  Client c{w};
+  Server srv;
+  Run r{w};
+  Established() {
+    r.start();
+    r.bytes(Leg::Client, c.hello());
+    r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
+    pump(r, c, &srv);
+    REQUIRE(c.tls->handshakeDone());
+    REQUIRE(srv.tls->handshakeDone());
+    pump(r, c, &srv);  // session tickets
+    (void)r.takeActions();
+    (void)r.takeEvents();
+  }
+  // Plaintext the server got from the client (through the proxy), and the other way.
+  std::string serverGot() {
+    std::vector<std::uint8_t> p;
+    (void)srv.tls->read(p);
+    return text(p);
+  }
+  std::string clientGot() {
+    std::vector<std::uint8_t> p;
+    (void)c.tls->read(p);
+    return text(p);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a ClientHello split across reads, then both handshakes in order and data both ways") {
+  fakeNow() = session::SteadyClock::time_point{std::chrono::hours(1000)};
+  World w;
+  Client c(w);
+  Server srv;
+  Run r(w);
+  r.start();
+  CHECK(r.takeActions() == V{"timer +10s", "read client"});
+  CHECK(r.takeEvents() == V{"conn.open"});
+
+  const auto hello = c.hello();
+  REQUIRE(hello.size() > 100);
+  r.bytes(Leg::Client, std::span(hello).first(5));  // the record header alone
+  CHECK(r.takeActions() == V{"read client"});
+  r.bytes(Leg::Client, std::span(hello).subspan(5, 60));
+  CHECK(r.takeActions() == V{"read client"});
+  CHECK(r.takeEvents().empty());
+  r.bytes(Leg::Client, std::span(hello).subspan(65));
+  // The whole hello: connect to the target, trace the hello meanwhile.
+  CHECK(r.takeActions() == V{"connect localhost:4433"});
+  CHECK(r.takeEvents() == V{"client tls.message ClientHello"});
+
+  r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
+  CHECK(r.takeActions() == V{"send upstream", "read upstream"});
+  CHECK(r.takeEvents() == V{"upstream tcp.connect", "upstream tls.message ClientHello"});
+
+  pump(r, c, &srv);
+  REQUIRE(c.tls->handshakeDone());
+  REQUIRE(srv.tls->handshakeDone());
+  const V ev = r.takeEvents();
+  // The upstream handshake completes (and is traced) before the client's ServerHello goes out.
+  for (const std::string e : {"upstream tls.message ServerHello", "upstream tls.trust",
+                        "upstream tls.established", "upstream tls.key_exchange", "client tls.message ServerHello",
+                        "client tls.established", "client tls.key_exchange"})
+    CHECK_MESSAGE(contains(ev, e), e << " in " << doctest::toString(ev));
+  CHECK(indexOf(ev, "upstream tls.established") < indexOf(ev, "client tls.message ServerHello"));
+  CHECK(indexOf(ev, "client tls.message ServerHello") < indexOf(ev, "client tls.established"));
+  const auto* est = r.lastEvent("tls.established");
+  REQUIRE(est);
+  CHECK(est->fields.find("version")->asString() == "TLSv1.3");
+  CHECK(est->fields.find("sni")->asString() == "localhost");
+
+  // Data both ways through the relay.
+  const std::string ping = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  REQUIRE(c.tls->write(bytesOf(ping)) == tls::TlsEngine::Status::Ok);
+  pump(r, c, &srv);
+  std::vector<std::uint8_t> got;
+  (void)srv.tls->read(got);
+  CHECK(text(got) == ping);
+  REQUIRE(srv.tls->write(bytesOf("pong")) == tls::TlsEngine::Status::Ok);
+  pump(r, c, &srv);
+  got.clear();
+  (void)c.tls->read(got);
+  CHECK(text(got) == "pong");
+  CHECK_FALSE(r.finished);
+}
+
+TEST_CASE("upstream refused or timed out: the client gets a handshake_failure alert, the trace says why") {
+  for (int status : {502, 504}) {
+    CAPTURE(status);
+    World w;
+    Client c(w);
+    Run r(w);
+    r.start();
+    r.bytes(Leg::Client, c.hello());
+    (void)r.takeActions();
+    (void)r.takeEvents();
+    r.feed(in::ConnectFailed{status, status == 502 ? "Connection refused" : "connect timed out after 10 s"});
+    CHECK(r.takeActions() == V{"timer +2s", "send client"});
+    CHECK(r.takeEvents() == V{"upstream tcp.connect", "client tls.alert", "client tls.error upstream_unreachable"});
+    r.written(Leg::Client);
+    CHECK(r.takeActions() == V{"shutdown client", "finish"});
+    CHECK(r.takeEvents() == V{"client tcp.close proxy/fin", "conn.summary", "conn.close"});
+    c.tls->feed(r.takeSent(Leg::Client));
+    CHECK(c.tls->handshake() == tls::TlsEngine::Status::Error);
+    CHECK(c.tls->error().find("handshake failure") != std::string::npos);
+    CHECK(r.lastEvent("conn.close")->fields.find("outcome")->asString().find("Connection refused") !=
+          (status == 502 ? std::string::npos : 0));
+  }
+}
+
+TEST_CASE("explicit mode: CONNECT to a refused or silent upstream answers 502 / 504") {
+  for (int status : {502, 504}) {
+    CAPTURE(status);
+    World w(true, config::Mode::Explicit);
+    w.front = std::make_unique<net::ExplicitFrontEnd>("");
+    Run r(w);
+    r.start();
+    CHECK(r.takeActions() == V{"timer +10s", "read client"});
+    const std::string req = "CONNECT localhost:4433 HTTP/1.1\r\nHost: localhost:4433\r\n\r\n";
+    r.bytes(Leg::Client, bytesOf(req.substr(0, 10)));
+    CHECK(r.takeActions() == V{"read client"});
+    r.bytes(Leg::Client, bytesOf(req.substr(10)));
+    CHECK(r.takeActions() == V{"connect localhost:4433"});
+    CHECK(r.takeEvents() == V{"conn.open", "client proxy.request"});
+    r.feed(in::ConnectFailed{status, "x"});
+    CHECK(r.takeActions() == V{"timer +2s", "send client"});
+    CHECK(r.takeEvents() == V{"upstream tcp.connect", "client proxy.error " + std::to_string(status)});
+    CHECK(text(r.takeSent(Leg::Client)).starts_with("HTTP/1.1 " + std::to_string(status)));
+  }
+}
+
+TEST_CASE("explicit mode: bytes after CONNECT that are not TLS are relayed as plain TCP") {
+  World w(true, config::Mode::Explicit);
+  w.front = std::make_unique<net::ExplicitFrontEnd>("");
+  Run r(w);
+  r.start();
+  r.bytes(Leg::Client, bytesOf("CONNECT localhost:22 HTTP/1.1\r\n\r\n"));
+  (void)r.takeActions();
+  r.feed(in::Connected{"127.0.0.1:22", "127.0.0.1:40000", 0.1});
+  CHECK(r.takeActions() == V{"send client", "read client"});
+  CHECK(text(r.takeSent(Leg::Client)) == "HTTP/1.1 200 Connection Established\r\n\r\n");
+  r.written(Leg::Client);
+  (void)r.takeEvents();
+  r.bytes(Leg::Client, bytesOf("SSH-2.0-OpenSSH_9.2\r\n"));
+  CHECK(r.takeEvents() == V{"client conn.plaintext"});
+  CHECK(r.takeActions() == V{"read client", "read upstream", "send upstream"});
+  CHECK(text(r.takeSent(Leg::Upstream)) == "SSH-2.0-OpenSSH_9.2\r\n");
+}
+
+TEST_CASE("explicit mode: a wrong or missing Proxy-Authorization gets 407") {
+  World w(true, config::Mode::Explicit);
+  w.front = std::make_unique<net::ExplicitFrontEnd>("Basic dTpw");
+  Run r(w);
+  r.start();
+  (void)r.takeActions();
+  r.bytes(Leg::Client, bytesOf("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: Basic eDp5\r\n\r\n"));
+  CHECK(r.takeActions() == V{"timer +2s", "send client"});
+  const std::string resp = text(r.takeSent(Leg::Client));
+  CHECK(resp.starts_with("HTTP/1.1 407"));
+  CHECK(resp.find("Proxy-Authenticate: Basic") != std::string::npos);
+}
+
+TEST_CASE("reverse mode: plain HTTP to the TLS port gets a 400, other bytes a close") {
+  {
+    World w;
+    Run r(w);
+    r.start();
+    r.bytes(Leg::Client, bytesOf("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(r.takeEvents() == V{"conn.open", "client tls.error not_tls", "client proxy.error 400"});
+    CHECK(text(r.takeSent(Leg::Client)).starts_with("HTTP/1.1 400"));
+  }
+  {
+    World w;
+    Run r(w);
+    r.start();
+    r.bytes(Leg::Client, bytesOf("\x01\x02garbage"));
+    CHECK(r.takeEvents() == V{"conn.open", "client tls.error not_tls", "client tcp.close proxy/fin", "conn.close"});
+    CHECK(r.takeActions() == V{"timer +10s", "read client", "timer +2s", "shutdown client", "finish"});
+  }
+}
+
+TEST_CASE("an untrusted upstream certificate: tls.trust says so, the client gets an alert") {
+  World w(false);  // verify against the system store: the test server is self-signed
+  Client c(w);
+  Server srv;
+  Run r(w);
+  r.start();
+  r.bytes(Leg::Client, c.hello());
+  r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
+  pump(r, c, &srv);
+  const V ev = r.takeEvents();
+  CHECK(contains(ev, "upstream tls.trust"));
+  CHECK(indexOf(ev, "upstream tls.trust") < indexOf(ev, "client tls.error"));
+  CHECK_FALSE(contains(ev, "client tls.established"));
+  const auto* trust = r.lastEvent("tls.trust");
+  REQUIRE(trust);
+  CHECK(trust->fields.find("verified")->asBool() == false);
+  const auto* err = r.lastEvent("tls.error");
+  REQUIRE(err);
+  CHECK(err->leg == trace::Leg::Client);
+  CHECK(err->fields.find("origin")->asString() == "upstream");
+  CHECK_FALSE(c.tls->handshakeDone());
+  CHECK(r.finished);
+}
+
+TEST_CASE("half-close from the client: close_notify and FIN go upstream, the server's answer still flows back") {
+  Established e;
+  REQUIRE(e.c.tls->write(bytesOf("last words")) == tls::TlsEngine::Status::Ok);
+  e.c.tls->shutdown();
+  pump(e.r, e.c, &e.srv);
+  CHECK(e.serverGot() == "last words");
+  e.r.closed(Leg::Client, How::Fin);  // the client's FIN
+  e.r.drain();
+  CHECK(contains(e.r.takeActions(), "shutdown upstream"));
+  CHECK_FALSE(e.r.finished);
+  // The other direction still relays.
+  REQUIRE(e.srv.tls->write(bytesOf("reply")) == tls::TlsEngine::Status::Ok);
+  pump(e.r, e.c, &e.srv);
+  CHECK(e.clientGot() == "reply");
+  e.srv.tls->shutdown();
+  pump(e.r, e.c, &e.srv);
+  e.r.closed(Leg::Upstream, How::Fin);
+  e.r.drain();
+  CHECK(e.r.finished);
+  const V ev = e.r.takeEvents();
+  CHECK(contains(ev, "client tcp.close peer/fin"));
+  CHECK(contains(ev, "upstream tcp.close proxy/fin"));
+  CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "ok");
+}
+
+TEST_CASE("half-close from the server, the mirror image") {
+  Established e;
+  e.srv.tls->shutdown();
+  pump(e.r, e.c, &e.srv);
+  e.r.closed(Leg::Upstream, How::Fin);
+  e.r.drain();
+  CHECK(contains(e.r.takeActions(), "shutdown client"));
+  CHECK_FALSE(e.r.finished);
+  REQUIRE(e.c.tls->write(bytesOf("after")) == tls::TlsEngine::Status::Ok);
+  pump(e.r, e.c, &e.srv);
+  CHECK(e.serverGot() == "after");
+  e.r.closed(Leg::Client, How::Fin);
+  e.r.drain();
+  CHECK(e.r.finished);
+  const V ev = e.r.takeEvents();
+  CHECK(contains(ev, "upstream tcp.close peer/fin"));
+  CHECK(contains(ev, "client tcp.close proxy/fin"));
+}
+
+TEST_CASE("a reset on either leg aborts it and closes the other politely") {
+  for (Leg reset : {Leg::Client, Leg::Upstream}) {
+    CAPTURE(sideName(reset));
+    Established e;
+    const Leg peer = reset == Leg::Client ? Leg::Upstream : Leg::Client;
+    e.r.closed(reset, How::Rst);
+    const V acts = e.r.takeActions();
+    REQUIRE(acts.size() >= 3);
+    CHECK(acts[0] == "abort " + sideName(reset));
+    CHECK(acts[1] == "timer +2s");
+    CHECK(acts[2] == "send " + sideName(peer));  // close_notify
+    e.r.drain();
+    CHECK(e.r.takeActions() == V{"shutdown " + sideName(peer), "finish"});
+    const V ev = e.r.takeEvents();
+    CHECK(contains(ev, sideName(reset) + " tcp.close peer/rst"));
+    CHECK(contains(ev, sideName(peer) + " tcp.close proxy/fin"));
+    CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString().find("connection reset by peer") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("backpressure: a slow client stops reads from the server until its writes drain") {
+  Established e;
+  std::vector<std::uint8_t> big(1024 * 1024);
+  std::iota(big.begin(), big.end(), std::uint8_t{0});
+  REQUIRE(e.srv.tls->write(big) == tls::TlsEngine::Status::Ok);
+  std::vector<std::uint8_t> wire;
+  (void)e.srv.tls->takeOut(wire, SIZE_MAX);
+  // Feed the server's records while the client's writes never complete.
+  std::size_t fed = 0;
+  int rounds = 0;
+  while (e.r.reading[int(Leg::Upstream)] && fed < wire.size() && rounds++ < 200) {
+    const std::size_t n = std::min<std::size_t>(16 * 1024, wire.size() - fed);
+    e.r.bytes(Leg::Upstream, std::span(wire).subspan(fed, n));
+    fed += n;
+  }
+  CHECK_FALSE(e.r.reading[int(Leg::Upstream)]);  // paused
+  CHECK(fed < wire.size());
+  CHECK(fed >= 256 * 1024);
+  CHECK(e.r.writing[int(Leg::Client)]);
+  // The client takes what was written: reads from the server resume.
+  for (int i = 0; i < 64 && !e.r.reading[int(Leg::Upstream)]; ++i) e.r.written(Leg::Client);
+  CHECK(e.r.reading[int(Leg::Upstream)]);
+}
+
+TEST_CASE("handshake timeout: a client that never finishes its ClientHello is closed after --handshake-timeout") {
+  fakeNow() = session::SteadyClock::time_point{std::chrono::hours(2000)};
+  World w;
+  Client c(w);
+  Run r(w);
+  r.start();
+  const auto hello = c.hello();
+  r.bytes(Leg::Client, std::span(hello).first(20));
+  (void)r.takeActions();
+  (void)r.takeEvents();
+  fakeNow() += std::chrono::seconds(4);
+  r.feed(in::TimerFired{});  // early (a re-armed timer's old deadline): waits on
+  CHECK(r.takeActions() == V{"timer +6s"});
+  fakeNow() += std::chrono::seconds(7);
+  r.feed(in::TimerFired{});
+  CHECK(r.takeEvents() == V{"client tls.error timeout", "client tcp.close proxy/timeout", "conn.close"});
+  CHECK(r.takeActions() == V{"timer +2s", "shutdown client", "finish"});
+  CHECK(r.lastEvent("conn.close")->fields.find("outcome")->asString() == "handshake timeout");
+}
+
+TEST_CASE("idle timeout: an established connection with no traffic for --idle-timeout closes both legs") {
+  fakeNow() = session::SteadyClock::time_point{std::chrono::hours(3000)};
+  Established e;
+  fakeNow() += std::chrono::seconds(301);
+  e.r.feed(in::TimerFired{});
+  const V acts = e.r.takeActions();
+  CHECK(acts == V{"timer +2s", "send client", "send upstream"});  // close_notify on both legs
+  e.r.drain();
+  CHECK(e.r.finished);
+  CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "idle timeout");
+}
+
+TEST_CASE("a client refused at accept time (--max-connections): conn.refused and, in explicit mode, a 503") {
+  auto r = session::refuseConnection(9, "127.0.0.1:5000", "--max-connections (1) reached", true);
+  CHECK(r.event.name == "conn.refused");
+  CHECK(r.event.conn == 9);
+  CHECK(r.event.fields.find("reason")->asString() == "--max-connections (1) reached");
+  CHECK(r.response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  CHECK(session::refuseConnection(9, "127.0.0.1:5000", "x", false).response.empty());
+  net::ExplicitFrontEnd explicit_front("");
+  session::ReverseFrontEnd reverse_front({"localhost", 443});
+  CHECK(explicit_front.answersRefusals());
+  CHECK_FALSE(reverse_front.answersRefusals());
+}
