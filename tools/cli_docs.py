@@ -10,6 +10,7 @@ docs/cli.md's copies of the help in step, so none of them can drift from the pro
 The help is CLI11's: sections "Positionals:", "Options:", "Subcommands:", one entry per line
 (two spaces, the spec, the description from column 30 or on the next line).
 """
+import os
 import re
 import subprocess
 import sys
@@ -37,9 +38,13 @@ class Command:
     raw: str = ""
 
 
+# The help must not depend on the caller's locale; a sanitizer build's leak report at exit must not
+# fail the build (its tests check leaks).
+ENV = {**os.environ, "LC_ALL": "C", "ASAN_OPTIONS": "detect_leaks=0"}
+
+
 def run_help(binary, *args):
-    out = subprocess.run([binary, *args, "--help"], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    out = subprocess.run([binary, *args, "--help"], capture_output=True, text=True, check=True, env=ENV)
     return out.stdout.rstrip("\n") + "\n"
 
 
@@ -96,7 +101,7 @@ def parse(text, name=""):
 def collect(binary):
     top = parse(run_help(binary), "")
     subs = [parse(run_help(binary, name), name) for name, _ in top.subcommands]
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True, env=ENV).stdout.strip()
     return top, subs, version
 
 
@@ -229,8 +234,7 @@ BLOCK = re.compile(r"(<!-- help: (?P<args>[^>]*?) -->\n```text\n)(?P<body>.*?)(`
 def markdown_blocks(binary, text):
     def repl(m):
         args = m["args"].split()
-        body = subprocess.run([binary, *args], capture_output=True, text=True, check=True,
-                              env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}).stdout
+        body = subprocess.run([binary, *args], capture_output=True, text=True, check=True, env=ENV).stdout
         if args == ["--version"]:
             body = re.sub(r"\(.*\)", "(OpenSSL …, allocator …)", body)  # the machine's libraries
         return m.group(1) + body.rstrip("\n") + "\n" + m.group(4)
