@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# One command to run every test: installs what is missing, builds with warnings as errors, runs
-# the whole CTest suite (unit, fuzz-corpus replays, integration with real peers), then rebuilds
-# under ASan+UBSan and runs the suite again.
+# One command to run every test: installs what is missing, checks the formatting
+# (tools/check_format.sh), builds with warnings as errors, runs the whole CTest suite (unit,
+# layering, install, fuzz-corpus replays, lint, integration with real peers), then rebuilds under
+# ASan+UBSan and runs the suite again.
 #   TLSTRACE_SKIP_SANITIZE=1 / TLSTRACE_SKIP_TSAN=1 / TLSTRACE_SKIP_FUZZ=1 skip those passes
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
 "$root/tools/deps.sh" --test
+# Formatting first: seconds, and a failure here needs no build to be understood.
+"$root/tools/check_format.sh"
 
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON >/dev/null
 cmake --build "$root/build" -j "$jobs"
