@@ -19,15 +19,19 @@ Diagnosis fromAlert(const std::string& alert, bool client_leg) {
     return {"server_rejected_certificate", "the server refused the client certificate the proxy sent"};
   }
   if (alert == "protocol_version")
-    return {"version_mismatch", "no TLS version in common: compare supported_versions on both legs "
-                                "(--client-tls-min/max, --upstream-tls-min/max)"};
+    return {"version_mismatch",
+            "no TLS version in common: compare supported_versions on both legs "
+            "(--client-tls-min/max, --upstream-tls-min/max)"};
   if (alert == "insufficient_security")
-    return {"insufficient_security", "the peer wants stronger parameters than offered: compare cipher suites and groups"};
+    return {"insufficient_security",
+            "the peer wants stronger parameters than offered: compare cipher suites and groups"};
   if (alert == "certificate_required")
-    return {"client_certificate_required", "the server requires a client certificate; tlstrace does not forward client certificates yet"};
+    return {"client_certificate_required",
+            "the server requires a client certificate; tlstrace does not forward client certificates yet"};
   if (alert == "handshake_failure")
-    return {"handshake_failure", "the peer refused the handshake: usually no common cipher suite, group or signature "
-                                 "algorithm; compare the ClientHello with what the peer accepts"};
+    return {"handshake_failure",
+            "the peer refused the handshake: usually no common cipher suite, group or signature "
+            "algorithm; compare the ClientHello with what the peer accepts"};
   if (alert == "unrecognized_name")
     return {"unrecognized_name", "the server does not know the SNI name sent: check the host name"};
   if (alert == "no_application_protocol")
@@ -39,43 +43,51 @@ Diagnosis fromAlert(const std::string& alert, bool client_leg) {
 
 Diagnosis diagnose(const FailureFacts& f) {
   if (f.not_tls)
-    return {"not_tls", "the client did not send a TLS ClientHello: is it speaking plain HTTP (or something else) to a TLS port?"};
+    return {"not_tls",
+            "the client did not send a TLS ClientHello: is it speaking plain HTTP (or something else) to a TLS port?"};
   if (f.timeout)
-    return {"timeout", "no progress within the handshake timeout: is the peer speaking TLS on this port? (--handshake-timeout)"};
+    return {"timeout",
+            "no progress within the handshake timeout: is the peer speaking TLS on this port? (--handshake-timeout)"};
   if (f.peer_reset)
     return {"peer_reset", "the peer reset the connection: check its log; crashed servers and middleboxes do this"};
   switch (f.ssl_reason) {
     case SSL_R_NO_SHARED_CIPHER:
-      return {"no_shared_cipher", "no cipher suite in common: compare the ClientHello's cipher_suites with what the "
-                                  "server accepts (--client-ciphers/--upstream-ciphers change the proxy's offer)"};
+      return {"no_shared_cipher",
+              "no cipher suite in common: compare the ClientHello's cipher_suites with what the "
+              "server accepts (--client-ciphers/--upstream-ciphers change the proxy's offer)"};
     case SSL_R_NO_SUITABLE_KEY_SHARE:
     case SSL_R_NO_SHARED_GROUPS:
-      return {"no_shared_group", "no key-exchange group in common: compare supported_groups (--client-groups/--upstream-groups)"};
+      return {"no_shared_group",
+              "no key-exchange group in common: compare supported_groups (--client-groups/--upstream-groups)"};
     case SSL_R_UNSUPPORTED_PROTOCOL:
     case SSL_R_WRONG_VERSION_NUMBER:
     case SSL_R_VERSION_TOO_LOW:
     case SSL_R_VERSION_TOO_HIGH:
     case SSL_R_UNKNOWN_PROTOCOL:
-      return {"version_mismatch", "no TLS version in common: compare supported_versions on both legs "
-                                  "(--client-tls-min/max, --upstream-tls-min/max)"};
+      return {"version_mismatch",
+              "no TLS version in common: compare supported_versions on both legs "
+              "(--client-tls-min/max, --upstream-tls-min/max)"};
     case SSL_R_DH_KEY_TOO_SMALL:
     case SSL_R_BAD_DH_VALUE:
-      return {"dh_key_too_small", "the server's DH group is too small for OpenSSL's security level: the server should "
-                                  "use 2048 bits or more (RFC 7919 ffdhe2048); to inspect it anyway, pass "
-                                  "--upstream-ciphers 'DEFAULT:@SECLEVEL=0'"};
+      return {"dh_key_too_small",
+              "the server's DH group is too small for OpenSSL's security level: the server should "
+              "use 2048 bits or more (RFC 7919 ffdhe2048); to inspect it anyway, pass "
+              "--upstream-ciphers 'DEFAULT:@SECLEVEL=0'"};
     case SSL_R_CERTIFICATE_VERIFY_FAILED:
       if (f.verify_error == X509_V_ERR_HOSTNAME_MISMATCH || f.verify_error == X509_V_ERR_IP_ADDRESS_MISMATCH)
-        return {"hostname_mismatch", "the server's certificate does not carry the name asked for: use a name from "
-                                     "tls.trust.chain[0].san, or --insecure to relay anyway"};
-      return {"upstream_certificate_untrusted", "the server's certificate does not verify: give its CA with "
-                                                "--upstream-ca, or --insecure to relay anyway (the verdict stays in the trace)"};
+        return {"hostname_mismatch",
+                "the server's certificate does not carry the name asked for: use a name from "
+                "tls.trust.chain[0].san, or --insecure to relay anyway"};
+      return {"upstream_certificate_untrusted",
+              "the server's certificate does not verify: give its CA with "
+              "--upstream-ca, or --insecure to relay anyway (the verdict stays in the trace)"};
     case SSL_R_HTTP_REQUEST:
-    case SSL_R_HTTPS_PROXY_REQUEST:
-      return {"not_tls", "plain HTTP was sent to a TLS port"};
+    case SSL_R_HTTPS_PROXY_REQUEST: return {"not_tls", "plain HTTP was sent to a TLS port"};
     case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
     case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
-      return {"no_shared_signature_algorithm", "no signature algorithm in common: compare signature_algorithms with "
-                                               "the certificate's key type"};
+      return {"no_shared_signature_algorithm",
+              "no signature algorithm in common: compare signature_algorithms with "
+              "the certificate's key type"};
     default: break;
   }
   if (f.ssl_reason > SSL_AD_REASON_OFFSET || !f.alert_received.empty())

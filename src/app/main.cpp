@@ -1,6 +1,5 @@
 // Composition root: the command line (CLI11) turned into configuration, and the one place that
 // knows every concrete type.
-#include <openssl/opensslv.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -36,7 +35,7 @@ constexpr const char* kVersion = "0.1.0";
 
 // What the binary was built with, for --version and the start line (bug reports, benchmarks).
 std::string buildInfo() {
-  std::string info = OpenSSL_version(OPENSSL_VERSION);
+  std::string info = tls::libraryVersion();
 #ifdef TLSTRACE_JEMALLOC
   const char* v = nullptr;
   std::size_t len = sizeof v;
@@ -189,19 +188,9 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
     return 0;
   }
   // show
-  char subject[512];
-  X509_NAME_oneline(X509_get_subject_name(ca.cert.get()), subject, sizeof subject);
-  const ASN1_TIME* nb = X509_get0_notBefore(ca.cert.get());
-  const ASN1_TIME* na = X509_get0_notAfter(ca.cert.get());
-  tls::BioPtr bio(BIO_new(BIO_s_mem()));
-  ASN1_TIME_print(bio.get(), nb);
-  BIO_puts(bio.get(), " .. ");
-  ASN1_TIME_print(bio.get(), na);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
   std::cout << "certificate: " << (ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path) << "\n"
-            << "subject:     " << subject << "\n"
-            << "validity:    " << std::string(data, static_cast<std::size_t>(n)) << "\n"
+            << "subject:     " << pki::subjectLine(ca.cert.get()) << "\n"
+            << "validity:    " << pki::validityLine(ca.cert.get()) << "\n"
             << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
             << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt && "
                "update-ca-certificates\n"

@@ -161,8 +161,8 @@ void Connection::connect(const act::Connect& c) {
   const auto started = session::SteadyClock::now();
   auto timed_out = std::make_shared<bool>(false);
   const double timeout_s = c.timeout_s;
-  connect_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(timeout_s)));
+  connect_timer_.expires_after(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s)));
   connect_timer_.async_wait([this, self, timed_out](boost::system::error_code ec) {
     if (ec || finished_) return;
     *timed_out = true;
@@ -173,8 +173,7 @@ void Connection::connect(const act::Connect& c) {
   auto on_connect = [this, self, started, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
     if (finished_) return;
     connect_timer_.cancel();
-    if (*timed_out)
-      return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
+    if (*timed_out) return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
     if (ec) return run(in::ConnectFailed{502, ec.message()});
     upstream_.open = true;
     prepareSocket(upstream_.sock);
@@ -188,22 +187,21 @@ void Connection::connect(const act::Connect& c) {
   const std::string host(c.host);
   const auto literal = asio::ip::make_address(host, literal_ec);
   if (!literal_ec) {
-    return asio::async_connect(upstream_.sock,
-                               tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host,
-                                                                   std::to_string(c.port)),
-                               on_connect);
+    return asio::async_connect(
+        upstream_.sock,
+        tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)), on_connect);
   }
-  resolver_.async_resolve(host, std::to_string(c.port),
-                          [this, self, timed_out, on_connect](boost::system::error_code ec,
-                                                              const tcp::resolver::results_type& results) {
-                            if (finished_) return;
-                            if (*timed_out) return run(in::ConnectFailed{504, "connect timed out"});
-                            if (ec) {
-                              connect_timer_.cancel();
-                              return run(in::ConnectFailed{502, "name resolution failed: " + ec.message()});
-                            }
-                            asio::async_connect(upstream_.sock, results, on_connect);
-                          });
+  resolver_.async_resolve(
+      host, std::to_string(c.port),
+      [this, self, timed_out, on_connect](boost::system::error_code ec, const tcp::resolver::results_type& results) {
+        if (finished_) return;
+        if (*timed_out) return run(in::ConnectFailed{504, "connect timed out"});
+        if (ec) {
+          connect_timer_.cancel();
+          return run(in::ConnectFailed{502, "name resolution failed: " + ec.message()});
+        }
+        asio::async_connect(upstream_.sock, results, on_connect);
+      });
 }
 
 void Connection::armTimer(session::SteadyClock::time_point at) {

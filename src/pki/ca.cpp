@@ -155,4 +155,20 @@ CertAuthority loadOrCreateCa(const std::string& dir, bool& created) {
   return ca;
 }
 
+std::string subjectLine(X509* cert) {
+  char subject[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+  return subject;
+}
+
+std::string validityLine(X509* cert) {
+  tls::BioPtr bio(BIO_new(BIO_s_mem()));
+  ASN1_TIME_print(bio.get(), X509_get0_notBefore(cert));
+  BIO_puts(bio.get(), " .. ");
+  ASN1_TIME_print(bio.get(), X509_get0_notAfter(cert));
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
 }  // namespace tlstrace::pki

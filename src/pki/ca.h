@@ -31,5 +31,8 @@ void checkPrivateFile(const std::string& path);
 // "AB:CD:..." SHA-256 fingerprint of a certificate.
 [[nodiscard]] std::string fingerprintSha256(X509* cert);
 [[nodiscard]] std::string certificatePem(X509* cert);
+// One-line subject ("/CN=...") and validity ("<notBefore> .. <notAfter>"), for `ca show`.
+[[nodiscard]] std::string subjectLine(X509* cert);
+[[nodiscard]] std::string validityLine(X509* cert);
 
 }  // namespace tlstrace::pki

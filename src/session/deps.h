@@ -7,10 +7,7 @@
 #include <string_view>
 
 #include "config/config.h"
-
-// OpenSSL's own spelling of the context type (openssl/types.h), so that this header needs none of
-// OpenSSL's: the session only hands the contexts on to tls/.
-typedef struct ssl_ctx_st SSL_CTX;
+#include "tls/context_ref.h"
 
 namespace tlstrace::trace {
 class Tracer;
@@ -34,8 +31,8 @@ struct Deps {
   const config::ProxyConfig* cfg = nullptr;
   trace::Tracer* tracer = nullptr;
   pki::Forger* forger = nullptr;
-  SSL_CTX* client_ctx = nullptr;    // faces clients (server role)
-  SSL_CTX* upstream_ctx = nullptr;  // faces servers (client role)
+  tls::ContextRef client_ctx = nullptr;    // faces clients (server role)
+  tls::ContextRef upstream_ctx = nullptr;  // faces servers (client role)
   // Every NSS key-log line of both legs (the key log file), or empty.
   std::function<void(std::string_view)> keylog;
   analysis::PrimeCache* primes = nullptr;

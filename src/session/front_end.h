@@ -26,9 +26,9 @@ struct FrontStep {
   std::string reason;
   std::string headers;  // Refuse: extra response headers, each ending in CRLF
   config::HostPort target;
-  std::string method;     // Tunnel/Forward: for the proxy.request event
-  std::string reply;      // Tunnel: to the client once connected
-  std::string head;       // Forward: to the upstream before the client's further bytes
+  std::string method;        // Tunnel/Forward: for the proxy.request event
+  std::string reply;         // Tunnel: to the client once connected
+  std::string head;          // Forward: to the upstream before the client's further bytes
   std::size_t consumed = 0;  // client bytes the front end used up (the rest is the tunnel's)
 };
 

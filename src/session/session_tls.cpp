@@ -211,7 +211,7 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
 }
 
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
-  SSL* ssl = l.tls->ssl();
+  auto* ssl = l.tls->ssl();
   l.handshake_ms = std::chrono::duration<double, std::milli>(at - l.hs_start).count();
   l.established = tls::establishedFields(ssl, *l.handshake_ms);
   analysis::KexInput in;

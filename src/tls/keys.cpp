@@ -63,8 +63,7 @@ std::optional<SecretBytes> hkdfExpandLabel(const EVP_MD* md, const std::vector<s
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(EVP_MD_get0_name(md)), 0),
       OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(secret.data()), secret.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
-      OSSL_PARAM_END};
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()), OSSL_PARAM_END};
   std::vector<std::uint8_t> out(len);
   const bool ok = EVP_KDF_derive(ctx, out.data(), out.size(), params) == 1;
   EVP_KDF_CTX_free(ctx);
@@ -107,8 +106,7 @@ std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t versi
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<std::uint8_t*>(master_secret.data()),
                                         master_secret.size()),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, label_seed.data(), label_seed.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed.data(), seed.size()),
-      OSSL_PARAM_END};
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed.data(), seed.size()), OSSL_PARAM_END};
   std::vector<std::uint8_t> block(total);
   const bool ok = EVP_KDF_derive(ctx, block.data(), block.size(), params) == 1;
   EVP_KDF_CTX_free(ctx);
@@ -131,7 +129,8 @@ std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t versi
   return kb;
 }
 
-std::vector<DerivedKeys> keysFromKeylog(SSL* ssl, std::string_view label, const std::vector<std::uint8_t>& client_random,
+std::vector<DerivedKeys> keysFromKeylog(SSL* ssl, std::string_view label,
+                                        const std::vector<std::uint8_t>& client_random,
                                         const std::vector<std::uint8_t>& secret, SecretBytes& app_client,
                                         SecretBytes& app_server) {
   std::vector<DerivedKeys> out;

@@ -45,7 +45,8 @@ struct TrafficKeys {
                                                          std::string_view label,
                                                          const std::vector<std::uint8_t>& context, std::size_t len);
 // RFC 8446 7.3: key = HKDF-Expand-Label(secret, "key", "", key_len), iv likewise with "iv".
-[[nodiscard]] std::optional<TrafficKeys> tls13TrafficKeys(const CipherParams& p, const std::vector<std::uint8_t>& secret);
+[[nodiscard]] std::optional<TrafficKeys> tls13TrafficKeys(const CipherParams& p,
+                                                          const std::vector<std::uint8_t>& secret);
 // RFC 8446 7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length).
 [[nodiscard]] std::optional<SecretBytes> tls13NextSecret(const EVP_MD* md, const std::vector<std::uint8_t>& secret);
 

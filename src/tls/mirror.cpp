@@ -91,7 +91,8 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
   ERR_clear_error();
   if (!tls12.empty()) {
     // @SECLEVEL=0 so that weak suites the client offered are really offered too.
-    if (SSL_set_cipher_list(ssl, (join(tls12, ':') + ":@SECLEVEL=0").c_str()) == 1) mirrored.set("cipher_suites_tls12", strings(tls12));
+    if (SSL_set_cipher_list(ssl, (join(tls12, ':') + ":@SECLEVEL=0").c_str()) == 1)
+      mirrored.set("cipher_suites_tls12", strings(tls12));
     else skip("TLS 1.2 cipher suites", "OpenSSL refused the list");
   }
   if (!tls13.empty()) {
@@ -129,8 +130,7 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
   ERR_clear_error();
 
   if (!offer.alpn.empty()) mirrored.set("alpn", strings(offer.alpn));
-  if (!offer.key_shares.empty())
-    skip("key_share choice", "OpenSSL sends a share for its first group only");
+  if (!offer.key_shares.empty()) skip("key_share choice", "OpenSSL sends a share for its first group only");
   bool grease = false;
   for (auto x : offer.suites) grease = grease || wire::isGrease(x);
   if (grease) skip("GREASE values", "OpenSSL does not send GREASE");

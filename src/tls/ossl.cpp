@@ -55,4 +55,6 @@ X509Ptr shareX509(X509* x) {
   return X509Ptr(x);
 }
 
+std::string libraryVersion() { return OpenSSL_version(OPENSSL_VERSION); }
+
 }  // namespace tlstrace::tls

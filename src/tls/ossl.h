@@ -34,6 +34,9 @@ using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<&GENERAL_NAMES_fr
 using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<&X509_STORE_free>>;
 using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<&X509_STORE_CTX_free>>;
 
+// The OpenSSL library in use ("OpenSSL 3.0.x <date>"), for --version.
+[[nodiscard]] std::string libraryVersion();
+
 // Drains the thread's OpenSSL error queue into one line ("" when empty).
 [[nodiscard]] std::string errorQueueText();
 

@@ -203,7 +203,8 @@ void LegDecoder::extension(const Extension& e, bool from_client, bool hrr, Json&
     }
     case ExtensionType::EncryptThenMac:
     case ExtensionType::ExtendedMasterSecret:
-    case ExtensionType::PostHandshakeAuth:  // encrypt_then_mac, extended_master_secret, post_handshake_auth: empty by definition
+    case ExtensionType::PostHandshakeAuth:  // encrypt_then_mac, extended_master_secret, post_handshake_auth: empty by
+                                            // definition
       if (!e.data.empty()) fail("extension that must be empty");
       return;
     case ExtensionType::CompressCertificate: {  // compress_certificate, RFC 8879 3

@@ -173,7 +173,8 @@ Decoded<ServerHello> decodeServerHello(Bytes body) {
 }
 
 const Extension* findExtension(const std::vector<Extension>& exts, ExtensionType type) {
-  auto it = std::find_if(exts.begin(), exts.end(), [&](const Extension& e) { return e.type == static_cast<std::uint16_t>(type); });
+  auto it = std::find_if(exts.begin(), exts.end(),
+                         [&](const Extension& e) { return e.type == static_cast<std::uint16_t>(type); });
   return it == exts.end() ? nullptr : &*it;
 }
 

@@ -15,7 +15,7 @@ enum class KexKind { Unknown, Rsa, Dhe, Ecdhe, Psk, DhePsk, EcdhePsk, RsaPsk, Dh
 [[nodiscard]] std::string_view kexName(KexKind k);
 
 struct CertificateEntry {
-  Bytes cert_data;                   // DER
+  Bytes cert_data;                    // DER
   std::vector<Extension> extensions;  // TLS 1.3 only
 };
 struct Certificate {

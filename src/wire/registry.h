@@ -7,9 +7,7 @@
 namespace tlstrace::wire {
 
 // RFC 8701: GREASE values are 0x?A?A with both bytes equal.
-[[nodiscard]] constexpr bool isGrease(std::uint16_t v) {
-  return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
-}
+[[nodiscard]] constexpr bool isGrease(std::uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff); }
 
 // Each returns "unknown" for a code point not in the table (and "GREASE" for GREASE values where
 // the registry allows them).

@@ -37,12 +37,12 @@ TEST_CASE("malformed and unsupported requests get a status") {
     int status;
   };
   const Row rows[] = {
-      {"CONNECT example.com HTTP/1.1\r\n\r\n", 400},           // no port
-      {"CONNECT :443 HTTP/1.1\r\n\r\n", 400},                  // no host
-      {"CONNECT example.com:99999 HTTP/1.1\r\n\r\n", 400},     // bad port
-      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400},              // origin-form: not a proxy request
-      {"GET https://x/ HTTP/1.1\r\n\r\n", 400},                // https needs CONNECT
-      {"\x16\x03\x01\x00\x05hello", 400},                      // TLS to the HTTP front end
+      {"CONNECT example.com HTTP/1.1\r\n\r\n", 400},        // no port
+      {"CONNECT :443 HTTP/1.1\r\n\r\n", 400},               // no host
+      {"CONNECT example.com:99999 HTTP/1.1\r\n\r\n", 400},  // bad port
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400},           // origin-form: not a proxy request
+      {"GET https://x/ HTTP/1.1\r\n\r\n", 400},             // https needs CONNECT
+      {"\x16\x03\x01\x00\x05hello", 400},                   // TLS to the HTTP front end
       {"CONNECT a:1 HTTP/1.1\r\nBad Header\r\n\r\n", 400},
   };
   for (const auto& row : rows) {
@@ -59,7 +59,9 @@ TEST_CASE("malformed and unsupported requests get a status") {
 }
 
 TEST_CASE("absolute-form requests are rewritten to origin-form") {
-  auto r = parse("GET http://example.com:8081/path?q=1 HTTP/1.1\r\nHost: example.com:8081\r\nProxy-Connection: keep-alive\r\n\r\n");
+  auto r = parse(
+      "GET http://example.com:8081/path?q=1 HTTP/1.1\r\nHost: example.com:8081\r\nProxy-Connection: "
+      "keep-alive\r\n\r\n");
   REQUIRE(r.kind == ProxyRequest::Kind::PlainHttp);
   CHECK(r.target.host == "example.com");
   CHECK(r.target.port == 8081);

@@ -157,8 +157,8 @@ inline std::string describe(const trace::Event& e) {
 struct Run {
   World& w;
   session::ProxySession s;
-  std::vector<std::string> actions;  // since the last take
-  std::vector<session::Action> raw;  // the last step's
+  std::vector<std::string> actions;   // since the last take
+  std::vector<session::Action> raw;   // the last step's
   std::vector<std::uint8_t> sent[3];  // written per leg, not yet delivered to the peer
   bool reading[3] = {false, false, false};
   bool writing[3] = {false, false, false};

@@ -1,10 +1,9 @@
 // The proxy session without sockets: scripted inputs, the exact actions and events expected.
-#include "tests/unit/session/playbook.h"
-
 #include <algorithm>
 #include <numeric>
 
 #include "net/proxy_request.h"
+#include "tests/unit/session/playbook.h"
 
 using namespace tlstrace;
 using namespace tlstrace::playbook;
@@ -85,9 +84,9 @@ TEST_CASE("a ClientHello split across reads, then both handshakes in order and d
   REQUIRE(srv.tls->handshakeDone());
   const V ev = r.takeEvents();
   // The upstream handshake completes (and is traced) before the client's ServerHello goes out.
-  for (const std::string e : {"upstream tls.message ServerHello", "upstream tls.trust",
-                        "upstream tls.established", "upstream tls.key_exchange", "client tls.message ServerHello",
-                        "client tls.established", "client tls.key_exchange"})
+  for (const std::string e : {"upstream tls.message ServerHello", "upstream tls.trust", "upstream tls.established",
+                              "upstream tls.key_exchange", "client tls.message ServerHello", "client tls.established",
+                              "client tls.key_exchange"})
     CHECK_MESSAGE(contains(ev, e), e << " in " << doctest::toString(ev));
   CHECK(indexOf(ev, "upstream tls.established") < indexOf(ev, "client tls.message ServerHello"));
   CHECK(indexOf(ev, "client tls.message ServerHello") < indexOf(ev, "client tls.established"));

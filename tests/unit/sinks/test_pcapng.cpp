@@ -36,14 +36,14 @@ std::uint16_t onesSum(const Bytes& d, std::uint32_t acc = 0) {
 TEST_CASE("Section Header Block") {
   const Bytes b = pcapng::sectionHeader("tlstrace");
   const Bytes expected = {
-      0x0A, 0x0D, 0x0D, 0x0A,  // block type
-      0x2C, 0x00, 0x00, 0x00,  // block total length: 44
-      0x4D, 0x3C, 0x2B, 0x1A,  // byte-order magic 0x1A2B3C4D, little-endian
-      0x01, 0x00, 0x00, 0x00,  // version 1.0
-      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,  // section length: unspecified
-      0x04, 0x00, 0x08, 0x00, 't', 'l', 's', 't', 'r', 'a', 'c', 'e',  // shb_userappl
-      0x00, 0x00, 0x00, 0x00,  // opt_endofopt
-      0x2C, 0x00, 0x00, 0x00,  // block total length again
+      0x0A, 0x0D, 0x0D, 0x0A,                                              // block type
+      0x2C, 0x00, 0x00, 0x00,                                              // block total length: 44
+      0x4D, 0x3C, 0x2B, 0x1A,                                              // byte-order magic 0x1A2B3C4D, little-endian
+      0x01, 0x00, 0x00, 0x00,                                              // version 1.0
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,                      // section length: unspecified
+      0x04, 0x00, 0x08, 0x00, 't',  'l',  's',  't',  'r', 'a', 'c', 'e',  // shb_userappl
+      0x00, 0x00, 0x00, 0x00,                                              // opt_endofopt
+      0x2C, 0x00, 0x00, 0x00,                                              // block total length again
   };
   CHECK(b == expected);
 }
@@ -57,8 +57,8 @@ TEST_CASE("Interface Description Block: raw IP, name, description, microsecond t
   const Bytes body_start = {101, 0, 0, 0, 0, 0, 0, 0};  // LINKTYPE_RAW, reserved, snaplen 0
   CHECK(Bytes(b.begin() + 8, b.begin() + 16) == body_start);
   const Bytes opts = {2, 0, 3, 0, 'l', 'e', 'g', 0,  // if_name, padded
-                      3, 0, 1, 0, 'd', 0, 0, 0,      // if_description
-                      9, 0, 1, 0, 6, 0, 0, 0,        // if_tsresol = 10^-6
+                      3, 0, 1, 0, 'd', 0,   0,   0,  // if_description
+                      9, 0, 1, 0, 6,   0,   0,   0,  // if_tsresol = 10^-6
                       0, 0, 0, 0};
   CHECK(Bytes(b.begin() + 16, b.end() - 4) == opts);
 }
@@ -131,7 +131,7 @@ TEST_CASE("the sink writes secrets before the packets of the same burst, 0600, f
     sink.data(1, trace::Leg::Client, true, hello, t);
     sink.secret("CLIENT_RANDOM 00 11");
     sink.commit();
-    struct stat st{};
+    struct stat st {};
     ::stat(path, &st);
     CHECK((st.st_mode & 0777) == 0600);
     std::ifstream f(path, std::ios::binary);
