@@ -25,7 +25,8 @@ void legOptions(CLI::App* cmd, const std::string& leg, config::LegTls& t) {
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st) {
   CLI::App* p = app.add_subcommand("proxy", "run the intercepting proxy");
   // Read by applyConfigFiles() once the command line is parsed.
-  p->add_option("--config", st.config_files, "read options from a TOML file (the command line wins)");
+  p->add_option("--config", st.config_files,
+                "read options from a TOML file (repeatable; a later file wins, the command line over all)");
   p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   p->add_option("-l,--listen", st.listen, "HOST:PORT to accept clients on")->capture_default_str();
   p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy) or reverse (every client to --upstream)")
