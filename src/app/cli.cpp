@@ -152,7 +152,9 @@ struct Setting {
 // checked against those commands but not applied); throws for unknown keys and wrong types.
 CLI::Option* resolve(CLI::App& cmd, CLI::App& root, const config::FileEntry& e) {
   std::vector<std::string> commands;
-  for (CLI::App* sc : root.get_subcommands([](CLI::App*) { return true; })) commands.push_back(sc->get_name());
+  // Nameless subcommands (CLI11 groups options that way) have no table.
+  for (CLI::App* sc : root.get_subcommands([](CLI::App* a) { return !a->get_name().empty(); }))
+    commands.push_back(sc->get_name());
   CLI::App* target = &cmd;
   auto first = e.path.begin();
   std::string table;
@@ -200,7 +202,8 @@ std::vector<std::pair<std::string, std::string>> configKeys(const CLI::App& cmd)
 void applyConfigFiles(CLI::App& cmd, const CliState& st) {
   CLI::App* root = &cmd;
   while (root->get_parent() != nullptr) root = root->get_parent();
-  // Everything is read and checked before anything is set, so one bad file changes nothing.
+  // Every key of every file is checked before any is applied, so a mistake is reported even where a
+  // later file or the command line overrides that key.
   std::vector<std::vector<config::FileEntry>> files;
   std::vector<std::vector<Setting>> settings;
   for (const auto& file : st.config_files) {
