@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages tlstrace needs to build and test, only those that are missing.
 set -euo pipefail
 PKGS=(g++ cmake ninja-build pkg-config libssl-dev openssl libboost1.81-dev libspdlog-dev libcli11-dev
-      libjemalloc-dev doctest-dev python3 curl ca-certificates)
+      libtomlplusplus-dev libjemalloc-dev doctest-dev python3 curl ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   PKGS+=(gnutls-bin nodejs clang clang-tidy clang-format groff-base libclang-rt-14-dev tshark nginx-light)
 fi

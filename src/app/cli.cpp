@@ -1,10 +1,11 @@
 #include "app/cli.h"
 
 #include <CLI/CLI.hpp>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
+#include <map>
+#include <optional>
 
-#include "config/toml.h"
+#include "config/config_file.h"
 #include "pki/ca.h"
 
 namespace tlstrace::app {
@@ -14,16 +15,18 @@ void legOptions(CLI::App* cmd, const std::string& leg, config::LegTls& t) {
   const std::string who = leg == "client" ? "to clients" : "to servers";
   cmd->add_option("--" + leg + "-tls-min", t.min_version, "lowest TLS version offered " + who + " (1.0..1.3)");
   cmd->add_option("--" + leg + "-tls-max", t.max_version, "highest TLS version offered " + who);
-  cmd->add_option("--" + leg + "-ciphers", t.ciphers, "TLS <= 1.2 cipher list " + who + " (OpenSSL syntax)");
-  cmd->add_option("--" + leg + "-ciphersuites", t.ciphersuites, "TLS 1.3 cipher suites " + who);
-  cmd->add_option("--" + leg + "-groups", t.groups, "key-exchange groups " + who + " (e.g. X25519:P-256)");
+  // OpenSSL lists are ':'-separated; the delimiter also lets a config file give them as arrays.
+  cmd->add_option("--" + leg + "-ciphers", t.ciphers, "TLS <= 1.2 cipher list " + who + " (OpenSSL syntax)")->join(':');
+  cmd->add_option("--" + leg + "-ciphersuites", t.ciphersuites, "TLS 1.3 cipher suites " + who)->join(':');
+  cmd->add_option("--" + leg + "-groups", t.groups, "key-exchange groups " + who + " (e.g. X25519:P-256)")->join(':');
 }
 }  // namespace
 
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st) {
   CLI::App* p = app.add_subcommand("proxy", "run the intercepting proxy");
-  // Expanded by expandConfigFiles() before parsing; declared here for --help.
-  p->add_option("--config", st.config_file, "read options from a TOML file (the command line wins)");
+  // Read by applyConfigFiles() once the command line is parsed.
+  p->add_option("--config", st.config_files,
+                "read options from a TOML file (repeatable; a later file wins, the command line over all)");
   p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   p->add_option("-l,--listen", st.listen, "HOST:PORT to accept clients on")->capture_default_str();
   p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy) or reverse (every client to --upstream)")
@@ -36,7 +39,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_flag("--insecure", cfg.insecure, "do not enforce upstream certificate verification (still traced)");
   p->add_option("--upstream-ca", cfg.upstream_ca, "trust anchors for the upstream leg (PEM)");
   p->add_option("--trace", cfg.trace, "categories: tcp,handshake,keyexchange,trust,keys,record,data,all")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->join(',');
   p->add_option("--log", cfg.log_file, "human-readable trace to FILE (default stderr)");
   p->add_option("--format", cfg.format,
                 "text trace shape: default, jsse (like javax.net.debug), openssl (like s_client -trace)")
@@ -78,38 +82,161 @@ CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& act
   return c;
 }
 
-std::vector<std::string> expandConfigFiles(const std::vector<std::string>& args) {
+namespace {
+
+// What a TOML value must be to set an option, read off the option's CLI11 definition.
+enum class Takes { Boolean, Integer, Unsigned, Number, String, List };
+
+std::optional<Takes> takes(const CLI::Option& o) {
+  if (o.get_expected_max() == 0) return Takes::Boolean;  // a flag
+  const std::string full = o.get_type_name();
+  const std::string type = full.substr(0, full.find(':'));  // validators append ":{a,b}"
+  if (type == "INT") return Takes::Integer;
+  if (type == "UINT") return Takes::Unsigned;
+  if (type == "FLOAT") return Takes::Number;
+  if (type == "TEXT") return o.get_delimiter() != '\0' ? Takes::List : Takes::String;
+  return std::nullopt;
+}
+
+std::string_view describe(Takes t) {
+  switch (t) {
+    case Takes::Boolean: return "a boolean (true or false)";
+    case Takes::Integer: return "an integer";
+    case Takes::Unsigned: return "a non-negative integer";
+    case Takes::Number: return "a number";
+    case Takes::String: return "a string";
+    case Takes::List: break;
+  }
+  return "a string or an array of strings";
+}
+
+bool accepts(Takes t, const config::FileEntry& e) {
+  using config::ValueType;
+  switch (t) {
+    case Takes::Boolean: return e.type == ValueType::Boolean;
+    case Takes::Integer: return e.type == ValueType::Integer;
+    // CLI11 reads "-1" into an unsigned option as its largest value; a file is refused.
+    case Takes::Unsigned: return e.type == ValueType::Integer && !e.values.front().starts_with('-');
+    case Takes::Number: return e.type == ValueType::Integer || e.type == ValueType::Float;
+    case Takes::String: return e.type == ValueType::String;
+    case Takes::List: break;
+  }
+  return e.type == ValueType::String || (e.type == ValueType::Array && e.element_type == ValueType::String);
+}
+
+// A file may set the named options other than --help and --config.
+bool settable(const CLI::App& cmd, const CLI::Option* o) {
+  return o != cmd.get_help_ptr() && o != cmd.get_help_all_ptr() && !o->get_lnames().empty() &&
+         o->get_lnames().front() != "config";
+}
+
+std::vector<std::string> keyNames(const CLI::App& cmd) {
   std::vector<std::string> out;
-  std::string command;
-  std::size_t command_at = 0;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (command.empty() && !a.empty() && a[0] != '-') {
-      command = a;
-      out.push_back(a);
-      command_at = out.size();
-      continue;
+  for (const CLI::Option* o : cmd.get_options())
+    if (settable(cmd, o)) out.push_back(o->get_lnames().front());
+  return out;
+}
+
+std::string joined(std::vector<std::string>::const_iterator b, std::vector<std::string>::const_iterator e, char sep) {
+  std::string out;
+  for (auto i = b; i != e; ++i) out += (i == b ? "" : std::string(1, sep)) + *i;
+  return out;
+}
+
+struct Setting {
+  CLI::Option* opt;
+  const config::FileEntry* entry;
+};
+
+// Which option of `cmd` an entry sets (nullptr for the tables of other commands, which are
+// checked against those commands but not applied); throws for unknown keys and wrong types.
+CLI::Option* resolve(CLI::App& cmd, CLI::App& root, const config::FileEntry& e) {
+  std::vector<std::string> commands;
+  // Nameless subcommands (CLI11 groups options that way) have no table.
+  for (CLI::App* sc : root.get_subcommands([](CLI::App* a) { return !a->get_name().empty(); }))
+    commands.push_back(sc->get_name());
+  CLI::App* target = &cmd;
+  auto first = e.path.begin();
+  std::string table;
+  if (e.path.size() >= 2 && std::find(commands.begin(), commands.end(), e.path.front()) != commands.end()) {
+    table = e.path.front();
+    target = root.get_subcommand(table);
+    ++first;
+  }
+  const std::string key = joined(first, e.path.end(), '-');
+  const std::string shown = joined(first, e.path.end(), '.');
+  CLI::Option* opt = nullptr;
+  for (CLI::Option* o : target->get_options())
+    if (settable(*target, o) && o->check_lname(key)) opt = o;
+  if (!opt) {
+    if (table.empty() && e.path.size() >= 2) {
+      if (auto cmd_name = config::nearest(e.path.front(), commands); !cmd_name.empty())
+        throw CLI::ConfigError(e.key_at + ": unknown table [" + e.path.front() + "]; did you mean [" + cmd_name + "]?");
     }
-    std::string file;
-    if (a == "--config" && i + 1 < args.size()) file = args[++i];
-    else if (a.rfind("--config=", 0) == 0) file = a.substr(9);
-    else {
-      out.push_back(a);
-      continue;
-    }
-    std::ifstream f(file);
-    if (!f) throw CLI::FileError::Missing(file);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string err;
-    auto entries = config::parseToml(ss.str(), err);
-    if (!entries) throw CLI::ValidationError("--config", file + ": " + err);
-    // File options go first so that the command line, parsed later, wins.
-    auto extra = config::tomlToArgs(*entries, command);
-    out.insert(out.begin() + static_cast<std::ptrdiff_t>(command_at), extra.begin(), extra.end());
-    command_at += extra.size();
+    std::string msg = e.key_at + ": unknown key '" + shown + "'";
+    if (!table.empty()) msg += " in [" + table + "]";
+    if (auto near = config::nearest(key, keyNames(*target)); !near.empty()) msg += "; did you mean '" + near + "'?";
+    throw CLI::ConfigError(msg);
+  }
+  const auto t = takes(*opt);
+  if (!t) throw CLI::ConfigError(e.key_at + ": '" + shown + "' cannot be set from a config file");
+  if (!accepts(*t, e))
+    throw CLI::ConfigError(
+        e.value_at + ": '" + shown + "' takes " + std::string(describe(*t)) + ", not " +
+        (e.type == config::ValueType::Integer ? e.values.front() : std::string(config::describe(e.type))));
+  return target == &cmd ? opt : nullptr;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> configKeys(const CLI::App& cmd) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const CLI::Option* o : cmd.get_options()) {
+    if (!settable(cmd, o)) continue;
+    const auto t = takes(*o);
+    out.emplace_back(o->get_lnames().front(), t ? std::string(describe(*t)) : std::string());
   }
   return out;
+}
+
+void applyConfigFiles(CLI::App& cmd, const CliState& st) {
+  CLI::App* root = &cmd;
+  while (root->get_parent() != nullptr) root = root->get_parent();
+  // Every key of every file is checked before any is applied, so a mistake is reported even where a
+  // later file or the command line overrides that key.
+  std::vector<std::vector<config::FileEntry>> files;
+  std::vector<std::vector<Setting>> settings;
+  for (const auto& file : st.config_files) {
+    std::string err;
+    auto entries = config::readConfigFile(file, err);
+    if (!entries) throw CLI::ConfigError(err);
+    files.push_back(std::move(*entries));
+  }
+  for (const auto& entries : files) {
+    std::vector<Setting> s;
+    std::map<const CLI::Option*, std::string> seen;  // `a.b` and `a-b` name the same option
+    for (const auto& e : entries) {
+      CLI::Option* opt = resolve(cmd, *root, e);
+      if (!opt) continue;
+      if (auto [it, fresh] = seen.emplace(opt, e.key_at); !fresh)
+        throw CLI::ConfigError(e.key_at + ": '" + opt->get_lnames().front() + "' is already set at " + it->second);
+      s.push_back({opt, &e});
+    }
+    settings.push_back(std::move(s));
+  }
+  // Later files first: an option is only set while nothing (command line, later file) has.
+  for (auto f = settings.rbegin(); f != settings.rend(); ++f) {
+    for (const Setting& s : *f) {
+      if (s.opt->count() > 0) continue;
+      try {
+        if (s.entry->values.empty()) s.opt->add_result(std::string());  // `= []`: the empty list
+        for (const auto& v : s.entry->values) s.opt->add_result(v);
+        s.opt->run_callback();  // CLI11's own validators and conversions, as for the command line
+      } catch (const CLI::ParseError& e) {
+        throw CLI::ConfigError(s.entry->value_at + ": " + e.what());
+      }
+    }
+  }
 }
 
 void finishConfig(config::ProxyConfig& cfg, const CliState& st) {

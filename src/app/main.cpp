@@ -283,10 +283,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"default", "jsse", "openssl"}));
   try {
-    std::vector<std::string> args(argv + 1, argv + argc);
-    args = app::expandConfigFiles(args);
-    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments reversed
-    app.parse(args);
+    app.parse(argc, argv);
+    if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
     app::finishConfig(cfg, state);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/config_file.h"
 
 using namespace tlstrace::config;
 
@@ -136,4 +137,66 @@ TEST_CASE("the per-thread bound holds when closes happen between choosing a thre
       CHECK(peak <= connectionsPerThread(max, threads));
       CHECK(peak == connectionsPerThread(max, threads));  // and it is reached, so it is tight
     }
+}
+
+TEST_CASE("config files flatten to entries in file order, with where each key and value is") {
+  std::string err;
+  auto entries = parseConfigText(R"(# comment
+top = 1
+[proxy]  # a table
+trace = ["tcp", "keys"]   # an array
+client = { tls-min = "1.2", on = true }
+upstream.groups = "X25519"
+timeout = 2.5
+empty = []
+mixed = ["a", 1]
+)",
+                                 "f.toml", err);
+  REQUIRE_MESSAGE(entries, err);
+  REQUIRE(entries->size() == 8);
+  const auto& e = *entries;
+  CHECK(e[0].path == std::vector<std::string>{"top"});
+  CHECK(e[0].type == ValueType::Integer);
+  CHECK(e[0].values == std::vector<std::string>{"1"});
+  CHECK(e[0].key_at == "f.toml:2:1");
+  CHECK(e[1].path == std::vector<std::string>{"proxy", "trace"});
+  CHECK(e[1].type == ValueType::Array);
+  CHECK(e[1].element_type == ValueType::String);
+  CHECK(e[1].values == std::vector<std::string>{"tcp", "keys"});
+  CHECK(e[1].value_at == "f.toml:4:9");
+  CHECK(e[2].path == std::vector<std::string>{"proxy", "client", "tls-min"});
+  CHECK(e[2].values == std::vector<std::string>{"1.2"});
+  CHECK(e[3].path == std::vector<std::string>{"proxy", "client", "on"});
+  CHECK(e[3].values == std::vector<std::string>{"true"});
+  CHECK(e[3].key_at == "f.toml:5:29");
+  CHECK(e[4].path == std::vector<std::string>{"proxy", "upstream", "groups"});
+  CHECK(e[5].type == ValueType::Float);
+  CHECK(e[5].values == std::vector<std::string>{"2.5"});
+  CHECK(e[6].values.empty());
+  CHECK(e[6].element_type == ValueType::String);
+  CHECK(e[7].element_type == ValueType::Other);
+}
+
+TEST_CASE("malformed TOML names file, line and column") {
+  std::string err;
+  CHECK_FALSE(parseConfigText("a = 1\nb = unquoted\n", "x.toml", err));
+  CHECK(err.starts_with("x.toml:2:"));
+  CHECK_FALSE(parseConfigText("a = 1\na = 2\n", "x.toml", err));  // duplicate keys
+  CHECK(err.starts_with("x.toml:2:"));
+  CHECK_FALSE(readConfigFile("/nonexistent/x.toml", err));
+  CHECK(err.starts_with("/nonexistent/x.toml: cannot read"));
+}
+
+TEST_CASE("the nearest key for 'did you mean'") {
+  CHECK(editDistance("", "") == 0);
+  CHECK(editDistance("kitten", "sitting") == 3);
+  CHECK(editDistance("listen-port", "listen") == 5);
+  const std::vector<std::string> keys{"listen",       "mode",           "upstream",
+                                      "idle-timeout", "client-tls-min", "upstream-tls-min"};
+  CHECK(nearest("listen-port", keys) == "listen");
+  CHECK(nearest("lisen", keys) == "listen");
+  CHECK(nearest("idle_timeout", keys) == "idle-timeout");
+  CHECK(nearest("client-tls-mn", keys) == "client-tls-min");
+  CHECK(nearest("xyz", keys).empty());
+  CHECK(nearest("anything", {}).empty());
 }
