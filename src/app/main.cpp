@@ -265,7 +265,8 @@ int main(int argc, char** argv) {
   // Diagnostics go to stderr: stdout carries data (`convert`, `--events -`, `ca export`).
   spdlog::set_default_logger(spdlog::stderr_color_mt("tlstrace"));
   spdlog::set_pattern("tlstrace: %v");
-  CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy"};
+  // Named, so that usage lines read "tlstrace ..." whatever path the binary was started by.
+  CLI::App app{"tlstrace: a TLS and key-exchange debugging proxy", "tlstrace"};
   app.set_version_flag("--version", std::string("tlstrace ") + kVersion + " (" + buildInfo() + ")");
   app.require_subcommand(1);
   config::ProxyConfig cfg;

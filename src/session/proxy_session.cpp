@@ -56,6 +56,7 @@ void ProxySession::commitEvents() {
 const std::vector<Action>& ProxySession::handle(Input input) {
   actions_.clear();
   if (finished_) return actions_;
+  if (hello_pending_) traceClientHello();
   std::visit(Overloaded{
                  [this](const in::Start& s) { onStart(s); },
                  [this](const in::Bytes& b) { onBytes(leg(b.leg), b.bytes); },
@@ -309,21 +310,18 @@ void ProxySession::onHelloBytes() {
     if (upstream_.t.open) return startPlainRelay();
     return connectUpstream(AfterConnect::PlainRelay);
   }
-  if (auto ch = wire::decodeClientHello(wire::Bytes(peek.message).subspan(4)); ch.ok()) {
-    if (auto* e = wire::findExtension(ch.value.extensions, wire::ExtensionType::ServerName))
-      if (auto v = wire::decodeServerName(e->data); v && !v->empty()) sni_ = v->front();
-    if (auto* e = wire::findExtension(ch.value.extensions, wire::ExtensionType::Alpn))
-      if (auto v = wire::decodeAlpn(e->data)) client_alpn_ = *v;
-  }
   client_.hs_start = deps_.now();
+  hello_ = std::move(peek.message);
+  hello_ts_ = trace::Clock::now();
   if (upstream_.t.open) {
-    traceClientHello(peek.message);
+    traceClientHello();
     return startUpstreamTls();
   }
   connectUpstream(AfterConnect::UpstreamTls);
-  // Decoded while the connection to the server is being made: the event order is the same (the
-  // connection's outcome is a later input), the handshake just does not wait for it.
-  traceClientHello(peek.message);
+  // Decoded and traced at the start of the next input, once the connection to the server is under
+  // way (the driver starts it when this returns): the handshake does not wait for the decoding,
+  // and the event order is the same (nothing else happens in between).
+  hello_pending_ = true;
 }
 
 void ProxySession::refuseNotTls(const std::string& reason, bool close) {

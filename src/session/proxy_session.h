@@ -176,7 +176,7 @@ class ProxySession {
   void refuseNotTls(const std::string& reason, bool close = true);
 
   // TLS on both legs (session_tls.cpp).
-  void traceClientHello(std::span<const std::uint8_t> message);
+  void traceClientHello();  // hello_, decoded once
   void startUpstreamTls();
   void stepUpstreamHandshake();
   void startClientTls();
@@ -235,6 +235,9 @@ class ProxySession {
   std::string alpn_choice_;
   bool alpn_known_ = false;
   int abort_alert_ = 0;
+  std::vector<std::uint8_t> hello_;      // the client's ClientHello (reassembled) until traced
+  trace::Clock::time_point hello_ts_{};  // when it was complete
+  bool hello_pending_ = false;           // to be traced at the start of the next input
   bool hello_traced_ = false;            // the client's ClientHello was traced from the raw bytes
   trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
   bool upstream_settle_pending_ = false;

@@ -45,18 +45,25 @@ std::shared_ptr<const SummaryPart> internSummaryPart(std::string part) {
 
 }  // namespace
 
-void ProxySession::traceClientHello(std::span<const std::uint8_t> message) {
+void ProxySession::traceClientHello() {
   // Traced from the raw bytes, so the trace reads in wire order even though OpenSSL only sees
-  // the ClientHello after the upstream handshake.
-  auto desc = client_.decoder.describe(message, true);
+  // the ClientHello after the upstream handshake. Decoded once: SNI and ALPN come from the offer.
+  hello_pending_ = false;
+  const auto saved_ts = std::exchange(event_ts_, hello_ts_);
+  auto desc = client_.decoder.describe(hello_, true);
+  const trace::HelloOffer& offer = client_.decoder.offer();
+  sni_ = offer.sni;
+  client_alpn_ = offer.alpn;
   Json f = Json::object();
   f.set("dir", "in");
   f.set("type", desc.type);
   f.set("length", desc.length);
   f.set("body", std::move(desc.body));
-  if (client_.decoder.offer().seen) f.set("fingerprints", fingerprints(client_, true));
+  if (offer.seen) f.set("fingerprints", fingerprints(client_, true));
   emit(trace::Leg::Client, "tls.message", std::move(f));
+  event_ts_ = saved_ts;
   hello_traced_ = true;
+  std::vector<std::uint8_t>().swap(hello_);
 }
 
 void ProxySession::startUpstreamTls() {
