@@ -26,12 +26,11 @@
 
 namespace tlstrace::session {
 
-// conn.summary's handshake part, rendered once both legs of a connection are established; shared
-// between the connections of one io thread whose parts are equal. Parsed back at the first close
-// that needs it and kept parsed for the next ones (a copy costs less than a parse).
+// conn.summary's handshake part, built once both legs of a connection are established; shared
+// between the connections of one io thread whose parts are equal (compared by their JSON text).
 struct SummaryPart {
-  std::string text;
-  mutable std::optional<trace::Json> tree;  // only ever touched on the part's own io thread
+  std::string text;  // its JSON text: the identity of the part
+  trace::Json tree;  // what conn.summary is completed from at the close
 };
 
 // How a handshake failure showed itself on the transport, for the diagnosis.

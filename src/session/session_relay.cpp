@@ -253,9 +253,8 @@ void ProxySession::finish() {
     emit(l->which, "tcp.close", std::move(f));
   }
   if (summary_part_) {
-    if (!summary_part_->tree) summary_part_->tree = Json::parse(summary_part_->text).value_or(Json());
     emit(trace::Leg::None, "conn.summary",
-         analysis::completeSummary(*summary_part_->tree, legReport(client_), legReport(upstream_)));
+         analysis::completeSummary(summary_part_->tree, legReport(client_), legReport(upstream_)));
   } else if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
     emit(trace::Leg::None, "conn.summary", analysis::buildSummary(legReport(client_), legReport(upstream_)));
   }

@@ -27,19 +27,20 @@ constexpr int kAlertHandshakeFailure = 40;
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
 // closes: equal parts are shared, one copy per thread's recent variety (1.6 KiB per idle
 // connection otherwise). Per io thread, as the connections that use it are.
-std::shared_ptr<const SummaryPart> internSummaryPart(std::string part) {
+std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   struct Slot {
     std::size_t hash = 0;
     std::shared_ptr<const SummaryPart> part;
   };
   static thread_local std::array<Slot, 16> recent;
   static thread_local std::size_t next = 0;
-  const std::size_t h = std::hash<std::string>{}(part);
+  std::string text = part.dump();
+  const std::size_t h = std::hash<std::string>{}(text);
   for (const Slot& s : recent)
-    if (s.part && s.hash == h && s.part->text == part) return s.part;
-  part.shrink_to_fit();  // kept for the connection's lifetime: no growth slack
+    if (s.part && s.hash == h && s.part->text == text) return s.part;
+  text.shrink_to_fit();  // kept for the connection's lifetime: no growth slack
   Slot& slot = recent[next++ % recent.size()];
-  slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(part), {}})};
+  slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(text), std::move(part)})};
   return slot.part;
 }
 
@@ -281,11 +282,11 @@ analysis::LegReport ProxySession::legReport(const Leg& l) {
   return r;
 }
 
-// Both handshakes are done, so conn.summary's handshake part is final: render it now and let go
+// Both handshakes are done, so conn.summary's handshake part is final: build it now and let go
 // of what it is made from (both decoders' offer, choice and key exchange; the kept event fields),
 // ~3 KiB less per idle connection. The close adds alerts, timings and errors to it.
 void ProxySession::settleSummary() {
-  summary_part_ = internSummaryPart(analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)).dump());
+  summary_part_ = internSummaryPart(analysis::summaryHandshakePart(legReport(client_), legReport(upstream_)));
   for (Leg* l : {&client_, &upstream_}) {
     l->decoder.releaseHandshake();
     l->prints.reset();
