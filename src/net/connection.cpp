@@ -54,13 +54,6 @@ void prepareSocket(tcp::socket& s) {
   s.non_blocking(true, ignored);
 }
 
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-
 }  // namespace
 
 Connection::Connection(tcp::socket client, const Services& svc, const session::FrontEnd& front, std::uint64_t id,
@@ -95,7 +88,7 @@ void Connection::run(session::Input input) {
 }
 
 void Connection::execute(const session::Action& a) {
-  std::visit(Overloaded{
+  std::visit(session::Overloaded{
                  [this](const act::Read& r) { read(r.leg); },
                  [this](const act::Send& s) { send(s.leg, s.bytes); },
                  [this](const act::Shutdown& s) {

@@ -99,6 +99,14 @@ struct ArmTimer {
 struct Finish {};
 }  // namespace act
 
+// std::visit over an Input or an Action with one lambda per alternative.
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 using Action = std::variant<act::Read, act::Send, act::Shutdown, act::Abort, act::Connect, act::ArmTimer, act::Finish>;
 
 }  // namespace tlstrace::session

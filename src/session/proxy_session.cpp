@@ -24,13 +24,6 @@ bool looksLikeHttp(std::span<const std::uint8_t> b) {
   return false;
 }
 
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-
 }  // namespace
 
 ProxySession::Leg::Leg(trace::Leg w, tls::CertSummaryCache* certs) : which(w), decoder(tls::derDecoders(certs)) {}

@@ -232,48 +232,37 @@ TEST_CASE("an untrusted upstream certificate: tls.trust says so, the client gets
   CHECK(r.finished);
 }
 
-TEST_CASE("half-close from the client: close_notify and FIN go upstream, the server's answer still flows back") {
-  Established e;
-  REQUIRE(e.c.tls->write(bytesOf("last words")) == tls::TlsEngine::Status::Ok);
-  e.c.tls->shutdown();
-  pump(e.r, e.c, &e.srv);
-  CHECK(e.serverGot() == "last words");
-  e.r.closed(Leg::Client, How::Fin);  // the client's FIN
-  e.r.drain();
-  CHECK(contains(e.r.takeActions(), "shutdown upstream"));
-  CHECK_FALSE(e.r.finished);
-  // The other direction still relays.
-  REQUIRE(e.srv.tls->write(bytesOf("reply")) == tls::TlsEngine::Status::Ok);
-  pump(e.r, e.c, &e.srv);
-  CHECK(e.clientGot() == "reply");
-  e.srv.tls->shutdown();
-  pump(e.r, e.c, &e.srv);
-  e.r.closed(Leg::Upstream, How::Fin);
-  e.r.drain();
-  CHECK(e.r.finished);
-  const V ev = e.r.takeEvents();
-  CHECK(contains(ev, "client tcp.close peer/fin"));
-  CHECK(contains(ev, "upstream tcp.close proxy/fin"));
-  CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "ok");
-}
-
-TEST_CASE("half-close from the server, the mirror image") {
-  Established e;
-  e.srv.tls->shutdown();
-  pump(e.r, e.c, &e.srv);
-  e.r.closed(Leg::Upstream, How::Fin);
-  e.r.drain();
-  CHECK(contains(e.r.takeActions(), "shutdown client"));
-  CHECK_FALSE(e.r.finished);
-  REQUIRE(e.c.tls->write(bytesOf("after")) == tls::TlsEngine::Status::Ok);
-  pump(e.r, e.c, &e.srv);
-  CHECK(e.serverGot() == "after");
-  e.r.closed(Leg::Client, How::Fin);
-  e.r.drain();
-  CHECK(e.r.finished);
-  const V ev = e.r.takeEvents();
-  CHECK(contains(ev, "upstream tcp.close peer/fin"));
-  CHECK(contains(ev, "client tcp.close proxy/fin"));
+TEST_CASE("half-close: close_notify and FIN are passed on, the other direction still flows, then both close") {
+  for (Leg first : {Leg::Client, Leg::Upstream}) {
+    CAPTURE(sideName(first));
+    Established e;
+    const Leg second = first == Leg::Client ? Leg::Upstream : Leg::Client;
+    tls::TlsEngine& closer = first == Leg::Client ? *e.c.tls : *e.srv.tls;
+    tls::TlsEngine& stayer = first == Leg::Client ? *e.srv.tls : *e.c.tls;
+    auto closerPeerGot = [&] { return first == Leg::Client ? e.serverGot() : e.clientGot(); };
+    auto stayerPeerGot = [&] { return first == Leg::Client ? e.clientGot() : e.serverGot(); };
+    REQUIRE(closer.write(bytesOf("last words")) == tls::TlsEngine::Status::Ok);
+    closer.shutdown();
+    pump(e.r, e.c, &e.srv);
+    CHECK(closerPeerGot() == "last words");
+    e.r.closed(first, How::Fin);  // its FIN
+    e.r.drain();
+    CHECK(contains(e.r.takeActions(), "shutdown " + sideName(second)));
+    CHECK_FALSE(e.r.finished);
+    // The other direction still relays.
+    REQUIRE(stayer.write(bytesOf("reply")) == tls::TlsEngine::Status::Ok);
+    pump(e.r, e.c, &e.srv);
+    CHECK(stayerPeerGot() == "reply");
+    stayer.shutdown();
+    pump(e.r, e.c, &e.srv);
+    e.r.closed(second, How::Fin);
+    e.r.drain();
+    CHECK(e.r.finished);
+    const V ev = e.r.takeEvents();
+    CHECK(contains(ev, sideName(first) + " tcp.close peer/fin"));
+    CHECK(contains(ev, sideName(second) + " tcp.close proxy/fin"));
+    CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "ok");
+  }
 }
 
 TEST_CASE("a reset on either leg aborts it and closes the other politely") {
