@@ -48,19 +48,16 @@ Json strings(const std::vector<std::string>& v) {
   return a;
 }
 
-}  // namespace
+// Items that could not be mirrored, each with the reason.
+void skip(Json& skipped, std::string what, std::string why) {
+  Json o = Json::object();
+  o.set("item", std::move(what));
+  o.set("reason", std::move(why));
+  skipped.push(std::move(o));
+}
 
-Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
-  Json mirrored = Json::object();
-  Json skipped = Json::array();
-  auto skip = [&](std::string what, std::string why) {
-    Json o = Json::object();
-    o.set("item", std::move(what));
-    o.set("reason", std::move(why));
-    skipped.push(std::move(o));
-  };
-
-  // Versions: the client's range (RFC 8446 4.2.1; legacy_version when there is no extension).
+// Versions: the client's range (RFC 8446 4.2.1; legacy_version when there is no extension).
+void mirrorVersions(SSL* ssl, const trace::HelloOffer& offer, Json& mirrored) {
   std::uint16_t lo = 0xffff, hi = 0;
   for (auto v : offer.versions) {
     if (wire::isGrease(v) || v < 0x0300 || v > 0x0304) continue;
@@ -73,8 +70,10 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
     if (lo < TLS1_2_VERSION) SSL_set_security_level(ssl, 0);  // let OpenSSL speak what was asked
     mirrored.set("versions", std::string(wire::versionName(lo)) + ".." + std::string(wire::versionName(hi)));
   }
+}
 
-  // Cipher suites, split by protocol as OpenSSL configures them.
+// Cipher suites, split by protocol as OpenSSL configures them.
+void mirrorSuites(SSL* ssl, const trace::HelloOffer& offer, Json& mirrored, Json& skipped) {
   std::vector<std::string> tls12, tls13;
   for (auto id : offer.suites) {
     if (wire::isGrease(id)) continue;
@@ -82,7 +81,7 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
     const unsigned char b[2] = {static_cast<unsigned char>(id >> 8), static_cast<unsigned char>(id & 0xff)};
     const SSL_CIPHER* c = SSL_CIPHER_find(ssl, b);
     if (!c) {
-      skip(std::string(wire::cipherSuiteName(id)), "not implemented by this OpenSSL");
+      skip(skipped, std::string(wire::cipherSuiteName(id)), "not implemented by this OpenSSL");
       continue;
     }
     if ((id >> 8) == 0x13) tls13.push_back(SSL_CIPHER_standard_name(c));
@@ -93,34 +92,38 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
     // @SECLEVEL=0 so that weak suites the client offered are really offered too.
     if (SSL_set_cipher_list(ssl, (join(tls12, ':') + ":@SECLEVEL=0").c_str()) == 1)
       mirrored.set("cipher_suites_tls12", strings(tls12));
-    else skip("TLS 1.2 cipher suites", "OpenSSL refused the list");
+    else skip(skipped, "TLS 1.2 cipher suites", "OpenSSL refused the list");
   }
   if (!tls13.empty()) {
     if (SSL_set_ciphersuites(ssl, join(tls13, ':').c_str()) == 1) mirrored.set("cipher_suites_tls13", strings(tls13));
-    else skip("TLS 1.3 cipher suites", "OpenSSL refused the list");
+    else skip(skipped, "TLS 1.3 cipher suites", "OpenSSL refused the list");
   }
+}
 
-  // Groups, each tried on its own first so one unknown name does not void the list.
+// Groups, each tried on its own first so one unknown name does not void the list.
+void mirrorGroups(SSL* ssl, const trace::HelloOffer& offer, Json& mirrored, Json& skipped) {
   std::vector<std::string> groups;
   for (auto g : offer.groups) {
     if (wire::isGrease(g)) continue;
     const char* name = opensslGroup(g);
     if (!name || SSL_set1_groups_list(ssl, name) != 1) {
-      skip(std::string(wire::namedGroupName(g)), "group not available in OpenSSL");
+      skip(skipped, std::string(wire::namedGroupName(g)), "group not available in OpenSSL");
       continue;
     }
     groups.push_back(name);
   }
   if (!groups.empty() && SSL_set1_groups_list(ssl, join(groups, ':').c_str()) == 1)
     mirrored.set("groups", strings(groups));
+}
 
-  // Signature schemes by their IANA names, which OpenSSL 3 accepts.
+// Signature schemes by their IANA names, which OpenSSL 3 accepts.
+void mirrorSigalgs(SSL* ssl, const trace::HelloOffer& offer, Json& mirrored, Json& skipped) {
   std::vector<std::string> sigs;
   for (auto s : offer.sigalgs) {
     if (wire::isGrease(s)) continue;
     const std::string name(wire::signatureSchemeName(s));
     if (name == "unknown" || SSL_set1_sigalgs_list(ssl, name.c_str()) != 1) {
-      skip(name == "unknown" ? std::to_string(s) : name, "signature scheme not available in OpenSSL");
+      skip(skipped, name == "unknown" ? std::to_string(s) : name, "signature scheme not available in OpenSSL");
       continue;
     }
     sigs.push_back(name);
@@ -128,20 +131,35 @@ Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
   if (!sigs.empty() && SSL_set1_sigalgs_list(ssl, join(sigs, ':').c_str()) == 1)
     mirrored.set("signature_algorithms", strings(sigs));
   ERR_clear_error();
+}
 
+// ALPN as offered; what OpenSSL cannot reproduce (key share choice, GREASE, layout, extensions).
+void mirrorRest(const trace::HelloOffer& offer, Json& mirrored, Json& skipped) {
   if (!offer.alpn.empty()) mirrored.set("alpn", strings(offer.alpn));
-  if (!offer.key_shares.empty()) skip("key_share choice", "OpenSSL sends a share for its first group only");
+  if (!offer.key_shares.empty()) skip(skipped, "key_share choice", "OpenSSL sends a share for its first group only");
   bool grease = false;
   for (auto x : offer.suites) grease = grease || wire::isGrease(x);
-  if (grease) skip("GREASE values", "OpenSSL does not send GREASE");
-  skip("extension order and padding", "OpenSSL builds its own ClientHello layout");
+  if (grease) skip(skipped, "GREASE values", "OpenSSL does not send GREASE");
+  skip(skipped, "extension order and padding", "OpenSSL builds its own ClientHello layout");
   for (auto e : offer.extensions) {
     using wire::ExtensionType;
     const auto t = static_cast<ExtensionType>(e);
     if (t == ExtensionType::CompressCertificate || t == ExtensionType::EncryptedClientHello ||
         t == ExtensionType::ApplicationSettings || t == ExtensionType::DelegatedCredentials)
-      skip(std::string(wire::extensionName(e)), "not supported by OpenSSL 3.0 as a client");
+      skip(skipped, std::string(wire::extensionName(e)), "not supported by OpenSSL 3.0 as a client");
   }
+}
+
+}  // namespace
+
+Json mirrorClientOffer(SSL* ssl, const trace::HelloOffer& offer) {
+  Json mirrored = Json::object();
+  Json skipped = Json::array();
+  mirrorVersions(ssl, offer, mirrored);
+  mirrorSuites(ssl, offer, mirrored, skipped);
+  mirrorGroups(ssl, offer, mirrored, skipped);
+  mirrorSigalgs(ssl, offer, mirrored, skipped);
+  mirrorRest(offer, mirrored, skipped);
   Json out = Json::object();
   out.set("mirrored", std::move(mirrored));
   out.set("not_mirrored", std::move(skipped));

@@ -102,10 +102,19 @@ class LegDecoder {
   }
 
  private:
+  // One function per message type, each filling the body from the message's bytes (`msg` whole,
+  // `body` after the 4-byte header). The extensions are decoded in decoder_extensions.cpp.
   void clientHello(wire::Bytes msg, wire::Bytes body, Json& out);
   void serverHello(wire::Bytes msg, wire::Bytes body, MessageBody& out);
+  void encryptedExtensions(wire::Bytes msg, wire::Bytes body, Json& out);
+  void certificate(wire::Bytes msg, wire::Bytes body, Json& out);
+  void serverKeyExchange(wire::Bytes msg, wire::Bytes body, Json& out);
+  void certificateRequest(wire::Bytes msg, wire::Bytes body, Json& out);
+  void certificateVerify(wire::Bytes msg, wire::Bytes body, bool from_client, Json& out);
+  void clientKeyExchange(wire::Bytes msg, wire::Bytes body, Json& out);
+  void newSessionTicket(wire::Bytes msg, wire::Bytes body, Json& out);
+  void keyUpdate(wire::Bytes msg, wire::Bytes body, bool from_client, Json& out);
   Json extensions(const std::vector<wire::Extension>& exts, bool from_client, bool hrr);
-  void extension(const wire::Extension& e, bool from_client, bool hrr, Json& out);
   Json certificateSummary(wire::Bytes der);
 
   struct Handshake {
