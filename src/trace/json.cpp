@@ -1,7 +1,8 @@
 #include "trace/json.h"
 
 #include <array>
-#include <boost/json/parser.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/value_stack.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -256,20 +257,68 @@ void Json::dumpTo(std::string& out) const {
   writeValue(v_, o);
 }
 
+namespace {
+
+// boost::json::parser's handler, but doubles are read again from their text: Boost.JSON 1.81
+// rounds some long ones one ulp off (-9.908072504838097e+232; correctly rounded since 1.83),
+// so a line we wrote would not read back to the same value.
+struct ValueBuilder {
+  static constexpr std::size_t max_object_size = boost::json::object::max_size();
+  static constexpr std::size_t max_array_size = boost::json::array::max_size();
+  static constexpr std::size_t max_key_size = boost::json::string::max_size();
+  static constexpr std::size_t max_string_size = boost::json::string::max_size();
+  using sv = boost::json::string_view;
+  using ec_t = boost::json::error_code;
+
+  boost::json::value_stack st;
+  std::string number;  // the text of a number given in parts
+
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_object_begin(ec_t&) { return true; }
+  bool on_object_end(std::size_t n, ec_t&) { return st.push_object(n), true; }
+  bool on_array_begin(ec_t&) { return true; }
+  bool on_array_end(std::size_t n, ec_t&) { return st.push_array(n), true; }
+  bool on_key_part(sv s, std::size_t, ec_t&) { return st.push_chars(s), true; }
+  bool on_key(sv s, std::size_t, ec_t&) { return st.push_key(s), true; }
+  bool on_string_part(sv s, std::size_t, ec_t&) { return st.push_chars(s), true; }
+  bool on_string(sv s, std::size_t, ec_t&) { return st.push_string(s), true; }
+  bool on_number_part(sv s, ec_t&) { return number.append(s.data(), s.size()), true; }
+  bool on_int64(std::int64_t i, sv, ec_t&) { return number.clear(), st.push_int64(i), true; }
+  bool on_uint64(std::uint64_t u, sv, ec_t&) { return number.clear(), st.push_uint64(u), true; }
+  bool on_double(double d, sv s, ec_t&) {
+    number.append(s.data(), s.size());
+    double exact = 0;
+    // (out of range, e.g. 1e400: Boost.JSON's infinity or zero stands)
+    if (std::from_chars(number.data(), number.data() + number.size(), exact).ec == std::errc{}) d = exact;
+    number.clear();
+    st.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, ec_t&) { return st.push_bool(b), true; }
+  bool on_null(ec_t&) { return st.push_null(), true; }
+  bool on_comment_part(sv, ec_t&) { return true; }
+  bool on_comment(sv, ec_t&) { return true; }
+};
+
+}  // namespace
+
 std::optional<Json> Json::parse(std::string_view text, std::string* error) {
   boost::json::parse_options opt;
   opt.max_depth = 64;  // as deep as events go, with room to spare
   // The writer passes string bytes through as they came (an SNI off the wire need not be UTF-8):
   // `convert` must read back every line it wrote.
   opt.allow_invalid_utf8 = true;
-  boost::json::parser p({}, opt);
+  boost::json::basic_parser<ValueBuilder> p(opt);
+  p.handler().st.reset();
   boost::json::error_code ec;
-  const std::size_t used = p.write(text.data(), text.size(), ec);
+  const std::size_t used = p.write_some(false, text.data(), text.size(), ec);
+  if (!ec && used < text.size()) ec = boost::json::error::extra_data;
   if (ec) {
     if (error) *error = ec.message() + " at offset " + std::to_string(used);
     return std::nullopt;
   }
-  return Json(p.release());
+  return Json(p.handler().st.release());
 }
 
 }  // namespace tlstrace::trace

@@ -28,26 +28,29 @@ boost::json::value boostParse(const std::string& text) {
   return v;
 }
 
-// Equal values, doubles bit for bit (so -0.0 is not 0.0) and integers whatever their kind.
-bool same(const boost::json::value& a, const boost::json::value& b) {
+// Equal values, doubles bit for bit (so -0.0 is not 0.0; within one ulp when `b` comes from
+// boost::json::parse, which in 1.81 rounds some long doubles one ulp off) and integers whatever
+// their kind.
+bool same(const boost::json::value& a, const boost::json::value& b, bool ulp = false) {
   if (a.is_double() || b.is_double()) {
     if (!a.is_double() || !b.is_double()) return false;
     const double x = a.get_double(), y = b.get_double();
     if (!std::isfinite(x)) return b.is_null();
-    return x == y && std::signbit(x) == std::signbit(y);
+    return (x == y || (ulp && std::nextafter(x, y) == y)) && std::signbit(x) == std::signbit(y);
   }
   if (a.is_array() && b.is_array()) {
     const auto &p = a.get_array(), &q = b.get_array();
     if (p.size() != q.size()) return false;
     for (std::size_t i = 0; i < p.size(); ++i)
-      if (!same(p[i], q[i])) return false;
+      if (!same(p[i], q[i], ulp)) return false;
     return true;
   }
   if (a.is_object() && b.is_object()) {
     const auto &p = a.get_object(), &q = b.get_object();
     if (p.size() != q.size()) return false;
     for (std::size_t i = 0; i < p.size(); ++i) {  // in order
-      if (p.begin()[i].key() != q.begin()[i].key() || !same(p.begin()[i].value(), q.begin()[i].value())) return false;
+      if (p.begin()[i].key() != q.begin()[i].key() || !same(p.begin()[i].value(), q.begin()[i].value(), ulp))
+        return false;
     }
     return true;
   }
@@ -268,10 +271,11 @@ TEST_CASE("JSON writer against boost::json on random values") {
     const std::string text = ours.dump();
     CAPTURE(text);
     const boost::json::value back = boostParse(text);
-    CHECK(same(v, back));
-    // Our parser reads it back to the same text.
+    CHECK(same(v, back, true));
+    // Our parser reads it back exactly, to the same text.
     auto again = Json::parse(text);
     REQUIRE(again);
+    CHECK(same(v, again->value()));
     CHECK(again->dump() == text);
     if (sameFormat(v)) {
       CHECK(text == boost::json::serialize(v));
