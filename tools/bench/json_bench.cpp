@@ -50,7 +50,7 @@ std::vector<std::uint8_t> handshakeMessage(const char* path) {
 trace::Event event(const std::vector<std::uint8_t>& msg) {
   trace::LegDecoder leg;
   auto d = leg.describe(msg, true);
-  trace::Event e("tls.message");
+  trace::Event e(std::string_view("tls.message"));
   e.ts = trace::Clock::time_point(std::chrono::microseconds(1795000000123456LL));
   e.conn = 1;
   e.leg = trace::Leg::Client;
