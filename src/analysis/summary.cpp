@@ -88,8 +88,8 @@ void appendLive(Json& o, const LegReport& l) {
   for (const auto& a : l.alerts) alerts.push(a);
   o.set("alerts", std::move(alerts));
   Json timing = Json::object();
-  if (l.connect_ms) timing.set("tcp_connect_ms", *l.connect_ms);
-  if (l.handshake_ms) timing.set("handshake_ms", *l.handshake_ms);
+  if (l.connect_ms) timing.set("tcp_connect_ms", trace::timingMs(*l.connect_ms));
+  if (l.handshake_ms) timing.set("handshake_ms", trace::timingMs(*l.handshake_ms));
   o.set("timings", std::move(timing));
   o.set("established", l.was_established || l.established.isObject());
   if (!l.error_cause.empty()) o.set("error", l.error_cause);

@@ -136,12 +136,12 @@ void ProxySession::onBytes(Leg& l, std::span<const std::uint8_t> bytes) {
 void ProxySession::onConnected(const in::Connected& c) {
   upstream_.t.open = true;
   upstream_.opened = deps_.now();
-  upstream_.connect_ms = c.connect_ms;
+  upstream_.connect_ms = trace::timingMs(c.connect_ms);
   Json f = Json::object();
   f.set("peer", c.peer);
   f.set("local", c.local);
   f.set("target", target_.str());
-  f.set("connect_ms", c.connect_ms);
+  f.set("connect_ms", *upstream_.connect_ms);
   emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it

@@ -220,7 +220,7 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
 
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   auto* ssl = l.tls->ssl();
-  l.handshake_ms = std::chrono::duration<double, std::milli>(at - l.hs_start).count();
+  l.handshake_ms = trace::timingMs(std::chrono::duration<double, std::milli>(at - l.hs_start).count());
   l.established = tls::establishedFields(ssl, *l.handshake_ms);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();

@@ -60,7 +60,7 @@ Json establishedFields(SSL* ssl, double handshake_ms) {
   if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) j.set("sni", std::string(sni));
   else j.set("sni", nullptr);
   j.set("resumed", SSL_session_reused(ssl) == 1);
-  j.set("handshake_ms", handshake_ms);
+  j.set("handshake_ms", trace::timingMs(handshake_ms));
   return j;
 }
 

@@ -236,7 +236,7 @@ bool fromJson(const Json& j, Event& out) {
   const Json* ev = j.find("event");
   if (!ts || !conn || !ev || !ts->isString() || !conn->isInt() || !ev->isString()) return false;
   if (!parseTimestamp(ts->asString(), out.ts)) return false;
-  out.conn = static_cast<std::uint64_t>(conn->asInt());
+  out.conn = conn->asUint();
   out.name = ev->asString();
   out.leg = Leg::None;
   if (const Json* leg = j.find("leg")) {

@@ -1,6 +1,8 @@
 #include "trace/json.h"
 
 #include <array>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/value_stack.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -9,10 +11,6 @@
 namespace tlstrace::trace {
 
 namespace {
-const std::string kEmptyString;
-const Json::Array kEmptyArray;
-const Json::Object kEmptyObject;
-
 // The bytes escape() must not copy as they are (RFC 8259 7, plus DEL).
 constexpr auto kEscaped = [] {
   std::array<bool, 256> t{};
@@ -117,36 +115,51 @@ void appendJsonString(std::string_view s, std::string& out) {
   escape(s, o);
 }
 
-const std::string& Json::asString() const { return isString() ? std::get<std::string>(v_) : kEmptyString; }
-const Json::Array& Json::asArray() const { return isArray() ? std::get<Array>(v_) : kEmptyArray; }
-const Json::Object& Json::asObject() const { return isObject() ? std::get<Object>(v_) : kEmptyObject; }
+Json::Json(const Array& a) : v_(boost::json::array_kind) {
+  auto& arr = v_.get_array();
+  arr.reserve(a.size());
+  for (const auto& x : a) arr.push_back(x.v_);
+}
 
-Json& Json::set(std::string key, Json value) {
-  if (!isObject()) v_ = Object{};
-  auto& o = std::get<Object>(v_);
+Json::Json(Array&& a) : v_(boost::json::array_kind) {
+  auto& arr = v_.get_array();
+  arr.reserve(a.size());
+  for (auto& x : a) arr.push_back(std::move(x.v_));
+}
+
+Json::Json(const Object& o) : v_(boost::json::object_kind) {
+  auto& obj = v_.get_object();
+  obj.reserve(o.size());
+  for (const auto& [k, x] : o) obj.insert_or_assign(k, x.v_);
+}
+
+Json::Json(Object&& o) : v_(boost::json::object_kind) {
+  auto& obj = v_.get_object();
+  obj.reserve(o.size());
+  for (auto& [k, x] : o) obj.insert_or_assign(k, std::move(x.v_));
+}
+
+Json& Json::set(std::string_view key, Json value) {
+  if (!v_.is_object()) v_.emplace_object();
+  auto& o = v_.get_object();
   if (o.empty()) o.reserve(4);  // most objects have a handful of fields: one allocation, not three
-  for (auto& [k, v] : o) {
-    if (k == key) {
-      v = std::move(value);
-      return *this;
-    }
-  }
-  o.emplace_back(std::move(key), std::move(value));
+  // insert_or_assign keeps a replaced field where it was
+  o.insert_or_assign(boost::json::string_view(key.data(), key.size()), std::move(value.v_));
   return *this;
 }
 
 const Json* Json::find(std::string_view key) const {
-  if (!isObject()) return nullptr;
-  for (const auto& [k, v] : std::get<Object>(v_))
-    if (k == key) return &v;
-  return nullptr;
+  const auto* o = v_.if_object();
+  if (!o) return nullptr;
+  const auto* v = o->if_contains(boost::json::string_view(key.data(), key.size()));
+  return v ? &of(*v) : nullptr;
 }
 
 Json& Json::push(Json value) {
-  if (!isArray()) v_ = Array{};
-  auto& a = std::get<Array>(v_);
+  if (!v_.is_array()) v_.emplace_array();
+  auto& a = v_.get_array();
   if (a.empty()) a.reserve(4);  // as for objects: one allocation for short lists, not three
-  a.push_back(std::move(value));
+  a.push_back(std::move(value.v_));
   return *this;
 }
 
@@ -156,287 +169,156 @@ std::string Json::dump() const {
   return s;
 }
 
-// RFC 8259 text of one value, written through Out (see above).
-struct JsonDump {
-  // null, true/false, a number: written to buf (64 bytes), returns the length.
-  static std::size_t scalar(const Json& j, char* buf) {
-    auto literal = [buf](std::string_view v) {
-      std::memcpy(buf, v.data(), v.size());
-      return v.size();
-    };
-    switch (j.v_.index()) {
-      case 1: return literal(*std::get_if<bool>(&j.v_) ? "true" : "false");
-      case 2:
-        return static_cast<std::size_t>(std::to_chars(buf, buf + 24, *std::get_if<std::int64_t>(&j.v_)).ptr - buf);
-      case 3: {
-        const double d = *std::get_if<double>(&j.v_);
-        if (!std::isfinite(d)) return literal("null");
-        const auto r = std::to_chars(buf, buf + 64, d, std::chars_format::fixed, 3);
-        return r.ec == std::errc{} ? static_cast<std::size_t>(r.ptr - buf) : literal("null");
-      }
-      default: return literal("null");
-    }
-  }
+namespace {
 
-  static void value(const Json& j, Out& out) {
-    switch (j.v_.index()) {
-      case 0:
-      case 1:
-      case 2:
-      case 3: out.advance(scalar(j, out.room(64))); return;
-      case 4: escape(*std::get_if<std::string>(&j.v_), out); return;
-      case 5: {
-        const auto& a = *std::get_if<Json::Array>(&j.v_);
-        out.put('[');
-        for (std::size_t i = 0; i < a.size(); ++i) {
-          if (i) out.put(',');
-          value(a[i], out);
-        }
-        out.put(']');
-        return;
-      }
-      default: {
-        const auto& o = *std::get_if<Json::Object>(&j.v_);
-        out.put('{');
-        for (std::size_t i = 0; i < o.size(); ++i) {
-          if (i) out.put(',');
-          escape(o[i].first, out);
-          out.put(':');
-          value(o[i].second, out);
-        }
-        out.put('}');
-      }
-    }
+// A double as events have always had it: three decimals (millisecond timings to the
+// microsecond, docs/events.md) whenever that text reads back as the same double; otherwise the
+// shortest text that does (fixed, or with an exponent when that would be long). Never loses a
+// value, unlike the fixed form alone (0.0004 was "0.000", 1e300 "null"). Not finite: null.
+std::size_t writeDouble(double d, char* buf) {  // buf: 64 bytes
+  if (!std::isfinite(d)) {
+    std::memcpy(buf, "null", 4);
+    return 4;
   }
-};
+  auto r = std::to_chars(buf, buf + 64, d, std::chars_format::fixed, 3);
+  if (r.ec == std::errc{}) {
+    double back = 0;
+    const auto p = std::from_chars(buf, r.ptr, back);
+    if (p.ec == std::errc{} && back == d) return static_cast<std::size_t>(r.ptr - buf);
+  }
+  r = std::to_chars(buf, buf + 32, d, std::chars_format::fixed);  // 0.0004
+  if (r.ec != std::errc{}) r = std::to_chars(buf, buf + 64, d);   // 1e-300, 1e+300
+  return static_cast<std::size_t>(r.ptr - buf);
+}
+
+// null, true/false, a number: written to buf (64 bytes), returns the length.
+std::size_t writeScalar(const boost::json::value& v, char* buf) {
+  auto literal = [buf](std::string_view s) {
+    std::memcpy(buf, s.data(), s.size());
+    return s.size();
+  };
+  switch (v.kind()) {
+    case boost::json::kind::bool_: return literal(v.get_bool() ? "true" : "false");
+    case boost::json::kind::int64:
+      return static_cast<std::size_t>(std::to_chars(buf, buf + 24, v.get_int64()).ptr - buf);
+    case boost::json::kind::uint64:
+      return static_cast<std::size_t>(std::to_chars(buf, buf + 24, v.get_uint64()).ptr - buf);
+    case boost::json::kind::double_: return writeDouble(v.get_double(), buf);
+    default: return literal("null");
+  }
+}
+
+std::string_view view(boost::json::string_view s) { return {s.data(), s.size()}; }
+
+// RFC 8259 text of one value, written through Out (see above). Not boost::json::serialize: that
+// writes doubles as "1.2085E1", \b and \f as short escapes and DEL raw, where events have always
+// had "12.085", "\u0008" and "\u007f" (and tools/bench/json_bench.cpp compares the speed).
+void writeValue(const boost::json::value& v, Out& out) {
+  switch (v.kind()) {
+    case boost::json::kind::string: escape(view(v.get_string()), out); return;
+    case boost::json::kind::array: {
+      const auto& a = v.get_array();
+      out.put('[');
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (i) out.put(',');
+        writeValue(a[i], out);
+      }
+      out.put(']');
+      return;
+    }
+    case boost::json::kind::object: {
+      const auto& o = v.get_object();
+      out.put('{');
+      bool first = true;
+      for (const auto& kv : o) {
+        if (!first) out.put(',');
+        first = false;
+        escape(view(kv.key()), out);
+        out.put(':');
+        writeValue(kv.value(), out);
+      }
+      out.put('}');
+      return;
+    }
+    default: out.advance(writeScalar(v, out.room(64)));
+  }
+}
+
+}  // namespace
 
 void Json::dumpTo(std::string& out) const {
-  if (isString()) return appendJsonString(std::get<std::string>(v_), out);
-  if (!isArray() && !isObject()) {  // a scalar (the text trace asks for many): no Out set-up
+  if (v_.is_string()) return appendJsonString(view(v_.get_string()), out);
+  if (!v_.is_array() && !v_.is_object()) {  // a scalar (the text trace asks for many): no Out set-up
     char buf[64];
-    out.append(buf, JsonDump::scalar(*this, buf));
+    out.append(buf, writeScalar(v_, buf));
     return;
   }
   Out o(out);
-  JsonDump::value(*this, o);
+  writeValue(v_, o);
 }
 
 namespace {
-class Parser {
- public:
-  explicit Parser(std::string_view s) : s_(s) {}
-  std::optional<Json> run(std::string* err) {
-    auto v = value(0);
-    ws();
-    if (v && pos_ != s_.size()) {
-      fail("trailing characters");
-      v.reset();
-    }
-    if (!v && err) *err = err_ + " at offset " + std::to_string(pos_);
-    return v;
-  }
 
- private:
-  static constexpr int kMaxDepth = 64;
-  void ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-  void fail(std::string m) {
-    if (err_.empty()) err_ = std::move(m);
-  }
-  bool lit(std::string_view w) {
-    if (s_.substr(pos_, w.size()) != w) return false;
-    pos_ += w.size();
+// boost::json::parser's handler, but doubles are read again from their text: Boost.JSON 1.81
+// rounds some long ones one ulp off (-9.908072504838097e+232; correctly rounded since 1.83),
+// so a line we wrote would not read back to the same value.
+struct ValueBuilder {
+  static constexpr std::size_t max_object_size = boost::json::object::max_size();
+  static constexpr std::size_t max_array_size = boost::json::array::max_size();
+  static constexpr std::size_t max_key_size = boost::json::string::max_size();
+  static constexpr std::size_t max_string_size = boost::json::string::max_size();
+  using sv = boost::json::string_view;
+  using ec_t = boost::json::error_code;
+
+  boost::json::value_stack st;
+  std::string number;  // the text of a number given in parts
+
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_object_begin(ec_t&) { return true; }
+  bool on_object_end(std::size_t n, ec_t&) { return st.push_object(n), true; }
+  bool on_array_begin(ec_t&) { return true; }
+  bool on_array_end(std::size_t n, ec_t&) { return st.push_array(n), true; }
+  bool on_key_part(sv s, std::size_t, ec_t&) { return st.push_chars(s), true; }
+  bool on_key(sv s, std::size_t, ec_t&) { return st.push_key(s), true; }
+  bool on_string_part(sv s, std::size_t, ec_t&) { return st.push_chars(s), true; }
+  bool on_string(sv s, std::size_t, ec_t&) { return st.push_string(s), true; }
+  bool on_number_part(sv s, ec_t&) { return number.append(s.data(), s.size()), true; }
+  bool on_int64(std::int64_t i, sv, ec_t&) { return number.clear(), st.push_int64(i), true; }
+  bool on_uint64(std::uint64_t u, sv, ec_t&) { return number.clear(), st.push_uint64(u), true; }
+  bool on_double(double d, sv s, ec_t&) {
+    number.append(s.data(), s.size());
+    double exact = 0;
+    // (out of range, e.g. 1e400: Boost.JSON's infinity or zero stands)
+    if (std::from_chars(number.data(), number.data() + number.size(), exact).ec == std::errc{}) d = exact;
+    number.clear();
+    st.push_double(d);
     return true;
   }
-  std::optional<Json> value(int depth) {
-    if (depth > kMaxDepth) {
-      fail("nesting too deep");
-      return std::nullopt;
-    }
-    ws();
-    if (pos_ >= s_.size()) {
-      fail("unexpected end");
-      return std::nullopt;
-    }
-    char c = s_[pos_];
-    if (c == '{') return object(depth);
-    if (c == '[') return array(depth);
-    if (c == '"') {
-      auto s = string();
-      if (!s) return std::nullopt;
-      return Json(std::move(*s));
-    }
-    if (lit("true")) return Json(true);
-    if (lit("false")) return Json(false);
-    if (lit("null")) return Json();
-    return number();
-  }
-  std::optional<Json> number() {
-    std::size_t start = pos_;
-    bool is_double = false;
-    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
-    while (pos_ < s_.size()) {
-      char c = s_[pos_];
-      if (c >= '0' && c <= '9') {
-        ++pos_;
-      } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-        is_double = true;
-        ++pos_;
-      } else {
-        break;
-      }
-    }
-    std::string_view t = s_.substr(start, pos_ - start);
-    if (t.empty() || t == "-") {
-      fail("bad value");
-      return std::nullopt;
-    }
-    if (!is_double) {
-      std::int64_t i = 0;
-      auto r = std::from_chars(t.data(), t.data() + t.size(), i);
-      if (r.ec == std::errc() && r.ptr == t.data() + t.size()) return Json(static_cast<long long>(i));
-    }
-    std::string tmp(t);
-    char* end = nullptr;
-    double d = std::strtod(tmp.c_str(), &end);
-    if (end != tmp.c_str() + tmp.size()) {
-      fail("bad number");
-      return std::nullopt;
-    }
-    return Json(d);
-  }
-  std::optional<std::string> string() {
-    ++pos_;  // opening quote
-    std::string out;
-    while (pos_ < s_.size()) {
-      // Runs of plain characters are copied at once; the byte after one is handled below.
-      const std::size_t run = plainPrefix(s_.data() + pos_, s_.size() - pos_);
-      out.append(s_.data() + pos_, run);
-      pos_ += run;
-      if (pos_ >= s_.size()) break;
-      char c = s_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) {
-        fail("control character in string");
-        return std::nullopt;
-      }
-      if (c != '\\') {
-        out.push_back(c);
-        continue;
-      }
-      if (pos_ >= s_.size()) break;
-      char e = s_[pos_++];
-      switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          if (pos_ + 4 > s_.size()) {
-            fail("truncated \\u escape");
-            return std::nullopt;
-          }
-          unsigned cp = 0;
-          auto r = std::from_chars(s_.data() + pos_, s_.data() + pos_ + 4, cp, 16);
-          if (r.ec != std::errc() || r.ptr != s_.data() + pos_ + 4) {
-            fail("bad \\u escape");
-            return std::nullopt;
-          }
-          pos_ += 4;
-          // Encode as UTF-8 (surrogate pairs are kept as individual code units; events never use them).
-          if (cp < 0x80) {
-            out.push_back(static_cast<char>(cp));
-          } else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-          } else {
-            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-          }
-          break;
-        }
-        default: fail("bad escape"); return std::nullopt;
-      }
-    }
-    fail("unterminated string");
-    return std::nullopt;
-  }
-  std::optional<Json> array(int depth) {
-    ++pos_;
-    Json a = Json::array();
-    ws();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return a;
-    }
-    while (true) {
-      auto v = value(depth + 1);
-      if (!v) return std::nullopt;
-      a.push(std::move(*v));
-      ws();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == ']') {
-        ++pos_;
-        return a;
-      }
-      fail("expected , or ]");
-      return std::nullopt;
-    }
-  }
-  std::optional<Json> object(int depth) {
-    ++pos_;
-    Json o = Json::object();
-    ws();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return o;
-    }
-    while (true) {
-      ws();
-      if (pos_ >= s_.size() || s_[pos_] != '"') {
-        fail("expected key");
-        return std::nullopt;
-      }
-      auto k = string();
-      if (!k) return std::nullopt;
-      ws();
-      if (pos_ >= s_.size() || s_[pos_] != ':') {
-        fail("expected :");
-        return std::nullopt;
-      }
-      ++pos_;
-      auto v = value(depth + 1);
-      if (!v) return std::nullopt;
-      o.set(std::move(*k), std::move(*v));
-      ws();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == '}') {
-        ++pos_;
-        return o;
-      }
-      fail("expected , or }");
-      return std::nullopt;
-    }
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
-  std::string err_;
+  bool on_bool(bool b, ec_t&) { return st.push_bool(b), true; }
+  bool on_null(ec_t&) { return st.push_null(), true; }
+  bool on_comment_part(sv, ec_t&) { return true; }
+  bool on_comment(sv, ec_t&) { return true; }
 };
+
 }  // namespace
 
-std::optional<Json> Json::parse(std::string_view text, std::string* error) { return Parser(text).run(error); }
+std::optional<Json> Json::parse(std::string_view text, std::string* error) {
+  boost::json::parse_options opt;
+  opt.max_depth = 64;  // as deep as events go, with room to spare
+  // The writer passes string bytes through as they came (an SNI off the wire need not be UTF-8):
+  // `convert` must read back every line it wrote.
+  opt.allow_invalid_utf8 = true;
+  boost::json::basic_parser<ValueBuilder> p(opt);
+  p.handler().st.reset();
+  boost::json::error_code ec;
+  const std::size_t used = p.write_some(false, text.data(), text.size(), ec);
+  if (!ec && used < text.size()) ec = boost::json::error::extra_data;
+  if (ec) {
+    if (error) *error = ec.message() + " at offset " + std::to_string(used);
+    return std::nullopt;
+  }
+  return Json(p.handler().st.release());
+}
 
 }  // namespace tlstrace::trace

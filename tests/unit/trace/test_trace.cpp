@@ -110,7 +110,7 @@ TEST_CASE("JSON dump of large nested values matches a piecewise rendering, appen
   std::string out = "prefix ";
   root.dumpTo(out);
   CHECK(out == "prefix " + want);
-  CHECK(Json(1e300).dump() == "null");  // too long for the fixed form: null, as before
+  CHECK(Json(1e300).dump() == "1e+300");  // too long for the fixed form: the shortest one
   CHECK(Json(std::numeric_limits<double>::infinity()).dump() == "null");
   CHECK(Json(std::numeric_limits<std::int64_t>::min()).dump() == "-9223372036854775808");
 }
