@@ -125,9 +125,9 @@ const char* ratingName(Rating r) {
 struct Verdict {
   Rating rating = Rating::Strong;
   Json reasons = Json::array();
-  void cap(Rating r, std::string why) {
+  void cap(Rating r, const std::string& why) {
     if (static_cast<int>(r) > static_cast<int>(rating)) rating = r;
-    reasons.push(std::move(why));
+    reasons.push(why);
   }
 };
 

@@ -221,18 +221,18 @@ int runConvertCommand(const std::string& path, const std::string& to, const std:
     trace::Event e;
     if (!j || !trace::fromJson(*j, e)) {
       ++bad;
-      spdlog::warn("{}:{}: not an event ({})", path, lineno, err.empty() ? "missing ts/conn/event" : err);
+      spdlog::warn("{}:{}: not an event ({})", path, lineno,
+                   err.empty() ? "missing ts/conn/event, or a field of the wrong type" : err);
       return;
     }
     if (to == "keylog") {
-      if (e.name != "tls.secret") return;
-      const trace::Json* secret = e.fields.find("secret");
-      if (!secret) {
+      const auto* s = e.as<trace::ev::TlsSecret>();
+      if (!s) return;
+      if (!s->secret) {
         ++withheld;
         return;
       }
-      out = e.fields.find("label")->asString() + " " + e.fields.find("client_random")->asString() + " " +
-            secret->asString() + "\n";
+      out = s->label + " " + s->client_random + " " + *s->secret + "\n";
       ++secrets;
     } else {
       out = trace::renderText(e, format);

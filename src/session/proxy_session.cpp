@@ -74,26 +74,13 @@ const std::vector<Action>& ProxySession::handle(Input input) {
 
 bool ProxySession::tracing(trace::Category c) const { return deps_.tracer->enabled(c); }
 
-template <class Name>
-trace::Event& ProxySession::newEvent(trace::Leg leg, Name&& name) {
+void ProxySession::newEvent(trace::Leg leg, trace::Payload&& what) {
   settleUpstream();  // its events come first, whatever path emits next
   // Held until the end of the burst (commitEvents): one queue lock per burst, not per event, and
   // no allocation per burst (the batch's storage comes back from the writer).
   if (events_.capacity() == 0) events_ = deps_.tracer->newBatch();
-  trace::Event& e = events_.emplace_back(std::forward<Name>(name));
-  e.ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
-  e.conn = id_;
-  e.leg = leg;
-  return e;
-}
-
-void ProxySession::emit(trace::Leg leg, std::string name, Json fields) {
-  if (!deps_.tracer->enabled(trace::categoryOf(name))) return;
-  newEvent(leg, std::move(name)).fields = std::move(fields);
-}
-
-void ProxySession::emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat) {
-  newEvent(leg, name).flat = flat;  // ("tls.record", "data": no allocation)
+  const auto ts = event_ts_ == trace::Clock::time_point{} ? trace::Clock::now() : event_ts_;
+  events_.emplace_back(ts, id_, leg, std::move(what));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,16 +90,13 @@ void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
   client_.t.open = true;
   client_.opened = start_;
-  Json f = Json::object();
-  f.set("client", s.client);
-  f.set("listen", s.listen);
-  f.set("mode", std::string(config::modeName(front_.mode())));
+  trace::ev::ConnOpen open{s.client, s.listen, std::string(config::modeName(front_.mode())), {}};
   const auto fixed = front_.fixedTarget();
   if (fixed) {
     target_ = *fixed;
-    f.set("target", fixed->str());
+    open.target = fixed->str();
   }
-  emit(trace::Leg::None, "conn.open", std::move(f));
+  emit(trace::Leg::None, std::move(open));
   armWatchdog();
   state_ = fixed ? State::PeekingHello : State::ReadingRequest;
   readFrom(client_);
@@ -137,12 +121,7 @@ void ProxySession::onConnected(const in::Connected& c) {
   upstream_.t.open = true;
   upstream_.opened = deps_.now();
   upstream_.connect_ms = trace::timingMs(c.connect_ms);
-  Json f = Json::object();
-  f.set("peer", c.peer);
-  f.set("local", c.local);
-  f.set("target", target_.str());
-  f.set("connect_ms", *upstream_.connect_ms);
-  emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+  emit(trace::Leg::Upstream, trace::ev::TcpConnect{c.peer, c.local, target_.str(), upstream_.connect_ms, {}});
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it
     // is closed with the rest.
@@ -154,10 +133,7 @@ void ProxySession::onConnected(const in::Connected& c) {
 
 void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   const std::string peer = target_.str();
-  Json f = Json::object();
-  f.set("peer", peer);
-  f.set("error", cf.why);
-  emit(trace::Leg::Upstream, "tcp.connect", std::move(f));
+  emit(trace::Leg::Upstream, trace::ev::TcpConnect{peer, {}, {}, {}, cf.why});
   if (state_ != State::Connecting) return;  // given up already (see onConnected)
   if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + cf.why;
   connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
@@ -217,10 +193,7 @@ void ProxySession::onRequestBytes() {
   }
   target_ = st.target;
   inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(st.consumed));
-  Json f = Json::object();
-  f.set("method", st.method);
-  f.set("target", st.target.str());
-  emit(trace::Leg::Client, "proxy.request", std::move(f));
+  emit(trace::Leg::Client, trace::ev::ProxyRequest{st.method, st.target.str()});
   if (st.kind == K::Tunnel) {
     tunnel_reply_ = std::move(st.reply);
     return connectUpstream(AfterConnect::TunnelReply);
@@ -230,10 +203,7 @@ void ProxySession::onRequestBytes() {
 }
 
 void ProxySession::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
-  Json f = Json::object();
-  f.set("status", status);
-  f.set("reason", reason);
-  emit(trace::Leg::Client, "proxy.error", std::move(f));
+  emit(trace::Leg::Client, trace::ev::ProxyError{status, reason});
   const std::string resp = httpErrorResponse(status, reason, extra_headers);
   client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
   if (outcome_.empty()) outcome_ = reason;
@@ -296,10 +266,8 @@ void ProxySession::onHelloBytes() {
     return respondAndClose(400, "this port speaks TLS: use https://");
   }
   if (peek.kind == K::NotTls) {
-    Json f = Json::object();
-    f.set("reason", "first bytes are not a TLS ClientHello; relaying as plain TCP");
-    f.set("first_bytes", wire::toHex(inbuf_, 16));
-    emit(trace::Leg::Client, "conn.plaintext", std::move(f));
+    emit(trace::Leg::Client, trace::ev::ConnPlaintext{"first bytes are not a TLS ClientHello; relaying as plain TCP",
+                                                      wire::toHex(inbuf_, 16)});
     if (upstream_.t.open) return startPlainRelay();
     return connectUpstream(AfterConnect::PlainRelay);
   }
@@ -318,17 +286,17 @@ void ProxySession::onHelloBytes() {
 }
 
 void ProxySession::refuseNotTls(const std::string& reason, bool close) {
-  Json f = Json::object();
-  f.set("reason", reason);
-  f.set("stage", "client_hello");
-  f.set("cause", "not_tls");
-  f.set("raw", wire::toHex(inbuf_, 64));
+  trace::ev::TlsError e;
+  e.reason = reason;
+  e.stage = "client_hello";
+  e.cause = "not_tls";
+  e.raw = wire::toHex(inbuf_, 64);
   analysis::FailureFacts ff;
   ff.not_tls = true;
-  f.set("hint", analysis::diagnose(ff).hint);
+  e.hint = analysis::diagnose(ff).hint;
   client_.error_cause = "not_tls";
   if (outcome_.empty()) outcome_ = reason;
-  emit(trace::Leg::Client, "tls.error", std::move(f));
+  emit(trace::Leg::Client, std::move(e));
   if (close) closeGracefully(outcome_);
 }
 
@@ -337,11 +305,7 @@ void ProxySession::refuseNotTls(const std::string& reason, bool close) {
 
 Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http) {
   Refusal r;
-  r.event.ts = trace::Clock::now();
-  r.event.conn = id;
-  r.event.name = "conn.refused";
-  r.event.fields.set("client", client);
-  r.event.fields.set("reason", reason);
+  r.event = trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason});
   if (answer_http) r.response = httpErrorResponse(503, reason);
   return r;
 }

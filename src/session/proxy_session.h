@@ -157,11 +157,12 @@ class ProxySession {
   void onTimer();
 
   // Events.
-  void emit(trace::Leg leg, std::string name, trace::Json fields);
-  // tls.record and data, once per record or chunk: flat fields, no Json (callers check the category).
-  void emitFlat(trace::Leg leg, std::string_view name, const trace::FlatFields& flat);
-  template <class Name>
-  trace::Event& newEvent(trace::Leg leg, Name&& name);
+  // One event of a kind of trace/events.h, if its category is traced.
+  template <class Kind>
+  void emit(trace::Leg leg, Kind&& what) {
+    if (tracing(std::decay_t<Kind>::kCategory)) newEvent(leg, std::forward<Kind>(what));
+  }
+  void newEvent(trace::Leg leg, trace::Payload&& what);
   [[nodiscard]] bool tracing(trace::Category c) const;
 
   // Front end (proxy_session.cpp).

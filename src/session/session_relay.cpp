@@ -107,7 +107,7 @@ void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
     plain_in = plain;
   }
   if (!plain_in.empty()) {
-    if (tracing(trace::kData)) emitFlat(src.which, "data", trace::FlatFields::data(true, plain_in));
+    if (tracing(trace::kData)) emit(src.which, trace::ev::Data::of(true, plain_in));
     if (!passOn(src, dst, plain_in)) return;
     passed = true;
   }
@@ -245,26 +245,16 @@ void ProxySession::finish() {
       l->by = "proxy";
       l->how = "fin";
     }
-    Json f = Json::object();
-    f.set("by", l->by);
-    f.set("how", l->how);
-    f.set("bytes_in", l->bytes_in);
-    f.set("bytes_out", l->bytes_out);
-    f.set("duration_ms", msBetween(l->opened, now));
-    emit(l->which, "tcp.close", std::move(f));
+    emit(l->which, trace::ev::TcpClose{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now)});
   }
   if (summary_part_) {
-    emit(trace::Leg::None, "conn.summary",
-         analysis::completeSummary(summary_part_->tree, legReport(client_), legReport(upstream_)));
+    emit(trace::Leg::None, trace::ev::ConnSummary{{analysis::completeSummary(summary_part_->tree, legReport(client_),
+                                                                             legReport(upstream_))}});
   } else if (client_.decoder.offer().seen || upstream_.decoder.offer().seen) {
-    emit(trace::Leg::None, "conn.summary", analysis::buildSummary(legReport(client_), legReport(upstream_)));
+    emit(trace::Leg::None, trace::ev::ConnSummary{{analysis::buildSummary(legReport(client_), legReport(upstream_))}});
   }
-  Json f = Json::object();
-  f.set("duration_ms", msBetween(start_, now));
-  f.set("bytes_client_to_server", c2s_);
-  f.set("bytes_server_to_client", s2c_);
-  f.set("outcome", outcome_.empty() ? std::string("ok") : outcome_);
-  emit(trace::Leg::None, "conn.close", std::move(f));
+  emit(trace::Leg::None,
+       trace::ev::ConnClose{msBetween(start_, now), c2s_, s2c_, outcome_.empty() ? std::string("ok") : outcome_});
   // Release TLS state now; the session itself goes when its driver lets go of it.
   client_.tls.reset();
   upstream_.tls.reset();

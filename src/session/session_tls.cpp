@@ -55,13 +55,9 @@ void ProxySession::traceClientHello() {
   const trace::HelloOffer& offer = client_.decoder.offer();
   sni_ = offer.sni;
   client_alpn_ = offer.alpn;
-  Json f = Json::object();
-  f.set("dir", "in");
-  f.set("type", desc.type);
-  f.set("length", desc.length);
-  f.set("body", std::move(desc.body));
-  if (offer.seen) f.set("fingerprints", fingerprints(client_, true));
-  emit(trace::Leg::Client, "tls.message", std::move(f));
+  trace::ev::TlsMessage m{"in", std::move(desc.type), desc.length, std::move(desc.body), {}};
+  if (offer.seen) m.fingerprints = fingerprints(client_, true);
+  emit(trace::Leg::Client, std::move(m));
   event_ts_ = saved_ts;
   hello_traced_ = true;
   std::vector<std::uint8_t>().swap(hello_);
@@ -81,7 +77,8 @@ void ProxySession::startUpstreamTls() {
     return abortClientHandshake(err);
   }
   if (deps_.cfg->mirror_client && client_.decoder.offer().seen)
-    emit(trace::Leg::Upstream, "tls.mirror", tls::mirrorClientOffer(upstream_.tls->ssl(), client_.decoder.offer()));
+    emit(trace::Leg::Upstream,
+         trace::ev::TlsMirror{{tls::mirrorClientOffer(upstream_.tls->ssl(), client_.decoder.offer())}});
   upstream_.hs_start = deps_.now();
   stepUpstreamHandshake();
 }
@@ -175,17 +172,17 @@ void ProxySession::abortClientHandshake(const std::string& why) {
     (void)client_.tls->takeOut(client_.pending, SIZE_MAX);
   } catch (const std::exception&) {
   }
-  Json f = Json::object();
-  f.set("reason", why);
-  f.set("stage", "handshake");
+  trace::ev::TlsError e;
+  e.reason = why;
+  e.stage = "handshake";
   // The root cause is the upstream leg's; `origin` says so.
-  f.set("cause", upstream_.error_cause.empty() ? std::string("upstream_unreachable") : upstream_.error_cause);
-  f.set("origin", "upstream");
-  f.set("message", "ClientHello");
-  f.set("alert", "handshake_failure");
-  f.set("hint", "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why");
-  client_.error_cause = f.find("cause")->asString();
-  emit(trace::Leg::Client, "tls.error", std::move(f));
+  e.cause = upstream_.error_cause.empty() ? std::string("upstream_unreachable") : upstream_.error_cause;
+  e.origin = "upstream";
+  e.message = "ClientHello";
+  e.alert = "handshake_failure";
+  e.hint = "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why";
+  client_.error_cause = e.cause;
+  emit(trace::Leg::Client, std::move(e));
   client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
   closeGracefully(outcome_);
 }
@@ -201,27 +198,27 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   ff.peer_closed = facts.closed;
   ff.timeout = facts.timeout;
   const analysis::Diagnosis d = analysis::diagnose(ff);
-  Json f = Json::object();
-  f.set("reason", reason);
-  f.set("stage", stage);
-  f.set("cause", d.cause);
-  if (!l.decoder.lastMessage().empty()) f.set("message", l.decoder.lastMessage());
-  if (!l.last_alert_sent.empty()) f.set("alert_sent", l.last_alert_sent);
-  if (!l.last_alert_received.empty()) f.set("alert_received", l.last_alert_received);
+  trace::ev::TlsError e;
+  e.reason = reason;
+  e.stage = stage;
+  e.cause = d.cause;
+  if (!l.decoder.lastMessage().empty()) e.message = l.decoder.lastMessage();
+  if (!l.last_alert_sent.empty()) e.alert_sent = l.last_alert_sent;
+  if (!l.last_alert_received.empty()) e.alert_received = l.last_alert_received;
   if (l.verify_failure.error != 0) {
-    f.set("verify_error", tls::verifyErrorText(l.verify_failure.error));
-    f.set("verify_depth", l.verify_failure.depth);
+    e.verify_error = tls::verifyErrorText(l.verify_failure.error);
+    e.verify_depth = l.verify_failure.depth;
   }
-  f.set("hint", d.hint);
+  e.hint = d.hint;
   l.error_cause = d.cause;
-  emit(l.which, "tls.error", std::move(f));
+  emit(l.which, std::move(e));
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
 }
 
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   auto* ssl = l.tls->ssl();
   l.handshake_ms = trace::timingMs(std::chrono::duration<double, std::milli>(at - l.hs_start).count());
-  l.established = tls::establishedFields(ssl, *l.handshake_ms);
+  trace::ev::TlsEstablished established = tls::established(ssl, *l.handshake_ms);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();
   in.choice = &l.decoder.choice();
@@ -231,15 +228,15 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   if (deps_.primes) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
   // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
   if (const Json* g = l.key_exchange.find("group");
-      g && l.established.find("group")->isNull() && l.decoder.kex().kind == wire::KexKind::Dhe)
-    l.established.set("group", *g);
+      g && g->isString() && !established.group.value && l.decoder.kex().kind == wire::KexKind::Dhe)
+    established.group.value = std::string(g->asString());
   // The events take the full objects; the session keeps what conn.summary needs (memory per
   // idle connection).
   using analysis::SummaryInput;
-  Json established = std::exchange(l.established, analysis::keepForSummary(SummaryInput::Established, l.established));
-  emit(l.which, "tls.established", std::move(established));
+  l.established = analysis::keepForSummary(SummaryInput::Established, trace::fieldsObject(established));
+  emit(l.which, std::move(established));
   Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
-  if (!kex.isNull() && tracing(trace::kKeyExchange)) emit(l.which, "tls.key_exchange", std::move(kex));
+  if (!kex.isNull()) emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
   if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
 }
 
@@ -299,7 +296,7 @@ void ProxySession::settleSummary() {
 void ProxySession::traceTrust() {
   Json trust = tls::trustFields(upstream_.tls->ssl(), verifyName(), upstream_.verify_failure, deps_.certs);
   upstream_.trust = analysis::keepForSummary(analysis::SummaryInput::Trust, trust);
-  emit(trace::Leg::Upstream, "tls.trust", std::move(trust));
+  emit(trace::Leg::Upstream, trace::ev::TlsTrust{{std::move(trust)}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,22 +342,11 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
     const std::string desc(wire::alertName(bytes[1]));
     if (bytes[1] != 0) (sent ? leg->last_alert_sent : leg->last_alert_received) = desc;
     leg->alerts.push_back((sent ? "sent " : "received ") + level + " " + desc);
-    Json f = Json::object();
-    f.set("dir", dir);
-    f.set("level", level);
-    f.set("description", desc);
-    f.set("code", static_cast<int>(bytes[1]));
-    c.emit(leg->which, "tls.alert", std::move(f));
+    c.emit(leg->which, trace::ev::TlsAlert{dir, level, desc, bytes[1]});
     return;
   }
-  Json f = Json::object();
-  f.set("dir", dir);
   if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {
-    if (!c.tracing(trace::kHandshake)) return;
-    f.set("type", "ChangeCipherSpec");
-    f.set("length", bytes.size());
-    f.set("body", Json::object());
-    c.emit(leg->which, "tls.message", std::move(f));
+    c.emit(leg->which, trace::ev::TlsMessage{dir, "ChangeCipherSpec", bytes.size(), Json::object(), {}});
     return;
   }
   using wire::HandshakeType;
@@ -374,25 +360,18 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   auto desc = leg->decoder.describe(bytes, from_client);
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
   if (!c.tracing(trace::kHandshake)) return;
-  f.set("type", desc.type);
-  f.set("length", desc.length);
-  f.set("body", std::move(desc.body));
-  if (desc.type == "ClientHello" && leg->decoder.offer().seen) f.set("fingerprints", c.fingerprints(*leg, true));
-  else if (desc.type == "ServerHello" && leg->decoder.choice().seen) f.set("fingerprints", c.fingerprints(*leg, false));
-  c.emit(leg->which, "tls.message", std::move(f));
+  trace::ev::TlsMessage m{dir, std::move(desc.type), desc.length, std::move(desc.body), {}};
+  if (m.type == "ClientHello" && leg->decoder.offer().seen) m.fingerprints = c.fingerprints(*leg, true);
+  else if (m.type == "ServerHello" && leg->decoder.choice().seen) m.fingerprints = c.fingerprints(*leg, false);
+  c.emit(leg->which, std::move(m));
 }
 
 void ProxySession::Observer::recordHeader(bool sent, std::span<const std::uint8_t> header) {
   ProxySession& c = *s;
   if (!c.tracing(trace::kRecord) || header.size() < 5) return;
   // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
-  trace::FlatFields f;
-  f.kind = trace::FlatFields::Kind::Record;
-  f.in = !sent;
-  f.content_type = header[0];
-  f.version = static_cast<std::uint16_t>((header[1] << 8) | header[2]);
-  f.length = static_cast<std::uint64_t>((header[3] << 8) | header[4]);
-  c.emitFlat(leg->which, "tls.record", f);
+  c.emit(leg->which, trace::ev::TlsRecord{!sent, header[0], static_cast<std::uint16_t>((header[1] << 8) | header[2]),
+                                          static_cast<std::uint64_t>((header[3] << 8) | header[4])});
 }
 
 void ProxySession::Observer::onKeylog(std::string_view line) {
@@ -410,12 +389,10 @@ void ProxySession::Observer::onKeylog(std::string_view line) {
   const auto sp1 = line.find(' ');
   const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos) return;
-  Json f = Json::object();
-  f.set("label", std::string(line.substr(0, sp1)));
-  f.set("client_random", std::string(line.substr(sp1 + 1, sp2 - sp1 - 1)));
   const bool secrets = c.deps_.cfg->log_secrets;
-  if (secrets) f.set("secret", std::string(line.substr(sp2 + 1)));
-  c.emit(leg->which, "tls.secret", std::move(f));
+  trace::ev::TlsSecret secret{std::string(line.substr(0, sp1)), std::string(line.substr(sp1 + 1, sp2 - sp1 - 1)), {}};
+  if (secrets) secret.secret = std::string(line.substr(sp2 + 1));
+  c.emit(leg->which, std::move(secret));
   if (!secrets || !leg->tls) return;
   // Derived keys (tls.keys), only with --log-secrets.
   const auto derived =
@@ -425,13 +402,9 @@ void ProxySession::Observer::onKeylog(std::string_view line) {
 }
 
 void ProxySession::emitKeys(Leg& l, const char* direction, const std::string& epoch, const tls::TrafficKeys& k) {
-  Json f = Json::object();
-  f.set("direction", direction);
-  f.set("epoch", epoch);
-  f.set("key", wire::toHex(k.key.bytes()));
-  f.set("iv", wire::toHex(k.iv.bytes()));
-  if (!k.mac_key.empty()) f.set("mac_key", wire::toHex(k.mac_key.bytes()));
-  emit(l.which, "tls.keys", std::move(f));
+  trace::ev::TlsKeys keys{direction, epoch, wire::toHex(k.key.bytes()), wire::toHex(k.iv.bytes()), {}};
+  if (!k.mac_key.empty()) keys.mac_key = wire::toHex(k.mac_key.bytes());
+  emit(l.which, std::move(keys));
 }
 
 void ProxySession::onKeyUpdate(Leg& l, bool from_client) {

@@ -40,28 +40,22 @@ std::string selectedAlpn(SSL* ssl) {
   return p ? std::string(reinterpret_cast<const char*>(p), n) : std::string{};
 }
 
-Json establishedFields(SSL* ssl, double handshake_ms) {
-  Json j = Json::object();
-  j.set("version", std::string(SSL_get_version(ssl)));
-  Json cipher = Json::object();
+trace::ev::TlsEstablished established(SSL* ssl, double handshake_ms) {
+  trace::ev::TlsEstablished e;
+  e.version = SSL_get_version(ssl);
   if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
-    cipher.set("id", static_cast<int>(SSL_CIPHER_get_protocol_id(c)));
+    e.cipher.id = SSL_CIPHER_get_protocol_id(c);
     const char* std_name = SSL_CIPHER_standard_name(c);
-    cipher.set("name", std::string(std_name ? std_name : SSL_CIPHER_get_name(c)));
+    e.cipher.name = std_name ? std_name : SSL_CIPHER_get_name(c);
   } else {
-    cipher.set("id", 0);
-    cipher.set("name", "unknown");
+    e.cipher = {0, "unknown"};
   }
-  j.set("cipher", std::move(cipher));
-  if (auto g = negotiatedGroup(ssl); !g.empty()) j.set("group", g);
-  else j.set("group", nullptr);
-  if (auto a = selectedAlpn(ssl); !a.empty()) j.set("alpn", a);
-  else j.set("alpn", nullptr);
-  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) j.set("sni", std::string(sni));
-  else j.set("sni", nullptr);
-  j.set("resumed", SSL_session_reused(ssl) == 1);
-  j.set("handshake_ms", trace::timingMs(handshake_ms));
-  return j;
+  if (auto g = negotiatedGroup(ssl); !g.empty()) e.group.value = std::move(g);
+  if (auto a = selectedAlpn(ssl); !a.empty()) e.alpn.value = std::move(a);
+  if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) e.sni.value = sni;
+  e.resumed = SSL_session_reused(ssl) == 1;
+  e.handshake_ms = trace::timingMs(handshake_ms);
+  return e;
 }
 
 Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure, CertSummaryCache* cache) {

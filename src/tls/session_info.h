@@ -5,12 +5,13 @@
 
 #include "tls/engine.h"
 #include "tls/ossl.h"
+#include "trace/events.h"
 #include "trace/json.h"
 
 namespace tlstrace::tls {
 
-// version, cipher {id,name}, group, alpn, sni, resumed, handshake_ms.
-[[nodiscard]] trace::Json establishedFields(SSL* ssl, double handshake_ms);
+// What a completed handshake negotiated (tls.established).
+[[nodiscard]] trace::ev::TlsEstablished established(SSL* ssl, double handshake_ms);
 // verified, error, depth, hostname, hostname_match, chain. `failure` is what the verify callback
 // saw (error 0 when nothing failed); its chain stands in when the handshake left no peer chain.
 [[nodiscard]] trace::Json trustFields(SSL* ssl, const std::string& hostname, const VerifyFailure& failure,

@@ -45,17 +45,6 @@ bool parseCategories(std::string_view list, unsigned& out, std::string& bad) {
   return true;
 }
 
-Category categoryOf(std::string_view n) {
-  if (n == "tcp.connect" || n == "tcp.close") return kTcp;
-  if (n == "tls.message" || n == "tls.mirror") return kHandshake;
-  if (n == "tls.key_exchange") return kKeyExchange;
-  if (n == "tls.trust") return kTrust;
-  if (n == "tls.secret" || n == "tls.keys") return kKeys;
-  if (n == "tls.record") return kRecord;
-  if (n == "data") return kData;
-  return kCore;
-}
-
 std::string formatTimestamp(Clock::time_point tp) {
   std::string out;
   appendTimestamp(tp, out);
@@ -108,149 +97,6 @@ char* writeTimestamp(Clock::time_point tp, char* out) {
   return out + kTimestampLength;
 }
 
-FlatFields FlatFields::data(bool in, std::span<const std::uint8_t> chunk) {
-  FlatFields f;
-  f.kind = Kind::Data;
-  f.in = in;
-  f.length = chunk.size();
-  f.head_len = static_cast<std::uint8_t>(std::min(chunk.size(), kHeadMax));
-  std::copy_n(chunk.begin(), f.head_len, f.head);  // (memcpy from an empty chunk's null data is UB)
-  return f;
-}
-
-const Json& fieldsOf(const Event& e, Json& scratch) {
-  const FlatFields& f = e.flat;
-  switch (f.kind) {
-    case FlatFields::Kind::None: return e.fields;
-    case FlatFields::Kind::Record:
-      scratch = Json::object();
-      scratch.set("dir", f.in ? "in" : "out");
-      scratch.set("content_type", static_cast<int>(f.content_type));
-      scratch.set("version", wire::versionName(f.version));
-      scratch.set("length", f.length);
-      return scratch;
-    case FlatFields::Kind::Data:
-      scratch = Json::object();
-      scratch.set("dir", f.in ? "in" : "out");
-      scratch.set("bytes", f.length);
-      scratch.set("hex", wire::toHex(f.headBytes()));
-      return scratch;
-  }
-  return e.fields;
-}
-
-Json toJson(const Event& e) {
-  Json scratch;
-  const Json& fields = fieldsOf(e, scratch);
-  Json j = Json::object();
-  j.set("ts", formatTimestamp(e.ts));
-  j.set("conn", e.conn);
-  if (e.leg != Leg::None) j.set("leg", legName(e.leg));
-  j.set("event", e.name);
-  for (const auto& [k, v] : fields.asObject()) j.set(k, v);
-  return j;
-}
-
-namespace {
-
-// A whole flat event's line (tls.record, data): the bytes toJson(e).dump() gives, written at once.
-void appendFlatLine(const Event& e, std::string& out) {
-  const FlatFields& f = e.flat;
-  RawWriter w(out, 256 + e.name.size() + 2 * FlatFields::kHeadMax);
-  w.add("{\"ts\":\"");
-  if (char* p = w.at(kTimestampLength)) w.advance(writeTimestamp(e.ts, p));
-  w.add("\",\"conn\":");
-  w.number(e.conn);
-  if (e.leg != Leg::None) {
-    w.add(",\"leg\":\"");
-    w.add(legName(e.leg));
-    w.add('"');
-  }
-  w.add(",\"event\":\"");
-  w.add(e.name);  // "tls.record" or "data": nothing to escape
-  w.add(f.in ? "\",\"dir\":\"in\"" : "\",\"dir\":\"out\"");
-  if (f.kind == FlatFields::Kind::Record) {
-    w.add(",\"content_type\":");
-    w.number(f.content_type);
-    w.add(",\"version\":\"");
-    w.add(wire::versionName(f.version));
-    w.add("\",\"length\":");
-    w.number(f.length);
-  } else {
-    w.add(",\"bytes\":");
-    w.number(f.length);
-    w.add(",\"hex\":\"");
-    w.hex(f.headBytes());
-    w.add('"');
-  }
-  w.add('}');
-}
-
-}  // namespace
-
-void appendJsonLine(const Event& e, std::string& out) {
-  using namespace std::string_view_literals;
-  if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
-  // Same bytes as toJson(e).dump(), written straight into `out`: the common fields, then the
-  // event's own (their object's opening brace becomes the separating comma).
-  out += "{\"ts\":\""sv;
-  appendTimestamp(e.ts, out);
-  out += "\",\"conn\":"sv;
-  char num[24];
-  out.append(num, std::to_chars(num, num + sizeof num, e.conn).ptr);
-  if (e.leg != Leg::None) {
-    out += ",\"leg\":\""sv;
-    out += legName(e.leg);
-    out += '"';
-  }
-  out += ",\"event\":"sv;
-  appendJsonString(e.name, out);
-  const std::size_t at = out.size();
-  e.fields.dumpTo(out);
-  if (out.size() - at > 2 && out[at] == '{') {
-    out[at] = ',';
-  } else {
-    out.resize(at);  // no fields of its own ("{}" or not an object)
-    out += '}';
-  }
-}
-
-namespace {
-bool parseTimestamp(const std::string& s, Clock::time_point& out) {
-  std::tm tm{};
-  int year = 0, mon = 0, usec = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &year, &mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec, &usec) != 7)
-    return false;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  const std::time_t t = timegm(&tm);
-  out = Clock::time_point(std::chrono::seconds(t)) + std::chrono::microseconds(usec);
-  return true;
-}
-}  // namespace
-
-bool fromJson(const Json& j, Event& out) {
-  const Json* ts = j.find("ts");
-  const Json* conn = j.find("conn");
-  const Json* ev = j.find("event");
-  if (!ts || !conn || !ev || !ts->isString() || !conn->isInt() || !ev->isString()) return false;
-  if (!parseTimestamp(ts->asString(), out.ts)) return false;
-  out.conn = conn->asUint();
-  out.name = ev->asString();
-  out.leg = Leg::None;
-  if (const Json* leg = j.find("leg")) {
-    if (leg->asString() == "client") out.leg = Leg::Client;
-    else if (leg->asString() == "upstream") out.leg = Leg::Upstream;
-  }
-  out.fields = Json::object();
-  for (const auto& [k, v] : j.asObject()) {
-    if (k == "ts" || k == "conn" || k == "leg" || k == "event") continue;
-    out.fields.set(k, v);
-  }
-  return true;
-}
-
 namespace {
 // Emptied event batches kept by each producing thread (newBatch), whichever tracer they came
 // from: an empty vector<Event> is only storage.
@@ -283,7 +129,7 @@ void Tracer::emit(Event e) {
 
 void Tracer::submit(std::vector<Event>& batch) {
   if ((categories_ & kAll) != kAll)  // with every category on, nothing to filter (per-record events)
-    std::erase_if(batch, [this](const Event& e) { return !enabled(categoryOf(e.name)); });
+    std::erase_if(batch, [this](const Event& e) { return !enabled(e.category()); });
   if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
   // Back-pressure, never loss: the io thread waits for the writer and every wait is counted.

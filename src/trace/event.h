@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "trace/events.h"
 #include "trace/json.h"
 
 namespace tlstrace::trace {
@@ -19,60 +20,38 @@ namespace tlstrace::trace {
 enum class Leg { None, Client, Upstream };
 [[nodiscard]] std::string_view legName(Leg leg);
 
-// Trace categories, as in javax.net.debug; selected with --trace.
-enum Category : unsigned {
-  kCore = 0,  // connection lifecycle, established, alerts, errors: always on
-  kTcp = 1u << 0,
-  kHandshake = 1u << 1,
-  kKeyExchange = 1u << 2,
-  kTrust = 1u << 3,
-  kKeys = 1u << 4,
-  kRecord = 1u << 5,
-  kData = 1u << 6,
-  kAll = 0x7f,
-};
 inline constexpr unsigned kDefaultCategories = kTcp | kHandshake | kKeyExchange | kTrust;
 // Parses "tcp,handshake" / "all"; returns false with the bad token in `bad`.
 [[nodiscard]] bool parseCategories(std::string_view list, unsigned& out, std::string& bad);
 
 using Clock = std::chrono::system_clock;
 
-// The fields of the two events that come once per record or per relayed chunk (tls.record, data),
-// kept flat: building, queuing and rendering them needs no JSON tree. Same fields, same order,
-// same output as the Json form (docs/events.md); fieldsOf() gives that form to everything else.
-struct FlatFields {
-  enum class Kind : std::uint8_t { None, Record, Data };
-  Kind kind = Kind::None;
-  bool in = false;                // "dir"
-  std::uint8_t content_type = 0;  // tls.record "content_type"
-  std::uint16_t version = 0;      // tls.record "version" (legacy_record_version)
-  std::uint64_t length = 0;       // tls.record "length", data "bytes"
-  // data "hex": the first bytes of the chunk (kept raw, written as hex by the renderers).
-  static constexpr std::size_t kHeadMax = 64;
-  std::uint8_t head_len = 0;
-  std::uint8_t head[kHeadMax];
-
-  // A data event for one relayed chunk: its size, and its first kHeadMax bytes.
-  [[nodiscard]] static FlatFields data(bool in, std::span<const std::uint8_t> chunk);
-  [[nodiscard]] std::span<const std::uint8_t> headBytes() const { return {head, head_len}; }
-};
-
+// One trace event: when, which connection and leg, and what (one of the kinds of events.h).
 struct Event {
-  // (User-provided so that emplace_back() does not zero the whole event, flat.head included,
-  // before the member initialisers run: a flat event is built on the io thread per record.)
-  Event() {}
-  explicit Event(std::string&& event_name) : name(std::move(event_name)) {}
-  explicit Event(std::string_view event_name) : name(event_name) {}
+  Event() = default;
+  template <class Kind>
+  Event(Clock::time_point t, std::uint64_t c, Leg l, Kind&& what)
+      : ts(t), conn(c), leg(l), payload(std::forward<Kind>(what)) {}
   Clock::time_point ts{};
   std::uint64_t conn = 0;
   Leg leg = Leg::None;
-  std::string name;
-  Json fields = Json::object();  // beyond the common ts/conn/leg/event
-  FlatFields flat;               // used instead of `fields` when flat.kind != None
+  Payload payload;
+
+  [[nodiscard]] std::string_view name() const;
+  [[nodiscard]] Category category() const;
+  template <class Kind>
+  [[nodiscard]] const Kind* as() const {
+    return std::get_if<Kind>(&payload);
+  }
 };
 
-// The event's own fields as a Json object: `e.fields`, or the flat ones written into `scratch`.
+// The event's own fields as a JSON object, built into `scratch` (an Other's are returned as they are).
 [[nodiscard]] const Json& fieldsOf(const Event& e, Json& scratch);
+// The fields of one event kind as a JSON object (what analysis/ keeps of tls.established).
+[[nodiscard]] Json fieldsObject(const Payload& what);
+// The same fields one by one, in order, without building the object: trees (a message body, a
+// report's members) are passed as they are, scalars as a temporary value.
+void forEachField(const Event& e, const std::function<void(std::string_view key, const Json& value)>& f);
 
 [[nodiscard]] Category categoryOf(std::string_view event_name);
 // RFC 3339 UTC with microseconds.
@@ -84,7 +63,9 @@ char* writeTimestamp(Clock::time_point tp, char* out);         // kTimestampLeng
 [[nodiscard]] Json toJson(const Event& e);
 // The same, serialised straight into `out` (no copy of the fields).
 void appendJsonLine(const Event& e, std::string& out);
-// Inverse of toJson (for `convert`); false when a common field is missing.
+// Inverse of toJson (for `convert`): the event kind by its name, its fields from the object
+// (an unknown kind becomes ev::Other); false when a common field is missing or a known field has
+// the wrong type.
 [[nodiscard]] bool fromJson(const Json& j, Event& out);
 
 class Sink {

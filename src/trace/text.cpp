@@ -199,16 +199,6 @@ bool repeatsAnExtension(const std::string& type, const std::string& field) {
   return false;
 }
 
-// The value of `key` as the headline shows it, appended in place ("" when absent).
-void appendField(const Json& f, std::string_view key, std::string& out) {
-  if (const Json* v = f.find(key)) appendScalar(*v, out);
-}
-
-bool isIn(const Json& f) {
-  const Json* d = f.find("dir");
-  return d && d->asString() == "in";
-}
-
 // RFC 8446 5.1 ContentType, as the text trace names it ("" for other values).
 std::string_view contentTypeText(std::int64_t t) {
   switch (t) {
@@ -239,107 +229,77 @@ char* writeLinePrefix(const Event& e, char* out) {
   return out + 9;
 }
 
-// The whole line of a flat tls.record or data event, prefix included: the same text as the Json
-// form gives below, written at once (these come once per record).
-void appendFlatLine(const Event& e, std::string& out) {
-  const FlatFields& f = e.flat;
-  RawWriter w(out, kLinePrefixMax + 64 + 2 * FlatFields::kHeadMax);
+// The one line of a tls.record event, prefix included, written at once (these come once per
+// record, by the thousand: one line each, as in a packet list).
+void appendRecordLine(const Event& e, const ev::TlsRecord& r, std::string& out) {
+  RawWriter w(out, kLinePrefixMax + 64);
   if (char* p = w.at(kLinePrefixMax)) w.advance(writeLinePrefix(e, p));
-  w.add(f.in ? "<- " : "-> ");
-  if (f.kind == FlatFields::Kind::Data) {
-    w.add("data ");
-    w.number(f.length);
-    w.add(" bytes: ");
-    w.hex(f.headBytes());
+  w.add(r.in ? "<- record " : "-> record ");
+  if (const auto name = contentTypeText(r.content_type); !name.empty()) {
+    w.add(name);
   } else {
-    w.add("record ");
-    if (const auto name = contentTypeText(f.content_type); !name.empty()) {
-      w.add(name);
-    } else {
-      w.add("unknown(");
-      w.number(f.content_type);
-      w.add(')');
-    }
-    w.add(' ');
-    w.add(wire::versionName(f.version));
-    w.add(", ");
-    w.number(f.length);
-    w.add(" bytes");
+    w.add("unknown(");
+    w.number(r.content_type);
+    w.add(')');
   }
+  w.add(' ');
+  w.add(wire::versionName(r.version));
+  w.add(", ");
+  w.number(r.length);
+  w.add(" bytes\n");
+}
+
+// The one line of a data event (once per relayed chunk).
+void appendDataLine(const Event& e, const ev::Data& d, std::string& out) {
+  RawWriter w(out, kLinePrefixMax + 64 + 2 * HeadBytes::kMax);
+  if (char* p = w.at(kLinePrefixMax)) w.advance(writeLinePrefix(e, p));
+  w.add(d.in ? "<- data " : "-> data ");
+  w.number(d.bytes);
+  w.add(" bytes: ");
+  w.hex(d.head.view());
   w.add('\n');
 }
 
 void appendDefault(const Event& e, std::string& out) {
-  if (e.flat.kind != FlatFields::Kind::None) return appendFlatLine(e, out);
+  if (const auto* r = e.as<ev::TlsRecord>()) return appendRecordLine(e, *r, out);
+  if (const auto* d = e.as<ev::Data>()) return appendDataLine(e, *d, out);
   // Built once per event, in a per-thread string (every nested line repeats it).
   thread_local std::string prefix;
   char buf[kLinePrefixMax];
   prefix.assign(buf, writeLinePrefix(e, buf));
   out += prefix;
-  const Json& f = e.fields;
   std::string_view skip1, skip2, skip3;  // fields already shown in the headline
-  if (e.name == "tls.message") {
-    out += isIn(f) ? "<- " : "-> ";
-    appendField(f, "type", out);
+  std::string_view message_type;         // tls.message: its body's fields are shown flat
+  if (const auto* m = e.as<ev::TlsMessage>()) {
+    out += m->dir == "in" ? "<- " : "-> ";
+    out += m->type;
     out += " ("sv;
-    appendField(f, "length", out);
+    out += std::to_string(m->length);
     out += " bytes)\n"sv;
     skip1 = "dir", skip2 = "type", skip3 = "length";
-  } else if (e.name == "tls.record" || e.name == "data") {
-    // Per-record and per-chunk events come by the thousand: one line each, as in a packet list.
-    out += isIn(f) ? "<- " : "-> ";
-    if (e.name == "data") {
-      out += "data "sv;
-      appendField(f, "bytes", out);
-      out += " bytes"sv;
-      if (const Json* hex = f.find("hex")) {
-        out += ": "sv;
-        out += hex->asString();
-      }
-    } else {
-      out += "record "sv;
-      const Json* ct = f.find("content_type");
-      if (!ct) {
-        out += '?';
-      } else if (const auto name = contentTypeText(ct->asInt()); !name.empty()) {
-        out += name;
-      } else {
-        out += "unknown(" + std::to_string(ct->asInt()) + ")";
-      }
-      out += ' ';
-      appendField(f, "version", out);
-      out += ", "sv;
-      appendField(f, "length", out);
-      out += " bytes"sv;
-    }
-    out += '\n';
-    for (const auto& [k, v] : f.asObject())
-      if (k != "dir" && k != "bytes" && k != "hex" && k != "content_type" && k != "version" && k != "length")
-        renderValue(prefix, 2, k, v, out);
-    return;
-  } else if (e.name == "tls.alert") {
-    out += isIn(f) ? "<- " : "-> ";
-    out += "Alert "sv;
-    appendField(f, "level", out);
+    message_type = m->type;
+  } else if (const auto* a = e.as<ev::TlsAlert>()) {
+    out += a->dir == "in" ? "<- Alert " : "-> Alert ";
+    out += a->level;
     out += ' ';
-    appendField(f, "description", out);
+    out += a->description;
     out += '\n';
     skip1 = "dir", skip2 = "level", skip3 = "description";
   } else {
     out += "== "sv;
-    out += e.name;
+    out += e.name();
     out += '\n';
   }
-  for (const auto& [k, v] : f.asObject()) {
-    if (k == skip1 || k == skip2 || k == skip3) continue;
-    if (k == "body") {
-      const std::string type = str(f, "type");
+  forEachField(e, [&](std::string_view k, const Json& v) {
+    if (k == skip1 || k == skip2 || k == skip3) return;
+    if (k == "body" && !message_type.empty()) {
+      const std::string type(message_type);
       for (const auto& [bk, bv] : v.asObject())
-        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, bk, bv, out);
-      continue;
+        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, std::string(bk), bv, out);
+      return;
     }
-    renderValue(prefix, 2, k, v, out);
-  }
+    renderValue(prefix, 2, std::string(k), v, out);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,7 +363,7 @@ std::string renderJsse(const Event& e) {
                            "|tlstrace|";
   Json scratch;
   const Json& f = fieldsOf(e, scratch);
-  if (e.name == "tls.message") {
+  if (e.name() == "tls.message") {
     const std::string type = str(f, "type");
     const bool out_dir = str(f, "dir") == "out";
     std::string s = head + (out_dir ? "Produced " : "Consuming ") + type + " handshake message (\n";
@@ -414,10 +374,10 @@ std::string renderJsse(const Event& e) {
     }
     return s + "}\n)\n";
   }
-  if (e.name == "tls.alert")
+  if (e.name() == "tls.alert")
     return head + (str(f, "dir") == "out" ? "Produced" : "Received") + " alert (\n\"Alert\": {\n  \"level\"      : \"" +
            str(f, "level") + "\",\n  \"description\": \"" + str(f, "description") + "\"\n}\n)\n";
-  std::string s = head + e.name + " (\n{\n";
+  std::string s = head + std::string(e.name()) + " (\n{\n";
   const auto& o = f.asObject();
   for (std::size_t i = 0; i < o.size(); ++i) jsseValue(o[i].first, o[i].second, 1, s, i + 1 == o.size());
   return s + "}\n)\n";
@@ -482,17 +442,17 @@ std::string renderOpenssl(const Event& e) {
   Json scratch;
   const Json& f = fieldsOf(e, scratch);
   const bool sent = str(f, "dir") == "out";
-  if (e.name == "tls.message") {
+  if (e.name() == "tls.message") {
     std::string s = prefix + (sent ? "Sent" : "Received") + " Handshake Message\n";
     s += prefix + "  " + str(f, "type") + ", Length=" + str(f, "length") + "\n";
     if (const Json* b = f.find("body"))
       for (const auto& [k, v] : b->asObject()) opensslValue(prefix, k, v, 2, s);
     return s;
   }
-  if (e.name == "tls.alert")
+  if (e.name() == "tls.alert")
     return prefix + (sent ? "Sent" : "Received") + " Record\n" + prefix + "  Alert, Level=" + str(f, "level") +
            ", Description=" + str(f, "description") + "(" + str(f, "code") + ")\n";
-  std::string s = prefix + e.name + "\n";
+  std::string s = prefix + std::string(e.name()) + "\n";
   for (const auto& [k, v] : f.asObject()) opensslValue(prefix, k, v, 1, s);
   return s;
 }

@@ -141,13 +141,11 @@ inline std::string describe(const session::Action& a) {
 
 // One event as text: its name, and for handshake messages the type ("tls.message ClientHello").
 inline std::string describe(const trace::Event& e) {
-  std::string s = e.name;
-  if (e.name == "tls.message") s += " " + e.fields.find("type")->asString();
-  if (e.name == "tls.error" || e.name == "proxy.error") {
-    if (const auto* c = e.fields.find("cause")) s += " " + c->asString();
-    if (const auto* st = e.fields.find("status")) s += " " + std::to_string(st->asInt());
-  }
-  if (e.name == "tcp.close") s += " " + e.fields.find("by")->asString() + "/" + e.fields.find("how")->asString();
+  std::string s(e.name());
+  if (const auto* m = e.as<trace::ev::TlsMessage>()) s += " " + m->type;
+  if (const auto* err = e.as<trace::ev::TlsError>()) s += " " + err->cause;
+  if (const auto* perr = e.as<trace::ev::ProxyError>()) s += " " + std::to_string(perr->status);
+  if (const auto* c = e.as<trace::ev::TcpClose>()) s += " " + c->by + "/" + c->how;
   if (e.leg != trace::Leg::None) s = sideName(e.leg) + " " + s;
   return s;
 }
@@ -217,10 +215,12 @@ struct Run {
     for (; events_seen < ev.size(); ++events_seen) out.push_back(describe(ev[events_seen]));
     return out;
   }
-  const trace::Event* lastEvent(const std::string& name) const {
+  // The last event of a kind emitted so far.
+  template <class Kind>
+  const Kind* last() const {
     auto& ev = const_cast<session::ProxySession&>(s).events();
     for (auto it = ev.rbegin(); it != ev.rend(); ++it)
-      if (it->name == name) return &*it;
+      if (const auto* k = it->as<Kind>()) return k;
     return nullptr;
   }
 };

@@ -92,10 +92,10 @@ TEST_CASE("a ClientHello split across reads, then both handshakes in order and d
     CHECK_MESSAGE(contains(ev, e), e << " in " << doctest::toString(ev));
   CHECK(indexOf(ev, "upstream tls.established") < indexOf(ev, "client tls.message ServerHello"));
   CHECK(indexOf(ev, "client tls.message ServerHello") < indexOf(ev, "client tls.established"));
-  const auto* est = r.lastEvent("tls.established");
+  const auto* est = r.last<trace::ev::TlsEstablished>();
   REQUIRE(est);
-  CHECK(est->fields.find("version")->asString() == "TLSv1.3");
-  CHECK(est->fields.find("sni")->asString() == "localhost");
+  CHECK(est->version == "TLSv1.3");
+  CHECK(est->sni.value == "localhost");
 
   // Data both ways through the relay.
   const std::string ping = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -132,7 +132,7 @@ TEST_CASE("upstream refused or timed out: the client gets a handshake_failure al
     c.tls->feed(r.takeSent(Leg::Client));
     CHECK(c.tls->handshake() == tls::TlsEngine::Status::Error);
     CHECK(c.tls->error().find("handshake failure") != std::string::npos);
-    CHECK(r.lastEvent("conn.close")->fields.find("outcome")->asString().find("Connection refused") !=
+    CHECK(r.last<trace::ev::ConnClose>()->outcome.find("Connection refused") !=
           (status == 502 ? std::string::npos : 0));
   }
 }
@@ -221,13 +221,12 @@ TEST_CASE("an untrusted upstream certificate: tls.trust says so, the client gets
   CHECK(contains(ev, "upstream tls.trust"));
   CHECK(indexOf(ev, "upstream tls.trust") < indexOf(ev, "client tls.error"));
   CHECK_FALSE(contains(ev, "client tls.established"));
-  const auto* trust = r.lastEvent("tls.trust");
+  const auto* trust = r.last<trace::ev::TlsTrust>();
   REQUIRE(trust);
-  CHECK(trust->fields.find("verified")->asBool() == false);
-  const auto* err = r.lastEvent("tls.error");
+  CHECK(trust->report.object.find("verified")->asBool() == false);
+  const auto* err = r.last<trace::ev::TlsError>();
   REQUIRE(err);
-  CHECK(err->leg == trace::Leg::Client);
-  CHECK(err->fields.find("origin")->asString() == "upstream");
+  CHECK(err->origin == "upstream");  // (the last tls.error: the client leg's)
   CHECK_FALSE(c.tls->handshakeDone());
   CHECK(r.finished);
 }
@@ -261,7 +260,7 @@ TEST_CASE("half-close: close_notify and FIN are passed on, the other direction s
     const V ev = e.r.takeEvents();
     CHECK(contains(ev, sideName(first) + " tcp.close peer/fin"));
     CHECK(contains(ev, sideName(second) + " tcp.close proxy/fin"));
-    CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "ok");
+    CHECK(e.r.last<trace::ev::ConnClose>()->outcome == "ok");
   }
 }
 
@@ -281,8 +280,7 @@ TEST_CASE("a reset on either leg aborts it and closes the other politely") {
     const V ev = e.r.takeEvents();
     CHECK(contains(ev, sideName(reset) + " tcp.close peer/rst"));
     CHECK(contains(ev, sideName(peer) + " tcp.close proxy/fin"));
-    CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString().find("connection reset by peer") !=
-          std::string::npos);
+    CHECK(e.r.last<trace::ev::ConnClose>()->outcome.find("connection reset by peer") != std::string::npos);
   }
 }
 
@@ -327,7 +325,7 @@ TEST_CASE("handshake timeout: a client that never finishes its ClientHello is cl
   r.feed(in::TimerFired{});
   CHECK(r.takeEvents() == V{"client tls.error timeout", "client tcp.close proxy/timeout", "conn.close"});
   CHECK(r.takeActions() == V{"timer +2s", "shutdown client", "finish"});
-  CHECK(r.lastEvent("conn.close")->fields.find("outcome")->asString() == "handshake timeout");
+  CHECK(r.last<trace::ev::ConnClose>()->outcome == "handshake timeout");
 }
 
 TEST_CASE("idle timeout: an established connection with no traffic for --idle-timeout closes both legs") {
@@ -339,14 +337,15 @@ TEST_CASE("idle timeout: an established connection with no traffic for --idle-ti
   CHECK(acts == V{"timer +2s", "send client", "send upstream"});  // close_notify on both legs
   e.r.drain();
   CHECK(e.r.finished);
-  CHECK(e.r.lastEvent("conn.close")->fields.find("outcome")->asString() == "idle timeout");
+  CHECK(e.r.last<trace::ev::ConnClose>()->outcome == "idle timeout");
 }
 
 TEST_CASE("a client refused at accept time (--max-connections): conn.refused and, in explicit mode, a 503") {
   auto r = session::refuseConnection(9, "127.0.0.1:5000", "--max-connections (1) reached", true);
-  CHECK(r.event.name == "conn.refused");
+  CHECK(r.event.name() == "conn.refused");
   CHECK(r.event.conn == 9);
-  CHECK(r.event.fields.find("reason")->asString() == "--max-connections (1) reached");
+  REQUIRE(r.event.as<trace::ev::ConnRefused>());
+  CHECK(r.event.as<trace::ev::ConnRefused>()->reason == "--max-connections (1) reached");
   CHECK(r.response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   CHECK(session::refuseConnection(9, "127.0.0.1:5000", "x", false).response.empty());
   net::ExplicitFrontEnd explicit_front("");

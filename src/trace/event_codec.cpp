@@ -1,0 +1,418 @@
+// Events to JSON and back: the JSON Lines writer, the tree form (text renderers, `convert`) and
+// the reader, each one visitor over the kinds' field lists (events.h).
+#include <charconv>
+#include <concepts>
+#include <cstdio>
+#include <ctime>
+
+#include "trace/event.h"
+#include "wire/byte_reader.h"
+#include "wire/registry.h"
+
+namespace tlstrace::trace {
+
+namespace {
+
+template <class T>
+concept Integer = std::integral<T> && !std::same_as<T, bool>;
+
+// Writes `,"key":value` for each field straight into the line.
+struct LineWriter {
+  std::string& out;
+
+  void key(std::string_view k) {  // (the field names are identifiers: nothing to escape)
+    out += ",\"";
+    out += k;
+    out += "\":";
+  }
+  template <Integer T>
+  void number(T v) {
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  }
+  void operator()(std::string_view k, const std::string& v) {
+    key(k);
+    appendJsonString(v, out);
+  }
+  template <Integer T>
+  void operator()(std::string_view k, T v) {
+    key(k);
+    number(v);
+  }
+  void operator()(std::string_view k, double v) {
+    key(k);
+    Json(v).dumpTo(out);  // the one number format of the schema
+  }
+  void operator()(std::string_view k, bool v) {
+    key(k);
+    out += v ? "true" : "false";
+  }
+  void operator()(std::string_view k, const Json& v) {
+    key(k);
+    v.dumpTo(out);
+  }
+  void operator()(std::string_view k, const CodeName& v) {
+    key(k);
+    out += "{\"id\":";
+    number(v.id);
+    out += ",\"name\":";
+    appendJsonString(v.name, out);
+    out += '}';
+  }
+  void operator()(std::string_view k, const HeadBytes& h) {
+    key(k);
+    out += '"';
+    const std::size_t at = out.size();
+    out.resize(at + 2 * h.len);
+    wire::writeHex(h.view(), out.data() + at);
+    out += '"';
+  }
+  template <class T>
+  void operator()(std::string_view k, const std::optional<T>& v) {
+    if (v) (*this)(k, *v);
+  }
+  void operator()(std::string_view k, const Nullable<std::string>& v) {
+    if (v.value) return (*this)(k, *v.value);
+    key(k);
+    out += "null";
+  }
+  void direction(std::string_view k, bool in) {
+    key(k);
+    out += in ? "\"in\"" : "\"out\"";
+  }
+  void versionName(std::string_view k, std::uint16_t v) {
+    key(k);
+    out += '"';
+    out += wire::versionName(v);
+    out += '"';
+  }
+  void spread(const Report& r) { spreadObject(r.object); }
+  void spreadObject(const Json& o) {
+    if (!o.isObject()) return;
+    for (const auto& [k, v] : o.asObject()) {
+      out += ',';
+      appendJsonString(k, out);
+      out += ':';
+      v.dumpTo(out);
+    }
+  }
+};
+
+// Sets each field on a JSON object.
+struct TreeBuilder {
+  Json& obj;
+
+  void operator()(std::string_view k, const std::string& v) { obj.set(k, v); }
+  template <Integer T>
+  void operator()(std::string_view k, T v) {
+    if constexpr (std::is_signed_v<T>) obj.set(k, static_cast<long long>(v));
+    else obj.set(k, static_cast<unsigned long long>(v));
+  }
+  void operator()(std::string_view k, double v) { obj.set(k, v); }
+  void operator()(std::string_view k, bool v) { obj.set(k, v); }
+  void operator()(std::string_view k, const Json& v) { obj.set(k, v); }
+  void operator()(std::string_view k, const CodeName& v) {
+    Json c = Json::object();
+    c.set("id", static_cast<long long>(v.id));
+    c.set("name", v.name);
+    obj.set(k, std::move(c));
+  }
+  void operator()(std::string_view k, const HeadBytes& h) { obj.set(k, wire::toHex(h.view())); }
+  template <class T>
+  void operator()(std::string_view k, const std::optional<T>& v) {
+    if (v) (*this)(k, *v);
+  }
+  void operator()(std::string_view k, const Nullable<std::string>& v) {
+    if (v.value) obj.set(k, *v.value);
+    else obj.set(k, nullptr);
+  }
+  void direction(std::string_view k, bool in) { obj.set(k, in ? "in" : "out"); }
+  void versionName(std::string_view k, std::uint16_t v) { obj.set(k, wire::versionName(v)); }
+  void spread(const Report& r) {
+    if (!r.object.isObject()) return;
+    for (const auto& [k, v] : r.object.asObject()) obj.set(k, v);
+  }
+};
+
+// Reads each field back from an event's JSON object (`convert`); `ok` turns false on a missing
+// required field or a wrong type.
+struct TreeReader {
+  const Json& obj;
+  bool ok = true;
+
+  const Json* need(std::string_view k) {
+    const Json* j = obj.find(k);
+    if (!j) ok = false;
+    return j;
+  }
+  void operator()(std::string_view k, std::string& v) {
+    if (const Json* j = need(k)) j->isString() ? void(v = j->asString()) : void(ok = false);
+  }
+  template <Integer T>
+  void operator()(std::string_view k, T& v) {
+    const Json* j = need(k);
+    if (!j) return;
+    if (!j->isInt()) {
+      ok = false;
+      return;
+    }
+    if constexpr (std::is_signed_v<T>) v = static_cast<T>(j->asInt());
+    else v = static_cast<T>(j->asUint());
+  }
+  void operator()(std::string_view k, double& v) {
+    if (const Json* j = need(k)) (j->isDouble() || j->isInt()) ? void(v = j->asDouble()) : void(ok = false);
+  }
+  void operator()(std::string_view k, bool& v) {
+    if (const Json* j = need(k)) j->isBool() ? void(v = j->asBool()) : void(ok = false);
+  }
+  void operator()(std::string_view k, Json& v) {
+    if (const Json* j = need(k)) v = *j;
+  }
+  void operator()(std::string_view k, CodeName& v) {
+    const Json* j = need(k);
+    const Json* id = j ? j->find("id") : nullptr;
+    const Json* name = j ? j->find("name") : nullptr;
+    if (!id || !name || !id->isInt() || !name->isString()) {
+      ok = false;
+      return;
+    }
+    v.id = id->asInt();
+    v.name = name->asString();
+  }
+  void operator()(std::string_view k, HeadBytes& h) {
+    std::string hex;
+    (*this)(k, hex);
+    const auto b = wire::fromHex(hex);
+    h.len = static_cast<std::uint8_t>(std::min(b.size(), HeadBytes::kMax));
+    std::copy_n(b.begin(), h.len, h.bytes.begin());
+  }
+  template <class T>
+  void operator()(std::string_view k, std::optional<T>& v) {
+    const Json* j = obj.find(k);
+    if (!j || j->isNull()) return;
+    T t{};
+    (*this)(k, t);
+    v = std::move(t);
+  }
+  void operator()(std::string_view k, Nullable<std::string>& v) {
+    const Json* j = obj.find(k);
+    if (j && j->isString()) v.value = std::string(j->asString());
+  }
+  void direction(std::string_view k, bool& in) {
+    std::string d;
+    (*this)(k, d);
+    in = d == "in";
+  }
+  void versionName(std::string_view k, std::uint16_t& v) {
+    std::string name;
+    (*this)(k, name);
+    v = wire::versionFromName(name);
+  }
+  void spread(Report& r) {
+    r.object = Json::object();
+    for (const auto& [k, v] : obj.asObject()) r.object.set(k, v);
+  }
+};
+
+// Hands each field to a callback; trees by reference.
+struct FieldWalker {
+  const std::function<void(std::string_view, const Json&)>& f;
+
+  void operator()(std::string_view k, const std::string& v) { f(k, Json(v)); }
+  template <Integer T>
+  void operator()(std::string_view k, T v) {
+    if constexpr (std::is_signed_v<T>) f(k, Json(static_cast<long long>(v)));
+    else f(k, Json(static_cast<unsigned long long>(v)));
+  }
+  void operator()(std::string_view k, double v) { f(k, Json(v)); }
+  void operator()(std::string_view k, bool v) { f(k, Json(v)); }
+  void operator()(std::string_view k, const Json& v) { f(k, v); }
+  void operator()(std::string_view k, const CodeName& v) {
+    Json c = Json::object();
+    c.set("id", static_cast<long long>(v.id));
+    c.set("name", v.name);
+    f(k, c);
+  }
+  void operator()(std::string_view k, const HeadBytes& h) { f(k, Json(wire::toHex(h.view()))); }
+  template <class T>
+  void operator()(std::string_view k, const std::optional<T>& v) {
+    if (v) (*this)(k, *v);
+  }
+  void operator()(std::string_view k, const Nullable<std::string>& v) {
+    if (v.value) f(k, Json(*v.value));
+    else f(k, Json());
+  }
+  void direction(std::string_view k, bool in) { f(k, Json(in ? "in" : "out")); }
+  void versionName(std::string_view k, std::uint16_t v) { f(k, Json(wire::versionName(v))); }
+  void spread(const Report& r) {
+    if (!r.object.isObject()) return;
+    for (const auto& [k, v] : r.object.asObject()) f(k, v);
+  }
+};
+
+// The kind named `name`, default-constructed into `p`; false for a name no kind has.
+template <std::size_t I = 0>
+bool kindByName(std::string_view name, Payload& p) {
+  if constexpr (I + 1 < std::variant_size_v<Payload>) {  // (the last alternative is Other)
+    using Kind = std::variant_alternative_t<I, Payload>;
+    if (Kind::kName == name) {
+      p.emplace<I>();
+      return true;
+    }
+    return kindByName<I + 1>(name, p);
+  } else {
+    return false;
+  }
+}
+
+template <std::size_t I = 0>
+Category categoryByName(std::string_view name) {
+  if constexpr (I + 1 < std::variant_size_v<Payload>) {
+    using Kind = std::variant_alternative_t<I, Payload>;
+    return Kind::kName == name ? Kind::kCategory : categoryByName<I + 1>(name);
+  } else {
+    return kCore;
+  }
+}
+
+bool parseTimestamp(std::string_view s, Clock::time_point& out) {
+  std::tm tm{};
+  int year = 0, mon = 0, usec = 0;
+  const std::string text(s);
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &year, &mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &usec) != 7)
+    return false;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  const std::time_t t = timegm(&tm);
+  out = Clock::time_point(std::chrono::seconds(t)) + std::chrono::microseconds(usec);
+  return true;
+}
+
+}  // namespace
+
+ev::Data ev::Data::of(bool in, std::span<const std::uint8_t> chunk) {
+  Data d;
+  d.in = in;
+  d.bytes = chunk.size();
+  d.head.len = static_cast<std::uint8_t>(std::min(chunk.size(), HeadBytes::kMax));
+  std::copy_n(chunk.begin(), d.head.len, d.head.bytes.begin());  // (memcpy from an empty chunk's null data is UB)
+  return d;
+}
+
+std::string_view Event::name() const {
+  return std::visit(
+      [](const auto& p) -> std::string_view {
+        if constexpr (std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) return p.name;
+        else return std::decay_t<decltype(p)>::kName;
+      },
+      payload);
+}
+
+Category Event::category() const {
+  return std::visit(
+      [](const auto& p) -> Category {
+        if constexpr (std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) return categoryByName(p.name);
+        else return std::decay_t<decltype(p)>::kCategory;
+      },
+      payload);
+}
+
+Category categoryOf(std::string_view event_name) { return categoryByName(event_name); }
+
+Json fieldsObject(const Payload& what) {
+  if (const auto* o = std::get_if<ev::Other>(&what)) return o->fields;
+  Json obj = Json::object();
+  TreeBuilder b{obj};
+  std::visit(
+      [&b](const auto& p) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, b);
+      },
+      what);
+  return obj;
+}
+
+const Json& fieldsOf(const Event& e, Json& scratch) {
+  if (const auto* o = e.as<ev::Other>()) return o->fields;
+  scratch = fieldsObject(e.payload);
+  return scratch;
+}
+
+void forEachField(const Event& e, const std::function<void(std::string_view, const Json&)>& f) {
+  if (const auto* o = e.as<ev::Other>()) {
+    if (o->fields.isObject())
+      for (const auto& [k, v] : o->fields.asObject()) f(k, v);
+    return;
+  }
+  FieldWalker w{f};
+  std::visit(
+      [&w](const auto& p) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, w);
+      },
+      e.payload);
+}
+
+Json toJson(const Event& e) {
+  Json scratch;
+  const Json& fields = fieldsOf(e, scratch);
+  Json j = Json::object();
+  j.set("ts", formatTimestamp(e.ts));
+  j.set("conn", e.conn);
+  if (e.leg != Leg::None) j.set("leg", legName(e.leg));
+  j.set("event", e.name());
+  for (const auto& [k, v] : fields.asObject()) j.set(k, v);
+  return j;
+}
+
+void appendJsonLine(const Event& e, std::string& out) {
+  using namespace std::string_view_literals;
+  out += "{\"ts\":\""sv;
+  appendTimestamp(e.ts, out);
+  out += "\",\"conn\":"sv;
+  LineWriter w{out};
+  w.number(e.conn);
+  if (e.leg != Leg::None) {
+    out += ",\"leg\":\""sv;
+    out += legName(e.leg);
+    out += '"';
+  }
+  out += ",\"event\":"sv;
+  appendJsonString(e.name(), out);
+  std::visit(
+      [&w](const auto& p) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) w.spreadObject(p.fields);
+        else std::decay_t<decltype(p)>::fields(p, w);
+      },
+      e.payload);
+  out += '}';
+}
+
+bool fromJson(const Json& j, Event& out) {
+  const Json* ts = j.find("ts");
+  const Json* conn = j.find("conn");
+  const Json* name = j.find("event");
+  if (!ts || !conn || !name || !ts->isString() || !conn->isInt() || !name->isString()) return false;
+  if (!parseTimestamp(ts->asString(), out.ts)) return false;
+  out.conn = conn->asUint();
+  out.leg = Leg::None;
+  if (const Json* leg = j.find("leg")) {
+    if (leg->asString() == "client") out.leg = Leg::Client;
+    else if (leg->asString() == "upstream") out.leg = Leg::Upstream;
+  }
+  Json fields = Json::object();
+  for (const auto& [k, v] : j.asObject())
+    if (k != "ts" && k != "conn" && k != "leg" && k != "event") fields.set(k, v);
+  if (!kindByName(name->asString(), out.payload)) {
+    out.payload = ev::Other{std::string(name->asString()), std::move(fields)};
+    return true;
+  }
+  TreeReader r{fields};
+  std::visit(
+      [&r](auto& p) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, r);
+      },
+      out.payload);
+  return r.ok;
+}
+
+}  // namespace tlstrace::trace

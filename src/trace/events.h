@@ -1,0 +1,352 @@
+// The event kinds of docs/events.md, one struct each, filled by the code that knows the facts.
+//
+// Each struct lists its fields once, in the documented order, in `fields(self, visitor)`: the JSON
+// line writer, the tree builder (text renderers, `convert`) and the reader (`convert`) all walk that
+// one list, so the kinds cannot drift between them. A field that is `std::optional` is left out
+// when empty; a `Nullable` one is written as null. Deep, variable-shaped parts (a decoded message
+// body, a certificate chain, the key-exchange analysis, the connection summary) are JSON trees
+// built by the decoder and analysis/, and stay `Json`.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "trace/json.h"
+
+namespace tlstrace::trace {
+
+// Trace categories, as in javax.net.debug; selected with --trace.
+enum Category : unsigned {
+  kCore = 0,  // connection lifecycle, established, alerts, errors: always on
+  kTcp = 1u << 0,
+  kHandshake = 1u << 1,
+  kKeyExchange = 1u << 2,
+  kTrust = 1u << 3,
+  kKeys = 1u << 4,
+  kRecord = 1u << 5,
+  kData = 1u << 6,
+  kAll = 0x7f,
+};
+
+// A field that is always present, null when it has no value.
+template <class T>
+struct Nullable {
+  std::optional<T> value;
+};
+
+// {"id": n, "name": "..."}, as the schema writes IANA codes.
+struct CodeName {
+  std::int64_t id = 0;
+  std::string name;
+};
+
+// The first bytes of a relayed chunk (data events), kept raw and written as hex.
+struct HeadBytes {
+  static constexpr std::size_t kMax = 64;
+  std::uint8_t len = 0;
+  std::array<std::uint8_t, kMax> bytes;
+  [[nodiscard]] std::span<const std::uint8_t> view() const { return {bytes.data(), len}; }
+};
+
+// A JSON object made elsewhere (tls/, analysis/) whose members are the event's fields.
+struct Report {
+  Json object = Json::object();
+};
+
+namespace ev {
+
+#define TLSTRACE_EVENT(event_name, category)            \
+  static constexpr std::string_view kName = event_name; \
+  static constexpr Category kCategory = category;       \
+  template <class Self, class V>                        \
+  static void fields(Self& s, V& v)
+
+// A client connected.
+struct ConnOpen {
+  std::string client, listen, mode;
+  std::optional<std::string> target;  // known at once (reverse mode)
+  TLSTRACE_EVENT("conn.open", kCore);
+};
+// Explicit mode: the request head was parsed.
+struct ProxyRequest {
+  std::string method, target;
+  TLSTRACE_EVENT("proxy.request", kCore);
+};
+// Explicit mode: the proxy answered with an HTTP error.
+struct ProxyError {
+  std::int64_t status = 0;
+  std::string reason;
+  TLSTRACE_EVENT("proxy.error", kCore);
+};
+// A client was turned away at accept time.
+struct ConnRefused {
+  std::string client, reason;
+  TLSTRACE_EVENT("conn.refused", kCore);
+};
+// The upstream TCP connection was made (peer, local, target, connect_ms) or not (peer, error).
+struct TcpConnect {
+  std::string peer;
+  std::optional<std::string> local, target;
+  std::optional<double> connect_ms;
+  std::optional<std::string> error;
+  TLSTRACE_EVENT("tcp.connect", kTcp);
+};
+// The client's first bytes are not TLS: relayed as plain TCP.
+struct ConnPlaintext {
+  std::string reason, first_bytes;
+  TLSTRACE_EVENT("conn.plaintext", kCore);
+};
+// One handshake message (or ChangeCipherSpec), decoded.
+struct TlsMessage {
+  std::string dir, type;
+  std::uint64_t length = 0;
+  Json body = Json::object();
+  std::optional<Json> fingerprints;
+  TLSTRACE_EVENT("tls.message", kHandshake);
+};
+// What --mirror-client offered upstream (tls::mirrorClientOffer).
+struct TlsMirror {
+  Report report;
+  TLSTRACE_EVENT("tls.mirror", kHandshake);
+};
+// One TLS record header (RFC 8446 5.1).
+struct TlsRecord {
+  bool in = false;
+  std::uint8_t content_type = 0;
+  std::uint16_t version = 0;  // legacy_record_version, written by name
+  std::uint64_t length = 0;
+  TLSTRACE_EVENT("tls.record", kRecord);
+};
+// One NSS key-log line's label (and secret with --log-secrets).
+struct TlsSecret {
+  std::string label, client_random;
+  std::optional<std::string> secret;
+  TLSTRACE_EVENT("tls.secret", kKeys);
+};
+// Traffic keys derived from a secret (--log-secrets).
+struct TlsKeys {
+  std::string direction, epoch, key, iv;
+  std::optional<std::string> mac_key;
+  TLSTRACE_EVENT("tls.keys", kKeys);
+};
+// The upstream certificate verdict (tls::trustFields).
+struct TlsTrust {
+  Report report;
+  TLSTRACE_EVENT("tls.trust", kTrust);
+};
+// A leg's handshake completed.
+struct TlsEstablished {
+  std::string version;
+  CodeName cipher;
+  Nullable<std::string> group, alpn, sni;
+  bool resumed = false;
+  double handshake_ms = 0;
+  TLSTRACE_EVENT("tls.established", kCore);
+};
+// The key exchange and its assessment (analysis::assessKeyExchange).
+struct TlsKeyExchange {
+  Report report;
+  TLSTRACE_EVENT("tls.key_exchange", kKeyExchange);
+};
+// An alert, sent or received.
+struct TlsAlert {
+  std::string dir, level, description;
+  std::int64_t code = 0;
+  TLSTRACE_EVENT("tls.alert", kCore);
+};
+// A failure on a leg, with its diagnosis.
+struct TlsError {
+  std::string reason, stage, cause;
+  std::optional<std::string> origin;  // "upstream": the root cause is the other leg's
+  std::optional<std::string> message, alert, alert_sent, alert_received, verify_error;
+  std::optional<std::int64_t> verify_depth;
+  std::optional<std::string> raw;  // the first bytes, when they were not TLS
+  std::string hint;
+  TLSTRACE_EVENT("tls.error", kCore);
+};
+// One relayed chunk of plaintext.
+struct Data {
+  bool in = false;
+  std::uint64_t bytes = 0;
+  HeadBytes head;
+  [[nodiscard]] static Data of(bool in, std::span<const std::uint8_t> chunk);
+  static constexpr std::string_view kName = "data";
+  static constexpr Category kCategory = kData;
+  template <class Self, class V>
+  static void fields(Self& s, V& v);
+};
+// A leg's TCP connection closed.
+struct TcpClose {
+  std::string by, how;
+  std::uint64_t bytes_in = 0, bytes_out = 0;
+  double duration_ms = 0;
+  TLSTRACE_EVENT("tcp.close", kTcp);
+};
+// Both legs side by side (analysis::buildSummary / completeSummary).
+struct ConnSummary {
+  Report report;
+  TLSTRACE_EVENT("conn.summary", kCore);
+};
+// The connection is over.
+struct ConnClose {
+  double duration_ms = 0;
+  std::uint64_t bytes_client_to_server = 0, bytes_server_to_client = 0;
+  std::string outcome;
+  TLSTRACE_EVENT("conn.close", kCore);
+};
+#undef TLSTRACE_EVENT
+
+// An event this version does not know (read back by `convert` from a newer trace): kept as it was.
+struct Other {
+  std::string name;
+  Json fields = Json::object();
+};
+
+// The field lists, in the documented order.
+template <class S, class V>
+void ConnOpen::fields(S& s, V& v) {
+  v("client", s.client);
+  v("listen", s.listen);
+  v("mode", s.mode);
+  v("target", s.target);
+}
+template <class S, class V>
+void ProxyRequest::fields(S& s, V& v) {
+  v("method", s.method);
+  v("target", s.target);
+}
+template <class S, class V>
+void ProxyError::fields(S& s, V& v) {
+  v("status", s.status);
+  v("reason", s.reason);
+}
+template <class S, class V>
+void ConnRefused::fields(S& s, V& v) {
+  v("client", s.client);
+  v("reason", s.reason);
+}
+template <class S, class V>
+void TcpConnect::fields(S& s, V& v) {
+  v("peer", s.peer);
+  v("local", s.local);
+  v("target", s.target);
+  v("connect_ms", s.connect_ms);
+  v("error", s.error);
+}
+template <class S, class V>
+void ConnPlaintext::fields(S& s, V& v) {
+  v("reason", s.reason);
+  v("first_bytes", s.first_bytes);
+}
+template <class S, class V>
+void TlsMessage::fields(S& s, V& v) {
+  v("dir", s.dir);
+  v("type", s.type);
+  v("length", s.length);
+  v("body", s.body);
+  v("fingerprints", s.fingerprints);
+}
+template <class S, class V>
+void TlsMirror::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
+void TlsRecord::fields(S& s, V& v) {
+  v.direction("dir", s.in);
+  v("content_type", s.content_type);
+  v.versionName("version", s.version);
+  v("length", s.length);
+}
+template <class S, class V>
+void TlsSecret::fields(S& s, V& v) {
+  v("label", s.label);
+  v("client_random", s.client_random);
+  v("secret", s.secret);
+}
+template <class S, class V>
+void TlsKeys::fields(S& s, V& v) {
+  v("direction", s.direction);
+  v("epoch", s.epoch);
+  v("key", s.key);
+  v("iv", s.iv);
+  v("mac_key", s.mac_key);
+}
+template <class S, class V>
+void TlsTrust::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
+void TlsEstablished::fields(S& s, V& v) {
+  v("version", s.version);
+  v("cipher", s.cipher);
+  v("group", s.group);
+  v("alpn", s.alpn);
+  v("sni", s.sni);
+  v("resumed", s.resumed);
+  v("handshake_ms", s.handshake_ms);
+}
+template <class S, class V>
+void TlsKeyExchange::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
+void TlsAlert::fields(S& s, V& v) {
+  v("dir", s.dir);
+  v("level", s.level);
+  v("description", s.description);
+  v("code", s.code);
+}
+template <class S, class V>
+void TlsError::fields(S& s, V& v) {
+  v("reason", s.reason);
+  v("stage", s.stage);
+  v("cause", s.cause);
+  v("origin", s.origin);
+  v("message", s.message);
+  v("alert", s.alert);
+  v("alert_sent", s.alert_sent);
+  v("alert_received", s.alert_received);
+  v("verify_error", s.verify_error);
+  v("verify_depth", s.verify_depth);
+  v("raw", s.raw);
+  v("hint", s.hint);
+}
+template <class S, class V>
+void Data::fields(S& s, V& v) {
+  v.direction("dir", s.in);
+  v("bytes", s.bytes);
+  v("hex", s.head);
+}
+template <class S, class V>
+void TcpClose::fields(S& s, V& v) {
+  v("by", s.by);
+  v("how", s.how);
+  v("bytes_in", s.bytes_in);
+  v("bytes_out", s.bytes_out);
+  v("duration_ms", s.duration_ms);
+}
+template <class S, class V>
+void ConnSummary::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
+void ConnClose::fields(S& s, V& v) {
+  v("duration_ms", s.duration_ms);
+  v("bytes_client_to_server", s.bytes_client_to_server);
+  v("bytes_server_to_client", s.bytes_server_to_client);
+  v("outcome", s.outcome);
+}
+
+}  // namespace ev
+
+// Every kind, in the order of docs/events.md; Other last.
+using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
+                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
+                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert,
+                             ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::Other>;
+
+}  // namespace tlstrace::trace
