@@ -98,42 +98,6 @@ struct LineWriter {
   }
 };
 
-// Sets each field on a JSON object.
-struct TreeBuilder {
-  Json& obj;
-
-  void operator()(std::string_view k, const std::string& v) { obj.set(k, v); }
-  template <Integer T>
-  void operator()(std::string_view k, T v) {
-    if constexpr (std::is_signed_v<T>) obj.set(k, static_cast<long long>(v));
-    else obj.set(k, static_cast<unsigned long long>(v));
-  }
-  void operator()(std::string_view k, double v) { obj.set(k, v); }
-  void operator()(std::string_view k, bool v) { obj.set(k, v); }
-  void operator()(std::string_view k, const Json& v) { obj.set(k, v); }
-  void operator()(std::string_view k, const CodeName& v) {
-    Json c = Json::object();
-    c.set("id", static_cast<long long>(v.id));
-    c.set("name", v.name);
-    obj.set(k, std::move(c));
-  }
-  void operator()(std::string_view k, const HeadBytes& h) { obj.set(k, wire::toHex(h.view())); }
-  template <class T>
-  void operator()(std::string_view k, const std::optional<T>& v) {
-    if (v) (*this)(k, *v);
-  }
-  void operator()(std::string_view k, const Nullable<std::string>& v) {
-    if (v.value) obj.set(k, *v.value);
-    else obj.set(k, nullptr);
-  }
-  void direction(std::string_view k, bool in) { obj.set(k, in ? "in" : "out"); }
-  void versionName(std::string_view k, std::uint16_t v) { obj.set(k, wire::versionName(v)); }
-  void spread(const Report& r) {
-    if (!r.object.isObject()) return;
-    for (const auto& [k, v] : r.object.asObject()) obj.set(k, v);
-  }
-};
-
 // Reads each field back from an event's JSON object (`convert`); `ok` turns false on a missing
 // required field or a wrong type.
 struct TreeReader {
@@ -320,26 +284,9 @@ Category Event::category() const {
 
 Category categoryOf(std::string_view event_name) { return categoryByName(event_name); }
 
-Json fieldsObject(const Payload& what) {
-  if (const auto* o = std::get_if<ev::Other>(&what)) return o->fields;
-  Json obj = Json::object();
-  TreeBuilder b{obj};
-  std::visit(
-      [&b](const auto& p) {
-        if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, b);
-      },
-      what);
-  return obj;
-}
-
-const Json& fieldsOf(const Event& e, Json& scratch) {
-  if (const auto* o = e.as<ev::Other>()) return o->fields;
-  scratch = fieldsObject(e.payload);
-  return scratch;
-}
-
-void forEachField(const Event& e, const std::function<void(std::string_view, const Json&)>& f) {
-  if (const auto* o = e.as<ev::Other>()) {
+namespace {
+void walk(const Payload& what, const std::function<void(std::string_view, const Json&)>& f) {
+  if (const auto* o = std::get_if<ev::Other>(&what)) {
     if (o->fields.isObject())
       for (const auto& [k, v] : o->fields.asObject()) f(k, v);
     return;
@@ -349,8 +296,23 @@ void forEachField(const Event& e, const std::function<void(std::string_view, con
       [&w](const auto& p) {
         if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, w);
       },
-      e.payload);
+      what);
 }
+}  // namespace
+
+Json fieldsObject(const Payload& what) {
+  Json obj = Json::object();
+  walk(what, [&obj](std::string_view k, const Json& v) { obj.set(k, v); });
+  return obj;
+}
+
+const Json& fieldsOf(const Event& e, Json& scratch) {
+  if (const auto* o = e.as<ev::Other>()) return o->fields;
+  scratch = fieldsObject(e.payload);
+  return scratch;
+}
+
+void forEachField(const Event& e, const std::function<void(std::string_view, const Json&)>& f) { walk(e.payload, f); }
 
 Json toJson(const Event& e) {
   Json scratch;
