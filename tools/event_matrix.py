@@ -208,7 +208,9 @@ def http_handler(c):
         if not chunk:
             break
         head += chunk
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(PAGE) + PAGE)
+    # No Content-Length: the body ends when the server closes, so the client always closes after
+    # the server (with a length, curl may close first: a race between the peers).
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" + PAGE)
     c.shutdown(socket.SHUT_WR)
     for _ in range(1000):
         if not c.recv(4096):
@@ -268,6 +270,25 @@ class Proxy:
             time.sleep(0.02)
         raise TimeoutError(f"{n} conn.close events did not arrive")
 
+    def wait_quiet(self, conn, quiet=0.2):
+        """Until connection conn's client leg is established (or the connection failed or ended)
+        and then no new event came for `quiet` seconds; bounded."""
+        end = time.time() + DEADLINE
+        while time.time() < end:
+            evs = [e for e in self.read_events() if e.get("conn") == conn]
+            if any(e.get("event") in ("conn.close", "tls.error") or
+                   (e.get("event") == "tls.established" and e.get("leg") == "client") for e in evs):
+                break
+            time.sleep(0.02)
+        n, since = -1, time.time()
+        while time.time() < end:
+            m = len(self.read_events())
+            if m != n:
+                n, since = m, time.time()
+            elif time.time() - since >= quiet:
+                return
+            time.sleep(0.02)
+
     def stop(self):
         return self.proc.stop(signal.SIGTERM)
 
@@ -277,18 +298,31 @@ class Proxy:
 
 
 def s_client(ctx, *args, request=REQUEST, sess_out=None, sess_in=None):
+    """openssl s_client through the proxy. The request is written only once the client leg's
+    handshake is over and the proxy has gone quiet (TLS 1.3 tickets from the server included):
+    otherwise the order of the client's request and the server's tickets is a race between the
+    two peers, not something the proxy decides."""
     cmd = ["openssl", "s_client", "-connect", ctx.proxy.addr, "-servername", "localhost", "-CAfile",
            ctx.pki.proxy_ca, "-verify_return_error", "-ign_eof", *args]
     if sess_out:
         cmd += ["-sess_out", sess_out]
     if sess_in:
         cmd += ["-sess_in", sess_in]
-    r = run(cmd, input=request)
-    out = r.stdout.decode(errors="replace")
+    conn = sum(1 for e in ctx.proxy.read_events() if e.get("event") == "conn.open") + 1
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        ctx.proxy.wait_quiet(conn)
+        out, _ = p.communicate(input=request, timeout=DEADLINE)  # (a broken pipe is ignored)
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=DEADLINE)
+    out = out.decode(errors="replace")
     got = "HTTP/1.0 200 ok" in out
     reused = "Reused," in out
     verify = re.search(r"Verify return code: (\d+)", out)
-    return {"client": "s_client", "rc": r.returncode, "page": got, "reused": reused,
+    return {"client": "s_client", "rc": p.returncode, "page": got, "reused": reused,
             "verify": verify.group(1) if verify else None}
 
 
