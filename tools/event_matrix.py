@@ -217,6 +217,54 @@ def http_handler(c):
             break
 
 
+class TlsOrigin:
+    """A TLS HTTP origin (Python ssl, RSA certificate) for the record/data scenarios. It sends its
+    answer and sends close_notify only once the proxy has relayed that answer to the client:
+    otherwise whether the answer and the close_notify reach the proxy in one read or two (and so
+    the order of the upstream data and alert events) depends on timing, not on the proxy."""
+
+    def __init__(self, ctx, max_version=None, ciphers=None):
+        self.ctx = ctx
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(ctx.pki.cert, ctx.pki.key)
+        if max_version:
+            self.tls.maximum_version = max_version
+        if ciphers:
+            self.tls.set_ciphers(ciphers)
+        self.server = TcpServer(self.handle)
+        self.port = self.server.port
+
+    def relayed(self):
+        evs = self.ctx.proxy.read_events() if self.ctx.proxy else []
+        seen = False
+        for e in evs:
+            if e.get("event") == "data" and e.get("leg") == "upstream" and e.get("dir") == "in":
+                seen = True
+            elif seen and e.get("event") == "tls.record" and e.get("leg") == "client" and \
+                    e.get("dir") == "out" and e.get("content_type") == 23:
+                return True
+        return False
+
+    def handle(self, c):
+        t = self.tls.wrap_socket(c, server_side=True)
+        head = b""
+        for _ in range(1000):
+            if b"\r\n\r\n" in head:
+                break
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        t.sendall(b"HTTP/1.0 200 ok\r\nContent-type: text/plain\r\n\r\n" + PAGE)
+        end = time.time() + DEADLINE
+        while time.time() < end and not self.relayed():
+            time.sleep(0.02)
+        t.unwrap()
+
+    def stop(self):
+        self.server.stop()
+
+
 def read_all(sock, limit=1 << 20):
     data = b""
     try:
@@ -297,13 +345,13 @@ class Proxy:
 # clients
 
 
-def s_client(ctx, *args, request=REQUEST, sess_out=None, sess_in=None):
+def s_client(ctx, *args, request=REQUEST, sess_out=None, sess_in=None, cafile=None):
     """openssl s_client through the proxy. The request is written only once the client leg's
     handshake is over and the proxy has gone quiet (TLS 1.3 tickets from the server included):
     otherwise the order of the client's request and the server's tickets is a race between the
     two peers, not something the proxy decides."""
     cmd = ["openssl", "s_client", "-connect", ctx.proxy.addr, "-servername", "localhost", "-CAfile",
-           ctx.pki.proxy_ca, "-verify_return_error", "-ign_eof", *args]
+           cafile or ctx.pki.proxy_ca, "-verify_return_error", "-ign_eof", *args]
     if sess_out:
         cmd += ["-sess_out", sess_out]
     if sess_in:
@@ -383,6 +431,12 @@ class Ctx:
         self.stops.append(s.stop)
         self.ports[s.port] = "server"
         return s
+
+    def origin(self, **kw):
+        o = TlsOrigin(self, **kw)
+        self.stops.append(o.stop)
+        self.ports[o.port] = "server"
+        return o
 
     def dead_port(self):
         p = free_port()
@@ -552,16 +606,85 @@ def sc_fail_client_closes_mid_handshake(c):
     return [{"client": "socket", "first_record_type": first[:1].hex()}]
 
 
-def sc_trace_all_tls13(c):
+def sc_tls13_alpn(c):
+    srv = c.server("-alpn", "http/1.1")
+    c.reverse(srv.port)
+    return [s_client(c, "-tls1_3", "-alpn", "h2,http/1.1")]
+
+
+def sc_mirror_client(c):
     srv = c.server()
+    c.reverse(srv.port, "--mirror-client")
+    return [s_client(c)]
+
+
+def sc_explicit_proxy_auth(c):
+    srv = c.server()
+    c.explicit("--proxy-auth", "user:secret")
+    url = f"https://localhost:{srv.port}/index.txt"
+    first = curl(c, url, "--http1.1")
+    c.proxy.wait_closed(1)
+    return [first, curl(c, url, "--http1.1", "--proxy-user", "user:secret")]
+
+
+def sc_fail_explicit_bad_request(c):
+    c.explicit()
+    return [raw_client(c, b"CONNECT nowhere HTTP/1.1\r\n\r\n", half_close=False)]
+
+
+def sc_fail_client_rejects_certificate(c):
+    srv = c.server()
+    c.reverse(srv.port)
+    return [s_client(c, "-tls1_3", cafile=c.pki.ca)]   # the client does not trust the proxy's CA
+
+
+def sc_fail_hostname_mismatch(c):
+    srv = c.server()
+    c.explicit()
+    s, status = connect_via(c, f"127.0.0.1:{srv.port}")
+    tls = ssl.create_default_context(cafile=c.pki.proxy_ca)
+    try:
+        with tls.wrap_socket(s, server_hostname="wrong.test") as t:
+            t.sendall(REQUEST)
+            read_all(t)
+        result = "ok"
+    except ssl.SSLError as e:
+        result = e.reason
+    finally:
+        s.close()
+    return [{"client": "python", "status": status, "result": result}]
+
+
+def sc_fail_no_shared_cipher_upstream(c):
+    srv = c.server("-tls1_2", "-cipher", "AES128-GCM-SHA256")
+    c.reverse(srv.port, "--upstream-tls-max", "1.2", "--upstream-ciphers", "ECDHE-RSA-AES128-GCM-SHA256")
+    return [s_client(c)]
+
+
+def sc_fail_handshake_timeout(c):
+    srv = c.server()
+    c.reverse(srv.port, "--handshake-timeout", "0.5")
+    with socket.create_connection(("127.0.0.1", c.proxy.port), timeout=DEADLINE) as s:
+        got = read_all(s)   # nothing sent: the proxy gives up after 0.5 s
+    return [{"client": "socket", "received": got.hex()}]
+
+
+def sc_trace_all_tls13(c):
+    srv = c.origin()
     c.reverse(srv.port, "--trace", "all", "--log-secrets")
     return [s_client(c, "-tls1_3")]
 
 
 def sc_trace_all_tls12(c):
-    srv = c.server("-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    srv = c.origin(max_version=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-RSA-AES128-GCM-SHA256")
     c.reverse(srv.port, "--trace", "all", "--log-secrets")
     return [s_client(c, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")]
+
+
+def sc_trace_all_tls12_static_rsa(c):
+    srv = c.origin(max_version=ssl.TLSVersion.TLSv1_2, ciphers="AES128-SHA256")
+    c.reverse(srv.port, "--trace", "all", "--log-secrets")
+    return [s_client(c, "-tls1_2", "-cipher", "AES128-SHA256")]
 
 
 def sc_trace_all_explicit_plaintext(c):
@@ -597,10 +720,14 @@ SCENARIOS = [
     ("tls12_static_rsa", sc_tls12_static_rsa, 1),
     ("tls12_resumption", sc_tls12_resumption, 2),
     ("tls13_resumption", sc_tls13_resumption, 2),
+    ("tls13_alpn", sc_tls13_alpn, 1),
+    ("mirror_client", sc_mirror_client, 1),
     ("explicit_curl_connect", sc_explicit_curl_connect, 1),
     ("explicit_curl_tls12", sc_explicit_curl_tls12, 1),
     ("explicit_absolute_http", sc_explicit_absolute_http, 1),
     ("explicit_connect_plaintext", sc_explicit_connect_plaintext, 1),
+    ("explicit_proxy_auth", sc_explicit_proxy_auth, 2),
+    ("fail_explicit_bad_request", sc_fail_explicit_bad_request, 1),
     ("fail_explicit_upstream_refused", sc_fail_explicit_upstream_refused, 1),
     ("fail_reverse_upstream_refused", sc_fail_reverse_upstream_refused, 1),
     ("fail_untrusted_upstream", sc_fail_untrusted_upstream, 1),
@@ -609,8 +736,13 @@ SCENARIOS = [
     ("fail_reverse_malformed_hello", sc_fail_reverse_malformed_hello, 1),
     ("fail_version_mismatch", sc_fail_version_mismatch, 1),
     ("fail_client_closes_mid_handshake", sc_fail_client_closes_mid_handshake, 1),
+    ("fail_client_rejects_certificate", sc_fail_client_rejects_certificate, 1),
+    ("fail_hostname_mismatch", sc_fail_hostname_mismatch, 1),
+    ("fail_no_shared_cipher_upstream", sc_fail_no_shared_cipher_upstream, 1),
+    ("fail_handshake_timeout", sc_fail_handshake_timeout, 1),
     ("trace_all_tls13", sc_trace_all_tls13, 1),
     ("trace_all_tls12", sc_trace_all_tls12, 1),
+    ("trace_all_tls12_static_rsa", sc_trace_all_tls12_static_rsa, 1),
     ("trace_all_explicit_plaintext", sc_trace_all_explicit_plaintext, 1),
 ]
 
