@@ -669,6 +669,51 @@ def sc_fail_handshake_timeout(c):
     return [{"client": "socket", "received": got.hex()}]
 
 
+def not_tls_handler(c):
+    """Reads the proxy's ClientHello and answers in plain HTTP (a TLS client pointed at an HTTP port)."""
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    c.shutdown(socket.SHUT_WR)
+    read_all(c)
+
+
+def sc_fail_upstream_not_tls(c):
+    srv = c.tcp(not_tls_handler)
+    c.reverse(srv.port)
+    return [s_client(c, "-tls1_3")]
+
+
+def python_tls_client(c):
+    tls = ssl.create_default_context(cafile=c.pki.proxy_ca)
+    s = socket.create_connection(("127.0.0.1", c.proxy.port), timeout=DEADLINE)
+    conn = sum(1 for e in c.proxy.read_events() if e.get("event") == "conn.open") + 1
+    t = tls.wrap_socket(s, server_hostname="localhost")
+    c.proxy.wait_quiet(conn)
+    return t
+
+
+def sc_client_reset_after_handshake(c):
+    srv = c.server()
+    c.reverse(srv.port)
+    t = python_tls_client(c)
+    version = t.version()
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+    t.close()   # RST with the connection established and idle
+    return [{"client": "python", "version": version}]
+
+
+def sc_idle_timeout(c):
+    srv = c.server()
+    # (--handshake-timeout 1 too: the watchdog armed for the handshake deadline is what first
+    # notices the idle connection, so a short idle timeout alone would still take 10 s.)
+    c.reverse(srv.port, "--idle-timeout", "0.5", "--handshake-timeout", "1")
+    t = python_tls_client(c)
+    version = t.version()
+    got = read_all(t)   # the proxy closes both legs after 0.5 s without traffic
+    t.close()
+    return [{"client": "python", "version": version, "received": len(got)}]
+
+
 def sc_trace_all_tls13(c):
     srv = c.origin()
     c.reverse(srv.port, "--trace", "all", "--log-secrets")
@@ -740,6 +785,9 @@ SCENARIOS = [
     ("fail_hostname_mismatch", sc_fail_hostname_mismatch, 1),
     ("fail_no_shared_cipher_upstream", sc_fail_no_shared_cipher_upstream, 1),
     ("fail_handshake_timeout", sc_fail_handshake_timeout, 1),
+    ("fail_upstream_not_tls", sc_fail_upstream_not_tls, 1),
+    ("client_reset_after_handshake", sc_client_reset_after_handshake, 1),
+    ("idle_timeout", sc_idle_timeout, 1),
     ("trace_all_tls13", sc_trace_all_tls13, 1),
     ("trace_all_tls12", sc_trace_all_tls12, 1),
     ("trace_all_tls12_static_rsa", sc_trace_all_tls12_static_rsa, 1),
@@ -772,7 +820,7 @@ class Normaliser:
     def text(self, s):
         s = HOSTPORT.sub(lambda m: m.group(1) + ":" + self.port(m.group(2)), s)
         for p, role in self.ports.items():  # a known port outside host:port (e.g. in a URL path)
-            s = re.sub(r"(?<![0-9a-f<])" + p + r"(?![0-9a-f])", f"<{role}-port>", s)
+            s = re.sub(r"(?<![0-9a-f<.])" + p + r"(?![0-9a-f])", f"<{role}-port>", s)
         return s
 
     def blank(self, v):
