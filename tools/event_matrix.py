@@ -281,12 +281,12 @@ def read_all(sock, limit=1 << 20):
 class Proxy:
     """tlstrace proxy on a run-time port (-l 127.0.0.1:0) with the matrix's own RSA CA."""
 
-    def __init__(self, binary, d, pki, args):
+    def __init__(self, binary, d, pki, args, leaf_key="rsa"):
         self.events = os.path.join(d, "events.jsonl")
         env = dict(os.environ, TLSTRACE_HOME=os.path.join(d, "home"))
         env.pop("SSLKEYLOGFILE", None)
         cmd = [binary, "proxy", "-l", "127.0.0.1:0", "--events", self.events, "--log", os.path.join(d, "trace.txt"),
-               "--ca-cert", pki.proxy_ca, "--ca-key", pki.proxy_ca_key, "--leaf-key", "rsa", "--threads", "1",
+               "--ca-cert", pki.proxy_ca, "--ca-key", pki.proxy_ca_key, "--leaf-key", leaf_key, "--threads", "1",
                *args]
         self.cmd = cmd
         self.proc = Proc(cmd, os.path.join(d, "proxy.stderr"), env=env)
@@ -443,14 +443,14 @@ class Ctx:
         self.ports[p] = "closed"
         return p
 
-    def start_proxy(self, *args):
-        self.proxy = Proxy(self.binary, self.d, self.pki, args)
+    def start_proxy(self, *args, leaf_key="rsa"):
+        self.proxy = Proxy(self.binary, self.d, self.pki, args, leaf_key)
         self.ports[self.proxy.port] = "proxy"
         return self.proxy
 
-    def reverse(self, upstream_port, *args, trust=True):
+    def reverse(self, upstream_port, *args, trust=True, leaf_key="rsa"):
         t = ["--upstream-ca", self.pki.ca] if trust else []
-        return self.start_proxy("-m", "reverse", "-u", f"localhost:{upstream_port}", *t, *args)
+        return self.start_proxy("-m", "reverse", "-u", f"localhost:{upstream_port}", *t, *args, leaf_key=leaf_key)
 
     def explicit(self, *args):
         return self.start_proxy("--upstream-ca", self.pki.ca, *args)
@@ -714,6 +714,23 @@ def sc_idle_timeout(c):
     return [{"client": "python", "version": version, "received": len(got)}]
 
 
+def sc_tls13_ec_leaf(c):
+    srv = c.server()
+    c.reverse(srv.port, leaf_key="ec")   # the default: an ECDSA P-256 forged leaf
+    return [s_client(c, "-tls1_3")]
+
+
+def ecdsa_lengths(e):
+    """The client leg's CertificateVerify carries an ECDSA signature (70 to 72 bytes, DER): its
+    length, and so the client leg's byte count, varies from run to run."""
+    if e.get("leg") == "client" and e.get("type") == "CertificateVerify":
+        e["length"] = "<ecdsa>"
+        e["body"]["signature_length"] = "<ecdsa>"
+    if e.get("leg") == "client" and e.get("event") == "tcp.close":
+        e["bytes_out"] = "<ecdsa>"
+    return e
+
+
 def sc_trace_all_tls13(c):
     srv = c.origin()
     c.reverse(srv.port, "--trace", "all", "--log-secrets")
@@ -756,7 +773,8 @@ def sc_explicit_connect_plaintext_on(c, echo):
     return [{"client": "socket", "status": status, "echoed": got == msg}]
 
 
-# (name, function, connections): run in this order, one connection at a time.
+# (name, function, connections[, extra normalisation of each event]): run in this order, one
+# connection at a time.
 SCENARIOS = [
     ("tls13", sc_tls13, 1),
     ("tls13_hrr", sc_tls13_hrr, 1),
@@ -765,6 +783,7 @@ SCENARIOS = [
     ("tls12_static_rsa", sc_tls12_static_rsa, 1),
     ("tls12_resumption", sc_tls12_resumption, 2),
     ("tls13_resumption", sc_tls13_resumption, 2),
+    ("tls13_ec_leaf", sc_tls13_ec_leaf, 1, ecdsa_lengths),
     ("tls13_alpn", sc_tls13_alpn, 1),
     ("mirror_client", sc_mirror_client, 1),
     ("explicit_curl_connect", sc_explicit_curl_connect, 1),
@@ -879,7 +898,7 @@ def record(binary, out, only=None, keep_raw=False):
         pki_dir = os.path.join(base, "pki")
         os.makedirs(pki_dir)
         pki = Pki(pki_dir)
-        for i, (name, fn, conns) in enumerate(selected):
+        for i, (name, fn, conns, *extra) in enumerate(selected):
             d = os.path.join(base, name)
             os.makedirs(d)
             for f in ("index.txt",):
@@ -902,7 +921,10 @@ def record(binary, out, only=None, keep_raw=False):
             norm = Normaliser(c.ports)
             with open(os.path.join(out, f"{name}.jsonl"), "w") as f:
                 for e in evs:
-                    f.write(json.dumps(norm.event(e), separators=(",", ":")) + "\n")
+                    n = norm.event(e)
+                    for f_ in extra:
+                        n = f_(n)
+                    f.write(json.dumps(n, separators=(",", ":")) + "\n")
             with open(os.path.join(out, f"{name}.peer.json"), "w") as f:
                 json.dump(norm.value(None, {"peer": peer, "proxy_exit": rc, "error": error}, []), f, indent=1)
                 f.write("\n")
@@ -1021,7 +1043,7 @@ def main(argv):
         return record(a.bin, a.out, a.only, a.keep_raw)
     if a.cmd == "compare":
         return compare(a.a, a.b)
-    for name, _, conns in SCENARIOS:
+    for name, _, conns, *_ in SCENARIOS:
         print(f"{name} ({conns} connection{'s' if conns > 1 else ''})")
     return 0
 
