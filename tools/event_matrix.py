@@ -526,21 +526,7 @@ def sc_explicit_absolute_http(c):
 def sc_explicit_connect_plaintext(c):
     echo = c.tcp(echo_handler)
     c.explicit()
-    s, status = connect_via(c, f"127.0.0.1:{echo.port}")
-    msg = b"hello, plain world\n"
-    s.sendall(msg)
-    got = b""
-    for _ in range(100):
-        if len(got) >= len(msg):
-            break
-        chunk = s.recv(100)
-        if not chunk:
-            break
-        got += chunk
-    s.shutdown(socket.SHUT_WR)
-    rest = read_all(s)
-    s.close()
-    return [{"client": "socket", "status": status, "echoed": got == msg, "rest": len(rest)}]
+    return plaintext_through(c, echo)
 
 
 def sc_fail_explicit_upstream_refused(c):
@@ -752,10 +738,11 @@ def sc_trace_all_tls12_static_rsa(c):
 def sc_trace_all_explicit_plaintext(c):
     echo = c.tcp(echo_handler)
     c.explicit("--trace", "all", "--log-secrets")
-    return sc_explicit_connect_plaintext_on(c, echo)
+    return plaintext_through(c, echo)
 
 
-def sc_explicit_connect_plaintext_on(c, echo):
+def plaintext_through(c, echo):
+    """CONNECT to the echo server, a line of plain text, half-close, read to the end."""
     s, status = connect_via(c, f"127.0.0.1:{echo.port}")
     msg = b"hello, plain world\n"
     s.sendall(msg)
@@ -768,9 +755,9 @@ def sc_explicit_connect_plaintext_on(c, echo):
             break
         got += chunk
     s.shutdown(socket.SHUT_WR)
-    read_all(s)
+    rest = read_all(s)
     s.close()
-    return [{"client": "socket", "status": status, "echoed": got == msg}]
+    return [{"client": "socket", "status": status, "echoed": got == msg, "after_half_close": len(rest)}]
 
 
 # (name, function, connections[, extra normalisation of each event]): run in this order, one

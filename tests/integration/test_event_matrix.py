@@ -3,6 +3,7 @@ with normalised events. Two recordings of the same binary must be identical (oth
 normalisation hides too little, or a scenario races); with TLSTRACE_BEFORE_BIN set, a recording of
 that binary must be identical to one of the binary under test (a behaviour-preserving change)."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,11 +44,11 @@ class EventMatrix(unittest.TestCase):
 
     def test_every_scenario_ran(self):
         self.assertEqual(self.record_rc, 0, self.record_output)
-        names = tool("list").stdout.split()
-        for line in tool("list").stdout.splitlines():
-            name = line.split()[0]
-            self.assertTrue(os.path.exists(os.path.join(self.current, name + ".jsonl")), name)
+        names = [line.split()[0] for line in tool("list").stdout.splitlines()]
         self.assertGreaterEqual(len(names), 20)
+        for name in names:
+            with open(os.path.join(self.current, name + ".jsonl")) as f:
+                self.assertTrue(f.read().strip(), f"{name}: no events")
 
     def test_same_binary_twice_is_identical(self):
         self.assertEqual(self.record_rc, 0, self.record_output)
@@ -55,7 +56,6 @@ class EventMatrix(unittest.TestCase):
 
     def test_compare_reports_a_difference(self):
         self.assertEqual(self.record_rc, 0, self.record_output)
-        import shutil
         changed = os.path.join(self.tmp.name, "changed")
         shutil.copytree(self.current, changed)
         path = os.path.join(changed, "tls13.jsonl")
