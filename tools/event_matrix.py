@@ -318,15 +318,23 @@ class Proxy:
             time.sleep(0.02)
         raise TimeoutError(f"{n} conn.close events did not arrive")
 
-    def wait_quiet(self, conn, quiet=0.2):
-        """Until connection conn's client leg is established (or the connection failed or ended)
-        and then no new event came for `quiet` seconds; bounded."""
-        end = time.time() + DEADLINE
+    def wait_quiet(self, conn, quiet=0.3):
+        """Until connection conn's client leg is established (or the connection failed or ended),
+        the server's first TLS 1.3 ticket was traced if the upstream leg is TLS 1.3, and then no
+        new event came for `quiet` seconds; bounded."""
+        start = time.time()
+        end = start + DEADLINE
         while time.time() < end:
             evs = [e for e in self.read_events() if e.get("conn") == conn]
-            if any(e.get("event") in ("conn.close", "tls.error") or
-                   (e.get("event") == "tls.established" and e.get("leg") == "client") for e in evs):
+            if any(e.get("event") in ("conn.close", "tls.error") for e in evs):
                 break
+            if any(e.get("event") == "tls.established" and e.get("leg") == "client" for e in evs):
+                up13 = any(e.get("event") == "tls.established" and e.get("leg") == "upstream" and
+                           e.get("version") == "TLSv1.3" for e in evs)
+                ticket = any(e.get("event") == "tls.message" and e.get("leg") == "upstream" and
+                             e.get("type") == "NewSessionTicket" for e in evs)
+                if ticket or not up13 or time.time() > start + 3:
+                    break
             time.sleep(0.02)
         n, since = -1, time.time()
         while time.time() < end:
@@ -690,9 +698,9 @@ def sc_client_reset_after_handshake(c):
 
 def sc_idle_timeout(c):
     srv = c.server()
-    # (--handshake-timeout 1 too: the watchdog armed for the handshake deadline is what first
+    # (--handshake-timeout 2 too: the watchdog armed for the handshake deadline is what first
     # notices the idle connection, so a short idle timeout alone would still take 10 s.)
-    c.reverse(srv.port, "--idle-timeout", "0.5", "--handshake-timeout", "1")
+    c.reverse(srv.port, "--idle-timeout", "0.5", "--handshake-timeout", "2")
     t = python_tls_client(c)
     version = t.version()
     got = read_all(t)   # the proxy closes both legs after 0.5 s without traffic
