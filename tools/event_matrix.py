@@ -821,7 +821,8 @@ RANDOM_FIELDS = {
 }
 # Certificate summaries: dates and fingerprints change with every generated certificate.
 CERT_FIELDS = {"not_before", "not_after", "sha256"}
-HOSTPORT = re.compile(r"\b((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:.]+\]):(\d{1,5})\b")
+HOSTPORT = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:.]+\]):(\d{1,5})\b")
+PORTWORD = re.compile(r"(\bport )(\d{1,5})\b")  # curl: "Failed to connect to localhost port 41803"
 
 
 class Normaliser:
@@ -832,10 +833,10 @@ class Normaliser:
         return f"<{self.ports[p]}-port>" if p in self.ports else "<port>"
 
     def text(self, s):
+        # Only ports in a recognisable form: a bare number could be anything (a cipher suite id
+        # in a JA3 string once matched the server's port).
         s = HOSTPORT.sub(lambda m: m.group(1) + ":" + self.port(m.group(2)), s)
-        for p, role in self.ports.items():  # a known port outside host:port (e.g. in a URL path)
-            s = re.sub(r"(?<![0-9a-f<.])" + p + r"(?![0-9a-f])", f"<{role}-port>", s)
-        return s
+        return PORTWORD.sub(lambda m: m.group(1) + self.port(m.group(2)), s)
 
     def blank(self, v):
         if isinstance(v, str):
