@@ -1,12 +1,12 @@
 #include "analysis/diagnose.h"
 
-#include <openssl/ssl.h>
-#include <openssl/sslerr.h>
-#include <openssl/x509_vfy.h>
+#include "tls/crypto.h"
 
 namespace tlstrace::analysis {
 
 namespace {
+
+using tls::crypto::SslReasonClass;
 
 Diagnosis fromAlert(const std::string& alert, bool client_leg) {
   if (alert == "bad_certificate" || alert == "unknown_ca" || alert == "certificate_unknown" ||
@@ -50,48 +50,41 @@ Diagnosis diagnose(const FailureFacts& f) {
             "no progress within the handshake timeout: is the peer speaking TLS on this port? (--handshake-timeout)"};
   if (f.peer_reset)
     return {"peer_reset", "the peer reset the connection: check its log; crashed servers and middleboxes do this"};
-  switch (f.ssl_reason) {
-    case SSL_R_NO_SHARED_CIPHER:
+  const SslReasonClass reason = tls::crypto::classifySslReason(f.ssl_reason);
+  switch (reason) {
+    case SslReasonClass::NoSharedCipher:
       return {"no_shared_cipher",
               "no cipher suite in common: compare the ClientHello's cipher_suites with what the "
               "server accepts (--client-ciphers/--upstream-ciphers change the proxy's offer)"};
-    case SSL_R_NO_SUITABLE_KEY_SHARE:
-    case SSL_R_NO_SHARED_GROUPS:
+    case SslReasonClass::NoSharedGroup:
       return {"no_shared_group",
               "no key-exchange group in common: compare supported_groups (--client-groups/--upstream-groups)"};
-    case SSL_R_UNSUPPORTED_PROTOCOL:
-    case SSL_R_WRONG_VERSION_NUMBER:
-    case SSL_R_VERSION_TOO_LOW:
-    case SSL_R_VERSION_TOO_HIGH:
-    case SSL_R_UNKNOWN_PROTOCOL:
+    case SslReasonClass::VersionMismatch:
       return {"version_mismatch",
               "no TLS version in common: compare supported_versions on both legs "
               "(--client-tls-min/max, --upstream-tls-min/max)"};
-    case SSL_R_DH_KEY_TOO_SMALL:
-    case SSL_R_BAD_DH_VALUE:
+    case SslReasonClass::DhKeyTooSmall:
       return {"dh_key_too_small",
               "the server's DH group is too small for OpenSSL's security level: the server should "
               "use 2048 bits or more (RFC 7919 ffdhe2048); to inspect it anyway, pass "
               "--upstream-ciphers 'DEFAULT:@SECLEVEL=0'"};
-    case SSL_R_CERTIFICATE_VERIFY_FAILED:
-      if (f.verify_error == X509_V_ERR_HOSTNAME_MISMATCH || f.verify_error == X509_V_ERR_IP_ADDRESS_MISMATCH)
+    case SslReasonClass::CertificateVerifyFailed:
+      if (tls::crypto::isHostnameMismatch(f.verify_error))
         return {"hostname_mismatch",
                 "the server's certificate does not carry the name asked for: use a name from "
                 "tls.trust.chain[0].san, or --insecure to relay anyway"};
       return {"upstream_certificate_untrusted",
               "the server's certificate does not verify: give its CA with "
               "--upstream-ca, or --insecure to relay anyway (the verdict stays in the trace)"};
-    case SSL_R_HTTP_REQUEST:
-    case SSL_R_HTTPS_PROXY_REQUEST: return {"not_tls", "plain HTTP was sent to a TLS port"};
-    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
-    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+    case SslReasonClass::HttpRequest: return {"not_tls", "plain HTTP was sent to a TLS port"};
+    case SslReasonClass::NoSharedSignatureAlgorithm:
       return {"no_shared_signature_algorithm",
               "no signature algorithm in common: compare signature_algorithms with "
               "the certificate's key type"};
-    default: break;
+    case SslReasonClass::Alert:
+    case SslReasonClass::Other: break;
   }
-  if (f.ssl_reason > SSL_AD_REASON_OFFSET || !f.alert_received.empty())
-    return fromAlert(f.alert_received, f.client_leg);
+  if (reason == SslReasonClass::Alert || !f.alert_received.empty()) return fromAlert(f.alert_received, f.client_leg);
   if (f.peer_closed)
     return {"peer_closed", "the peer closed the connection in the middle of the handshake: check its log"};
   return {"tls_error", "see reason for OpenSSL's error text"};

@@ -1,11 +1,10 @@
 #include "analysis/fingerprint.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
 
+#include "tls/crypto.h"
 #include "wire/byte_reader.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
@@ -14,36 +13,28 @@ namespace tlstrace::analysis {
 
 namespace {
 
+using tls::crypto::DigestAlg;
+
 constexpr char kDigits[] = "0123456789abcdef";
 
-// Fetched once: EVP_md5()/EVP_sha256() make OpenSSL 3 look the algorithm up again on every
-// digest, which costs more than hashing these few hundred bytes. Held for the process lifetime.
-const EVP_MD* md5() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "MD5", nullptr);
-  return md;
-}
-const EVP_MD* sha256() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
-std::string digestHex(const std::string& s, const EVP_MD* md, std::size_t chars) {
+std::string digestHex(const std::string& s, DigestAlg alg, std::size_t chars) {
   // One client build and one server bring the same hellos again and again, and a digest in
   // OpenSSL 3 (context, provider init, final) costs more than the rest of a fingerprint: the
   // last few inputs and their digests are kept per thread.
   struct Memo {
-    const EVP_MD* md = nullptr;
+    bool used = false;
+    DigestAlg alg = DigestAlg::Md5;
     std::string in, hex;
   };
   static thread_local std::array<Memo, 16> memo;
   static thread_local std::size_t next = 0;
   for (const Memo& m : memo)
-    if (m.md == md && md != nullptr && m.in == s) return m.hex.substr(0, chars);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (md == nullptr || EVP_Digest(s.data(), s.size(), out, &n, md, nullptr) != 1) return std::string(chars, '0');
-  std::string h = wire::toHex({out, n});
-  memo[next++ % memo.size()] = {md, s, h};
+    if (m.used && m.alg == alg && m.in == s) return m.hex.substr(0, chars);
+  std::array<std::uint8_t, tls::crypto::kMaxDigestSize> out;
+  const std::size_t n = tls::crypto::digest(alg, s, out);
+  if (n == 0) return std::string(chars, '0');
+  std::string h = wire::toHex({out.data(), n});
+  memo[next++ % memo.size()] = {true, alg, s, h};
   return h.substr(0, chars);
 }
 
@@ -120,14 +111,14 @@ Fingerprint ja3(const trace::HelloOffer& o) {
   std::vector<int> formats(o.point_formats.begin(), o.point_formats.end());
   f.text = std::to_string(o.legacy_version) + "," + joinDec(o.suites) + "," + joinDec(o.extensions) + "," +
            joinDec(o.groups) + "," + joinDec(formats);
-  f.hash = digestHex(f.text, md5(), 32);
+  f.hash = digestHex(f.text, DigestAlg::Md5, 32);
   return f;
 }
 
 Fingerprint ja3s(const trace::ServerChoice& c) {
   Fingerprint f;
   f.text = std::to_string(c.legacy_version) + "," + std::to_string(c.suite) + "," + joinDec(c.extensions);
-  f.hash = digestHex(f.text, md5(), 32);
+  f.hash = digestHex(f.text, DigestAlg::Md5, 32);
   return f;
 }
 
@@ -164,9 +155,9 @@ std::string ja4(const trace::HelloOffer& o) {
   a += ja4Alpn(o.alpn);
   const std::string raw = ja4Raw(o);
   const auto bar = raw.find('|');
-  const std::string b = suites.empty() ? "000000000000" : digestHex(raw.substr(0, bar), sha256(), 12);
+  const std::string b = suites.empty() ? "000000000000" : digestHex(raw.substr(0, bar), DigestAlg::Sha256, 12);
   const std::string c_in = raw.substr(bar + 1);
-  const std::string c = c_in.empty() ? "000000000000" : digestHex(c_in, sha256(), 12);
+  const std::string c = c_in.empty() ? "000000000000" : digestHex(c_in, DigestAlg::Sha256, 12);
   return a + "_" + b + "_" + c;
 }
 
@@ -176,7 +167,7 @@ std::string ja4s(const trace::ServerChoice& c) {
   a += ja4Version(c.version);
   a += twoDigits(exts.size());
   a += ja4Alpn(c.alpn.empty() ? std::vector<std::string>{} : std::vector<std::string>{c.alpn});
-  return a + "_" + hex4(c.suite) + "_" + digestHex(joinHex(exts), sha256(), 12);
+  return a + "_" + hex4(c.suite) + "_" + digestHex(joinHex(exts), DigestAlg::Sha256, 12);
 }
 
 }  // namespace tlstrace::analysis
