@@ -11,8 +11,6 @@
 
 namespace tlstrace::session {
 
-using trace::Json;
-
 namespace {
 
 bool looksLikeHttp(std::span<const std::uint8_t> b) {

@@ -9,8 +9,6 @@
 
 namespace tlstrace::session {
 
-using trace::Json;
-
 namespace {
 
 constexpr std::size_t kMaxWriteChunk = 64 * 1024;

@@ -1,15 +1,10 @@
 #include "trace/event.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <limits>
-
-#include "trace/raw_writer.h"
-#include "wire/byte_reader.h"
-#include "wire/registry.h"
 
 namespace tlstrace::trace {
 

@@ -53,7 +53,6 @@ struct Event {
 // report's members) are passed as they are, scalars as a temporary value.
 void forEachField(const Event& e, const std::function<void(std::string_view key, const Json& value)>& f);
 
-[[nodiscard]] Category categoryOf(std::string_view event_name);
 // RFC 3339 UTC with microseconds.
 [[nodiscard]] std::string formatTimestamp(Clock::time_point tp);
 void appendTimestamp(Clock::time_point tp, std::string& out);  // the same, appended

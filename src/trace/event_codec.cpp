@@ -282,8 +282,6 @@ Category Event::category() const {
       payload);
 }
 
-Category categoryOf(std::string_view event_name) { return categoryByName(event_name); }
-
 namespace {
 void walk(const Payload& what, const std::function<void(std::string_view, const Json&)>& f) {
   if (const auto* o = std::get_if<ev::Other>(&what)) {
