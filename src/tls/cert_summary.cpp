@@ -144,10 +144,14 @@ Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = map_.find(key); it != map_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second;
+      return it->second->second.copyHere();  // into the caller's event arena, if any
     }
   }
-  Json j = summarizeCertificateDer(der);  // outside the lock: the expensive part
+  Json j;
+  {
+    trace::JsonArena::Heap heap;       // kept across events: never in one event's arena
+    j = summarizeCertificateDer(der);  // outside the lock: the expensive part
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (map_.find(key) == map_.end()) {
     lru_.emplace_front(key, j);
@@ -157,7 +161,7 @@ Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
       lru_.pop_back();
     }
   }
-  return j;
+  return j.copyHere();
 }
 
 Json CertSummaryCache::get(X509* cert) {
