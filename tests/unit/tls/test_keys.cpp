@@ -175,8 +175,7 @@ TEST_CASE("TLS 1.2: the key block from the master secret decrypts the client's r
   REQUIRE(params);
   CHECK(params->iv_len == 4);
   CHECK(params->mac_len == 0);
-  auto kb = tls::tls12KeyBlock(*params, TLS1_2_VERSION, pair.secrets.at("CLIENT_RANDOM"), pair.client_random,
-                               pair.server_random);
+  auto kb = tls::tls12KeyBlock(*params, pair.secrets.at("CLIENT_RANDOM"), pair.client_random, pair.server_random);
   REQUIRE(kb);
   // RFC 5288 3: nonce = salt(4) || explicit(8); AAD = seq(8) || type || version || length.
   const auto& rec = pair.record;
@@ -200,8 +199,7 @@ TEST_CASE("TLS 1.2 CBC suites get MAC keys and block-size IVs") {
   CHECK(params->key_len == 32);
   CHECK(params->iv_len == 16);
   CHECK(params->mac_len == 48);
-  auto kb = tls::tls12KeyBlock(*params, TLS1_2_VERSION, pair.secrets.at("CLIENT_RANDOM"), pair.client_random,
-                               pair.server_random);
+  auto kb = tls::tls12KeyBlock(*params, pair.secrets.at("CLIENT_RANDOM"), pair.client_random, pair.server_random);
   REQUIRE(kb);
   CHECK(kb->client_write.mac_key.bytes().size() == 48);
   CHECK(kb->server_write.iv.bytes().size() == 16);
