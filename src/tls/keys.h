@@ -29,12 +29,13 @@ class SecretBytes {
 };
 
 struct CipherParams {
-  const EVP_MD* hash = nullptr;  // HKDF / PRF hash
+  const EVP_MD* hash = nullptr;  // HKDF / PRF hash; nullptr below TLS 1.2: the MD5/SHA-1 PRF
   std::size_t key_len = 0;
-  std::size_t iv_len = 0;   // TLS 1.3: 12; TLS 1.2 AEAD: implicit part; CBC: block size
+  std::size_t iv_len = 0;   // TLS 1.3: 12; TLS 1.2 AEAD: implicit part; CBC: block size; NULL: 0
   std::size_t mac_len = 0;  // TLS 1.2 non-AEAD only
   bool aead = false;
 };
+// The sizes and PRF/HKDF hash of `cipher` negotiated at `version` (TLS1_VERSION..TLS1_3_VERSION).
 [[nodiscard]] std::optional<CipherParams> cipherParams(const SSL_CIPHER* cipher, std::uint16_t version);
 
 struct TrafficKeys {
@@ -53,8 +54,13 @@ struct TrafficKeys {
 struct KeyBlock {
   TrafficKeys client_write, server_write;
 };
-// RFC 5246 6.3 (and RFC 4346/2246 with the MD5/SHA-1 PRF when `version` < TLS 1.2).
-[[nodiscard]] std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p, std::uint16_t version,
+// PRF(secret, label, seed)[len]: P_<md> (RFC 5246 5), or with md == nullptr the TLS 1.0/1.1 PRF
+// (RFC 2246 5, RFC 4346 5).
+[[nodiscard]] std::optional<SecretBytes> tlsPrf(const EVP_MD* md, const std::vector<std::uint8_t>& secret,
+                                                std::string_view label, const std::vector<std::uint8_t>& seed,
+                                                std::size_t len);
+// RFC 5246 6.3 (RFC 4346/2246 6.3 with the MD5/SHA-1 PRF when p.hash is nullptr).
+[[nodiscard]] std::optional<KeyBlock> tls12KeyBlock(const CipherParams& p,
                                                     const std::vector<std::uint8_t>& master_secret,
                                                     const std::vector<std::uint8_t>& client_random,
                                                     const std::vector<std::uint8_t>& server_random);

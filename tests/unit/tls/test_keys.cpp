@@ -1,7 +1,9 @@
 // Derived keys: RFC 8448 vectors, and decrypting a record that a real OpenSSL endpoint sent with
 // the keys derived from its own key-log secrets (TLS 1.3 and TLS 1.2).
 #include <doctest/doctest.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 
 #include <map>
@@ -44,7 +46,7 @@ std::vector<std::uint8_t> drain(BIO* b) {
   return out;
 }
 
-Pair handshake(int version, const char* ciphers) {
+Pair handshake(int version, const char* ciphers, std::uint64_t client_options = 0) {
   Pair pair;
   auto ca = pki::createCa("keys test CA");
   pki::Forger forger(ca, 1);
@@ -59,6 +61,7 @@ Pair handshake(int version, const char* ciphers) {
   }
   if (version == TLS1_3_VERSION) SSL_CTX_set_ciphersuites(cctx.get(), ciphers);
   else SSL_CTX_set_cipher_list(cctx.get(), ciphers);
+  SSL_CTX_set_options(cctx.get(), client_options);
   SSL_CTX_set_keylog_callback(cctx.get(), keylog);
   tls::SslPtr s(SSL_new(sctx.get())), c(SSL_new(cctx.get()));
   SSL_set_app_data(c.get(), &pair);
@@ -108,6 +111,57 @@ std::optional<std::string> gcmOpen(const std::vector<std::uint8_t>& key, const s
   EVP_CIPHER_CTX_free(x);
   if (!ok) return std::nullopt;
   return std::string(pt.begin(), pt.begin() + total + n);
+}
+
+// HMAC(mac_key, seq || type || version || length || data) == mac (RFC 5246 6.2.3.1).
+bool macOk(const tls::TrafficKeys& k, const EVP_MD* md, std::uint64_t seq, const std::vector<std::uint8_t>& rec,
+           const std::uint8_t* data, std::size_t n, const std::uint8_t* mac) {
+  std::vector<std::uint8_t> in;
+  for (int i = 7; i >= 0; --i) in.push_back(static_cast<std::uint8_t>(seq >> (8 * i)));
+  in.insert(in.end(), rec.begin(), rec.begin() + 3);
+  in.push_back(static_cast<std::uint8_t>(n >> 8));
+  in.push_back(static_cast<std::uint8_t>(n));
+  in.insert(in.end(), data, data + n);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const auto& key = k.mac_key.bytes();
+  HMAC(md, key.data(), static_cast<int>(key.size()), in.data(), in.size(), out, &len);
+  return len == static_cast<unsigned>(EVP_MD_get_size(md)) && CRYPTO_memcmp(out, mac, len) == 0;
+}
+
+// A TLS 1.1+ AES-CBC record (explicit IV, RFC 5246 6.2.3.2), MAC-then-encrypt or encrypt-then-MAC
+// (RFC 7366 3): its plaintext when padding and MAC verify.
+std::optional<std::string> cbcOpen(const tls::TrafficKeys& k, const EVP_MD* md, std::uint64_t seq,
+                                   const std::vector<std::uint8_t>& rec, bool etm) {
+  const auto mac_len = static_cast<std::size_t>(EVP_MD_get_size(md));
+  std::vector<std::uint8_t> body(rec.begin() + 5, rec.end());
+  if (body.size() < mac_len + 32) return std::nullopt;
+  if (etm) {
+    if (!macOk(k, md, seq, rec, body.data(), body.size() - mac_len, body.data() + body.size() - mac_len))
+      return std::nullopt;
+    body.resize(body.size() - mac_len);
+  }
+  const auto& key = k.key.bytes();
+  EVP_CIPHER_CTX* x = EVP_CIPHER_CTX_new();
+  EVP_DecryptInit_ex(x, key.size() == 16 ? EVP_aes_128_cbc() : EVP_aes_256_cbc(), nullptr, key.data(), body.data());
+  EVP_CIPHER_CTX_set_padding(x, 0);
+  std::vector<std::uint8_t> pt(body.size());
+  int n = 0, m = 0;
+  EVP_DecryptUpdate(x, pt.data(), &n, body.data() + 16, static_cast<int>(body.size() - 16));
+  EVP_DecryptFinal_ex(x, pt.data() + n, &m);
+  EVP_CIPHER_CTX_free(x);
+  pt.resize(static_cast<std::size_t>(n + m));
+  const std::size_t pad = pt.empty() ? 0 : pt.back();
+  if (pt.empty() || pad + 1 > pt.size()) return std::nullopt;
+  for (std::size_t i = pt.size() - pad - 1; i < pt.size(); ++i)
+    if (pt[i] != pad) return std::nullopt;
+  pt.resize(pt.size() - pad - 1);
+  if (!etm) {
+    if (pt.size() < mac_len || !macOk(k, md, seq, rec, pt.data(), pt.size() - mac_len, pt.data() + pt.size() - mac_len))
+      return std::nullopt;
+    pt.resize(pt.size() - mac_len);
+  }
+  return std::string(pt.begin(), pt.end());
 }
 
 }  // namespace
@@ -175,8 +229,7 @@ TEST_CASE("TLS 1.2: the key block from the master secret decrypts the client's r
   REQUIRE(params);
   CHECK(params->iv_len == 4);
   CHECK(params->mac_len == 0);
-  auto kb = tls::tls12KeyBlock(*params, TLS1_2_VERSION, pair.secrets.at("CLIENT_RANDOM"), pair.client_random,
-                               pair.server_random);
+  auto kb = tls::tls12KeyBlock(*params, pair.secrets.at("CLIENT_RANDOM"), pair.client_random, pair.server_random);
   REQUIRE(kb);
   // RFC 5288 3: nonce = salt(4) || explicit(8); AAD = seq(8) || type || version || length.
   const auto& rec = pair.record;
@@ -200,10 +253,33 @@ TEST_CASE("TLS 1.2 CBC suites get MAC keys and block-size IVs") {
   CHECK(params->key_len == 32);
   CHECK(params->iv_len == 16);
   CHECK(params->mac_len == 48);
-  auto kb = tls::tls12KeyBlock(*params, TLS1_2_VERSION, pair.secrets.at("CLIENT_RANDOM"), pair.client_random,
-                               pair.server_random);
+  auto kb = tls::tls12KeyBlock(*params, pair.secrets.at("CLIENT_RANDOM"), pair.client_random, pair.server_random);
   REQUIRE(kb);
   CHECK(kb->client_write.mac_key.bytes().size() == 48);
   CHECK(kb->server_write.iv.bytes().size() == 16);
   CHECK(kb->client_write.key.bytes() != kb->server_write.key.bytes());
+}
+
+TEST_CASE("TLS 1.2 CBC: the key block decrypts and authenticates the client's real record") {
+  // ECDHE-ECDSA-AES128-SHA is one of the suites OpenSSL tags with the MD5-SHA1 handshake digest:
+  // its TLS 1.2 key block must still come from P_SHA256 (RFC 5246 5).
+  for (const char* suite : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"}) {
+    for (const bool etm : {true, false}) {
+      CAPTURE(suite);
+      CAPTURE(etm);
+      Pair pair = handshake(TLS1_2_VERSION, suite, etm ? 0 : SSL_OP_NO_ENCRYPT_THEN_MAC);
+      auto params = tls::cipherParams(pair.cipher, TLS1_2_VERSION);
+      REQUIRE(params);
+      auto kb = tls::tls12KeyBlock(*params, pair.secrets.at("CLIENT_RANDOM"), pair.client_random, pair.server_random);
+      REQUIRE(kb);
+      const EVP_MD* mac = EVP_get_digestbynid(SSL_CIPHER_get_digest_nid(pair.cipher));
+      REQUIRE(mac);
+      // Sequence number 1: the client's Finished was record 0 under these keys.
+      auto pt = cbcOpen(kb->client_write, mac, 1, pair.record, etm);
+      REQUIRE(pt);
+      CHECK(*pt == "hello tlstrace");
+      CHECK_FALSE(cbcOpen(kb->client_write, mac, 2, pair.record, etm));  // the MAC covers the sequence number
+      CHECK_FALSE(cbcOpen(kb->server_write, mac, 1, pair.record, etm));  // and the direction's key
+    }
+  }
 }
