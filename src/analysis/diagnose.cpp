@@ -72,7 +72,8 @@ Diagnosis diagnose(const FailureFacts& f) {
       if (tls::crypto::isHostnameMismatch(f.verify_error))
         return {"hostname_mismatch",
                 "the server's certificate does not carry the name asked for: use a name from "
-                "tls.trust.chain[0].san, or --insecure to relay anyway"};
+                "tls.trust.chain[0].san, or --insecure to relay anyway (the client then sees the same "
+                "name mismatch: the forged leaf carries only the server's names)"};
       return {"upstream_certificate_untrusted",
               "the server's certificate does not verify: give its CA with "
               "--upstream-ca, or --insecure to relay anyway (the verdict stays in the trace)"};
