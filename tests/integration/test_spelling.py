@@ -205,9 +205,19 @@ class Spelling(ProxyTestCase):
             return r.stdout
 
         self.assertNotIn(b"after-keyupdate", follow())  # nothing without the key log
-        decrypted = follow("-o", f"tls.keylog_file:{p.keylog}")
+        debug = f"{self.dir}/tshark-tls-debug.txt"
+        decrypted = follow("-o", f"tls.keylog_file:{p.keylog}", "-o", f"tls.debug_file:{debug}")
         self.assertIn(b"before-keyupdate", decrypted)
         self.assertIn(b"after-keyupdate", decrypted)
+        # Wireshark's own account of the key log: every line it read is one it recognised
+        # ("checking keylog line: ..." followed by "matched ...").
+        with open(debug, errors="replace") as f:
+            dbg = f.read().splitlines()
+        checked = {l.split(": ", 1)[1].strip(): dbg[i + 1] for i, l in enumerate(dbg[:-1])
+                   if l.startswith("  checking keylog line: ")}
+        self.assertEqual(set(checked), {" ".join(parts) for parts in lines})
+        for line, verdict in checked.items():
+            self.assertTrue(verdict.startswith("    matched "), (line, verdict))
 
     def test_convert_keylog_without_secret_events(self):
         srv = self.s_server()
