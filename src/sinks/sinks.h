@@ -59,9 +59,9 @@ class JsonLinesSink : public trace::Sink {
 };
 
 // True for the labels a key log may carry: NSS's CLIENT_RANDOM and the TLS 1.3 secrets up to
-// *_TRAFFIC_SECRET_0. OpenSSL's CLIENT/SERVER_TRAFFIC_SECRET_N after a KeyUpdate is not among them
-// (readers derive each generation; the events carry them as tls.keys epochs), nor its RSA premaster
-// lines (CLIENT_RANDOM covers them).
+// *_TRAFFIC_SECRET_0. OpenSSL's CLIENT/SERVER_TRAFFIC_SECRET_N after a KeyUpdate is not among them:
+// Wireshark rejects the line ("unrecognized line") and derives each generation from *_0 itself; the
+// events carry the generations (tls.secret, tls.keys epochs).
 [[nodiscard]] bool isNssKeylogLabel(std::string_view label);
 // A whole key log line ("LABEL client_random secret") with one of those labels.
 [[nodiscard]] bool isNssKeylogLine(std::string_view line);
