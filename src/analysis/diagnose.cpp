@@ -14,7 +14,8 @@ Diagnosis fromAlert(const std::string& alert, bool client_leg) {
     if (client_leg)
       return {"client_rejected_certificate",
               "the client does not trust tlstrace's forged certificate: install the tlstrace CA (ca.pem) in the "
-              "client's trust store (curl --cacert, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, a Java truststore); "
+              "client's trust store (curl --cacert, REQUESTS_CA_BUNDLE for Python requests, SSL_CERT_FILE, "
+              "NODE_EXTRA_CA_CERTS, a Java truststore: `tlstrace ca show` prints each); "
               "a client that pins certificates cannot be intercepted"};
     return {"server_rejected_certificate", "the server refused the client certificate the proxy sent"};
   }
