@@ -14,7 +14,8 @@ Diagnosis fromAlert(const std::string& alert, bool client_leg) {
     if (client_leg)
       return {"client_rejected_certificate",
               "the client does not trust tlstrace's forged certificate: install the tlstrace CA (ca.pem) in the "
-              "client's trust store (curl --cacert, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, a Java truststore); "
+              "client's trust store (curl --cacert, REQUESTS_CA_BUNDLE for Python requests, SSL_CERT_FILE, "
+              "NODE_EXTRA_CA_CERTS, a Java truststore: `tlstrace ca show` prints each); "
               "a client that pins certificates cannot be intercepted"};
     return {"server_rejected_certificate", "the server refused the client certificate the proxy sent"};
   }
@@ -72,7 +73,8 @@ Diagnosis diagnose(const FailureFacts& f) {
       if (tls::crypto::isHostnameMismatch(f.verify_error))
         return {"hostname_mismatch",
                 "the server's certificate does not carry the name asked for: use a name from "
-                "tls.trust.chain[0].san, or --insecure to relay anyway"};
+                "tls.trust.chain[0].san, or --insecure to relay anyway (the client then sees the same "
+                "name mismatch: the forged leaf carries only the server's names)"};
       return {"upstream_certificate_untrusted",
               "the server's certificate does not verify: give its CA with "
               "--upstream-ca, or --insecure to relay anyway (the verdict stays in the trace)"};

@@ -50,9 +50,12 @@ Json legHandshake(const LegReport& l) {
     o.set("offered_versions", names(l.offer->versions, wire::versionName));
     o.set("offered_cipher_suites", static_cast<unsigned long long>(l.offer->suites.size()));
     o.set("offered_groups", names(l.offer->groups, wire::namedGroupName));
-    Json shares = Json::array();
-    for (const auto& [g, _] : l.offer->key_shares) shares.push(std::string(wire::namedGroupName(g)));
-    o.set("offered_key_shares", std::move(shares));
+    // The first ClientHello's shares; after a HelloRetryRequest the second's beside them.
+    Json shares = Json::array(), latest = Json::array();
+    for (const auto& [g, _] : l.offer->key_shares) latest.push(std::string(wire::namedGroupName(g)));
+    for (auto g : l.offer->first_key_share_groups) shares.push(std::string(wire::namedGroupName(g)));
+    o.set("offered_key_shares", std::move(l.offer->retried ? shares : latest));
+    if (l.offer->retried) o.set("offered_key_shares_after_hrr", std::move(latest));
     Json alpn = Json::array();
     for (const auto& a : l.offer->alpn) alpn.push(a);
     o.set("offered_alpn", std::move(alpn));
@@ -150,7 +153,10 @@ Json summaryHandshakePart(const LegReport& client, const LegReport& upstream) {
                    : ": the server's limit";
     downgrade.push(why);
   }
-  if (upstream.choice && upstream.choice->suite && !has(c.suites, upstream.choice->suite))
+  // A newer version upstream (a TLS 1.2 client, TLS 1.3 upstream) needs suites the client could not
+  // offer: an upgrade, not a downgrade.
+  const bool upgraded = uv && clv && uv > clv;
+  if (!upgraded && upstream.choice && upstream.choice->suite && !has(c.suites, upstream.choice->suite))
     downgrade.push("upstream cipher suite " + std::string(wire::cipherSuiteName(upstream.choice->suite)) +
                    " is one the client did not offer (proxy-induced)");
   if (upstream.kex && upstream.kex->group && !c.groups.empty() && !has(c.groups, upstream.kex->group))

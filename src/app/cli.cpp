@@ -28,7 +28,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--config", st.config_files,
                 "read options from a TOML file (repeatable; a later file wins, the command line over all)");
   p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  p->add_option("-l,--listen", st.listen, "HOST:PORT to accept clients on")->capture_default_str();
+  p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
+      ->capture_default_str();
   p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy) or reverse (every client to --upstream)")
       ->capture_default_str()
       ->check(CLI::IsMember({"explicit", "reverse"}));
@@ -241,7 +242,10 @@ void applyConfigFiles(CLI::App& cmd, const CliState& st) {
 
 void finishConfig(config::ProxyConfig& cfg, const CliState& st) {
   std::string err;
-  auto listen = config::parseHostPort(st.listen, err, 0, true);
+  // A bare port ("-l 8080") listens on loopback, like the default.
+  const bool bare_port =
+      !st.listen.empty() && st.listen.size() <= 5 && st.listen.find_first_not_of("0123456789") == std::string::npos;
+  auto listen = config::parseHostPort(bare_port ? "127.0.0.1:" + st.listen : st.listen, err, 0, true);
   if (!listen) throw CLI::ValidationError("--listen", err);
   cfg.listen = *listen;
   cfg.mode = config::parseMode(st.mode).value_or(config::Mode::Explicit);

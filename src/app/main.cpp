@@ -187,15 +187,21 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
     std::cout << pki::certificatePem(ca.cert.get());
     return 0;
   }
-  // show
-  std::cout << "certificate: " << (ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path) << "\n"
+  // show: the install lines name the real path, so that each can be pasted as it is.
+  const std::string file = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
+  std::cout << "certificate: " << file << "\n"
             << "subject:     " << pki::subjectLine(ca.cert.get()) << "\n"
             << "validity:    " << pki::validityLine(ca.cert.get()) << "\n"
             << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
-            << "install:     Debian/Ubuntu: cp it to /usr/local/share/ca-certificates/tlstrace.crt && "
-               "update-ca-certificates\n"
-            << "             curl: --cacert FILE; Python: SSL_CERT_FILE / cafile=; Node: NODE_EXTRA_CA_CERTS;\n"
-            << "             Java: keytool -importcert -keystore truststore.p12 -file FILE\n";
+            << "install:     Debian/Ubuntu: cp " << file
+            << " /usr/local/share/ca-certificates/tlstrace.crt && update-ca-certificates\n"
+            << "             curl: --cacert " << file << "\n"
+            << "             Python requests: REQUESTS_CA_BUNDLE=" << file << "\n"
+            << "             Python ssl, urllib: SSL_CERT_FILE=" << file << "\n"
+            << "             Node.js: NODE_EXTRA_CA_CERTS=" << file << "\n"
+            << "             Java: keytool -importcert -noprompt -alias tlstrace -file " << file
+            << " -keystore trust.p12 -storetype PKCS12 -storepass changeit\n"
+            << "             more (Java through the proxy, reverse mode for Node.js): certs/README.md\n";
   return 0;
 }
 
@@ -232,6 +238,7 @@ int runConvertCommand(const std::string& path, const std::string& to, const std:
         ++withheld;
         return;
       }
+      if (!sinks::isNssKeylogLabel(s->label)) return;  // what the live key log would not hold either
       out = s->label + " " + s->client_random + " " + *s->secret + "\n";
       ++secrets;
     } else {
@@ -249,10 +256,22 @@ int runConvertCommand(const std::string& path, const std::string& to, const std:
   }
   if (!line.empty()) handle(line);
   if (in != stdin) std::fclose(in);
-  if (to == "keylog" && withheld > 0 && secrets == 0) {
-    spdlog::error("{} tls.secret events carry no secret: record with --log-secrets (or use --keylog)", withheld);
+  // Nothing printed is an error (exit 1) that says why; some secrets withheld is only a warning.
+  if (to == "keylog" && secrets == 0) {
+    if (withheld > 0)
+      spdlog::error(
+          "no key log lines: the {} tls.secret events carry no secret: record with --log-secrets "
+          "(or use --keylog)",
+          withheld);
+    else
+      spdlog::error(
+          "no key log lines: {} has no tls.secret events: record with --trace keys --log-secrets "
+          "(or use --keylog)",
+          path);
     return 1;
   }
+  if (to == "keylog" && withheld > 0)
+    spdlog::warn("{} tls.secret events carry no secret (recorded without --log-secrets): not in the key log", withheld);
   return bad == 0 ? 0 : 1;
 }
 
@@ -288,7 +307,9 @@ int main(int argc, char** argv) {
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
     app::finishConfig(cfg, state);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help/--version exit 0; every usage error exits 2, as a config that does not validate does
+    // (CLI11's own codes, 105 and so on, would be one more thing to document and script against).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     if (proxy->parsed()) {

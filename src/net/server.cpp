@@ -21,6 +21,8 @@
 #include <cstring>
 #include <latch>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -47,14 +49,23 @@ class ProxyServer {
   // On the main thread (worker 0), before the other threads start.
   void listen() {
     const auto& l = svc_.cfg->listen;
+    // Failures name the address and the system's text (Asio's own exception text carries its
+    // source location, which tells the user nothing).
+    const std::string where =
+        (l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port);
+    const auto fail = [&](const char* what, const boost::system::error_code& ec) {
+      throw std::runtime_error(std::string("cannot ") + what + " " + where + ": " + ec.message());
+    };
+    boost::system::error_code ec;
     tcp::resolver resolver(*ctxs_[0]);
-    auto results = resolver.resolve(l.host, std::to_string(l.port), tcp::resolver::passive);
+    auto results = resolver.resolve(l.host, std::to_string(l.port), tcp::resolver::passive, ec);
+    if (ec || results.empty()) fail("resolve", ec);
     const tcp::endpoint ep = *results.begin();
     tcp::acceptor& a = workers_[0]->acceptor;
-    a.open(ep.protocol());
-    a.set_option(tcp::acceptor::reuse_address(true));
-    a.bind(ep);
-    a.listen(asio::socket_base::max_listen_connections);
+    if (a.open(ep.protocol(), ec); ec) fail("open a socket for", ec);
+    if (a.set_option(tcp::acceptor::reuse_address(true), ec); ec) fail("set SO_REUSEADDR on", ec);
+    if (a.bind(ep, ec); ec) fail("listen on", ec);
+    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) fail("listen on", ec);
     protocol_ = ep.protocol();
     workers_[0]->listen_fd = a.native_handle();
     workers_[0]->can_accept = true;

@@ -70,14 +70,18 @@ LeafNames leafNamesFor(const std::string& target, X509* upstream_cert) {
     auto& list = isIpLiteral(name) ? n.ips : n.dns;
     if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
   };
-  add(target);
   if (upstream_cert) {
+    // Exactly the real certificate's names, never the target beside them: a server whose
+    // certificate lacks the name the client asked for (relayed with --insecure) must fail the
+    // client's hostname check as it would directly.
     CertNames c = certificateNames(upstream_cert);
     n.common_name = c.common_name;
     for (const auto& d : c.dns) add(d);
     for (const auto& ip : c.ips) add(ip);
+  } else {
+    add(target);
+    n.common_name = target;
   }
-  if (n.common_name.empty()) n.common_name = target;
   // RFC 5280 upper bound for CN is 64 characters.
   if (n.common_name.size() > 64) n.common_name.resize(64);
   return n;

@@ -20,8 +20,8 @@ struct LeafNames {
   [[nodiscard]] std::string key() const;
 };
 
-// The names for a target: `target` (SNI, CONNECT host or upstream address) plus, when known, the
-// upstream certificate's CN and SANs.
+// The names for a forged leaf: the upstream certificate's CN and SANs when it is known, else
+// `target` (SNI, CONNECT host or upstream address).
 [[nodiscard]] LeafNames leafNamesFor(const std::string& target, X509* upstream_cert);
 
 class Forger {

@@ -281,6 +281,7 @@ void PcapngSink::close(std::uint64_t conn, trace::Leg leg) {
 }
 
 void PcapngSink::secret(std::string_view line) {
+  if (!isNssKeylogLine(line)) return;  // the same lines as the key log
   Pending& p = pending();
   p.secrets.append(line);
   p.secrets.push_back('\n');

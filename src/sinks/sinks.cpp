@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -64,7 +66,25 @@ KeylogSink::~KeylogSink() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+bool isNssKeylogLabel(std::string_view label) {
+  static constexpr std::array<std::string_view, 8> kLabels = {"CLIENT_RANDOM",
+                                                              "CLIENT_EARLY_TRAFFIC_SECRET",
+                                                              "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                                                              "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                                              "CLIENT_TRAFFIC_SECRET_0",
+                                                              "SERVER_TRAFFIC_SECRET_0",
+                                                              "EARLY_EXPORTER_SECRET",
+                                                              "EXPORTER_SECRET"};
+  return std::find(kLabels.begin(), kLabels.end(), label) != kLabels.end();
+}
+
+bool isNssKeylogLine(std::string_view line) {
+  const auto sp = line.find(' ');
+  return sp != std::string_view::npos && isNssKeylogLabel(line.substr(0, sp));
+}
+
 void KeylogSink::writeLine(std::string_view line) {
+  if (!isNssKeylogLine(line)) return;
   std::string l(line);
   l.push_back('\n');
   std::lock_guard<std::mutex> lock(mu_);

@@ -58,8 +58,17 @@ class JsonLinesSink : public trace::Sink {
   BufferedFile out_;
 };
 
+// True for the labels a key log may carry: NSS's CLIENT_RANDOM and the TLS 1.3 secrets up to
+// *_TRAFFIC_SECRET_0. OpenSSL's CLIENT/SERVER_TRAFFIC_SECRET_N after a KeyUpdate is not among them:
+// Wireshark rejects the line ("unrecognized line") and derives each generation from *_0 itself; the
+// events carry the generations (tls.secret, tls.keys epochs).
+[[nodiscard]] bool isNssKeylogLabel(std::string_view label);
+// A whole key log line ("LABEL client_random secret") with one of those labels.
+[[nodiscard]] bool isNssKeylogLine(std::string_view line);
+
 // NSS key log (https://firefox-source-docs.mozilla.org/security/nss/legacy/key_log_format/):
 // created 0600, appended, one write(2) per line so a live Wireshark sees each secret at once.
+// Lines with other labels are dropped (isNssKeylogLine).
 class KeylogSink {
  public:
   explicit KeylogSink(const std::string& path);

@@ -151,7 +151,11 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
   if (!hs().offer.seen) {
     hs().offer = std::move(o);
   } else {  // the retried hello: new key shares, same offer otherwise
-    hs().offer.key_shares = std::move(o.key_shares);
+    HelloOffer& first = hs().offer;
+    if (!first.retried)
+      for (const auto& [g, _] : first.key_shares) first.first_key_share_groups.push_back(g);
+    first.retried = true;
+    first.key_shares = std::move(o.key_shares);
   }
 }
 

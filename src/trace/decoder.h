@@ -37,7 +37,10 @@ struct HelloOffer {
   std::vector<std::uint8_t> point_formats;
   std::vector<std::uint16_t> sigalgs;
   std::vector<std::string> alpn;
-  std::vector<std::pair<std::uint16_t, Blob>> key_shares;
+  std::vector<std::pair<std::uint16_t, Blob>> key_shares;  // the latest ClientHello's
+  // After a HelloRetryRequest: the first ClientHello's key share groups (key_shares has the retry's).
+  bool retried = false;
+  std::vector<std::uint16_t> first_key_share_groups;
   std::vector<std::uint8_t> psk_modes;
   bool psk = false;
   bool early_data = false;

@@ -405,3 +405,51 @@ TEST_CASE("prime-order subgroup test (Legendre symbol) agrees with y^q mod p on 
   BN_free(q);
   BN_free(pb);
 }
+
+TEST_CASE("conn.summary: a newer version upstream is no suite downgrade; an unoffered suite at the same version is") {
+  // RFC 8446 B.4 / RFC 5289 code points.
+  trace::HelloOffer c, u;
+  c.seen = u.seen = true;
+  c.versions = {0x0303};
+  c.suites = {0xc02b, 0xc02f};  // TLS 1.2 ECDHE suites only
+  u.versions = {0x0304, 0x0303};
+  u.suites = {0x1302, 0x1301, 0xc02b, 0xc02f};
+  trace::ServerChoice cc, uc;
+  cc.seen = uc.seen = true;
+  cc.version = 0x0303;
+  cc.suite = 0xc02b;
+  uc.version = 0x0304;
+  uc.suite = 0x1302;
+  analysis::LegReport cl, ul;
+  cl.offer = &c;
+  cl.choice = &cc;
+  ul.offer = &u;
+  ul.choice = &uc;
+  CHECK(analysis::buildSummary(cl, ul).find("downgrade")->asArray().size() == 0);
+  // Both legs TLS 1.2, upstream on a suite the client never offered: still reported.
+  uc.version = 0x0303;
+  uc.suite = 0x009c;  // TLS_RSA_WITH_AES_128_GCM_SHA256
+  const Json s = analysis::buildSummary(cl, ul);
+  REQUIRE(s.find("downgrade")->asArray().size() == 1);
+  CHECK(std::string(s.find("downgrade")->asArray()[0].asString()).find("TLS_RSA_WITH_AES_128_GCM_SHA256") !=
+        std::string::npos);
+}
+
+TEST_CASE("conn.summary: key shares of the first ClientHello, and of the second after a HelloRetryRequest") {
+  trace::HelloOffer o;
+  o.seen = true;
+  o.versions = {0x0304};
+  o.key_shares = {{0x001d, Blob(32)}};
+  analysis::LegReport l;
+  l.offer = &o;
+  Json s = analysis::buildSummary(l, analysis::LegReport{});
+  CHECK(s.find("client")->find("offered_key_shares")->asArray().size() == 1);
+  CHECK(std::string(s.find("client")->find("offered_key_shares")->asArray()[0].asString()) == "x25519");
+  CHECK(s.find("client")->find("offered_key_shares_after_hrr") == nullptr);
+  o.retried = true;
+  o.first_key_share_groups = {0x001d};
+  o.key_shares = {{0x0017, Blob(65)}};
+  s = analysis::buildSummary(l, analysis::LegReport{});
+  CHECK(std::string(s.find("client")->find("offered_key_shares")->asArray()[0].asString()) == "x25519");
+  CHECK(std::string(s.find("client")->find("offered_key_shares_after_hrr")->asArray()[0].asString()) == "secp256r1");
+}
