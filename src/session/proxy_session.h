@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
 #include "analysis/summary.h"
 #include "session/deps.h"
@@ -143,6 +144,7 @@ class ProxySession {
     std::string last_alert_sent, last_alert_received;
     std::optional<double> connect_ms, handshake_ms;
     std::string error_cause;
+    bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
     // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
     tls::SecretBytes app_secret_client, app_secret_server;
   };
@@ -183,6 +185,7 @@ class ProxySession {
   void stepClientHandshake();
   void abortClientHandshake(const std::string& why);
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
+  void analyseUnfinished(Leg& l, analysis::FailureFacts& ff);  // tls.key_exchange of a failed handshake
   void onEstablished(Leg& l, SteadyClock::time_point at);
   // The upstream leg's established-time trace work (its last messages, tls.trust,
   // tls.established) waits until the client's first flight is sent; it runs before any other

@@ -197,6 +197,8 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   ff.peer_reset = facts.reset;
   ff.peer_closed = facts.closed;
   ff.timeout = facts.timeout;
+  ff.certificate_requested = l.certificate_requested;
+  if (stage == "handshake") analyseUnfinished(l, ff);
   const analysis::Diagnosis d = analysis::diagnose(ff);
   trace::ev::TlsError e;
   e.reason = reason;
@@ -213,6 +215,27 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   l.error_cause = d.cause;
   emit(l.which, std::move(e));
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
+}
+
+// A handshake that failed once the server's key exchange had arrived (a ServerKeyExchange, a TLS
+// 1.3 key share): what arrived is analysed all the same, tls.key_exchange before tls.error, so a
+// refused 1024-bit group still shows p, g, Ys and its rating, and the diagnosis can name a value.
+void ProxySession::analyseUnfinished(Leg& l, analysis::FailureFacts& ff) {
+  const trace::KexMaterial& k = l.decoder.kex();
+  if (l.handshake_ms || !l.key_exchange.isNull() || !l.decoder.choice().seen ||
+      (k.p.empty() && k.server_public.empty()))
+    return;
+  ff.invalid_dh = analysis::invalidDhValue(k, l.decoder.choice());
+  if (!deps_.primes) return;
+  analysis::KexInput in;
+  in.offer = &l.decoder.offer();
+  in.choice = &l.decoder.choice();
+  in.kex = &k;
+  Json kex = analysis::assessKeyExchange(in, *deps_.primes);
+  if (const Json* bits = kex.find("bits"); bits && bits->isInt() && !k.p.empty())
+    ff.dh_bits = static_cast<int>(bits->asInt());
+  l.key_exchange = analysis::keepForSummary(analysis::SummaryInput::KeyExchange, kex);
+  emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
 }
 
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
@@ -358,6 +381,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   }
   // Decoded even when not traced: the analysis and the summary need what the messages said.
   auto desc = leg->decoder.describe(bytes, from_client);
+  if (type == HandshakeType::CertificateRequest) leg->certificate_requested = true;
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
   if (!c.tracing(trace::kHandshake)) return;
   trace::ev::TlsMessage m{dir, std::move(desc.type), desc.length, std::move(desc.body), {}};
