@@ -29,11 +29,10 @@ Diagnosis renegotiationRefused() {
 }
 
 Diagnosis invalidDh(const FailureFacts& f) {
-  return {"invalid_dh_parameter",
-          "the server's DHE parameters are invalid: " + f.invalid_dh +
-              " (RFC 7919 5.1, NIST SP 800-56A 5.6.2.3.1: g and the public values must lie in "
-              "[2, p-2], else the shared secret is 0, 1 or p-1); the server's DH configuration "
-              "or implementation is broken: see tls.key_exchange"};
+  return {"invalid_dh_parameter", "the server's DHE parameters are invalid: " + f.invalid_dh +
+                                      " (RFC 7919 5.1, NIST SP 800-56A 5.6.2.3.1: g and the public values must lie in "
+                                      "[2, p-2], else the shared secret is 0, 1 or p-1); the server's DH configuration "
+                                      "or implementation is broken: see tls.key_exchange"};
 }
 
 Diagnosis fromAlert(const std::string& alert, const FailureFacts& f) {
@@ -140,8 +139,11 @@ std::optional<Diagnosis> clientVersionRefusal(const std::vector<std::uint16_t>& 
     hi = std::max(hi, v);
   }
   if (hi == 0) return std::nullopt;  // nothing to judge by: OpenSSL decides
-  const std::string accepts = std::string(wire::versionName(min ? min : lo)) + " to " +
-                              std::string(wire::versionName(max ? max : hi));
+  const std::string accepts = min && min == max ? "only " + std::string(wire::versionName(min))
+                              : min && max
+                                  ? std::string(wire::versionName(min)) + " to " + std::string(wire::versionName(max))
+                              : min ? std::string(wire::versionName(min)) + " and above"
+                                    : "up to " + std::string(wire::versionName(max));
   if (min != 0 && hi < min) {
     const std::string v(wire::versionName(hi));
     return Diagnosis{"client_version_too_low",
@@ -151,9 +153,9 @@ std::optional<Diagnosis> clientVersionRefusal(const std::vector<std::uint16_t>& 
                          " (below TLS 1.2 that also lowers OpenSSL's security level on that leg)"};
   }
   const std::string v(wire::versionName(lo));
-  return Diagnosis{"client_version_too_high",
-                   "the client offers no version below " + v + "; the proxy's client leg accepts " + accepts +
-                       " (--client-tls-max): raise or drop --client-tls-max"};
+  return Diagnosis{"client_version_too_high", "the client offers no version below " + v +
+                                                  "; the proxy's client leg accepts " + accepts +
+                                                  " (--client-tls-max): raise or drop --client-tls-max"};
 }
 
 }  // namespace tlstrace::analysis

@@ -183,6 +183,8 @@ class ProxySession {
   void stepUpstreamHandshake();
   void startClientTls();
   void stepClientHandshake();
+  [[nodiscard]] bool refuseClientVersion();  // the hello's versions are refused on the client leg
+  void queueClientAlert(int alert);
   void abortClientHandshake(const std::string& why);
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
   void analyseUnfinished(Leg& l, analysis::FailureFacts& ff);  // tls.key_exchange of a failed handshake

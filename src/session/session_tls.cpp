@@ -1,6 +1,7 @@
 // ProxySession: the TLS legs. The upstream handshake first (offering what the client offered),
 // then the client's (with a leaf forged for the target); OpenSSL's callbacks feed the decoder and
 // the trace; what was negotiated is analysed once each leg is established.
+#include <algorithm>
 #include <utility>
 
 #include "analysis/diagnose.h"
@@ -8,6 +9,7 @@
 #include "pki/forge.h"
 #include "session/proxy_session.h"
 #include "tls/cert_summary.h"
+#include "tls/context.h"
 #include "tls/mirror.h"
 #include "tls/session_info.h"
 #include "trace/tap.h"
@@ -22,6 +24,7 @@ namespace {
 
 // RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
 constexpr int kAlertHandshakeFailure = 40;
+constexpr int kAlertProtocolVersion = 70;
 
 // conn.summary's handshake part holds no times or counters, so it is the same for every connection
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
@@ -158,11 +161,48 @@ void ProxySession::stepClientHandshake() {
   closeGracefully("client handshake failed: " + why);
 }
 
-void ProxySession::abortClientHandshake(const std::string& why) {
-  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
-  // client sees a TLS error, not a silent close.
+// The client leg would refuse this ClientHello's versions (--client-tls-min/max, or OpenSSL's
+// security level): refused at once with protocol_version (RFC 8446 4.2.1), before any connection
+// upstream, with a cause that names the option. False when the hello may go on.
+bool ProxySession::refuseClientVersion() {
+  const tls::VersionRange accepted = tls::acceptedVersions(deps_.client_ctx);
+  // RFC 8446 4.1.2: legacy_version follows the 4-byte handshake header. Within the range (the
+  // usual case) nothing more is decoded here.
+  if (hello_.size() < 6) return false;
+  const auto legacy = static_cast<std::uint16_t>((hello_[4] << 8) | hello_[5]);
+  const std::uint16_t capped = std::min<std::uint16_t>(legacy, 0x0303);  // TLS 1.3 says 1.2 here
+  // (A TLS 1.3 hello says 1.2 there, so a maximum below 1.3 needs supported_versions.)
+  if (capped >= accepted.min && (accepted.max == 0 || accepted.max >= 0x0304)) return false;
+  const auto ch = wire::decodeClientHello(std::span<const std::uint8_t>(hello_).subspan(4));
+  if (ch.status != wire::Status::Ok) return false;  // OpenSSL will say what is wrong with it
+  std::vector<std::uint16_t> offered{legacy};
+  if (const auto* sv = wire::findExtension(ch.value.extensions, wire::ExtensionType::SupportedVersions))
+    if (auto list = wire::decodeU16List8(sv->data)) offered = std::move(*list);
+  const auto d = analysis::clientVersionRefusal(offered, accepted.min, accepted.max);
+  if (!d) return false;
+  traceClientHello();
+  const std::string why =
+      "ClientHello refused before connecting upstream: no version the client offers is "
+      "accepted on the client leg";
   if (outcome_.empty()) outcome_ = why;
-  abort_alert_ = kAlertHandshakeFailure;
+  queueClientAlert(kAlertProtocolVersion);
+  trace::ev::TlsError e;
+  e.reason = why;
+  e.stage = "client_hello";
+  e.cause = d->cause;
+  e.message = "ClientHello";
+  e.alert = "protocol_version";
+  e.hint = d->hint;
+  client_.error_cause = e.cause;
+  emit(trace::Leg::Client, std::move(e));
+  closeGracefully(outcome_);
+  return true;
+}
+
+// Answers the buffered ClientHello with a fatal alert, through a client-leg engine that aborts
+// right after reading it (its output goes out before anything else on the leg).
+void ProxySession::queueClientAlert(int alert) {
+  abort_alert_ = alert;
   try {
     client_.tls = std::make_unique<tls::TlsEngine>(deps_.client_ctx, true, &client_.obs);
     client_.tls->feed(inbuf_);
@@ -172,6 +212,14 @@ void ProxySession::abortClientHandshake(const std::string& why) {
     (void)client_.tls->takeOut(client_.pending, SIZE_MAX);
   } catch (const std::exception&) {
   }
+  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are queued
+}
+
+void ProxySession::abortClientHandshake(const std::string& why) {
+  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
+  // client sees a TLS error, not a silent close.
+  if (outcome_.empty()) outcome_ = why;
+  queueClientAlert(kAlertHandshakeFailure);
   trace::ev::TlsError e;
   e.reason = why;
   e.stage = "handshake";
@@ -183,7 +231,6 @@ void ProxySession::abortClientHandshake(const std::string& why) {
   e.hint = "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why";
   client_.error_cause = e.cause;
   emit(trace::Leg::Client, std::move(e));
-  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
   closeGracefully(outcome_);
 }
 
