@@ -310,6 +310,28 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
 }
 
+// A handshake message on an established TLS <= 1.2 leg is a renegotiation (RFC 5246 7.4.1; a
+// HelloRequest only asks for one, NewSessionTicket is part of a handshake): it is over once one
+// of its Finished messages went by and OpenSSL is out of its handshake (relay() checks).
+void ProxySession::noteRenegotiation(Leg& l, wire::HandshakeType type) {
+  using wire::HandshakeType;
+  if (type == HandshakeType::KeyUpdate || type == HandshakeType::HelloRequest || l.decoder.version() >= 0x0304) return;
+  if (!l.renegotiating && type != HandshakeType::NewSessionTicket) {
+    l.renegotiating = true;
+    l.renegotiation_start = deps_.now();
+  }
+  if (l.renegotiating && type == HandshakeType::Finished) l.renegotiation_finished = true;
+}
+
+void ProxySession::onRenegotiated(Leg& l) {
+  l.renegotiating = l.renegotiation_finished = false;
+  const double ms = std::chrono::duration<double, std::milli>(deps_.now() - l.renegotiation_start).count();
+  trace::ev::TlsEstablished established = tls::established(l.tls->ssl(), trace::timingMs(ms));
+  established.renegotiation = true;
+  emit(l.which, std::move(established));
+  l.decoder.releaseHandshake();  // conn.summary is settled: nothing reads this handshake again
+}
+
 Json ProxySession::fingerprints(Leg& l, bool client_hello) {
   // Kept for conn.summary, which shows the same hashes (computed once per leg, not twice).
   if (!l.prints) l.prints = std::make_unique<analysis::LegFingerprints>();
@@ -429,6 +451,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   // Decoded even when not traced: the analysis and the summary need what the messages said.
   auto desc = leg->decoder.describe(bytes, from_client);
   if (type == HandshakeType::CertificateRequest) leg->certificate_requested = true;
+  if (leg->handshake_ms) c.noteRenegotiation(*leg, type);
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
   if (!c.tracing(trace::kHandshake)) return;
   trace::ev::TlsMessage m{dir, std::move(desc.type), desc.length, std::move(desc.body), {}};
