@@ -145,6 +145,7 @@ class ProxySession {
     std::optional<double> connect_ms, handshake_ms;
     std::string error_cause;
     bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
+    bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
     // A TLS <= 1.2 renegotiation under way on the established leg (RFC 5246 7.4.1.1, RFC 5746):
     // when it started, and whether a Finished of it went by.
     bool renegotiating = false;

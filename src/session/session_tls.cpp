@@ -104,8 +104,9 @@ void ProxySession::stepUpstreamHandshake() {
   }
   upstream_.obs.replayDeferred();
   if (st == S::WantIo) return readFrom(upstream_);
-  // Failed: the verdict first if the certificate was the reason, then the error on both legs.
-  if (upstream_.verify_failure.error != 0) traceTrust();
+  // Failed: the verdict first if the certificate was the reason or at least arrived (what was
+  // received is traced all the same), then the error on both legs.
+  if (upstream_.verify_failure.error != 0 || upstream_.peer_certificate) traceTrust();
   const std::string why =
       st == S::Closed ? "server closed the connection during the handshake" : upstream_.tls->error();
   traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
@@ -451,6 +452,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   // Decoded even when not traced: the analysis and the summary need what the messages said.
   auto desc = leg->decoder.describe(bytes, from_client);
   if (type == HandshakeType::CertificateRequest) leg->certificate_requested = true;
+  if (type == HandshakeType::Certificate && !sent) leg->peer_certificate = true;
   if (leg->handshake_ms) c.noteRenegotiation(*leg, type);
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
   if (!c.tracing(trace::kHandshake)) return;

@@ -150,8 +150,9 @@ class CountingServer(ThreadedServer):
 
 
 class FailedHandshakes(ProxyTestCase):
-    def reverse(self, port, *args):
-        return self.proxy("-m", "reverse", "-u", f"localhost:{port}", "--insecure", *args)
+    def reverse(self, port, *args, ca=None):
+        trust = ["--upstream-ca", ca] if ca else ["--insecure"]
+        return self.proxy("-m", "reverse", "-u", f"localhost:{port}", *trust, *args)
 
     def traced_server(self, *extra, cert, key):
         """s_server -trace that ends after the harness's port probe and one connection (so its
@@ -176,12 +177,19 @@ class FailedHandshakes(ProxyTestCase):
         self.assertEqual(run(["openssl", "dhparam", "-out", dh, "1024"], timeout=120).returncode, 0)
         srv = self.traced_server("-dhparam", dh, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0",
                                  cert=cert, key=key)
-        p = self.reverse(srv.port)
+        p = self.reverse(srv.port, ca=cert)  # trusted: the certificate is no reason to fail
         with self.assertRaises(ssl.SSLError):
             python_get(p.port)
         evs, k, err = self.failed_upstream(p)
         tp, tg, tys = traced_ske(self.server_output(srv))
         self.assertEqual((k["p"], k["g"], k["server_public"]), (tp, tg, tys))
+        # The certificate that arrived is traced too, before the analysis and the error.
+        up = [e["event"] for e in evs if e.get("leg") == "upstream"]
+        self.assertLess(up.index("tls.trust"), up.index("tls.key_exchange"))
+        trust = of(evs, "tls.trust", "upstream")[0]
+        self.assertTrue(trust["verified"])
+        fp = run(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"]).stdout.decode()
+        self.assertEqual(trust["chain"][0]["sha256"], fp.split("=")[1].strip().replace(":", "").lower())
         self.assertEqual(k["kex"], "DHE")
         self.assertEqual(k["bits"], 1024)
         self.assertEqual(k["rating"], "weak", k["reasons"])
