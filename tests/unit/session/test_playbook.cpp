@@ -243,8 +243,8 @@ TEST_CASE("a ClientHello below the client leg's minimum version is refused befor
   (void)r.takeActions();
   r.bytes(Leg::Client, c.hello());
   CHECK(r.takeActions() == V{"timer +2s", "send client"});  // no "connect"
-  CHECK(r.takeEvents() ==
-        V{"client tls.message ClientHello", "client tls.alert", "client tls.error client_version_too_low"});
+  CHECK(r.takeEvents() == V{"conn.open", "client tls.message ClientHello", "client tls.alert",
+                            "client tls.error client_version_too_low"});
   const auto* err = r.last<trace::ev::TlsError>();
   REQUIRE(err);
   CHECK(err->stage == "client_hello");
