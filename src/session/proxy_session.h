@@ -148,6 +148,7 @@ class ProxySession {
     bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
     // A TLS <= 1.2 renegotiation under way on the established leg (RFC 5246 7.4.1.1, RFC 5746):
     // when it started, and whether a Finished of it went by.
+    bool tls13 = false;  // established with TLS 1.3: no renegotiation, post-handshake messages only
     bool renegotiating = false;
     bool renegotiation_finished = false;
     SteadyClock::time_point renegotiation_start{};

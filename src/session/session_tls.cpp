@@ -289,6 +289,7 @@ void ProxySession::analyseUnfinished(Leg& l, analysis::FailureFacts& ff) {
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   auto* ssl = l.tls->ssl();
   l.handshake_ms = trace::timingMs(std::chrono::duration<double, std::milli>(at - l.hs_start).count());
+  l.tls13 = l.decoder.version() == 0x0304;
   trace::ev::TlsEstablished established = tls::established(ssl, *l.handshake_ms);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();
@@ -316,7 +317,8 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
 // of its Finished messages went by and OpenSSL is out of its handshake (relay() checks).
 void ProxySession::noteRenegotiation(Leg& l, wire::HandshakeType type) {
   using wire::HandshakeType;
-  if (type == HandshakeType::KeyUpdate || type == HandshakeType::HelloRequest || l.decoder.version() >= 0x0304) return;
+  // (Not the decoder's version: a released decoder restarts at 0 with the next message.)
+  if (type == HandshakeType::KeyUpdate || type == HandshakeType::HelloRequest || l.tls13) return;
   if (!l.renegotiating && type != HandshakeType::NewSessionTicket) {
     l.renegotiating = true;
     l.renegotiation_start = deps_.now();
