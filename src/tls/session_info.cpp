@@ -43,8 +43,8 @@ std::string selectedAlpn(SSL* ssl) {
 
 trace::ev::TlsEstablished established(SSL* ssl, double handshake_ms) {
   trace::ev::TlsEstablished e;
-  e.version =
-      std::string(wire::versionName(static_cast<std::uint16_t>(SSL_version(ssl))));  // "TLSv1.0", not OpenSSL's "TLSv1"
+  // The contract's names ("TLSv1.0", not OpenSSL's "TLSv1").
+  e.version = std::string(wire::versionName(static_cast<std::uint16_t>(SSL_version(ssl))));
   if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) {
     e.cipher.id = SSL_CIPHER_get_protocol_id(c);
     const char* std_name = SSL_CIPHER_standard_name(c);
