@@ -10,7 +10,7 @@ namespace tlstrace::analysis {
 
 struct FailureFacts {
   bool client_leg = false;     // the leg facing the client (else facing the server)
-  int ssl_reason = 0;          // ERR_GET_REASON of the first OpenSSL error, 0 if none
+  int ssl_reason = 0;          // ERR_GET_REASON of the first SSL-library error (else the first), 0 if none
   int verify_error = 0;        // X509_V_ERR_*, 0 if none
   std::string alert_received;  // description, "" if none
   std::string alert_sent;
