@@ -171,8 +171,8 @@ bool ProxySession::refuseClientVersion() {
   // usual case) nothing more is decoded here.
   if (hello_.size() < 6) return false;
   const auto legacy = static_cast<std::uint16_t>((hello_[4] << 8) | hello_[5]);
-  const std::uint16_t capped = std::min<std::uint16_t>(legacy, 0x0303);  // TLS 1.3 says 1.2 here
-  // (A TLS 1.3 hello says 1.2 there, so a maximum below 1.3 needs supported_versions.)
+  // A TLS 1.3 hello says 1.2 there, so a maximum below 1.3 needs supported_versions.
+  const std::uint16_t capped = std::min<std::uint16_t>(legacy, 0x0303);
   if (capped >= accepted.min && (accepted.max == 0 || accepted.max >= 0x0304)) return false;
   const auto ch = wire::decodeClientHello(std::span<const std::uint8_t>(hello_).subspan(4));
   if (ch.status != wire::Status::Ok) return false;  // OpenSSL will say what is wrong with it
