@@ -1,6 +1,9 @@
 #include "analysis/diagnose.h"
 
+#include <algorithm>
+
 #include "tls/crypto.h"
+#include "wire/registry.h"
 
 namespace tlstrace::analysis {
 
@@ -8,7 +11,38 @@ namespace {
 
 using tls::crypto::SslReasonClass;
 
-Diagnosis fromAlert(const std::string& alert, bool client_leg) {
+// RFC 5246 7.4.4 / RFC 8446 4.3.2: a server that asked for a client certificate and got none
+// ends the handshake with handshake_failure (TLS 1.2, OpenSSL) or certificate_required (TLS 1.3).
+Diagnosis clientCertificateRequired() {
+  return {"client_certificate_required",
+          "the server requires a client certificate (it sent a CertificateRequest and got an empty "
+          "Certificate); tlstrace does not forward client certificates yet"};
+}
+
+// The client asked to renegotiate and the proxy itself answered no_renegotiation (RFC 5746 4.2):
+// OpenSSL refuses client-initiated renegotiation by default; the client then gave up.
+Diagnosis renegotiationRefused() {
+  return {"renegotiation_refused",
+          "the client started a renegotiation and tlstrace refused it (no_renegotiation: OpenSSL "
+          "does not accept client-initiated renegotiation); the client then ended the connection. "
+          "Renegotiation is insecure without RFC 5746 and removed in TLS 1.3: prefer a new connection"};
+}
+
+Diagnosis invalidDh(const FailureFacts& f) {
+  return {"invalid_dh_parameter", "the server's DHE parameters are invalid: " + f.invalid_dh +
+                                      " (RFC 7919 5.1, NIST SP 800-56A 5.6.2.3.1: g and the public values must lie in "
+                                      "[2, p-2], else the shared secret is 0, 1 or p-1); the server's DH configuration "
+                                      "or implementation is broken: see tls.key_exchange"};
+}
+
+Diagnosis fromAlert(const std::string& alert, const FailureFacts& f) {
+  const bool client_leg = f.client_leg;
+  // The proxy sends no client certificate: after a CertificateRequest, a certificate complaint
+  // or a bare handshake_failure from the server means it wanted one.
+  if (!client_leg && f.certificate_requested &&
+      (alert == "handshake_failure" || alert == "bad_certificate" || alert == "certificate_unknown" ||
+       alert == "certificate_required"))
+    return clientCertificateRequired();
   if (alert == "bad_certificate" || alert == "unknown_ca" || alert == "certificate_unknown" ||
       alert == "unsupported_certificate" || alert == "certificate_expired") {
     if (client_leg)
@@ -26,9 +60,7 @@ Diagnosis fromAlert(const std::string& alert, bool client_leg) {
   if (alert == "insufficient_security")
     return {"insufficient_security",
             "the peer wants stronger parameters than offered: compare cipher suites and groups"};
-  if (alert == "certificate_required")
-    return {"client_certificate_required",
-            "the server requires a client certificate; tlstrace does not forward client certificates yet"};
+  if (alert == "certificate_required") return clientCertificateRequired();
   if (alert == "handshake_failure")
     return {"handshake_failure",
             "the peer refused the handshake: usually no common cipher suite, group or signature "
@@ -51,6 +83,8 @@ Diagnosis diagnose(const FailureFacts& f) {
             "no progress within the handshake timeout: is the peer speaking TLS on this port? (--handshake-timeout)"};
   if (f.peer_reset)
     return {"peer_reset", "the peer reset the connection: check its log; crashed servers and middleboxes do this"};
+  if (!f.invalid_dh.empty()) return invalidDh(f);
+  if (f.alert_sent == "no_renegotiation") return renegotiationRefused();
   const SslReasonClass reason = tls::crypto::classifySslReason(f.ssl_reason);
   switch (reason) {
     case SslReasonClass::NoSharedCipher:
@@ -66,9 +100,14 @@ Diagnosis diagnose(const FailureFacts& f) {
               "(--client-tls-min/max, --upstream-tls-min/max)"};
     case SslReasonClass::DhKeyTooSmall:
       return {"dh_key_too_small",
-              "the server's DH group is too small for OpenSSL's security level: the server should "
-              "use 2048 bits or more (RFC 7919 ffdhe2048); to inspect it anyway, pass "
-              "--upstream-ciphers 'DEFAULT:@SECLEVEL=0'"};
+              "the server's " + (f.dh_bits > 0 ? std::to_string(f.dh_bits) + "-bit " : std::string()) +
+                  "DH group is too small for OpenSSL's security level (tls.key_exchange has its p, g, "
+                  "Ys and rating): the server should use 2048 bits or more (RFC 7919 ffdhe2048); to "
+                  "relay it anyway, pass --upstream-ciphers 'DEFAULT:@SECLEVEL=0'"};
+    case SslReasonClass::BadDhValue:
+      return {"invalid_dh_parameter",
+              "OpenSSL found the server's DHE parameters or public value invalid; tls.key_exchange "
+              "shows p, g, Ys and the checks that failed"};
     case SslReasonClass::CertificateVerifyFailed:
       if (tls::crypto::isHostnameMismatch(f.verify_error))
         return {"hostname_mismatch",
@@ -86,10 +125,39 @@ Diagnosis diagnose(const FailureFacts& f) {
     case SslReasonClass::Alert:
     case SslReasonClass::Other: break;
   }
-  if (reason == SslReasonClass::Alert || !f.alert_received.empty()) return fromAlert(f.alert_received, f.client_leg);
+  if (reason == SslReasonClass::Alert || !f.alert_received.empty()) return fromAlert(f.alert_received, f);
   if (f.peer_closed)
     return {"peer_closed", "the peer closed the connection in the middle of the handshake: check its log"};
   return {"tls_error", "see reason for OpenSSL's error text"};
+}
+
+std::optional<Diagnosis> clientVersionRefusal(const std::vector<std::uint16_t>& offered, std::uint16_t min,
+                                              std::uint16_t max) {
+  std::uint16_t lo = 0xffff, hi = 0;
+  for (const std::uint16_t v : offered) {
+    if (wire::isGrease(v)) continue;
+    if ((min == 0 || v >= min) && (max == 0 || v <= max)) return std::nullopt;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (hi == 0) return std::nullopt;  // nothing to judge by: OpenSSL decides
+  const std::string accepts = min && min == max ? "only " + std::string(wire::versionName(min))
+                              : min && max
+                                  ? std::string(wire::versionName(min)) + " to " + std::string(wire::versionName(max))
+                              : min ? std::string(wire::versionName(min)) + " and above"
+                                    : "up to " + std::string(wire::versionName(max));
+  if (min != 0 && hi < min) {
+    const std::string v(wire::versionName(hi));
+    return Diagnosis{"client_version_too_low",
+                     "the client offers at most " + v + "; the proxy's client leg accepts " + accepts +
+                         " (--client-tls-min): to intercept this client pass --client-tls-min " +
+                         (v.rfind("TLSv", 0) == 0 ? v.substr(4) : v) +
+                         " (below TLS 1.2 that also lowers OpenSSL's security level on that leg)"};
+  }
+  const std::string v(wire::versionName(lo));
+  return Diagnosis{"client_version_too_high", "the client offers no version below " + v +
+                                                  "; the proxy's client leg accepts " + accepts +
+                                                  " (--client-tls-max): raise or drop --client-tls-max"};
 }
 
 }  // namespace tlstrace::analysis

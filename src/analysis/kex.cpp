@@ -134,6 +134,26 @@ std::string knownDhGroup(const Blob& p) {
   return {};
 }
 
+std::string invalidDhValue(const trace::KexMaterial& k, const trace::ServerChoice& c) {
+  Blob p = k.p;
+  Blob g = k.g;
+  if (p.empty() && c.version == 0x0304 && c.key_share_group >= 256 && c.key_share_group <= 260) {
+    const std::string name(wire::namedGroupName(c.key_share_group));
+    for (const auto& known : tls::crypto::knownPrimes())
+      if (known.name == name) p = known.p;
+    g = Blob{2};
+  }
+  if (p.empty()) return {};
+  if (const std::string bad = tls::crypto::dhValueOutOfRange(g, p); !bad.empty()) return "g = " + bad;
+  if (const std::string bad = tls::crypto::dhValueOutOfRange(k.server_public, p);
+      !k.server_public.empty() && !bad.empty())
+    return "the server's public value Ys = " + bad;
+  if (const std::string bad = tls::crypto::dhValueOutOfRange(k.client_public, p);
+      !k.client_public.empty() && !bad.empty())
+    return "the client's public value Yc = " + bad;
+  return {};
+}
+
 Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
   const trace::KexMaterial& k = *in.kex;
   const trace::ServerChoice& c = *in.choice;

@@ -43,4 +43,9 @@ struct KexInput {
 // The fields of tls.key_exchange (docs/events.md).
 [[nodiscard]] trace::Json assessKeyExchange(const KexInput& in, PrimeCache& primes);
 
+// The first DH value outside [2, p-2] that the key exchange carries, named for a diagnosis
+// ("g = p-1", "the server's public value Ys = 1", ...), or "" when there is none (or no DH).
+// TLS 1.3 FFDHE key shares take p from the group the ServerHello names.
+[[nodiscard]] std::string invalidDhValue(const trace::KexMaterial& k, const trace::ServerChoice& c);
+
 }  // namespace tlstrace::analysis

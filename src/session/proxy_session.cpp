@@ -272,6 +272,7 @@ void ProxySession::onHelloBytes() {
   client_.hs_start = deps_.now();
   hello_ = std::move(peek.message);
   hello_ts_ = trace::Clock::now();
+  if (refuseClientVersion()) return;
   if (upstream_.t.open) {
     traceClientHello();
     return startUpstreamTls();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
 #include "analysis/summary.h"
 #include "session/deps.h"
@@ -143,6 +144,14 @@ class ProxySession {
     std::string last_alert_sent, last_alert_received;
     std::optional<double> connect_ms, handshake_ms;
     std::string error_cause;
+    bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
+    bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
+    // A TLS <= 1.2 renegotiation under way on the established leg (RFC 5246 7.4.1.1, RFC 5746):
+    // when it started, and whether a Finished of it went by.
+    bool tls13 = false;  // established with TLS 1.3: no renegotiation, post-handshake messages only
+    bool renegotiating = false;
+    bool renegotiation_finished = false;
+    SteadyClock::time_point renegotiation_start{};
     // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
     tls::SecretBytes app_secret_client, app_secret_server;
   };
@@ -181,9 +190,14 @@ class ProxySession {
   void stepUpstreamHandshake();
   void startClientTls();
   void stepClientHandshake();
+  [[nodiscard]] bool refuseClientVersion();  // the hello's versions are refused on the client leg
+  void queueClientAlert(int alert);
   void abortClientHandshake(const std::string& why);
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
+  void analyseUnfinished(Leg& l, analysis::FailureFacts& ff);  // tls.key_exchange of a failed handshake
   void onEstablished(Leg& l, SteadyClock::time_point at);
+  void noteRenegotiation(Leg& l, wire::HandshakeType type);  // from the message callback
+  void onRenegotiated(Leg& l);                               // tls.established of a renegotiation
   // The upstream leg's established-time trace work (its last messages, tls.trust,
   // tls.established) waits until the client's first flight is sent; it runs before any other
   // event of the connection, stamped with the time the handshake completed.

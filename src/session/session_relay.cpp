@@ -97,6 +97,7 @@ void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
     });
     if (dst_failed) return;
     flush(src);  // e.g. a KeyUpdate answer
+    if (src.renegotiation_finished && src.tls->handshakeDone()) onRenegotiated(src);
     if (st == tls::TlsEngine::Status::Error) {
       traceTlsError(src, src.tls->error(), "data");
       return abortLeg(src, "error", src.tls->error());

@@ -1,6 +1,7 @@
 // ProxySession: the TLS legs. The upstream handshake first (offering what the client offered),
 // then the client's (with a leaf forged for the target); OpenSSL's callbacks feed the decoder and
 // the trace; what was negotiated is analysed once each leg is established.
+#include <algorithm>
 #include <utility>
 
 #include "analysis/diagnose.h"
@@ -8,6 +9,7 @@
 #include "pki/forge.h"
 #include "session/proxy_session.h"
 #include "tls/cert_summary.h"
+#include "tls/context.h"
 #include "tls/mirror.h"
 #include "tls/session_info.h"
 #include "trace/tap.h"
@@ -22,6 +24,7 @@ namespace {
 
 // RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
 constexpr int kAlertHandshakeFailure = 40;
+constexpr int kAlertProtocolVersion = 70;
 
 // conn.summary's handshake part holds no times or counters, so it is the same for every connection
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
@@ -101,8 +104,9 @@ void ProxySession::stepUpstreamHandshake() {
   }
   upstream_.obs.replayDeferred();
   if (st == S::WantIo) return readFrom(upstream_);
-  // Failed: the verdict first if the certificate was the reason, then the error on both legs.
-  if (upstream_.verify_failure.error != 0) traceTrust();
+  // Failed: the verdict first if the certificate was the reason or at least arrived (what was
+  // received is traced all the same), then the error on both legs.
+  if (upstream_.verify_failure.error != 0 || upstream_.peer_certificate) traceTrust();
   const std::string why =
       st == S::Closed ? "server closed the connection during the handshake" : upstream_.tls->error();
   traceTlsError(upstream_, why, "handshake", ErrorFacts{false, st == S::Closed});
@@ -158,11 +162,48 @@ void ProxySession::stepClientHandshake() {
   closeGracefully("client handshake failed: " + why);
 }
 
-void ProxySession::abortClientHandshake(const std::string& why) {
-  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
-  // client sees a TLS error, not a silent close.
+// The client leg would refuse this ClientHello's versions (--client-tls-min/max, or OpenSSL's
+// security level): refused at once with protocol_version (RFC 8446 4.2.1), before any connection
+// upstream, with a cause that names the option. False when the hello may go on.
+bool ProxySession::refuseClientVersion() {
+  const tls::VersionRange accepted = tls::acceptedVersions(deps_.client_ctx);
+  // RFC 8446 4.1.2: legacy_version follows the 4-byte handshake header. Within the range (the
+  // usual case) nothing more is decoded here.
+  if (hello_.size() < 6) return false;
+  const auto legacy = static_cast<std::uint16_t>((hello_[4] << 8) | hello_[5]);
+  // A TLS 1.3 hello says 1.2 there, so a maximum below 1.3 needs supported_versions.
+  const std::uint16_t capped = std::min<std::uint16_t>(legacy, 0x0303);
+  if (capped >= accepted.min && (accepted.max == 0 || accepted.max >= 0x0304)) return false;
+  const auto ch = wire::decodeClientHello(std::span<const std::uint8_t>(hello_).subspan(4));
+  if (ch.status != wire::Status::Ok) return false;  // OpenSSL will say what is wrong with it
+  std::vector<std::uint16_t> offered{legacy};
+  if (const auto* sv = wire::findExtension(ch.value.extensions, wire::ExtensionType::SupportedVersions))
+    if (auto list = wire::decodeU16List8(sv->data)) offered = std::move(*list);
+  const auto d = analysis::clientVersionRefusal(offered, accepted.min, accepted.max);
+  if (!d) return false;
+  traceClientHello();
+  const std::string why =
+      "ClientHello refused before connecting upstream: no version the client offers is "
+      "accepted on the client leg";
   if (outcome_.empty()) outcome_ = why;
-  abort_alert_ = kAlertHandshakeFailure;
+  queueClientAlert(kAlertProtocolVersion);
+  trace::ev::TlsError e;
+  e.reason = why;
+  e.stage = "client_hello";
+  e.cause = d->cause;
+  e.message = "ClientHello";
+  e.alert = "protocol_version";
+  e.hint = d->hint;
+  client_.error_cause = e.cause;
+  emit(trace::Leg::Client, std::move(e));
+  closeGracefully(outcome_);
+  return true;
+}
+
+// Answers the buffered ClientHello with a fatal alert, through a client-leg engine that aborts
+// right after reading it (its output goes out before anything else on the leg).
+void ProxySession::queueClientAlert(int alert) {
+  abort_alert_ = alert;
   try {
     client_.tls = std::make_unique<tls::TlsEngine>(deps_.client_ctx, true, &client_.obs);
     client_.tls->feed(inbuf_);
@@ -172,6 +213,14 @@ void ProxySession::abortClientHandshake(const std::string& why) {
     (void)client_.tls->takeOut(client_.pending, SIZE_MAX);
   } catch (const std::exception&) {
   }
+  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are queued
+}
+
+void ProxySession::abortClientHandshake(const std::string& why) {
+  // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
+  // client sees a TLS error, not a silent close.
+  if (outcome_.empty()) outcome_ = why;
+  queueClientAlert(kAlertHandshakeFailure);
   trace::ev::TlsError e;
   e.reason = why;
   e.stage = "handshake";
@@ -183,7 +232,6 @@ void ProxySession::abortClientHandshake(const std::string& why) {
   e.hint = "the proxy could not complete the upstream leg; see the upstream tls.error/tcp.connect for why";
   client_.error_cause = e.cause;
   emit(trace::Leg::Client, std::move(e));
-  client_.tls.reset();  // nothing more to say in TLS; the alert bytes are already queued below
   closeGracefully(outcome_);
 }
 
@@ -197,6 +245,8 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   ff.peer_reset = facts.reset;
   ff.peer_closed = facts.closed;
   ff.timeout = facts.timeout;
+  ff.certificate_requested = l.certificate_requested;
+  if (stage == "handshake") analyseUnfinished(l, ff);
   const analysis::Diagnosis d = analysis::diagnose(ff);
   trace::ev::TlsError e;
   e.reason = reason;
@@ -215,9 +265,31 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + " " + stage + ": " + reason;
 }
 
+// A handshake that failed once the server's key exchange had arrived (a ServerKeyExchange, a TLS
+// 1.3 key share): what arrived is analysed all the same, tls.key_exchange before tls.error, so a
+// refused 1024-bit group still shows p, g, Ys and its rating, and the diagnosis can name a value.
+void ProxySession::analyseUnfinished(Leg& l, analysis::FailureFacts& ff) {
+  const trace::KexMaterial& k = l.decoder.kex();
+  if (l.handshake_ms || !l.key_exchange.isNull() || !l.decoder.choice().seen ||
+      (k.p.empty() && k.server_public.empty()))
+    return;
+  ff.invalid_dh = analysis::invalidDhValue(k, l.decoder.choice());
+  if (!deps_.primes) return;
+  analysis::KexInput in;
+  in.offer = &l.decoder.offer();
+  in.choice = &l.decoder.choice();
+  in.kex = &k;
+  Json kex = analysis::assessKeyExchange(in, *deps_.primes);
+  if (const Json* bits = kex.find("bits"); bits && bits->isInt() && !k.p.empty())
+    ff.dh_bits = static_cast<int>(bits->asInt());
+  l.key_exchange = analysis::keepForSummary(analysis::SummaryInput::KeyExchange, kex);
+  emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
+}
+
 void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   auto* ssl = l.tls->ssl();
   l.handshake_ms = trace::timingMs(std::chrono::duration<double, std::milli>(at - l.hs_start).count());
+  l.tls13 = l.decoder.version() == 0x0304;
   trace::ev::TlsEstablished established = tls::established(ssl, *l.handshake_ms);
   analysis::KexInput in;
   in.offer = &l.decoder.offer();
@@ -238,6 +310,29 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
   if (!kex.isNull()) emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
   if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
+}
+
+// A handshake message on an established TLS <= 1.2 leg is a renegotiation (RFC 5246 7.4.1; a
+// HelloRequest only asks for one, NewSessionTicket is part of a handshake): it is over once one
+// of its Finished messages went by and OpenSSL is out of its handshake (relay() checks).
+void ProxySession::noteRenegotiation(Leg& l, wire::HandshakeType type) {
+  using wire::HandshakeType;
+  // (Not the decoder's version: a released decoder restarts at 0 with the next message.)
+  if (type == HandshakeType::KeyUpdate || type == HandshakeType::HelloRequest || l.tls13) return;
+  if (!l.renegotiating && type != HandshakeType::NewSessionTicket) {
+    l.renegotiating = true;
+    l.renegotiation_start = deps_.now();
+  }
+  if (l.renegotiating && type == HandshakeType::Finished) l.renegotiation_finished = true;
+}
+
+void ProxySession::onRenegotiated(Leg& l) {
+  l.renegotiating = l.renegotiation_finished = false;
+  const double ms = std::chrono::duration<double, std::milli>(deps_.now() - l.renegotiation_start).count();
+  trace::ev::TlsEstablished established = tls::established(l.tls->ssl(), trace::timingMs(ms));
+  established.renegotiation = true;
+  emit(l.which, std::move(established));
+  l.decoder.releaseHandshake();  // conn.summary is settled: nothing reads this handshake again
 }
 
 Json ProxySession::fingerprints(Leg& l, bool client_hello) {
@@ -358,6 +453,9 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   }
   // Decoded even when not traced: the analysis and the summary need what the messages said.
   auto desc = leg->decoder.describe(bytes, from_client);
+  if (type == HandshakeType::CertificateRequest) leg->certificate_requested = true;
+  if (type == HandshakeType::Certificate && !sent) leg->peer_certificate = true;
+  if (leg->handshake_ms) c.noteRenegotiation(*leg, type);
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);
   if (!c.tracing(trace::kHandshake)) return;
   trace::ev::TlsMessage m{dir, std::move(desc.type), desc.length, std::move(desc.body), {}};

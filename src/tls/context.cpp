@@ -17,6 +17,14 @@ int protocolVersion(const std::string& s) {
   throw std::runtime_error("unknown TLS version '" + s + "' (use 1.0, 1.1, 1.2 or 1.3)");
 }
 
+VersionRange acceptedVersions(SSL_CTX* ctx) {
+  VersionRange r;
+  r.min = static_cast<std::uint16_t>(SSL_CTX_get_min_proto_version(ctx));
+  r.max = static_cast<std::uint16_t>(SSL_CTX_get_max_proto_version(ctx));
+  if (SSL_CTX_get_security_level(ctx) >= 1 && r.min < TLS1_2_VERSION) r.min = TLS1_2_VERSION;
+  return r;
+}
+
 namespace {
 
 void applyLegOptions(SSL_CTX* ctx, const LegOptions& opt, const char* leg) {

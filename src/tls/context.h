@@ -1,5 +1,6 @@
 // SSL_CTX factories for the two legs, from the per-leg options of the command line.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "tls/ossl.h"
@@ -18,6 +19,15 @@ struct LegOptions {
 [[nodiscard]] SslCtxPtr makeClientFacingContext(const LegOptions& opt, const std::string& dhparam_file);
 // The context that faces servers (client role). `ca_file` empty = system trust store.
 [[nodiscard]] SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file, bool insecure);
+
+// The protocol versions a context will actually negotiate, as wire codes (0x0303 = TLS 1.2; 0:
+// no bound): its configured minimum, raised to TLS 1.2 at security level 1 and above (OpenSSL 3
+// speaks TLS 1.0/1.1 only at level 0), and its configured maximum.
+struct VersionRange {
+  std::uint16_t min = 0;
+  std::uint16_t max = 0;
+};
+[[nodiscard]] VersionRange acceptedVersions(SSL_CTX* ctx);
 
 // Parses "1.2"/"TLSv1.2" into an OpenSSL protocol version; 0 for empty; throws on nonsense.
 [[nodiscard]] int protocolVersion(const std::string& s);

@@ -94,6 +94,17 @@ bool inRangeTwoToPMinusTwo(Bytes v, Bytes p) {
   return BN_cmp(vb.get(), two.get()) >= 0 && BN_cmp(vb.get(), pm2.get()) <= 0;
 }
 
+std::string dhValueOutOfRange(Bytes v, Bytes p) {
+  BnPtr vb = toBn(v), pm1 = toBn(p);
+  BN_sub_word(pm1.get(), 1);
+  if (BN_is_zero(vb.get())) return "0";
+  if (BN_is_one(vb.get())) return "1";
+  const int c = BN_cmp(vb.get(), pm1.get());
+  if (c == 0) return "p-1";
+  if (c > 0) return "p or more";
+  return {};
+}
+
 // For a safe prime p = 2q+1 the group has subgroups of order 1, 2, q and 2q; y in [2, p-2] lies
 // in the order-q one iff y^q = 1 mod p, i.e. (Euler's criterion) iff y is a quadratic residue.
 // The Legendre symbol (y/p), computed like a gcd, says the same as that 2048-bit exponentiation
@@ -164,8 +175,8 @@ SslReasonClass classifySslReason(int reason) {
     case SSL_R_VERSION_TOO_LOW:
     case SSL_R_VERSION_TOO_HIGH:
     case SSL_R_UNKNOWN_PROTOCOL: return SslReasonClass::VersionMismatch;
-    case SSL_R_DH_KEY_TOO_SMALL:
-    case SSL_R_BAD_DH_VALUE: return SslReasonClass::DhKeyTooSmall;
+    case SSL_R_DH_KEY_TOO_SMALL: return SslReasonClass::DhKeyTooSmall;
+    case SSL_R_BAD_DH_VALUE: return SslReasonClass::BadDhValue;
     case SSL_R_CERTIFICATE_VERIFY_FAILED: return SslReasonClass::CertificateVerifyFailed;
     case SSL_R_HTTP_REQUEST:
     case SSL_R_HTTPS_PROXY_REQUEST: return SslReasonClass::HttpRequest;

@@ -29,6 +29,9 @@ inline constexpr std::size_t kMaxDigestSize = 64;
 [[nodiscard]] int bitLength(Bytes n);
 // 2 <= v <= p-2.
 [[nodiscard]] bool inRangeTwoToPMinusTwo(Bytes v, Bytes p);
+// What is wrong with a DH value outside [2, p-2], named for a diagnosis: "0", "1", "p-1", "p or
+// more"; "" when it is in range.
+[[nodiscard]] std::string dhValueOutOfRange(Bytes v, Bytes p);
 // y lies in the prime-order subgroup of the safe prime p = 2q+1 (y^q = 1 mod p).
 [[nodiscard]] bool inPrimeOrderSubgroup(Bytes y, Bytes safe_prime);
 // p and (p-1)/2 are both prime: slow (two primality tests), callers cache the answer.
@@ -53,6 +56,7 @@ enum class SslReasonClass {
   NoSharedGroup,
   VersionMismatch,
   DhKeyTooSmall,
+  BadDhValue,  // OpenSSL found the server's DH parameters or public value invalid
   CertificateVerifyFailed,
   HttpRequest,
   NoSharedSignatureAlgorithm,

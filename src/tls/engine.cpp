@@ -216,8 +216,7 @@ TlsEngine::Status TlsEngine::classify(int ret, const char* what) {
     case SSL_ERROR_ZERO_RETURN: return Status::Closed;
     default: break;
   }
-  error_reason_ = ERR_GET_REASON(ERR_peek_error());
-  std::string q = errorQueueText();
+  std::string q = errorQueueText(error_reason_);
   error_ = std::string(what) + " failed";
   if (!q.empty()) error_ += ": " + q;
   else if (err == SSL_ERROR_SYSCALL) error_ += ": unexpected end of stream";

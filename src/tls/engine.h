@@ -99,7 +99,7 @@ class TlsEngine {
 
   // The text of the last error (OpenSSL error queue included).
   [[nodiscard]] const std::string& error() const { return error_; }
-  // ERR_GET_REASON of the first OpenSSL error of the last failure (0 when none).
+  // ERR_GET_REASON of the last failure's first SSL-library error, else of its first error (0 when none).
   [[nodiscard]] int errorReason() const { return error_reason_; }
   [[nodiscard]] bool sawCloseNotify() const { return (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0; }
 

@@ -8,11 +8,22 @@
 namespace tlstrace::tls {
 
 std::string errorQueueText() {
+  int reason = 0;
+  return errorQueueText(reason);
+}
+
+std::string errorQueueText(int& ssl_reason) {
   std::string out;
   const char* file = nullptr;
   const char* func = nullptr;
   int line = 0;
+  ssl_reason = 0;
+  bool from_ssl = false;
   while (unsigned long code = ERR_get_error_all(&file, &line, &func, nullptr, nullptr)) {
+    if (!from_ssl && (ssl_reason == 0 || ERR_GET_LIB(code) == ERR_LIB_SSL)) {
+      ssl_reason = ERR_GET_REASON(code);
+      from_ssl = ERR_GET_LIB(code) == ERR_LIB_SSL;
+    }
     char buf[256];
     ERR_error_string_n(code, buf, sizeof buf);
     if (!out.empty()) out += "; ";

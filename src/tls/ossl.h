@@ -39,6 +39,10 @@ using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<&X509_STORE_CTX_
 
 // Drains the thread's OpenSSL error queue into one line ("" when empty).
 [[nodiscard]] std::string errorQueueText();
+// The same, and the reason of the first error raised by the SSL library itself in `ssl_reason`
+// (another library's error, e.g. the DH check's "not suitable generator", comes first in the
+// queue when it caused OpenSSL's SSL_R_BAD_DH_VALUE), else of the first error, else 0.
+[[nodiscard]] std::string errorQueueText(int& ssl_reason);
 
 // Start-up failures (config, CA): an exception carrying the queue text.
 class OpensslError : public std::runtime_error {

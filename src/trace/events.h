@@ -145,6 +145,7 @@ struct TlsEstablished {
   Nullable<std::string> group, alpn, sni;
   bool resumed = false;
   double handshake_ms = 0;
+  std::optional<bool> renegotiation;  // true: a renegotiation on an established leg completed
   TLSTRACE_EVENT("tls.established", kCore);
 };
 // The key exchange and its assessment (analysis::assessKeyExchange).
@@ -288,6 +289,7 @@ void TlsEstablished::fields(S& s, V& v) {
   v("sni", s.sni);
   v("resumed", s.resumed);
   v("handshake_ms", s.handshake_ms);
+  v("renegotiation", s.renegotiation);
 }
 template <class S, class V>
 void TlsKeyExchange::fields(S& s, V& v) {

@@ -275,6 +275,155 @@ TEST_CASE("failures get a cause and a hint") {
   CHECK(analysis::diagnose(rejected).hint.find("install the tlstrace CA") != std::string::npos);
 }
 
+TEST_CASE("failure classification, table-driven: what the leg saw decides the cause") {
+  struct Row {
+    const char* name;
+    analysis::FailureFacts facts;
+    const char* cause;
+    const char* hint_has;  // a piece of the hint that must be there
+  };
+  const auto facts = [](auto&& set) {
+    analysis::FailureFacts f;
+    set(f);
+    return f;
+  };
+  const Row rows[] = {
+      {"TLS 1.2 CertificateRequest, then handshake_failure (OpenSSL s_server -Verify 1)", facts([](auto& f) {
+         f.certificate_requested = true;
+         f.alert_received = "handshake_failure";
+         f.ssl_reason = 1040;  // SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE
+       }),
+       "client_certificate_required", "client certificate"},
+      {"TLS 1.2 CertificateRequest, then bad_certificate", facts([](auto& f) {
+         f.certificate_requested = true;
+         f.alert_received = "bad_certificate";
+       }),
+       "client_certificate_required", "client certificate"},
+      {"TLS 1.3 certificate_required", facts([](auto& f) { f.alert_received = "certificate_required"; }),
+       "client_certificate_required", "client certificate"},
+      {"handshake_failure without a CertificateRequest blames the peer",
+       facts([](auto& f) { f.alert_received = "handshake_failure"; }), "handshake_failure", "peer refused"},
+      {"client leg: a CertificateRequest is not ours", facts([](auto& f) {
+         f.client_leg = true;
+         f.certificate_requested = true;
+         f.alert_received = "bad_certificate";
+       }),
+       "client_rejected_certificate", "tlstrace CA"},
+      {"the proxy's own no_renegotiation, then the client's handshake_failure", facts([](auto& f) {
+         f.client_leg = true;
+         f.alert_sent = "no_renegotiation";
+         f.alert_received = "handshake_failure";
+         f.ssl_reason = 1040;
+       }),
+       "renegotiation_refused", "tlstrace refused it"},
+      {"g = p-1 named, whatever OpenSSL's first error", facts([](auto& f) {
+         f.invalid_dh = "g = p-1";
+         f.ssl_reason = 120;  // DH_R_NOT_SUITABLE_GENERATOR, first in the queue
+         f.alert_sent = "illegal_parameter";
+       }),
+       "invalid_dh_parameter", "g = p-1"},
+      {"Ys = 1 named", facts([](auto& f) { f.invalid_dh = "the server's public value Ys = 1"; }),
+       "invalid_dh_parameter", "Ys = 1"},
+      {"SSL_R_BAD_DH_VALUE alone is not 'too small'", facts([](auto& f) { f.ssl_reason = 102; }),
+       "invalid_dh_parameter", "tls.key_exchange"},
+      {"dh_key_too_small names the size", facts([](auto& f) {
+         f.ssl_reason = 394;
+         f.dh_bits = 1024;
+       }),
+       "dh_key_too_small", "1024-bit"},
+      {"a reset still wins", facts([](auto& f) {
+         f.peer_reset = true;
+         f.invalid_dh = "g = 1";
+       }),
+       "peer_reset", "reset"},
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.name);
+    const auto d = analysis::diagnose(r.facts);
+    CHECK(d.cause == r.cause);
+    CHECK(d.hint.find(r.hint_has) != std::string::npos);
+  }
+}
+
+TEST_CASE("client version refusals, table-driven, from the offered versions alone") {
+  struct Row {
+    std::vector<std::uint16_t> offered;
+    std::uint16_t min, max;
+    const char* cause;     // "" = not refused
+    const char* hint_has;  // a piece of the hint
+  };
+  const Row rows[] = {
+      {{0x0301}, 0x0303, 0, "client_version_too_low", "--client-tls-min 1.0"},
+      {{0x0302, 0x0301}, 0x0303, 0, "client_version_too_low", "at most TLSv1.1"},
+      {{0x0303}, 0x0304, 0, "client_version_too_low", "--client-tls-min 1.2"},
+      {{0x0a0a, 0x0304, 0x0303}, 0x0303, 0, "", ""},  // GREASE ignored, 1.3 and 1.2 fine
+      {{0x0a0a, 0x0302}, 0x0303, 0, "client_version_too_low", "at most TLSv1.1"},
+      {{0x0304}, 0x0303, 0x0303, "client_version_too_high", "--client-tls-max"},
+      {{0x0304}, 0x0303, 0x0303, "client_version_too_high", "only TLSv1.2"},
+      {{0x0301}, 0, 0, "", ""},  // no bound: OpenSSL decides
+      {{0x0301}, 0x0301, 0, "", ""},
+      {{}, 0x0303, 0, "", ""},
+      {{0x0a0a}, 0x0303, 0, "", ""},  // nothing but GREASE: nothing to judge by
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.offered.size());
+    CAPTURE(r.min);
+    const auto d = analysis::clientVersionRefusal(r.offered, r.min, r.max);
+    if (std::string(r.cause).empty()) {
+      CHECK_FALSE(d.has_value());
+      continue;
+    }
+    REQUIRE(d.has_value());
+    CHECK(d->cause == r.cause);
+    CHECK(d->hint.find(r.hint_has) != std::string::npos);
+  }
+}
+
+TEST_CASE("invalid DH values are named from the key-exchange material") {
+  // RFC 2409 6.2 (Oakley group 2), through OpenSSL's copy.
+  BIGNUM* p_bn = BN_get_rfc2409_prime_1024(nullptr);
+  Blob p(static_cast<std::size_t>(BN_num_bytes(p_bn)));
+  BN_bn2bin(p_bn, p.data());
+  BN_sub_word(p_bn, 1);
+  Blob pm1(p.size());
+  BN_bn2bin(p_bn, pm1.data());
+  BN_free(p_bn);
+  trace::ServerChoice c;
+  c.version = 0x0303;
+  struct Row {
+    Blob g, ys, yc;
+    const char* named;
+  };
+  const Row rows[] = {
+      {{2}, {5}, {}, ""},
+      {pm1, {1}, {}, "g = p-1"},
+      {{1}, {5}, {}, "g = 1"},
+      {{0}, {5}, {}, "g = 0"},
+      {p, {5}, {}, "g = p or more"},
+      {{2}, {1}, {}, "the server's public value Ys = 1"},
+      {{2}, pm1, {}, "the server's public value Ys = p-1"},
+      {{2}, {0}, {}, "the server's public value Ys = 0"},
+      {{2}, {5}, {1}, "the client's public value Yc = 1"},
+      {{2}, {}, {}, ""},  // nothing arrived yet
+  };
+  for (const Row& r : rows) {
+    trace::KexMaterial k;
+    k.p = p;
+    k.g = r.g;
+    k.server_public = r.ys;
+    k.client_public = r.yc;
+    CHECK(analysis::invalidDhValue(k, c) == r.named);
+  }
+  trace::KexMaterial none;  // ECDHE: no DH to judge
+  none.server_public = {1};
+  CHECK(analysis::invalidDhValue(none, c).empty());
+  // A TLS 1.3 ffdhe2048 key share of 1: p from the group the ServerHello names.
+  trace::ServerChoice c13;
+  c13.version = 0x0304;
+  c13.key_share_group = 256;
+  CHECK(analysis::invalidDhValue(none, c13) == "the server's public value Ys = 1");
+}
+
 // Both legs' hellos as a proxied curl connection to an OpenSSL server shows them.
 std::pair<trace::LegDecoder, trace::LegDecoder> decodedTls13Legs() {
   trace::LegDecoder client_dec, upstream_dec;

@@ -231,6 +231,37 @@ TEST_CASE("an untrusted upstream certificate: tls.trust says so, the client gets
   CHECK(r.finished);
 }
 
+TEST_CASE("a ClientHello below the client leg's minimum version is refused before any connect") {
+  World w;
+  w.client_ctx = tls::makeClientFacingContext({"1.3", "", "", "", ""}, "");  // --client-tls-min 1.3
+  w.deps.client_ctx = w.client_ctx.get();
+  Client c(w);
+  SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);  // a TLS 1.2 client
+  c.tls = std::make_unique<tls::TlsEngine>(c.ctx.get(), false, &c.obs);
+  Run r(w);
+  r.start();
+  (void)r.takeActions();
+  r.bytes(Leg::Client, c.hello());
+  CHECK(r.takeActions() == V{"timer +2s", "send client"});  // no "connect"
+  CHECK(r.takeEvents() == V{"conn.open", "client tls.message ClientHello", "client tls.alert",
+                            "client tls.error client_version_too_low"});
+  const auto* err = r.last<trace::ev::TlsError>();
+  REQUIRE(err);
+  CHECK(err->stage == "client_hello");
+  CHECK(err->hint.find("--client-tls-min 1.2") != std::string::npos);
+  r.written(Leg::Client);
+  c.tls->feed(r.takeSent(Leg::Client));
+  CHECK(c.tls->handshake() == tls::TlsEngine::Status::Error);
+  CHECK(c.tls->error().find("protocol version") != std::string::npos);  // the client's own reading
+  // A TLS 1.3 client goes on to connect upstream.
+  Client c13(w);
+  Run r13(w, 2);
+  r13.start();
+  (void)r13.takeActions();
+  r13.bytes(Leg::Client, c13.hello());
+  CHECK(contains(r13.takeActions(), "connect localhost:4433"));
+}
+
 TEST_CASE("half-close: close_notify and FIN are passed on, the other direction still flows, then both close") {
   for (Leg first : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(first));

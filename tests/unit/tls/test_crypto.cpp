@@ -111,7 +111,7 @@ TEST_CASE("SSL reasons and verify errors classify as diagnose() expects") {
       {SSL_R_VERSION_TOO_HIGH, SslReasonClass::VersionMismatch},
       {SSL_R_UNKNOWN_PROTOCOL, SslReasonClass::VersionMismatch},
       {SSL_R_DH_KEY_TOO_SMALL, SslReasonClass::DhKeyTooSmall},
-      {SSL_R_BAD_DH_VALUE, SslReasonClass::DhKeyTooSmall},
+      {SSL_R_BAD_DH_VALUE, SslReasonClass::BadDhValue},
       {SSL_R_CERTIFICATE_VERIFY_FAILED, SslReasonClass::CertificateVerifyFailed},
       {SSL_R_HTTP_REQUEST, SslReasonClass::HttpRequest},
       {SSL_R_HTTPS_PROXY_REQUEST, SslReasonClass::HttpRequest},

@@ -1,6 +1,8 @@
 // TlsEngine against itself in memory: the engine's own BIO must carry a whole handshake and bulk
 // data both ways, hand its output out whole or in pieces, and hold no buffer once idle.
 #include <doctest/doctest.h>
+#include <openssl/dherr.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -214,4 +216,22 @@ TEST_CASE("the buffer pool hands back storage, and keeps neither huge buffers no
   int pooled = 0;
   while (tls::borrowBuffer().capacity() > 0) ++pooled;
   CHECK(pooled == 64);
+}
+
+TEST_CASE("the reason a diagnosis reads is the SSL library's, even when another library's error comes first") {
+  // What OpenSSL 3 queues for a ServerKeyExchange with g = p-1: the DH check's error, then SSL's.
+  ERR_clear_error();
+  ERR_raise(ERR_LIB_DH, DH_R_NOT_SUITABLE_GENERATOR);
+  ERR_raise(ERR_LIB_SSL, SSL_R_BAD_DH_VALUE);
+  int reason = -1;
+  const std::string text = tls::errorQueueText(reason);
+  CHECK(reason == SSL_R_BAD_DH_VALUE);
+  CHECK(text.find("not suitable generator") != std::string::npos);
+  CHECK(text.find("bad dh value") != std::string::npos);
+  // No SSL error: the first one's reason; an empty queue: 0.
+  ERR_raise(ERR_LIB_DH, DH_R_NOT_SUITABLE_GENERATOR);
+  (void)tls::errorQueueText(reason);
+  CHECK(reason == DH_R_NOT_SUITABLE_GENERATOR);
+  (void)tls::errorQueueText(reason);
+  CHECK(reason == 0);
 }
