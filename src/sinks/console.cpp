@@ -175,7 +175,8 @@ void ConnectionLines::finish(const trace::Event& e, Conn& c, std::string& out) {
     if (!c.legs[1].certificate.empty()) out += " | cert " + c.legs[1].certificate;
   }
   std::string cause = c.cause;
-  if (!ok && cause.empty()) cause = "error";
+  // No diagnosis on record (no tls.error, no HTTP error): the connection ended before TLS began.
+  if (!ok && cause.empty()) cause = c.detail.find("closed") != std::string::npos ? "closed_early" : "other";
   out += ok ? " | ok" : " | FAILED " + cause;
   if (close)
     out += " | " + humanBytes(close->bytes_client_to_server) + " up, " + humanBytes(close->bytes_server_to_client) +
