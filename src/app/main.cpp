@@ -162,7 +162,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
+  bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
+    listened = true;
     spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, buildInfo(), addr,
                  config::modeName(cfg.mode),
                  cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
@@ -174,7 +176,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
   });
   tracer.flush();
-  if (console) {
+  if (console && listened) {
     std::vector<std::pair<std::string, std::string>> outputs{{"CA certificate", ca_path}};
     if (!cfg.log_file.empty()) outputs.emplace_back("trace", cfg.log_file == "-" ? "stdout" : cfg.log_file);
     if (!cfg.events_file.empty()) outputs.emplace_back("events", cfg.events_file == "-" ? "stdout" : cfg.events_file);
