@@ -172,8 +172,9 @@ void ConnectionLines::finish(const trace::Event& e, Conn& c, std::string& out) {
       out += std::string(i == 0 ? " | client " : " | upstream ") +
              (c.legs[i].have ? legText(c.legs[i]) : "not established");
     if (const std::string k = kexText(c.legs); !k.empty()) out += " | " + k;
-    if (!c.legs[1].certificate.empty()) out += " | cert " + c.legs[1].certificate;
   }
+  // Also when the upstream handshake failed on it: the verdict is the reason then.
+  if (!c.legs[1].certificate.empty()) out += " | cert " + c.legs[1].certificate;
   std::string cause = c.cause;
   // No diagnosis on record (no tls.error, no HTTP error): the connection ended before TLS began.
   if (!ok && cause.empty()) cause = c.detail.find("closed") != std::string::npos ? "closed_early" : "other";

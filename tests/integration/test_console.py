@@ -130,6 +130,25 @@ class Console(ProxyTestCase):
             self.assertIn(f"make it trust the CA {ca} (curl --cacert {ca};", m.group(0))
         self.assert_summary(stderr, 2, 0, {"client_rejected_certificate": 2})
 
+    def test_untrusted_upstream_certificate(self):
+        # The self-signed server certificate, checked by s_client itself against the system store.
+        srv = self.s_server(cert=self.pki.bad_cert, key=self.pki.bad_key)
+        direct = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername",
+                                 "localhost", "-verify_return_error"], input=b"", capture_output=True,
+                                timeout=DEADLINE)
+        verdict = re.search(r"verify error:num=\d+:(.*)", direct.stdout.decode() + direct.stderr.decode())
+        self.assertIsNotNone(verdict, direct.stderr)
+        p = self.reverse(srv.port)
+        rc, _, err = s_client(p)
+        self.assertNotEqual(rc, 0)
+        stderr = self.finish(p, 1)
+        lines = conn_lines(stderr)
+        self.assertEqual(len(lines), 1, stderr)
+        self.assertIn(f" | cert UNTRUSTED ({verdict.group(1).strip()}) | FAILED upstream_certificate_untrusted | ",
+                      lines[0].group(0))
+        self.assertIn(" | hint: the server's certificate does not verify", lines[0].group(0))
+        self.assert_summary(stderr, 1, 0, {"upstream_certificate_untrusted": 1})
+
     def test_weak_dh_server(self):
         cert, key = rsa_cert(self.dir)
         dh = pkcs3_params(self.dir, 1024)

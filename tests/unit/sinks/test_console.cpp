@@ -144,6 +144,8 @@ TEST_CASE("the root cause of a two-leg failure is the upstream leg's, with its h
   const Json& err = first(rec, "tls.error", "upstream");
   CHECK(has(r.lines[0], "| FAILED " + s(err, "cause") + " | "));
   CHECK(has(r.lines[0], "| hint: " + s(err, "hint")));
+  // The upstream verdict is shown although neither handshake finished: it is the reason.
+  CHECK(has(r.lines[0], " | cert UNTRUSTED (" + s(first(rec, "tls.trust", "upstream"), "error") + ") | FAILED "));
   const auto vm = render(load("fail_version_mismatch"));
   REQUIRE(vm.lines.size() == 1);
   CHECK(has(vm.lines[0], "| FAILED version_mismatch | "));
