@@ -42,7 +42,9 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--trace", cfg.trace, "categories: tcp,handshake,keyexchange,trust,keys,record,data,all")
       ->capture_default_str()
       ->join(',');
-  p->add_option("--log", cfg.log_file, "human-readable trace to FILE (default stderr)");
+  p->add_option("--log", cfg.log_file, "the full human-readable trace to FILE ('-' = stdout; default: none)");
+  p->add_flag("-q,--quiet", cfg.quiet, "no connection lines or exit summary on stderr: warnings and errors only");
+  p->add_flag("-v,--verbose", cfg.verbose, "the full trace on stderr as well (with the connection lines)");
   p->add_option("--format", cfg.format,
                 "text trace shape: default, jsse (like javax.net.debug), openssl (like s_client -trace)")
       ->capture_default_str()

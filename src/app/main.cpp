@@ -19,6 +19,7 @@
 #include "net/services.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
+#include "sinks/console.h"
 #include "sinks/pcapng.h"
 #include "sinks/sinks.h"
 #include "tls/cert_summary.h"
@@ -124,7 +125,12 @@ int runProxyCommand(const config::ProxyConfig& options) {
   });
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
-  tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
+  // The full trace only where asked for (--log FILE, -v); the console shows one line per connection.
+  if (!cfg.log_file.empty()) tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
+  if (cfg.verbose) tracer.addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
+  const std::string ca_path = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
+  std::shared_ptr<sinks::ConsoleSink> console;
+  if (!cfg.quiet) tracer.addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
   if (!cfg.events_file.empty()) tracer.addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())
@@ -156,19 +162,30 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
+  bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
+    listened = true;
     spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, buildInfo(), addr,
                  config::modeName(cfg.mode),
                  cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
-    spdlog::info("CA certificate: {}", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
+    spdlog::info("CA certificate: {}", ca_path);
     if (cfg.mode == config::Mode::Explicit)
-      spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr,
-                   ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path);
-    else spdlog::info("try: curl --cacert {} https://{}/", ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path, addr);
+      spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr, ca_path);
+    else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
   });
   tracer.flush();
+  if (console && listened) {
+    std::vector<std::pair<std::string, std::string>> outputs{{"CA certificate", ca_path}};
+    if (!cfg.log_file.empty()) outputs.emplace_back("trace", cfg.log_file == "-" ? "stdout" : cfg.log_file);
+    if (!cfg.events_file.empty()) outputs.emplace_back("events", cfg.events_file == "-" ? "stdout" : cfg.events_file);
+    if (keylog) outputs.emplace_back("key log", keylog_path);
+    if (pcap) outputs.emplace_back("capture", cfg.pcap_file);
+    const std::string summary = sinks::renderExitSummary(console->totals(), outputs);
+    for (std::size_t at = 0, nl; (nl = summary.find('\n', at)) != std::string::npos; at = nl + 1)
+      spdlog::info("{}", std::string_view(summary).substr(at, nl - at));
+  }
   if (const auto st = tracer.stats(); st.waits > 0)
     spdlog::warn("trace writer: {} events written; connections waited for it {} times ({} ms in all)", st.events,
                  st.waits, st.wait_micros / 1000);
@@ -316,6 +333,7 @@ int main(int argc, char** argv) {
       auto problems = cfg.validate();
       for (const auto& p : problems) spdlog::error("{}", p);
       if (!problems.empty()) return 2;
+      if (cfg.quiet) spdlog::set_level(spdlog::level::warn);
       return runProxyCommand(cfg);
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);

@@ -43,7 +43,9 @@ struct ProxyConfig {
   bool insecure = false;
   std::string upstream_ca;
   std::string trace = "tcp,handshake,keyexchange,trust";
-  std::string log_file;     // "" = stderr
+  std::string log_file;     // the full text trace; "" = none, "-" = stdout
+  bool quiet = false;       // -q: no connection lines, no exit summary, only warnings and errors
+  bool verbose = false;     // -v: the full text trace on stderr too
   std::string events_file;  // "" = none, "-" = stdout
   std::string keylog_file;  // "" = $SSLKEYLOGFILE or none
   std::string pcap_file;

@@ -1,0 +1,76 @@
+// The console view (issue [7]): one line per finished connection, like mitmdump's flow lines, and
+// the totals behind the exit summary. The full trace goes to --log / --events instead.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "sinks/sinks.h"
+#include "trace/event.h"
+
+namespace tlstrace::sinks {
+
+// What the exit summary counts.
+struct ConsoleTotals {
+  std::uint64_t connections = 0, ok = 0, failed = 0;
+  std::map<std::string, std::uint64_t> failures;  // by cause
+  std::uint64_t weak = 0;                         // connections with a weak or broken key exchange
+  std::vector<std::string> weak_examples;         // "#4 upstream DHE custom 1024-bit: ...", the first few
+};
+
+// A pure renderer: events in, lines out. It keeps, per open connection, only the few facts the
+// line needs (from conn.open, proxy.request, proxy.error, tls.error, tls.key_exchange,
+// conn.summary) and writes the line at conn.close (or conn.refused). Only core events are needed;
+// tls.key_exchange (category keyexchange) adds the key size and the reason of a weak rating.
+class ConnectionLines {
+ public:
+  // `ca_path`: the CA certificate clients must trust, named when a client rejects the forged one.
+  explicit ConnectionLines(std::string ca_path) : ca_path_(std::move(ca_path)) {}
+  // Appends a whole line (ending in '\n') to `out` when `e` finished a connection.
+  void add(const trace::Event& e, std::string& out);
+  [[nodiscard]] const ConsoleTotals& totals() const { return totals_; }
+
+  struct Leg {
+    std::string version, cipher, group, kex, rating, reason;  // reason: why a weak rating
+    std::int64_t bits = 0;
+    bool have = false;        // the summary had this leg's handshake facts
+    std::string certificate;  // upstream: "verified", "UNVERIFIED (…)", …
+  };
+  struct Conn {
+    std::string client, target, sni;
+    std::string cause, hint, alert_received, detail;
+    bool error_from_other_leg = false;
+    Leg legs[2];  // client, upstream
+  };
+
+ private:
+  void finish(const trace::Event& e, Conn& c, std::string& out);
+  std::string ca_path_;
+  std::unordered_map<std::uint64_t, Conn> open_;
+  ConsoleTotals totals_;
+};
+
+// The line renderer on the tracer's writer thread, to stderr.
+class ConsoleSink : public trace::Sink {
+ public:
+  explicit ConsoleSink(std::string ca_path) : out_("", stderr, "console"), lines_(std::move(ca_path)) {}
+  void write(const trace::Event& e) override;
+  void flush() override { out_.flush(); }
+  // A copy, safe to take from another thread (main, after Tracer::flush()).
+  [[nodiscard]] ConsoleTotals totals() const;
+
+ private:
+  BufferedFile out_;
+  ConnectionLines lines_;
+  mutable std::mutex mu_;  // guards lines_' totals against totals() from the main thread
+};
+
+// The summary printed on exit: each line ends in '\n'. `outputs`: (what, path) of each output file.
+[[nodiscard]] std::string renderExitSummary(const ConsoleTotals& t,
+                                            const std::vector<std::pair<std::string, std::string>>& outputs);
+
+}  // namespace tlstrace::sinks
