@@ -113,7 +113,9 @@ def proxy_openssl_lines(text, leg="client"):
     out = []
     for line in text.splitlines():
         m = prefix.match(line)
-        if m and m.group(1) == leg:
+        # Our "Sent/Received Message" headlines stand where s_client's record headers stand: both
+        # are left out.
+        if m and m.group(1) == leg and m.group(2).strip() and not re.match(r"^(Sent|Received) ", m.group(2)):
             out.append(m.group(2))
     return out
 
