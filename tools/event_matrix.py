@@ -720,6 +720,7 @@ def ecdsa_lengths(e):
     if e.get("leg") == "client" and e.get("type") == "CertificateVerify":
         e["length"] = "<ecdsa>"
         e["body"]["signature_length"] = "<ecdsa>"
+        e["body"]["signature"] = "<ecdsa>"
     if e.get("leg") == "client" and e.get("event") == "tcp.close":
         e["bytes_out"] = "<ecdsa>"
     return e
@@ -817,7 +818,7 @@ SCENARIOS = [
 RANDOM_FIELDS = {
     "random", "session_id", "client_random", "secret", "key", "iv", "mac_key", "verify_data",
     "public", "server_public", "client_public", "age_add", "binders", "binder", "identity",
-    "obfuscated_ticket_age", "cookie",
+    "obfuscated_ticket_age", "cookie", "ticket", "signature",
 }
 # Certificate summaries: dates and fingerprints change with every generated certificate.
 CERT_FIELDS = {"not_before", "not_after", "sha256"}

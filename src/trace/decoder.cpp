@@ -333,6 +333,7 @@ void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Json
     (from_client ? hs().kex.client_sig_scheme : hs().kex.server_sig_scheme) = d.value.scheme;
   }
   b.set("signature_length", d.value.signature.size());
+  b.set("signature", toHex(d.value.signature));  // public; `--format jsse|openssl` print it
 }
 
 // ClientKeyExchange
@@ -361,6 +362,8 @@ void LegDecoder::newSessionTicket(Bytes msg, Bytes body, Json& b) {
     b.set("nonce", toHex(d.value.nonce));
   }
   b.set("ticket_length", d.value.ticket.size());
+  // The opaque ticket (server-encrypted state, no key in it), capped: the text formats dump it.
+  b.set("ticket", toHex(d.value.ticket, 1024));
   b.set("extensions", extensions(d.value.extensions, false, false));
   // Read by the key-exchange assessment, which a released leg has had already.
   if (hs_) hs_->kex.ticket_lifetimes.push_back(d.value.lifetime);

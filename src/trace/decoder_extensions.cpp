@@ -277,6 +277,7 @@ void keyShare(const Ext& x) {
     for (const auto& ks : *v) {
       Json k = codeName(ks.group, namedGroupName(ks.group));
       k.set("length", ks.key_exchange.size());
+      k.set("public", toHex(ks.key_exchange));  // public values: the text formats print them
       a.push(std::move(k));
     }
     x.out.set("shares", std::move(a));
