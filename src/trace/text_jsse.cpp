@@ -2,8 +2,12 @@
 // own header wording, field names ("client version", "session id"), uppercase hex and extension
 // block shapes, so a proxy trace diffs line by line against a Java peer's log of the same
 // connection (tests/integration/test_renderers.py measures how well).
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "trace/text_internal.h"
 #include "wire/byte_reader.h"
@@ -88,7 +92,7 @@ void dumpBlock(std::string& out, int indent, std::string_view key, const Json& h
 
 void keyShareEntry(std::string& out, int indent, const Json& group, const Json& pub, bool list_item) {
   out += pad(indent) + "{\n";
-  out += pad(indent + 1) + "\"named group\": " + (isCodeName(group) ? codeNameOf(group) : scalar(group)) + "\n";
+  out += pad(indent + 1) + "\"named group\": " + codeNameOf(group) + "\n";
   dumpBlock(out, indent + 1, "key_exchange", pub);
   out += pad(indent) + (list_item ? "},\n" : "},\n");
 }
@@ -214,20 +218,132 @@ std::string jsseSerial(std::string hex) {
   return s;
 }
 
+// Java's names for OpenSSL's key usage and extended key usage words (RFC 5280 4.2.1.3, 4.2.1.12).
+std::string javaUsage(const std::string& s) {
+  static constexpr std::pair<std::string_view, std::string_view> kNames[] = {
+      {"Digital Signature", "DigitalSignature"},
+      {"Non Repudiation", "Non_repudiation"},
+      {"Key Encipherment", "Key_Encipherment"},
+      {"Data Encipherment", "Data_Encipherment"},
+      {"Key Agreement", "Key_Agreement"},
+      {"Certificate Sign", "Key_CertSign"},
+      {"CRL Sign", "Crl_Sign"},
+      {"Encipher Only", "Encipher_Only"},
+      {"Decipher Only", "Decipher_Only"},
+      {"TLS Web Server Authentication", "serverAuth"},
+      {"TLS Web Client Authentication", "clientAuth"},
+      {"Code Signing", "codeSigning"},
+      {"E-mail Protection", "emailProtection"},
+      {"Time Stamping", "timeStamping"},
+      {"OCSP Signing", "OCSPSigning"},
+  };
+  for (const auto& [from, to] : kNames)
+    if (s == from) return std::string(to);
+  return s;
+}
+
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> parts;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    std::size_t end = text.find(", ", at);
+    if (end == std::string::npos) end = text.size();
+    std::string p = text.substr(at, end - at);
+    while (!p.empty() && (p.back() == '\n' || p.back() == ' ')) p.pop_back();
+    if (!p.empty()) parts.push_back(p);
+    at = end + 2;
+  }
+  return parts;
+}
+
+// "79:42:D3" (OpenSSL's key identifier text, maybe after "keyid:") as plain hex.
+std::string colonHex(std::string s) {
+  if (s.rfind("keyid:", 0) == 0) s = s.substr(6);
+  std::string hex;
+  for (char c : s)
+    if (std::isxdigit(static_cast<unsigned char>(c))) hex += c;
+    else if (c == '\n') break;
+  return hex;
+}
+
+// Java's class name for an extension, which also orders them (sun.security.x509's TreeMap).
+std::string javaExtensionName(const std::string& oid) {
+  if (oid == "2.5.29.35") return "AuthorityKeyIdentifier";
+  if (oid == "2.5.29.19") return "BasicConstraints";
+  if (oid == "2.5.29.37") return "ExtendedKeyUsages";
+  if (oid == "2.5.29.15") return "KeyUsage";
+  if (oid == "2.5.29.17") return "SubjectAlternativeName";
+  if (oid == "2.5.29.14") return "SubjectKeyIdentifier";
+  return oid;
+}
+
+// One X.509 extension as Java's Extension.toString prints it, rebuilt from OpenSSL's text.
+void x509Extension(std::string& out, int in, const Json& x, bool last) {
+  const std::string oid = str(x, "oid");
+  const std::string text = str(x, "text");
+  const std::string name = javaExtensionName(oid);
+  out += pad(in) + "{\n" + pad(in + 1) + "ObjectId: " + oid + " Criticality=" +
+         (field(x, "critical").asBool() ? "true" : "false") + "\n";
+  const std::string p = pad(in + 1);
+  if (oid == "2.5.29.35" || oid == "2.5.29.14") {
+    out += p + name + " [\n" + p + "KeyIdentifier [\n";
+    hexDump(out, in + 1, colonHex(text));
+    out += p + "]\n" + p + "]\n";
+  } else if (oid == "2.5.29.19") {
+    const bool ca = text.find("CA:TRUE") != std::string::npos;
+    const auto at = text.find("pathlen:");
+    out += p + "BasicConstraints:[\n" + p + "  CA:" + (ca ? "true" : "false") + "\n";
+    out += p + "  PathLen:" + (at == std::string::npos ? " undefined" : colonHex(text.substr(at + 8))) + "\n";
+    out += p + "]\n";
+  } else if (oid == "2.5.29.37" || oid == "2.5.29.15") {
+    out += p + name + " [\n";
+    for (const auto& u : splitList(text)) out += p + "  " + javaUsage(u) + "\n";
+    out += p + "]\n";
+  } else if (oid == "2.5.29.17") {
+    out += p + "SubjectAlternativeName [\n";
+    for (auto n : splitList(text)) {
+      if (n.rfind("DNS:", 0) == 0) n = "DNSName: " + n.substr(4);
+      else if (n.rfind("IP Address:", 0) == 0) n = "IPAddress: " + n.substr(11);
+      else if (n.rfind("email:", 0) == 0) n = "RFC822Name: " + n.substr(6);
+      else if (n.rfind("URI:", 0) == 0) n = "URIName: " + n.substr(4);
+      out += p + "  " + n + "\n";
+    }
+    out += p + "]\n";
+  } else {
+    out += p + text + "\n";
+  }
+  out += pad(in) + (last ? "}\n" : "},\n");
+}
+
+void x509Extensions(std::string& out, int in, const Json& exts) {
+  std::vector<const Json*> sorted;
+  for (const auto& x : exts.asArray()) sorted.push_back(&x);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Json* a, const Json* b) {
+    return javaExtensionName(str(*a, "oid")) < javaExtensionName(str(*b, "oid"));
+  });
+  out += pad(in) + "\"extensions\"         : [\n";
+  for (std::size_t i = 0; i < sorted.size(); ++i) x509Extension(out, in + 1, *sorted[i], i + 1 == sorted.size());
+  out += pad(in) + "]}\n";
+}
+
 void certificate(std::string& out, const Json& b) {
   out += "\"Certificate\": {\n";
   if (const Json* ctx = b.find("request_context")) quoted(out, 1, "certificate_request_context", upperHex(ctx->asString()), 0);
   out += pad(1) + "\"certificate_list\": [  \n";
   for (const auto& c : field(b, "chain").asArray()) {
     out += pad(1) + "{\n" + pad(2) + "\"certificate\" : {\n";
+    if (const Json* v = c.find("version")) quoted(out, 3, "version", "v" + scalar(*v), 21);
     quoted(out, 3, "serial number", jsseSerial(str(c, "serial")), 21);
     quoted(out, 3, "signature algorithm", jsseSigAlg(str(c, "signature_algorithm")), 21);
     quoted(out, 3, "issuer", jsseName(str(c, "issuer")), 21);
     quoted(out, 3, "not before", jsseDate(str(c, "not_before")), 21);
     quoted(out, 3, "not  after", jsseDate(str(c, "not_after")), 21);  // sic: JSSE's two blanks
     quoted(out, 3, "subject", jsseName(str(c, "subject")), 21);
-    quoted(out, 3, "subject public key", str(field(c, "key"), "type"), 21, false);
-    out += pad(2) + "}\n";
+    const Json& x509 = field(c, "x509_extensions");
+    const bool has_x509 = x509.isArray() && !x509.asArray().empty();
+    quoted(out, 3, "subject public key", str(field(c, "key"), "type"), 21, has_x509);
+    if (has_x509) x509Extensions(out, 3, x509);
+    else out += pad(2) + "}\n";
     const Json& exts = field(c, "extensions");
     out += pad(2) + "\"extensions\": {\n";
     if (exts.isArray() && !exts.asArray().empty()) extensionList(out, 3, exts, false);
