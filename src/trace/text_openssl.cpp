@@ -4,6 +4,7 @@
 // connection interleave; what follows the prefix diffs line by line against s_client's output of
 // the same connection (tests/integration/test_renderers.py measures how well). Record headers are
 // not shown: the message events do not carry them (`--trace record` has its own events).
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -143,18 +144,18 @@ void extensionLines(Lines& out, const Json& x, bool from_client) {
   }
 }
 
-void extensions(Lines& out, const Json& exts, bool from_client) {
+void extensions(Lines& out, const Json& exts, bool from_client, int indent = 6) {
   const auto& a = exts.asArray();
   if (a.empty()) {
-    out += sp(6) + "No extensions\n";
+    out += sp(indent) + "No extensions\n";
     return;
   }
   std::int64_t total = 0;
   for (const auto& x : a) total += 4 + intField(x, "length");  // RFC 8446 4.2: type, length, data
-  out += sp(6) + "extensions, length = " + std::to_string(total) + "\n";
+  out += sp(indent) + "extensions, length = " + std::to_string(total) + "\n";
   for (const auto& x : a) {
     const Json& t = field(x, "type");
-    out += sp(8) + "extension_type=" + codeNameOf(t) + "(" + std::to_string(codeId(t)) +
+    out += sp(indent + 2) + "extension_type=" + codeNameOf(t) + "(" + std::to_string(codeId(t)) +
            "), length=" + std::to_string(intField(x, "length")) + "\n";
     extensionLines(out, x, from_client);
   }
@@ -223,6 +224,59 @@ std::string x509Name(std::string_view dn) {
   return s;
 }
 
+// X509_print_ex's hex blocks: "04:6d:af:" lines of `per_line` bytes, the last without a colon.
+void colonBlock(Lines& out, int indent, std::string_view hex, std::size_t per_line) {
+  const std::size_t n = hex.size() / 2;
+  for (std::size_t at = 0; at < n; at += per_line) {
+    std::string line = sp(indent);
+    for (std::size_t i = at; i < std::min(n, at + per_line); ++i) {
+      line.append(hex.substr(2 * i, 2));
+      if (i + 1 < n) line += ':';
+    }
+    out += line + "\n";
+  }
+}
+
+// RFC 5480 curves by OpenSSL's short name, with the NIST name X509_print adds.
+std::string nistCurve(const std::string& curve) {
+  if (curve == "prime256v1") return "P-256";
+  if (curve == "secp384r1") return "P-384";
+  if (curve == "secp521r1") return "P-521";
+  return {};
+}
+
+void publicKeyInfo(Lines& out, const Json& key) {
+  const std::string type = str(key, "type");
+  out += sp(8) + "Subject Public Key Info:\n" + sp(12) + "Public Key Algorithm: " +
+         (type == "EC" ? "id-ecPublicKey" : type == "RSA" ? "rsaEncryption" : type) + "\n";
+  out += sp(16) + (type == "RSA" ? "Public-Key: (" : "Public-Key: (") + std::to_string(intField(key, "bits")) + " bit)\n";
+  if (const Json* pub = key.find("public")) {
+    out += sp(16) + "pub:\n";
+    colonBlock(out, 20, pub->asString(), 15);
+  }
+  if (const Json* curve = key.find("curve")) {
+    out += sp(16) + "ASN1 OID: " + std::string(curve->asString()) + "\n";
+    if (const auto nist = nistCurve(std::string(curve->asString())); !nist.empty()) out += sp(16) + "NIST CURVE: " + nist + "\n";
+  }
+}
+
+void x509Extensions(Lines& out, const Json& exts) {
+  if (!exts.isArray() || exts.asArray().empty()) return;
+  out += sp(8) + "X509v3 extensions:\n";
+  for (const auto& x : exts.asArray()) {
+    out += sp(12) + str(x, "name") + ": " + (field(x, "critical").asBool() ? "critical" : "") + "\n";
+    std::string text = str(x, "text");
+    if (text.empty()) text = str(x, "der");
+    std::size_t at = 0;
+    while (at < text.size()) {
+      std::size_t nl = text.find('\n', at);
+      if (nl == std::string::npos) nl = text.size();
+      out += sp(16) + text.substr(at, nl - at) + "\n";
+      at = nl + 1;
+    }
+  }
+}
+
 void certificateDetails(Lines& out, const Json& c) {
   std::string serial = str(c, "serial");
   if (serial.size() % 2) serial.insert(serial.begin(), '0');
@@ -232,18 +286,26 @@ void certificateDetails(Lines& out, const Json& c) {
     colons.append(serial, i, 2);
   }
   out += "------details-----\nCertificate:\n    Data:\n";
+  if (const Json* v = c.find("version")) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "Version: %lld (0x%llx)\n", static_cast<long long>(v->asInt()),
+                  static_cast<long long>(v->asInt() - 1));
+    out += sp(8) + buf;
+  }
   out += sp(8) + "Serial Number:\n" + sp(12) + colons + "\n";
   out += sp(8) + "Signature Algorithm: " + str(c, "signature_algorithm") + "\n";
   out += sp(8) + "Issuer: " + x509Name(str(c, "issuer")) + "\n";
   out += sp(8) + "Validity\n" + sp(12) + "Not Before: " + x509Date(str(c, "not_before")) + "\n";
   out += sp(12) + "Not After : " + x509Date(str(c, "not_after")) + "\n";
   out += sp(8) + "Subject: " + x509Name(str(c, "subject")) + "\n";
-  const Json& key = field(c, "key");
-  const std::string type = str(key, "type");
-  out += sp(8) + "Subject Public Key Info:\n" + sp(12) + "Public Key Algorithm: " +
-         (type == "EC" ? "id-ecPublicKey" : type == "RSA" ? "rsaEncryption" : type) + "\n";
-  out += sp(16) + (type == "RSA" ? "Public-Key: (" : "Public-Key: (") + std::to_string(intField(key, "bits")) + " bit)\n";
-  out += sp(4) + "Signature Algorithm: " + str(c, "signature_algorithm") + "\n------------------\n";
+  publicKeyInfo(out, field(c, "key"));
+  x509Extensions(out, field(c, "x509_extensions"));
+  out += sp(4) + "Signature Algorithm: " + str(c, "signature_algorithm") + "\n";
+  if (const Json* sig = c.find("signature")) {
+    out += sp(4) + "Signature Value:\n";
+    colonBlock(out, 8, sig->asString(), 18);
+  }
+  out += "------------------\n";
 }
 
 // RFC 8446 4.4.2 / RFC 5246 7.4.2.
@@ -260,7 +322,7 @@ void certificate(Lines& out, const Json& b, std::int64_t msg_length) {
     certificateDetails(out, c);
     if (ctx) {
       const Json& exts = field(c, "extensions");
-      if (exts.isArray()) extensions(out, exts, false);
+      if (exts.isArray()) extensions(out, exts, false, 8);
       else out += sp(8) + "No extensions\n";
     }
   }
@@ -289,12 +351,12 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
     const std::string v = upperHex(str(b, "verify_data"));
     out += sp(6) + "verify_data (len=" + std::to_string(v.size() / 2) + "): " + v + "\n";
   } else if (type == "NewSessionTicket") {
-    out += sp(6) + "ticket_lifetime_hint=" + str(b, "lifetime") + "\n";
-    if (b.find("age_add")) out += sp(6) + "ticket_age_add=" + str(b, "age_add") + "\n";
+    out += sp(8) + "ticket_lifetime_hint=" + str(b, "lifetime") + "\n";
+    if (b.find("age_add")) out += sp(8) + "ticket_age_add=" + str(b, "age_add") + "\n";
     if (const Json* n = b.find("nonce"))
-      out += sp(6) + "ticket_nonce (len=" + std::to_string(n->asString().size() / 2) + "): " + upperHex(n->asString()) + "\n";
-    out += sp(6) + "ticket (len=" + str(b, "ticket_length") + "): " + upperHex(str(b, "ticket")) + "\n";
-    if (const Json* e = b.find("extensions")) extensions(out, *e, false);
+      out += sp(8) + "ticket_nonce (len=" + std::to_string(n->asString().size() / 2) + "): " + upperHex(n->asString()) + "\n";
+    out += sp(8) + "ticket (len=" + str(b, "ticket_length") + "): " + upperHex(str(b, "ticket")) + "\n";
+    if (const Json* e = b.find("extensions")) extensions(out, *e, false, 8);
   } else {
     for (const auto& [k, v] : b.asObject()) out += sp(6) + std::string(k) + "=" + scalar(v) + "\n";
   }
