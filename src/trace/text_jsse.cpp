@@ -55,8 +55,10 @@ void quoted(std::string& out, int indent, std::string_view key, const std::strin
   out += pad(indent) + k + ": \"" + value + "\"" + (comma ? ",\n" : "\n");
 }
 
-// sun.security.util.HexDumpEncoder: "0000: 0A 0B ... 08   09 ...  ascii", 16 bytes a line.
-void hexDump(std::string& out, int indent, std::string_view hex) {
+// sun.security.util.HexDumpEncoder: "0000: 0A 0B ... 08   09 ...  ascii", 16 bytes a line, ' '
+// to 'z' shown as themselves. encodeBuffer() pads a short last line and adds its ascii; encode()
+// (what JSSE uses for key shares) leaves both out.
+void hexDump(std::string& out, int indent, std::string_view hex, bool buffer = true) {
   const auto bytes = wire::fromHex(hex);
   for (std::size_t at = 0; at < bytes.size(); at += 16) {
     char buf[32];
@@ -69,11 +71,17 @@ void hexDump(std::string& out, int indent, std::string_view hex) {
         std::snprintf(b, sizeof b, "%02X ", bytes[at + i]);
         line += b;
         const auto c = bytes[at + i];
-        ascii += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
+        ascii += (c >= 0x20 && c <= 'z') ? static_cast<char>(c) : '.';
+      } else if (!buffer) {
+        break;
       } else {
         line += "   ";
       }
       if (i == 7) line += "  ";
+    }
+    if (!buffer && at + 16 > bytes.size()) {
+      out += line + "\n";
+      break;
     }
     if (at + 16 >= bytes.size()) {  // a short last line keeps the column, its trailing blanks trimmed
       while (!line.empty() && line.back() == ' ') line.pop_back();
@@ -84,16 +92,17 @@ void hexDump(std::string& out, int indent, std::string_view hex) {
 }
 
 // A `"name": { dump }` block; `close` is what JSSE closes it with ("}" or Finished's "}'}").
-void dumpBlock(std::string& out, int indent, std::string_view key, const Json& hex, std::string_view close = "}") {
+void dumpBlock(std::string& out, int indent, std::string_view key, const Json& hex, std::string_view close = "}",
+               bool buffer = true) {
   out += pad(indent) + "\"" + std::string(key) + "\": {\n";
-  if (hex.isString()) hexDump(out, indent + 1, hex.asString());
+  if (hex.isString()) hexDump(out, indent + 1, hex.asString(), buffer);
   out += pad(indent) + std::string(close) + "\n";
 }
 
 void keyShareEntry(std::string& out, int indent, const Json& group, const Json& pub, bool list_item) {
   out += pad(indent) + "{\n";
   out += pad(indent + 1) + "\"named group\": " + codeNameOf(group) + "\n";
-  dumpBlock(out, indent + 1, "key_exchange", pub);
+  dumpBlock(out, indent + 1, "key_exchange", pub, "}", false);
   out += pad(indent) + (list_item ? "},\n" : "},\n");
 }
 
@@ -131,7 +140,7 @@ void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
   } else if (name == "key_share") {
     out += pad(in) + "\"server_share\": {\n";
     out += pad(in + 1) + "\"named group\": " + codeNameOf(field(x, "group")) + "\n";
-    dumpBlock(out, in + 1, "key_exchange", field(x, "public"));
+    dumpBlock(out, in + 1, "key_exchange", field(x, "public"), "}", false);
     out += pad(in) + "},\n";
   } else if (intField(x, "length") == 0 || (name == "session_ticket" && intField(x, "ticket_length") == 0)) {
     empty();

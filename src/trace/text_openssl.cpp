@@ -58,14 +58,16 @@ std::string pair(std::int64_t id) {
   return buf;
 }
 
-// BIO_dump_indent: "0000 - 0a 0b ...-... ascii", 16 bytes a line.
+// BIO_dump_indent: "0000 - 0a 0b ...-... ascii"; the indent eats into the 16 bytes a line
+// (crypto/bio/bio_dump.c's DUMP_WIDTH_LESS_INDENT).
 void bioDump(Lines& out, int indent, const std::vector<std::uint8_t>& bytes) {
-  for (std::size_t at = 0; at < bytes.size(); at += 16) {
+  const std::size_t width = 16 - static_cast<std::size_t>((indent - std::min(indent, 6) + 3) / 4);
+  for (std::size_t at = 0; at < bytes.size(); at += width) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%04zx - ", at);
     std::string line = sp(indent) + buf;
     std::string ascii;
-    for (std::size_t i = 0; i < 16; ++i) {
+    for (std::size_t i = 0; i < width; ++i) {
       if (at + i < bytes.size()) {
         char b[4];
         std::snprintf(b, sizeof b, "%02x%c", bytes[at + i], i == 7 ? '-' : ' ');
