@@ -18,7 +18,6 @@ namespace {
 
 constexpr std::size_t kInlineWidth = 96;
 
-
 void appendHex4(std::string& out, std::int64_t v) {
   static constexpr char kDigits[] = "0123456789abcdef";
   out += "0x"sv;
@@ -39,7 +38,6 @@ void appendScalar(const Json& j, std::string& out) {
     j.dumpTo(out);
   }
 }
-
 
 // "[i]" for array items, built piecewise: `"[" + std::to_string(i)` trips a GCC 12 -Wrestrict
 // false positive (GCC bug 105329) at -O3.
@@ -175,7 +173,6 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   out += ":\n"sv;
   for (const auto& [k, x] : v.asObject()) renderValue(prefix, indent + 1, k, x, out);
 }
-
 
 // The hellos' flattened convenience fields (events.md) repeat what their extensions already show
 // decoded; the JSON keeps both, the text shows each fact once.

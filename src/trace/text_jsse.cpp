@@ -291,8 +291,8 @@ void x509Extension(std::string& out, int in, const Json& x, bool last) {
   const std::string oid = str(x, "oid");
   const std::string text = str(x, "text");
   const std::string name = javaExtensionName(oid);
-  out += pad(in) + "{\n" + pad(in + 1) + "ObjectId: " + oid + " Criticality=" +
-         (field(x, "critical").asBool() ? "true" : "false") + "\n";
+  out += pad(in) + "{\n" + pad(in + 1) + "ObjectId: " + oid +
+         " Criticality=" + (field(x, "critical").asBool() ? "true" : "false") + "\n";
   const std::string p = pad(in + 1);
   if (oid == "2.5.29.35" || oid == "2.5.29.14") {
     out += p + name + " [\n" + p + "KeyIdentifier [\n";
@@ -337,7 +337,8 @@ void x509Extensions(std::string& out, int in, const Json& exts) {
 
 void certificate(std::string& out, const Json& b) {
   out += "\"Certificate\": {\n";
-  if (const Json* ctx = b.find("request_context")) quoted(out, 1, "certificate_request_context", upperHex(ctx->asString()), 0);
+  if (const Json* ctx = b.find("request_context"))
+    quoted(out, 1, "certificate_request_context", upperHex(ctx->asString()), 0);
   out += pad(1) + "\"certificate_list\": [  \n";
   for (const auto& c : field(b, "chain").asArray()) {
     out += pad(1) + "{\n" + pad(2) + "\"certificate\" : {\n";
@@ -385,8 +386,8 @@ bool messageBody(std::string& out, const std::string& type, const Json& b) {
   } else if (type == "Certificate") {
     certificate(out, b);
   } else if (type == "CertificateVerify") {
-    out += "\"CertificateVerify\": {\n" + pad(1) + "\"signature algorithm\": " +
-           codeNameOf(field(b, "signature_algorithm")) + "\n";
+    out += "\"CertificateVerify\": {\n" + pad(1) +
+           "\"signature algorithm\": " + codeNameOf(field(b, "signature_algorithm")) + "\n";
     dumpBlock(out, 1, "signature", field(b, "signature"));
     out += "}\n";
   } else if (type == "Finished") {
@@ -428,7 +429,8 @@ void genericValue(const std::string& key, const Json& v, int indent, std::string
 // client leg's peer is a client, the upstream leg's a server).
 std::string messageHeadline(const std::string& type, bool sent, bool sender_is_server, bool tls13) {
   const std::string role = sender_is_server ? "server " : "client ";
-  if (type == "ChangeCipherSpec") return sent ? "Produced ChangeCipherSpec message" : "Consuming ChangeCipherSpec message";
+  if (type == "ChangeCipherSpec")
+    return sent ? "Produced ChangeCipherSpec message" : "Consuming ChangeCipherSpec message";
   if (type == "Certificate")
     return sent ? "Produced " + role + "Certificate " + (tls13 ? "message (" : "handshake message (")
                 : "Consuming " + role + "Certificate handshake message (";
@@ -436,7 +438,8 @@ std::string messageHeadline(const std::string& type, bool sent, bool sender_is_s
   if (type == "CertificateVerify" && sent && tls13) return "Produced " + role + "CertificateVerify handshake message (";
   if (type == "EncryptedExtensions" && sent) return "Produced EncryptedExtensions message (";
   if (type == "NewSessionTicket")
-    return sent ? (tls13 ? "Produced NewSessionTicket post-handshake message (" : "Produced NewSessionTicket stateless handshake message (")
+    return sent ? (tls13 ? "Produced NewSessionTicket post-handshake message ("
+                         : "Produced NewSessionTicket stateless handshake message (")
                 : "Consuming NewSessionTicket message (";
   return (sent ? "Produced " : "Consuming ") + type + " handshake message (";
 }

@@ -106,7 +106,8 @@ void extensionLines(Lines& out, const Json& x, bool from_client) {
   if (name == "server_name") {
     bioDump(out, in, serverNameBytes(field(x, "names")));
   } else if (name == "ec_point_formats") {
-    static constexpr const char* kFormats[] = {"uncompressed", "ansiX962_compressed_prime", "ansiX962_compressed_char2"};
+    static constexpr const char* kFormats[] = {"uncompressed", "ansiX962_compressed_prime",
+                                               "ansiX962_compressed_char2"};
     for (const auto& f : field(x, "formats").asArray()) {
       std::size_t id = 0;
       while (id < 3 && f.asString() != std::string_view(kFormats[id])) ++id;
@@ -171,8 +172,8 @@ void hello(Lines& out, const Json& b, bool client) {
   out += sp(6) + (client ? "client_version" : "server_version") + buf + "\n";
   const std::string random = upperHex(str(b, "random"));
   out += sp(6) + "Random:\n" + sp(8) + "gmt_unix_time=0x" + random.substr(0, 8) + "\n";
-  out += sp(8) + "random_bytes (len=" + std::to_string(random.size() / 2 - 4) + "): " +
-         (random.size() > 8 ? random.substr(8) : "") + "\n";
+  out += sp(8) + "random_bytes (len=" + std::to_string(random.size() / 2 - 4) +
+         "): " + (random.size() > 8 ? random.substr(8) : "") + "\n";
   const std::string sid = upperHex(str(b, "session_id"));
   out += sp(6) + "session_id (len=" + std::to_string(sid.size() / 2) + "): " + sid + "\n";
   if (client) {
@@ -199,8 +200,8 @@ std::string x509Date(std::string_view iso) {
   const int month = std::atoi(std::string(iso.substr(5, 2)).c_str());
   const int day = std::atoi(std::string(iso.substr(8, 2)).c_str());
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%s %2d %s %s GMT", kMonths[(month + 11) % 12], day, std::string(iso.substr(11, 8)).c_str(),
-                std::string(iso.substr(0, 4)).c_str());
+  std::snprintf(buf, sizeof buf, "%s %2d %s %s GMT", kMonths[(month + 11) % 12], day,
+                std::string(iso.substr(11, 8)).c_str(), std::string(iso.substr(0, 4)).c_str());
   return buf;
 }
 
@@ -250,15 +251,20 @@ std::string nistCurve(const std::string& curve) {
 void publicKeyInfo(Lines& out, const Json& key) {
   const std::string type = str(key, "type");
   out += sp(8) + "Subject Public Key Info:\n" + sp(12) + "Public Key Algorithm: " +
-         (type == "EC" ? "id-ecPublicKey" : type == "RSA" ? "rsaEncryption" : type) + "\n";
-  out += sp(16) + (type == "RSA" ? "Public-Key: (" : "Public-Key: (") + std::to_string(intField(key, "bits")) + " bit)\n";
+         (type == "EC"    ? "id-ecPublicKey"
+          : type == "RSA" ? "rsaEncryption"
+                          : type) +
+         "\n";
+  out +=
+      sp(16) + (type == "RSA" ? "Public-Key: (" : "Public-Key: (") + std::to_string(intField(key, "bits")) + " bit)\n";
   if (const Json* pub = key.find("public")) {
     out += sp(16) + "pub:\n";
     colonBlock(out, 20, pub->asString(), 15);
   }
   if (const Json* curve = key.find("curve")) {
     out += sp(16) + "ASN1 OID: " + std::string(curve->asString()) + "\n";
-    if (const auto nist = nistCurve(std::string(curve->asString())); !nist.empty()) out += sp(16) + "NIST CURVE: " + nist + "\n";
+    if (const auto nist = nistCurve(std::string(curve->asString())); !nist.empty())
+      out += sp(16) + "NIST CURVE: " + nist + "\n";
   }
 }
 
@@ -313,7 +319,9 @@ void certificateDetails(Lines& out, const Json& c) {
 // RFC 8446 4.4.2 / RFC 5246 7.4.2.
 void certificate(Lines& out, const Json& b, std::int64_t msg_length) {
   const Json* ctx = b.find("request_context");
-  if (ctx) out += sp(6) + "context (len=" + std::to_string(ctx->asString().size() / 2) + "): " + upperHex(ctx->asString()) + "\n";
+  if (ctx)
+    out +=
+        sp(6) + "context (len=" + std::to_string(ctx->asString().size() / 2) + "): " + upperHex(ctx->asString()) + "\n";
   const std::int64_t list = msg_length - 3 - (ctx ? 1 + static_cast<std::int64_t>(ctx->asString().size() / 2) : 0);
   out += sp(6) + "certificate_list, length=" + std::to_string(list) + "\n";
   const auto& chain = field(b, "chain").asArray();
@@ -347,8 +355,8 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
     char buf[16];
     std::snprintf(buf, sizeof buf, " (0x%04llx)", static_cast<unsigned long long>(codeId(s)));
     out += sp(6) + "Signature Algorithm: " + codeNameOf(s) + buf + "\n";
-    out += sp(6) + "Signature (len=" + std::to_string(intField(b, "signature_length")) + "): " +
-           upperHex(str(b, "signature")) + "\n";
+    out += sp(6) + "Signature (len=" + std::to_string(intField(b, "signature_length")) +
+           "): " + upperHex(str(b, "signature")) + "\n";
   } else if (type == "Finished") {
     const std::string v = upperHex(str(b, "verify_data"));
     out += sp(6) + "verify_data (len=" + std::to_string(v.size() / 2) + "): " + v + "\n";
@@ -356,7 +364,8 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
     out += sp(8) + "ticket_lifetime_hint=" + str(b, "lifetime") + "\n";
     if (b.find("age_add")) out += sp(8) + "ticket_age_add=" + str(b, "age_add") + "\n";
     if (const Json* n = b.find("nonce"))
-      out += sp(8) + "ticket_nonce (len=" + std::to_string(n->asString().size() / 2) + "): " + upperHex(n->asString()) + "\n";
+      out += sp(8) + "ticket_nonce (len=" + std::to_string(n->asString().size() / 2) + "): " + upperHex(n->asString()) +
+             "\n";
     out += sp(8) + "ticket (len=" + str(b, "ticket_length") + "): " + upperHex(str(b, "ticket")) + "\n";
     if (const Json* e = b.find("extensions")) extensions(out, *e, false, 8);
   } else {
@@ -388,8 +397,8 @@ std::string renderOpenssl(const Event& e) {
   } else if (e.name() == "tls.alert") {
     body = std::string(sent ? "Sent" : "Received") + " Alert\n";
     const std::string level = str(f, "level");
-    body += sp(4) + "Level=" + level + (level == "fatal" ? "(2)" : "(1)") + ", description=" +
-            alertText(str(f, "description")) + "(" + str(f, "code") + ")\n";
+    body += sp(4) + "Level=" + level + (level == "fatal" ? "(2)" : "(1)") +
+            ", description=" + alertText(str(f, "description")) + "(" + str(f, "code") + ")\n";
   } else {
     body = std::string(e.name()) + "\n";
     for (const auto& [k, v] : f.asObject()) body += sp(2) + std::string(k) + "=" + scalar(v) + "\n";
