@@ -820,8 +820,10 @@ RANDOM_FIELDS = {
     "public", "server_public", "client_public", "age_add", "binders", "binder", "identity",
     "obfuscated_ticket_age", "cookie", "ticket", "signature",
 }
-# Certificate summaries: dates and fingerprints change with every generated certificate.
-CERT_FIELDS = {"not_before", "not_after", "sha256"}
+# Certificate summaries: dates, fingerprints and signatures (ECDSA: of varying length) change with
+# every generated certificate, and so do the key identifier extensions (RFC 5280 4.2.1.1, 4.2.1.2).
+CERT_FIELDS = {"not_before", "not_after", "sha256", "signature"}
+KEY_ID_OIDS = {"2.5.29.14", "2.5.29.35"}
 HOSTPORT = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:.]+\]):(\d{1,5})\b")
 PORTWORD = re.compile(r"(\bport )(\d{1,5})\b")  # curl: "Failed to connect to localhost port 41803"
 
@@ -862,7 +864,7 @@ class Normaliser:
             is_cert = "subject" in v and "issuer" in v
             forged = is_cert and PROXY_CA_CN in str(v.get("issuer"))
             for kk, vv in v.items():
-                if is_cert and kk in CERT_FIELDS:
+                if is_cert and kk in CERT_FIELDS or kk == "text" and v.get("oid") in KEY_ID_OIDS:
                     out[kk] = "<cert>"
                 elif forged and kk == "serial":
                     out[kk] = self.blank(vv)
