@@ -300,6 +300,7 @@ void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Json& b) {
       hs().kex.server_sig_scheme = s.signed_params->scheme;
     }
     b.set("signature_length", s.signed_params->signature.size());
+    b.set("signature", toHex(s.signed_params->signature));  // public; the text formats print it
   }
 }
 
@@ -340,6 +341,7 @@ void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Json
 void LegDecoder::clientKeyExchange(Bytes msg, Bytes body, Json& b) {
   auto d = decodeClientKeyExchange(body, hs().kex.kind);
   if (!d.ok()) return malformed(b, d.error, msg);
+  b.set("kex", std::string(kexName(hs().kex.kind)));  // the body alone does not say (RFC 5246 7.4.7)
   if (!d.value.psk_identity.empty()) b.set("psk_identity", toHex(d.value.psk_identity, 64));
   if (!d.value.public_value.empty()) {
     b.set("public", toHex(d.value.public_value));

@@ -106,6 +106,17 @@ void keyShareEntry(std::string& out, int indent, const Json& group, const Json& 
   out += pad(indent) + (list_item ? "},\n" : "},\n");
 }
 
+// "7,200": JSSE groups digits in ticket lifetimes and extension ids ("65,281").
+std::string grouped(std::int64_t v) {
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && digits[i] != '-' && digits[i - 1] != '-' && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
+}
+
 // The lines inside one extension's block (RFC 8446 4.2 and friends), in JSSE's shapes.
 void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
   const std::string name = codeNameOf(field(x, "type"));
@@ -142,6 +153,8 @@ void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
     out += pad(in + 1) + "\"named group\": " + codeNameOf(field(x, "group")) + "\n";
     dumpBlock(out, in + 1, "key_exchange", field(x, "public"), "}", false);
     out += pad(in) + "},\n";
+  } else if (name == "renegotiation_info" && intField(x, "renegotiated_connection_length") == 0) {
+    out += pad(in) + "\"renegotiated connection\": [<no renegotiated connection>]\n";
   } else if (intField(x, "length") == 0 || (name == "session_ticket" && intField(x, "ticket_length") == 0)) {
     empty();
   } else {
@@ -155,7 +168,7 @@ void extensionList(std::string& out, int indent, const Json& exts, bool from_cli
   const auto& a = exts.asArray();
   for (std::size_t i = 0; i < a.size(); ++i) {
     const Json& t = field(a[i], "type");
-    out += pad(indent) + "\"" + codeNameOf(t) + " (" + std::to_string(codeId(t)) + ")\": {\n";
+    out += pad(indent) + "\"" + codeNameOf(t) + " (" + grouped(codeId(t)) + ")\": {\n";  // "65,281"
     extensionBody(out, indent + 1, a[i], from_client);
     out += pad(indent) + (i + 1 == a.size() ? "}\n" : "},\n");
   }
@@ -335,25 +348,37 @@ void x509Extensions(std::string& out, int in, const Json& exts) {
   out += pad(in) + "]}\n";
 }
 
+// One certificate as JSSE prints an X509Certificate: `"certificate" : {` at `in`, closed by the
+// extension list's "]}" (or "}" without extensions).
+void certificateEntry(std::string& out, int in, const Json& c) {
+  out += pad(in) + "\"certificate\" : {\n";
+  if (const Json* v = c.find("version")) quoted(out, in + 1, "version", "v" + scalar(*v), 21);
+  quoted(out, in + 1, "serial number", jsseSerial(str(c, "serial")), 21);
+  quoted(out, in + 1, "signature algorithm", jsseSigAlg(str(c, "signature_algorithm")), 21);
+  quoted(out, in + 1, "issuer", jsseName(str(c, "issuer")), 21);
+  quoted(out, in + 1, "not before", jsseDate(str(c, "not_before")), 21);
+  quoted(out, in + 1, "not  after", jsseDate(str(c, "not_after")), 21);  // sic: JSSE's two blanks
+  quoted(out, in + 1, "subject", jsseName(str(c, "subject")), 21);
+  const Json& x509 = field(c, "x509_extensions");
+  const bool has_x509 = x509.isArray() && !x509.asArray().empty();
+  quoted(out, in + 1, "subject public key", str(field(c, "key"), "type"), 21, has_x509);
+  if (has_x509) x509Extensions(out, in + 1, x509);
+  else out += pad(in) + "}\n";
+}
+
 void certificate(std::string& out, const Json& b) {
+  if (!b.find("request_context")) {  // TLS 1.2 (RFC 5246 7.4.2): JSSE's T12CertificateMessage
+    out += "\"Certificates\": [\n";
+    for (const auto& c : field(b, "chain").asArray()) certificateEntry(out, 1, c);
+    out += "]\n";
+    return;
+  }
   out += "\"Certificate\": {\n";
-  if (const Json* ctx = b.find("request_context"))
-    quoted(out, 1, "certificate_request_context", upperHex(ctx->asString()), 0);
+  quoted(out, 1, "certificate_request_context", upperHex(str(b, "request_context")), 0);
   out += pad(1) + "\"certificate_list\": [  \n";
   for (const auto& c : field(b, "chain").asArray()) {
-    out += pad(1) + "{\n" + pad(2) + "\"certificate\" : {\n";
-    if (const Json* v = c.find("version")) quoted(out, 3, "version", "v" + scalar(*v), 21);
-    quoted(out, 3, "serial number", jsseSerial(str(c, "serial")), 21);
-    quoted(out, 3, "signature algorithm", jsseSigAlg(str(c, "signature_algorithm")), 21);
-    quoted(out, 3, "issuer", jsseName(str(c, "issuer")), 21);
-    quoted(out, 3, "not before", jsseDate(str(c, "not_before")), 21);
-    quoted(out, 3, "not  after", jsseDate(str(c, "not_after")), 21);  // sic: JSSE's two blanks
-    quoted(out, 3, "subject", jsseName(str(c, "subject")), 21);
-    const Json& x509 = field(c, "x509_extensions");
-    const bool has_x509 = x509.isArray() && !x509.asArray().empty();
-    quoted(out, 3, "subject public key", str(field(c, "key"), "type"), 21, has_x509);
-    if (has_x509) x509Extensions(out, 3, x509);
-    else out += pad(2) + "}\n";
+    out += pad(1) + "{\n";
+    certificateEntry(out, 2, c);
     const Json& exts = field(c, "extensions");
     out += pad(2) + "\"extensions\": {\n";
     if (exts.isArray() && !exts.asArray().empty()) extensionList(out, 3, exts, false);
@@ -363,16 +388,46 @@ void certificate(std::string& out, const Json& b) {
   out += "]\n}\n";
 }
 
-// "7,200": JSSE prints ticket lifetimes with grouping.
-std::string grouped(std::int64_t v) {
-  const std::string digits = std::to_string(v);
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && digits[i] != '-' && digits[i - 1] != '-' && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
+// RFC 5246 7.4.3 / RFC 8422 5.4: JSSE's ECDH and DH ServerKeyExchange blocks.
+void serverKeyExchange(std::string& out, const Json& b) {
+  const bool ec = b.find("curve") != nullptr;
+  out += ec ? "\"ECDH ServerKeyExchange\": {\n" : "\"DH ServerKeyExchange\": {\n";
+  out += pad(1) + "\"parameters\": {\n";
+  if (ec) {
+    out += pad(2) + "\"named group\": \"" + codeNameOf(field(b, "curve")) + "\"\n";
+    dumpBlock(out, 2, "ecdh public", field(b, "public"), "},");
+  } else {
+    dumpBlock(out, 2, "dh_p", field(b, "p"), "},");
+    dumpBlock(out, 2, "dh_g", field(b, "g"), "},");
+    dumpBlock(out, 2, "dh_Ys", field(b, "public"), "},");
   }
-  return s;
+  out += pad(1) + "},\n";
+  if (const Json* alg = b.find("signature_algorithm")) {
+    out += pad(1) + "\"digital signature\":  {\n";
+    out += pad(2) + "\"signature algorithm\": \"" + codeNameOf(*alg) + "\"\n";
+    dumpBlock(out, 2, "signature", field(b, "signature"), "},");
+    out += pad(1) + "}\n";
+  }
+  out += "}\n";
 }
+
+// RFC 5246 7.4.7 / RFC 8422 5.7.
+bool clientKeyExchange(std::string& out, const Json& b) {
+  const std::string kex = str(b, "kex");
+  if (kex == "ECDHE") {
+    out += "\"ECDH ClientKeyExchange\": {\n";
+    dumpBlock(out, 1, "ecdh public", field(b, "public"), "},");
+  } else if (kex == "DHE") {
+    out += "\"DH ClientKeyExchange\": {\n" + pad(1) + "\"parameters\": {\n";
+    dumpBlock(out, 2, "dh_Yc", field(b, "public"), "},");
+    out += pad(1) + "}\n";
+  } else {
+    return false;
+  }
+  out += "}\n";
+  return true;
+}
+
 
 // The block of one handshake message; false when JSSE has no specific shape for it.
 bool messageBody(std::string& out, const std::string& type, const Json& b) {
@@ -385,6 +440,12 @@ bool messageBody(std::string& out, const std::string& type, const Json& b) {
     out += "]\n";
   } else if (type == "Certificate") {
     certificate(out, b);
+  } else if (type == "ServerKeyExchange" && (b.find("curve") || b.find("p"))) {
+    serverKeyExchange(out, b);
+  } else if (type == "ClientKeyExchange") {
+    return clientKeyExchange(out, b);
+  } else if (type == "ServerHelloDone") {
+    out += "<empty>\n";
   } else if (type == "CertificateVerify") {
     out += "\"CertificateVerify\": {\n" + pad(1) +
            "\"signature algorithm\": " + codeNameOf(field(b, "signature_algorithm")) + "\n";
@@ -427,7 +488,8 @@ void genericValue(const std::string& key, const Json& v, int indent, std::string
 
 // JSSE's header wording for one handshake message, from the sender's role (RFC 8446 2: the
 // client leg's peer is a client, the upstream leg's a server).
-std::string messageHeadline(const std::string& type, bool sent, bool sender_is_server, bool tls13) {
+std::string messageHeadline(const std::string& type, bool sent, bool sender_is_server, bool tls13,
+                            const std::string& kex) {
   const std::string role = sender_is_server ? "server " : "client ";
   if (type == "ChangeCipherSpec")
     return sent ? "Produced ChangeCipherSpec message" : "Consuming ChangeCipherSpec message";
@@ -441,6 +503,11 @@ std::string messageHeadline(const std::string& type, bool sent, bool sender_is_s
     return sent ? (tls13 ? "Produced NewSessionTicket post-handshake message ("
                          : "Produced NewSessionTicket stateless handshake message (")
                 : "Consuming NewSessionTicket message (";
+  if (type == "ServerKeyExchange" || type == "ClientKeyExchange") {
+    // JSSE names the key exchange: "ECDH ServerKeyExchange", "ECDHE ClientKeyExchange".
+    std::string kind = kex == "ECDHE" ? (type[0] == 'S' ? "ECDH " : "ECDHE ") : kex == "DHE" ? (type[0] == 'S' ? "DH " : "DHE ") : "";
+    return (sent ? "Produced " : "Consuming ") + kind + type + " handshake message (";
+  }
   return (sent ? "Produced " : "Consuming ") + type + " handshake message (";
 }
 
@@ -458,7 +525,7 @@ std::string renderJsse(const Event& e) {
     const Json& b = field(f, "body");
     const bool sender_is_server = (e.leg == Leg::Client) == sent;
     const bool tls13 = b.find("request_context") || b.find("nonce") || type == "EncryptedExtensions";
-    std::string s = head + messageHeadline(type, sent, sender_is_server, tls13) + "\n";
+    std::string s = head + messageHeadline(type, sent, sender_is_server, tls13, str(b, "kex")) + "\n";
     if (type == "ChangeCipherSpec") return s;
     if (b.isObject() && messageBody(s, type, b)) return s + ")\n";
     s += "\"" + type + "\": {\n";

@@ -142,9 +142,19 @@ void extensionLines(Lines& out, const Json& x, bool from_client) {
       for (const auto& s : field(x, "shares").asArray()) share(s, field(s, "public"), intField(s, "length"));
     else if (const Json* g = x.find("group"))
       share(*g, field(x, "public"), static_cast<std::int64_t>(str(x, "public").size() / 2));
+  } else if (name == "renegotiation_info" && intField(x, "renegotiated_connection_length") == 0) {
+    out += sp(in + 2) + "<EMPTY>\n";
   } else if (const Json* raw = x.find("raw"); raw && raw->isString()) {
     bioDump(out, in, wire::fromHex(raw->asString()));
   }
+}
+
+// t1_trce.c's extension names where they differ from the IANA registry's.
+std::string extensionName(const std::string& name) {
+  if (name == "renegotiation_info") return "renegotiate";
+  if (name == "pre_shared_key") return "psk";
+  if (name == "signed_certificate_timestamp") return "signed_certificate_timestamps";
+  return name;
 }
 
 void extensions(Lines& out, const Json& exts, bool from_client, int indent = 6) {
@@ -158,7 +168,7 @@ void extensions(Lines& out, const Json& exts, bool from_client, int indent = 6) 
   out += sp(indent) + "extensions, length = " + std::to_string(total) + "\n";
   for (const auto& x : a) {
     const Json& t = field(x, "type");
-    out += sp(indent + 2) + "extension_type=" + codeNameOf(t) + "(" + std::to_string(codeId(t)) +
+    out += sp(indent + 2) + "extension_type=" + extensionName(codeNameOf(t)) + "(" + std::to_string(codeId(t)) +
            "), length=" + std::to_string(intField(x, "length")) + "\n";
     extensionLines(out, x, from_client);
   }
@@ -338,6 +348,32 @@ void certificate(Lines& out, const Json& b, std::int64_t msg_length) {
   }
 }
 
+std::string hexLine(int indent, std::string_view label, const Json& hex) {
+  const auto s = hex.asString();
+  return sp(indent) + std::string(label) + " (len=" + std::to_string(s.size() / 2) + "): " + upperHex(s) + "\n";
+}
+
+// RFC 5246 7.4.3 / 7.4.7, RFC 8422 5.4 / 5.7: the key exchange lines of t1_trce.c.
+void keyExchange(Lines& out, bool server, const Json& b) {
+  const std::string kex = str(b, "kex");
+  out += sp(6) + "KeyExchangeAlgorithm=" + kex + "\n";
+  if (server && b.find("curve")) {
+    const Json& c = field(b, "curve");
+    out += sp(8) + "named_curve: " + groupName(c) + " (" + std::to_string(codeId(c)) + ")\n";
+    out += hexLine(8, "point", field(b, "public"));
+  } else if (server && b.find("p")) {
+    out += hexLine(8, "dh_p", field(b, "p")) + hexLine(8, "dh_g", field(b, "g")) + hexLine(8, "dh_Ys", field(b, "public"));
+  } else if (!server && b.find("public")) {
+    out += hexLine(8, kex == "DHE" ? "dh_Yc" : "ecdh_Yc", field(b, "public"));
+  }
+  if (const Json* s = b.find("signature_algorithm")) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, " (0x%04llx)", static_cast<unsigned long long>(codeId(*s)));
+    out += sp(6) + "Signature Algorithm: " + codeNameOf(*s) + buf + "\n";
+    out += hexLine(6, "Signature", field(b, "signature"));
+  }
+}
+
 void messageLines(Lines& out, const std::string& type, const Json& b, std::int64_t length) {
   if (type == "ChangeCipherSpec") {
     out += sp(4) + "change_cipher_spec (1)\n";
@@ -360,6 +396,8 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
   } else if (type == "Finished") {
     const std::string v = upperHex(str(b, "verify_data"));
     out += sp(6) + "verify_data (len=" + std::to_string(v.size() / 2) + "): " + v + "\n";
+  } else if (type == "ServerKeyExchange" || type == "ClientKeyExchange") {
+    keyExchange(out, type == "ServerKeyExchange", b);
   } else if (type == "NewSessionTicket") {
     out += sp(8) + "ticket_lifetime_hint=" + str(b, "lifetime") + "\n";
     if (b.find("age_add")) out += sp(8) + "ticket_age_add=" + str(b, "age_add") + "\n";
@@ -367,7 +405,7 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
       out += sp(8) + "ticket_nonce (len=" + std::to_string(n->asString().size() / 2) + "): " + upperHex(n->asString()) +
              "\n";
     out += sp(8) + "ticket (len=" + str(b, "ticket_length") + "): " + upperHex(str(b, "ticket")) + "\n";
-    if (const Json* e = b.find("extensions")) extensions(out, *e, false, 8);
+    if (const Json* e = b.find("extensions"); e && b.find("nonce")) extensions(out, *e, false, 8);  // TLS 1.3 only
   } else {
     for (const auto& [k, v] : b.asObject()) out += sp(6) + std::string(k) + "=" + scalar(v) + "\n";
   }

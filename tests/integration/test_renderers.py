@@ -165,6 +165,13 @@ class Renderers(ProxyTestCase):
 
     @unittest.skipUnless(shutil.which("java") and shutil.which("javac") and shutil.which("keytool"), "needs Java")
     def test_jsse_format_matches_java_debug(self):
+        self.java_case()
+
+    @unittest.skipUnless(shutil.which("java") and shutil.which("javac") and shutil.which("keytool"), "needs Java")
+    def test_jsse_format_matches_java_debug_tls12(self):
+        self.java_case("TLSv1.2")
+
+    def java_case(self, protocol=None):
         srv = self.s_server()
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca,
                        "--format", "jsse")
@@ -177,26 +184,34 @@ class Renderers(ProxyTestCase):
                  "-alias", "tlstrace", "-file", p.ca, "-keystore", store], timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         r = run(["java", f"-Djavax.net.ssl.trustStore={store}", "-Djavax.net.ssl.trustStorePassword=changeit",
-                 "-Djavax.net.debug=ssl:handshake", "-cp", self.dir, "Get", str(p.port)], timeout=120)
+                 "-Djavax.net.debug=ssl:handshake", "-cp", self.dir, "Get", str(p.port), *([protocol] if protocol else [])],
+                timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace")[-3000:])
         p.conn_closed()
         with open(p.trace) as f:
             ours = jsse_blocks(f.read(), thread="client")
         theirs = jsse_blocks(r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace"))
         self.assertGreater(sum(map(len, theirs)), 50, "the JVM printed no handshake messages")
+        name = f"jsse {protocol or 'default (TLS 1.3)'}"
         frac, diff = compare(mask_jsse(ours), mask_jsse(theirs))
-        self.report("jsse", frac, diff, JSSE_FLOOR)
+        self.report(name, frac, diff, JSSE_FLOOR)
         frac, diff = compare(mask_jsse(ours, values=False), mask_jsse(theirs, values=False))
-        self.report("jsse, bytes unmasked", frac, diff, JSSE_FLOOR)
+        self.report(name + ", bytes unmasked", frac, diff, JSSE_FLOOR)
 
     def test_openssl_format_matches_s_client_trace(self):
+        self.s_client_case()
+
+    def test_openssl_format_matches_s_client_trace_tls12(self):
+        self.s_client_case("-tls1_2")
+
+    def s_client_case(self, *options):
         srv = self.s_server()
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca,
                        "--format", "openssl")
         # -ign_eof: s_client reads until the server closes, so it sees the tickets and the
         # close_notify the proxy sends after the response, as the proxy does.
         r = run(["openssl", "s_client", "-trace", "-ign_eof", "-connect", p.addr, "-servername", "localhost",
-                 "-CAfile", p.ca],
+                 "-CAfile", p.ca, *options],
                 input=b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n", timeout=DEADLINE)
         self.assertIn(b"Verify return code: 0 (ok)", r.stdout)
         p.conn_closed()
@@ -205,9 +220,10 @@ class Renderers(ProxyTestCase):
         theirs = s_client_lines(r.stdout.decode(errors="replace"))
         self.assertGreater(len(theirs), 50, "s_client printed no handshake messages")
         frac, diff = compare(mask_openssl(ours), mask_openssl(theirs))
-        self.report("openssl", frac, diff, OPENSSL_FLOOR)
+        name = "openssl " + (" ".join(options) or "default (TLS 1.3)")
+        self.report(name, frac, diff, OPENSSL_FLOOR)
         frac, diff = compare(mask_openssl(ours, values=False), mask_openssl(theirs, values=False))
-        self.report("openssl, bytes unmasked", frac, diff, OPENSSL_FLOOR)
+        self.report(name + ", bytes unmasked", frac, diff, OPENSSL_FLOOR)
 
 
 if __name__ == "__main__":
