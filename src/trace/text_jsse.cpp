@@ -117,6 +117,20 @@ std::string grouped(std::int64_t v) {
   return s;
 }
 
+// RFC 6066 8 OCSPStatusRequest, as JSSE prints it (its lists' contents are not kept: their sizes).
+void ocspRequest(std::string& out, int in, const Json& q) {
+  const auto list = [&](std::string_view key) {
+    const auto n = intField(q, key);
+    return n == 0 ? std::string("<empty>") : "<" + std::to_string(n) + " bytes>";
+  };
+  out += pad(in) + "\"certificate status type\": " + str(q, "status_type") + "\n";
+  out += pad(in) + "\"OCSP status request\": {\n" + pad(in + 1) + "\"responder_id\": " +
+         list("responder_id_list_length") + "\n";
+  out += pad(in + 1) + "\"request extensions\": {\n" + pad(in + 2) + list("request_extensions_length") + "\n" +
+         pad(in + 1) + "}\n";
+  out += pad(in) + "}\n";
+}
+
 // The lines inside one extension's block (RFC 8446 4.2 and friends), in JSSE's shapes.
 void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
   const std::string name = codeNameOf(field(x, "type"));
@@ -124,12 +138,14 @@ void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
   if (name == "server_name") {
     for (const auto& n : field(x, "names").asArray())
       out += pad(in) + "type=host_name (0), value=" + std::string(n.asString()) + "\n";
-  } else if (name == "status_request" && intField(x, "responder_id_list_length") == 0 &&
-             intField(x, "request_extensions_length") == 0) {
-    out += pad(in) + "\"certificate status type\": " + str(x, "status_type") + "\n";
-    out += pad(in) + "\"OCSP status request\": {\n" + pad(in + 1) + "\"responder_id\": <empty>\n";
-    out += pad(in + 1) + "\"request extensions\": {\n" + pad(in + 2) + "<empty>\n" + pad(in + 1) + "}\n";
-    out += pad(in) + "}\n";
+  } else if (name == "status_request" && x.find("responder_id_list_length")) {
+    ocspRequest(out, in, x);
+  } else if (name == "status_request_v2") {
+    for (const auto& q : field(x, "requests").asArray()) {
+      out += pad(in) + "\"cert status request\": {\n";
+      ocspRequest(out, in + 1, q);
+      out += pad(in) + "}\n";
+    }
   } else if (name == "supported_groups") {
     out += pad(in) + "\"versions\": " + nameList(field(x, "groups")) + "\n";  // JSSE's own label
   } else if (name == "ec_point_formats") {
@@ -453,8 +469,14 @@ bool messageBody(std::string& out, const std::string& type, const Json& b) {
     out += "}\n";
   } else if (type == "Finished") {
     out += "\"Finished\": {\n";
-    dumpBlock(out, 1, "verify data", field(b, "verify_data"), "}'}");  // sic: JDK 17's closing
-  } else if (type == "NewSessionTicket" && b.find("nonce")) {
+    dumpBlock(out, 1, "verify data", field(b, "verify_data"), "}'}", false);  // sic: JDK 17's closing
+  } else if (type == "NewSessionTicket" && !b.find("nonce")) {  // RFC 5077 3.3
+    out += "\"NewSessionTicket\": {\n";
+    quoted(out, 1, "ticket_lifetime", grouped(intField(b, "lifetime")), 23);
+    out += pad(1) + "\"ticket\"               : {\n";
+    if (const Json* t = b.find("ticket"); t && t->isString()) hexDump(out, 2, t->asString());
+    out += pad(1) + "}'}\n";  // sic
+  } else if (type == "NewSessionTicket") {
     out += "\"NewSessionTicket\": {\n";
     quoted(out, 1, "ticket_lifetime", grouped(intField(b, "lifetime")), 23);
     quoted(out, 1, "ticket_age_add", "<omitted>", 23);

@@ -43,29 +43,29 @@ JSSE_FLOOR = float(os.environ.get("TLSTRACE_JSSE_FLOOR", "0.93"))
 OPENSSL_FLOOR = float(os.environ.get("TLSTRACE_OPENSSL_FLOOR", "0.90"))
 
 JSSE_HEADER = re.compile(r"^javax\.net\.ssl\|(\w+)\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)$")
-JSSE_VERB = re.compile(r"^(Produced|Consuming|Received|Sent|Reproduced) (.*?)( stateless)?( post-handshake)?"
-                       r"( handshake)? message \($")
+JSSE_VERB = re.compile(r"^(Produced|Consuming|Received|Sent|Reproduced) (?:client |server )?(.*?)( stateless)?"
+                       r"( post-handshake)?( handshake)?( message)?( \()?$")
 HEX_DUMP = re.compile(r"^(\s*)[0-9A-Fa-f]{4}: ([0-9A-Fa-f]{2} ?)+.*$")
 LONG_HEX = re.compile(r"\b[0-9A-Fa-f]{16,}\b")
 
 
 def jsse_blocks(text, thread=None):
-    """The handshake-message and alert blocks of a javax.net.debug log (header + body up to ")"),
-    optionally only those of one thread name (the proxy puts its leg there)."""
+    """The handshake-message and alert blocks of a javax.net.debug log: a header line saying what
+    was produced or consumed, and the lines up to the next header (one-line headers, such as
+    "Consuming ChangeCipherSpec message", are left out), optionally only those of one thread name
+    (the proxy puts its leg there)."""
     blocks, cur = [], None
     for line in text.splitlines():
         m = JSSE_HEADER.match(line)
         if m:
             cur = None
-            if line.endswith(" (") and (thread is None or m.group(3) == thread) and " message (" in line:
+            if JSSE_VERB.match(m.group(6)) and (thread is None or m.group(3) == thread):
                 cur = [line]
                 blocks.append(cur)
             continue
         if cur is not None:
             cur.append(line)
-            if line == ")":
-                cur = None
-    return blocks
+    return [b for b in blocks if len(b) > 1]
 
 
 def mask_jsse(blocks, values=True):
@@ -77,7 +77,7 @@ def mask_jsse(blocks, values=True):
         msg = m.group(6)
         v = JSSE_VERB.match(msg)
         if v:  # the point of view and JSSE's producer/consumer wording go; the message stays
-            msg = v.group(2) + " message ("
+            msg = v.group(2) + " message"
         out.append(f"javax.net.ssl|{m.group(1)}|*|*|*|*|{msg}")
         for line in b[1:]:
             line = line.rstrip()
