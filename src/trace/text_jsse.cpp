@@ -124,8 +124,8 @@ void ocspRequest(std::string& out, int in, const Json& q) {
     return n == 0 ? std::string("<empty>") : "<" + std::to_string(n) + " bytes>";
   };
   out += pad(in) + "\"certificate status type\": " + str(q, "status_type") + "\n";
-  out += pad(in) + "\"OCSP status request\": {\n" + pad(in + 1) + "\"responder_id\": " +
-         list("responder_id_list_length") + "\n";
+  out += pad(in) + "\"OCSP status request\": {\n" + pad(in + 1) +
+         "\"responder_id\": " + list("responder_id_list_length") + "\n";
   out += pad(in + 1) + "\"request extensions\": {\n" + pad(in + 2) + list("request_extensions_length") + "\n" +
          pad(in + 1) + "}\n";
   out += pad(in) + "}\n";
@@ -444,7 +444,6 @@ bool clientKeyExchange(std::string& out, const Json& b) {
   return true;
 }
 
-
 // The block of one handshake message; false when JSSE has no specific shape for it.
 bool messageBody(std::string& out, const std::string& type, const Json& b) {
   if (type == "ClientHello" || type == "ServerHello" || type == "HelloRetryRequest") {
@@ -470,7 +469,7 @@ bool messageBody(std::string& out, const std::string& type, const Json& b) {
   } else if (type == "Finished") {
     out += "\"Finished\": {\n";
     dumpBlock(out, 1, "verify data", field(b, "verify_data"), "}'}", false);  // sic: JDK 17's closing
-  } else if (type == "NewSessionTicket" && !b.find("nonce")) {  // RFC 5077 3.3
+  } else if (type == "NewSessionTicket" && !b.find("nonce")) {                // RFC 5077 3.3
     out += "\"NewSessionTicket\": {\n";
     quoted(out, 1, "ticket_lifetime", grouped(intField(b, "lifetime")), 23);
     out += pad(1) + "\"ticket\"               : {\n";
@@ -527,7 +526,9 @@ std::string messageHeadline(const std::string& type, bool sent, bool sender_is_s
                 : "Consuming NewSessionTicket message (";
   if (type == "ServerKeyExchange" || type == "ClientKeyExchange") {
     // JSSE names the key exchange: "ECDH ServerKeyExchange", "ECDHE ClientKeyExchange".
-    std::string kind = kex == "ECDHE" ? (type[0] == 'S' ? "ECDH " : "ECDHE ") : kex == "DHE" ? (type[0] == 'S' ? "DH " : "DHE ") : "";
+    std::string kind = kex == "ECDHE" ? (type[0] == 'S' ? "ECDH " : "ECDHE ")
+                       : kex == "DHE" ? (type[0] == 'S' ? "DH " : "DHE ")
+                                      : "";
     return (sent ? "Produced " : "Consuming ") + kind + type + " handshake message (";
   }
   return (sent ? "Produced " : "Consuming ") + type + " handshake message (";

@@ -362,7 +362,8 @@ void keyExchange(Lines& out, bool server, const Json& b) {
     out += sp(8) + "named_curve: " + groupName(c) + " (" + std::to_string(codeId(c)) + ")\n";
     out += hexLine(8, "point", field(b, "public"));
   } else if (server && b.find("p")) {
-    out += hexLine(8, "dh_p", field(b, "p")) + hexLine(8, "dh_g", field(b, "g")) + hexLine(8, "dh_Ys", field(b, "public"));
+    out +=
+        hexLine(8, "dh_p", field(b, "p")) + hexLine(8, "dh_g", field(b, "g")) + hexLine(8, "dh_Ys", field(b, "public"));
   } else if (!server && b.find("public")) {
     out += hexLine(8, kex == "DHE" ? "dh_Yc" : "ecdh_Yc", field(b, "public"));
   }
