@@ -5,8 +5,12 @@ the proxy in reverse mode; the proxy's client-leg trace of that connection is di
 with what the client printed. Both sides are masked the same way first (randoms, session ids, key
 shares, signatures, Finished data, tickets, times, thread ids and source locations), and the point
 of view is taken out of the block headers: the client prints "Produced ClientHello", the proxy,
-the server of that leg, "Consuming ClientHello". The fraction of identical lines must stay above
-a floor; the differing lines are printed either way."""
+the server of that leg, "Consuming ClientHello". A second comparison masks only times, threads and
+source lines: it is the same connection, so every byte must match too. Scope: JSSE's message and
+alert blocks (its other log lines, "Ignore unsupported extension" and the like, have no
+counterpart in the proxy's events) and s_client's message lines (the proxy's message events
+carry no record headers). Each fraction (matched lines over the longer side) must stay above a
+floor; the differing lines are printed either way. TLS 1.3 (each tool's default) and TLS 1.2."""
 import difflib
 import os
 import re
@@ -37,9 +41,13 @@ public class Get {
 }
 """
 
-# The floors: the fractions measured when this test was written, less a small margin for
-# run-to-run differences (which extensions a peer happens to send, ticket counts).
-JSSE_FLOOR = float(os.environ.get("TLSTRACE_JSSE_FLOOR", "0.93"))
+# The floors: the fractions measured when this test was written (jsse: 0.974 at TLS 1.3, 0.966 at
+# TLS 1.2; openssl: 0.924 and 0.918), less a margin of about two points. What differs is whole
+# and stable: blocks one side logs and the other does not (JSSE does not log the close_notify it
+# sends; s_client prints its own ChangeCipherSpec, the proxy its own) and s_client's PEM copy of
+# the certificate (the events keep no DER). A signature one byte longer or shorter changes no line
+# count; a lost extension block, field name or dump line costs about half a point each.
+JSSE_FLOOR = float(os.environ.get("TLSTRACE_JSSE_FLOOR", "0.95"))
 OPENSSL_FLOOR = float(os.environ.get("TLSTRACE_OPENSSL_FLOOR", "0.90"))
 
 JSSE_HEADER = re.compile(r"^javax\.net\.ssl\|(\w+)\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|(.*)$")
