@@ -817,10 +817,12 @@ SCENARIOS = [
 RANDOM_FIELDS = {
     "random", "session_id", "client_random", "secret", "key", "iv", "mac_key", "verify_data",
     "public", "server_public", "client_public", "age_add", "binders", "binder", "identity",
-    "obfuscated_ticket_age", "cookie",
+    "obfuscated_ticket_age", "cookie", "ticket",
 }
-# Certificate summaries: dates and fingerprints change with every generated certificate.
-CERT_FIELDS = {"not_before", "not_after", "sha256"}
+# Certificate summaries: dates, fingerprints and signatures (ECDSA: of varying length) change with
+# every generated certificate, and so do the key identifier extensions (RFC 5280 4.2.1.1, 4.2.1.2).
+CERT_FIELDS = {"not_before", "not_after", "sha256", "signature"}
+KEY_ID_OIDS = {"2.5.29.14", "2.5.29.35"}
 HOSTPORT = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:.]+\]):(\d{1,5})\b")
 PORTWORD = re.compile(r"(\bport )(\d{1,5})\b")  # curl: "Failed to connect to localhost port 41803"
 
@@ -854,6 +856,8 @@ class Normaliser:
     def value(self, k, v, path):
         if k is not None and (k.endswith("_ms") or k == "ts"):
             return "<ms>"
+        if k == "signature" and isinstance(v, str):  # ECDSA signatures vary in length too
+            return "<signature>"
         if k in RANDOM_FIELDS and not isinstance(v, dict) or (k == "key" and isinstance(v, str)):
             return self.blank(v)
         if isinstance(v, dict):
@@ -861,7 +865,7 @@ class Normaliser:
             is_cert = "subject" in v and "issuer" in v
             forged = is_cert and PROXY_CA_CN in str(v.get("issuer"))
             for kk, vv in v.items():
-                if is_cert and kk in CERT_FIELDS:
+                if is_cert and kk in CERT_FIELDS or kk == "text" and v.get("oid") in KEY_ID_OIDS:
                     out[kk] = "<cert>"
                 elif forged and kk == "serial":
                     out[kk] = self.blank(vv)

@@ -2,6 +2,7 @@
 
 #include <openssl/asn1.h>
 #include <openssl/objects.h>
+#include <openssl/x509v3.h>
 
 #include <cctype>
 #include <cstdio>
@@ -50,6 +51,37 @@ std::string ipText(const ASN1_OCTET_STRING* ip) {
     return s;
   }
   return buf;
+}
+
+std::string hexOf(const unsigned char* p, std::size_t n) { return wire::toHex({p, n}); }
+
+// The X.509 v3 extensions (RFC 5280 4.2) as OpenSSL prints them (X509V3_EXT_print, the text
+// `openssl x509 -text` shows), with their OIDs and criticality: the jsse/openssl text formats
+// rebuild their certificate blocks from these.
+Json x509Extensions(X509* cert) {
+  Json a = Json::array();
+  for (int i = 0; i < X509_get_ext_count(cert); ++i) {
+    X509_EXTENSION* ext = X509_get_ext(cert, i);
+    const ASN1_OBJECT* obj = X509_EXTENSION_get_object(ext);
+    char oid[128] = {};
+    OBJ_obj2txt(oid, sizeof oid, obj, 1);
+    Json e = Json::object();
+    e.set("oid", std::string(oid));
+    const int nid = OBJ_obj2nid(obj);
+    e.set("name", std::string(nid != NID_undef ? OBJ_nid2ln(nid) : oid));
+    e.set("critical", X509_EXTENSION_get_critical(ext) != 0);
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    if (bio && X509V3_EXT_print(bio.get(), ext, 0, 0) == 1) {
+      char* data = nullptr;
+      const long n = BIO_get_mem_data(bio.get(), &data);
+      e.set("text", std::string(data, static_cast<std::size_t>(n > 0 ? n : 0)));
+    } else {
+      const ASN1_OCTET_STRING* v = X509_EXTENSION_get_data(ext);
+      e.set("der", hexOf(ASN1_STRING_get0_data(v), static_cast<std::size_t>(ASN1_STRING_length(v))));
+    }
+    a.push(std::move(e));
+  }
+  return a;
 }
 
 }  // namespace
@@ -109,6 +141,10 @@ Json summarizeCertificate(X509* cert) {
       size_t len = 0;
       if (EVP_PKEY_get_utf8_string_param(pk, "group", curve, sizeof curve, &len)) key.set("curve", std::string(curve));
       key.set("bits", EVP_PKEY_get_bits(pk));
+      unsigned char point[256];
+      size_t point_len = 0;
+      if (EVP_PKEY_get_octet_string_param(pk, "encoded-pub-key", point, sizeof point, &point_len))
+        key.set("public", hexOf(point, point_len));
     } else {
       const char* tn = OBJ_nid2sn(id);
       key.set("type", id == EVP_PKEY_RSA ? "RSA" : (tn ? tn : "unknown"));
@@ -117,6 +153,11 @@ Json summarizeCertificate(X509* cert) {
   }
   j.set("key", std::move(key));
   j.set("signature_algorithm", std::string(OBJ_nid2ln(X509_get_signature_nid(cert))));
+  j.set("version", X509_get_version(cert) + 1);
+  j.set("x509_extensions", x509Extensions(cert));
+  const ASN1_BIT_STRING* sig = nullptr;
+  X509_get0_signature(&sig, nullptr, cert);
+  if (sig) j.set("signature", hexOf(ASN1_STRING_get0_data(sig), static_cast<std::size_t>(ASN1_STRING_length(sig))));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
   if (X509_digest(cert, EVP_sha256(), md, &mdlen)) j.set("sha256", wire::toHex({md, mdlen}));

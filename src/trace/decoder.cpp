@@ -304,6 +304,7 @@ void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Json& b) {
       hs().kex.server_sig_scheme = s.signed_params->scheme;
     }
     b.set("signature_length", s.signed_params->signature.size());
+    b.set("signature", toHex(s.signed_params->signature));  // public; the text formats print it
   }
 }
 
@@ -337,12 +338,14 @@ void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Json
     (from_client ? hs().kex.client_sig_scheme : hs().kex.server_sig_scheme) = d.value.scheme;
   }
   b.set("signature_length", d.value.signature.size());
+  b.set("signature", toHex(d.value.signature));  // public; `--format jsse|openssl` print it
 }
 
 // ClientKeyExchange
 void LegDecoder::clientKeyExchange(Bytes msg, Bytes body, Json& b) {
   auto d = decodeClientKeyExchange(body, hs().kex.kind);
   if (!d.ok()) return malformed(b, d.error, msg);
+  b.set("kex", std::string(kexName(hs().kex.kind)));  // the body alone does not say (RFC 5246 7.4.7)
   if (!d.value.psk_identity.empty()) b.set("psk_identity", toHex(d.value.psk_identity, 64));
   if (!d.value.public_value.empty()) {
     b.set("public", toHex(d.value.public_value));
@@ -365,6 +368,8 @@ void LegDecoder::newSessionTicket(Bytes msg, Bytes body, Json& b) {
     b.set("nonce", toHex(d.value.nonce));
   }
   b.set("ticket_length", d.value.ticket.size());
+  // The opaque ticket (server-encrypted state, no key in it), capped: the text formats dump it.
+  b.set("ticket", toHex(d.value.ticket, 1024));
   b.set("extensions", extensions(d.value.extensions, false, false));
   // Read by the key-exchange assessment, which a released leg has had already.
   if (hs_) hs_->kex.ticket_lifetimes.push_back(d.value.lifetime);

@@ -89,6 +89,29 @@ void statusRequest(const Ext& x) {
   }
 }
 
+// status_request_v2, RFC 6961 2.2: a list of {status_type, request_length, request}; for ocsp(1)
+// and ocsp_multi(2) the request is RFC 6066's OCSPStatusRequest.
+void statusRequestV2(const Ext& x) {
+  if (x.data.empty()) return;  // the server's acknowledgement
+  ByteReader r = x.reader(), list;
+  if (!r.readU16Prefixed(list) || !r.empty()) return x.fail("status_request_v2");
+  Json items = Json::array();
+  while (!list.empty()) {
+    std::uint8_t type = 0;
+    ByteReader req, ids, exts;
+    if (!list.readU8(type) || !list.readU16Prefixed(req)) return x.fail("status_request_v2");
+    Json item = Json::object();
+    item.set("status_type", type == 1 ? "ocsp" : type == 2 ? "ocsp_multi" : std::to_string(type));
+    if (type == 1 || type == 2) {
+      if (!req.readU16Prefixed(ids) || !req.readU16Prefixed(exts) || !req.empty()) return x.fail("status_request_v2");
+      item.set("responder_id_list_length", ids.remaining());
+      item.set("request_extensions_length", exts.remaining());
+    }
+    items.push(std::move(item));
+  }
+  x.out.set("requests", std::move(items));
+}
+
 // supported_groups, RFC 8446 4.2.7
 void supportedGroups(const Ext& x) {
   if (auto v = decodeU16List16(x.data)) x.out.set("groups", u16Names(*v, namedGroupName));
@@ -277,6 +300,7 @@ void keyShare(const Ext& x) {
     for (const auto& ks : *v) {
       Json k = codeName(ks.group, namedGroupName(ks.group));
       k.set("length", ks.key_exchange.size());
+      k.set("public", toHex(ks.key_exchange));  // public values: the text formats print them
       a.push(std::move(k));
     }
     x.out.set("shares", std::move(a));
@@ -336,6 +360,7 @@ void decodeExtension(const Extension& e, bool from_client, bool hrr, const DerDe
     case ExtensionType::ServerName: return serverName(x);
     case ExtensionType::MaxFragmentLength: return maxFragmentLength(x);
     case ExtensionType::StatusRequest: return statusRequest(x);
+    case ExtensionType::StatusRequestV2: return statusRequestV2(x);
     case ExtensionType::SupportedGroups: return supportedGroups(x);
     case ExtensionType::EcPointFormats: return ecPointFormats(x);
     case ExtensionType::SignatureAlgorithms:

@@ -1,25 +1,22 @@
 #include "trace/text.h"
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 
 #include "trace/raw_writer.h"
+#include "trace/text_internal.h"
 #include "wire/registry.h"
 
 namespace tlstrace::trace {
 
 using namespace std::string_view_literals;  // literal appends without strlen
+using namespace text_detail;
 
 namespace {
 
 constexpr std::size_t kInlineWidth = 96;
-
-bool isCodeName(const Json& j) {
-  if (!j.isObject()) return false;
-  const auto& o = j.asObject();
-  return o.size() == 2 && std::string_view(o[0].first) == "id" && std::string_view(o[1].first) == "name";
-}
 
 void appendHex4(std::string& out, std::int64_t v) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -40,12 +37,6 @@ void appendScalar(const Json& j, std::string& out) {
   } else {
     j.dumpTo(out);
   }
-}
-
-std::string scalar(const Json& j) {
-  std::string s;
-  appendScalar(j, s);
-  return s;
 }
 
 // "[i]" for array items, built piecewise: `"[" + std::to_string(i)` trips a GCC 12 -Wrestrict
@@ -183,11 +174,6 @@ void renderValue(const std::string& prefix, int indent, const std::string& key, 
   for (const auto& [k, x] : v.asObject()) renderValue(prefix, indent + 1, k, x, out);
 }
 
-std::string str(const Json& f, std::string_view key) {
-  const Json* v = f.find(key);
-  return v ? scalar(*v) : std::string{};
-}
-
 // The hellos' flattened convenience fields (events.md) repeat what their extensions already show
 // decoded; the JSON keeps both, the text shows each fact once.
 bool repeatsAnExtension(const std::string& type, const std::string& field) {
@@ -302,162 +288,52 @@ void appendDefault(const Event& e, std::string& out) {
   });
 }
 
-// ---------------------------------------------------------------------------------------------
-// JSSE shape: `javax.net.ssl|DEBUG|<thread>|<leg>|<time>|<source>|Produced X handshake message (`
-// followed by a quoted-key block, as JDK 11+ prints with -Djavax.net.debug=ssl,handshake.
+}  // namespace
 
-std::string jsseTime(Clock::time_point tp) {
-  std::string t = formatTimestamp(tp);  // 2026-11-27T08:00:00.123456Z
-  return t.substr(0, 10) + " " + t.substr(11, 12) + " UTC";
+namespace text_detail {
+
+bool isCodeName(const Json& j) {
+  if (!j.isObject()) return false;
+  const auto& o = j.asObject();
+  return o.size() == 2 && std::string_view(o[0].first) == "id" && std::string_view(o[1].first) == "name";
 }
 
-std::string jsseScalar(const Json& v) {
-  if (isCodeName(v)) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "(0x%04llX)", static_cast<unsigned long long>(v.find("id")->asInt()));
-    return v.find("name")->asString() + buf;
-  }
-  if (v.isString()) return v.asString();
-  return v.dump();
-}
-
-void jsseValue(const std::string& key, const Json& v, int indent, std::string& out, bool last) {
-  const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
-  const std::string comma = last ? "" : ",";
-  std::string k = "\"" + key + "\"";
-  if (k.size() < 22) k.resize(22, ' ');
-  if (v.isArray()) {
-    bool flat = true;
-    for (const auto& x : v.asArray()) flat = flat && isFlat(x);
-    if (flat) {
-      std::string s;
-      for (const auto& x : v.asArray()) s += (s.empty() ? "" : ", ") + jsseScalar(x);
-      out += pad + k + ": \"[" + s + "]\"" + comma + "\n";
-      return;
-    }
-    out += pad + k + ": [\n";
-    const auto& a = v.asArray();
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      std::string name = std::to_string(i);
-      if (const Json* t = a[i].find("type"); t && isCodeName(*t))
-        name = t->find("name")->asString() + " (" + std::to_string(t->find("id")->asInt()) + ")";
-      jsseValue(name, a[i], indent + 1, out, i + 1 == a.size());
-    }
-    out += pad + "]" + comma + "\n";
-    return;
-  }
-  if (v.isObject() && !isCodeName(v)) {
-    out += pad + k + ": {\n";
-    const auto& o = v.asObject();
-    for (std::size_t i = 0; i < o.size(); ++i)
-      if (o[i].first != "type") jsseValue(o[i].first, o[i].second, indent + 1, out, i + 1 == o.size());
-    out += pad + "}" + comma + "\n";
-    return;
-  }
-  out += pad + k + ": \"" + jsseScalar(v) + "\"" + comma + "\n";
-}
-
-std::string renderJsse(const Event& e) {
-  const std::string head = "javax.net.ssl|DEBUG|#" + std::to_string(e.conn) + "|" +
-                           std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "|" + jsseTime(e.ts) +
-                           "|tlstrace|";
-  Json scratch;
-  const Json& f = fieldsOf(e, scratch);
-  if (e.name() == "tls.message") {
-    const std::string type = str(f, "type");
-    const bool out_dir = str(f, "dir") == "out";
-    std::string s = head + (out_dir ? "Produced " : "Consuming ") + type + " handshake message (\n";
-    s += "\"" + type + "\": {\n";
-    if (const Json* b = f.find("body")) {
-      const auto& o = b->asObject();
-      for (std::size_t i = 0; i < o.size(); ++i) jsseValue(o[i].first, o[i].second, 1, s, i + 1 == o.size());
-    }
-    return s + "}\n)\n";
-  }
-  if (e.name() == "tls.alert")
-    return head + (str(f, "dir") == "out" ? "Produced" : "Received") + " alert (\n\"Alert\": {\n  \"level\"      : \"" +
-           str(f, "level") + "\",\n  \"description\": \"" + str(f, "description") + "\"\n}\n)\n";
-  std::string s = head + std::string(e.name()) + " (\n{\n";
-  const auto& o = f.asObject();
-  for (std::size_t i = 0; i < o.size(); ++i) jsseValue(o[i].first, o[i].second, 1, s, i + 1 == o.size());
-  return s + "}\n)\n";
-}
-
-// ---------------------------------------------------------------------------------------------
-// `openssl s_client -trace` shape: "Sent"/"Received" blocks with `name=value` lines and
-// "(len=N)" byte strings, prefixed with the connection and leg so both legs interleave readably.
-
-void opensslValue(const std::string& prefix, const std::string& key, const Json& v, int indent, std::string& out) {
-  const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
-  if (isCodeName(v)) {
-    char buf[24];
-    const auto id = v.find("id")->asInt();
-    std::snprintf(buf, sizeof buf, "(%lld)", static_cast<long long>(id));
-    out += prefix + pad + key + "=" + v.find("name")->asString() + buf + "\n";
-    return;
-  }
-  if (v.isString()) {
-    const std::string& s = v.asString();
-    const bool hex = !s.empty() && s.size() % 2 == 0 && s.find_first_not_of("0123456789abcdef") == std::string::npos &&
-                     s.size() >= 16;
-    if (hex) out += prefix + pad + key + " (len=" + std::to_string(s.size() / 2) + "): " + s + "\n";
-    else out += prefix + pad + key + "=" + s + "\n";
-    return;
-  }
-  if (v.isArray()) {
-    out += prefix + pad + key + " (len=" + std::to_string(v.asArray().size()) + ")\n";
-    std::size_t i = 0;
-    for (const auto& x : v.asArray()) {
-      if (x.isObject() && !isCodeName(x)) {
-        std::string name = indexLabel(i);
-        if (const Json* t = x.find("type"); t && isCodeName(*t))
-          name = "extension_type=" + t->find("name")->asString() + "(" + std::to_string(t->find("id")->asInt()) + ")";
-        out += prefix + pad + "  " + name + "\n";
-        for (const auto& [k, y] : x.asObject())
-          if (k != "type") opensslValue(prefix, k, y, indent + 2, out);
-      } else if (isCodeName(x)) {
-        char buf[16];
-        const auto id = x.find("id")->asInt();
-        std::snprintf(buf, sizeof buf, "{0x%02llX, 0x%02llX} ", static_cast<unsigned long long>(id >> 8),
-                      static_cast<unsigned long long>(id & 0xff));
-        out += prefix + pad + "  " + buf + x.find("name")->asString() + "\n";
-      } else {
-        out += prefix + pad + "  " + scalar(x) + "\n";
-      }
-      ++i;
-    }
-    return;
-  }
-  if (v.isObject()) {
-    out += prefix + pad + key + ":\n";
-    for (const auto& [k, y] : v.asObject()) opensslValue(prefix, k, y, indent + 1, out);
-    return;
-  }
-  out += prefix + pad + key + "=" + v.dump() + "\n";
-}
-
-std::string renderOpenssl(const Event& e) {
-  const std::string prefix =
-      "[#" + std::to_string(e.conn) + " " + std::string(e.leg == Leg::None ? "conn" : legName(e.leg)) + "] ";
-  Json scratch;
-  const Json& f = fieldsOf(e, scratch);
-  const bool sent = str(f, "dir") == "out";
-  if (e.name() == "tls.message") {
-    std::string s = prefix + (sent ? "Sent" : "Received") + " Handshake Message\n";
-    s += prefix + "  " + str(f, "type") + ", Length=" + str(f, "length") + "\n";
-    if (const Json* b = f.find("body"))
-      for (const auto& [k, v] : b->asObject()) opensslValue(prefix, k, v, 2, s);
-    return s;
-  }
-  if (e.name() == "tls.alert")
-    return prefix + (sent ? "Sent" : "Received") + " Record\n" + prefix + "  Alert, Level=" + str(f, "level") +
-           ", Description=" + str(f, "description") + "(" + str(f, "code") + ")\n";
-  std::string s = prefix + std::string(e.name()) + "\n";
-  for (const auto& [k, v] : f.asObject()) opensslValue(prefix, k, v, 1, s);
+std::string scalar(const Json& j) {
+  std::string s;
+  appendScalar(j, s);
   return s;
 }
 
-}  // namespace
+std::string str(const Json& f, std::string_view key) {
+  const Json* v = f.find(key);
+  return v ? scalar(*v) : std::string{};
+}
+
+std::string upperHex(std::string_view lower_hex) {
+  std::string s(lower_hex);
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Also for codes with more fields after id and name (a client key share: {id, name, length, ...}).
+std::int64_t codeId(const Json& j) {
+  const Json* id = j.find("id");
+  return id ? id->asInt() : 0;
+}
+std::string codeNameOf(const Json& j) {
+  const Json* name = j.find("name");
+  return name ? std::string(name->asString()) : std::string{};
+}
+
+const Json& field(const Json& obj, std::string_view key) {
+  static const Json kNull;
+  const Json* v = obj.find(key);
+  return v ? *v : kNull;
+}
+
+std::int64_t intField(const Json& obj, std::string_view key) { return field(obj, key).asInt(); }
+
+}  // namespace text_detail
 
 bool parseTextFormat(std::string_view s, TextFormat& out) {
   if (s == "default") out = TextFormat::Default;

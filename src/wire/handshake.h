@@ -31,6 +31,7 @@ enum class ExtensionType : std::uint16_t {
   ServerName = 0,
   MaxFragmentLength = 1,
   StatusRequest = 5,
+  StatusRequestV2 = 17,
   SupportedGroups = 10,
   EcPointFormats = 11,
   SignatureAlgorithms = 13,

@@ -322,8 +322,8 @@ class MirrorAndFormats(ProxyTestCase):
     def test_jsse_and_openssl_shaped_traces(self):
         srv = self.s_server()
         for fmt, marks in (("jsse", ["javax.net.ssl|DEBUG|#1|client|", "|Consuming ClientHello handshake message (",
-                                     "|Produced ServerHello handshake message (", '"cipher_suites"']),
-                           ("openssl", ["[#1 client] Received Handshake Message", "[#1 upstream] Sent Handshake Message",
+                                     "|Produced ServerHello handshake message (", '"cipher suites"']),
+                           ("openssl", ["[#1 client] Received Message", "[#1 upstream] Sent Message",
                                         "ClientHello, Length=", "{0x13, 0x01} TLS_AES_128_GCM_SHA256"])):
             with self.subTest(format=fmt):
                 p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--insecure", "--format", fmt)

@@ -254,7 +254,8 @@ TEST_CASE("server flights of GnuTLS and Node.js decode too") {
 // The whole body of every message of two GnuTLS handshakes, as text: any change to what the
 // decoder writes shows here. Recorded from the decoder before the split into decoder.cpp and
 // decoder_extensions.cpp (the ClientHellos' long bodies are left to the tests above: only their
-// direction, type and length are pinned).
+// direction, type and length are pinned). The `signature` and `ticket` values came later (for the
+// jsse/openssl text formats); each is a verbatim slice of the recorded message bytes.
 TEST_CASE("GnuTLS TLS 1.2 and 1.3 handshakes: every body, field by field, as recorded") {
   auto lines = [](const std::vector<Msg>& msgs) {
     LegDecoder leg;
@@ -271,13 +272,13 @@ TEST_CASE("GnuTLS TLS 1.2 and 1.3 handshakes: every body, field by field, as rec
       R"(C ClientHello 171)",
       R"(S ServerHello 91 {"legacy_version":"TLSv1.2","random":"a9f284b88d07a40489cf128d2e6e1d6779485e057d56cc42444f574e47524401","session_id":"2bccdc784473da1060c4083d7a79083f7557eafd08ee2590255ca338175671ba","cipher_suite":{"id":49196,"name":"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},"compression_method":0,"extensions":[{"type":{"id":11,"name":"ec_point_formats"},"length":2,"formats":["uncompressed"]},{"type":{"id":23,"name":"extended_master_secret"},"length":0},{"type":{"id":35,"name":"session_ticket"},"length":0,"ticket_length":0},{"type":{"id":65281,"name":"renegotiation_info"},"length":1,"renegotiated_connection_length":0}],"selected_version":"TLSv1.2"})",
       R"(S Certificate 418 {"chain":[{"der_length":412}]})",
-      R"(S ServerKeyExchange 112 {"kex":"ECDHE","curve":{"id":29,"name":"x25519"},"public":"d0bbf1e56dfc298a3cbf82adba3ea0a6746287da743e92354376930469374c58","signature_algorithm":{"id":1027,"name":"ecdsa_secp256r1_sha256"},"signature_length":72})",
+      R"(S ServerKeyExchange 112 {"kex":"ECDHE","curve":{"id":29,"name":"x25519"},"public":"d0bbf1e56dfc298a3cbf82adba3ea0a6746287da743e92354376930469374c58","signature_algorithm":{"id":1027,"name":"ecdsa_secp256r1_sha256"},"signature_length":72,"signature":"3046022100b99d41845a1ffa13b38f245195c07009967e1b1d25a9f9298854b87902e0ec280221009247ecdf888bad5768a8f18ee95a2e7544aeb3ff0a5ee24cbaf61ef4b3541168"})",
       R"(S CertificateRequest 39 {"certificate_types":[1,64],"signature_algorithms":[{"id":1025,"name":"rsa_pkcs1_sha256"},{"id":2057,"name":"rsa_pss_pss_sha256"},{"id":2052,"name":"rsa_pss_rsae_sha256"},{"id":1027,"name":"ecdsa_secp256r1_sha256"},{"id":2055,"name":"ed25519"},{"id":1281,"name":"rsa_pkcs1_sha384"},{"id":2058,"name":"rsa_pss_pss_sha384"},{"id":2053,"name":"rsa_pss_rsae_sha384"},{"id":1283,"name":"ecdsa_secp384r1_sha384"},{"id":2056,"name":"ed448"},{"id":1537,"name":"rsa_pkcs1_sha512"},{"id":2059,"name":"rsa_pss_pss_sha512"},{"id":2054,"name":"rsa_pss_rsae_sha512"},{"id":1539,"name":"ecdsa_secp521r1_sha512"},{"id":513,"name":"rsa_pkcs1_sha1"},{"id":515,"name":"ecdsa_sha1"}],"certificate_authorities":[]})",
       R"(S ServerHelloDone 0 {})",
       R"(C Certificate 3 {"chain":[]})",
-      R"(C ClientKeyExchange 33 {"public":"2704a7a8828f5ee1fab05cef91f5f67c9357d7a1ca8d678f1b74ab55d5f67e1d"})",
+      R"(C ClientKeyExchange 33 {"kex":"ECDHE","public":"2704a7a8828f5ee1fab05cef91f5f67c9357d7a1ca8d678f1b74ab55d5f67e1d"})",
       R"(C Finished 12 {"verify_data":"c3a52f7dcd5240d301adb338"})",
-      R"(S NewSessionTicket 412 {"lifetime":21600,"ticket_length":406,"extensions":[]})",
+      R"(S NewSessionTicket 412 {"lifetime":21600,"ticket_length":406,"ticket":"c075f290afa64363c77d6f60b4e0a765c77567ee450c019c316df35105c45bf901608fb93c534ce5ec9f0c161d23164d23d089e9b884040d282965c343970dc99f085564231de2070bfb9930eee8a91af85aad2d6819cabf68b1811353264a6563944c4582027340d37b8e37395d05cd941ec50641e297402423961887bcb9938e815a45ea5b7b4170017183391b62ffe543fbba5be3fbe728cd35db6bb2fdb9b31be4c8fabb42700a346446cf12d921e1f5b224ced4e20a110b7729885a0b1ecc1be3cf84a4775b2dce58b280e6283cbfc26fc4b45d8fc7cfc99fe22e0ea3fa20fc7511e6cf7714e8ed6b67a0add3836b3a7d47a70dcb51530cb3a70ce0ab25a4597def4d01cc861c79a0c1f664c993e9b844e87bcee2b0125246a69e7d4c6e67ff3e4ec91ee68f514c4b27e717b412906d0444ec1ef3bd97ae0c5cfd9fb051fccdc94e80dae6a4f7e440b392de716c25315d01f1bf72df90ce53efa45056bf64aaecbcface62e636f760370eb17f0f120b8a6b4a05e0e43e11e660a9445c8aaf9110c78171a1755f45761021d3ac008d597e98dcc0","extensions":[]})",
       R"(S Finished 12 {"verify_data":"c964239e0644ac655d4732ff"})",
   };
   const std::vector<std::string> tls13 = {
@@ -286,12 +287,12 @@ TEST_CASE("GnuTLS TLS 1.2 and 1.3 handshakes: every body, field by field, as rec
       R"(S EncryptedExtensions 2 {"extensions":[]})",
       R"(S CertificateRequest 45 {"request_context":"","extensions":[{"type":{"id":13,"name":"signature_algorithms"},"length":34,"schemes":[{"id":1025,"name":"rsa_pkcs1_sha256"},{"id":2057,"name":"rsa_pss_pss_sha256"},{"id":2052,"name":"rsa_pss_rsae_sha256"},{"id":1027,"name":"ecdsa_secp256r1_sha256"},{"id":2055,"name":"ed25519"},{"id":1281,"name":"rsa_pkcs1_sha384"},{"id":2058,"name":"rsa_pss_pss_sha384"},{"id":2053,"name":"rsa_pss_rsae_sha384"},{"id":1283,"name":"ecdsa_secp384r1_sha384"},{"id":2056,"name":"ed448"},{"id":1537,"name":"rsa_pkcs1_sha512"},{"id":2059,"name":"rsa_pss_pss_sha512"},{"id":2054,"name":"rsa_pss_rsae_sha512"},{"id":1539,"name":"ecdsa_secp521r1_sha512"},{"id":513,"name":"rsa_pkcs1_sha1"},{"id":515,"name":"ecdsa_sha1"}]},{"type":{"id":5,"name":"status_request"},"length":0}]})",
       R"(S Certificate 421 {"request_context":"","chain":[{"der_length":412}]})",
-      R"(S CertificateVerify 75 {"signature_algorithm":{"id":1027,"name":"ecdsa_secp256r1_sha256"},"signature_length":71})",
+      R"(S CertificateVerify 75 {"signature_algorithm":{"id":1027,"name":"ecdsa_secp256r1_sha256"},"signature_length":71,"signature":"3045022100f62a8b4b151c6633c4533924104f0db4cc173a6bd290e530a33dc6317d1d13bd02206423ba112faeca25780a04344f31b60988b5f0767c66be714a65599383ed72da"})",
       R"(S Finished 48 {"verify_data":"2721564b5c63d29b8b25e1370e2e5f560e3c43d53d1c0cccd37525af65d4bb17e4ed785cde8303e20209f252c3160ebe"})",
       R"(C Certificate 4 {"request_context":"","chain":[]})",
       R"(C Finished 48 {"verify_data":"8fdfcccdceea759851ab18078edb29f5376d63ec01b05638e3f61b5871bf4e09dfb5aff0dc99346b973f1aa004689da5"})",
-      R"(S NewSessionTicket 263 {"lifetime":21600,"age_add":1877483190,"nonce":"8b2ae9d1","ticket_length":246,"extensions":[]})",
-      R"(S NewSessionTicket 263 {"lifetime":21600,"age_add":4048372209,"nonce":"7e7722f1","ticket_length":246,"extensions":[]})",
+      R"(S NewSessionTicket 263 {"lifetime":21600,"age_add":1877483190,"nonce":"8b2ae9d1","ticket_length":246,"ticket":"c075f290afa64363c77d6f60b4e0a765784bf4842c19afd6b0cc7473c88dc26300c06fbe63854231ae0602f918154ad6315d1ed5cc68b2a9f972831bac8c99146a1b03aaf8f73f84c7036442d89fb51578bdbfb7fcd9435f1e88fb0c8cfaaccefeb440b3bc20226dfc40f164039673d754a9fb39476ae415183a0a7958b98a1aa5817ded289ef0fd8765f6da85d70c195385f5d7c702bebf0b15ceb85c515127eddefe41837c683ca5d1061d4a8cd549b46820736b2bb0cb027ab581271a1206ee21bb4475adfe9f0c807fc30fe0c0be0ced14d4baccecae09624044bd2a75fb5d7c4780fbea726064ffa32a57248d813ddc7a4e669e","extensions":[]})",
+      R"(S NewSessionTicket 263 {"lifetime":21600,"age_add":4048372209,"nonce":"7e7722f1","ticket_length":246,"ticket":"c075f290afa64363c77d6f60b4e0a76535b68c11648e91fc41c05142715eef8500c0a39d37e2473a418ba8b2eae748ab2a60c19398b9a0e6c6a66c5b6c5ba3096c2b8e7753a0877043e4a2aef364627c67290a493d613d5f69241852671e2b431c69c96ec97e22b59da6a094c3f470f330661b0e9698dab2d6284181d63a9d6072a09bc5fd5221dea496af7d2b9383d20f8bb1f5551d7ac4093cb739e2258b35b4ac551982b0d165ae017601d7d7a7c3130122744b686bf19993d3b4996fbd6af28fa341894a3e91ce2d8c40b161dafe12e533d232f5bdd3d5f404c4894636ec88d979991988366a019fc5c20907e56ec90c45ff14d7","extensions":[]})",
   };
   CHECK(lines(load("msgs_gnutls_tls12.txt").at(0)) == tls12);
   CHECK(lines(load("msgs_gnutls_tls13.txt").at(0)) == tls13);

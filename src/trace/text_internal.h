@@ -1,0 +1,29 @@
+// Helpers shared by the text renderers (text.cpp: default; text_jsse.cpp; text_openssl.cpp).
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "trace/event.h"
+#include "trace/json.h"
+
+namespace tlstrace::trace::text_detail {
+
+// {id, name} in that order: how the decoders write registry codes (codeId/codeNameOf below also
+// take objects with more fields).
+[[nodiscard]] bool isCodeName(const Json& j);
+// A flat value as the default trace shows it ("name (0xid)" for codes).
+[[nodiscard]] std::string scalar(const Json& j);
+// A field of an object as text ("" when absent).
+[[nodiscard]] std::string str(const Json& f, std::string_view key);
+[[nodiscard]] std::string upperHex(std::string_view lower_hex);
+// The {id, name} pair's parts (0 / "" for other values).
+[[nodiscard]] std::int64_t codeId(const Json& j);
+[[nodiscard]] std::string codeNameOf(const Json& j);
+// Whole lines of an object field, or "" / 0 when absent.
+[[nodiscard]] const Json& field(const Json& obj, std::string_view key);
+[[nodiscard]] std::int64_t intField(const Json& obj, std::string_view key);
+
+[[nodiscard]] std::string renderJsse(const Event& e);
+[[nodiscard]] std::string renderOpenssl(const Event& e);
+
+}  // namespace tlstrace::trace::text_detail
