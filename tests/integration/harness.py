@@ -102,6 +102,15 @@ def run(cmd, timeout=DEADLINE, input=None, env=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
 
 
+# A self-signed RSA-2048 certificate for localhost (for DHE and RSA-key-exchange origins).
+def rsa_cert(d):
+    key, cert = f"{d}/rsa.key", f"{d}/rsa.pem"
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+             "-days", "30", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+    assert r.returncode == 0, r.stderr
+    return cert, key
+
+
 class Proc:
     """A child process, ended by its PID (never by name)."""
 

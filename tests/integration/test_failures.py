@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 
-from harness import DEADLINE, ProxyTestCase, Proc, ThreadedServer, free_port, of, run, wait_port
+from harness import DEADLINE, ProxyTestCase, Proc, ThreadedServer, free_port, of, rsa_cert, run, wait_port
 
 # RFC 2409 6.2, the Oakley group 2 (1024-bit MODP) prime.
 OAKLEY2 = int("FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879"
@@ -42,14 +42,6 @@ def write_dhparams(path, p, g):
         f.write("-----BEGIN DH PARAMETERS-----\n" + base64.encodebytes(der).decode() +
                 "-----END DH PARAMETERS-----\n")
     return path
-
-
-def rsa_cert(d):
-    key, cert = f"{d}/rsa.key", f"{d}/rsa.pem"
-    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "30", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
-    assert r.returncode == 0, r.stderr
-    return cert, key
 
 
 def traced_ske(s_server_output):

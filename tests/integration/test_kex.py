@@ -5,15 +5,7 @@ import json
 import socket
 import ssl
 
-from harness import DEADLINE, ProxyTestCase, of, read_all, run
-
-
-def rsa_cert(d):
-    key, cert = f"{d}/rsa.key", f"{d}/rsa.pem"
-    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "30", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
-    assert r.returncode == 0, r.stderr
-    return cert, key
+from harness import DEADLINE, ProxyTestCase, of, read_all, rsa_cert, run
 
 
 def pkcs3_params(d, bits):
