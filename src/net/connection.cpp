@@ -97,9 +97,13 @@ void Connection::execute(const session::Action& a) {
                    tapFin(s.leg, false);
                  },
                  [this](const act::Abort& ab) {
+                   // A reset, not a FIN: SO_LINGER 0 makes close() send RST (and drop what is unsent).
                    Socket& s = sock(ab.leg);
+                   if (s.dead || !s.sock.is_open()) return;
                    s.dead = true;
                    boost::system::error_code ec;
+                   s.sock.set_option(asio::socket_base::linger(true, 0), ec);
+                   if (!s.peer_reset) tapRst(ab.leg, false);
                    s.sock.close(ec);
                  },
                  [this](const act::Connect& c) { connect(c); },
@@ -124,6 +128,7 @@ void Connection::read(Leg leg) {
       return run(in::Closed{leg, in::Closed::How::Fin, {}});
     }
     if (ec == werr::connection_reset) {
+      sock(leg).peer_reset = true;
       tapRst(leg, true);
       return run(in::Closed{leg, in::Closed::How::Rst, ec.message()});
     }

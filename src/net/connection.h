@@ -33,6 +33,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tcp::socket sock;
     bool open = false;
     bool dead = false;                        // aborted: no FIN of ours in the capture
+    bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
   };
 
