@@ -1,5 +1,7 @@
 #include "net/connection.h"
 
+#include <netinet/tcp.h>
+
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
@@ -44,6 +46,15 @@ trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
     std::copy(b.begin(), b.end(), e.addr.begin());
   }
   return e;
+}
+
+// Whether the peer's FIN is in already (CLOSE_WAIT), asked just before ours goes out: the session
+// may not have read it yet, and a capture shows it first.
+bool peerFinIn(tcp::socket& s) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+  return info.tcpi_state == TCP_CLOSE_WAIT;
 }
 
 // No Nagle delay on either leg (small handshake flights would wait for ACKs); reads are
@@ -93,6 +104,7 @@ void Connection::execute(const session::Action& a) {
                  [this](const act::Send& s) { send(s.leg, s.bytes); },
                  [this](const act::Shutdown& s) {
                    boost::system::error_code ec;
+                   sock(s.leg).peer_fin_before_ours = peerFinIn(sock(s.leg).sock);
                    sock(s.leg).sock.shutdown(tcp::socket::shutdown_send, ec);
                    tapFin(s.leg, false);
                  },
@@ -125,7 +137,7 @@ void Connection::read(Leg leg) {
     if (ec == werr::would_block || ec == werr::try_again) return read(leg);
     if (ec == werr::eof) {
       tapFin(leg, true);
-      return run(in::Closed{leg, in::Closed::How::Fin, {}});
+      return run(in::Closed{leg, in::Closed::How::Fin, {}, sock(leg).peer_fin_before_ours});
     }
     if (ec == werr::connection_reset) {
       sock(leg).peer_reset = true;

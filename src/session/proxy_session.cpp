@@ -144,7 +144,8 @@ void ProxySession::onClosed(Leg& l, const in::Closed& c) {
     return abortLeg(l, reset ? "rst" : "error", reset ? "connection reset by peer" : c.why);
   }
   l.t.fin_seen = true;
-  if (l.by.empty()) {
+  // Our FIN went out before this one was read; the kernel says whether the peer's was first.
+  if (l.by.empty() || (c.peer_fin_first && l.how == "fin" && l.t.shut_sent)) {
     l.by = "peer";
     l.how = "fin";
   }

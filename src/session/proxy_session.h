@@ -275,6 +275,7 @@ class ProxySession {
   std::uint64_t c2s_ = 0;
   std::uint64_t s2c_ = 0;
   bool finished_ = false;
+  bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
 };
 
 // A client refused at accept time (--max-connections, a non-local client): the conn.refused event

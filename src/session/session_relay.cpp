@@ -269,12 +269,21 @@ void ProxySession::maybeFinish() {
   if (finished_) return;
   auto done = [](const Leg& l) { return !l.t.open || l.t.dead || (l.t.shut_sent && !l.t.writing); };
   if (state_ == State::Closing) {
-    if (done(client_) && done(upstream_)) finish();
+    auto fin_in = [&](const Leg& l) { return !awaiting_fins_ || !l.t.open || l.t.dead || l.t.fin_seen; };
+    if (done(client_) && done(upstream_) && fin_in(client_) && fin_in(upstream_)) finish();
     return;
   }
   if (state_ == State::Relaying) {
     auto finished_dir = [&](const Leg& src) { return src.t.eos || src.t.dead || !src.t.open; };
-    if (finished_dir(client_) && finished_dir(upstream_) && done(client_) && done(upstream_)) finish();
+    if (!finished_dir(client_) || !finished_dir(upstream_) || !done(client_) || !done(upstream_)) return;
+    // Both directions ended (close_notify or FIN): the peers' FINs are awaited within the grace
+    // period, so that tcp.close can tell whose came first.
+    auto fin_in = [](const Leg& l) { return !l.t.open || l.t.dead || l.t.fin_seen; };
+    if (fin_in(client_) && fin_in(upstream_)) return finish();
+    state_ = State::Closing;
+    awaiting_fins_ = true;
+    actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
+    for (Leg* l : {&client_, &upstream_}) readFrom(*l);
   }
 }
 

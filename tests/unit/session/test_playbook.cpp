@@ -314,6 +314,25 @@ TEST_CASE("half-close: close_notify and FIN are passed on, the other direction s
   }
 }
 
+TEST_CASE("crossing FINs: the kernel's word on whose FIN came first wins over the order of completions") {
+  for (bool peer_first : {false, true}) {
+    CAPTURE(peer_first);
+    Established e;
+    e.srv.tls->shutdown();  // the server: close_notify, then its FIN
+    pump(e.r, e.c, &e.srv);
+    e.r.closed(Leg::Upstream, How::Fin);
+    e.r.drain();
+    CHECK(contains(e.r.takeActions(), "shutdown client"));  // our FIN went out first, as far as we know
+    e.c.tls->shutdown();
+    pump(e.r, e.c, &e.srv);
+    CHECK_FALSE(e.r.finished);  // everything relayed: the client's FIN is awaited
+    e.r.closed(Leg::Client, How::Fin, peer_first);
+    CHECK(e.r.finished);
+    CHECK(closeFacts(e.r, Leg::Client) == (peer_first ? "peer/fin notify/notify" : "proxy/fin notify/notify"));
+    CHECK(closeFacts(e.r, Leg::Upstream) == "peer/fin notify/notify");
+  }
+}
+
 TEST_CASE("a FIN without close_notify is passed on as a FIN without close_notify (truncation)") {
   for (Leg first : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(first));
