@@ -57,6 +57,16 @@ bool peerFinIn(tcp::socket& s) {
   return info.tcpi_state == TCP_CLOSE_WAIT;
 }
 
+// What the peer sent that the session no longer reads (it is over) is read and dropped before the
+// close: the kernel answers a close with unread data by an RST, and the peer would see a reset the
+// session never asked for. Bounded: a peer still sending after that gets the RST.
+void discardUnread(tcp::socket& s) {
+  const auto buf = threadReadBuffer();
+  boost::system::error_code ec;
+  for (int i = 0; i < 16 && !ec && s.available(ec) > 0; ++i)
+    (void)s.read_some(asio::buffer(buf.data(), buf.size()), ec);
+}
+
 // No Nagle delay on either leg (small handshake flights would wait for ACKs); reads are
 // wait-readable + read_some, which needs a non-blocking socket.
 void prepareSocket(tcp::socket& s) {
@@ -234,7 +244,10 @@ void Connection::finish() {
   for (Leg leg : {Leg::Client, Leg::Upstream}) {
     Socket& s = sock(leg);
     if (!s.open) continue;
-    if (!s.dead) tapFin(leg, false);  // closing the socket sends our FIN if not sent yet
+    if (!s.dead) {
+      tapFin(leg, false);  // closing the socket sends our FIN if not sent yet
+      discardUnread(s.sock);
+    }
     if (svc_.tap) svc_.tap->close(id_, leg);
     boost::system::error_code ec;
     s.sock.close(ec);
