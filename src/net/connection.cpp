@@ -1,5 +1,7 @@
 #include "net/connection.h"
 
+#include <netinet/tcp.h>
+
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
@@ -44,6 +46,25 @@ trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
     std::copy(b.begin(), b.end(), e.addr.begin());
   }
   return e;
+}
+
+// Whether the peer's FIN is in already (CLOSE_WAIT), asked just before ours goes out: the session
+// may not have read it yet, and a capture shows it first.
+bool peerFinIn(tcp::socket& s) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+  return info.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+// What the peer sent that the session no longer reads (it is over) is read and dropped before the
+// close: the kernel answers a close with unread data by an RST, and the peer would see a reset the
+// session never asked for. Bounded: a peer still sending after that gets the RST.
+void discardUnread(tcp::socket& s) {
+  const auto buf = threadReadBuffer();
+  boost::system::error_code ec;
+  for (int i = 0; i < 16 && !ec && s.available(ec) > 0; ++i)
+    (void)s.read_some(asio::buffer(buf.data(), buf.size()), ec);
 }
 
 // No Nagle delay on either leg (small handshake flights would wait for ACKs); reads are
@@ -93,13 +114,18 @@ void Connection::execute(const session::Action& a) {
                  [this](const act::Send& s) { send(s.leg, s.bytes); },
                  [this](const act::Shutdown& s) {
                    boost::system::error_code ec;
+                   sock(s.leg).peer_fin_before_ours = peerFinIn(sock(s.leg).sock);
                    sock(s.leg).sock.shutdown(tcp::socket::shutdown_send, ec);
                    tapFin(s.leg, false);
                  },
                  [this](const act::Abort& ab) {
+                   // A reset, not a FIN: SO_LINGER 0 makes close() send RST (and drop what is unsent).
                    Socket& s = sock(ab.leg);
+                   if (s.dead || !s.sock.is_open()) return;
                    s.dead = true;
                    boost::system::error_code ec;
+                   s.sock.set_option(asio::socket_base::linger(true, 0), ec);
+                   if (!s.peer_reset) tapRst(ab.leg, false);
                    s.sock.close(ec);
                  },
                  [this](const act::Connect& c) { connect(c); },
@@ -121,9 +147,10 @@ void Connection::read(Leg leg) {
     if (ec == werr::would_block || ec == werr::try_again) return read(leg);
     if (ec == werr::eof) {
       tapFin(leg, true);
-      return run(in::Closed{leg, in::Closed::How::Fin, {}});
+      return run(in::Closed{leg, in::Closed::How::Fin, {}, sock(leg).peer_fin_before_ours});
     }
     if (ec == werr::connection_reset) {
+      sock(leg).peer_reset = true;
       tapRst(leg, true);
       return run(in::Closed{leg, in::Closed::How::Rst, ec.message()});
     }
@@ -217,7 +244,10 @@ void Connection::finish() {
   for (Leg leg : {Leg::Client, Leg::Upstream}) {
     Socket& s = sock(leg);
     if (!s.open) continue;
-    if (!s.dead) tapFin(leg, false);  // closing the socket sends our FIN if not sent yet
+    if (!s.dead) {
+      tapFin(leg, false);  // closing the socket sends our FIN if not sent yet
+      discardUnread(s.sock);
+    }
     if (svc_.tap) svc_.tap->close(id_, leg);
     boost::system::error_code ec;
     s.sock.close(ec);

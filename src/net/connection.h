@@ -33,6 +33,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tcp::socket sock;
     bool open = false;
     bool dead = false;                        // aborted: no FIN of ours in the capture
+    bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
+    bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
   };
 

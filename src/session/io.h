@@ -44,6 +44,10 @@ struct Closed {
   Leg leg;
   How how = How::Fin;
   std::string why;
+  // A FIN read after our own FIN went out: whether the peer's had arrived before ours was sent
+  // (the socket was in CLOSE_WAIT when the driver shut it down), so that tcp.close names the side
+  // a capture shows first.
+  bool peer_fin_first = false;
 };
 // The last action::Send of a leg is written (all of it), or failed.
 struct Written {

@@ -144,12 +144,20 @@ void ProxySession::onClosed(Leg& l, const in::Closed& c) {
     return abortLeg(l, reset ? "rst" : "error", reset ? "connection reset by peer" : c.why);
   }
   l.t.fin_seen = true;
-  if (l.by.empty()) {
+  // Our FIN went out before this one was read; the kernel says whether the peer's was first.
+  if (l.by.empty() || (c.peer_fin_first && l.how == "fin" && l.t.shut_sent)) {
     l.by = "peer";
     l.how = "fin";
   }
-  if (state_ == State::Relaying) return endOfStream(l);
-  if (state_ == State::Closing) return maybeFinish();
+  if (state_ == State::Relaying) return endOfStream(l, !l.tls || l.t.eos);
+  if (state_ == State::Closing) {
+    if (l.t.await_fin) {  // after the peer's fatal alert: now our FIN
+      l.t.await_fin = false;
+      l.t.shut_after_flush = true;
+      flush(l);
+    }
+    return maybeFinish();
+  }
   const std::string stage = state_ == State::ReadingRequest ? "request" : "handshake";
   if (state_ == State::ReadingRequest && inbuf_.empty()) {
     outcome_ = "client closed before sending a request";

@@ -117,6 +117,14 @@ class ProxySession {
     bool shut_sent = false;
     bool dead = false;       // reset or error: nothing more to send or receive
     bool compacted = false;  // handshake buffers given back
+    // The TLS end of the stream, per direction (tcp.close's close_notify_in / close_notify_out):
+    // a FIN without close_notify is a truncation, passed on as one, never laundered.
+    bool tls_relayed = false;      // an established TLS leg (tcp.close reports close_notify)
+    bool notify_in = false;        // the peer's close_notify arrived
+    bool notify_queued = false;    // ours is queued before our FIN
+    bool notify_out = false;       // ours was written, then our FIN
+    bool rst_after_flush = false;  // mirror the other leg's RST once what is queued is written
+    bool await_fin = false;        // the peer ended TLS with a fatal alert: its FIN comes before ours
   };
 
   struct Leg {
@@ -218,11 +226,13 @@ class ProxySession {
   [[nodiscard]] static std::size_t queued(const Leg& l);
   void relay(Leg& src, std::span<const std::uint8_t> plain_in);
   [[nodiscard]] bool passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plain);  // false: dst failed
-  void endOfStream(Leg& src);
+  void endOfStream(Leg& src, bool clean);  // clean: close_notify came before the FIN
   void flush(Leg& l);
   void onDrained(Leg& l);
   void resumeOther(Leg& l);
   void abortLeg(Leg& l, const std::string& how, const std::string& why);
+  void failTls(Leg& l, const std::string& why);  // a TLS error on an established leg
+  void queueCloseNotify(Leg& l);
   void closeGracefully(const std::string& outcome);
   void maybeFinish();
   void finish();
@@ -265,6 +275,7 @@ class ProxySession {
   std::uint64_t c2s_ = 0;
   std::uint64_t s2c_ = 0;
   bool finished_ = false;
+  bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
 };
 
 // A client refused at accept time (--max-connections, a non-local client): the conn.refused event

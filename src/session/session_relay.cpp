@@ -33,7 +33,8 @@ void ProxySession::startRelay() {
   state_ = State::Relaying;
   touch();
   std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
-  if (upstream_.tls) relay(upstream_, {});   // plaintext the server sent along with its Finished
+  for (Leg* l : {&client_, &upstream_}) l->t.tls_relayed = l->tls != nullptr;
+  if (upstream_.tls) relay(upstream_, {});  // plaintext the server sent along with its Finished
   if (client_.tls) relay(client_, {});
   readFrom(client_);
   readFrom(upstream_);
@@ -77,6 +78,7 @@ void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
   static thread_local std::vector<std::uint8_t> plain;  // reused: no allocation per record
   plain.clear();
   bool closed = false;
+  bool failed = false;
   bool passed = false;  // something went to dst
   if (src.tls) {
     // Large records go out as they are decrypted, without gathering them first (a bulk transfer
@@ -96,22 +98,21 @@ void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
       return !dst_failed;
     });
     if (dst_failed) return;
-    flush(src);  // e.g. a KeyUpdate answer
+    if (st != tls::TlsEngine::Status::Error) flush(src);  // e.g. a KeyUpdate answer
     if (src.renegotiation_finished && src.tls->handshakeDone()) onRenegotiated(src);
-    if (st == tls::TlsEngine::Status::Error) {
-      traceTlsError(src, src.tls->error(), "data");
-      return abortLeg(src, "error", src.tls->error());
-    }
     closed = st == tls::TlsEngine::Status::Closed;
+    failed = st == tls::TlsEngine::Status::Error;
+    if (closed) src.t.notify_in = true;
     plain_in = plain;
   }
-  if (!plain_in.empty()) {
+  if (!plain_in.empty()) {  // what came before an error too: nothing the peer sent is dropped
     if (tracing(trace::kData)) emit(src.which, trace::ev::Data::of(true, plain_in));
     if (!passOn(src, dst, plain_in)) return;
     passed = true;
   }
   if (passed) flush(dst);
-  if (closed) endOfStream(src);  // then keep reading for the FIN
+  if (failed) return failTls(src, src.tls->error());
+  if (closed) endOfStream(src, true);  // then keep reading for the FIN
   readFrom(src);
 }
 
@@ -122,22 +123,28 @@ bool ProxySession::passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plai
     return true;
   }
   if (dst.tls->write(plain) != tls::TlsEngine::Status::Error) return true;
-  traceTlsError(dst, dst.tls->error(), "data");
-  abortLeg(dst, "error", dst.tls->error());
+  failTls(dst, dst.tls->error());
   return false;
 }
 
-void ProxySession::endOfStream(Leg& src) {
+void ProxySession::endOfStream(Leg& src, bool clean) {
   if (src.t.eos) return maybeFinish();
   src.t.eos = true;
   Leg& dst = other(src);
   if (dst.t.open && !dst.t.dead && !dst.t.shut_after_flush) {
-    // Pass the half-close on: close_notify then FIN, while the other direction keeps flowing.
-    if (dst.tls && dst.tls->handshakeDone()) dst.tls->shutdown();
+    // Pass the half-close on as it came, while the other direction keeps flowing: close_notify
+    // then FIN, or a bare FIN after a bare FIN (a truncation stays one, RFC 8446 6.1).
+    if (clean) queueCloseNotify(dst);
     dst.t.shut_after_flush = true;
     flush(dst);
   }
   maybeFinish();
+}
+
+void ProxySession::queueCloseNotify(Leg& l) {
+  if (!l.tls || !l.tls->handshakeDone() || l.t.notify_queued) return;
+  l.tls->shutdown();
+  l.t.notify_queued = true;
 }
 
 void ProxySession::flush(Leg& l) {
@@ -166,9 +173,17 @@ void ProxySession::onDrained(Leg& l) {
       if (l.tls) l.tls->compact();
     }
   }
-  if (l.t.shut_after_flush && !l.t.shut_sent) {
+  if (l.t.rst_after_flush && !l.t.dead) {
+    l.t.dead = true;
+    actions_.push_back(act::Abort{l.which});
+    if (l.by.empty()) {
+      l.by = "proxy";
+      l.how = "rst";
+    }
+  } else if (l.t.shut_after_flush && !l.t.shut_sent) {
     actions_.push_back(act::Shutdown{l.which});
     l.t.shut_sent = true;
+    l.t.notify_out = l.t.notify_queued;  // everything queued is written: close_notify went before the FIN
     if (l.by.empty()) {
       l.by = "proxy";
       l.how = "fin";
@@ -194,6 +209,16 @@ void ProxySession::abortLeg(Leg& l, const std::string& how, const std::string& w
   l.t.dead = true;
   actions_.push_back(act::Abort{l.which});
   if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + ": " + why;
+  Leg& o = other(l);
+  if (state_ == State::Relaying && how == "rst" && o.t.open && !o.t.dead) {
+    // A reset is passed on as a reset (after what is already queued for that peer), not turned
+    // into close_notify and FIN: the peer sees what the proxy saw.
+    state_ = State::Closing;
+    actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
+    o.t.rst_after_flush = true;
+    flush(o);
+    return maybeFinish();
+  }
   const ErrorFacts facts{how == "rst"};
   if (state_ == State::UpstreamHandshake && &l == &upstream_) {
     traceTlsError(l, why, "handshake", facts);
@@ -201,6 +226,27 @@ void ProxySession::abortLeg(Leg& l, const std::string& how, const std::string& w
   }
   if (state_ == State::ClientHandshake && &l == &client_) traceTlsError(l, why, "handshake", facts);
   closeGracefully(outcome_);
+}
+
+void ProxySession::failTls(Leg& l, const std::string& why) {
+  traceTlsError(l, why, "data");
+  if (outcome_.empty()) outcome_ = std::string(trace::legName(l.which)) + ": " + why;
+  // The TLS stream of this leg ended in an error: the other leg gets a FIN without close_notify
+  // (its peer sees a truncation, as it would have from the origin). This leg gets the alert
+  // OpenSSL queued, if any, then our FIN; but a peer that sent a fatal alert closes first, so
+  // its FIN is awaited (within the grace period) and tcp.close says who really closed.
+  const bool peer_alert = std::any_of(l.alerts.begin(), l.alerts.end(),
+                                      [](const std::string& a) { return a.starts_with("received fatal"); });
+  state_ = State::Closing;
+  actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
+  Leg& o = other(l);
+  if (o.t.open && !o.t.dead) o.t.shut_after_flush = true;
+  if (peer_alert && !l.t.fin_seen) l.t.await_fin = true;
+  else l.t.shut_after_flush = true;
+  flush(l);
+  flush(o);
+  readFrom(l);
+  maybeFinish();
 }
 
 void ProxySession::closeGracefully(const std::string& outcome) {
@@ -211,8 +257,8 @@ void ProxySession::closeGracefully(const std::string& outcome) {
     actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
   }
   for (Leg* l : {&client_, &upstream_}) {
-    if (!l->t.open || l->t.dead || l->t.shut_after_flush) continue;
-    if (l->tls && l->tls->handshakeDone()) l->tls->shutdown();
+    if (!l->t.open || l->t.dead || l->t.shut_after_flush || l->t.await_fin) continue;
+    queueCloseNotify(*l);
     l->t.shut_after_flush = true;
     flush(*l);
   }
@@ -223,12 +269,21 @@ void ProxySession::maybeFinish() {
   if (finished_) return;
   auto done = [](const Leg& l) { return !l.t.open || l.t.dead || (l.t.shut_sent && !l.t.writing); };
   if (state_ == State::Closing) {
-    if (done(client_) && done(upstream_)) finish();
+    auto fin_in = [&](const Leg& l) { return !awaiting_fins_ || !l.t.open || l.t.dead || l.t.fin_seen; };
+    if (done(client_) && done(upstream_) && fin_in(client_) && fin_in(upstream_)) finish();
     return;
   }
   if (state_ == State::Relaying) {
     auto finished_dir = [&](const Leg& src) { return src.t.eos || src.t.dead || !src.t.open; };
-    if (finished_dir(client_) && finished_dir(upstream_) && done(client_) && done(upstream_)) finish();
+    if (!finished_dir(client_) || !finished_dir(upstream_) || !done(client_) || !done(upstream_)) return;
+    // Both directions ended (close_notify or FIN): the peers' FINs are awaited within the grace
+    // period, so that tcp.close can tell whose came first.
+    auto fin_in = [](const Leg& l) { return !l.t.open || l.t.dead || l.t.fin_seen; };
+    if (fin_in(client_) && fin_in(upstream_)) return finish();
+    state_ = State::Closing;
+    awaiting_fins_ = true;
+    actions_.push_back(act::ArmTimer{deps_.now() + kCloseGrace});
+    for (Leg* l : {&client_, &upstream_}) readFrom(*l);
   }
 }
 
@@ -244,7 +299,12 @@ void ProxySession::finish() {
       l->by = "proxy";
       l->how = "fin";
     }
-    emit(l->which, trace::ev::TcpClose{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now)});
+    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}};
+    if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?
+      close.close_notify_in = l->t.notify_in;
+      close.close_notify_out = l->t.notify_out;
+    }
+    emit(l->which, std::move(close));
   }
   if (summary_part_) {
     emit(trace::Leg::None, trace::ev::ConnSummary{{analysis::completeSummary(summary_part_->tree, legReport(client_),

@@ -185,6 +185,9 @@ struct TcpClose {
   std::string by, how;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   double duration_ms = 0;
+  // An established TLS leg only: whether close_notify came before the peer's FIN (in) and before
+  // ours (out). false with a FIN or a reset is a truncated stream (RFC 8446 6.1).
+  std::optional<bool> close_notify_in, close_notify_out;
   TLSTRACE_EVENT("tcp.close", kTcp);
 };
 // Both legs side by side (analysis::buildSummary / completeSummary).
@@ -330,6 +333,8 @@ void TcpClose::fields(S& s, V& v) {
   v("bytes_in", s.bytes_in);
   v("bytes_out", s.bytes_out);
   v("duration_ms", s.duration_ms);
+  v("close_notify_in", s.close_notify_in);
+  v("close_notify_out", s.close_notify_out);
 }
 template <class S, class V>
 void ConnSummary::fields(S& s, V& v) {

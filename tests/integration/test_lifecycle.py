@@ -36,7 +36,7 @@ class Lifecycle(ProxyTestCase):
             self.assertEqual(of(evs, "tcp.close", leg)[0]["how"], "timeout")
             self.assertIn("close_notify", [a["description"] for a in of(evs, "tls.alert", leg) if a["dir"] == "out"])
 
-    def test_client_reset_is_traced_and_upstream_closed_cleanly(self):
+    def test_client_reset_is_traced_and_passed_on_as_a_reset(self):
         srv = self.s_server()
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", self.pki.ca)
         ctx = ssl.create_default_context(cafile=p.ca)
@@ -48,7 +48,7 @@ class Lifecycle(ProxyTestCase):
         client = of(evs, "tcp.close", "client")[0]
         self.assertEqual((client["by"], client["how"]), ("peer", "rst"))
         upstream = of(evs, "tcp.close", "upstream")[0]
-        self.assertEqual((upstream["by"], upstream["how"]), ("proxy", "fin"))
+        self.assertEqual((upstream["by"], upstream["how"]), ("proxy", "rst"))  # the reset passed on
         self.assertIn("reset", of(evs, "conn.close")[0]["outcome"])
 
     def test_sigterm_with_open_connection_flushes_and_exits_0(self):

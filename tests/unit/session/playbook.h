@@ -190,9 +190,9 @@ struct Run {
     reading[int(leg)] = false;
     feed(in::Bytes{leg, b});
   }
-  void closed(Leg leg, in::Closed::How how) {
+  void closed(Leg leg, in::Closed::How how, bool peer_fin_first = false) {
     reading[int(leg)] = false;
-    feed(in::Closed{leg, how, how == in::Closed::How::Rst ? "Connection reset by peer" : ""});
+    feed(in::Closed{leg, how, how == in::Closed::How::Rst ? "Connection reset by peer" : "", peer_fin_first});
   }
   // Completes the write under way on a leg.
   void written(Leg leg) {

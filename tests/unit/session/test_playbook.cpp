@@ -51,6 +51,22 @@ struct Established {
   }
 };
 
+// The tcp.close of a leg, emitted so far.
+const trace::ev::TcpClose* tcpClose(Run& r, Leg leg) {
+  for (const auto& e : r.s.events())
+    if (e.leg == leg)
+      if (const auto* c = e.as<trace::ev::TcpClose>()) return c;
+  return nullptr;
+}
+
+// "by/how in/out" of a leg's tcp.close: close_notify received and sent, "-" when not reported.
+std::string closeFacts(Run& r, Leg leg) {
+  const auto* c = tcpClose(r, leg);
+  if (!c) return "none";
+  auto b = [](const std::optional<bool>& v) { return v ? (*v ? "notify" : "none") : "-"; };
+  return c->by + "/" + c->how + " " + b(c->close_notify_in) + "/" + b(c->close_notify_out);
+}
+
 }  // namespace
 
 TEST_CASE("a ClientHello split across reads, then both handshakes in order and data both ways") {
@@ -291,26 +307,151 @@ TEST_CASE("half-close: close_notify and FIN are passed on, the other direction s
     const V ev = e.r.takeEvents();
     CHECK(contains(ev, sideName(first) + " tcp.close peer/fin"));
     CHECK(contains(ev, sideName(second) + " tcp.close proxy/fin"));
+    // Both directions ended with close_notify, received and passed on.
+    CHECK(closeFacts(e.r, first) == "peer/fin notify/notify");
+    CHECK(closeFacts(e.r, second) == "proxy/fin notify/notify");
     CHECK(e.r.last<trace::ev::ConnClose>()->outcome == "ok");
   }
 }
 
-TEST_CASE("a reset on either leg aborts it and closes the other politely") {
+TEST_CASE("crossing FINs: the kernel's word on whose FIN came first wins over the order of completions") {
+  for (bool peer_first : {false, true}) {
+    CAPTURE(peer_first);
+    Established e;
+    e.srv.tls->shutdown();  // the server: close_notify, then its FIN
+    pump(e.r, e.c, &e.srv);
+    e.r.closed(Leg::Upstream, How::Fin);
+    e.r.drain();
+    CHECK(contains(e.r.takeActions(), "shutdown client"));  // our FIN went out first, as far as we know
+    e.c.tls->shutdown();
+    pump(e.r, e.c, &e.srv);
+    CHECK_FALSE(e.r.finished);  // everything relayed: the client's FIN is awaited
+    e.r.closed(Leg::Client, How::Fin, peer_first);
+    CHECK(e.r.finished);
+    CHECK(closeFacts(e.r, Leg::Client) == (peer_first ? "peer/fin notify/notify" : "proxy/fin notify/notify"));
+    CHECK(closeFacts(e.r, Leg::Upstream) == "peer/fin notify/notify");
+  }
+}
+
+TEST_CASE("a FIN without close_notify is passed on as a FIN without close_notify (truncation)") {
+  for (Leg first : {Leg::Client, Leg::Upstream}) {
+    CAPTURE(sideName(first));
+    Established e;
+    const Leg second = first == Leg::Client ? Leg::Upstream : Leg::Client;
+    tls::TlsEngine& closer = first == Leg::Client ? *e.c.tls : *e.srv.tls;
+    tls::TlsEngine& stayer = first == Leg::Client ? *e.srv.tls : *e.c.tls;
+    REQUIRE(closer.write(bytesOf("cut short")) == tls::TlsEngine::Status::Ok);
+    pump(e.r, e.c, &e.srv);
+    CHECK((first == Leg::Client ? e.serverGot() : e.clientGot()) == "cut short");
+    (void)e.r.takeActions();
+    e.r.closed(first, How::Fin);                                    // FIN, no close_notify
+    CHECK(e.r.takeActions() == V{"shutdown " + sideName(second)});  // no send: no close_notify
+    CHECK(e.r.takeSent(second).empty());
+    std::vector<std::uint8_t> p;
+    CHECK(stayer.read(p) == tls::TlsEngine::Status::WantIo);  // the stayer's peer saw no close_notify
+    CHECK_FALSE(stayer.sawCloseNotify());
+    // The other direction ends cleanly: that close_notify is passed on.
+    stayer.shutdown();
+    pump(e.r, e.c, &e.srv);
+    e.r.closed(second, How::Fin);
+    e.r.drain();
+    CHECK(e.r.finished);
+    CHECK(closer.read(p) == tls::TlsEngine::Status::Closed);
+    CHECK(closeFacts(e.r, first) == "peer/fin none/notify");
+    CHECK(closeFacts(e.r, second) == "proxy/fin notify/none");
+  }
+}
+
+TEST_CASE("a peer's fatal alert then FIN: the peer closed first, the other leg gets no close_notify") {
+  Established e;
+  // The client's next record reaches the server damaged: the server answers with a fatal alert
+  // (bad_record_mac), as a real server does, and would then close.
+  REQUIRE(e.c.tls->write(bytesOf("hello")) == tls::TlsEngine::Status::Ok);
+  std::vector<std::uint8_t> hello;
+  (void)e.c.tls->takeOut(hello, SIZE_MAX);
+  e.r.bytes(Leg::Client, hello);
+  e.r.drain();
+  auto rec = e.r.takeSent(Leg::Upstream);
+  REQUIRE(rec.size() > 10);
+  rec.back() ^= 0x01;
+  e.srv.tls->feed(rec);
+  std::vector<std::uint8_t> p;
+  REQUIRE(e.srv.tls->read(p) == tls::TlsEngine::Status::Error);
+  std::vector<std::uint8_t> alert;
+  (void)e.srv.tls->takeOut(alert, SIZE_MAX);
+  REQUIRE(!alert.empty());
+  e.r.bytes(Leg::Upstream, alert);
+  const V acts = e.r.takeActions();
+  CHECK_FALSE(contains(acts, "shutdown upstream"));  // the server's FIN is awaited
+  CHECK(contains(acts, "read upstream"));
+  CHECK(contains(acts, "shutdown client"));
+  CHECK(e.r.takeSent(Leg::Client).empty());  // no close_notify to the client
+  const auto* err = e.r.last<trace::ev::TlsError>();
+  REQUIRE(err);
+  CHECK(err->alert_received.value_or("") == "bad_record_mac");
+  e.r.drain();
+  e.r.closed(Leg::Upstream, How::Fin);
+  CHECK(e.r.takeActions() == V{"shutdown upstream", "finish"});
+  CHECK(closeFacts(e.r, Leg::Upstream) == "peer/fin none/none");
+  CHECK(closeFacts(e.r, Leg::Client) == "proxy/fin none/none");
+}
+
+TEST_CASE("an error the proxy detects: its alert, then its FIN first") {
+  Established e;
+  std::vector<std::uint8_t> junk = {23, 3, 3, 0, 32};
+  junk.resize(5 + 32, 0x5a);  // application data that does not decrypt
+  e.r.bytes(Leg::Upstream, junk);
+  const V acts = e.r.takeActions();
+  CHECK(contains(acts, "send upstream"));  // the alert
+  e.r.drain();
+  CHECK(contains(e.r.takeActions(), "shutdown upstream"));
+  auto out = e.r.takeSent(Leg::Upstream);
+  e.srv.tls->feed(out);
+  std::vector<std::uint8_t> p;
+  CHECK(e.srv.tls->read(p) == tls::TlsEngine::Status::Error);
+  CHECK(e.srv.tls->error().find("bad record mac") != std::string::npos);
+  e.r.closed(Leg::Upstream, How::Fin);
+  CHECK(e.r.finished);
+  CHECK(closeFacts(e.r, Leg::Upstream) == "proxy/fin none/none");
+  CHECK(closeFacts(e.r, Leg::Client) == "proxy/fin none/none");
+}
+
+TEST_CASE("a reset mid-response: what arrived is relayed, then the reset is passed on") {
+  Established e;
+  std::vector<std::uint8_t> big(100 * 1024, 'x');
+  REQUIRE(e.srv.tls->write(big) == tls::TlsEngine::Status::Ok);
+  std::vector<std::uint8_t> wire;
+  (void)e.srv.tls->takeOut(wire, SIZE_MAX);
+  e.r.bytes(Leg::Upstream, wire);
+  REQUIRE(e.r.writing[int(Leg::Client)]);
+  (void)e.r.takeActions();
+  e.r.closed(Leg::Upstream, How::Rst);
+  CHECK(e.r.takeActions() == V{"abort upstream", "timer +2s"});  // the client's write is still out
+  e.r.drain();
+  const V after = e.r.takeActions();
+  REQUIRE(after.size() >= 2);
+  CHECK(V(after.end() - 2, after.end()) == V{"abort client", "finish"});
+  CHECK_FALSE(contains(after, "shutdown client"));
+  e.c.tls->feed(e.r.takeSent(Leg::Client));
+  CHECK(e.clientGot().size() == big.size());
+  CHECK_FALSE(e.c.tls->sawCloseNotify());
+  CHECK(closeFacts(e.r, Leg::Upstream) == "peer/rst none/none");
+  CHECK(closeFacts(e.r, Leg::Client) == "proxy/rst none/none");
+}
+
+TEST_CASE("a reset on either leg is passed on as a reset") {
   for (Leg reset : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(reset));
     Established e;
     const Leg peer = reset == Leg::Client ? Leg::Upstream : Leg::Client;
     e.r.closed(reset, How::Rst);
-    const V acts = e.r.takeActions();
-    REQUIRE(acts.size() >= 3);
-    CHECK(acts[0] == "abort " + sideName(reset));
-    CHECK(acts[1] == "timer +2s");
-    CHECK(acts[2] == "send " + sideName(peer));  // close_notify
-    e.r.drain();
-    CHECK(e.r.takeActions() == V{"shutdown " + sideName(peer), "finish"});
+    // Nothing queued for the other peer: its reset follows at once, no close_notify, no FIN.
+    CHECK(e.r.takeActions() == V{"abort " + sideName(reset), "timer +2s", "abort " + sideName(peer), "finish"});
     const V ev = e.r.takeEvents();
     CHECK(contains(ev, sideName(reset) + " tcp.close peer/rst"));
-    CHECK(contains(ev, sideName(peer) + " tcp.close proxy/fin"));
+    CHECK(contains(ev, sideName(peer) + " tcp.close proxy/rst"));
+    CHECK(closeFacts(e.r, reset) == "peer/rst none/none");
+    CHECK(closeFacts(e.r, peer) == "proxy/rst none/none");
     CHECK(e.r.last<trace::ev::ConnClose>()->outcome.find("connection reset by peer") != std::string::npos);
   }
 }

@@ -129,7 +129,7 @@ TEST_CASE("events serialise with the common fields first and parse back") {
   e.ts = Clock::time_point(std::chrono::microseconds(1795000000123456LL));
   e.conn = 3;
   e.leg = Leg::Upstream;
-  e.payload = ev::TcpClose{"peer", "fin", 10, 20, 1.5};
+  e.payload = ev::TcpClose{"peer", "fin", 10, 20, 1.5, false, true};
   const std::string line = toJson(e).dump();
   std::string direct;
   appendJsonLine(e, direct);
@@ -137,14 +137,17 @@ TEST_CASE("events serialise with the common fields first and parse back") {
   CHECK(e.name() == "tcp.close");
   CHECK(e.category() == kTcp);
   CHECK(line.rfind(R"({"ts":"2026-11-18T)", 0) == 0);
-  CHECK(line.find(R"(.123456Z","conn":3,"leg":"upstream","event":"tcp.close","by":"peer","how":"fin",)"
-                  R"("bytes_in":10,"bytes_out":20,"duration_ms":1.500})") != std::string::npos);
+  CHECK(line.find(
+            R"(.123456Z","conn":3,"leg":"upstream","event":"tcp.close","by":"peer","how":"fin",)"
+            R"("bytes_in":10,"bytes_out":20,"duration_ms":1.500,"close_notify_in":false,"close_notify_out":true})") !=
+        std::string::npos);
   Event back;
   REQUIRE(fromJson(*Json::parse(line), back));
   CHECK(back.ts == e.ts);
   CHECK(back.leg == Leg::Upstream);
   REQUIRE(back.as<ev::TcpClose>());
   CHECK(back.as<ev::TcpClose>()->bytes_out == 20);
+  CHECK(back.as<ev::TcpClose>()->close_notify_in == false);
   CHECK(toJson(back).dump() == line);
   // A kind this version does not know is kept as it was; a known one with a field of the wrong
   // type is refused.
