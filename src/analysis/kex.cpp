@@ -166,8 +166,9 @@ Json resumptionFacts(const trace::HelloOffer& offer, const trace::ServerChoice& 
       const auto& id = offer.psk_identities[choice.psk_selected_identity];
       r.set("ticket_length", id.identity_length);
       r.set("obfuscated_ticket_age", static_cast<unsigned long long>(id.obfuscated_ticket_age));
-      r.set("note", "obfuscated_ticket_age is the ticket's age in ms plus its age_add (RFC 8446 4.2.11), not "
-                    "decodable here; age is the session's, in whole seconds");
+      r.set("note",
+            "obfuscated_ticket_age is the ticket's age in ms plus its age_add (RFC 8446 4.2.11), not "
+            "decodable here; age is the session's, in whole seconds");
     }
   } else if (offer.ticket_length.value_or(0) > 0) {
     // RFC 5077 3.4: OpenSSL resumes by a ticket when one was sent and decrypted, never falling
