@@ -2,7 +2,7 @@
 messages, against `openssl s_client -sess_out/-sess_in -trace`: the client's own trace says what it
 sent (session ID, session_ticket, pre_shared_key identity and its obfuscated age, ChangeCipherSpec
 records), what it received (the NewSessionTicket's lifetime hint, the server's key share) and
-whether the session was reused."""
+whether the session was reused; the upstream s_server's -trace says what CCS it sent and got."""
 import re
 import time
 
@@ -35,7 +35,8 @@ class Resumption(ProxyTestCase):
     def resume(self, *client_args):
         """Two s_client connections through a reverse proxy, the second resuming the first's
         session: (events of the second connection, first client trace, second client trace)."""
-        srv = self.s_server()
+        srv = self.s_server("-trace")
+        self.srv = srv
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--insecure")
         sess = f"{self.dir}/sess.pem"
         traces = []
@@ -51,6 +52,14 @@ class Resumption(ProxyTestCase):
         self.assertIn("Reused,", traces[1], "the client did not resume")
         self.assertIn("New,", traces[0])
         evs = p.read_events()
+        # The upstream leg (full handshakes both times): the server's own trace of its CCS records.
+        recs = sent_records(srv.proc.output())
+        up = [e for e in of(evs, "tls.message", "upstream") if e["type"] == "ChangeCipherSpec"]
+        self.assertEqual(sum(1 for e in up if e["dir"] == "in"),
+                         sum(1 for s, t, _ in recs if s and t == "ChangeCipherSpec"))
+        self.assertEqual(sum(1 for e in up if e["dir"] == "out"),
+                         sum(1 for s, t, _ in recs if not s and t == "ChangeCipherSpec"))
+        self.assertGreaterEqual(len(up), 2)
         return [e for e in evs if e.get("conn") == 2], evs, traces
 
     def check_ccs(self, evs, trace, conn):

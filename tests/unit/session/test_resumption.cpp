@@ -1,6 +1,7 @@
 // Resumption on the client leg (the client resumes with the proxy), TLS 1.2 by session ID and by
 // ticket, TLS 1.3 by PSK over x25519 and ffdhe2048; and received ChangeCipherSpec messages. The
-// facts compared with come from the client's own OpenSSL: what it sent and what it resumed.
+// facts compared with come from the client's own OpenSSL (what it sent, what it resumed) and the
+// server's (the CCS it sent on the upstream leg).
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,11 +29,14 @@ struct Conn {
   Server srv;
   Run r;
   int client_ccs_sent = 0;
+  int server_ccs_sent = 0;
   Conn(World& w, std::uint64_t id, int max_version, const char* groups, bool tickets, SSL_SESSION* resume)
       : c(w), r(w, id) {
     SSL* ssl = c.tls->ssl();
     SSL_set_msg_callback(ssl, countCcs);
     SSL_set_msg_callback_arg(ssl, &client_ccs_sent);
+    SSL_set_msg_callback(srv.tls->ssl(), countCcs);
+    SSL_set_msg_callback_arg(srv.tls->ssl(), &server_ccs_sent);
     if (max_version) REQUIRE(SSL_set_max_proto_version(ssl, max_version) == 1);
     if (groups) REQUIRE(SSL_set1_groups_list(ssl, groups) == 1);
     if (!tickets) SSL_set_options(ssl, SSL_OP_NO_TICKET);
@@ -102,6 +106,9 @@ TEST_CASE("TLS 1.2 resumption on the client leg: no key exchange, what was resum
     CHECK(again.all<trace::ev::TlsKeyExchange>(trace::Leg::Client).empty());
     CHECK(again.receivedCcs(trace::Leg::Client) == again.client_ccs_sent);
     CHECK(again.client_ccs_sent == 1);
+    // The upstream leg's full handshake: the server's CCS, received by the proxy.
+    CHECK(again.receivedCcs(trace::Leg::Upstream) == again.server_ccs_sent);
+    CHECK(again.server_ccs_sent == 1);
     REQUIRE(est.resumption);
     const trace::Json& res = *est.resumption;
     const unsigned char* tick = nullptr;
@@ -138,6 +145,8 @@ TEST_CASE("TLS 1.3 PSK resumption on the client leg is named as full handshakes 
     // TLS 1.3's compatibility CCS (RFC 8446 D.4), received as the client sent it.
     CHECK(first.receivedCcs(trace::Leg::Client) == first.client_ccs_sent);
     CHECK(first.client_ccs_sent == 1);
+    CHECK(first.receivedCcs(trace::Leg::Upstream) == first.server_ccs_sent);
+    CHECK(first.server_ccs_sent == 1);
 
     Conn again(w, 2, 0, groups, true, sess.get());
     REQUIRE(SSL_session_reused(again.c.tls->ssl()) == 1);
