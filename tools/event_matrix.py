@@ -818,6 +818,7 @@ RANDOM_FIELDS = {
     "random", "session_id", "client_random", "secret", "key", "iv", "mac_key", "verify_data",
     "public", "server_public", "client_public", "age_add", "binders", "binder", "identity",
     "obfuscated_ticket_age", "cookie",
+    "age",  # tls.established resumption.age: whole seconds, 0 or 1 depending on the clock
 }
 # Certificate summaries: dates and fingerprints change with every generated certificate.
 CERT_FIELDS = {"not_before", "not_after", "sha256"}
