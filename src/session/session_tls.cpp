@@ -47,6 +47,12 @@ std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   return slot.part;
 }
 
+// OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
+// record header only, never as a message as it does a sent one: it is traced from the header.
+bool receivedCcs(bool sent, std::span<const std::uint8_t> header) {
+  return !sent && header.size() >= 5 && header[0] == static_cast<std::uint8_t>(wire::ContentType::ChangeCipherSpec);
+}
+
 }  // namespace
 
 void ProxySession::traceClientHello() {
@@ -415,12 +421,6 @@ void ProxySession::Observer::onTlsMessage(bool sent, int content_type, std::span
     return;
   }
   message(sent, content_type, bytes);
-}
-
-// OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
-// record header only, never as a message as it does a sent one: it is traced from the header.
-static bool receivedCcs(bool sent, std::span<const std::uint8_t> header) {
-  return !sent && header.size() >= 5 && header[0] == static_cast<std::uint8_t>(wire::ContentType::ChangeCipherSpec);
 }
 
 void ProxySession::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
