@@ -825,6 +825,9 @@ CERT_FIELDS = {"not_before", "not_after", "sha256", "signature"}
 KEY_ID_OIDS = {"2.5.29.14", "2.5.29.35"}
 HOSTPORT = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3}|localhost|\[[0-9a-fA-F:.]+\]):(\d{1,5})\b")
 PORTWORD = re.compile(r"(\bport )(\d{1,5})\b")  # curl: "Failed to connect to localhost port 41803"
+# tls.established resumption.age: whole seconds since the resumed session was made, 0 or 1 as the
+# clock ticks.
+RANDOM_FIELDS |= {"age"}
 
 
 class Normaliser:

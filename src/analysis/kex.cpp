@@ -154,6 +154,36 @@ std::string invalidDhValue(const trace::KexMaterial& k, const trace::ServerChoic
   return {};
 }
 
+bool hasKeyExchange(const KexInput& in) { return !in.resumed || (in.choice && in.choice->version == 0x0304); }
+
+Json resumptionFacts(const trace::HelloOffer& offer, const trace::ServerChoice& choice, ResumedTimes times) {
+  Json r = Json::object();
+  if (choice.version == 0x0304) {
+    // RFC 8446 4.2.11: the identity the server selected; its age is obfuscated with the ticket's
+    // age_add, which only the ticket's issuer holds (OpenSSL does not expose it).
+    r.set("mechanism", "psk");
+    if (choice.psk_selected_identity < offer.psk_identities.size()) {
+      const auto& id = offer.psk_identities[choice.psk_selected_identity];
+      r.set("ticket_length", id.identity_length);
+      r.set("obfuscated_ticket_age", static_cast<unsigned long long>(id.obfuscated_ticket_age));
+      r.set("note",
+            "obfuscated_ticket_age is the ticket's age in ms plus its age_add (RFC 8446 4.2.11), not "
+            "decodable here; age is the session's, in whole seconds");
+    }
+  } else if (offer.ticket_length.value_or(0) > 0) {
+    // RFC 5077 3.4: OpenSSL resumes by a ticket when one was sent and decrypted, never falling
+    // back to the session ID then.
+    r.set("mechanism", "ticket");
+    r.set("ticket_length", *offer.ticket_length);
+  } else {
+    r.set("mechanism", "session_id");
+    r.set("session_id_length", offer.session_id_length);
+  }
+  if (times.lifetime >= 0) r.set("lifetime", static_cast<long long>(times.lifetime));
+  if (times.age >= 0) r.set("age", static_cast<long long>(times.age));
+  return r;
+}
+
 Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
   const trace::KexMaterial& k = *in.kex;
   const trace::ServerChoice& c = *in.choice;
@@ -164,8 +194,10 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
   std::string kex;
   if (tls13) {
     const bool dhe = c.key_share_group != 0;
-    kex = c.psk_selected ? (dhe ? "PSK_DHE" : "PSK")
-                         : (dhe ? (c.key_share_group >= 256 && c.key_share_group <= 260 ? "DHE" : "ECDHE") : "unknown");
+    // The (EC)DHE part is named as a full handshake over the same group names it (RFC 8446 4.2.9
+    // psk_dhe_ke covers both): ffdhe groups are DHE, curves ECDHE.
+    const bool ff = c.key_share_group >= 256 && c.key_share_group <= 260;
+    kex = c.psk_selected ? (dhe ? (ff ? "PSK_DHE" : "PSK_ECDHE") : "PSK") : (dhe ? (ff ? "DHE" : "ECDHE") : "unknown");
   } else {
     kex = std::string(wire::kexName(k.kind));
   }
@@ -214,7 +246,9 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
     Json modes = Json::array();
     for (auto m : in.offer->psk_modes) modes.push(m == 1 ? "psk_dhe_ke" : m == 0 ? "psk_ke" : "unknown");
     if (!in.offer->psk_modes.empty()) out.set("psk_key_exchange_modes", std::move(modes));
-    out.set("psk_offered", in.offer->psk);
+    // A TLS 1.3 pre_shared_key, or a TLS 1.2 session ticket (an empty session_ticket extension
+    // only asks for one, RFC 5077 3.2).
+    out.set("psk_offered", in.offer->psk || in.offer->ticket_length.value_or(0) > 0);
   }
   out.set("resumed", in.resumed);
   if (!k.ticket_lifetimes.empty()) {

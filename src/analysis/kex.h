@@ -40,8 +40,20 @@ struct KexInput {
   int server_key_bits = 0;  // RSA key size for static RSA key transport
 };
 
-// The fields of tls.key_exchange (docs/events.md).
+// The fields of tls.key_exchange (docs/events.md). Not for a TLS <= 1.2 resumption, which has no
+// key exchange (RFC 5246 7.3): that leg gets no tls.key_exchange (see resumptionFacts).
+[[nodiscard]] bool hasKeyExchange(const KexInput& in);
 [[nodiscard]] trace::Json assessKeyExchange(const KexInput& in, PrimeCache& primes);
+
+// tls.established's `resumption` object of a resumed handshake: what was resumed (`session_id`,
+// `ticket`, `psk`), what the client sent for it, and the session's lifetime and age (seconds, -1
+// when unknown) as the endpoint that kept it knows them.
+struct ResumedTimes {
+  long lifetime = -1;
+  long age = -1;
+};
+[[nodiscard]] trace::Json resumptionFacts(const trace::HelloOffer& offer, const trace::ServerChoice& choice,
+                                          ResumedTimes times);
 
 // The first DH value outside [2, p-2] that the key exchange carries, named for a diagnosis
 // ("g = p-1", "the server's public value Ys = 1", ...), or "" when there is none (or no DH).

@@ -39,7 +39,7 @@ std::uint16_t maxVersion(const std::vector<std::uint16_t>& v) {
 
 const Json* field(const Json& j, std::string_view k) { return j.isObject() ? j.find(k) : nullptr; }
 
-constexpr std::array<const char*, 5> kEstablishedKeys = {"version", "cipher", "group", "alpn", "resumed"};
+constexpr std::array<const char*, 6> kEstablishedKeys = {"version", "cipher", "group", "alpn", "resumed", "resumption"};
 constexpr std::array<const char*, 4> kTrustKeys = {"verified", "error", "hostname", "hostname_match"};
 constexpr std::array<const char*, 2> kKeyExchangeKeys = {"rating", "kex"};
 

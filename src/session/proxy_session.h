@@ -22,6 +22,7 @@
 #include "session/io.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
+#include "tls/session_info.h"
 #include "trace/decoder.h"
 #include "trace/event.h"
 
@@ -154,6 +155,9 @@ class ProxySession {
     std::string error_cause;
     bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
     bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
+    // The session as the ServerHello went by: a resumed one's lifetime and age (OpenSSL gives a
+    // TLS 1.3 server's session a new time once its NewSessionTicket is made).
+    tls::SessionTimes session_times;
     // A TLS <= 1.2 renegotiation under way on the established leg (RFC 5246 7.4.1.1, RFC 5746):
     // when it started, and whether a Finished of it went by.
     bool tls13 = false;  // established with TLS 1.3: no renegotiation, post-handshake messages only

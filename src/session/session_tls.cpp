@@ -47,6 +47,12 @@ std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   return slot.part;
 }
 
+// OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
+// record header only, never as a message as it does a sent one: it is traced from the header.
+bool receivedCcs(bool sent, std::span<const std::uint8_t> header) {
+  return !sent && header.size() >= 5 && header[0] == static_cast<std::uint8_t>(wire::ContentType::ChangeCipherSpec);
+}
+
 }  // namespace
 
 void ProxySession::traceClientHello() {
@@ -296,8 +302,16 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   in.choice = &l.decoder.choice();
   in.kex = &l.decoder.kex();
   in.resumed = tls::sessionReused(ssl);
+  if (in.resumed) {
+    const tls::SessionTimes& t = l.session_times;
+    established.resumption = analysis::resumptionFacts(*in.offer, *in.choice, {t.lifetime, t.age});
+    if (!l.tls13) established.group.value.reset();  // a TLS 1.2 resumption exchanges no key (RFC 5246 7.3)
+  }
+  // OpenSSL names no server name on a resumed TLS 1.2 leg; the ClientHello did.
+  if (!established.sni.value && !in.offer->sni.empty()) established.sni.value = in.offer->sni;
   if (const int bits = tls::serverKeyBits(ssl, &l == &upstream_); bits > 0) in.server_key_bits = bits;
-  if (deps_.primes) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
+  // No tls.key_exchange for a TLS 1.2 resumption: there was none (docs/events.md).
+  if (deps_.primes && analysis::hasKeyExchange(in)) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
   // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
   if (const Json* g = l.key_exchange.find("group");
       g && g->isString() && !established.group.value && l.decoder.kex().kind == wire::KexKind::Dhe)
@@ -398,6 +412,10 @@ void ProxySession::traceTrust() {
 // Observer: OpenSSL callbacks copy bytes into events and return.
 
 void ProxySession::Observer::onTlsMessage(bool sent, int content_type, std::span<const std::uint8_t> bytes) {
+  // Read now, not when a deferred message is replayed: a resumed session changes afterwards.
+  if (content_type == static_cast<int>(wire::ContentType::Handshake) && !bytes.empty() &&
+      bytes[0] == static_cast<std::uint8_t>(wire::HandshakeType::ServerHello) && leg->tls)
+    leg->session_times = tls::sessionTimes(leg->tls->ssl(), leg == &s->client_);
   if (defer_) {
     deferred_.push_back({trace::Clock::now(), false, sent, content_type, {bytes.begin(), bytes.end()}});
     return;
@@ -407,7 +425,7 @@ void ProxySession::Observer::onTlsMessage(bool sent, int content_type, std::span
 
 void ProxySession::Observer::onRecordHeader(bool sent, std::span<const std::uint8_t> header) {
   if (defer_) {
-    if (s->tracing(trace::kRecord))
+    if (s->tracing(trace::kRecord) || receivedCcs(sent, header))
       deferred_.push_back({trace::Clock::now(), true, sent, 0, {header.begin(), header.end()}});
     return;
   }
@@ -441,6 +459,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
     return;
   }
   if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {
+    if (!sent) return;  // traced from its record header (recordHeader), should OpenSSL ever report it
     c.emit(leg->which, trace::ev::TlsMessage{dir, "ChangeCipherSpec", bytes.size(), Json::object(), {}});
     return;
   }
@@ -466,10 +485,14 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
 
 void ProxySession::Observer::recordHeader(bool sent, std::span<const std::uint8_t> header) {
   ProxySession& c = *s;
-  if (!c.tracing(trace::kRecord) || header.size() < 5) return;
+  if (header.size() < 5) return;
   // RFC 8446 5.1: type(1) legacy_record_version(2) length(2).
-  c.emit(leg->which, trace::ev::TlsRecord{!sent, header[0], static_cast<std::uint16_t>((header[1] << 8) | header[2]),
-                                          static_cast<std::uint64_t>((header[3] << 8) | header[4])});
+  const auto length = static_cast<std::uint64_t>((header[3] << 8) | header[4]);
+  if (c.tracing(trace::kRecord))
+    c.emit(leg->which,
+           trace::ev::TlsRecord{!sent, header[0], static_cast<std::uint16_t>((header[1] << 8) | header[2]), length});
+  if (receivedCcs(sent, header))
+    c.emit(leg->which, trace::ev::TlsMessage{"in", "ChangeCipherSpec", length, Json::object(), {}});
 }
 
 void ProxySession::Observer::onKeylog(std::string_view line) {

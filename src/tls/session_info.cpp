@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 
 #include <cctype>
+#include <ctime>
 
 #include "tls/cert_summary.h"
 #include "wire/registry.h"
@@ -123,6 +124,17 @@ bool configureUpstream(SSL* ssl, const std::string& sni, const std::string& veri
 }
 
 bool sessionReused(SSL* ssl) { return SSL_session_reused(ssl) == 1; }
+
+SessionTimes sessionTimes(SSL* ssl, bool server) {
+  SessionTimes t;
+  const SSL_SESSION* sess = SSL_get_session(ssl);
+  if (!sess) return t;
+  t.lifetime = server ? SSL_SESSION_get_timeout(sess) : static_cast<long>(SSL_SESSION_get_ticket_lifetime_hint(sess));
+  const long made = SSL_SESSION_get_time(sess);
+  const long now = static_cast<long>(time(nullptr));
+  if (made > 0 && now >= made) t.age = now - made;
+  return t;
+}
 
 int serverKeyBits(SSL* ssl, bool peer_is_server) {
   X509* cert = peer_is_server ? SSL_get0_peer_certificate(ssl) : SSL_get_certificate(ssl);

@@ -27,6 +27,14 @@ namespace tlstrace::tls {
 
 // Was the session resumed (ID, ticket or PSK)?
 [[nodiscard]] bool sessionReused(SSL* ssl);
+// The session a resumed handshake took up: its lifetime in seconds (the server's session timeout,
+// which OpenSSL announces as a ticket's lifetime; in the client role the ticket's lifetime hint)
+// and its age, seconds since it was made (OpenSSL keeps whole seconds); -1 when unknown.
+struct SessionTimes {
+  long lifetime = -1;
+  long age = -1;
+};
+[[nodiscard]] SessionTimes sessionTimes(SSL* ssl, bool server);
 // Key size in bits of the server's certificate: the peer's when `peer_is_server` (our client
 // role), else our own (the forged leaf); 0 when there is none.
 [[nodiscard]] int serverKeyBits(SSL* ssl, bool peer_is_server);

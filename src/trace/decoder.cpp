@@ -146,7 +146,13 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
     }
   if (auto* e = findExtension(ch.extensions, ExtensionType::PskKeyExchangeModes))
     if (auto v = decodeU8List(e->data)) o.psk_modes = *v;
-  o.psk = findExtension(ch.extensions, ExtensionType::PreSharedKey) != nullptr;
+  o.session_id_length = ch.session_id.size();
+  if (auto* e = findExtension(ch.extensions, ExtensionType::SessionTicket)) o.ticket_length = e->data.size();
+  if (auto* e = findExtension(ch.extensions, ExtensionType::PreSharedKey)) {
+    o.psk = true;
+    if (auto v = decodePreSharedKey(e->data, true))
+      for (const auto& id : v->identities) o.psk_identities.push_back({id.identity.size(), id.obfuscated_ticket_age});
+  }
   o.early_data = findExtension(ch.extensions, ExtensionType::EarlyData) != nullptr;
   if (!hs().offer.seen) {
     hs().offer = std::move(o);
@@ -204,7 +210,12 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
       body.set("key_share", std::move(k));
     }
   }
-  hs().choice.psk_selected = findExtension(sh.extensions, ExtensionType::PreSharedKey) != nullptr;
+  hs().choice.psk_selected = false;
+  if (auto* e = findExtension(sh.extensions, ExtensionType::PreSharedKey)) {
+    hs().choice.psk_selected = true;
+    if (auto v = decodePreSharedKey(e->data, false); v && v->selected_identity)
+      hs().choice.psk_selected_identity = *v->selected_identity;
+  }
   if (auto* e = findExtension(sh.extensions, ExtensionType::Alpn))
     if (auto v = decodeAlpn(e->data); v && !v->empty()) {
       hs().choice.alpn = v->front();

@@ -44,6 +44,12 @@ struct HelloOffer {
   std::vector<std::uint8_t> psk_modes;
   bool psk = false;
   bool early_data = false;
+  // Resumption offers: the legacy session ID's length, the TLS 1.2 session_ticket extension's
+  // ticket (RFC 5077 3.2; absent when not sent, 0 bytes when only asking for one), and the
+  // pre_shared_key identities (RFC 8446 4.2.11).
+  std::size_t session_id_length = 0;
+  std::optional<std::size_t> ticket_length;
+  std::vector<wire::PskIdentityFacts> psk_identities;
 };
 
 // What the server chose.
@@ -59,6 +65,7 @@ struct ServerChoice {
   bool hrr = false;
   std::uint16_t hrr_group = 0;
   bool psk_selected = false;
+  std::uint16_t psk_selected_identity = 0;
 };
 
 struct KexMaterial {

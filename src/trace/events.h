@@ -144,6 +144,7 @@ struct TlsEstablished {
   CodeName cipher;
   Nullable<std::string> group, alpn, sni;
   bool resumed = false;
+  std::optional<Json> resumption;  // what a resumed handshake took up (analysis::resumptionFacts)
   double handshake_ms = 0;
   std::optional<bool> renegotiation;  // true: a renegotiation on an established leg completed
   TLSTRACE_EVENT("tls.established", kCore);
@@ -291,6 +292,7 @@ void TlsEstablished::fields(S& s, V& v) {
   v("alpn", s.alpn);
   v("sni", s.sni);
   v("resumed", s.resumed);
+  v("resumption", s.resumption);
   v("handshake_ms", s.handshake_ms);
   v("renegotiation", s.renegotiation);
 }

@@ -91,6 +91,11 @@ struct PskIdentity {
   Bytes identity;
   std::uint32_t obfuscated_ticket_age = 0;
 };
+// What is kept of an offered identity once the message is gone.
+struct PskIdentityFacts {
+  std::size_t identity_length = 0;
+  std::uint32_t obfuscated_ticket_age = 0;
+};
 struct PreSharedKey {
   std::vector<PskIdentity> identities;  // ClientHello form
   std::vector<Bytes> binders;
