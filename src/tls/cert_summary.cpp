@@ -185,14 +185,10 @@ Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = map_.find(key); it != map_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second.copyHere();  // into the caller's event arena, if any
+      return it->second->second;
     }
   }
-  Json j;
-  {
-    trace::JsonArena::Heap heap;       // kept across events: never in one event's arena
-    j = summarizeCertificateDer(der);  // outside the lock: the expensive part
-  }
+  Json j = summarizeCertificateDer(der);  // outside the lock: the expensive part
   std::lock_guard<std::mutex> lock(mu_);
   if (map_.find(key) == map_.end()) {
     lru_.emplace_front(key, j);
@@ -202,7 +198,7 @@ Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
       lru_.pop_back();
     }
   }
-  return j.copyHere();
+  return j;
 }
 
 Json CertSummaryCache::get(X509* cert) {

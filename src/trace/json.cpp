@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 
 namespace tlstrace::trace {
 
@@ -116,40 +115,32 @@ void appendJsonString(std::string_view s, std::string& out) {
   escape(s, o);
 }
 
-Json::Json(const Array& a) : v_(boost::json::array_kind, currentStorage()) {
+Json::Json(const Array& a) : v_(boost::json::array_kind) {
   auto& arr = v_.get_array();
   arr.reserve(a.size());
   for (const auto& x : a) arr.push_back(x.v_);
 }
 
-Json::Json(Array&& a) : v_(boost::json::array_kind, currentStorage()) {
+Json::Json(Array&& a) : v_(boost::json::array_kind) {
   auto& arr = v_.get_array();
   arr.reserve(a.size());
   for (auto& x : a) arr.push_back(std::move(x.v_));
 }
 
-Json::Json(const Object& o) : v_(boost::json::object_kind, currentStorage()) {
+Json::Json(const Object& o) : v_(boost::json::object_kind) {
   auto& obj = v_.get_object();
   obj.reserve(o.size());
   for (const auto& [k, x] : o) obj.insert_or_assign(k, x.v_);
 }
 
-Json::Json(Object&& o) : v_(boost::json::object_kind, currentStorage()) {
+Json::Json(Object&& o) : v_(boost::json::object_kind) {
   auto& obj = v_.get_object();
   obj.reserve(o.size());
   for (auto& [k, x] : o) obj.insert_or_assign(k, std::move(x.v_));
 }
 
-template <typename Kind>
-void Json::becomeEmpty(Kind kind) {
-  // Rebuilt rather than assigned: assignment would keep the old value's storage, and a null made
-  // on the heap must become an object or list in the current arena like any other.
-  std::destroy_at(&v_);
-  std::construct_at(&v_, kind, currentStorage());
-}
-
 Json& Json::set(std::string_view key, Json value) {
-  if (!v_.is_object()) becomeEmpty(boost::json::object_kind);
+  if (!v_.is_object()) v_.emplace_object();
   auto& o = v_.get_object();
   if (o.empty()) o.reserve(4);  // most objects have a handful of fields: one allocation, not three
   // insert_or_assign keeps a replaced field where it was
@@ -165,7 +156,7 @@ const Json* Json::find(std::string_view key) const {
 }
 
 Json& Json::push(Json value) {
-  if (!v_.is_array()) becomeEmpty(boost::json::array_kind);
+  if (!v_.is_array()) v_.emplace_array();
   auto& a = v_.get_array();
   if (a.empty()) a.reserve(4);  // as for objects: one allocation for short lists, not three
   a.push_back(std::move(value.v_));

@@ -4,7 +4,6 @@
 // why).
 #pragma once
 #include <boost/json/array.hpp>
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
@@ -37,49 +36,6 @@ inline std::string operator+(const char* a, JsonStr b) { return std::string(a).a
 inline std::string operator+(JsonStr a, const std::string& b) { return std::string(a).append(b); }
 inline std::string operator+(JsonStr a, const char* b) { return std::string(a).append(b); }
 
-namespace detail {
-inline boost::json::storage_ptr& threadStorage() {
-  static thread_local boost::json::storage_ptr sp;  // null: the heap
-  return sp;
-}
-}  // namespace detail
-
-// Where the strings, lists and objects a Json builds on this thread go: the heap, or the arena of
-// the JsonArena in scope. A trace is thousands of small values per connection that all die
-// together with their event; one arena per event replaces their mallocs and frees with a bump of
-// a pointer (Boost.JSON's monotonic_resource).
-inline const boost::json::storage_ptr& currentStorage() { return detail::threadStorage(); }
-
-// While it lives, values built on this thread go into one new arena. The arena is reference
-// counted by every value in it, so a value that outlives the scope (kept in an event, copied into
-// a cache) keeps it alive: lifetime is never the caller's to get right. Values mixed from two
-// storages are copied by Boost.JSON, never shared. Not for values kept long (caches): they would
-// hold the whole arena; build those under JsonArena::Heap.
-class JsonArena {
- public:
-  explicit JsonArena(std::size_t first_block = 4096)
-      : saved_(std::exchange(detail::threadStorage(),
-                             boost::json::make_shared_resource<boost::json::monotonic_resource>(first_block))) {}
-  ~JsonArena() { detail::threadStorage() = std::move(saved_); }
-  JsonArena(const JsonArena&) = delete;
-  JsonArena& operator=(const JsonArena&) = delete;
-
-  // Values built while it lives go to the heap again (for caches that outlive any one event).
-  class Heap {
-   public:
-    Heap() : saved_(std::exchange(detail::threadStorage(), boost::json::storage_ptr())) {}
-    ~Heap() { detail::threadStorage() = std::move(saved_); }
-    Heap(const Heap&) = delete;
-    Heap& operator=(const Heap&) = delete;
-
-   private:
-    boost::json::storage_ptr saved_;
-  };
-
- private:
-  boost::json::storage_ptr saved_;
-};
-
 class Json;
 struct JsonMember {  // one field of an object, as asObject() iterates them
   JsonStr first;
@@ -104,19 +60,17 @@ class Json {
   Json(long long i) : v_(static_cast<std::int64_t>(i)) {}
   Json(unsigned long long i) : v_(integer(i)) {}
   Json(double d) : v_(d) {}
-  Json(const char* s) : v_(boost::json::string_view(s), currentStorage()) {}
-  Json(const std::string& s) : v_(boost::json::string_view(s.data(), s.size()), currentStorage()) {}
-  Json(std::string_view s) : v_(boost::json::string_view(s.data(), s.size()), currentStorage()) {}
+  Json(const char* s) : v_(boost::json::string_view(s)) {}
+  Json(const std::string& s) : v_(boost::json::string_view(s.data(), s.size())) {}
+  Json(std::string_view s) : v_(boost::json::string_view(s.data(), s.size())) {}
   Json(const Array& a);
   Json(Array&& a);
   Json(const Object& o);
   Json(Object&& o);
   explicit Json(boost::json::value v) : v_(std::move(v)) {}
 
-  static Json object() { return Json(boost::json::value(boost::json::object_kind, currentStorage())); }
-  static Json array() { return Json(boost::json::value(boost::json::array_kind, currentStorage())); }
-  // A copy in this thread's current storage (a plain copy stays in the original's storage).
-  [[nodiscard]] Json copyHere() const { return Json(boost::json::value(v_, currentStorage())); }
+  static Json object() { return Json(boost::json::value(boost::json::object_kind)); }
+  static Json array() { return Json(boost::json::value(boost::json::array_kind)); }
 
   [[nodiscard]] bool isNull() const { return v_.is_null(); }
   [[nodiscard]] bool isBool() const { return v_.is_bool(); }
@@ -184,8 +138,6 @@ class Json {
     if (i <= static_cast<unsigned long long>(INT64_MAX)) return boost::json::value(static_cast<std::int64_t>(i));
     return boost::json::value(static_cast<std::uint64_t>(i));
   }
-  template <typename Kind>
-  void becomeEmpty(Kind kind);
   boost::json::value v_;
 };
 

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 
@@ -294,39 +293,4 @@ TEST_CASE("JSON writer against boost::json on random values") {
     CHECK(std::string_view(back.get_string()) == s);
     if (sameFormat(boost::json::value(s))) CHECK(got == boost::json::serialize(boost::json::value(s)));
   }
-}
-
-TEST_CASE("JSON arena: values built in it read and write the same, outlive its scope, and mix with the heap") {
-  using tlstrace::trace::JsonArena;
-  auto build = [] {
-    Json o = Json::object();
-    o.set("name", "a name long enough to leave the small-string buffer");
-    Json list = Json::array();
-    for (int i = 0; i < 50; ++i) list.push(Json(Json::Object{{"id", i}, {"name", std::string(i, 'x')}}));
-    o.set("list", std::move(list));
-    Json later;  // a null made before, turned into an object inside
-    later.set("k", 1);
-    o.set("later", std::move(later));
-    return o;
-  };
-  const Json heap = build();
-  std::optional<Json> kept;
-  {
-    JsonArena arena;
-    Json in = build();
-    CHECK(in.value().storage() != heap.value().storage());  // really in the arena
-    CHECK(in.dump() == heap.dump());
-    {
-      JsonArena::Heap back;  // for caches: the heap again
-      CHECK(Json("another string long enough to be allocated").value().storage() == heap.value().storage());
-    }
-    in.set("from_heap", heap);    // copied into the arena, not shared
-    kept.emplace(std::move(in));  // leaves the scope: the arena lives on with it
-  }
-  CHECK(kept->value().storage() != heap.value().storage());
-  Json expected = heap;
-  expected.set("from_heap", heap);
-  CHECK(kept->dump() == expected.dump());
-  CHECK(kept->copyHere().value().storage() == heap.value().storage());  // outside any arena: the heap
-  CHECK(kept->copyHere().dump() == expected.dump());
 }
