@@ -106,8 +106,18 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
   using namespace trace::ev;
   if (const auto* cl = e.as<ConnClose>()) {
     auto it = open_.find(e.conn);
-    Conn c = it == open_.end() ? Conn{} : std::move(it->second);
-    if (it != open_.end()) open_.erase(it);
+    Conn c;
+    if (it != open_.end()) {
+      Open& o = it->second;
+      if (o.more) c = std::move(*o.more);
+      c.client = std::move(o.client);
+      c.target = o.target.empty() && o.more ? "?" : std::move(o.target);  // "?": a summary came without a target
+      for (int i = 0; i < 2; ++i) {
+        c.legs[i].bits = o.bits[i];
+        c.legs[i].reason = std::move(o.reason[i]);
+      }
+      open_.erase(it);
+    }
     c.detail = cl->outcome;
     finish(e, c, out);
     return;
@@ -121,20 +131,22 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     return;
   }
   if (const auto* o = e.as<ConnOpen>()) {
-    Conn& c = open_[e.conn];
+    Open& c = open_[e.conn];
     c.client = o->client;
     if (o->target) c.target = *o->target;
     return;
   }
   auto it = open_.find(e.conn);
   if (it == open_.end()) return;  // a connection opened before this sink saw events: no line
-  Conn& c = it->second;
+  Open& o = it->second;
   if (const auto* q = e.as<ProxyRequest>()) {
-    c.target = q->target;
+    o.target = q->target;
   } else if (const auto* pe = e.as<ProxyError>()) {
+    Conn& c = o.conn();
     if (c.cause.empty()) c.cause = proxyErrorCause(pe->status);
   } else if (const auto* err = e.as<TlsError>()) {
     // The first error is the root one: an upstream failure comes before the client-leg error it causes.
+    Conn& c = o.conn();
     if (c.cause.empty()) {
       c.cause = err->cause;
       c.hint = err->hint;
@@ -142,19 +154,18 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
       if (err->alert_received) c.alert_received = *err->alert_received;
     }
   } else if (const auto* k = e.as<TlsKeyExchange>()) {
-    Leg& l = c.legs[e.leg == trace::Leg::Upstream ? 1 : 0];
+    const int leg = e.leg == trace::Leg::Upstream ? 1 : 0;
     const Json& r = k->report.object;
-    if (const Json* b = r.find("bits"); b && b->isInt()) l.bits = b->asInt();
-    l.kex = str(r.find("kex"));
+    if (const Json* b = r.find("bits"); b && b->isInt()) o.bits[leg] = b->asInt();
     if (const Json* why = r.find("reasons"); why && why->isArray() && why->asArray().size() > 0)
-      l.reason = std::string((*why->asArray().begin()).asString());
-  } else if (const auto* s = e.as<ConnSummary>()) {
+      o.reason[leg] = std::string((*why->asArray().begin()).asString());
+  } else if (const auto* s = e.as<ConnSummary>()) {  // the kex names come from here
+    Conn& c = o.conn();
     const Json& r = s->report.object;
     readLeg(r.find("client"), c.legs[0]);
     readLeg(r.find("upstream"), c.legs[1]);
     if (const Json* cl = r.find("client"); cl && cl->isObject()) c.sni = str(cl->find("sni"));
     c.legs[0].certificate.clear();  // the client leg's certificate is our own forged one
-    if (c.target.empty()) c.target = "?";
   }
 }
 
