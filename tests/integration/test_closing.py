@@ -245,7 +245,8 @@ class Closing(ProxyTestCase):
         if not shutil_which("dumpcap") or not shutil_which("tshark"):
             self.skipTest("dumpcap/tshark not installed")
 
-    def run_case(self, origin_behave, client_act):
+    def start(self, origin_behave):
+        """An origin behaving as told, the proxy in front of it, and a capture of both on lo."""
         origin = Origin(self.pki.cert, self.pki.key, origin_behave)
         self._stops.append(origin.join)
         p = self.proxy("-m", "reverse", "-u", f"localhost:{origin.port}", "--upstream-ca", self.pki.ca)
@@ -253,6 +254,10 @@ class Closing(ProxyTestCase):
         self._stops.append(cap.stop)
         if not cap.ok:
             self.skipTest("cannot capture on lo here: " + cap.why)
+        return origin, p, cap
+
+    def run_case(self, origin_behave, client_act):
+        origin, p, cap = self.start(origin_behave)
         ctx = ssl.create_default_context(cafile=p.ca)
         s = raw_connect(p)
         t = ctx.wrap_socket(s, server_hostname="localhost", suppress_ragged_eofs=False)
@@ -370,13 +375,7 @@ class Closing(ProxyTestCase):
                     return str(e)
             return "no error"
 
-        origin = Origin(self.pki.cert, self.pki.key, read_then_observe)
-        self._stops.append(origin.join)
-        p = self.proxy("-m", "reverse", "-u", f"localhost:{origin.port}", "--upstream-ca", self.pki.ca)
-        cap = Capture(f"{self.dir}/lo.pcapng", [p.port, origin.port])
-        self._stops.append(cap.stop)
-        if not cap.ok:
-            self.skipTest("cannot capture on lo here: " + cap.why)
+        origin, p, cap = self.start(read_then_observe)
         client_seen = alert_client(p)
         self.assertIn("BAD_RECORD_MAC", client_seen.upper().replace(" ", "_"))
         evs = p.conn_closed()
