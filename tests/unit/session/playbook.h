@@ -118,6 +118,7 @@ struct Client {
 };
 
 inline std::string sideName(Leg l) { return l == Leg::Client ? "client" : l == Leg::Upstream ? "upstream" : "-"; }
+inline Leg otherLeg(Leg l) { return l == Leg::Client ? Leg::Upstream : Leg::Client; }
 
 // One action as text: "read client", "send upstream 517", "connect localhost:4433",
 // "timer +10s", "shutdown client", "abort upstream", "finish".

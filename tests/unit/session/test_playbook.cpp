@@ -282,7 +282,7 @@ TEST_CASE("half-close: close_notify and FIN are passed on, the other direction s
   for (Leg first : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(first));
     Established e;
-    const Leg second = first == Leg::Client ? Leg::Upstream : Leg::Client;
+    const Leg second = otherLeg(first);
     tls::TlsEngine& closer = first == Leg::Client ? *e.c.tls : *e.srv.tls;
     tls::TlsEngine& stayer = first == Leg::Client ? *e.srv.tls : *e.c.tls;
     auto closerPeerGot = [&] { return first == Leg::Client ? e.serverGot() : e.clientGot(); };
@@ -337,7 +337,7 @@ TEST_CASE("a FIN without close_notify is passed on as a FIN without close_notify
   for (Leg first : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(first));
     Established e;
-    const Leg second = first == Leg::Client ? Leg::Upstream : Leg::Client;
+    const Leg second = otherLeg(first);
     tls::TlsEngine& closer = first == Leg::Client ? *e.c.tls : *e.srv.tls;
     tls::TlsEngine& stayer = first == Leg::Client ? *e.srv.tls : *e.c.tls;
     REQUIRE(closer.write(bytesOf("cut short")) == tls::TlsEngine::Status::Ok);
@@ -443,7 +443,7 @@ TEST_CASE("a reset on either leg is passed on as a reset") {
   for (Leg reset : {Leg::Client, Leg::Upstream}) {
     CAPTURE(sideName(reset));
     Established e;
-    const Leg peer = reset == Leg::Client ? Leg::Upstream : Leg::Client;
+    const Leg peer = otherLeg(reset);
     e.r.closed(reset, How::Rst);
     // Nothing queued for the other peer: its reset follows at once, no close_notify, no FIN.
     CHECK(e.r.takeActions() == V{"abort " + sideName(reset), "timer +2s", "abort " + sideName(peer), "finish"});
