@@ -72,7 +72,9 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->capture_default_str();
   p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from explicit-mode clients (Basic)");
   p->add_flag("--allow-remote", cfg.allow_remote,
-              "accept clients from outside loopback and private networks (refused by default)");
+              "listen beyond loopback and serve non-loopback clients (refused by default)");
+  p->add_flag("--allow-private-targets", cfg.allow_private_targets,
+              "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
   return p;
 }
 

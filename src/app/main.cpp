@@ -15,6 +15,7 @@
 
 #include "analysis/kex.h"
 #include "app/cli.h"
+#include "config/address.h"
 #include "config/config.h"
 #include "net/services.h"
 #include "pki/ca.h"
@@ -162,6 +163,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
+  svc.own_addresses = config::interfaceAddresses();
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;
@@ -174,6 +176,11 @@ int runProxyCommand(const config::ProxyConfig& options) {
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
+    if (cfg.allow_remote && cfg.proxy_auth.empty() && cfg.mode == config::Mode::Explicit)
+      spdlog::warn(
+          "--allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to any server "
+          "it reaches (add --proxy-auth USER:PASSWORD)",
+          addr);
   });
   tracer.flush();
   if (console && listened) {
@@ -338,6 +345,9 @@ int main(int argc, char** argv) {
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
+  } catch (const config::ConfigError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

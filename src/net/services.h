@@ -3,7 +3,9 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "config/address.h"
 #include "config/config.h"
 #include "session/deps.h"
 
@@ -12,6 +14,7 @@ namespace tlstrace::net {
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
+  std::vector<config::IpAddress> own_addresses;  // the host's interface addresses at start (exposure rules)
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

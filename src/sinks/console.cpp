@@ -32,6 +32,7 @@ std::string humanDuration(double ms) {
 std::string proxyErrorCause(std::int64_t status) {
   switch (status) {
     case 400: return "bad_request";
+    case 403: return "refused";
     case 407: return "proxy_auth_required";
     case 502: return "upstream_unreachable";
     case 503: return "refused";
@@ -122,7 +123,7 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     finish(e, c, out);
     return;
   }
-  if (const auto* r = e.as<ConnRefused>()) {  // turned away at accept: no conn.close follows
+  if (const auto* r = e.as<ConnRefused>(); r && !open_.contains(e.conn)) {  // at accept: no conn.close follows
     Conn c;
     c.client = r->client;
     c.cause = "refused";
