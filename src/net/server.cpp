@@ -212,8 +212,9 @@ class ProxyServer {
   void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http, int status = 503) {
     boost::system::error_code ignored;
     const auto remote = sock.remote_endpoint(ignored);
-    auto r = session::refuseConnection(id, remote.address().to_string() + ":" + std::to_string(remote.port()), reason,
-                                       answer_http, status);
+    const std::string ip = remote.address().to_string();
+    const std::string client = (remote.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(remote.port());
+    auto r = session::refuseConnection(id, client, reason, answer_http, status);
     svc_.tracer->emit(std::move(r.event));
     if (r.response.empty()) {
       sock.close(ignored);

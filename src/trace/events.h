@@ -82,7 +82,7 @@ struct ProxyError {
   std::string reason;
   TLSTRACE_EVENT("proxy.error", kCore);
 };
-// A client was turned away at accept time.
+// A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
   TLSTRACE_EVENT("conn.refused", kCore);
