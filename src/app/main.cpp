@@ -178,8 +178,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
     if (cfg.allow_remote && cfg.proxy_auth.empty() && cfg.mode == config::Mode::Explicit)
       spdlog::warn(
-          "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to any server "
-          "it reaches (add --proxy-auth USER:PASSWORD)",
+          "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to "
+          "any server it reaches (add --proxy-auth USER:PASSWORD)",
           addr);
   });
   tracer.flush();

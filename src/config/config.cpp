@@ -1,10 +1,10 @@
 #include "config/config.h"
 
-#include "config/address.h"
-
 #include <algorithm>
 #include <charconv>
 #include <thread>
+
+#include "config/address.h"
 
 namespace tlstrace::config {
 

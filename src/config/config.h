@@ -54,7 +54,8 @@ struct ProxyConfig {
   bool mirror_client = false;  // offer upstream what the client offered
   std::string proxy_auth;      // "user:pass": explicit mode requires Proxy-Authorization: Basic
   bool allow_remote = false;   // listen beyond loopback and serve non-loopback clients
-  bool allow_private_targets = false;  // non-loopback clients may reach loopback, link-local, own addresses
+  // Non-loopback clients may reach loopback, link-local and the proxy's own addresses.
+  bool allow_private_targets = false;
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;

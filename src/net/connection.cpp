@@ -3,11 +3,11 @@
 #include <netinet/tcp.h>
 
 #include <array>
-#include <optional>
-#include <vector>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "trace/tap.h"
 
@@ -257,8 +257,8 @@ std::optional<std::string> Connection::screenTargets(tcp::resolver::results_type
     return "target " + first.host_name() + ":" + first.service_name() + ": " + why +
            ", refused for a non-loopback client (--allow-private-targets allows it)";
   if (allowed.size() != results.size())
-    results = tcp::resolver::results_type::create(allowed.begin(), allowed.end(), first.host_name(),
-                                                  first.service_name());
+    results =
+        tcp::resolver::results_type::create(allowed.begin(), allowed.end(), first.host_name(), first.service_name());
   return std::nullopt;
 }
 

@@ -213,8 +213,8 @@ TEST_CASE("explicit mode: the Basic scheme is matched case-insensitively (RFC 72
     Run r(w);
     r.start();
     (void)r.takeActions();
-    r.bytes(Leg::Client, bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth +
-                                 "\r\n\r\n"));
+    r.bytes(Leg::Client,
+            bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth + "\r\n\r\n"));
     CHECK(r.takeActions() == V{"connect localhost:443"});
   }
   // The credentials themselves are not (base64 is case-sensitive), nor is another scheme Basic.
@@ -225,8 +225,8 @@ TEST_CASE("explicit mode: the Basic scheme is matched case-insensitively (RFC 72
     Run r(w);
     r.start();
     (void)r.takeActions();
-    r.bytes(Leg::Client, bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth +
-                                 "\r\n\r\n"));
+    r.bytes(Leg::Client,
+            bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth + "\r\n\r\n"));
     CHECK(text(r.takeSent(Leg::Client)).starts_with("HTTP/1.1 407"));
   }
 }
