@@ -15,7 +15,6 @@
 
 #include "analysis/kex.h"
 #include "app/cli.h"
-#include "config/address.h"
 #include "config/config.h"
 #include "net/services.h"
 #include "pki/ca.h"
@@ -163,7 +162,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
-  svc.own_addresses = config::interfaceAddresses();
+  svc.own_addresses = net::interfaceAddresses();
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;

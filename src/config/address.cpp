@@ -1,7 +1,6 @@
 #include "config/address.h"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -81,26 +80,6 @@ std::optional<std::string> forbiddenTarget(const IpAddress& a, std::span<const I
     return a.str() + " is " + std::string(className(c));
   if (std::find(own.begin(), own.end(), a) != own.end()) return a.str() + " is the proxy's own address";
   return std::nullopt;
-}
-
-std::vector<IpAddress> interfaceAddresses() {
-  std::vector<IpAddress> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (const ifaddrs* i = list; i; i = i->ifa_next) {
-    if (!i->ifa_addr) continue;
-    std::optional<IpAddress> a;
-    if (i->ifa_addr->sa_family == AF_INET) {
-      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-      a = ipFromBytes(std::span(reinterpret_cast<const std::uint8_t*>(&sin->sin_addr), 4));
-    } else if (i->ifa_addr->sa_family == AF_INET6) {
-      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
-      a = ipFromBytes(std::span(reinterpret_cast<const std::uint8_t*>(&sin6->sin6_addr), 16));
-    }
-    if (a && std::find(out.begin(), out.end(), *a) == out.end()) out.push_back(*a);
-  }
-  freeifaddrs(list);
-  return out;
 }
 
 }  // namespace tlstrace::config

@@ -41,10 +41,7 @@ enum class AddressClass {
 
 // Why a target chosen by a non-loopback client may not be connected to (without
 // --allow-private-targets): it is loopback, link-local or unspecified, or one of `own` (the
-// proxy's listen and interface addresses). nullopt when it may.
+// proxy's listen and interface addresses, net::interfaceAddresses()). nullopt when it may.
 [[nodiscard]] std::optional<std::string> forbiddenTarget(const IpAddress& a, std::span<const IpAddress> own);
-
-// The addresses of this host's interfaces (getifaddrs(3)), for forbiddenTarget's `own`.
-[[nodiscard]] std::vector<IpAddress> interfaceAddresses();
 
 }  // namespace tlstrace::config

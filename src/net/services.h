@@ -23,6 +23,10 @@ struct Services : session::Deps {
 // seccomp profiles may forbid it; the threads then share the process's table.
 [[nodiscard]] bool threadsCanOwnFdTables();
 
+// The addresses of this host's interfaces (getifaddrs(3)): the proxy's own, for the exposure
+// rules (config::forbiddenTarget).
+[[nodiscard]] std::vector<config::IpAddress> interfaceAddresses();
+
 // Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.
 // Returns the process exit status. Throws on start-up errors (bind).
 int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening);
