@@ -130,6 +130,16 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     finish(e, c, out);
     return;
   }
+  if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it
+    char stamp[trace::kTimestampLength];
+    trace::writeTimestamp(e.ts, stamp);
+    out.append(stamp + 11, 12);
+    out += " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
+           std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message + "\n";
+    ++totals_.policy_violations;
+    ++totals_.violated_rules[v->rule];
+    return;
+  }
   if (const auto* o = e.as<ConnOpen>()) {
     Open& c = open_[e.conn];
     c.client = o->client;
@@ -244,6 +254,15 @@ std::string renderExitSummary(const ConsoleTotals& t, const std::vector<std::pai
   for (const auto& w : t.weak_examples) s += "  " + w + "\n";
   if (t.weak > t.weak_examples.size())
     s += "  (and " + std::to_string(t.weak - t.weak_examples.size()) + " more: see the trace)\n";
+  if (t.policy_violations > 0) {
+    s += "policy violations: " + std::to_string(t.policy_violations) + " (";
+    bool first = true;
+    for (const auto& [rule, n] : t.violated_rules) {
+      s += std::string(first ? "" : ", ") + rule + " " + std::to_string(n);
+      first = false;
+    }
+    s += ")\n";
+  }
   for (const auto& [what, path] : outputs) s += what + ": " + path + "\n";
   return s;
 }

@@ -21,6 +21,8 @@ struct ConsoleTotals {
   std::map<std::string, std::uint64_t> failures;  // by cause
   std::uint64_t weak = 0;                         // connections with a weak or broken key exchange
   std::vector<std::string> weak_examples;         // "#4 upstream DHE custom 1024-bit: ...", the first few
+  std::uint64_t policy_violations = 0;            // policy.violation events (--policy)
+  std::map<std::string, std::uint64_t> violated_rules;
 };
 
 // A pure renderer: events in, lines out. It keeps, per open connection, only the few facts the
