@@ -99,6 +99,16 @@ void raiseFileLimit(std::size_t& max_connections, std::size_t tables) {
   }
 }
 
+// --ready-file: the listening address, written whole (a temporary file renamed into place) once
+// the proxy accepts, so a CI job can wait for the file and read the port of `-l 127.0.0.1:0`.
+void writeReadyFile(const std::string& path, const std::string& addr) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  const bool ok = f && std::fprintf(f, "%s\n", addr.c_str()) > 0 && std::fclose(f) == 0 &&
+                  std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) spdlog::error("cannot write the ready file {}", path);
+}
+
 int runProxyCommand(const config::ProxyConfig& options) {
   config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
   unsigned categories = 0;
@@ -158,7 +168,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
   if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
   std::shared_ptr<app::PolicySink> policy_sink;
-  if (policy) tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(*policy), added));
+  if (policy) tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(*policy), added, !console));
   const auto started = std::chrono::steady_clock::now();
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())
@@ -202,7 +212,10 @@ int runProxyCommand(const config::ProxyConfig& options) {
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
+    if (!cfg.ready_file.empty()) writeReadyFile(cfg.ready_file, addr);
   });
+  if (!cfg.ready_file.empty() && listened)
+    std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   tracer.flush();
   if (console && listened) {
     std::vector<std::pair<std::string, std::string>> outputs{{"CA certificate", ca_path}};

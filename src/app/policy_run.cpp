@@ -5,17 +5,20 @@
 #include <fstream>
 #include <iostream>
 
+#include "sinks/console.h"
 #include "trace/text.h"
 
 namespace tlstrace::app {
 
-PolicySink::PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream)
-    : engine_(std::move(policy)), downstream_(std::move(downstream)) {}
+PolicySink::PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream, bool say)
+    : engine_(std::move(policy)), downstream_(std::move(downstream)), say_(say) {}
 
 void PolicySink::write(const trace::Event& e) {
   engine_.observe(e, found_);
-  for (const auto& v : found_)
+  for (const auto& v : found_) {
     for (const auto& s : downstream_) s->write(v);
+    if (say_) spdlog::warn("{}", sinks::violationLine(v));
+  }
   found_.clear();
 }
 

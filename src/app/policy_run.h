@@ -16,7 +16,8 @@ namespace tlstrace::app {
 // policy.violation it finds into those others right after the event that caused it.
 class PolicySink : public trace::Sink {
  public:
-  PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream);
+  // `say`: also log each violation on stderr (when no console sink shows it: -q).
+  PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream, bool say);
   void write(const trace::Event& e) override;
   // After Tracer::flush(), from the main thread.
   [[nodiscard]] const analysis::PolicyEngine& engine() const { return engine_; }
@@ -25,6 +26,7 @@ class PolicySink : public trace::Sink {
   analysis::PolicyEngine engine_;
   std::vector<std::shared_ptr<trace::Sink>> downstream_;
   std::vector<trace::Event> found_;
+  bool say_;
 };
 
 // The JUnit / SARIF files ("" = not asked for) and the summary lines on stderr. False when a

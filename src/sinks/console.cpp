@@ -102,6 +102,15 @@ std::string rejectedCertificateHint(const std::string& alert, const std::string&
 
 }  // namespace
 
+std::string violationLine(const trace::Event& e) {
+  const auto* v = e.as<trace::ev::PolicyViolation>();
+  if (!v) return {};
+  char stamp[trace::kTimestampLength];
+  trace::writeTimestamp(e.ts, stamp);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
+         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message;
+}
+
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
   using namespace trace::ev;
   if (const auto* cl = e.as<ConnClose>()) {
@@ -131,11 +140,8 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     return;
   }
   if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it
-    char stamp[trace::kTimestampLength];
-    trace::writeTimestamp(e.ts, stamp);
-    out.append(stamp + 11, 12);
-    out += " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
-           std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message + "\n";
+    out += violationLine(e);
+    out.push_back('\n');
     ++totals_.policy_violations;
     ++totals_.violated_rules[v->rule];
     return;

@@ -85,6 +85,9 @@ class ConsoleSink : public trace::Sink {
   mutable std::mutex mu_;  // guards lines_' totals against totals() from the main thread
 };
 
+// "HH:MM:SS.mmm #conn POLICY severity rule (leg host): message" for a policy.violation, else "".
+[[nodiscard]] std::string violationLine(const trace::Event& e);
+
 // The summary printed on exit: each line ends in '\n'. `outputs`: (what, path) of each output file.
 [[nodiscard]] std::string renderExitSummary(const ConsoleTotals& t,
                                             const std::vector<std::pair<std::string, std::string>>& outputs);

@@ -349,6 +349,44 @@ min_version = "TLSv1.3"
         r = run([TLSTRACE, "check", "--policy", passing, recorded])
         self.assertEqual(r.returncode, 0, r.stderr.decode())
 
+    def ci_job(self, srv):
+        """The README's CI job as written: its exit status, and what it left behind."""
+        readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+        with open(readme) as f:
+            job = re.search(r"<!-- ci-job -->\n```sh\n(.*?)```", f.read(), re.S).group(1)
+        work = tempfile.mkdtemp(dir=self.dir)
+        os.symlink(os.path.join(os.path.dirname(readme), "config"), f"{work}/config")
+        with open(f"{work}/run-integration-tests.sh", "w") as f:  # a test suite using the proxy from the environment
+            f.write("#!/bin/sh\nexec python3 -c \"import urllib.request; "
+                    f"print(urllib.request.urlopen('https://localhost:{srv.port}/').status)\"\n")
+        os.chmod(f"{work}/run-integration-tests.sh", 0o755)
+        env = {k: v for k, v in os.environ.items() if k not in ("TLSTRACE_HOME", "SSLKEYLOGFILE", "HTTPS_PROXY")}
+        # The proxy trusts the test's private upstream CA the way it would trust a system one
+        # (OpenSSL's default paths honour SSL_CERT_FILE); the job points its clients at the proxy's CA.
+        env.update(HOME=work, PATH=os.path.dirname(TLSTRACE) + ":" + env["PATH"], SSL_CERT_FILE=self.pki.ca)
+        r = subprocess.run(["sh", "-c", job], cwd=work, env=env, capture_output=True, timeout=DEADLINE * 3)
+        with open(f"{work}/tls-events.jsonl") as f:
+            evs = [json.loads(line) for line in f]
+        self.assertFalse(os.path.exists(f"{work}/proxy.addr"))  # removed at exit
+        validate_junit(self, f"{work}/tls-junit.xml")
+        validate_sarif(self, f"{work}/tls.sarif")
+        return r, r.stdout.decode() + r.stderr.decode(), evs
+
+    def test_readme_ci_job(self):
+        r, out, evs = self.ci_job(self.s_server())
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("200", r.stdout.decode())  # the tests ran through the proxy and passed
+        self.assertEqual(of(evs, "policy.violation"), [])
+        self.assertEqual(of(evs, "tls.trust")[0]["verified"], True)
+        # A server without forward secrecy breaks the baseline: the job fails, the log says why.
+        cert, key = self.cert("rsa-kex", key="rsa:2048")
+        srv = self.s_server("-no_tls1_3", "-cipher", "AES128-GCM-SHA256", cert=cert, key=key)
+        r, out, evs = self.ci_job(srv)
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn("200", r.stdout.decode())
+        self.assertIn("POLICY error forward-secrecy (upstream localhost)", out)  # shown under -q too
+        self.assertEqual({e["rule"] for e in of(evs, "policy.violation")}, {"forward-secrecy", "key-exchange"})
+
     def test_bad_input_exits_2_with_the_place(self):
         cases = [
             ('[[rule]]\nid = "x"\nmin_verison = "TLSv1.2"\n', r":3:1: unknown rule key 'min_verison'; did you mean 'min_version'"),
