@@ -1,9 +1,9 @@
 #include "tls/context.h"
 
-#include <cstdlib>
-
 #include <openssl/err.h>
 #include <openssl/pem.h>
+
+#include <cstdlib>
 
 #include "tls/engine.h"
 
