@@ -203,6 +203,11 @@ struct ConnClose {
   std::string outcome;
   TLSTRACE_EVENT("conn.close", kCore);
 };
+// A policy rule failed on a leg (--policy, `tlstrace check`).
+struct PolicyViolation {
+  std::string rule, severity, host, expected, observed, message;
+  TLSTRACE_EVENT("policy.violation", kCore);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -350,12 +355,23 @@ void ConnClose::fields(S& s, V& v) {
   v("outcome", s.outcome);
 }
 
+template <class S, class V>
+void PolicyViolation::fields(S& s, V& v) {
+  v("rule", s.rule);
+  v("severity", s.severity);
+  v("host", s.host);
+  v("expected", s.expected);
+  v("observed", s.observed);
+  v("message", s.message);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
-                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
-                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert,
-                             ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::Other>;
+using Payload =
+    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
+                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose,
+                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::Other>;
 
 }  // namespace tlstrace::trace
