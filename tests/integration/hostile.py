@@ -37,9 +37,11 @@ class BannerServer(ThreadedServer):
                 self.sent += len(data)
 
 
-def connect(proxy_port, target, timeout=DEADLINE):
-    """A socket tunnelled with CONNECT: (socket, the response head, bytes that came after it)."""
-    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout)
+def connect(proxy_port, target, timeout=DEADLINE, source=None):
+    """A socket tunnelled with CONNECT: (socket, the response head, bytes that came after it).
+    source: the loopback address to connect from (all of 127/8 is ours)."""
+    s = socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
