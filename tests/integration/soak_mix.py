@@ -323,10 +323,11 @@ class Mix:
             by_client.setdefault(e["client"], []).append(e["conn"])
         problems = []
         for kind, addr, sent, received, err in self.good:
-            if err:
-                problems.append(f"{kind} from {addr}: {err}")
-                continue
             conns = by_client.get(addr, [])
+            if err:  # with what the proxy says of it
+                why = "; ".join(f"conn {c}: {closes[c]['outcome']}" for c in conns if c in closes)
+                problems.append(f"{kind} from {addr}: {err} ({why or 'no connection in the events'})")
+                continue
             if len(conns) != 1:
                 problems.append(f"{kind} from {addr}: {len(conns)} connections in the events")
                 continue
