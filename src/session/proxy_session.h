@@ -195,6 +195,7 @@ class ProxySession {
   void connectFailed(int status, const std::string& why);
   void onHelloBytes();
   void startPlainRelay();
+  void serverSpokeFirst(std::span<const std::uint8_t> bytes);
   void refuseNotTls(const std::string& reason, bool close = true);
 
   // TLS on both legs (session_tls.cpp).
