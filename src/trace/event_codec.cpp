@@ -31,8 +31,8 @@ struct LineWriter {
     out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
   }
   void operator()(std::string_view k, const std::string& v) {
-    key(k);
-    appendJsonString(v, out);
+    out += ',';
+    appendJsonStringMember(k, v, out);  // (a peer's string that is not UTF-8 brings its k_hex)
   }
   template <Integer T>
   void operator()(std::string_view k, T v) {
@@ -48,8 +48,8 @@ struct LineWriter {
     out += v ? "true" : "false";
   }
   void operator()(std::string_view k, const Json& v) {
-    key(k);
-    v.dumpTo(out);
+    out += ',';
+    appendJsonMember(k, v, out);
   }
   void operator()(std::string_view k, const CodeName& v) {
     key(k);
@@ -91,9 +91,7 @@ struct LineWriter {
     if (!o.isObject()) return;
     for (const auto& [k, v] : o.asObject()) {
       out += ',';
-      appendJsonString(k, out);
-      out += ':';
-      v.dumpTo(out);
+      appendJsonMember(k, v, out, &o);
     }
   }
 };
@@ -362,6 +360,7 @@ bool fromJson(const Json& j, Event& out) {
   Json fields = Json::object();
   for (const auto& [k, v] : j.asObject())
     if (k != "ts" && k != "conn" && k != "leg" && k != "event") fields.set(k, v);
+  restoreHexFields(fields);  // a peer's bytes that were not UTF-8, as they came
   if (!kindByName(name->asString(), out.payload)) {
     out.payload = ev::Other{std::string(name->asString()), std::move(fields)};
     return true;
