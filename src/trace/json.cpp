@@ -1,5 +1,6 @@
 #include "trace/json.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
@@ -373,7 +374,12 @@ void restoreHexFields(Json& j) {
     auto* x = o->if_contains(boost::json::string_view(k.data(), k.size() - 4));
     if (x && restoreFrom(*x, kv.value())) done.emplace_back(k);
   }
-  for (const auto& k : done) o->erase(k);
+  if (done.empty()) return;
+  boost::json::object kept;  // (object::erase moves the last member into the gap: the order would change)
+  kept.reserve(o->size() - done.size());
+  for (auto& kv : *o)
+    if (std::find(done.begin(), done.end(), view(kv.key())) == done.end()) kept.emplace(kv.key(), std::move(kv.value()));
+  *o = std::move(kept);
 }
 
 void Json::dumpTo(std::string& out) const {
