@@ -60,22 +60,20 @@ std::size_t plainTextPrefix(const char* p, std::size_t n) {
   return i;
 }
 
-namespace {
-
-// Code points that are valid UTF-8 but move the cursor or reorder what follows on a terminal: the
-// C1 controls (U+0080-U+009F: some terminals take U+009B as CSI), the bidi marks, embeddings,
-// overrides and isolates (a name shown in a different order than it has: "Trojan Source"), and
-// the line and paragraph separators.
+// (U+009B is CSI to some terminals; a bidi override shows a name in another order than it has:
+// "Trojan Source".)
 bool isInvisibleControl(std::uint32_t cp) {
   return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
          (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
-std::uint32_t codePoint(const unsigned char* p, std::size_t len) {
+std::uint32_t utf8CodePoint(const unsigned char* p, std::size_t len) {
   if (len == 2) return (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu);
   if (len == 3) return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
   return (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
 }
+
+namespace {
 
 void appendByteEscape(unsigned char c, std::string& out) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -100,7 +98,7 @@ void appendEscapedText(std::string_view s, std::string& out) {
       if (len == 0) {  // an invalid byte: escaped alone, the next one looked at afresh
         appendByteEscape(c, out);
         ++i;
-      } else if (isInvisibleControl(codePoint(p + i, len))) {
+      } else if (isInvisibleControl(utf8CodePoint(p + i, len))) {
         for (std::size_t k = 0; k < len; ++k) appendByteEscape(p[i + k], out);
         i += len;
       } else {

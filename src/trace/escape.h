@@ -6,11 +6,13 @@
 //   control (C0, DEL, C1), a bidi or line-separator character, or an invalid UTF-8 sequence. The
 //   form is unambiguous: unescaping it gives back the bytes.
 // - the JSON writer (json.cpp) keeps valid UTF-8 as it is and writes each invalid byte as U+FFFD,
-//   with the exact bytes as lowercase hex in a `<key>_hex` field next to it.
+//   with the exact bytes as lowercase hex in a `<key>_hex` field next to it; the invisible controls
+//   below as \uXXXX.
 // Both scan 16 bytes at a time and copy without a second pass when nothing needs escaping, the
 // common case (host names, protocol names, hex).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,12 @@ namespace tlstrace::trace {
 // is not one (RFC 3629 4: no overlong forms, no surrogates, nothing above U+10FFFF).
 [[nodiscard]] std::size_t utf8SequenceLength(const unsigned char* p, std::size_t n);
 [[nodiscard]] bool isValidUtf8(std::string_view s);
+// The code point of a well-formed sequence of `len` (2 to 4) bytes.
+[[nodiscard]] std::uint32_t utf8CodePoint(const unsigned char* p, std::size_t len);
+// Valid, but acted on by a terminal or reordering what follows: the C1 controls, the bidi marks,
+// embeddings, overrides and isolates, the line and paragraph separators. Both outputs escape
+// them (the JSON writer as \uXXXX: an events file is read in terminals too).
+[[nodiscard]] bool isInvisibleControl(std::uint32_t cp);
 
 // How many bytes at the start of [p, p + n) are printable ASCII other than a backslash (the bytes
 // escapeText() copies without looking further).

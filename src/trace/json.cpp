@@ -95,7 +95,18 @@ bool escape(std::string_view s, Out& out) {
     const unsigned char c = p[i];
     if (c >= 0x80) {
       if (const std::size_t len = utf8SequenceLength(p + i, s.size() - i); len != 0) {
-        i += len;  // valid: copied with the run
+        const std::uint32_t cp = utf8CodePoint(p + i, len);
+        if (isInvisibleControl(cp)) {  // (all in the BMP: one \uXXXX)
+          out.append(s.data() + run, i - run);
+          static constexpr char kDigits[] = "0123456789abcdef";
+          const char esc[] = {'\\', 'u', kDigits[cp >> 12], kDigits[(cp >> 8) & 0xf], kDigits[(cp >> 4) & 0xf],
+                              kDigits[cp & 0xf]};
+          out.append(esc, sizeof esc);
+          i += len;
+          run = i;
+        } else {
+          i += len;  // valid: copied with the run
+        }
         i += plainPrefix(s.data() + i, s.size() - i);
         continue;
       }

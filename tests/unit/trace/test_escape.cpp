@@ -150,6 +150,9 @@ TEST_CASE("JSON writer: invalid UTF-8 goes out as U+FFFD with the bytes in a _he
       {"ok", R"("ok")", ""},
       {"Z\xc3\xbcrich", "\"Z\xc3\xbcrich\"", ""},
       {"esc\x1b", R"("esc\u001b")", ""},  // valid UTF-8: JSON's own escapes suffice
+      {"csi\xc2\x9b", R"("csi\u009b")", ""},         // C1: escaped, not raw (events files meet terminals)
+      {"a\xe2\x80\xae" "b", R"("a\u202eb")", ""},    // RIGHT-TO-LEFT OVERRIDE
+      {"\xe2\x80\xa8", R"("\u2028")", ""},           // LINE SEPARATOR
       {"a\xff" "b", R"("a\ufffdb")", "61ff62"},
       {"\xc3", R"("\ufffd")", "c3"},
       {"\xed\xa0\x80", R"("\ufffd\ufffd\ufffd")", "eda080"},
