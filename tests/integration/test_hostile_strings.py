@@ -15,13 +15,10 @@ import unittest
 
 from harness import DEADLINE, TLSTRACE, ProxyTestCase, of, run
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-except ImportError:  # python3-cryptography
-    x509 = None
+from cryptography import x509  # python3-cryptography (tools/deps.sh)
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ALL = bytes(range(256))
 
@@ -130,7 +127,7 @@ def der_span(buf, off):
 
 
 NAME_ATTRS = [NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME,
-              NameOID.LOCALITY_NAME, NameOID.STATE_OR_PROVINCE_NAME] if x509 else []
+              NameOID.LOCALITY_NAME, NameOID.STATE_OR_PROVINCE_NAME]
 NAME_KEYS = ["CN", "O", "OU", "L", "ST"]
 
 
@@ -180,7 +177,6 @@ def assert_text_safe(test, raw, what):
     return text
 
 
-@unittest.skipIf(x509 is None, "python3-cryptography is not installed")
 class HostileStrings(ProxyTestCase):
     def test_every_byte_in_every_peer_string(self):
         d = self.dir
