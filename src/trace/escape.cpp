@@ -63,8 +63,8 @@ std::size_t plainTextPrefix(const char* p, std::size_t n) {
 // (U+009B is CSI to some terminals; a bidi override shows a name in another order than it has:
 // "Trojan Source".)
 bool isInvisibleControl(std::uint32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
-         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+  return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
 }
 
 std::uint32_t utf8CodePoint(const unsigned char* p, std::size_t len) {

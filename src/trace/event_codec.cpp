@@ -31,8 +31,8 @@ struct LineWriter {
     out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
   }
   void operator()(std::string_view k, const std::string& v) {
-    out += ',';
-    appendJsonStringMember(k, v, out);  // (a peer's string that is not UTF-8 brings its k_hex)
+    key(k);
+    if (appendJsonString(v, out)) appendJsonHexSibling(k, v, out);  // a peer's bytes that are not UTF-8
   }
   template <Integer T>
   void operator()(std::string_view k, T v) {
@@ -48,6 +48,10 @@ struct LineWriter {
     out += v ? "true" : "false";
   }
   void operator()(std::string_view k, const Json& v) {
+    if (v.isObject()) {  // (its members bring their own _hex siblings)
+      key(k);
+      return v.dumpTo(out);
+    }
     out += ',';
     appendJsonMember(k, v, out);
   }

@@ -4,11 +4,11 @@
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <cctype>
 
 #include "trace/escape.h"
 #include "wire/byte_reader.h"
@@ -99,8 +99,8 @@ bool escape(std::string_view s, Out& out) {
         if (isInvisibleControl(cp)) {  // (all in the BMP: one \uXXXX)
           out.append(s.data() + run, i - run);
           static constexpr char kDigits[] = "0123456789abcdef";
-          const char esc[] = {'\\', 'u', kDigits[cp >> 12], kDigits[(cp >> 8) & 0xf], kDigits[(cp >> 4) & 0xf],
-                              kDigits[cp & 0xf]};
+          const char esc[] = {
+              '\\', 'u', kDigits[cp >> 12], kDigits[(cp >> 8) & 0xf], kDigits[(cp >> 4) & 0xf], kDigits[cp & 0xf]};
           out.append(esc, sizeof esc);
           i += len;
           run = i;
@@ -253,8 +253,8 @@ void writeHexSibling(std::string_view key, const boost::json::value& v, Out& out
   const auto hex = [&out](boost::json::string_view s) {
     out.put('"');
     char* w = out.room(2 * s.size());
-    out.advance(static_cast<std::size_t>(
-        wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
+    out.advance(
+        static_cast<std::size_t>(wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
     out.put('"');
   };
   out.put(',');
@@ -334,7 +334,10 @@ void appendJsonMember(std::string_view key, const Json& value, std::string& out,
 void appendJsonStringMember(std::string_view key, std::string_view value, std::string& out) {
   const bool bad_key = appendJsonString(key, out);
   out += ':';
-  if (!appendJsonString(value, out) || bad_key) return;  // the common case: no Out set up
+  if (appendJsonString(value, out) && !bad_key) appendJsonHexSibling(key, value, out);
+}
+
+void appendJsonHexSibling(std::string_view key, std::string_view value, std::string& out) {
   Out o(out);
   writeHexSibling(key, boost::json::value(boost::json::string_view(value.data(), value.size())), o);
 }
@@ -348,7 +351,8 @@ bool restoreFrom(boost::json::value& v, const boost::json::value& hex) {
     for (const char c : h)
       if (!std::isxdigit(static_cast<unsigned char>(c))) return std::optional<boost::json::string>();
     const auto b = wire::fromHex(view(h));
-    return std::optional(boost::json::string(boost::json::string_view(reinterpret_cast<const char*>(b.data()), b.size())));
+    return std::optional(
+        boost::json::string(boost::json::string_view(reinterpret_cast<const char*>(b.data()), b.size())));
   };
   if (v.is_string() && hex.is_string()) {
     if (view(v.get_string()).find(kReplacement) == std::string_view::npos || hex.get_string().size() % 2) return false;
@@ -389,7 +393,8 @@ void restoreHexFields(Json& j) {
   boost::json::object kept;  // (object::erase moves the last member into the gap: the order would change)
   kept.reserve(o->size() - done.size());
   for (auto& kv : *o)
-    if (std::find(done.begin(), done.end(), view(kv.key())) == done.end()) kept.emplace(kv.key(), std::move(kv.value()));
+    if (std::find(done.begin(), done.end(), view(kv.key())) == done.end())
+      kept.emplace(kv.key(), std::move(kv.value()));
   *o = std::move(kept);
 }
 

@@ -236,6 +236,9 @@ bool appendJsonString(std::string_view s, std::string& out);
 // `object`: the one the member belongs to, where a field of that name already there wins.
 void appendJsonMember(std::string_view key, const Json& value, std::string& out, const Json* object = nullptr);
 void appendJsonStringMember(std::string_view key, std::string_view value, std::string& out);
+// The `,"key_hex":"..."` alone, for a writer that wrote `"key":value` itself and was told by
+// appendJsonString() that `value` was not UTF-8.
+void appendJsonHexSibling(std::string_view key, std::string_view value, std::string& out);
 // The reverse, for `convert`: each `X` that has an `X_hex` beside it gets its bytes back, and the
 // `X_hex` goes (in nested objects too), so a line reads back to the event that was written.
 void restoreHexFields(Json& j);

@@ -136,8 +136,8 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
 
 void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const Json& v, std::string& out) {
   // (keys are ours, but an events file read by `convert` may have any)
-  const std::string key = plainTextPrefix(raw_key.data(), raw_key.size()) == raw_key.size() ? std::string(raw_key)
-                                                                                              : escapeText(raw_key);
+  const std::string key =
+      plainTextPrefix(raw_key.data(), raw_key.size()) == raw_key.size() ? std::string(raw_key) : escapeText(raw_key);
   if (isFlat(v)) {
     lineHead(out, prefix, indent, key);
     appendScalar(v, out);

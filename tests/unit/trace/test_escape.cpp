@@ -73,23 +73,27 @@ TEST_CASE("escapeText: the table") {
       {"bel\x07", "bel\\x07"},
       {"del\x7f", "del\\x7f"},
       {"\x01\x1f", "\\x01\\x1f"},
-      {"Z\xc3\xbcrich", "Z\xc3\xbcrich"},                // printable UTF-8 stays
-      {"\xe2\x82\xac 5", "\xe2\x82\xac 5"},              // U+20AC
-      {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},          // U+1F600
-      {"\xc2\x9b" "31m", "\\xc2\\x9b31m"},               // U+009B, C1 CSI
-      {"\xc2\x85", "\\xc2\\x85"},                        // U+0085 NEL
-      {"a\xe2\x80\xae" "cba", "a\\xe2\\x80\\xaecba"},     // U+202E RIGHT-TO-LEFT OVERRIDE
-      {"\xe2\x81\xa6", "\\xe2\\x81\\xa6"},               // U+2066 LEFT-TO-RIGHT ISOLATE
-      {"\xe2\x80\xa8", "\\xe2\\x80\\xa8"},               // U+2028 LINE SEPARATOR
-      {"\xd8\x9c", "\\xd8\\x9c"},                        // U+061C ARABIC LETTER MARK
-      {"\xff", "\\xff"},                                 // never in UTF-8
-      {"\xc3", "\\xc3"},                                 // truncated
-      {"\xc3(", "\\xc3("},                               // bad continuation
-      {"\x80", "\\x80"},                                 // lone continuation
-      {"\xc0\xaf", "\\xc0\\xaf"},                        // overlong '/'
-      {"\xed\xa0\x80", "\\xed\\xa0\\x80"},               // UTF-16 surrogate D800
-      {"\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"},      // above U+10FFFF
-      {"ok\xe2\x82", "ok\\xe2\\x82"},                    // truncated at the end
+      {"Z\xc3\xbcrich", "Z\xc3\xbcrich"},        // printable UTF-8 stays
+      {"\xe2\x82\xac 5", "\xe2\x82\xac 5"},      // U+20AC
+      {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},  // U+1F600
+      {"\xc2\x9b"
+       "31m",
+       "\\xc2\\x9b31m"},           // U+009B, C1 CSI
+      {"\xc2\x85", "\\xc2\\x85"},  // U+0085 NEL
+      {"a\xe2\x80\xae"
+       "cba",
+       "a\\xe2\\x80\\xaecba"},                                          // U+202E RIGHT-TO-LEFT OVERRIDE
+      {"\xe2\x81\xa6", "\\xe2\\x81\\xa6"},                              // U+2066 LEFT-TO-RIGHT ISOLATE
+      {"\xe2\x80\xa8", "\\xe2\\x80\\xa8"},                              // U+2028 LINE SEPARATOR
+      {"\xd8\x9c", "\\xd8\\x9c"},                                       // U+061C ARABIC LETTER MARK
+      {"\xff", "\\xff"},                                                // never in UTF-8
+      {"\xc3", "\\xc3"},                                                // truncated
+      {"\xc3(", "\\xc3("},                                              // bad continuation
+      {"\x80", "\\x80"},                                                // lone continuation
+      {"\xc0\xaf", "\\xc0\\xaf"},                                       // overlong '/'
+      {"\xed\xa0\x80", "\\xed\\xa0\\x80"},                              // UTF-16 surrogate D800
+      {"\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"},                     // above U+10FFFF
+      {"ok\xe2\x82", "ok\\xe2\\x82"},                                   // truncated at the end
       {std::string(20, 'a') + "\x1b", std::string(20, 'a') + "\\x1b"},  // past the 16-byte scan
   };
   for (const auto& c : cases) {
@@ -127,13 +131,33 @@ TEST_CASE("isValidUtf8 follows RFC 3629's table") {
     bool valid;
   };
   const std::vector<Case> cases = {
-      {"", true},           {"abc", true},          {"\x7f", true},         {"\xc2\x80", true},
-      {"\xdf\xbf", true},   {"\xe0\xa0\x80", true}, {"\xef\xbf\xbd", true}, {"\xed\x9f\xbf", true},
-      {"\xee\x80\x80", true}, {"\xf0\x90\x80\x80", true}, {"\xf4\x8f\xbf\xbf", true},
-      {"\x80", false},      {"\xbf", false},        {"\xc0\x80", false},    {"\xc1\xbf", false},
-      {"\xc2", false},      {"\xc2\x7f", false},    {"\xc2\xc0", false},    {"\xe0\x9f\xbf", false},
-      {"\xed\xa0\x80", false}, {"\xed\xbf\xbf", false}, {"\xe1\x80", false}, {"\xf0\x8f\xbf\xbf", false},
-      {"\xf4\x90\x80\x80", false}, {"\xf5\x80\x80\x80", false}, {"\xfe", false}, {"\xff", false},
+      {"", true},
+      {"abc", true},
+      {"\x7f", true},
+      {"\xc2\x80", true},
+      {"\xdf\xbf", true},
+      {"\xe0\xa0\x80", true},
+      {"\xef\xbf\xbd", true},
+      {"\xed\x9f\xbf", true},
+      {"\xee\x80\x80", true},
+      {"\xf0\x90\x80\x80", true},
+      {"\xf4\x8f\xbf\xbf", true},
+      {"\x80", false},
+      {"\xbf", false},
+      {"\xc0\x80", false},
+      {"\xc1\xbf", false},
+      {"\xc2", false},
+      {"\xc2\x7f", false},
+      {"\xc2\xc0", false},
+      {"\xe0\x9f\xbf", false},
+      {"\xed\xa0\x80", false},
+      {"\xed\xbf\xbf", false},
+      {"\xe1\x80", false},
+      {"\xf0\x8f\xbf\xbf", false},
+      {"\xf4\x90\x80\x80", false},
+      {"\xf5\x80\x80\x80", false},
+      {"\xfe", false},
+      {"\xff", false},
       {"\xf1\x80\x80", false},
   };
   for (const auto& c : cases) {
@@ -149,11 +173,15 @@ TEST_CASE("JSON writer: invalid UTF-8 goes out as U+FFFD with the bytes in a _he
   const std::vector<Case> cases = {
       {"ok", R"("ok")", ""},
       {"Z\xc3\xbcrich", "\"Z\xc3\xbcrich\"", ""},
-      {"esc\x1b", R"("esc\u001b")", ""},  // valid UTF-8: JSON's own escapes suffice
-      {"csi\xc2\x9b", R"("csi\u009b")", ""},         // C1: escaped, not raw (events files meet terminals)
-      {"a\xe2\x80\xae" "b", R"("a\u202eb")", ""},    // RIGHT-TO-LEFT OVERRIDE
-      {"\xe2\x80\xa8", R"("\u2028")", ""},           // LINE SEPARATOR
-      {"a\xff" "b", R"("a\ufffdb")", "61ff62"},
+      {"esc\x1b", R"("esc\u001b")", ""},      // valid UTF-8: JSON's own escapes suffice
+      {"csi\xc2\x9b", R"("csi\u009b")", ""},  // C1: escaped, not raw (events files meet terminals)
+      {"a\xe2\x80\xae"
+       "b",
+       R"("a\u202eb")", ""},                // RIGHT-TO-LEFT OVERRIDE
+      {"\xe2\x80\xa8", R"("\u2028")", ""},  // LINE SEPARATOR
+      {"a\xff"
+       "b",
+       R"("a\ufffdb")", "61ff62"},
       {"\xc3", R"("\ufffd")", "c3"},
       {"\xed\xa0\x80", R"("\ufffd\ufffd\ufffd")", "eda080"},
       {"\xc0\xaf\"", R"("\ufffd\ufffd\"")", "c0af22"},

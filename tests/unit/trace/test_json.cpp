@@ -128,25 +128,12 @@ class Gen {
   }
 
   std::string str() {
-    static const std::string kPieces[] = {"\"",
-                                          "\\",
-                                          "/",
-                                          "\b",
-                                          "\f",
-                                          "\n",
-                                          "\r",
-                                          "\t",
-                                          "\x01",
-                                          "\x1f",
-                                          "\x7f",
-                                          "\xc3\xa9",
-                                          "\xe2\x82\xac",
+    static const std::string kPieces[] = {"\"", "\\", "/", "\b", "\f", "\n", "\r", "\t", "\x01", "\x1f", "\x7f",
+                                          "\xc3\xa9", "\xe2\x82\xac",
                                           "\xf0\x9f\x98\x80",  // U+1F600, a surrogate pair in \u form
                                           // (invalid UTF-8, written as U+FFFD with a _hex sibling:
                                           // test_escape.cpp)
-                                          "abc",
-                                          "0123456789abcdef",
-                                          std::string(1, '\0')};
+                                          "abc", "0123456789abcdef", std::string(1, '\0')};
     std::string s;
     for (auto n = pick(6); n > 0; --n) s += kPieces[pick(std::size(kPieces))];
     return s;
