@@ -223,7 +223,15 @@ class HostileStrings(ProxyTestCase):
                     pass
             except (socket.timeout, ConnectionError):
                 pass
-        p.conn_closed(3)
+        # A CONNECT target or header with such bytes: refused (RFC 9110 5.5, 7.1), or no origin
+        # there; nothing of them reaches the outputs raw (checked with the rest below).
+        refused = [b"C0<" + ALL[0x80:] + b">C0", b"C1<\x1b[2J\r>C1"]
+        for target, header in [(refused[0] + b":443", b"ok"), (refused[1] + b":443", b"ok"),
+                               (b"127.0.0.1:443", b"\x1b]0;x\x07\xff")]:
+            with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as c:
+                c.sendall(b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\nX-Evil: " + header + b"\r\n\r\n")
+                self.assertRegex(c.recv(4096).split(b"\r\n")[0], rb" [45]\d\d ")  # 400, or 502: no :443 here
+        p.conn_closed(6)
         p.stop()
 
         # --- JSON: strict UTF-8, strict JSON, the checker, and every value back ---
@@ -277,7 +285,7 @@ class HostileStrings(ProxyTestCase):
                     value = m.group(1).encode() + b"<" + unescape(m.group(2)) + b">" + m.group(1).encode()
                 found.setdefault(m.group(1).encode(), set()).add(value)
             for tag, values in found.items():  # each occurrence is one of the values sent, exactly
-                self.assertTrue(values <= {v for v in [*names_a, *names_b, *sni_s, *alpn_s, sni_raw, *alpn_raw]},
+                self.assertTrue(values <= {*names_a, *names_b, *sni_s, *alpn_s, sni_raw, *alpn_raw, *refused},
                                 f"{what}: {tag} shown as {values}")
             # every value in the trace; the console's connection lines name the SNI
             required = sent if what in ("--log", "default") else [v[:2] for v in sni_s] if what == "-v console" else []
