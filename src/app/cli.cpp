@@ -74,9 +74,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--ready-file", cfg.ready_file, "write HOST:PORT to FILE once listening (removed at exit)");
   // Alone it means all of them (CLI11 takes the default string when no value follows).
   p->add_option("--audit-clients", cfg.audit_clients,
-                "present each client broken certificates in turn (all, or a list: self-signed,unknown-ca,wrong-host,"
-                "expired,not-yet-valid,rsa-1024,sha1-signature,no-server-auth,intermediate-not-ca,tls1.0-only,"
-                "weak-ciphers) and report which it accepted")
+                "show each client broken certificates in turn (all, or a comma list of scenarios: docs/cli.md) "
+                "and report the ones it accepted")
       ->expected(0, 1)
       ->default_str("all");
   p->add_option("--policy", cfg.policy_file, "CI policy (TOML [[rule]] tables): violations as events, exit 1 if any");
