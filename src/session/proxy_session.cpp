@@ -89,6 +89,10 @@ void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
   client_.t.open = true;
   client_.opened = start_;
+  if (deps_.audit_plan) {
+    audit_ = std::make_unique<AuditState>();
+    audit_->client = s.client;
+  }
   trace::ev::ConnOpen open{s.client, s.listen, std::string(config::modeName(front_.mode())), {}};
   const auto fixed = front_.fixedTarget();
   if (fixed) {

@@ -109,6 +109,15 @@ std::string rejectedCertificateHint(const std::string& alert, const std::string&
 
 }  // namespace
 
+std::string auditLine(const trace::Event& e) {
+  const auto* a = e.as<trace::ev::AuditResult>();
+  if (!a) return {};
+  char stamp[trace::kTimestampLength];
+  trace::writeTimestamp(e.ts, stamp);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " AUDIT " + a->scenario + ": " + a->client +
+         (a->verdict == "accepted" ? " ACCEPTED it" : " refused it") + " (" + a->target + "): " + a->evidence;
+}
+
 std::string violationLine(const trace::Event& e) {
   const auto* v = e.as<trace::ev::PolicyViolation>();
   if (!v) return {};
@@ -144,6 +153,11 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     c.cause = "refused";
     c.detail = r->reason;
     finish(e, c, out);
+    return;
+  }
+  if (e.as<AuditResult>()) {
+    out += auditLine(e);
+    out.push_back('\n');
     return;
   }
   if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it

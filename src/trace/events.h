@@ -208,6 +208,11 @@ struct PolicyViolation {
   std::string rule, severity, host, expected, observed, message;
   TLSTRACE_EVENT("policy.violation", kCore);
 };
+// --audit-clients: what a client did with a broken certificate or offer.
+struct AuditResult {
+  std::string scenario, client, target, verdict, evidence;
+  TLSTRACE_EVENT("audit.result", kCore);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -365,6 +370,15 @@ void PolicyViolation::fields(S& s, V& v) {
   v("message", s.message);
 }
 
+template <class S, class V>
+void AuditResult::fields(S& s, V& v) {
+  v("scenario", s.scenario);
+  v("client", s.client);
+  v("target", s.target);
+  v("verdict", s.verdict);
+  v("evidence", s.evidence);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
@@ -372,6 +386,6 @@ using Payload =
     std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
                  ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
                  ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose,
-                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::Other>;
+                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
 
 }  // namespace tlstrace::trace
