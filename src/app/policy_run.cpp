@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "sinks/console.h"
+#include "trace/escape.h"
 #include "trace/text.h"
 
 namespace tlstrace::app {
@@ -69,8 +70,8 @@ bool writePolicyReports(const analysis::PolicyEngine* engine, const std::vector<
     for (const auto* c : cases)
       if (!c->failures.empty())
         spdlog::warn("  FAILED {} @ {}: {} of {} checks (first: conn {} {}: {})", c->rule,
-                     c->host.empty() ? "(no host name)" : c->host, c->failures.size(), c->checks,
-                     c->failures.front().conn, c->failures.front().leg, c->failures.front().message);
+                     c->host.empty() ? "(no host name)" : trace::escapeText(c->host), c->failures.size(), c->checks,
+                     c->failures.front().conn, c->failures.front().leg, trace::escapeText(c->failures.front().message));
     for (const auto* r : engine->unusedRules()) spdlog::info("  not applied: {} (no connection it applies to)", r->id);
   }
   if (!audit.empty()) {
@@ -81,7 +82,8 @@ bool writePolicyReports(const analysis::PolicyEngine* engine, const std::vector<
     else spdlog::info("client audit: {} scenarios presented, all refused", audit.size());
     for (const auto& r : audit)
       if (r.verdict == "accepted")
-        spdlog::warn("  ACCEPTED {} by {} for {}: {}", r.scenario, r.client, r.target, r.evidence);
+        spdlog::warn("  ACCEPTED {} by {} for {}: {}", r.scenario, r.client, trace::escapeText(r.target),
+                     trace::escapeText(r.evidence));
   }
   bool ok = true;
   if (!junit.empty()) ok = writeFile(junit, analysis::renderJunit(engine, audit, seconds), "JUnit") && ok;

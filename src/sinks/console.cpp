@@ -115,7 +115,8 @@ std::string auditLine(const trace::Event& e) {
   char stamp[trace::kTimestampLength];
   trace::writeTimestamp(e.ts, stamp);
   return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " AUDIT " + a->scenario + ": " + a->client +
-         (a->verdict == "accepted" ? " ACCEPTED it" : " refused it") + " (" + a->target + "): " + a->evidence;
+         (a->verdict == "accepted" ? " ACCEPTED it" : " refused it") + " (" + escapeText(a->target) +
+         "): " + escapeText(a->evidence);
 }
 
 std::string violationLine(const trace::Event& e) {
@@ -124,7 +125,8 @@ std::string violationLine(const trace::Event& e) {
   char stamp[trace::kTimestampLength];
   trace::writeTimestamp(e.ts, stamp);
   return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
-         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message;
+         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + escapeText(v->host)) +
+         "): " + escapeText(v->message);
 }
 
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
