@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/kex.h"
 #include "trace/tap.h"
+#include "wire/byte_reader.h"
 
 namespace tlstrace::net {
 
@@ -134,6 +136,7 @@ void Connection::execute(const session::Action& a) {
                  [this](const act::Connect& c) { connect(c); },
                  [this](const act::ArmTimer& t) { armTimer(t.at); },
                  [this](const act::Finish&) { finish(); },
+                 [this](const act::TestPrime& t) { testPrime(t); },
              },
              a);
 }
@@ -233,7 +236,15 @@ void Connection::resolve(const std::string& host, std::uint16_t port) {
   resolving_ = false;
   disarmConnectTimer();
   const std::size_t waiting = svc_.resolver ? svc_.resolver->maxQueued() : 0;
-  run(in::ConnectFailed{502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"});
+  later(in::ConnectFailed{502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"});
+}
+
+// An input that arises while an action is carried out goes in after the burst: run() from within
+// run() would hand the session a second input while its first burst of actions is still read.
+void Connection::later(session::Input input) {
+  asio::post(client_.sock.get_executor(), [self = shared_from_this(), input = std::move(input)]() mutable {
+    if (!self->finished_) self->run(std::move(input));
+  });
 }
 
 void Connection::resolved(std::uint64_t gen, const Resolved& r) {
@@ -248,7 +259,7 @@ void Connection::resolved(std::uint64_t gen, const Resolved& r) {
 
 void Connection::connectTo(tcp::resolver::results_type results) {
   if (auto why = screenTargets(results, client_chosen_))
-    return run(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
+    return later(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
   auto self = shared_from_this();
   auto timed_out = std::make_shared<bool>(false);
   const double timeout_s = connect_timeout_s_;
@@ -271,6 +282,29 @@ void Connection::connectTo(tcp::resolver::results_type results) {
             std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
         run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms});
       });
+}
+
+// The test takes seconds for a large prime: on the prime pool, so that this thread's other
+// connections go on; the connection does not wait either (the verdict is an input when it comes).
+void Connection::testPrime(const act::TestPrime& t) {
+  std::weak_ptr<Connection> weak = shared_from_this();
+  const session::Leg leg = t.leg;
+  auto deliver = [weak, leg, ex = client_.sock.get_executor()](const PrimeVerdict& v) {
+    asio::post(ex, [weak, leg, v] {
+      if (auto self = weak.lock(); self && !self->finished_) self->run(in::PrimeTested{leg, v.safe, v.ms, {}});
+    });
+  };
+  auto job = [primes = svc_.primes, p = t.p] {
+    const auto started = std::chrono::steady_clock::now();
+    const bool safe = primes->safePrime(p);  // cached for every later connection
+    return PrimeVerdict{safe,
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count()};
+  };
+  if (svc_.prime_pool && svc_.primes && svc_.prime_pool->submit(wire::toHex(t.p), std::move(job), std::move(deliver)))
+    return;
+  const std::size_t waiting = svc_.prime_pool ? svc_.prime_pool->maxQueued() : 0;
+  later(
+      in::PrimeTested{leg, std::nullopt, 0, "not tested: " + std::to_string(waiting) + " prime tests already waiting"});
 }
 
 Resolved resolveBlocking(const std::string& host, std::uint16_t port) {

@@ -58,6 +58,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void connectTo(tcp::resolver::results_type results);
   void armConnectTimer(double seconds, std::function<void()> on_expiry);
   void disarmConnectTimer();
+  void testPrime(const session::act::TestPrime& t);
+  void later(session::Input input);
   [[nodiscard]] std::optional<std::string> screenTargets(tcp::resolver::results_type& results,
                                                          bool client_chosen) const;
   void armTimer(session::SteadyClock::time_point at);

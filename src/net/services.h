@@ -24,11 +24,11 @@ using ResolverPool = WorkPool<Resolved>;
 [[nodiscard]] Resolved resolveBlocking(const std::string& host, std::uint16_t port);
 
 // A safe-prime test done on the prime pool: the verdict and how long it took.
-struct PrimeTested {
+struct PrimeVerdict {
   bool safe = false;
   double ms = 0;
 };
-using PrimePool = WorkPool<PrimeTested>;
+using PrimePool = WorkPool<PrimeVerdict>;
 
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)

@@ -6,6 +6,7 @@
 // job that ends later delivers nothing. Results are delivered under the pool's lock, so a deliver
 // callback only posts to its connection's executor and returns.
 #pragma once
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -26,9 +27,12 @@ class WorkPool {
   using Job = std::function<R()>;
   using Deliver = std::function<void(const R&)>;
 
-  WorkPool(std::size_t threads, std::size_t max_queued) : st_(std::make_shared<State>()) {
+  // `threads` at first, one more (up to `max_threads`) whenever a job would otherwise wait for a
+  // busy one: a thread blocked on a dead name costs only its stack, and must not hold up good names.
+  WorkPool(std::size_t threads, std::size_t max_threads, std::size_t max_queued) : st_(std::make_shared<State>()) {
     st_->max_queued = max_queued;
-    for (std::size_t i = 0; i < threads; ++i) std::thread([st = st_] { work(*st); }).detach();
+    st_->max_threads = std::max(threads, max_threads);
+    for (std::size_t i = 0; i < threads; ++i) spawn();
   }
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
@@ -49,6 +53,7 @@ class WorkPool {
     p.job = std::move(job);
     p.waiters.push_back(std::move(deliver));
     st_->queue.push_back(key);
+    if (st_->busy + st_->queue.size() > st_->threads && st_->threads < st_->max_threads) spawn();
     st_->cv.notify_one();
     return true;
   }
@@ -69,12 +74,20 @@ class WorkPool {
     Job job;
     std::vector<Deliver> waiters;
   };
+  void spawn() {  // under the lock, or before any thread runs
+    ++st_->threads;
+    std::thread([st = st_] { work(*st); }).detach();
+  }
+
   struct State {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<std::string> queue;                  // keys not started yet, oldest first
     std::unordered_map<std::string, Pending> jobs;  // waiting or running, by key
     std::size_t max_queued = 0;
+    std::size_t max_threads = 0;
+    std::size_t threads = 0;  // started
+    std::size_t busy = 0;     // running a job
     bool closed = false;
   };
 
@@ -86,9 +99,11 @@ class WorkPool {
       const std::string key = std::move(st.queue.front());
       st.queue.pop_front();
       Job job = std::move(st.jobs[key].job);
+      ++st.busy;
       lock.unlock();
       const R result = job();
       lock.lock();
+      --st.busy;
       if (st.closed) return;
       auto it = st.jobs.find(key);
       if (it == st.jobs.end()) continue;

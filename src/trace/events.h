@@ -154,6 +154,12 @@ struct TlsKeyExchange {
   Report report;
   TLSTRACE_EVENT("tls.key_exchange", kKeyExchange);
 };
+// The verdict of a safe-prime test that tls.key_exchange left pending (checks.safe_prime
+// "pending"): the key exchange's checks, rating and reasons with it.
+struct TlsPrimeCheck {
+  Report report;
+  TLSTRACE_EVENT("tls.prime_check", kKeyExchange);
+};
 // An alert, sent or received.
 struct TlsAlert {
   std::string dir, level, description;
@@ -301,6 +307,10 @@ void TlsKeyExchange::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
+void TlsPrimeCheck::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
 void TlsAlert::fields(S& s, V& v) {
   v("dir", s.dir);
   v("level", s.level);
@@ -353,9 +363,10 @@ void ConnClose::fields(S& s, V& v) {
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
-                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
-                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert,
-                             ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::Other>;
+using Payload =
+    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
+                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::Other>;
 
 }  // namespace tlstrace::trace
