@@ -229,10 +229,21 @@ def dh_prime(path):
     return int("".join(hexdigits), 16)
 
 
+DATA = os.path.join(os.path.dirname(__file__), "../data")
+
+
 class LargePrime(ProxyTestCase):
-    def test_custom_4096_bit_prime_is_tested_off_the_io_thread(self):
+    def test_fresh_random_4096_bit_prime_is_tested_off_the_io_thread(self):
+        # Fresh, random: not a known group, and (almost surely) not a safe prime.
+        self.prime_case(pkcs3_params(self.dir, 4096))
+
+    def test_4096_bit_safe_prime_is_tested_off_the_io_thread(self):
+        # Made once with `openssl genpkey -genparam -algorithm DH -pkeyopt dh_paramgen_prime_len:4096`
+        # (17 min here): a safe prime of no known group, public data.
+        self.prime_case(os.path.join(DATA, "dh4096_safe.pem"))
+
+    def prime_case(self, dh):
         cert, key = rsa_cert(self.dir)
-        dh = pkcs3_params(self.dir, 4096)  # fresh, random: not a known group
         p_int = dh_prime(dh)
         self.assertEqual(p_int.bit_length(), 4096)
         srv = self.s_server("-dhparam", dh, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256", cert=cert, key=key)
