@@ -35,6 +35,8 @@ struct SummaryPart {
   std::string text;  // its JSON text: the identity of the part
   trace::Json tree;  // what conn.summary is completed from at the close
 };
+// The shared copy of an equal part made lately on this thread, or a new one (session_tls.cpp).
+[[nodiscard]] std::shared_ptr<const SummaryPart> internSummaryPart(trace::Json part);
 
 // How a handshake failure showed itself on the transport, for the diagnosis.
 struct ErrorFacts {

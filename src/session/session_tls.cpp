@@ -20,12 +20,6 @@ namespace tlstrace::session {
 
 using trace::Json;
 
-namespace {
-
-// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
-constexpr int kAlertHandshakeFailure = 40;
-constexpr int kAlertProtocolVersion = 70;
-
 // conn.summary's handshake part holds no times or counters, so it is the same for every connection
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
 // closes: equal parts are shared, one copy per thread's recent variety (1.6 KiB per idle
@@ -46,6 +40,12 @@ std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(text), std::move(part)})};
   return slot.part;
 }
+
+namespace {
+
+// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
+constexpr int kAlertHandshakeFailure = 40;
+constexpr int kAlertProtocolVersion = 70;
 
 // OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
 // record header only, never as a message as it does a sent one: it is traced from the header.
@@ -326,51 +326,6 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
   if (!kex.isNull()) emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
   if (client_.handshake_ms && upstream_.handshake_ms) settleSummary();
-}
-
-// A large custom prime is tested on a worker (analysis::kInlinePrimeBits): the leg goes on, its
-// tls.key_exchange says checks.safe_prime "pending", and tls.prime_check brings the verdict.
-void ProxySession::awaitPrimeTest(Leg& l, const analysis::KexInput& in) {
-  if (l.pending_kex) return;  // one test per leg
-  l.pending_kex = std::make_unique<Leg::PendingKex>(
-      Leg::PendingKex{*in.offer, *in.choice, *in.kex, in.resumed, in.server_key_bits});
-  actions_.push_back(act::TestPrime{l.which, in.kex->p});
-}
-
-// The verdict: the key exchange assessed again with it, as tls.prime_check (docs/events.md), and
-// conn.summary's rating of the leg brought up to date.
-void ProxySession::onPrimeTested(Leg& l, const in::PrimeTested& t) {
-  if (!l.pending_kex || !deps_.primes) return;
-  const std::unique_ptr<Leg::PendingKex> p = std::move(l.pending_kex);
-  analysis::KexInput in;
-  in.offer = &p->offer;
-  in.choice = &p->choice;
-  in.kex = &p->kex;
-  in.resumed = p->resumed;
-  in.server_key_bits = p->server_key_bits;
-  in.safe_prime = t.safe;
-  const Json kex = analysis::assessKeyExchange(in, *deps_.primes);
-  Json check = Json::object();
-  check.set("safe_prime", t.safe ? Json(*t.safe) : Json());
-  if (const Json* bits = kex.find("bits")) check.set("bits", *bits);
-  if (t.safe) check.set("test_ms", trace::timingMs(t.ms));
-  else check.set("error", t.why);
-  for (const char* f : {"checks", "rating", "reasons"})
-    if (const Json* v = kex.find(f)) check.set(f, *v);
-  if (!t.safe) {  // untested: the pending assessment stands
-    emit(l.which, trace::ev::TlsPrimeCheck{{std::move(check)}});
-    return;
-  }
-  const Json* rating = kex.find("rating");
-  if (!l.key_exchange.isNull()) {
-    l.key_exchange = analysis::keepForSummary(analysis::SummaryInput::KeyExchange, kex);
-  } else if (summary_part_ && rating) {
-    Json tree = summary_part_->tree;
-    if (Json* leg = tree.find(trace::legName(l.which)); leg && leg->find("key_exchange_rating"))
-      leg->set("key_exchange_rating", *rating);
-    summary_part_ = internSummaryPart(std::move(tree));
-  }
-  emit(l.which, trace::ev::TlsPrimeCheck{{std::move(check)}});
 }
 
 // A handshake message on an established TLS <= 1.2 leg is a renegotiation (RFC 5246 7.4.1; a
