@@ -9,14 +9,19 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "analysis/kex.h"
 #include "app/cli.h"
+#include "app/policy_run.h"
 #include "config/config.h"
+#include "config/policy.h"
 #include "net/services.h"
+#include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
 #include "sinks/console.h"
@@ -95,6 +100,16 @@ void raiseFileLimit(std::size_t& max_connections, std::size_t tables) {
   }
 }
 
+// --ready-file: the listening address, written whole (a temporary file renamed into place) once
+// the proxy accepts, so a CI job can wait for the file and read the port of `-l 127.0.0.1:0`.
+void writeReadyFile(const std::string& path, const std::string& addr) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  const bool ok = f && std::fprintf(f, "%s\n", addr.c_str()) > 0 && std::fclose(f) == 0 &&
+                  std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) spdlog::error("cannot write the ready file {}", path);
+}
+
 int runProxyCommand(const config::ProxyConfig& options) {
   config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
   unsigned categories = 0;
@@ -116,6 +131,33 @@ int runProxyCommand(const config::ProxyConfig& options) {
                                 cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
                                cfg.upstream_ca, cfg.insecure);
 
+  // A policy is read before anything starts: a CI job with a broken policy fails at once (exit 2).
+  std::optional<config::Policy> policy;
+  if (!cfg.policy_file.empty()) {
+    std::string error;
+    policy = config::readPolicyFile(cfg.policy_file, error);
+    if (!policy) {
+      for (std::size_t at = 0, nl; at <= error.size(); at = nl + 1) {
+        nl = error.find('\n', at);
+        if (nl == std::string::npos) nl = error.size();
+        spdlog::error("{}", std::string_view(error).substr(at, nl - at));
+      }
+      return 2;
+    }
+    // The checks read the key exchange and the certificate verdict: their events are written too.
+    categories |= trace::kKeyExchange | trace::kTrust;
+  }
+  // --audit-clients: the scenarios are checked (exit 2) and their keys made before anything starts.
+  std::unique_ptr<pki::AuditPlan> audit_plan;
+  if (!cfg.audit_clients.empty()) {
+    std::string error;
+    auto scenarios = pki::parseAuditScenarios(cfg.audit_clients, error);
+    if (!scenarios) {
+      spdlog::error("--audit-clients: {}", error);
+      return 2;
+    }
+    audit_plan = std::make_unique<pki::AuditPlan>(std::move(*scenarios));
+  }
   trace::Tracer tracer(categories);
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
@@ -126,12 +168,21 @@ int runProxyCommand(const config::ProxyConfig& options) {
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
   // The full trace only where asked for (--log FILE, -v); the console shows one line per connection.
-  if (!cfg.log_file.empty()) tracer.addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
-  if (cfg.verbose) tracer.addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
+  std::vector<std::shared_ptr<trace::Sink>> added;  // what a policy's violations are written to
+  auto addSink = [&](std::shared_ptr<trace::Sink> s) {
+    added.push_back(s);
+    tracer.addSink(std::move(s));
+  };
+  if (!cfg.log_file.empty()) addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
+  if (cfg.verbose) addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
   const std::string ca_path = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
   std::shared_ptr<sinks::ConsoleSink> console;
-  if (!cfg.quiet) tracer.addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
-  if (!cfg.events_file.empty()) tracer.addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
+  if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
+  if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
+  std::shared_ptr<app::PolicySink> policy_sink;
+  if (policy || audit_plan)
+    tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
+  const auto started = std::chrono::steady_clock::now();
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())
     if (const char* env = std::getenv("SSLKEYLOGFILE"); env && *env) keylog_path = env;
@@ -157,6 +208,12 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.cfg = &cfg;
   svc.tracer = &tracer;
   svc.forger = &forger;
+  std::unique_ptr<pki::AuditCerts> audit_certs;
+  if (audit_plan) {
+    audit_certs = std::make_unique<pki::AuditCerts>(ca);
+    svc.audit_certs = audit_certs.get();
+    svc.audit_plan = audit_plan.get();
+  }
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
@@ -180,7 +237,10 @@ int runProxyCommand(const config::ProxyConfig& options) {
           "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to "
           "any server it reaches (add --proxy-auth USER:PASSWORD)",
           addr);
+    if (!cfg.ready_file.empty()) writeReadyFile(cfg.ready_file, addr);
   });
+  if (!cfg.ready_file.empty() && listened)
+    std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   tracer.flush();
   if (console && listened) {
     std::vector<std::pair<std::string, std::string>> outputs{{"CA certificate", ca_path}};
@@ -195,6 +255,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (const auto st = tracer.stats(); st.waits > 0)
     spdlog::warn("trace writer: {} events written; connections waited for it {} times ({} ms in all)", st.events,
                  st.waits, st.wait_micros / 1000);
+  if (policy_sink && listened) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const bool written = app::writePolicyReports(policy_sink->engine(), policy_sink->audit(), cfg.junit_file,
+                                                 cfg.sarif_file, secs, kVersion);
+    if (rc == 0 && policy_sink->failed()) return 1;  // a rule failed or a client trusted a broken certificate
+    if (rc == 0 && !written) return 1;
+  }
   return rc;
 }
 
@@ -325,6 +392,13 @@ int main(int argc, char** argv) {
   convert->add_option("--format", convert_format, "text shape: default, jsse, openssl")
       ->capture_default_str()
       ->check(CLI::IsMember({"default", "jsse", "openssl"}));
+  std::string check_policy, check_junit, check_sarif;
+  std::vector<std::string> check_files;
+  CLI::App* check = app.add_subcommand("check", "apply a policy to recorded events files (exit 1 if a rule failed)");
+  check->add_option("--policy", check_policy, "policy file (TOML, [[rule]] tables; docs/policy.md)")->required();
+  check->add_option("--junit", check_junit, "write the verdicts as JUnit XML to FILE");
+  check->add_option("--sarif", check_sarif, "write the violations as SARIF 2.1.0 to FILE");
+  check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -344,6 +418,7 @@ int main(int argc, char** argv) {
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
+    if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -45,6 +45,13 @@ struct ErrorFacts {
   bool timeout = false;
 };
 
+// --audit-clients, per connection: who the client is and what it was shown.
+struct AuditState {
+  std::string client;    // "ip:port"
+  std::string scenario;  // its name; empty: none (the normal forged leaf)
+  bool reported = false;
+};
+
 class ProxySession {
  public:
   ProxySession(const Deps& deps, const FrontEnd& front, std::uint64_t id);
@@ -208,6 +215,7 @@ class ProxySession {
   void connectFailed(int status, const std::string& why);
   void onHelloBytes();
   void startPlainRelay();
+  void serverSpokeFirst(std::span<const std::uint8_t> bytes);
   void refuseNotTls(const std::string& reason, bool close = true);
 
   // TLS on both legs (session_tls.cpp).
@@ -215,6 +223,11 @@ class ProxySession {
   void startUpstreamTls();
   void stepUpstreamHandshake();
   void startClientTls();
+  // --audit-clients: presents the next scenario for this client instead of the forged leaf; false
+  // when none is due (or on an error, traced) and `installed` says which.
+  bool installAuditScenario(bool& installed);
+  // The client's verdict on the scenario, once: it sent application data (accepted) or it did not.
+  void reportAudit(bool accepted, const std::string& evidence);
   void stepClientHandshake();
   [[nodiscard]] bool refuseClientVersion();  // the hello's versions are refused on the client leg
   void queueClientAlert(int alert);
@@ -294,6 +307,8 @@ class ProxySession {
   SteadyClock::time_point last_activity_{};
   std::uint64_t c2s_ = 0;
   std::uint64_t s2c_ = 0;
+  // --audit-clients only: the client's address and the scenario this connection presents.
+  std::unique_ptr<AuditState> audit_;
   bool finished_ = false;
   bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
 };

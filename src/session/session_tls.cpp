@@ -6,6 +6,7 @@
 
 #include "analysis/diagnose.h"
 #include "analysis/kex.h"
+#include "pki/audit.h"
 #include "pki/forge.h"
 #include "session/proxy_session.h"
 #include "tls/cert_summary.h"
@@ -130,14 +131,43 @@ void ProxySession::startClientTls() {
   // Named after the target (SNI, else CONNECT host, else the upstream address), mirroring the
   // upstream certificate's names once it is known.
   std::string err;
-  if (!pki::installForgedLeaf(client_.tls->ssl(), *deps_.forger, verifyName(),
-                              upstream_.tls ? upstream_.tls->ssl() : nullptr, err)) {
+  bool audited = false;
+  if (!installAuditScenario(audited)) return;
+  if (!audited && !pki::installForgedLeaf(client_.tls->ssl(), *deps_.forger, verifyName(),
+                                          upstream_.tls ? upstream_.tls->ssl() : nullptr, err)) {
     traceTlsError(client_, err, "setup");
     return closeGracefully(err);
   }
   client_.tls->feed(inbuf_);
   inbuf_.clear();
   stepClientHandshake();
+}
+
+bool ProxySession::installAuditScenario(bool& installed) {
+  installed = false;
+  if (!audit_ || !deps_.audit_plan || !deps_.audit_certs) return true;
+  // Keyed by the client's address (not its port: each connection has a new one) and the name it
+  // asked for, so that each client walks the list once per host.
+  const std::string& c = audit_->client;
+  const auto colon = c.rfind(':');
+  const auto scenario = deps_.audit_plan->next(c.substr(0, colon) + " " + verifyName());
+  if (!scenario) return true;
+  std::string err;
+  if (!deps_.audit_certs->install(client_.tls->ssl(), *scenario, verifyName(), err)) {
+    traceTlsError(client_, err, "setup");
+    closeGracefully(err);
+    return false;
+  }
+  audit_->scenario = std::string(pki::auditScenarioName(*scenario));
+  installed = true;
+  return true;
+}
+
+void ProxySession::reportAudit(bool accepted, const std::string& evidence) {
+  if (!audit_ || audit_->scenario.empty() || audit_->reported) return;
+  audit_->reported = true;
+  emit(trace::Leg::Client, trace::ev::AuditResult{audit_->scenario, audit_->client, verifyName(),
+                                                  accepted ? "accepted" : "refused", evidence});
 }
 
 void ProxySession::settleUpstream() {
@@ -165,6 +195,7 @@ void ProxySession::stepClientHandshake() {
   }
   const std::string why = st == S::Closed ? "client closed the connection during the handshake" : client_.tls->error();
   traceTlsError(client_, why, "handshake", ErrorFacts{false, st == S::Closed});
+  reportAudit(false, why);
   closeGracefully("client handshake failed: " + why);
 }
 

@@ -209,6 +209,16 @@ struct ConnClose {
   std::string outcome;
   TLSTRACE_EVENT("conn.close", kCore);
 };
+// A policy rule failed on a leg (--policy, `tlstrace check`).
+struct PolicyViolation {
+  std::string rule, severity, host, expected, observed, message;
+  TLSTRACE_EVENT("policy.violation", kCore);
+};
+// --audit-clients: what a client did with a broken certificate or offer.
+struct AuditResult {
+  std::string scenario, client, target, verdict, evidence;
+  TLSTRACE_EVENT("audit.result", kCore);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -360,6 +370,25 @@ void ConnClose::fields(S& s, V& v) {
   v("outcome", s.outcome);
 }
 
+template <class S, class V>
+void PolicyViolation::fields(S& s, V& v) {
+  v("rule", s.rule);
+  v("severity", s.severity);
+  v("host", s.host);
+  v("expected", s.expected);
+  v("observed", s.observed);
+  v("message", s.message);
+}
+
+template <class S, class V>
+void AuditResult::fields(S& s, V& v) {
+  v("scenario", s.scenario);
+  v("client", s.client);
+  v("target", s.target);
+  v("verdict", s.verdict);
+  v("evidence", s.evidence);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
@@ -367,6 +396,6 @@ using Payload =
     std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
                  ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
                  ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
-                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::Other>;
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
 
 }  // namespace tlstrace::trace

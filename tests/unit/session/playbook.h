@@ -117,6 +117,11 @@ struct Client {
   }
 };
 
+inline std::string text(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
+inline std::span<const std::uint8_t> bytesOf(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
 inline std::string sideName(Leg l) { return l == Leg::Client ? "client" : l == Leg::Upstream ? "upstream" : "-"; }
 inline Leg otherLeg(Leg l) { return l == Leg::Client ? Leg::Upstream : Leg::Client; }
 
