@@ -67,6 +67,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--idle-timeout", cfg.idle_timeout_s, "seconds")->capture_default_str();
   p->add_option("--connect-timeout", cfg.connect_timeout_s, "seconds for the upstream TCP connect")
       ->capture_default_str();
+  p->add_option("--resolve-timeout", cfg.resolve_timeout_s, "seconds for the upstream name lookup (off the io threads)")
+      ->capture_default_str();
   p->add_option("--cert-cache", cfg.cert_cache, "forged certificates kept (LRU)")->capture_default_str();
   p->add_option("--threads", cfg.threads, "io threads (0 = one per core); each connection stays on one")
       ->capture_default_str();

@@ -64,6 +64,7 @@ struct ProxyConfig {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 300;
   double connect_timeout_s = 10;
+  double resolve_timeout_s = 5;  // upstream name lookup, on the resolver pool (before the connect timeout)
   double shutdown_grace_s = 2;
   std::size_t cert_cache = 1024;
   std::size_t threads = 0;         // io threads; 0 = one per core

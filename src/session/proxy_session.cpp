@@ -66,6 +66,7 @@ const std::vector<Action>& ProxySession::handle(Input input) {
                    if (outcome_.empty()) outcome_ = s.why;
                    closeGracefully(s.why);
                  },
+                 [this](const in::PrimeTested& t) { onPrimeTested(leg(t.leg), t); },
              },
              input);
   return actions_;

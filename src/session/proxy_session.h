@@ -16,6 +16,7 @@
 
 #include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
+#include "analysis/kex.h"
 #include "analysis/summary.h"
 #include "session/deps.h"
 #include "session/front_end.h"
@@ -34,6 +35,8 @@ struct SummaryPart {
   std::string text;  // its JSON text: the identity of the part
   trace::Json tree;  // what conn.summary is completed from at the close
 };
+// The shared copy of an equal part made lately on this thread, or a new one (session_tls.cpp).
+[[nodiscard]] std::shared_ptr<const SummaryPart> internSummaryPart(trace::Json part);
 
 // How a handshake failure showed itself on the transport, for the diagnosis.
 struct ErrorFacts {
@@ -173,6 +176,16 @@ class ProxySession {
     SteadyClock::time_point renegotiation_start{};
     // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
     tls::SecretBytes app_secret_client, app_secret_server;
+    // A key exchange whose custom prime is being tested (act::TestPrime): what its re-assessment
+    // needs, as the decoder may have let go of the handshake by the time the verdict comes.
+    struct PendingKex {
+      trace::HelloOffer offer;
+      trace::ServerChoice choice;
+      trace::KexMaterial kex;
+      bool resumed = false;
+      int server_key_bits = 0;
+    };
+    std::unique_ptr<PendingKex> pending_kex;
   };
 
   // Inputs (proxy_session.cpp).
@@ -222,8 +235,10 @@ class ProxySession {
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
   void analyseUnfinished(Leg& l, analysis::FailureFacts& ff);  // tls.key_exchange of a failed handshake
   void onEstablished(Leg& l, SteadyClock::time_point at);
-  void noteRenegotiation(Leg& l, wire::HandshakeType type);  // from the message callback
-  void onRenegotiated(Leg& l);                               // tls.established of a renegotiation
+  void noteRenegotiation(Leg& l, wire::HandshakeType type);   // from the message callback
+  void onRenegotiated(Leg& l);                                // tls.established of a renegotiation
+  void awaitPrimeTest(Leg& l, const analysis::KexInput& in);  // act::TestPrime of a pending assessment
+  void onPrimeTested(Leg& l, const in::PrimeTested& t);       // tls.prime_check
   // The upstream leg's established-time trace work (its last messages, tls.trust,
   // tls.established) waits until the client's first flight is sent; it runs before any other
   // event of the connection, stamped with the time the handshake completed.

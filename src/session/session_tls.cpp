@@ -21,12 +21,6 @@ namespace tlstrace::session {
 
 using trace::Json;
 
-namespace {
-
-// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
-constexpr int kAlertHandshakeFailure = 40;
-constexpr int kAlertProtocolVersion = 70;
-
 // conn.summary's handshake part holds no times or counters, so it is the same for every connection
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
 // closes: equal parts are shared, one copy per thread's recent variety (1.6 KiB per idle
@@ -47,6 +41,12 @@ std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(text), std::move(part)})};
   return slot.part;
 }
+
+namespace {
+
+// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
+constexpr int kAlertHandshakeFailure = 40;
+constexpr int kAlertProtocolVersion = 70;
 
 // OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
 // record header only, never as a message as it does a sent one: it is traced from the header.
@@ -317,6 +317,7 @@ void ProxySession::analyseUnfinished(Leg& l, analysis::FailureFacts& ff) {
   in.choice = &l.decoder.choice();
   in.kex = &k;
   Json kex = analysis::assessKeyExchange(in, *deps_.primes);
+  if (analysis::safePrimePending(kex)) awaitPrimeTest(l, in);
   if (const Json* bits = kex.find("bits"); bits && bits->isInt() && !k.p.empty())
     ff.dh_bits = static_cast<int>(bits->asInt());
   l.key_exchange = analysis::keepForSummary(analysis::SummaryInput::KeyExchange, kex);
@@ -343,6 +344,7 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   if (const int bits = tls::serverKeyBits(ssl, &l == &upstream_); bits > 0) in.server_key_bits = bits;
   // No tls.key_exchange for a TLS 1.2 resumption: there was none (docs/events.md).
   if (deps_.primes && analysis::hasKeyExchange(in)) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
+  if (analysis::safePrimePending(l.key_exchange)) awaitPrimeTest(l, in);
   // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
   if (const Json* g = l.key_exchange.find("group");
       g && g->isString() && !established.group.value && l.decoder.kex().kind == wire::KexKind::Dhe)

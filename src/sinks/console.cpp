@@ -192,9 +192,11 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
       c.error_from_other_leg = err->origin.has_value();
       if (err->alert_received) c.alert_received = *err->alert_received;
     }
-  } else if (const auto* k = e.as<TlsKeyExchange>()) {
+  } else if (e.as<TlsKeyExchange>() || e.as<TlsPrimeCheck>()) {
+    // A tls.prime_check's reasons replace the pending ones of its tls.key_exchange.
     const int leg = e.leg == trace::Leg::Upstream ? 1 : 0;
-    const Json& r = k->report.object;
+    const Json& r =
+        e.as<TlsKeyExchange>() ? e.as<TlsKeyExchange>()->report.object : e.as<TlsPrimeCheck>()->report.object;
     if (const Json* b = r.find("bits"); b && b->isInt()) o.bits[leg] = b->asInt();
     if (const Json* why = r.find("reasons"); why && why->isArray() && why->asArray().size() > 0)
       o.reason[leg] = std::string((*why->asArray().begin()).asString());

@@ -154,6 +154,12 @@ struct TlsKeyExchange {
   Report report;
   TLSTRACE_EVENT("tls.key_exchange", kKeyExchange);
 };
+// The verdict of a safe-prime test that tls.key_exchange left pending (checks.safe_prime
+// "pending"): the key exchange's checks, rating and reasons with it.
+struct TlsPrimeCheck {
+  Report report;
+  TLSTRACE_EVENT("tls.prime_check", kKeyExchange);
+};
 // An alert, sent or received.
 struct TlsAlert {
   std::string dir, level, description;
@@ -311,6 +317,10 @@ void TlsKeyExchange::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
+void TlsPrimeCheck::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
 void TlsAlert::fields(S& s, V& v) {
   v("dir", s.dir);
   v("level", s.level);
@@ -385,7 +395,7 @@ void AuditResult::fields(S& s, V& v) {
 using Payload =
     std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
                  ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
-                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose,
-                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
 
 }  // namespace tlstrace::trace

@@ -266,7 +266,7 @@ class EchoServer(ThreadedServer):
 class Tlstrace:
     """The proxy under test, listening on a run-time port (-l 127.0.0.1:0)."""
 
-    def __init__(self, d, *args, name="tlstrace", env=None, nofile=None, log=True):
+    def __init__(self, d, *args, name="tlstrace", env=None, nofile=None, log=True, prefix=()):
         self.d = d
         self.home = f"{d}/home"
         self.events = f"{d}/{name}.events.jsonl"
@@ -278,7 +278,8 @@ class Tlstrace:
         if env:
             e.update(env)
         # log=False: no --log, the console's default (connection lines and exit summary on stderr).
-        cmd = [TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--events", self.events, "--keylog", self.keylog,
+        # prefix: a command that execs the rest (e.g. unshare into a namespace): the PID stays the proxy's.
+        cmd = [*prefix, TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--events", self.events, "--keylog", self.keylog,
                *(["--log", self.trace] if log else []), *args]
         self.proc = Proc(cmd, f"{d}/{name}.stderr", env=e, nofile=nofile)
         self.port = None

@@ -141,6 +141,7 @@ inline std::string describe(const session::Action& a) {
       return "timer +" + std::to_string(s) + "s";
     }
     std::string operator()(const act::Finish&) const { return "finish"; }
+    std::string operator()(const act::TestPrime& t) const { return "test prime " + sideName(t.leg); }
   };
   return std::visit(V{}, a);
 }
