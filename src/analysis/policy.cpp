@@ -124,7 +124,10 @@ void PolicyEngine::onKeyExchange(const Json& k, Leg leg, const std::string& host
   const std::string kex = str(k.find("kex")), group = str(k.find("group")), rating_text = str(k.find("rating"));
   const Json* b = k.find("bits");
   const std::int64_t bits = b && b->isInt() ? b->asInt() : 0;
-  const auto rating = config::parseKexRating(rating_text);
+  auto rating = config::parseKexRating(rating_text);
+  // A large custom prime still being tested: the rating is not final; tls.prime_check brings it.
+  if (const Json* ch = k.find("checks"); ch && ch->isObject())
+    if (const Json* sp = ch->find("safe_prime"); sp && sp->isString() && sp->asString() == "pending") rating.reset();
   const Json* offered = k.find("psk_offered");
   const Json* resumed = k.find("resumed");
   std::string reasons;
@@ -260,6 +263,22 @@ void PolicyEngine::observe(const trace::Event& e, std::vector<trace::Event>& out
     onEstablished(*t, e.leg, hostOf(c, e.leg), checks);
   } else if (const auto* k = e.as<TlsKeyExchange>()) {
     if (l.established) onKeyExchange(k->report.object, e.leg, hostOf(c, e.leg), checks);  // not a failed one
+  } else if (const auto* pc = e.as<TlsPrimeCheck>()) {
+    // The final rating of a key exchange whose prime was tested off the io thread.
+    const Json& r = pc->report.object;
+    const auto rating = config::parseKexRating(str(r.find("rating")));
+    const std::string host = hostOf(c, e.leg);
+    std::string reasons;
+    if (const Json* rs = r.find("reasons"); rs && rs->isArray())
+      for (const Json& x : rs->asArray()) reasons += (reasons.empty() ? "" : "; ") + std::string(x.asString());
+    if (rating)
+      for (const auto& rule : policy_.rules)
+        if (rule.min_kex_rating && applies(rule, e.leg, host))
+          checks.push_back(
+              {&rule, *rating >= *rule.min_kex_rating,
+               std::string(config::kexRatingName(*rule.min_kex_rating)) + " or better",
+               str(r.find("rating")) + (reasons.empty() ? "" : " (" + reasons + ")"),
+               "key exchange is rated " + str(r.find("rating")) + (reasons.empty() ? "" : ": " + reasons)});
   } else if (const auto* tr = e.as<TlsTrust>()) {
     if (const std::string h = str(tr->report.object.find("hostname")); !h.empty() && l.sni.empty()) l.sni = h;
     onTrust(tr->report.object, e.ts, hostOf(c, Leg::Upstream), checks);

@@ -217,6 +217,42 @@ class Policies(ProxyTestCase):
         p384 = self.s_server("-groups", "P-384")
         self.expect(p384, 'leg = "upstream"\nmin_ec_bits = 384', "ec", False, "--upstream-ca", self.pki.ca)
 
+    def test_resumption(self):
+        """The client resumes with the proxy (s_client -sess_out, then -sess_in): s_client's own
+        "Reused,"/"New," line is the truth; a second proxy (other ticket keys, the same CA: the harness's home) refuses the session."""
+        srv = self.s_server()
+        pol = self.policy('[[rule]]\nid = "resume"\nleg = "client"\nrequire_resumption = true\n')
+        sess = f"{self.dir}/sess.pem"
+
+        def client(p, flag):
+            r = run(["openssl", "s_client", "-connect", p.addr, "-servername", "localhost", "-CAfile", p.ca,
+                     "-ign_eof", flag, sess], input=b"GET / HTTP/1.0\r\n\r\n", timeout=DEADLINE)
+            out = r.stdout.decode(errors="replace")
+            self.assertIn("HTTP/1.0 200", out)
+            return "Reused," in out
+
+        results = []
+        for second_proxy in (False, True):
+            procs = []
+            for i, flag in enumerate(("-sess_out", "-sess_in")):
+                if i == 0 or second_proxy:
+                    p = Tlstrace(self.dir, "-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca",
+                                 self.pki.ca, "--policy", pol, name=f"tlstrace{len(self.proxies)}")
+                    self.proxies.append(p)
+                    procs.append(p)
+                reused = client(p, flag)
+                p.conn_closed(1 if (i == 0 or second_proxy) else 2)
+            rcs = [q.stop() for q in procs]
+            evs = [e for q in procs for e in q.read_events()]
+            results.append((reused, rcs, self.violations(evs, "resume")))
+        (reused, rcs, v) = results[0]
+        self.assertTrue(reused)
+        self.assertEqual((rcs, v), ([0], []))
+        (reused, rcs, v) = results[1]
+        self.assertFalse(reused)
+        self.assertEqual(rcs, [0, 1])
+        self.assertEqual([(x["leg"], x["observed"]) for x in v], [("client", "full handshake")])
+
     # --- the server's certificate, compared with openssl's reading of it ------------------------
 
     def cert(self, name, days=30, key="ec", digest="sha256", san="DNS:localhost,IP:127.0.0.1"):
