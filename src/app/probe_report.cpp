@@ -99,7 +99,7 @@ std::string text(const Json* j) {
 void line(std::string& out, const char* label, const std::string& value) {
   out += "  ";
   out += label;
-  out.append(label[0] ? 14 - std::min<std::size_t>(13, std::char_traits<char>::length(label)) : 0, ' ');
+  out.append(16 - std::min<std::size_t>(15, std::char_traits<char>::length(label)), ' ');
   out += value;
   out += '\n';
 }
@@ -140,7 +140,7 @@ void renderScan(std::string& out, const Json& s) {
   if (const Json* g = s.find("groups"); g && g->isObject()) {
     line(out, "groups", list(g->find("accepted")) + " (at " + text(g->find("version")) + ")");
     if (const Json* h = g->find("hrr"); h && h->isObject())
-      line(out, "key_share", text(h->find("key_share")) + " offered alone: " + text(h->find("result")));
+      line(out, "hrr", "key share for " + text(h->find("key_share")) + " only: " + text(h->find("result")));
   }
   if (const Json* g = s.find("sigalgs"); g && g->isObject())
     line(out, "sigalgs", list(g->find("accepted")) + " (at " + text(g->find("version")) + ")");
