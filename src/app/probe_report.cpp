@@ -149,8 +149,8 @@ void renderScan(std::string& out, const Json& s) {
 }  // namespace
 
 std::string renderProbeReport(const Json& r) {
-  std::string out = "\nprobe " + text(r.find("target")) + " (" + text(r.find("address")) + ") sni " +
-                    text(r.find("sni")) + "\n";
+  std::string out =
+      "\nprobe " + text(r.find("target")) + " (" + text(r.find("address")) + ") sni " + text(r.find("sni")) + "\n";
   if (!r.find("ok")->asBool()) {
     const Json* e = r.find("error");
     line(out, "handshake", "FAILED " + text(e->find("cause")) + ": " + text(e->find("reason")));
@@ -163,8 +163,8 @@ std::string renderProbeReport(const Json& r) {
     line(out, "alpn", text(r.find("alpn")));
   }
   if (const Json& k = *r.find("key_exchange"); k.isObject()) {
-    std::string v = text(k.find("kex")) + " " + text(k.find("group")) + " " + text(k.find("bits")) + " bits: " +
-                    text(k.find("rating"));
+    std::string v = text(k.find("kex")) + " " + text(k.find("group")) + " " + text(k.find("bits")) +
+                    " bits: " + text(k.find("rating"));
     if (const Json* why = k.find("reasons"); why && why->isArray() && why->asArray().size() > 0)
       v += " (" + list(why) + ")";
     line(out, "key exchange", v);
@@ -182,7 +182,8 @@ std::string renderProbeReport(const Json& r) {
     for (const auto& c : p->find("rules")->asArray()) {
       const Json& one = c;
       std::string v = one.find("passed")->asBool() ? "held" : "FAILED";
-      if (const Json* o = one.find("observed")) v += ": observed " + text(o) + ", expected " + text(one.find("expected"));
+      if (const Json* o = one.find("observed"))
+        v += ": observed " + text(o) + ", expected " + text(one.find("expected"));
       line(out, (text(one.find("rule"))).c_str(), v);
     }
   }

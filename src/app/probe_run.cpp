@@ -213,7 +213,10 @@ int runProbeCommand(const ProbeOptions& opt, const std::string& version) {
   cfg.connect_timeout_s = cfg.handshake_timeout_s = opt.timeout_s;
   session::ProbeSpec spec;
   spec.target = *target;
-  spec.sni = opt.no_sni ? std::string() : !opt.sni.empty() ? opt.sni : tls::isIpAddress(target->host) ? "" : target->host;
+  spec.sni = opt.no_sni                       ? std::string()
+             : !opt.sni.empty()               ? opt.sni
+             : tls::isIpAddress(target->host) ? ""
+                                              : target->host;
   spec.alpn = opt.alpn;
   const ScanOffer offer{opt.tls_min, opt.tls_max, opt.ciphers, opt.ciphersuites, opt.groups, ""};
 
@@ -271,7 +274,8 @@ int runProbeCommand(const ProbeOptions& opt, const std::string& version) {
     io.run();
     Json scan = scanReport(*results, opt.scan);
     scan.set("handshakes", static_cast<long long>(runner.next_id - 1 - (resumed_tried ? 2 : 1)));
-    scan.set("seconds", trace::timingMs(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
+    scan.set("seconds",
+             trace::timingMs(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
     report.set("scan", std::move(scan));
   }
   tracer.flush();

@@ -5,8 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trace/json.h"
@@ -37,7 +37,7 @@ int runProbeCommand(const ProbeOptions& opt, const std::string& version);
 struct ScanOutcome {
   bool ok = false;
   std::string version, cipher, group;
-  bool hrr = false;  // a HelloRetryRequest came
+  bool hrr = false;   // a HelloRetryRequest came
   std::string cause;  // tls.error's cause when it failed
 };
 
@@ -52,9 +52,9 @@ class ScanRunner {
 };
 // What the scan found, filled as the handshakes complete.
 struct ScanResults {
-  std::vector<std::string> versions;  // accepted, low to high
+  std::vector<std::string> versions;                                      // accepted, low to high
   std::vector<std::pair<std::string, std::vector<std::string>>> ciphers;  // per version, server's order
-  std::string groups_version, sigalgs_version;  // the version they were tried at
+  std::string groups_version, sigalgs_version;                            // the version they were tried at
   std::vector<std::string> groups, sigalgs;
   std::string hrr_key_share, hrr_result;  // "" when not tried
 };

@@ -24,23 +24,29 @@ constexpr Version kVersions[] = {{"TLSv1", "1.0"}, {"TLSv1.1", "1.1"}, {"TLSv1.2
 // (a scan looks for what the server accepts, not for what we would).
 constexpr const char* kAllCiphers = "ALL:COMPLEMENTOFALL:@SECLEVEL=0";
 constexpr const char* kTls13Suites[] = {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
-                                        "TLS_AES_128_GCM_SHA256", "TLS_AES_128_CCM_SHA256",
-                                        "TLS_AES_128_CCM_8_SHA256"};
+                                        "TLS_AES_128_GCM_SHA256", "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
 // Groups OpenSSL 3.0 offers: (name in OpenSSL's list syntax, as tls.established names it).
 constexpr std::pair<const char*, const char*> kGroups[] = {
     {"X25519", "x25519"},       {"X448", "x448"},           {"P-256", "secp256r1"},     {"P-384", "secp384r1"},
     {"P-521", "secp521r1"},     {"ffdhe2048", "ffdhe2048"}, {"ffdhe3072", "ffdhe3072"}, {"ffdhe4096", "ffdhe4096"},
     {"ffdhe6144", "ffdhe6144"}, {"ffdhe8192", "ffdhe8192"}};
 // Signature algorithms (RFC 8446 4.2.3 names), in OpenSSL's list syntax where it differs.
-constexpr std::pair<const char*, const char*> kSigalgs[] = {
-    {"ecdsa_secp256r1_sha256", "ECDSA+SHA256"}, {"ecdsa_secp384r1_sha384", "ECDSA+SHA384"},
-    {"ecdsa_secp521r1_sha512", "ECDSA+SHA512"}, {"ed25519", "ed25519"},
-    {"ed448", "ed448"},                         {"rsa_pss_rsae_sha256", "rsa_pss_rsae_sha256"},
-    {"rsa_pss_rsae_sha384", "rsa_pss_rsae_sha384"}, {"rsa_pss_rsae_sha512", "rsa_pss_rsae_sha512"},
-    {"rsa_pss_pss_sha256", "rsa_pss_pss_sha256"},   {"rsa_pss_pss_sha384", "rsa_pss_pss_sha384"},
-    {"rsa_pss_pss_sha512", "rsa_pss_pss_sha512"},   {"rsa_pkcs1_sha256", "RSA+SHA256"},
-    {"rsa_pkcs1_sha384", "RSA+SHA384"},         {"rsa_pkcs1_sha512", "RSA+SHA512"},
-    {"ecdsa_sha1", "ECDSA+SHA1"},               {"rsa_pkcs1_sha1", "RSA+SHA1"}};
+constexpr std::pair<const char*, const char*> kSigalgs[] = {{"ecdsa_secp256r1_sha256", "ECDSA+SHA256"},
+                                                            {"ecdsa_secp384r1_sha384", "ECDSA+SHA384"},
+                                                            {"ecdsa_secp521r1_sha512", "ECDSA+SHA512"},
+                                                            {"ed25519", "ed25519"},
+                                                            {"ed448", "ed448"},
+                                                            {"rsa_pss_rsae_sha256", "rsa_pss_rsae_sha256"},
+                                                            {"rsa_pss_rsae_sha384", "rsa_pss_rsae_sha384"},
+                                                            {"rsa_pss_rsae_sha512", "rsa_pss_rsae_sha512"},
+                                                            {"rsa_pss_pss_sha256", "rsa_pss_pss_sha256"},
+                                                            {"rsa_pss_pss_sha384", "rsa_pss_pss_sha384"},
+                                                            {"rsa_pss_pss_sha512", "rsa_pss_pss_sha512"},
+                                                            {"rsa_pkcs1_sha256", "RSA+SHA256"},
+                                                            {"rsa_pkcs1_sha384", "RSA+SHA384"},
+                                                            {"rsa_pkcs1_sha512", "RSA+SHA512"},
+                                                            {"ecdsa_sha1", "ECDSA+SHA1"},
+                                                            {"rsa_pkcs1_sha1", "RSA+SHA1"}};
 
 struct Scan {
   ScanRunner* runner = nullptr;
@@ -72,7 +78,8 @@ void nextCipher(const std::shared_ptr<Scan>& s, const Version& v, std::shared_pt
   if (left->empty()) return;
   ScanOffer o = forVersion(s->base, v);
   std::string list;
-  for (const auto& c : *left) list += (list.empty() ? "" : ":") + (std::string(v.option) == "1.3" ? c.standard : c.openssl);
+  for (const auto& c : *left)
+    list += (list.empty() ? "" : ":") + (std::string(v.option) == "1.3" ? c.standard : c.openssl);
   if (std::string(v.option) == "1.3") o.ciphersuites = list;
   else o.ciphers = list + ":@SECLEVEL=0";
   s->runner->handshake(o, [s, &v, left, out](const ScanOutcome& r) {

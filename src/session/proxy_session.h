@@ -290,7 +290,7 @@ class ProxySession {
   std::uint64_t c2s_ = 0;
   std::uint64_t s2c_ = 0;
   bool finished_ = false;
-  bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
+  bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
 };
 

@@ -30,7 +30,7 @@ void ProxySession::probeEstablished() {
   if (!upstream_.tls13 || probe_->ticket_wait_s <= 0 || (probe_->save && probe_->save->saved())) return probeDone();
   state_ = State::ProbeTickets;
   actions_.push_back(act::ArmTimer{deps_.now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                      std::chrono::duration<double>(probe_->ticket_wait_s))});
+                                                     std::chrono::duration<double>(probe_->ticket_wait_s))});
   probeRead();
 }
 

@@ -52,7 +52,7 @@ class SavedSession {
   // Offers the kept session in the SSL's next ClientHello; false when there is none.
   bool offer(SSL* ssl) const;
   [[nodiscard]] bool saved() const;
-  [[nodiscard]] bool hasTicket() const;  // a ticket (TLS 1.2 RFC 5077, TLS 1.3 PSK), else a session ID
+  [[nodiscard]] bool hasTicket() const;       // a ticket (TLS 1.2 RFC 5077, TLS 1.3 PSK), else a session ID
   [[nodiscard]] long ticketLifetime() const;  // the server's lifetime hint in seconds, -1 if none
 
  private:
