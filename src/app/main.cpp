@@ -401,7 +401,7 @@ int main(int argc, char** argv) {
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
-    if (probe->parsed()) return app::runProbeCommand(probe_opt, kVersion);
+    if (probe->parsed()) return app::runProbeCommand(probe_opt);
     if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());

@@ -88,6 +88,26 @@ Json probeReport(const std::string& target, const session::ProbeSpec& spec, cons
   return r;
 }
 
+Json policyReport(const analysis::PolicyEngine& engine, const std::string& file) {
+  Json p = Json::object();
+  p.set("file", file);
+  p.set("violations", static_cast<long long>(engine.violations()));
+  Json cases = Json::array();
+  for (const analysis::PolicyCase* c : engine.cases()) {
+    Json one = Json::object();
+    one.set("rule", c->rule);
+    one.set("host", c->host);
+    one.set("passed", c->failures.empty());
+    if (!c->failures.empty()) {  // the first failure stands for the case (the JUnit file has them all)
+      one.set("expected", c->failures.front().expected);
+      one.set("observed", c->failures.front().observed);
+    }
+    cases.push(std::move(one));
+  }
+  p.set("rules", std::move(cases));
+  return p;
+}
+
 namespace {
 
 std::string text(const Json* j) {

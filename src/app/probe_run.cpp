@@ -158,11 +158,6 @@ class Runner : public ScanRunner {
 
 }  // namespace
 
-// The report (docs/probe.md) from the events of the handshake and of the resumption attempt.
-Json probeReport(const std::string& target, const session::ProbeSpec& spec, const std::vector<Json>& first,
-                 const std::vector<Json>* second, const tls::SavedSession& saved);
-std::string renderProbeReport(const Json& report);
-
 CLI::App* addProbeCommand(CLI::App& app, ProbeOptions& opt) {
   CLI::App* p = app.add_subcommand("probe", "one TLS handshake to a server (no proxy): its trace and a report");
   p->add_option("target", opt.target, "HOST:PORT of the server")->required();
@@ -193,8 +188,33 @@ CLI::App* addProbeCommand(CLI::App& app, ProbeOptions& opt) {
   return p;
 }
 
-int runProbeCommand(const ProbeOptions& opt, const std::string& version) {
-  (void)version;
+namespace {
+
+// The scan after the handshake: its own tracer, whose events only the scan reads.
+Json runScan(Runner& runner, asio::io_context& io, const std::vector<std::string>& what, const ScanOffer& offer) {
+  trace::Tracer scan_tracer(trace::kHandshake);
+  auto scan_collector = std::make_shared<Collector>();
+  scan_tracer.addSink(scan_collector);
+  runner.scan_tracer = &scan_tracer;
+  runner.scan_collector = scan_collector.get();
+  auto results = std::make_shared<ScanResults>();
+  const auto started = std::chrono::steady_clock::now();
+  const std::uint64_t first_id = runner.next_id;
+  io.restart();
+  startScan(runner, what, offer, results);
+  io.run();
+  Json scan = scanReport(*results, what);
+  scan.set("handshakes", static_cast<long long>(runner.next_id - first_id));
+  scan.set("seconds",
+           trace::timingMs(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
+  runner.scan_tracer = nullptr;
+  runner.scan_collector = nullptr;
+  return scan;
+}
+
+}  // namespace
+
+int runProbeCommand(const ProbeOptions& opt) {
   std::string err;
   const auto target = config::parseHostPort(opt.target, err);
   if (!target) {
@@ -261,45 +281,12 @@ int runProbeCommand(const ProbeOptions& opt, const std::string& version) {
   io.run();
 
   Json report = probeReport(target->str(), spec, first_events, resumed_tried ? &second_events : nullptr, *saved);
-  if (!opt.scan.empty()) {
-    trace::Tracer scan_tracer(trace::kHandshake);
-    auto scan_collector = std::make_shared<Collector>();
-    scan_tracer.addSink(scan_collector);
-    runner.scan_tracer = &scan_tracer;
-    runner.scan_collector = scan_collector.get();
-    auto results = std::make_shared<ScanResults>();
-    const auto started = std::chrono::steady_clock::now();
-    io.restart();
-    startScan(runner, opt.scan, offer, results);
-    io.run();
-    Json scan = scanReport(*results, opt.scan);
-    scan.set("handshakes", static_cast<long long>(runner.next_id - 1 - (resumed_tried ? 2 : 1)));
-    scan.set("seconds",
-             trace::timingMs(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
-    report.set("scan", std::move(scan));
-  }
+  if (!opt.scan.empty()) report.set("scan", runScan(runner, io, opt.scan, offer));
   tracer.flush();
   bool failed = !report.find("ok")->asBool();
   if (policy_sink) {
-    const auto& engine = policy_sink->engine();
-    Json p = Json::object();
-    p.set("file", opt.policy_file);
-    p.set("violations", static_cast<long long>(engine.violations()));
-    Json cases = Json::array();
-    for (const analysis::PolicyCase* c : engine.cases()) {
-      Json one = Json::object();
-      one.set("rule", c->rule);
-      one.set("host", c->host);
-      one.set("passed", c->failures.empty());
-      if (!c->failures.empty()) {
-        one.set("expected", c->failures.front().expected);
-        one.set("observed", c->failures.front().observed);
-      }
-      cases.push(std::move(one));
-    }
-    p.set("rules", std::move(cases));
-    report.set("policy", std::move(p));
-    failed = failed || engine.violations() > 0;
+    report.set("policy", policyReport(policy_sink->engine(), opt.policy_file));
+    failed = failed || policy_sink->engine().violations() > 0;
   }
   const std::string out = opt.json ? report.dump() + "\n" : renderProbeReport(report);
   std::fwrite(out.data(), 1, out.size(), stdout);

@@ -9,6 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/policy.h"
+#include "session/probe.h"
+#include "tls/session_info.h"
 #include "trace/json.h"
 
 namespace tlstrace::app {
@@ -31,7 +34,7 @@ struct ProbeOptions {
 
 CLI::App* addProbeCommand(CLI::App& app, ProbeOptions& opt);
 // 0: handshake done and every rule held; 1: the handshake failed or a rule failed; 2: bad input.
-int runProbeCommand(const ProbeOptions& opt, const std::string& version);
+int runProbeCommand(const ProbeOptions& opt);
 
 // One scan handshake's result, as its events told it.
 struct ScanOutcome {
@@ -64,5 +67,13 @@ void startScan(ScanRunner& runner, const std::vector<std::string>& what, const S
                std::shared_ptr<ScanResults> res);
 // The report's "scan" object (docs/probe.md).
 [[nodiscard]] trace::Json scanReport(const ScanResults& r, const std::vector<std::string>& what);
+
+// The report (docs/probe.md) from the events of the handshake and of the resumption attempt
+// (null: not attempted), and its text form (probe_report.cpp).
+[[nodiscard]] trace::Json probeReport(const std::string& target, const session::ProbeSpec& spec,
+                                      const std::vector<trace::Json>& first, const std::vector<trace::Json>* second,
+                                      const tls::SavedSession& saved);
+[[nodiscard]] trace::Json policyReport(const analysis::PolicyEngine& engine, const std::string& file);
+[[nodiscard]] std::string renderProbeReport(const trace::Json& report);
 
 }  // namespace tlstrace::app
