@@ -246,7 +246,8 @@ int runProbeCommand(const ProbeOptions& opt) {
   std::vector<std::shared_ptr<trace::Sink>> added;
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(opt.format, format);
-  if (!opt.json) added.push_back(std::make_shared<sinks::TextSink>("-", format));
+  // (stdout carries one thing: the JSON report, or the events, or the trace and the text report)
+  if (!opt.json && opt.events_file != "-") added.push_back(std::make_shared<sinks::TextSink>("-", format));
   if (!opt.events_file.empty()) added.push_back(std::make_shared<sinks::JsonLinesSink>(opt.events_file));
   for (const auto& s : added) tracer.addSink(s);
   tracer.addSink(collector);
@@ -289,8 +290,9 @@ int runProbeCommand(const ProbeOptions& opt) {
     failed = failed || policy_sink->engine().violations() > 0;
   }
   const std::string out = opt.json ? report.dump() + "\n" : renderProbeReport(report);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fflush(stdout);
+  std::FILE* to = !opt.json && opt.events_file == "-" ? stderr : stdout;
+  std::fwrite(out.data(), 1, out.size(), to);
+  std::fflush(to);
   return failed ? 1 : 0;
 }
 
