@@ -119,6 +119,19 @@ class Probe(ProxyTestCase):
         self.assertEqual(hello["cipher"], stdnames("ECDHE-ECDSA-AES128-GCM-SHA256")[0])
         self.assertIn("certificate     verified, hostname matches", out)
 
+    def test_alpn_and_events_on_stdout(self):
+        srv = self.s_server("-alpn", "h2")  # the one protocol it accepts
+        r = self.probe(f"localhost:{srv.port}", "--upstream-ca", self.pki.ca, "--alpn", "http/1.1,h2",
+                       "--events", "-", expect_rc=0)
+        evs = [json.loads(line) for line in r.stdout.decode().splitlines()]  # nothing but events
+        est = [e for e in evs if e["event"] == "tls.established"]
+        self.assertEqual([e["alpn"] for e in est], ["h2", "h2"])
+        hello = [e for e in evs if e["event"] == "tls.message" and e["type"] == "ClientHello"][0]
+        self.assertIn("probe localhost:", r.stderr.decode())  # the report, on stderr
+        self.assertRegex(r.stderr.decode(), r"\n  alpn +h2\n")
+        self.assertEqual(check_against_docs(evs), [])
+        self.assertTrue(hello)
+
     def test_scan_tls12_suites_in_server_order_groups_and_hrr_absent(self):
         cert, key = rsa_cert(self.dir)
         order = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
