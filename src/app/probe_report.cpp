@@ -162,6 +162,8 @@ void renderScan(std::string& out, const Json& s) {
     if (const Json* h = g->find("hrr"); h && h->isObject())
       line(out, "hrr", "key share for " + text(h->find("key_share")) + " only: " + text(h->find("result")));
   }
+  if (const Json* d = s.find("dhe"); d && d->isObject())
+    line(out, "dhe", text(d->find("group")) + " " + text(d->find("bits")) + " bits: " + text(d->find("rating")));
   if (const Json* g = s.find("sigalgs"); g && g->isObject())
     line(out, "sigalgs", list(g->find("accepted")) + " (at " + text(g->find("version")) + ")");
 }

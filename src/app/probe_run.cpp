@@ -72,6 +72,11 @@ ScanOutcome outcomeOf(const std::vector<Json>& evs) {
   for (const Json& e : evs)
     if (str(e.find("event")) == "tls.message" && str(e.find("type")) == "HelloRetryRequest") r.hrr = true;
   if (const Json* err = eventOf(evs, "tls.error")) r.cause = str(err->find("cause"));
+  if (const Json* k = eventOf(evs, "tls.key_exchange")) {
+    r.key_exchange = Json::object();
+    for (const auto& [key, v] : k->asObject())
+      if (key != "ts" && key != "conn" && key != "leg" && key != "event") r.key_exchange.set(key, Json(v));
+  }
   return r;
 }
 
@@ -192,7 +197,7 @@ namespace {
 
 // The scan after the handshake: its own tracer, whose events only the scan reads.
 Json runScan(Runner& runner, asio::io_context& io, const std::vector<std::string>& what, const ScanOffer& offer) {
-  trace::Tracer scan_tracer(trace::kHandshake);
+  trace::Tracer scan_tracer(trace::kHandshake | trace::kKeyExchange);
   auto scan_collector = std::make_shared<Collector>();
   scan_tracer.addSink(scan_collector);
   runner.scan_tracer = &scan_tracer;

@@ -40,8 +40,9 @@ int runProbeCommand(const ProbeOptions& opt);
 struct ScanOutcome {
   bool ok = false;
   std::string version, cipher, group;
-  bool hrr = false;   // a HelloRetryRequest came
-  std::string cause;  // tls.error's cause when it failed
+  bool hrr = false;          // a HelloRetryRequest came
+  trace::Json key_exchange;  // the tls.key_exchange event's fields, or null
+  std::string cause;         // tls.error's cause when it failed
 };
 
 // What the scan needs from the runner: a handshake with these options, its outcome to `done`.
@@ -60,6 +61,7 @@ struct ScanResults {
   std::string groups_version, sigalgs_version;                            // the version they were tried at
   std::vector<std::string> groups, sigalgs;
   std::string hrr_key_share, hrr_result;  // "" when not tried
+  trace::Json dhe;                        // the key exchange of a DHE-only handshake (TLS <= 1.2), or null
 };
 // Starts the scans asked for; the runner carries them out, concurrently, calling back as each
 // handshake completes. The versions are found first: the other scans use them.

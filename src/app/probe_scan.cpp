@@ -119,9 +119,12 @@ void scanGroups(const std::shared_ptr<Scan>& s) {
   for (int i = 0; i < static_cast<int>(std::size(kGroups)); ++i) {
     ScanOffer o = forVersion(s->base, *v);
     o.groups = kGroups[i].first;
-    if (!tls13) o.ciphers = "ECDHE:DHE:@SECLEVEL=0";
+    // TLS 1.2: ECDHE suites for a curve, DHE ones for an RFC 7919 group (which the server may
+    // answer with its own prime: only the group named in the handshake counts).
+    const bool ffdhe = std::string_view(kGroups[i].first).starts_with("ffdhe");
+    if (!tls13) o.ciphers = ffdhe ? "kDHE:@SECLEVEL=0" : "kECDHE:@SECLEVEL=0";
     s->runner->handshake(o, [s, i, accepted, pending, tls13, v](const ScanOutcome& r) {
-      if (r.ok) accepted->push_back(i);
+      if (r.ok && r.group == kGroups[i].second) accepted->push_back(i);
       if (--*pending > 0) return;
       std::sort(accepted->begin(), accepted->end());
       for (int a : *accepted) s->res->groups.emplace_back(kGroups[a].second);
@@ -138,6 +141,20 @@ void scanGroups(const std::shared_ptr<Scan>& s) {
       });
     });
   }
+}
+
+// TLS <= 1.2 DH parameters: one handshake offering DHE suites only, its key exchange as the
+// proxy rates it (the prime's size, a known group or not, safe prime; analysis/kex).
+void scanDhe(const std::shared_ptr<Scan>& s) {
+  const Version* v = nullptr;
+  for (const std::string& name : s->res->versions)
+    if (name != "TLSv1.3") v = versionNamed(name);
+  if (!v) return;
+  ScanOffer o = forVersion(s->base, *v);
+  o.ciphers = "kDHE:@SECLEVEL=0";
+  s->runner->handshake(o, [s](const ScanOutcome& r) {
+    if (r.ok) s->res->dhe = r.key_exchange;
+  });
 }
 
 void scanSigalgs(const std::shared_ptr<Scan>& s) {
@@ -172,7 +189,10 @@ void startScan(ScanRunner& runner, const std::vector<std::string>& what, const S
         if ((*results)[k]) s->res->versions.emplace_back(kVersions[k].name);
       if (s->res->versions.empty()) return;
       if (s->wants("ciphers")) scanCiphers(s);
-      if (s->wants("groups")) scanGroups(s);
+      if (s->wants("groups")) {
+        scanGroups(s);
+        scanDhe(s);
+      }
       if (s->wants("sigalgs")) scanSigalgs(s);
     });
   }
@@ -208,6 +228,7 @@ Json scanReport(const ScanResults& r, const std::vector<std::string>& what) {
       g.set("hrr", Json());
     }
     out.set("groups", std::move(g));
+    out.set("dhe", r.dhe);
   }
   if (wants("sigalgs")) {
     Json g = Json::object();

@@ -187,6 +187,17 @@ class Probe(ProxyTestCase):
         self.assertEqual(k["kex"], "DHE")
         self.assertEqual(k["bits"], int(bits.group(1)))
         self.assertIn(k["rating"], ("weak", "broken"))
+        # With OpenSSL's default offer (security level 1) the handshake fails on the small prime:
+        # exit 1, the cause named, what arrived still analysed; the scan's own DHE-only handshake
+        # (at level 0) finds the same parameters, and no ECDHE group (the server has no such suite).
+        rep = self.probe_json(f"localhost:{srv.port}", "--scan", "versions,groups", expect_rc=1)
+        self.assertFalse(rep["ok"])
+        self.assertEqual(rep["error"]["cause"], "dh_key_too_small")
+        self.assertEqual(rep["key_exchange"]["bits"], int(bits.group(1)))
+        self.assertEqual(rep["scan"]["dhe"]["bits"], int(bits.group(1)))
+        self.assertEqual(rep["scan"]["dhe"]["p"], k["p"])
+        self.assertEqual(rep["scan"]["groups"]["accepted"], [])
+
         self.assertFalse(rep["trust"]["verified"])  # self-signed, no --upstream-ca
 
     def openssl_verify_error(self, cert, ca, *args):
