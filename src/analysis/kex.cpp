@@ -71,15 +71,39 @@ void rateCurve(std::uint16_t group, Verdict& v) {
 }
 
 // DHE (RFC 5246 7.4.3) or a TLS 1.3 FFDHE key share: known group, safe prime, ranges, subgroup.
-void checkDh(const Blob& p_bytes, const Blob& g_bytes, const Blob& ys, const Blob& yc, Json& out, Json& checks,
-             Verdict& v, PrimeCache& primes) {
+struct DhParams {
+  const Blob& p;
+  const Blob& g;
+  const Blob& ys;
+  const Blob& yc;
+  std::optional<bool> tested;  // a custom p's verdict from a worker
+};
+
+// A known group's safety is known; a custom prime's comes from the worker's test, the cache, or
+// (small primes) a test now; otherwise it is pending (nullopt).
+std::optional<bool> safePrimeNow(const Blob& p, const std::string& known, int bits, const DhParams& dh,
+                                 PrimeCache& primes) {
+  if (!known.empty()) return isKnownSafe(known);
+  if (dh.tested) return dh.tested;
+  if (auto cached = primes.find(p)) return cached;
+  if (bits <= kInlinePrimeBits) return primes.safePrime(p);
+  return std::nullopt;
+}
+
+void checkDh(const DhParams& dh, Json& out, Json& checks, Verdict& v, PrimeCache& primes) {
+  const Blob& p_bytes = dh.p;
+  const Blob& g_bytes = dh.g;
+  const Blob& ys = dh.ys;
+  const Blob& yc = dh.yc;
   const int bits = tls::crypto::bitLength(p_bytes);
   out.set("bits", bits);
   const std::string known = knownDhGroup(p_bytes);
   checks.set("known_group", !known.empty());
   if (!known.empty()) out.set("known_group", known);
-  const bool safe = isKnownSafe(known) || (known.empty() && primes.safePrime(p_bytes));
-  checks.set("safe_prime", safe);
+  const std::optional<bool> verdict = safePrimeNow(p_bytes, known, bits, dh, primes);
+  const bool safe = verdict.value_or(false);
+  if (verdict) checks.set("safe_prime", safe);
+  else checks.set("safe_prime", "pending");
   const bool g_ok = tls::crypto::inRangeTwoToPMinusTwo(g_bytes, p_bytes);
   checks.set("g_in_range", g_ok);
   if (!g_ok) v.cap(Rating::Broken, "g is outside [2, p-2]");
@@ -101,7 +125,9 @@ void checkDh(const Blob& p_bytes, const Blob& g_bytes, const Blob& ys, const Blo
   if (bits < 1024) v.cap(Rating::Broken, std::to_string(bits) + "-bit prime (< 1024: breakable, cf. Logjam)");
   else if (bits < 2048) v.cap(Rating::Weak, std::to_string(bits) + "-bit prime (< 2048)");
   else if (bits < 3072) v.cap(Rating::Acceptable, std::to_string(bits) + "-bit prime");
-  if (!safe && known.empty()) v.cap(Rating::Weak, "p is not a safe prime and not a known group");
+  if (!verdict)
+    v.reasons.push("safe-prime test of the " + std::to_string(bits) + "-bit prime pending (tls.prime_check follows)");
+  else if (!safe && known.empty()) v.cap(Rating::Weak, "p is not a safe prime and not a known group");
   if (known.rfind("rfc5114", 0) == 0) v.cap(Rating::Weak, known + " has a small subgroup and unverifiable origin");
   if (known == "oakley768" || known == "oakley1024")
     v.reasons.push(known + " is a widely shared prime (precomputation target)");
@@ -111,6 +137,19 @@ void checkDh(const Blob& p_bytes, const Blob& g_bytes, const Blob& ys, const Blo
 
 bool dhPublicInPrimeOrderSubgroup(const Blob& y, const Blob& safe_prime) {
   return tls::crypto::inPrimeOrderSubgroup(y, safe_prime);
+}
+
+std::optional<bool> PrimeCache::find(const Blob& p) {
+  const std::string key = wire::toHex(p);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  return std::nullopt;
+}
+
+bool safePrimePending(const Json& kex) {
+  const Json* checks = kex.find("checks");
+  const Json* safe = checks ? checks->find("safe_prime") : nullptr;
+  return safe && safe->isString();
 }
 
 bool PrimeCache::safePrime(const Blob& p) {
@@ -208,14 +247,15 @@ Json assessKeyExchange(const KexInput& in, PrimeCache& primes) {
     out.set("group", known.empty() ? "custom" : known);
     out.set("p", wire::toHex(k.p));
     out.set("g", wire::toHex(k.g));
-    checkDh(k.p, k.g, k.server_public, k.client_public, out, checks, v, primes);
+    checkDh({k.p, k.g, k.server_public, k.client_public, in.safe_prime}, out, checks, v, primes);
   } else if (group >= 256 && group <= 260) {  // RFC 7919 group named in a TLS 1.3 key share
     const std::string name(wire::namedGroupName(group));
     Blob p;
     for (const auto& known : tls::crypto::knownPrimes())
       if (known.name == name) p = known.p;
     out.set("group", name);
-    if (!p.empty()) checkDh(p, Blob{2}, k.server_public, k.client_public, out, checks, v, primes);
+    const Blob two{2};
+    if (!p.empty()) checkDh({p, two, k.server_public, k.client_public, std::nullopt}, out, checks, v, primes);
     else out.set("bits", wire::namedGroupBits(group));
   } else if (group != 0) {
     out.set("group", std::string(wire::namedGroupName(group)));

@@ -87,11 +87,20 @@ class PolicyEngine {
   std::uint64_t connections_ = 0;
 };
 
-// JUnit XML (the schema Jenkins and GitLab read): one <testsuite> per policy, one <testcase> per
-// rule x host, a <failure> per violation with the observed values and connection ids, and a
-// skipped test case for a rule that never applied.
-[[nodiscard]] std::string renderJunit(const PolicyEngine& engine, double seconds);
-// SARIF 2.1.0: the rules as reportingDescriptors, one result per violation.
-[[nodiscard]] std::string renderSarif(const PolicyEngine& engine, const std::string& tool_version);
+// One audit.result event (--audit-clients).
+struct AuditRow {
+  std::uint64_t conn = 0;
+  std::string scenario, client, target, verdict, evidence;
+};
+
+// JUnit XML (the schema Jenkins and GitLab read): a <testsuite> for the policy (when there is one:
+// one <testcase> per rule x host, a <failure> per violation with the observed values and
+// connection ids, a skipped test case for a rule that never applied) and one for the client audit
+// (one <testcase> per scenario x client x target, failed when the client accepted it).
+[[nodiscard]] std::string renderJunit(const PolicyEngine* engine, const std::vector<AuditRow>& audit, double seconds);
+// SARIF 2.1.0: the rules as reportingDescriptors, one result per violation and per accepted audit
+// scenario.
+[[nodiscard]] std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>& audit,
+                                      const std::string& tool_version);
 
 }  // namespace tlstrace::analysis

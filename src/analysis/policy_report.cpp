@@ -1,4 +1,5 @@
 // The policy's verdicts as the files CI systems read: JUnit XML and SARIF 2.1.0.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -61,25 +62,25 @@ std::string ruleText(const config::PolicyRule& r) {
 
 }  // namespace
 
-std::string renderJunit(const PolicyEngine& engine, double secs) {
+namespace {
+
+struct Suite {
+  std::string body;  // the <testcase> elements
+  std::size_t tests = 0, failures = 0, skipped = 0;
+};
+
+Suite policySuite(const PolicyEngine& engine) {
+  Suite st;
   const auto cases = engine.cases();
   const auto unused = engine.unusedRules();
-  std::size_t failed = 0;
-  for (const auto* c : cases)
-    if (!c->failures.empty()) ++failed;
-  // Jenkins' schema (junit-10/jenkins-junit.xsd, which GitLab also reads) has no `skipped` on
-  // <testsuites>; the suite and the test cases carry it.
-  const std::string counts = " tests=\"" + std::to_string(cases.size() + unused.size()) + "\" failures=\"" +
-                             std::to_string(failed) + "\" errors=\"0\" time=\"" + seconds(secs) + "\"";
-  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  x += "<testsuites name=\"tlstrace policy\"" + counts + ">\n";
-  x += "  <testsuite name=\"" + xml(engine.policy().file) + "\"" + counts + " skipped=\"" +
-       std::to_string(unused.size()) + "\">\n";
+  std::string& x = st.body;
   for (const auto* c : cases) {
+    ++st.tests;
     const std::string host = c->host.empty() ? "(no host name)" : c->host;
     x += "    <testcase classname=\"tlstrace.policy." + xml(c->rule) + "\" name=\"" + xml(c->rule + " @ " + host) +
          "\" time=\"0\">\n";
     if (!c->failures.empty()) {
+      ++st.failures;
       const auto& f0 = c->failures.front();
       std::string text;
       for (const auto& f : c->failures) {
@@ -96,17 +97,65 @@ std::string renderJunit(const PolicyEngine& engine, double secs) {
     x += "      <system-out>" + xml(std::to_string(c->checks) + " checks") + "</system-out>\n";
     x += "    </testcase>\n";
   }
-  for (const auto* r : unused)
+  for (const auto* r : unused) {
+    ++st.tests;
+    ++st.skipped;
     x += "    <testcase classname=\"tlstrace.policy." + xml(r->id) + "\" name=\"" + xml(r->id) +
          "\" time=\"0\">\n      <skipped/>\n      <system-out>no connection this rule applies to</system-out>\n"
          "    </testcase>\n";
-  x += "  </testsuite>\n</testsuites>\n";
+  }
+  return st;
+}
+
+// One test case per scenario x client x target: accepting a broken certificate is the failure.
+Suite auditSuite(const std::vector<AuditRow>& rows) {
+  Suite st;
+  for (const auto& r : rows) {
+    ++st.tests;
+    st.body += "    <testcase classname=\"tlstrace.audit." + xml(r.scenario) + "\" name=\"" +
+               xml(r.scenario + " @ " + r.client + " -> " + r.target) + "\" time=\"0\">\n";
+    if (r.verdict == "accepted") {
+      ++st.failures;
+      st.body += "      <failure type=\"audit.result\" message=\"" +
+                 xml("the client accepted " + r.scenario + ": " + r.evidence) + "\">" +
+                 xml("conn " + std::to_string(r.conn) + ": " + r.evidence) + "</failure>\n";
+    }
+    st.body += "      <system-out>" + xml(r.verdict + ": " + r.evidence) + "</system-out>\n    </testcase>\n";
+  }
+  return st;
+}
+
+}  // namespace
+
+std::string renderJunit(const PolicyEngine* engine, const std::vector<AuditRow>& audit, double secs) {
+  // Jenkins' schema (junit-10/jenkins-junit.xsd, which GitLab also reads) has no `skipped` on
+  // <testsuites>; the suites and the test cases carry it.
+  std::vector<std::pair<std::string, Suite>> suites;
+  if (engine) suites.emplace_back(engine->policy().file, policySuite(*engine));
+  if (!audit.empty() || !engine) suites.emplace_back("tlstrace client audit", auditSuite(audit));
+  std::size_t tests = 0, failures = 0;
+  for (const auto& [name, st] : suites) {
+    tests += st.tests;
+    failures += st.failures;
+  }
+  auto counts = [&](std::size_t t, std::size_t f) {
+    return " tests=\"" + std::to_string(t) + "\" failures=\"" + std::to_string(f) + "\" errors=\"0\" time=\"" +
+           seconds(secs) + "\"";
+  };
+  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  x += "<testsuites name=\"tlstrace\"" + counts(tests, failures) + ">\n";
+  for (const auto& [name, st] : suites)
+    x += "  <testsuite name=\"" + xml(name) + "\"" + counts(st.tests, st.failures) + " skipped=\"" +
+         std::to_string(st.skipped) + "\">\n" + st.body + "  </testsuite>\n";
+  x += "</testsuites>\n";
   return x;
 }
 
-std::string renderSarif(const PolicyEngine& engine, const std::string& tool_version) {
+std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>& audit,
+                        const std::string& tool_version) {
   using trace::Json;
-  const auto& rules = engine.policy().rules;
+  static const std::vector<config::PolicyRule> kNone;
+  const auto& rules = engine ? engine->policy().rules : kNone;
   Json descriptors = Json::array();
   for (const auto& r : rules) {
     Json d = Json::object();
@@ -132,7 +181,7 @@ std::string renderSarif(const PolicyEngine& engine, const std::string& tool_vers
                                                           {"region", Json::Object{{"startLine", line}}}}}};
   };
   Json results = Json::array();
-  for (const auto* c : engine.cases()) {
+  for (const auto* c : engine ? engine->cases() : std::vector<const PolicyCase*>{}) {
     std::size_t idx = 0;
     while (idx < rules.size() && rules[idx].id != c->rule) ++idx;
     if (idx == rules.size()) continue;
@@ -160,6 +209,32 @@ std::string renderSarif(const PolicyEngine& engine, const std::string& tool_vers
                                          {"observed", f.observed}});
       results.push(std::move(res));
     }
+  }
+  // The audit's findings: a scenario a client accepted, as a rule of its own ("audit.<scenario>").
+  std::vector<std::string> scenarios;
+  for (const auto& r : audit) {
+    if (r.verdict != "accepted") continue;
+    auto it = std::find(scenarios.begin(), scenarios.end(), r.scenario);
+    if (it == scenarios.end()) {
+      scenarios.push_back(r.scenario);
+      descriptors.push(Json::Object{
+          {"id", "audit." + r.scenario},
+          {"name", "audit." + r.scenario},
+          {"shortDescription",
+           Json::Object{{"text", "a client accepted a certificate or offer it must refuse: " + r.scenario}}},
+          {"defaultConfiguration", Json::Object{{"level", "error"}}}});
+      it = scenarios.end() - 1;
+    }
+    results.push(Json::Object{
+        {"ruleId", "audit." + r.scenario},
+        {"ruleIndex", static_cast<std::int64_t>(rules.size() + static_cast<std::size_t>(it - scenarios.begin()))},
+        {"level", "error"},
+        {"message", Json::Object{{"text", "conn " + std::to_string(r.conn) + ": the client " + r.client + " accepted " +
+                                              r.scenario + " for " + r.target + ": " + r.evidence}}},
+        {"properties", Json::Object{{"conn", static_cast<std::int64_t>(r.conn)},
+                                    {"client", r.client},
+                                    {"target", r.target},
+                                    {"evidence", r.evidence}}}});
   }
   Json driver = Json::object();
   driver.set("name", "tlstrace");

@@ -67,11 +67,19 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--idle-timeout", cfg.idle_timeout_s, "seconds")->capture_default_str();
   p->add_option("--connect-timeout", cfg.connect_timeout_s, "seconds for the upstream TCP connect")
       ->capture_default_str();
+  p->add_option("--resolve-timeout", cfg.resolve_timeout_s, "seconds for the upstream name lookup (off the io threads)")
+      ->capture_default_str();
   p->add_option("--cert-cache", cfg.cert_cache, "forged certificates kept (LRU)")->capture_default_str();
   p->add_option("--threads", cfg.threads, "io threads (0 = one per core); each connection stays on one")
       ->capture_default_str();
   p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from explicit-mode clients (Basic)");
   p->add_option("--ready-file", cfg.ready_file, "write HOST:PORT to FILE once listening (removed at exit)");
+  // Alone it means all of them (CLI11 takes the default string when no value follows).
+  p->add_option("--audit-clients", cfg.audit_clients,
+                "show each client broken certificates in turn (all, or a comma list of scenarios: docs/cli.md) "
+                "and report the ones it accepted")
+      ->expected(0, 1)
+      ->default_str("all");
   p->add_option("--policy", cfg.policy_file, "CI policy (TOML [[rule]] tables): violations as events, exit 1 if any");
   p->add_option("--junit", cfg.junit_file, "with --policy: the verdicts as JUnit XML to FILE at exit");
   p->add_option("--sarif", cfg.sarif_file, "with --policy: the violations as SARIF 2.1.0 to FILE at exit");

@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
+#include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
 #include "sinks/console.h"
@@ -147,6 +148,17 @@ int runProxyCommand(const config::ProxyConfig& options) {
     // The checks read the key exchange and the certificate verdict: their events are written too.
     categories |= trace::kKeyExchange | trace::kTrust;
   }
+  // --audit-clients: the scenarios are checked (exit 2) and their keys made before anything starts.
+  std::unique_ptr<pki::AuditPlan> audit_plan;
+  if (!cfg.audit_clients.empty()) {
+    std::string error;
+    auto scenarios = pki::parseAuditScenarios(cfg.audit_clients, error);
+    if (!scenarios) {
+      spdlog::error("--audit-clients: {}", error);
+      return 2;
+    }
+    audit_plan = std::make_unique<pki::AuditPlan>(std::move(*scenarios));
+  }
   trace::Tracer tracer(categories);
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
@@ -169,7 +181,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
   if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
   std::shared_ptr<app::PolicySink> policy_sink;
-  if (policy) tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(*policy), added, !console));
+  if (policy || audit_plan)
+    tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
   const auto started = std::chrono::steady_clock::now();
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())
@@ -196,6 +209,12 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.cfg = &cfg;
   svc.tracer = &tracer;
   svc.forger = &forger;
+  std::unique_ptr<pki::AuditCerts> audit_certs;
+  if (audit_plan) {
+    audit_certs = std::make_unique<pki::AuditCerts>(ca);
+    svc.audit_certs = audit_certs.get();
+    svc.audit_plan = audit_plan.get();
+  }
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
@@ -239,8 +258,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
                  st.waits, st.wait_micros / 1000);
   if (policy_sink && listened) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const bool written = app::writePolicyReports(policy_sink->engine(), cfg.junit_file, cfg.sarif_file, secs, kVersion);
-    if (rc == 0 && policy_sink->engine().violations() > 0) return 1;  // a rule failed: the CI job fails
+    const bool written = app::writePolicyReports(policy_sink->engine(), policy_sink->audit(), cfg.junit_file,
+                                                 cfg.sarif_file, secs, kVersion);
+    if (rc == 0 && policy_sink->failed()) return 1;  // a rule failed or a client trusted a broken certificate
     if (rc == 0 && !written) return 1;
   }
   return rc;

@@ -6,15 +6,32 @@
 #include <iostream>
 
 #include "sinks/console.h"
+#include "trace/escape.h"
 #include "trace/text.h"
 
 namespace tlstrace::app {
 
-PolicySink::PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream, bool say)
-    : engine_(std::move(policy)), downstream_(std::move(downstream)), say_(say) {}
+PolicySink::PolicySink(std::optional<config::Policy> policy, std::vector<std::shared_ptr<trace::Sink>> downstream,
+                       bool say)
+    : downstream_(std::move(downstream)), say_(say) {
+  if (policy) engine_.emplace(std::move(*policy));
+}
+
+bool PolicySink::failed() const {
+  if (engine_ && engine_->violations() > 0) return true;
+  for (const auto& r : audit_)
+    if (r.verdict == "accepted") return true;
+  return false;
+}
 
 void PolicySink::write(const trace::Event& e) {
-  engine_.observe(e, found_);
+  if (const auto* a = e.as<trace::ev::AuditResult>()) {
+    audit_.push_back({e.conn, a->scenario, a->client, a->target, a->verdict, a->evidence});
+    if (say_ && a->verdict == "accepted") spdlog::warn("{}", sinks::auditLine(e));
+    return;
+  }
+  if (!engine_) return;
+  engine_->observe(e, found_);
   for (const auto& v : found_) {
     for (const auto& s : downstream_) s->write(v);
     if (say_) spdlog::warn("{}", sinks::violationLine(v));
@@ -37,27 +54,40 @@ bool writeFile(const std::string& path, const std::string& text, const char* wha
 
 }  // namespace
 
-bool writePolicyReports(const analysis::PolicyEngine& engine, const std::string& junit, const std::string& sarif,
-                        double seconds, const std::string& version) {
-  const auto cases = engine.cases();
-  std::size_t failed = 0;
-  for (const auto* c : cases) failed += c->failures.empty() ? 0 : 1;
-  const auto unused = engine.unusedRules();
-  const std::string head = "policy " + engine.policy().file + ": " + std::to_string(engine.policy().rules.size()) +
-                           " rules, " + std::to_string(cases.size()) + " rule x host checks, " +
-                           std::to_string(failed) + " failed, " + std::to_string(engine.violations()) +
-                           " violations in " + std::to_string(engine.connections()) + " connections";
-  if (failed > 0) spdlog::warn("{}", head);
-  else spdlog::info("{}", head);
-  for (const auto* c : cases)
-    if (!c->failures.empty())
-      spdlog::warn("  FAILED {} @ {}: {} of {} checks (first: conn {} {}: {})", c->rule,
-                   c->host.empty() ? "(no host name)" : c->host, c->failures.size(), c->checks,
-                   c->failures.front().conn, c->failures.front().leg, c->failures.front().message);
-  for (const auto* r : unused) spdlog::info("  not applied: {} (no connection it applies to)", r->id);
+bool writePolicyReports(const analysis::PolicyEngine* engine, const std::vector<analysis::AuditRow>& audit,
+                        const std::string& junit, const std::string& sarif, double seconds,
+                        const std::string& version) {
+  if (engine) {
+    const auto cases = engine->cases();
+    std::size_t failed = 0;
+    for (const auto* c : cases) failed += c->failures.empty() ? 0 : 1;
+    const std::string head = "policy " + engine->policy().file + ": " + std::to_string(engine->policy().rules.size()) +
+                             " rules, " + std::to_string(cases.size()) + " rule x host checks, " +
+                             std::to_string(failed) + " failed, " + std::to_string(engine->violations()) +
+                             " violations in " + std::to_string(engine->connections()) + " connections";
+    if (failed > 0) spdlog::warn("{}", head);
+    else spdlog::info("{}", head);
+    for (const auto* c : cases)
+      if (!c->failures.empty())
+        spdlog::warn("  FAILED {} @ {}: {} of {} checks (first: conn {} {}: {})", c->rule,
+                     c->host.empty() ? "(no host name)" : trace::escapeText(c->host), c->failures.size(), c->checks,
+                     c->failures.front().conn, c->failures.front().leg, trace::escapeText(c->failures.front().message));
+    for (const auto* r : engine->unusedRules()) spdlog::info("  not applied: {} (no connection it applies to)", r->id);
+  }
+  if (!audit.empty()) {
+    std::size_t accepted = 0;
+    for (const auto& r : audit) accepted += r.verdict == "accepted" ? 1 : 0;
+    if (accepted > 0)
+      spdlog::warn("client audit: {} scenarios presented, {} ACCEPTED by the client", audit.size(), accepted);
+    else spdlog::info("client audit: {} scenarios presented, all refused", audit.size());
+    for (const auto& r : audit)
+      if (r.verdict == "accepted")
+        spdlog::warn("  ACCEPTED {} by {} for {}: {}", r.scenario, r.client, trace::escapeText(r.target),
+                     trace::escapeText(r.evidence));
+  }
   bool ok = true;
-  if (!junit.empty()) ok = writeFile(junit, analysis::renderJunit(engine, seconds), "JUnit") && ok;
-  if (!sarif.empty()) ok = writeFile(sarif, analysis::renderSarif(engine, version), "SARIF") && ok;
+  if (!junit.empty()) ok = writeFile(junit, analysis::renderJunit(engine, audit, seconds), "JUnit") && ok;
+  if (!sarif.empty()) ok = writeFile(sarif, analysis::renderSarif(engine, audit, version), "SARIF") && ok;
   return ok;
 }
 
@@ -95,7 +125,7 @@ int runCheckCommand(const std::string& policy_file, const std::vector<std::strin
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!writePolicyReports(engine, junit, sarif, secs, version)) return 2;
+  if (!writePolicyReports(&engine, {}, junit, sarif, secs, version)) return 2;
   return engine.violations() > 0 ? 1 : 0;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,17 +14,23 @@
 namespace tlstrace::app {
 
 // Registered last on the tracer: it sees every event the others saw, and writes each
-// policy.violation it finds into those others right after the event that caused it.
+// policy.violation it finds into those others right after the event that caused it. It also
+// keeps the audit.result events (--audit-clients) for the reports.
 class PolicySink : public trace::Sink {
  public:
-  // `say`: also log each violation on stderr (when no console sink shows it: -q).
-  PolicySink(config::Policy policy, std::vector<std::shared_ptr<trace::Sink>> downstream, bool say);
+  // `say`: also log each violation and accepted audit scenario on stderr (when no console sink
+  // shows them: -q).
+  PolicySink(std::optional<config::Policy> policy, std::vector<std::shared_ptr<trace::Sink>> downstream, bool say);
   void write(const trace::Event& e) override;
   // After Tracer::flush(), from the main thread.
-  [[nodiscard]] const analysis::PolicyEngine& engine() const { return engine_; }
+  [[nodiscard]] const analysis::PolicyEngine* engine() const { return engine_ ? &*engine_ : nullptr; }
+  [[nodiscard]] const std::vector<analysis::AuditRow>& audit() const { return audit_; }
+  // A rule failed or a client accepted an audit scenario.
+  [[nodiscard]] bool failed() const;
 
  private:
-  analysis::PolicyEngine engine_;
+  std::optional<analysis::PolicyEngine> engine_;
+  std::vector<analysis::AuditRow> audit_;
   std::vector<std::shared_ptr<trace::Sink>> downstream_;
   std::vector<trace::Event> found_;
   bool say_;
@@ -31,8 +38,8 @@ class PolicySink : public trace::Sink {
 
 // The JUnit / SARIF files ("" = not asked for) and the summary lines on stderr. False when a
 // report could not be written (said on stderr).
-bool writePolicyReports(const analysis::PolicyEngine& engine, const std::string& junit, const std::string& sarif,
-                        double seconds, const std::string& version);
+bool writePolicyReports(const analysis::PolicyEngine* engine, const std::vector<analysis::AuditRow>& audit,
+                        const std::string& junit, const std::string& sarif, double seconds, const std::string& version);
 
 // `tlstrace check --policy FILE [--junit F] [--sarif F] EVENTS...`: 0 every rule held, 1 a rule
 // failed, 2 an unreadable policy or events file or a malformed line (named by file:line).

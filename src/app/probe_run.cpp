@@ -266,6 +266,12 @@ int runProbeCommand(const ProbeOptions& opt) {
   base.primes = &primes;
   base.certs = &certs;
   asio::io_context io;
+  // Name lookups and safe-prime tests run off the io thread, as in the proxy (destroyed before
+  // the io_context their results are posted to).
+  net::ResolverPool resolver(1, 4, 64);
+  net::PrimePool prime_pool(1, 1, 16);
+  base.resolver = &resolver;
+  base.prime_pool = &prime_pool;
   Runner runner(io, base, spec, opt.upstream_ca, opt.concurrency);
 
   // The handshake, then one resumption attempt with the session (ID or ticket) it left.
@@ -290,9 +296,9 @@ int runProbeCommand(const ProbeOptions& opt) {
   if (!opt.scan.empty()) report.set("scan", runScan(runner, io, opt.scan, offer));
   tracer.flush();
   bool failed = !report.find("ok")->asBool();
-  if (policy_sink) {
-    report.set("policy", policyReport(policy_sink->engine(), opt.policy_file));
-    failed = failed || policy_sink->engine().violations() > 0;
+  if (policy_sink && policy_sink->engine()) {
+    report.set("policy", policyReport(*policy_sink->engine(), opt.policy_file));
+    failed = failed || policy_sink->engine()->violations() > 0;
   }
   const std::string out = opt.json ? report.dump() + "\n" : renderProbeReport(report);
   std::FILE* to = !opt.json && opt.events_file == "-" ? stderr : stdout;

@@ -87,6 +87,7 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (handshake_timeout_s <= 0) errs.push_back("--handshake-timeout must be positive");
   if (idle_timeout_s <= 0) errs.push_back("--idle-timeout must be positive");
   if (connect_timeout_s <= 0) errs.push_back("--connect-timeout must be positive");
+  if (resolve_timeout_s <= 0) errs.push_back("--resolve-timeout must be positive");
   if (quiet && verbose) errs.push_back("-q/--quiet and -v/--verbose exclude each other");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)

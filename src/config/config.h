@@ -64,13 +64,16 @@ struct ProxyConfig {
   double handshake_timeout_s = 10;
   double idle_timeout_s = 300;
   double connect_timeout_s = 10;
+  double resolve_timeout_s = 5;  // upstream name lookup, on the resolver pool (before the connect timeout)
   double shutdown_grace_s = 2;
   std::size_t cert_cache = 1024;
   std::size_t threads = 0;         // io threads; 0 = one per core
   std::string format = "default";  // text trace shape: default, jsse, openssl
   std::string policy_file;         // --policy: CI rules checked live (config/policy.h)
   std::string junit_file, sarif_file;
-  std::string ready_file;  // written with the listening address once the proxy accepts
+  std::string ready_file;
+  std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
+                              // listening address once the proxy accepts
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

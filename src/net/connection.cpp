@@ -4,12 +4,16 @@
 
 #include <array>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "analysis/kex.h"
 #include "trace/tap.h"
+#include "wire/byte_reader.h"
 
 namespace tlstrace::net {
 
@@ -86,7 +90,6 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       on_done_(std::move(on_done)),
       client_(std::move(client)),
       upstream_(tcp::socket(client_.sock.get_executor())),
-      resolver_(client_.sock.get_executor()),
       watchdog_(client_.sock.get_executor()),
       connect_timer_(client_.sock.get_executor()),
       session_(svc, front, id) {}
@@ -137,6 +140,7 @@ void Connection::execute(const session::Action& a) {
                  [this](const act::Connect& c) { connect(c); },
                  [this](const act::ArmTimer& t) { armTimer(t.at); },
                  [this](const act::Finish&) { finish(); },
+                 [this](const act::TestPrime& t) { testPrime(t); },
              },
              a);
 }
@@ -182,59 +186,137 @@ void Connection::send(Leg leg, std::span<const std::uint8_t> bytes) {
                     });
 }
 
-void Connection::connect(const act::Connect& c) {
+// The lookup and the TCP connect each have their own limit (--resolve-timeout, then
+// --connect-timeout) on the one connect timer; a generation tells a stale expiry from the current.
+void Connection::armConnectTimer(double seconds, std::function<void()> on_expiry) {
+  const std::uint64_t gen = ++connect_gen_;
   auto self = shared_from_this();
-  const auto started = session::SteadyClock::now();
-  auto timed_out = std::make_shared<bool>(false);
-  const double timeout_s = c.timeout_s;
   connect_timer_.expires_after(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s)));
-  connect_timer_.async_wait([this, self, timed_out](boost::system::error_code ec) {
-    if (ec || finished_) return;
-    *timed_out = true;
-    resolver_.cancel();
-    boost::system::error_code ignored;
-    upstream_.sock.close(ignored);
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
+  connect_timer_.async_wait([this, self, gen, on_expiry = std::move(on_expiry)](boost::system::error_code ec) {
+    if (ec || finished_ || gen != connect_gen_) return;
+    on_expiry();
   });
-  auto on_connect = [this, self, started, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
-    if (finished_) return;
-    connect_timer_.cancel();
-    if (*timed_out) return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
-    if (ec) return run(in::ConnectFailed{502, ec.message()});
-    upstream_.open = true;
-    prepareSocket(upstream_.sock);
-    tapOpen(Leg::Upstream);
-    const double ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - started).count();
-    run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms});
-  };
-  // The one point where the addresses to connect to are known (after resolution): the exposure
-  // rules screen them there.
-  auto connect_to = [this, client_chosen = c.client_chosen, on_connect](tcp::resolver::results_type results) {
-    if (auto why = screenTargets(results, client_chosen)) {
-      connect_timer_.cancel();
-      return run(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
-    }
-    asio::async_connect(upstream_.sock, results, on_connect);
-  };
-  // An address literal (always so in reverse mode with an IP upstream) needs no lookup: the
-  // resolver would hand every connection to its own thread and back.
+}
+
+void Connection::disarmConnectTimer() {
+  ++connect_gen_;
+  connect_timer_.cancel();
+}
+
+void Connection::connect(const act::Connect& c) {
+  connect_started_ = session::SteadyClock::now();
+  connect_timeout_s_ = c.timeout_s;
+  client_chosen_ = c.client_chosen;
+  // An address literal (always so in reverse mode with an IP upstream) needs no lookup.
   boost::system::error_code literal_ec;
   const std::string host(c.host);
   const auto literal = asio::ip::make_address(host, literal_ec);
   if (!literal_ec)
-    return connect_to(
-        tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)));
-  resolver_.async_resolve(
-      host, std::to_string(c.port),
-      [this, self, timed_out, connect_to](boost::system::error_code ec, const tcp::resolver::results_type& results) {
+    return connectTo(tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)));
+  resolve(host, c.port);
+}
+
+// getaddrinfo blocks (5 s and more for a slow or dead DNS server), so it runs on the resolver
+// pool, never on this io thread; the result comes back to this connection's executor.
+void Connection::resolve(const std::string& host, std::uint16_t port) {
+  const double limit = svc_.cfg->resolve_timeout_s;
+  resolving_ = true;
+  armConnectTimer(limit, [this, limit] {
+    resolving_ = false;
+    run(in::ConnectFailed{504, "name resolution timed out after " + std::to_string(limit) + " s"});
+  });
+  const std::uint64_t gen = connect_gen_;
+  std::weak_ptr<Connection> weak = shared_from_this();
+  auto deliver = [weak, gen, ex = client_.sock.get_executor()](const Resolved& r) {
+    asio::post(ex, [weak, gen, r] {
+      if (auto self = weak.lock()) self->resolved(gen, r);
+    });
+  };
+  const bool queued = svc_.resolver && svc_.resolver->submit(
+                                           host + ":" + std::to_string(port),
+                                           [host, port] { return resolveBlocking(host, port); }, std::move(deliver));
+  if (queued) return;
+  resolving_ = false;
+  disarmConnectTimer();
+  const std::size_t waiting = svc_.resolver ? svc_.resolver->maxQueued() : 0;
+  later(in::ConnectFailed{502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"});
+}
+
+// An input that arises while an action is carried out goes in after the burst: run() from within
+// run() would hand the session a second input while its first burst of actions is still read.
+void Connection::later(session::Input input) {
+  asio::post(client_.sock.get_executor(), [self = shared_from_this(), input = std::move(input)]() mutable {
+    if (!self->finished_) self->run(std::move(input));
+  });
+}
+
+void Connection::resolved(std::uint64_t gen, const Resolved& r) {
+  if (finished_ || !resolving_ || gen != connect_gen_) return;  // timed out meanwhile
+  resolving_ = false;
+  disarmConnectTimer();
+  if (r.ec) return run(in::ConnectFailed{502, "name resolution failed: " + r.ec.message()});
+  // The one point where a looked-up name's addresses arrive (the exposure rules screen them in
+  // connectTo, as they do a literal's).
+  connectTo(r.results);
+}
+
+void Connection::connectTo(tcp::resolver::results_type results) {
+  if (auto why = screenTargets(results, client_chosen_))
+    return later(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
+  auto self = shared_from_this();
+  auto timed_out = std::make_shared<bool>(false);
+  const double timeout_s = connect_timeout_s_;
+  armConnectTimer(timeout_s, [this, timed_out] {
+    *timed_out = true;
+    boost::system::error_code ignored;
+    upstream_.sock.close(ignored);
+  });
+  asio::async_connect(
+      upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
         if (finished_) return;
-        if (*timed_out) return run(in::ConnectFailed{504, "connect timed out"});
-        if (ec) {
-          connect_timer_.cancel();
-          return run(in::ConnectFailed{502, "name resolution failed: " + ec.message()});
-        }
-        connect_to(results);
+        disarmConnectTimer();
+        if (*timed_out)
+          return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
+        if (ec) return run(in::ConnectFailed{502, ec.message()});
+        upstream_.open = true;
+        prepareSocket(upstream_.sock);
+        tapOpen(Leg::Upstream);
+        const double ms =
+            std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
+        run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms});
       });
+}
+
+// The test takes seconds for a large prime: on the prime pool, so that this thread's other
+// connections go on; the connection does not wait either (the verdict is an input when it comes).
+void Connection::testPrime(const act::TestPrime& t) {
+  std::weak_ptr<Connection> weak = shared_from_this();
+  const session::Leg leg = t.leg;
+  auto deliver = [weak, leg, ex = client_.sock.get_executor()](const PrimeVerdict& v) {
+    asio::post(ex, [weak, leg, v] {
+      if (auto self = weak.lock(); self && !self->finished_) self->run(in::PrimeTested{leg, v.safe, v.ms, {}});
+    });
+  };
+  auto job = [primes = svc_.primes, p = t.p] {
+    const auto started = std::chrono::steady_clock::now();
+    const bool safe = primes->safePrime(p);  // cached for every later connection
+    return PrimeVerdict{safe,
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count()};
+  };
+  if (svc_.prime_pool && svc_.primes && svc_.prime_pool->submit(wire::toHex(t.p), std::move(job), std::move(deliver)))
+    return;
+  const std::size_t waiting = svc_.prime_pool ? svc_.prime_pool->maxQueued() : 0;
+  later(
+      in::PrimeTested{leg, std::nullopt, 0, "not tested: " + std::to_string(waiting) + " prime tests already waiting"});
+}
+
+Resolved resolveBlocking(const std::string& host, std::uint16_t port) {
+  asio::io_context ctx;  // the blocking resolve runs getaddrinfo on this (pool) thread
+  tcp::resolver resolver(ctx);
+  Resolved r;
+  r.results = resolver.resolve(host, std::to_string(port), r.ec);
+  return r;
 }
 
 // Exposure rules (docs/cli.md): a client from beyond loopback may not use the proxy to reach the
@@ -281,8 +363,7 @@ void Connection::armTimer(session::SteadyClock::time_point at) {
 void Connection::finish() {
   finished_ = true;
   watchdog_.cancel();
-  connect_timer_.cancel();
-  resolver_.cancel();
+  disarmConnectTimer();
   for (Leg leg : {Leg::Client, Leg::Upstream}) {
     Socket& s = sock(leg);
     if (!s.open) continue;

@@ -57,6 +57,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read(session::Leg leg);
   void send(session::Leg leg, std::span<const std::uint8_t> bytes);
   void connect(const session::act::Connect& c);
+  void resolve(const std::string& host, std::uint16_t port);
+  void resolved(std::uint64_t gen, const Resolved& r);
+  void connectTo(tcp::resolver::results_type results);
+  void armConnectTimer(double seconds, std::function<void()> on_expiry);
+  void disarmConnectTimer();
+  void testPrime(const session::act::TestPrime& t);
+  void later(session::Input input);
   [[nodiscard]] std::optional<std::string> screenTargets(tcp::resolver::results_type& results,
                                                          bool client_chosen) const;
   void armTimer(session::SteadyClock::time_point at);
@@ -75,11 +82,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::function<void(std::uint64_t)> on_done_;
   Socket client_;
   Socket upstream_;
-  tcp::resolver resolver_;
   asio::steady_timer watchdog_;
   asio::steady_timer connect_timer_;
   session::ProxySession session_;
   std::uint64_t timer_gen_ = 0;
+  std::uint64_t connect_gen_ = 0;  // of the connect timer's current arming (lookup, then connect)
+  session::SteadyClock::time_point connect_started_{};
+  double connect_timeout_s_ = 0;
+  bool client_chosen_ = false;
+  bool resolving_ = false;
   bool finished_ = false;
 };
 

@@ -34,6 +34,13 @@ namespace tlstrace::net {
 
 namespace {
 
+// Lookups run in parallel on a few threads, more (up to 16) while some are blocked (on a slow or
+// dead DNS server), and equal names share one lookup; beyond the queue a CONNECT is refused (502)
+// rather than kept waiting. The safe-prime test is CPU work: one thread, so that a burst of custom
+// primes does not take the cores from the io threads.
+constexpr std::size_t kResolverThreads = 2, kResolverMaxThreads = 16, kResolverQueue = 64;
+constexpr std::size_t kPrimeThreads = 1, kPrimeQueue = 16;
+
 using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 
 class ProxyServer {
@@ -310,10 +317,17 @@ bool threadsCanOwnFdTables() {
   return ok;
 }
 
-int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening) {
-  const std::size_t threads = config::ioThreads(*services.cfg);
+int runProxy(const Services& shared, const std::function<void(const std::string&)>& on_listening) {
+  const std::size_t threads = config::ioThreads(*shared.cfg);
   std::vector<std::unique_ptr<asio::io_context>> ctxs;
   for (std::size_t i = 0; i < threads; ++i) ctxs.push_back(std::make_unique<asio::io_context>(1));
+  // The worker pools go before the io_contexts do (declared after them): closed, they post no
+  // result to a context that is gone.
+  ResolverPool resolver(kResolverThreads, kResolverMaxThreads, kResolverQueue);
+  PrimePool prime_pool(kPrimeThreads, kPrimeThreads, kPrimeQueue);
+  Services services = shared;
+  services.resolver = &resolver;
+  services.prime_pool = &prime_pool;
   ProxyServer server(ctxs, services);
   server.listen();
   // Before the threads take their tables: its descriptors must be in all of them (a signal runs

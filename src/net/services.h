@@ -1,20 +1,42 @@
 // What every connection shares: configuration, trace, forging and the two TLS contexts. Built by
 // the composition root (app/), passed in, never global.
 #pragma once
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/address.h"
 #include "config/config.h"
+#include "net/work_pool.h"
 #include "session/deps.h"
 
 namespace tlstrace::net {
+
+// A name lookup done on the resolver pool (getaddrinfo, as Asio's resolver asks it).
+struct Resolved {
+  boost::system::error_code ec;
+  boost::asio::ip::tcp::resolver::results_type results;
+};
+using ResolverPool = WorkPool<Resolved>;
+[[nodiscard]] Resolved resolveBlocking(const std::string& host, std::uint16_t port);
+
+// A safe-prime test done on the prime pool: the verdict and how long it took.
+struct PrimeVerdict {
+  bool safe = false;
+  double ms = 0;
+};
+using PrimePool = WorkPool<PrimeVerdict>;
 
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
   std::vector<config::IpAddress> own_addresses;  // the host's interface addresses at start (exposure rules)
+  // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
+  ResolverPool* resolver = nullptr;
+  PrimePool* prime_pool = nullptr;
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

@@ -112,6 +112,17 @@ X509Ptr Forger::leaf(const LeafNames& names, std::string& error) {
 }
 
 X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
+  CertSpec spec;
+  spec.names = &names;
+  spec.key = leaf_key_.get();
+  spec.issuer = ca_.cert.get();
+  spec.issuer_key = ca_.key.get();
+  X509Ptr x = makeCertificate(spec, error);
+  if (x) ++signings_;
+  return x;
+}
+
+X509Ptr makeCertificate(const CertSpec& spec, std::string& error) {
   X509Ptr x(X509_new());
   X509* c = x.get();
   auto bail = [&](const char* what) {
@@ -125,9 +136,9 @@ X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
   serial[0] = static_cast<unsigned char>((serial[0] & 0x7f) | 0x01);
   BnPtr bn(BN_bin2bn(serial, sizeof serial, nullptr));
   if (!bn || !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(c))) return bail("serial");
-  // Backdated a day; 397 days is the CA/Browser Forum maximum that clients such as Apple's enforce.
-  X509_gmtime_adj(X509_getm_notBefore(c), -24L * 3600);
-  X509_gmtime_adj(X509_getm_notAfter(c), 396L * 24 * 3600);
+  X509_gmtime_adj(X509_getm_notBefore(c), spec.not_before_s);
+  X509_gmtime_adj(X509_getm_notAfter(c), spec.not_after_s);
+  const LeafNames& names = *spec.names;
   X509NamePtr subj(X509_NAME_new());
   if (!names.common_name.empty() &&
       !X509_NAME_add_entry_by_txt(subj.get(), "CN", MBSTRING_UTF8,
@@ -136,24 +147,27 @@ X509Ptr Forger::sign(const LeafNames& names, std::string& error) {
   X509_NAME_add_entry_by_txt(subj.get(), "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("tlstrace"), -1, -1,
                              0);
   X509_set_subject_name(c, subj.get());
-  X509_set_issuer_name(c, X509_get_subject_name(ca_.cert.get()));
-  X509_set_pubkey(c, leaf_key_.get());
+  // No issuer: self-signed, the certificate is its own issuer (names and key identifier).
+  X509* issuer = spec.issuer ? spec.issuer : c;
+  X509_set_issuer_name(c, X509_get_subject_name(issuer));
+  X509_set_pubkey(c, spec.key);
   if (!addSubjectAltNames(c, names)) return bail("subjectAltName");
   try {
-    addExtension(c, ca_.cert.get(), NID_basic_constraints, "critical,CA:FALSE");
+    addExtension(c, issuer, NID_basic_constraints, spec.basic_constraints);
     // RSA leaves may also be used for RSA key transport (TLS <= 1.2 TLS_RSA_* suites).
-    addExtension(c, ca_.cert.get(), NID_key_usage,
-                 EVP_PKEY_get_base_id(leaf_key_.get()) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
-                                                                       : "critical,digitalSignature");
-    addExtension(c, ca_.cert.get(), NID_ext_key_usage, "serverAuth");
-    addExtension(c, ca_.cert.get(), NID_subject_key_identifier, "hash");
-    addExtension(c, ca_.cert.get(), NID_authority_key_identifier, "keyid:always");
+    addExtension(c, issuer, NID_key_usage,
+                 spec.ca                                          ? "critical,digitalSignature,keyCertSign"
+                 : EVP_PKEY_get_base_id(spec.key) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
+                                                                  : "critical,digitalSignature");
+    if (spec.ext_key_usage && *spec.ext_key_usage) addExtension(c, issuer, NID_ext_key_usage, spec.ext_key_usage);
+    addExtension(c, issuer, NID_subject_key_identifier, "hash");
+    if (spec.issuer) addExtension(c, issuer, NID_authority_key_identifier, "keyid:always");
   } catch (const std::exception& e) {
     error = e.what();
     return nullptr;
   }
-  if (!X509_sign(c, ca_.key.get(), EVP_sha256())) return bail("signing");
-  ++signings_;
+  if (!X509_sign(c, spec.issuer_key ? spec.issuer_key : nullptr, spec.digest ? spec.digest : EVP_sha256()))
+    return bail("signing");
   return x;
 }
 

@@ -56,6 +56,23 @@ class Forger {
   std::mutex mu_;  // io threads share one forger and its cache
 };
 
+// What a certificate made here is: the forged leaves, and the broken ones of --audit-clients.
+struct CertSpec {
+  const LeafNames* names = nullptr;
+  EVP_PKEY* key = nullptr;          // its public key
+  X509* issuer = nullptr;           // nullptr: self-signed (then issuer_key is the certificate's own key)
+  EVP_PKEY* issuer_key = nullptr;   // signs it
+  const EVP_MD* digest = nullptr;   // nullptr: SHA-256
+  long not_before_s = -24L * 3600;  // backdated a day
+  // 397 days is the CA/Browser Forum maximum that clients such as Apple's enforce.
+  long not_after_s = 396L * 24 * 3600;
+  std::string basic_constraints = "critical,CA:FALSE";
+  const char* ext_key_usage = "serverAuth";  // "" = no extendedKeyUsage
+  bool ca = false;                           // keyUsage keyCertSign (an intermediate)
+};
+// A signed certificate as `spec` says; nullptr with `error` (the OpenSSL error queue) if not.
+[[nodiscard]] tls::X509Ptr makeCertificate(const CertSpec& spec, std::string& error);
+
 // Installs on `ssl` (server role, facing the client) a leaf forged for `target`, carrying the
 // names of the upstream certificate when `upstream` (the client-role SSL facing the server) has
 // one. False with `error` (the OpenSSL error queue included) when it cannot.

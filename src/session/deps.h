@@ -15,7 +15,9 @@ class WireTap;
 }  // namespace tlstrace::trace
 namespace tlstrace::pki {
 class Forger;
-}
+class AuditCerts;
+class AuditPlan;
+}  // namespace tlstrace::pki
 namespace tlstrace::analysis {
 class PrimeCache;
 }
@@ -39,6 +41,9 @@ struct Deps {
   tls::CertSummaryCache* certs = nullptr;  // summaries of certificates seen, by DER
   trace::WireTap* tap = nullptr;           // --pcap: gets the secrets here; the bytes from net/
   std::string expected_proxy_auth;         // "Basic <base64>" when --proxy-auth is set
+  // --audit-clients: the broken certificates, and which one each client gets next (both or neither).
+  pki::AuditCerts* audit_certs = nullptr;
+  pki::AuditPlan* audit_plan = nullptr;
   // The session's clock (timeouts, durations): injected so that tests can move time.
   SteadyClock::time_point (*now)() = &SteadyClock::now;
 };

@@ -3,10 +3,12 @@
 // sockets and timers; tests script inputs and compare the actions.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "session/deps.h"
 #include "trace/event.h"
@@ -71,10 +73,18 @@ struct TimerFired {};
 struct Stop {
   std::string why;
 };
+// The verdict of the act::TestPrime of a leg: safe or not, or nullopt with `why` when it was not
+// tested (the worker's queue was full). tls.prime_check follows.
+struct PrimeTested {
+  Leg leg;
+  std::optional<bool> safe;
+  double ms = 0;  // the test's own duration
+  std::string why;
+};
 }  // namespace in
 
 using Input = std::variant<in::Start, in::Bytes, in::Connected, in::ConnectFailed, in::TargetRefused, in::Closed,
-                           in::Written, in::WriteFailed, in::TimerFired, in::Stop>;
+                           in::Written, in::WriteFailed, in::TimerFired, in::Stop, in::PrimeTested>;
 
 namespace act {
 // Wait until the leg is readable, then deliver in::Bytes (or in::Closed). One read at a time.
@@ -108,6 +118,12 @@ struct ArmTimer {
 };
 // The session is over: close what is still open, forget the connection.
 struct Finish {};
+// Test whether the leg's custom DH prime `p` is a safe prime, off the io thread (seconds for 4096
+// bits and more); in::PrimeTested follows, unless the session is over by then. Nothing waits for it.
+struct TestPrime {
+  Leg leg;
+  std::vector<std::uint8_t> p;
+};
 }  // namespace act
 
 // std::visit over an Input or an Action with one lambda per alternative.
@@ -118,6 +134,7 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 
-using Action = std::variant<act::Read, act::Send, act::Shutdown, act::Abort, act::Connect, act::ArmTimer, act::Finish>;
+using Action = std::variant<act::Read, act::Send, act::Shutdown, act::Abort, act::Connect, act::ArmTimer, act::Finish,
+                            act::TestPrime>;
 
 }  // namespace tlstrace::session

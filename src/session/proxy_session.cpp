@@ -66,6 +66,7 @@ const std::vector<Action>& ProxySession::handle(Input input) {
                    if (outcome_.empty()) outcome_ = s.why;
                    closeGracefully(s.why);
                  },
+                 [this](const in::PrimeTested& t) { onPrimeTested(leg(t.leg), t); },
              },
              input);
   return actions_;
@@ -89,6 +90,10 @@ void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
   client_.t.open = true;
   client_.opened = start_;
+  if (deps_.audit_plan) {
+    audit_ = std::make_unique<AuditState>();
+    audit_->client = s.client;
+  }
   trace::ev::ConnOpen open{s.client, s.listen, std::string(config::modeName(front_.mode())), {}};
   const auto fixed = front_.fixedTarget();
   if (fixed) {
@@ -109,6 +114,7 @@ void ProxySession::onBytes(Leg& l, std::span<const std::uint8_t> bytes) {
     inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
     return state_ == State::ReadingRequest ? onRequestBytes() : onHelloBytes();
   }
+  if (state_ == State::PeekingHello) return serverSpokeFirst(bytes);
   // The bytes are the driver's (its read buffer, reused by the next read): OpenSSL reads them in
   // place, and only what it leaves unread (a partial record) is copied.
   if (l.tls) l.tls->lend(bytes);
@@ -240,6 +246,11 @@ void ProxySession::afterConnect() {
       std::string().swap(tunnel_reply_);
       flush(client_);
       state_ = State::PeekingHello;
+      // The server may speak first (SSH, SMTP, FTP banners): its bytes are awaited along with the
+      // client's first ones, and decide for plain TCP if they come first (serverSpokeFirst). The
+      // connection is up already (CONNECT is answered once connected), so this costs no more than
+      // the read the upstream handshake would start anyway (it stays out, and is that read).
+      readFrom(upstream_);
       if (inbuf_.empty()) return readFrom(client_);
       return onHelloBytes();
     case AfterConnect::Forward:
@@ -301,6 +312,17 @@ void ProxySession::onHelloBytes() {
   // way (the driver starts it when this returns): the handshake does not wait for the decoding,
   // and the event order is the same (nothing else happens in between).
   hello_pending_ = true;
+}
+
+// The server sent bytes before the client's first ones decided for TLS: no TLS server does that
+// (the client speaks first, RFC 8446 2), so it is a server-speaks-first protocol, relayed as
+// plain TCP both ways as mitmproxy and SSLsplit do. What the client sent so far (even the start of
+// a ClientHello) goes upstream as it is.
+void ProxySession::serverSpokeFirst(std::span<const std::uint8_t> bytes) {
+  emit(trace::Leg::Upstream,
+       trace::ev::ConnPlaintext{"the server spoke before the client; relaying as plain TCP", wire::toHex(bytes, 16)});
+  startPlainRelay();
+  relay(upstream_, bytes);
 }
 
 void ProxySession::refuseNotTls(const std::string& reason, bool close) {

@@ -16,6 +16,7 @@
 
 #include "analysis/diagnose.h"
 #include "analysis/fingerprint.h"
+#include "analysis/kex.h"
 #include "analysis/summary.h"
 #include "session/deps.h"
 #include "session/front_end.h"
@@ -35,12 +36,21 @@ struct SummaryPart {
   std::string text;  // its JSON text: the identity of the part
   trace::Json tree;  // what conn.summary is completed from at the close
 };
+// The shared copy of an equal part made lately on this thread, or a new one (session_tls.cpp).
+[[nodiscard]] std::shared_ptr<const SummaryPart> internSummaryPart(trace::Json part);
 
 // How a handshake failure showed itself on the transport, for the diagnosis.
 struct ErrorFacts {
   bool reset = false;
   bool closed = false;
   bool timeout = false;
+};
+
+// --audit-clients, per connection: who the client is and what it was shown.
+struct AuditState {
+  std::string client;    // "ip:port"
+  std::string scenario;  // its name; empty: none (the normal forged leaf)
+  bool reported = false;
 };
 
 class ProxySession {
@@ -171,6 +181,16 @@ class ProxySession {
     SteadyClock::time_point renegotiation_start{};
     // TLS 1.3 application traffic secrets (for KeyUpdate), only kept with --log-secrets.
     tls::SecretBytes app_secret_client, app_secret_server;
+    // A key exchange whose custom prime is being tested (act::TestPrime): what its re-assessment
+    // needs, as the decoder may have let go of the handshake by the time the verdict comes.
+    struct PendingKex {
+      trace::HelloOffer offer;
+      trace::ServerChoice choice;
+      trace::KexMaterial kex;
+      bool resumed = false;
+      int server_key_bits = 0;
+    };
+    std::unique_ptr<PendingKex> pending_kex;
   };
 
   // Inputs (proxy_session.cpp).
@@ -200,6 +220,7 @@ class ProxySession {
   void connectFailed(int status, const std::string& why);
   void onHelloBytes();
   void startPlainRelay();
+  void serverSpokeFirst(std::span<const std::uint8_t> bytes);
   void refuseNotTls(const std::string& reason, bool close = true);
 
   // TLS on both legs (session_tls.cpp).
@@ -207,6 +228,11 @@ class ProxySession {
   void startUpstreamTls();
   void stepUpstreamHandshake();
   void startClientTls();
+  // --audit-clients: presents the next scenario for this client instead of the forged leaf; false
+  // when none is due (or on an error, traced) and `installed` says which.
+  bool installAuditScenario(bool& installed);
+  // The client's verdict on the scenario, once: it sent application data (accepted) or it did not.
+  void reportAudit(bool accepted, const std::string& evidence);
   void stepClientHandshake();
   [[nodiscard]] bool refuseClientVersion();  // the hello's versions are refused on the client leg
   void queueClientAlert(int alert);
@@ -214,8 +240,10 @@ class ProxySession {
   void traceTlsError(Leg& l, const std::string& reason, const std::string& stage, ErrorFacts facts = ErrorFacts{});
   void analyseUnfinished(Leg& l, analysis::FailureFacts& ff);  // tls.key_exchange of a failed handshake
   void onEstablished(Leg& l, SteadyClock::time_point at);
-  void noteRenegotiation(Leg& l, wire::HandshakeType type);  // from the message callback
-  void onRenegotiated(Leg& l);                               // tls.established of a renegotiation
+  void noteRenegotiation(Leg& l, wire::HandshakeType type);   // from the message callback
+  void onRenegotiated(Leg& l);                                // tls.established of a renegotiation
+  void awaitPrimeTest(Leg& l, const analysis::KexInput& in);  // act::TestPrime of a pending assessment
+  void onPrimeTested(Leg& l, const in::PrimeTested& t);       // tls.prime_check
   // The upstream leg's established-time trace work (its last messages, tls.trust,
   // tls.established) waits until the client's first flight is sent; it runs before any other
   // event of the connection, stamped with the time the handshake completed.
@@ -289,6 +317,8 @@ class ProxySession {
   SteadyClock::time_point last_activity_{};
   std::uint64_t c2s_ = 0;
   std::uint64_t s2c_ = 0;
+  // --audit-clients only: the client's address and the scenario this connection presents.
+  std::unique_ptr<AuditState> audit_;
   bool finished_ = false;
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg

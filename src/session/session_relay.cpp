@@ -119,6 +119,8 @@ void ProxySession::relay(Leg& src, std::span<const std::uint8_t> plain_in) {
 
 bool ProxySession::passOn(Leg& src, Leg& dst, std::span<const std::uint8_t> plain) {
   (&src == &client_ ? c2s_ : s2c_) += plain.size();
+  if (audit_ && &src == &client_ && !plain.empty())
+    reportAudit(true, "sent " + std::to_string(plain.size()) + " bytes of application data over it");
   if (!dst.tls) {
     dst.pending.insert(dst.pending.end(), plain.begin(), plain.end());
     return true;
@@ -307,6 +309,7 @@ void ProxySession::finish() {
     }
     emit(l->which, std::move(close));
   }
+  if (audit_) reportAudit(false, "closed without sending application data");
   if (summary_part_) {
     emit(trace::Leg::None, trace::ev::ConnSummary{{analysis::completeSummary(summary_part_->tree, legReport(client_),
                                                                              legReport(upstream_))}});

@@ -6,6 +6,7 @@
 
 #include "analysis/diagnose.h"
 #include "analysis/kex.h"
+#include "pki/audit.h"
 #include "pki/forge.h"
 #include "session/proxy_session.h"
 #include "tls/cert_summary.h"
@@ -19,12 +20,6 @@
 namespace tlstrace::session {
 
 using trace::Json;
-
-namespace {
-
-// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
-constexpr int kAlertHandshakeFailure = 40;
-constexpr int kAlertProtocolVersion = 70;
 
 // conn.summary's handshake part holds no times or counters, so it is the same for every connection
 // of one client to one server (offers, choices, verdict). An idle connection keeps it until it
@@ -46,6 +41,12 @@ std::shared_ptr<const SummaryPart> internSummaryPart(Json part) {
   slot = {h, std::make_shared<const SummaryPart>(SummaryPart{std::move(text), std::move(part)})};
   return slot.part;
 }
+
+namespace {
+
+// RFC 8446 6.2: the alert a client gets when the proxy cannot complete the upstream leg.
+constexpr int kAlertHandshakeFailure = 40;
+constexpr int kAlertProtocolVersion = 70;
 
 // OpenSSL 3.0 reports a received ChangeCipherSpec (TLS 1.2's, TLS 1.3's compatibility one) by its
 // record header only, never as a message as it does a sent one: it is traced from the header.
@@ -132,14 +133,43 @@ void ProxySession::startClientTls() {
   // Named after the target (SNI, else CONNECT host, else the upstream address), mirroring the
   // upstream certificate's names once it is known.
   std::string err;
-  if (!pki::installForgedLeaf(client_.tls->ssl(), *deps_.forger, verifyName(),
-                              upstream_.tls ? upstream_.tls->ssl() : nullptr, err)) {
+  bool audited = false;
+  if (!installAuditScenario(audited)) return;
+  if (!audited && !pki::installForgedLeaf(client_.tls->ssl(), *deps_.forger, verifyName(),
+                                          upstream_.tls ? upstream_.tls->ssl() : nullptr, err)) {
     traceTlsError(client_, err, "setup");
     return closeGracefully(err);
   }
   client_.tls->feed(inbuf_);
   inbuf_.clear();
   stepClientHandshake();
+}
+
+bool ProxySession::installAuditScenario(bool& installed) {
+  installed = false;
+  if (!audit_ || !deps_.audit_plan || !deps_.audit_certs) return true;
+  // Keyed by the client's address (not its port: each connection has a new one) and the name it
+  // asked for, so that each client walks the list once per host.
+  const std::string& c = audit_->client;
+  const auto colon = c.rfind(':');
+  const auto scenario = deps_.audit_plan->next(c.substr(0, colon) + " " + verifyName());
+  if (!scenario) return true;
+  std::string err;
+  if (!deps_.audit_certs->install(client_.tls->ssl(), *scenario, verifyName(), err)) {
+    traceTlsError(client_, err, "setup");
+    closeGracefully(err);
+    return false;
+  }
+  audit_->scenario = std::string(pki::auditScenarioName(*scenario));
+  installed = true;
+  return true;
+}
+
+void ProxySession::reportAudit(bool accepted, const std::string& evidence) {
+  if (!audit_ || audit_->scenario.empty() || audit_->reported) return;
+  audit_->reported = true;
+  emit(trace::Leg::Client, trace::ev::AuditResult{audit_->scenario, audit_->client, verifyName(),
+                                                  accepted ? "accepted" : "refused", evidence});
 }
 
 void ProxySession::settleUpstream() {
@@ -167,6 +197,7 @@ void ProxySession::stepClientHandshake() {
   }
   const std::string why = st == S::Closed ? "client closed the connection during the handshake" : client_.tls->error();
   traceTlsError(client_, why, "handshake", ErrorFacts{false, st == S::Closed});
+  reportAudit(false, why);
   closeGracefully("client handshake failed: " + why);
 }
 
@@ -289,6 +320,7 @@ void ProxySession::analyseUnfinished(Leg& l, analysis::FailureFacts& ff) {
   in.choice = &l.decoder.choice();
   in.kex = &k;
   Json kex = analysis::assessKeyExchange(in, *deps_.primes);
+  if (analysis::safePrimePending(kex)) awaitPrimeTest(l, in);
   if (const Json* bits = kex.find("bits"); bits && bits->isInt() && !k.p.empty())
     ff.dh_bits = static_cast<int>(bits->asInt());
   l.key_exchange = analysis::keepForSummary(analysis::SummaryInput::KeyExchange, kex);
@@ -315,6 +347,7 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   if (const int bits = tls::serverKeyBits(ssl, &l == &upstream_); bits > 0) in.server_key_bits = bits;
   // No tls.key_exchange for a TLS 1.2 resumption: there was none (docs/events.md).
   if (deps_.primes && analysis::hasKeyExchange(in)) l.key_exchange = analysis::assessKeyExchange(in, *deps_.primes);
+  if (analysis::safePrimePending(l.key_exchange)) awaitPrimeTest(l, in);
   // OpenSSL 3.0 names no group for TLS 1.2 DHE; the decoded ServerKeyExchange does.
   if (const Json* g = l.key_exchange.find("group");
       g && g->isString() && !established.group.value && l.decoder.kex().kind == wire::KexKind::Dhe)

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "trace/escape.h"
+
 namespace tlstrace::sinks {
 
 namespace {
@@ -9,6 +11,10 @@ namespace {
 using trace::Json;
 
 std::string str(const Json* j) { return j && j->isString() ? std::string(j->asString()) : std::string(); }
+
+// The line's parts that come from events are escaped as the text trace escapes them: a peer's
+// SNI, CONNECT target or certificate names may hold anything (ESC, CR/LF, invalid UTF-8).
+using trace::escapeText;
 
 // "4.8 kB": bytes as a person reads them (decimal units, like mitmdump).
 std::string humanBytes(std::uint64_t n) {
@@ -103,13 +109,24 @@ std::string rejectedCertificateHint(const std::string& alert, const std::string&
 
 }  // namespace
 
+std::string auditLine(const trace::Event& e) {
+  const auto* a = e.as<trace::ev::AuditResult>();
+  if (!a) return {};
+  char stamp[trace::kTimestampLength];
+  trace::writeTimestamp(e.ts, stamp);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " AUDIT " + a->scenario + ": " + a->client +
+         (a->verdict == "accepted" ? " ACCEPTED it" : " refused it") + " (" + escapeText(a->target) +
+         "): " + escapeText(a->evidence);
+}
+
 std::string violationLine(const trace::Event& e) {
   const auto* v = e.as<trace::ev::PolicyViolation>();
   if (!v) return {};
   char stamp[trace::kTimestampLength];
   trace::writeTimestamp(e.ts, stamp);
   return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
-         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message;
+         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + escapeText(v->host)) +
+         "): " + escapeText(v->message);
 }
 
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
@@ -138,6 +155,11 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     c.cause = "refused";
     c.detail = r->reason;
     finish(e, c, out);
+    return;
+  }
+  if (e.as<AuditResult>()) {
+    out += auditLine(e);
+    out.push_back('\n');
     return;
   }
   if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it
@@ -170,9 +192,11 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
       c.error_from_other_leg = err->origin.has_value();
       if (err->alert_received) c.alert_received = *err->alert_received;
     }
-  } else if (const auto* k = e.as<TlsKeyExchange>()) {
+  } else if (e.as<TlsKeyExchange>() || e.as<TlsPrimeCheck>()) {
+    // A tls.prime_check's reasons replace the pending ones of its tls.key_exchange.
     const int leg = e.leg == trace::Leg::Upstream ? 1 : 0;
-    const Json& r = k->report.object;
+    const Json& r =
+        e.as<TlsKeyExchange>() ? e.as<TlsKeyExchange>()->report.object : e.as<TlsPrimeCheck>()->report.object;
     if (const Json* b = r.find("bits"); b && b->isInt()) o.bits[leg] = b->asInt();
     if (const Json* why = r.find("reasons"); why && why->isArray() && why->asArray().size() > 0)
       o.reason[leg] = std::string((*why->asArray().begin()).asString());
@@ -190,9 +214,9 @@ void ConnectionLines::finish(const trace::Event& e, Conn& c, std::string& out) {
   char stamp[trace::kTimestampLength];
   trace::writeTimestamp(e.ts, stamp);
   out.append(stamp + 11, 12);  // HH:MM:SS.mmm (UTC, as the trace)
-  out += " #" + std::to_string(e.conn) + " " + (c.client.empty() ? "?" : c.client) + " -> " +
-         (c.target.empty() ? "?" : c.target);
-  if (!c.sni.empty()) out += " sni " + c.sni;
+  out += " #" + std::to_string(e.conn) + " " + (c.client.empty() ? "?" : escapeText(c.client)) + " -> " +
+         (c.target.empty() ? "?" : escapeText(c.target));
+  if (!c.sni.empty()) out += " sni " + escapeText(c.sni);
   const auto* close = e.as<trace::ev::ConnClose>();
   const bool ok = close && close->outcome == "ok" && c.cause.empty();
   if (c.legs[0].have || c.legs[1].have) {
@@ -202,19 +226,19 @@ void ConnectionLines::finish(const trace::Event& e, Conn& c, std::string& out) {
     if (const std::string k = kexText(c.legs); !k.empty()) out += " | " + k;
   }
   // Also when the upstream handshake failed on it: the verdict is the reason then.
-  if (!c.legs[1].certificate.empty()) out += " | cert " + c.legs[1].certificate;
+  if (!c.legs[1].certificate.empty()) out += " | cert " + escapeText(c.legs[1].certificate);
   std::string cause = c.cause;
   // No diagnosis on record (no tls.error, no HTTP error): the connection ended before TLS began.
   if (!ok && cause.empty()) cause = c.detail.find("closed") != std::string::npos ? "closed_early" : "other";
-  out += ok ? " | ok" : " | FAILED " + cause;
+  out += ok ? " | ok" : " | FAILED " + escapeText(cause);
   if (close)
     out += " | " + humanBytes(close->bytes_client_to_server) + " up, " + humanBytes(close->bytes_server_to_client) +
            " down | " + humanDuration(close->duration_ms);
   if (!ok) {
     if (cause == "client_rejected_certificate") out += " | " + rejectedCertificateHint(c.alert_received, ca_path_);
     else {
-      if (!c.detail.empty()) out += " | " + c.detail;
-      if (!c.hint.empty() && !c.error_from_other_leg) out += " | hint: " + c.hint;
+      if (!c.detail.empty()) out += " | " + escapeText(c.detail);
+      if (!c.hint.empty() && !c.error_from_other_leg) out += " | hint: " + escapeText(c.hint);
     }
   }
   out.push_back('\n');
@@ -229,7 +253,8 @@ void ConnectionLines::finish(const trace::Event& e, Conn& c, std::string& out) {
   if (weak) {
     ++totals_.weak;
     if (totals_.weak_examples.size() < 5)
-      totals_.weak_examples.push_back("#" + std::to_string(e.conn) + " " + c.target + ": " + kexText(c.legs));
+      totals_.weak_examples.push_back("#" + std::to_string(e.conn) + " " + escapeText(c.target) + ": " +
+                                      escapeText(kexText(c.legs)));
   }
 }
 

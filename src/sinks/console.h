@@ -87,6 +87,8 @@ class ConsoleSink : public trace::Sink {
 
 // "HH:MM:SS.mmm #conn POLICY severity rule (leg host): message" for a policy.violation, else "".
 [[nodiscard]] std::string violationLine(const trace::Event& e);
+// "HH:MM:SS.mmm #conn AUDIT scenario: client ACCEPTED it / refused it (target): evidence".
+[[nodiscard]] std::string auditLine(const trace::Event& e);
 
 // The summary printed on exit: each line ends in '\n'. `outputs`: (what, path) of each output file.
 [[nodiscard]] std::string renderExitSummary(const ConsoleTotals& t,

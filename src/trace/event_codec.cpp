@@ -32,7 +32,7 @@ struct LineWriter {
   }
   void operator()(std::string_view k, const std::string& v) {
     key(k);
-    appendJsonString(v, out);
+    if (appendJsonString(v, out)) appendJsonHexSibling(k, v, out);  // a peer's bytes that are not UTF-8
   }
   template <Integer T>
   void operator()(std::string_view k, T v) {
@@ -48,8 +48,12 @@ struct LineWriter {
     out += v ? "true" : "false";
   }
   void operator()(std::string_view k, const Json& v) {
-    key(k);
-    v.dumpTo(out);
+    if (v.isObject()) {  // (its members bring their own _hex siblings)
+      key(k);
+      return v.dumpTo(out);
+    }
+    out += ',';
+    appendJsonMember(k, v, out);
   }
   void operator()(std::string_view k, const CodeName& v) {
     key(k);
@@ -91,9 +95,7 @@ struct LineWriter {
     if (!o.isObject()) return;
     for (const auto& [k, v] : o.asObject()) {
       out += ',';
-      appendJsonString(k, out);
-      out += ':';
-      v.dumpTo(out);
+      appendJsonMember(k, v, out, &o);
     }
   }
 };
@@ -362,6 +364,7 @@ bool fromJson(const Json& j, Event& out) {
   Json fields = Json::object();
   for (const auto& [k, v] : j.asObject())
     if (k != "ts" && k != "conn" && k != "leg" && k != "event") fields.set(k, v);
+  restoreHexFields(fields);  // a peer's bytes that were not UTF-8, as they came
   if (!kindByName(name->asString(), out.payload)) {
     out.payload = ev::Other{std::string(name->asString()), std::move(fields)};
     return true;

@@ -154,6 +154,12 @@ struct TlsKeyExchange {
   Report report;
   TLSTRACE_EVENT("tls.key_exchange", kKeyExchange);
 };
+// The verdict of a safe-prime test that tls.key_exchange left pending (checks.safe_prime
+// "pending"): the key exchange's checks, rating and reasons with it.
+struct TlsPrimeCheck {
+  Report report;
+  TLSTRACE_EVENT("tls.prime_check", kKeyExchange);
+};
 // An alert, sent or received.
 struct TlsAlert {
   std::string dir, level, description;
@@ -207,6 +213,11 @@ struct ConnClose {
 struct PolicyViolation {
   std::string rule, severity, host, expected, observed, message;
   TLSTRACE_EVENT("policy.violation", kCore);
+};
+// --audit-clients: what a client did with a broken certificate or offer.
+struct AuditResult {
+  std::string scenario, client, target, verdict, evidence;
+  TLSTRACE_EVENT("audit.result", kCore);
 };
 #undef TLSTRACE_EVENT
 
@@ -306,6 +317,10 @@ void TlsKeyExchange::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
+void TlsPrimeCheck::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
 void TlsAlert::fields(S& s, V& v) {
   v("dir", s.dir);
   v("level", s.level);
@@ -365,13 +380,22 @@ void PolicyViolation::fields(S& s, V& v) {
   v("message", s.message);
 }
 
+template <class S, class V>
+void AuditResult::fields(S& s, V& v) {
+  v("scenario", s.scenario);
+  v("client", s.client);
+  v("target", s.target);
+  v("verdict", s.verdict);
+  v("evidence", s.evidence);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
 using Payload =
     std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
                  ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
-                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose,
-                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::Other>;
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
 
 }  // namespace tlstrace::trace

@@ -1,21 +1,28 @@
 #include "trace/json.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
+#include "trace/escape.h"
+#include "wire/byte_reader.h"
+
 namespace tlstrace::trace {
 
 namespace {
-// The bytes escape() must not copy as they are (RFC 8259 7, plus DEL).
+// The bytes escape() must not copy as they are without a look (RFC 8259 7, plus DEL), and the
+// non-ASCII ones, whose UTF-8 it checks (RFC 8259 8.1: a JSON text is UTF-8).
 constexpr auto kEscaped = [] {
   std::array<bool, 256> t{};
   for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = t['\\'] = t[0x7f] = true;
+  for (int c = 0x7f; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
+  t['"'] = t['\\'] = true;
   return t;
 }();
 
@@ -28,7 +35,7 @@ std::size_t plainPrefix(const char* p, std::size_t n) {
   for (; n - i >= 16; i += 16) {
     V16 v;
     std::memcpy(&v, p + i, sizeof v);
-    const V16 bad = (v < 0x20) | (v == '"') | (v == '\\') | (v == 0x7f);
+    const V16 bad = (v < 0x20) | (v == '"') | (v == '\\') | (v >= 0x7f);
     std::uint64_t half[2];
     std::memcpy(half, &bad, sizeof half);
     if ((half[0] | half[1]) != 0) break;
@@ -68,7 +75,9 @@ class Out {
   std::size_t used_;
 };
 
-void escape(std::string_view s, Out& out) {
+// Writes `s` as a JSON string; true when it was not valid UTF-8 (each invalid byte written as
+// U+FFFD: escape.h says where the bytes go).
+bool escape(std::string_view s, Out& out) {
   std::size_t i = plainPrefix(s.data(), s.size());
   if (i == s.size()) {  // the common case (keys, names, hex): one copy between the quotes
     char* w = out.room(s.size() + 2);
@@ -76,12 +85,38 @@ void escape(std::string_view s, Out& out) {
     std::memcpy(w + 1, s.data(), s.size());
     w[s.size() + 1] = '"';
     out.advance(s.size() + 2);
-    return;
+    return false;
   }
+  bool replaced = false;
   out.put('"');
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   std::size_t run = 0;    // start of the bytes not yet copied
-  while (i < s.size()) {  // s[i] needs escaping
-    const auto c = static_cast<unsigned char>(s[i]);
+  while (i < s.size()) {  // s[i] needs a look
+    const unsigned char c = p[i];
+    if (c >= 0x80) {
+      if (const std::size_t len = utf8SequenceLength(p + i, s.size() - i); len != 0) {
+        const std::uint32_t cp = utf8CodePoint(p + i, len);
+        if (isInvisibleControl(cp)) {  // (all in the BMP: one \uXXXX)
+          out.append(s.data() + run, i - run);
+          static constexpr char kDigits[] = "0123456789abcdef";
+          const char esc[] = {
+              '\\', 'u', kDigits[cp >> 12], kDigits[(cp >> 8) & 0xf], kDigits[(cp >> 4) & 0xf], kDigits[cp & 0xf]};
+          out.append(esc, sizeof esc);
+          i += len;
+          run = i;
+        } else {
+          i += len;  // valid: copied with the run
+        }
+        i += plainPrefix(s.data() + i, s.size() - i);
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      run = ++i;
+      out.append("\\ufffd", 6);
+      replaced = true;
+      i += plainPrefix(s.data() + i, s.size() - i);
+      continue;
+    }
     out.append(s.data() + run, i - run);
     run = ++i;
     switch (c) {
@@ -100,19 +135,20 @@ void escape(std::string_view s, Out& out) {
   }
   out.append(s.data() + run, s.size() - run);
   out.put('"');
+  return replaced;
 }
 
 }  // namespace
 
-void appendJsonString(std::string_view s, std::string& out) {
+bool appendJsonString(std::string_view s, std::string& out) {
   if (plainPrefix(s.data(), s.size()) == s.size()) {  // no Out for one short string: append as is
     out += '"';
     out += s;
     out += '"';
-    return;
+    return false;
   }
   Out o(out);
-  escape(s, o);
+  return escape(s, o);
 }
 
 Json::Json(const Array& a) : v_(boost::json::array_kind) {
@@ -210,21 +246,50 @@ std::size_t writeScalar(const boost::json::value& v, char* buf) {
 
 std::string_view view(boost::json::string_view s) { return {s.data(), s.size()}; }
 
+// `"<key>_hex":` and the exact bytes of a value written with U+FFFD (docs/events.md, "Peer-supplied
+// strings"): a string's as hex, an array's strings as hex where they were not UTF-8 and null where
+// they were.
+void writeHexSibling(std::string_view key, const boost::json::value& v, Out& out) {
+  const auto hex = [&out](boost::json::string_view s) {
+    out.put('"');
+    char* w = out.room(2 * s.size());
+    out.advance(
+        static_cast<std::size_t>(wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
+    out.put('"');
+  };
+  out.put(',');
+  out.put('"');
+  out.append(key);  // (the keys with a sibling are ours: escape() found nothing in them)
+  out.append("_hex\":", 6);
+  if (v.is_string()) return hex(v.get_string());
+  out.put('[');
+  bool first = true;
+  for (const auto& x : v.get_array()) {
+    if (!first) out.put(',');
+    first = false;
+    if (x.is_string() && !isValidUtf8(view(x.get_string()))) hex(x.get_string());
+    else out.append("null", 4);
+  }
+  out.put(']');
+}
+
 // RFC 8259 text of one value, written through Out (see above). Not boost::json::serialize: that
 // writes doubles as "1.2085E1", \b and \f as short escapes and DEL raw, where events have always
 // had "12.085", "\u0008" and "\u007f" (and tools/bench/json_bench.cpp compares the speed).
-void writeValue(const boost::json::value& v, Out& out) {
+// True when the value is a string, or an array with strings, that were not valid UTF-8.
+bool writeValue(const boost::json::value& v, Out& out) {
   switch (v.kind()) {
-    case boost::json::kind::string: escape(view(v.get_string()), out); return;
+    case boost::json::kind::string: return escape(view(v.get_string()), out);
     case boost::json::kind::array: {
       const auto& a = v.get_array();
+      bool replaced = false;
       out.put('[');
       for (std::size_t i = 0; i < a.size(); ++i) {
         if (i) out.put(',');
-        writeValue(a[i], out);
+        replaced = (writeValue(a[i], out) && a[i].is_string()) || replaced;
       }
       out.put(']');
-      return;
+      return replaced;
     }
     case boost::json::kind::object: {
       const auto& o = v.get_object();
@@ -233,21 +298,108 @@ void writeValue(const boost::json::value& v, Out& out) {
       for (const auto& kv : o) {
         if (!first) out.put(',');
         first = false;
-        escape(view(kv.key()), out);
+        const bool bad_key = escape(view(kv.key()), out);
         out.put(':');
-        writeValue(kv.value(), out);
+        if (writeValue(kv.value(), out) && !bad_key) {
+          const std::string sibling = std::string(view(kv.key())) + "_hex";
+          if (!o.contains(sibling)) writeHexSibling(view(kv.key()), kv.value(), out);
+        }
       }
       out.put('}');
-      return;
+      return false;
     }
-    default: out.advance(writeScalar(v, out.room(64)));
+    default: out.advance(writeScalar(v, out.room(64))); return false;
   }
 }
 
 }  // namespace
 
+void appendJsonMember(std::string_view key, const Json& value, std::string& out, const Json* object) {
+  const auto& v = value.value();
+  if (v.is_string()) return appendJsonStringMember(key, view(v.get_string()), out);
+  if (!v.is_array()) {  // an object's members have their own siblings; a scalar needs none
+    appendJsonString(key, out);
+    out += ':';
+    return value.dumpTo(out);
+  }
+  Out o(out);
+  const bool bad_key = escape(key, o);
+  o.put(':');
+  if (writeValue(v, o) && !bad_key) {
+    const std::string sibling = std::string(key) + "_hex";
+    if (!object || !object->find(sibling)) writeHexSibling(key, v, o);
+  }
+}
+
+void appendJsonStringMember(std::string_view key, std::string_view value, std::string& out) {
+  const bool bad_key = appendJsonString(key, out);
+  out += ':';
+  if (appendJsonString(value, out) && !bad_key) appendJsonHexSibling(key, value, out);
+}
+
+void appendJsonHexSibling(std::string_view key, std::string_view value, std::string& out) {
+  Out o(out);
+  writeHexSibling(key, boost::json::value(boost::json::string_view(value.data(), value.size())), o);
+}
+
+namespace {
+
+// X and X_hex as the writer makes them, X read back to its bytes (see writeHexSibling).
+bool restoreFrom(boost::json::value& v, const boost::json::value& hex) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  const auto bytes = [](const boost::json::string& h) {
+    for (const char c : h)
+      if (!std::isxdigit(static_cast<unsigned char>(c))) return std::optional<boost::json::string>();
+    const auto b = wire::fromHex(view(h));
+    return std::optional(
+        boost::json::string(boost::json::string_view(reinterpret_cast<const char*>(b.data()), b.size())));
+  };
+  if (v.is_string() && hex.is_string()) {
+    if (view(v.get_string()).find(kReplacement) == std::string_view::npos || hex.get_string().size() % 2) return false;
+    auto b = bytes(hex.get_string());
+    if (!b) return false;
+    v.get_string() = std::move(*b);
+    return true;
+  }
+  if (!v.is_array() || !hex.is_array() || v.get_array().size() != hex.get_array().size()) return false;
+  auto& a = v.get_array();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto& h = hex.get_array()[i];
+    if (!h.is_string() || !a[i].is_string() || h.get_string().size() % 2) continue;
+    if (auto b = bytes(h.get_string())) a[i].get_string() = std::move(*b);
+  }
+  return true;
+}
+
+}  // namespace
+
+void restoreHexFields(Json& j) {
+  auto& v = j.value();
+  if (auto* a = v.if_array()) {
+    for (auto& x : *a) restoreHexFields(Json::of(x));
+    return;
+  }
+  auto* o = v.if_object();
+  if (!o) return;
+  for (auto& kv : *o) restoreHexFields(Json::of(kv.value()));
+  std::vector<std::string> done;
+  for (auto& kv : *o) {
+    const std::string_view k = view(kv.key());
+    if (k.size() <= 4 || k.substr(k.size() - 4) != "_hex") continue;
+    auto* x = o->if_contains(boost::json::string_view(k.data(), k.size() - 4));
+    if (x && restoreFrom(*x, kv.value())) done.emplace_back(k);
+  }
+  if (done.empty()) return;
+  boost::json::object kept;  // (object::erase moves the last member into the gap: the order would change)
+  kept.reserve(o->size() - done.size());
+  for (auto& kv : *o)
+    if (std::find(done.begin(), done.end(), view(kv.key())) == done.end())
+      kept.emplace(kv.key(), std::move(kv.value()));
+  *o = std::move(kept);
+}
+
 void Json::dumpTo(std::string& out) const {
-  if (v_.is_string()) return appendJsonString(view(v_.get_string()), out);
+  if (v_.is_string()) return void(appendJsonString(view(v_.get_string()), out));
   if (!v_.is_array() && !v_.is_object()) {  // a scalar (the text trace asks for many): no Out set-up
     char buf[64];
     out.append(buf, writeScalar(v_, buf));
@@ -306,8 +458,8 @@ struct ValueBuilder {
 std::optional<Json> Json::parse(std::string_view text, std::string* error) {
   boost::json::parse_options opt;
   opt.max_depth = 64;  // as deep as events go, with room to spare
-  // The writer passes string bytes through as they came (an SNI off the wire need not be UTF-8):
-  // `convert` must read back every line it wrote.
+  // Lines written before the writer kept to UTF-8 passed a peer's bytes through as they came (an
+  // SNI off the wire need not be UTF-8): `convert` still reads them.
   opt.allow_invalid_utf8 = true;
   boost::json::basic_parser<ValueBuilder> p(opt);
   p.handler().st.reset();

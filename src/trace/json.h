@@ -228,7 +228,19 @@ inline Json::ObjectView Json::asObject() const { return ObjectView(v_.if_object(
 // three decimals ("handshake_ms":12.085, docs/events.md). Unrounded it would print in full.
 [[nodiscard]] inline double timingMs(double ms) { return std::round(ms * 1000) / 1000; }
 
-// Appends `s` as a JSON string literal (quoted, escaped).
-void appendJsonString(std::string_view s, std::string& out);
+// Appends `s` as a JSON string literal (quoted, escaped); true when `s` was not valid UTF-8 and
+// went out with U+FFFD in place of each invalid byte (escape.h).
+bool appendJsonString(std::string_view s, std::string& out);
+// Appends `"key":value`, and after it `,"key_hex":...` with the exact bytes when the value (a
+// string, or strings in an array) was not valid UTF-8 (docs/events.md, "Peer-supplied strings").
+// `object`: the one the member belongs to, where a field of that name already there wins.
+void appendJsonMember(std::string_view key, const Json& value, std::string& out, const Json* object = nullptr);
+void appendJsonStringMember(std::string_view key, std::string_view value, std::string& out);
+// The `,"key_hex":"..."` alone, for a writer that wrote `"key":value` itself and was told by
+// appendJsonString() that `value` was not UTF-8.
+void appendJsonHexSibling(std::string_view key, std::string_view value, std::string& out);
+// The reverse, for `convert`: each `X` that has an `X_hex` beside it gets its bytes back, and the
+// `X_hex` goes (in nested objects too), so a line reads back to the event that was written.
+void restoreHexFields(Json& j);
 
 }  // namespace tlstrace::trace

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "trace/escape.h"
 #include "trace/raw_writer.h"
 #include "trace/text_internal.h"
 #include "wire/registry.h"
@@ -24,13 +25,14 @@ void appendHex4(std::string& out, std::int64_t v) {
   for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
 }
 
-// A flat value as the text trace shows it: strings bare, {id, name} pairs as "name (0xid)".
+// A flat value as the text trace shows it: strings bare (escaped: a peer's bytes may be anything),
+// {id, name} pairs as "name (0xid)".
 void appendScalar(const Json& j, std::string& out) {
   if (j.isString()) {
-    out += j.asString();
+    appendEscapedText(j.asString(), out);
   } else if (isCodeName(j)) {  // fields in that order: read them in place
     const auto& o = j.asObject();
-    out += o[1].second.asString();
+    appendEscapedText(o[1].second.asString(), out);
     out += " ("sv;
     appendHex4(out, o[0].second.asInt());
     out += ')';
@@ -77,7 +79,7 @@ bool appendInline(const Json& j, int depth, std::string& out) {
     for (const auto& [k, v] : j.asObject()) {
       const std::size_t before = out.size() - start;
       if (!first) out += ", "sv;
-      out += k;
+      appendEscapedText(k, out);
       out += '=';
       const std::size_t item_at = out.size();
       if (isFlat(v)) appendScalar(v, out);
@@ -123,7 +125,8 @@ bool wrapFlatList(const std::string& prefix, const std::string& head, const Json
   return true;
 }
 
-// Appends "<prefix><indent><key>: " without temporaries (this runs for every line of the trace).
+// Appends "<prefix><indent><key>: " without temporaries (this runs for every line of the trace);
+// `key` is escaped already.
 void lineHead(std::string& out, const std::string& prefix, int indent, std::string_view key) {
   out += prefix;
   out.append(static_cast<std::size_t>(indent) * 2, ' ');
@@ -131,7 +134,10 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
   out += ": "sv;
 }
 
-void renderValue(const std::string& prefix, int indent, const std::string& key, const Json& v, std::string& out) {
+void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const Json& v, std::string& out) {
+  // (keys are ours, but an events file read by `convert` may have any)
+  const std::string key =
+      plainTextPrefix(raw_key.data(), raw_key.size()) == raw_key.size() ? std::string(raw_key) : escapeText(raw_key);
   if (isFlat(v)) {
     lineHead(out, prefix, indent, key);
     appendScalar(v, out);
@@ -258,7 +264,7 @@ void appendDefault(const Event& e, std::string& out) {
   std::string_view message_type;         // tls.message: its body's fields are shown flat
   if (const auto* m = e.as<ev::TlsMessage>()) {
     out += m->dir == "in" ? "<- " : "-> ";
-    out += m->type;
+    appendEscapedText(m->type, out);
     out += " ("sv;
     out += std::to_string(m->length);
     out += " bytes)\n"sv;
@@ -266,14 +272,14 @@ void appendDefault(const Event& e, std::string& out) {
     message_type = m->type;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
-    out += a->level;
+    appendEscapedText(a->level, out);
     out += ' ';
-    out += a->description;
+    appendEscapedText(a->description, out);
     out += '\n';
     skip1 = "dir", skip2 = "level", skip3 = "description";
   } else {
     out += "== "sv;
-    out += e.name();
+    appendEscapedText(e.name(), out);
     out += '\n';
   }
   forEachField(e, [&](std::string_view k, const Json& v) {
@@ -281,10 +287,10 @@ void appendDefault(const Event& e, std::string& out) {
     if (k == "body" && !message_type.empty()) {
       const std::string type(message_type);
       for (const auto& [bk, bv] : v.asObject())
-        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, std::string(bk), bv, out);
+        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, bk, bv, out);
       return;
     }
-    renderValue(prefix, 2, std::string(k), v, out);
+    renderValue(prefix, 2, k, v, out);
   });
 }
 
@@ -309,6 +315,25 @@ std::string str(const Json& f, std::string_view key) {
   return v ? scalar(*v) : std::string{};
 }
 
+std::string rawStr(const Json& f, std::string_view key) {
+  const Json* v = f.find(key);
+  return v ? std::string(v->asString()) : std::string{};
+}
+
+std::string esc(std::string_view s) { return escapeText(s); }
+
+void appendEscapedLines(std::string& out, const std::string& indent, std::string_view text) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t nl = text.find('\n', at);
+    if (nl == std::string_view::npos) nl = text.size();
+    out += indent;
+    appendEscapedText(text.substr(at, nl - at), out);
+    out += '\n';
+    at = nl + 1;
+  }
+}
+
 std::string upperHex(std::string_view lower_hex) {
   std::string s(lower_hex);
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -322,7 +347,7 @@ std::int64_t codeId(const Json& j) {
 }
 std::string codeNameOf(const Json& j) {
   const Json* name = j.find("name");
-  return name ? std::string(name->asString()) : std::string{};
+  return name ? escapeText(name->asString()) : std::string{};
 }
 
 const Json& field(const Json& obj, std::string_view key) {

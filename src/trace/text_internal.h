@@ -11,10 +11,17 @@ namespace tlstrace::trace::text_detail {
 // {id, name} in that order: how the decoders write registry codes (codeId/codeNameOf below also
 // take objects with more fields).
 [[nodiscard]] bool isCodeName(const Json& j);
+// Every string these return or append is escaped for the text trace (escape.h): a peer's bytes
+// never reach a terminal or a log line as they are. rawStr() is for what a renderer takes apart
+// (OpenSSL's multi-line extension text) and escapes piece by piece.
 // A flat value as the default trace shows it ("name (0xid)" for codes).
 [[nodiscard]] std::string scalar(const Json& j);
 // A field of an object as text ("" when absent).
 [[nodiscard]] std::string str(const Json& f, std::string_view key);
+[[nodiscard]] std::string rawStr(const Json& f, std::string_view key);
+[[nodiscard]] std::string esc(std::string_view s);  // escapeText()
+// Each line of a multi-line text, escaped, after `indent`, with its '\n'.
+void appendEscapedLines(std::string& out, const std::string& indent, std::string_view text);
 [[nodiscard]] std::string upperHex(std::string_view lower_hex);
 // The {id, name} pair's parts (0 / "" for other values).
 [[nodiscard]] std::int64_t codeId(const Json& j);

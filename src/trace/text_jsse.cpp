@@ -25,7 +25,7 @@ std::string jsseTime(Clock::time_point tp) {
 
 // "name(0xHHHH)": how JSSE writes cipher suites.
 std::string jsseCode(const Json& v) {
-  if (!isCodeName(v)) return v.isString() ? std::string(v.asString()) : v.dump();
+  if (!isCodeName(v)) return v.isString() ? esc(v.asString()) : v.dump();
   char buf[16];
   std::snprintf(buf, sizeof buf, "(0x%04llX)", static_cast<unsigned long long>(codeId(v)));
   return codeNameOf(v) + buf;
@@ -34,7 +34,7 @@ std::string jsseCode(const Json& v) {
 // JSSE's SignatureScheme names where they differ from the IANA registry's.
 std::string jsseSchemeName(const Json& v) {
   if (codeId(v) == 0x0301) return "rsa_sha224";
-  return isCodeName(v) ? codeNameOf(v) : std::string(v.asString());
+  return isCodeName(v) ? codeNameOf(v) : esc(v.asString());
 }
 
 // "[a, b, c]": names only, as JSSE prints groups, versions, schemes and modes inside extensions.
@@ -137,7 +137,7 @@ void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
   const auto empty = [&] { out += pad(in) + "<empty>\n"; };
   if (name == "server_name") {
     for (const auto& n : field(x, "names").asArray())
-      out += pad(in) + "type=host_name (0), value=" + std::string(n.asString()) + "\n";
+      out += pad(in) + "type=host_name (0), value=" + esc(n.asString()) + "\n";
   } else if (name == "status_request" && x.find("responder_id_list_length")) {
     ocspRequest(out, in, x);
   } else if (name == "status_request_v2") {
@@ -175,7 +175,7 @@ void extensionBody(std::string& out, int in, const Json& x, bool from_client) {
     empty();
   } else {
     for (const auto& [k, v] : x.asObject())
-      if (k != "type" && k != "length") out += pad(in) + "\"" + std::string(k) + "\": " + scalar(v) + "\n";
+      if (k != "type" && k != "length") out += pad(in) + "\"" + esc(k) + "\": " + scalar(v) + "\n";
   }
 }
 
@@ -315,10 +315,11 @@ std::string javaExtensionName(const std::string& oid) {
   return oid;
 }
 
-// One X.509 extension as Java's Extension.toString prints it, rebuilt from OpenSSL's text.
+// One X.509 extension as Java's Extension.toString prints it, rebuilt from OpenSSL's text (taken
+// apart as it is, each piece escaped: its names are the peer's).
 void x509Extension(std::string& out, int in, const Json& x, bool last) {
   const std::string oid = str(x, "oid");
-  const std::string text = str(x, "text");
+  const std::string text = rawStr(x, "text");
   const std::string name = javaExtensionName(oid);
   out += pad(in) + "{\n" + pad(in + 1) + "ObjectId: " + oid +
          " Criticality=" + (field(x, "critical").asBool() ? "true" : "false") + "\n";
@@ -335,7 +336,7 @@ void x509Extension(std::string& out, int in, const Json& x, bool last) {
     out += p + "]\n";
   } else if (oid == "2.5.29.37" || oid == "2.5.29.15") {
     out += p + name + " [\n";
-    for (const auto& u : splitList(text)) out += p + "  " + javaUsage(u) + "\n";
+    for (const auto& u : splitList(text)) out += p + "  " + esc(javaUsage(u)) + "\n";
     out += p + "]\n";
   } else if (oid == "2.5.29.17") {
     out += p + "SubjectAlternativeName [\n";
@@ -344,11 +345,13 @@ void x509Extension(std::string& out, int in, const Json& x, bool last) {
       else if (n.rfind("IP Address:", 0) == 0) n = "IPAddress: " + n.substr(11);
       else if (n.rfind("email:", 0) == 0) n = "RFC822Name: " + n.substr(6);
       else if (n.rfind("URI:", 0) == 0) n = "URIName: " + n.substr(4);
-      out += p + "  " + n + "\n";
+      out += p + "  " + esc(n) + "\n";
     }
     out += p + "]\n";
   } else {
-    out += p + text + "\n";
+    out += p;  // OpenSSL's lines as they are: the first one indented
+    appendEscapedLines(out, "", text);
+    if (text.empty() || text.back() == '\n') out += '\n';
   }
   out += pad(in) + (last ? "}\n" : "},\n");
 }
@@ -491,7 +494,7 @@ bool messageBody(std::string& out, const std::string& type, const Json& b) {
 
 void genericValue(const std::string& key, const Json& v, int indent, std::string& out, bool last) {
   const std::string comma = last ? "" : ",";
-  std::string k = "\"" + key + "\"";
+  std::string k = "\"" + esc(key) + "\"";
   if (k.size() < 22) k.resize(22, ' ');
   if (v.isArray() || (v.isObject() && !isCodeName(v))) {
     const bool arr = v.isArray();
@@ -551,7 +554,7 @@ std::string renderJsse(const Event& e) {
     std::string s = head + messageHeadline(type, sent, sender_is_server, tls13, str(b, "kex")) + "\n";
     if (type == "ChangeCipherSpec") return s;
     if (b.isObject() && messageBody(s, type, b)) return s + ")\n";
-    s += "\"" + type + "\": {\n";
+    s += "\"" + type + "\": {\n";  // (str(): escaped)
     if (b.isObject()) {
       const auto& o = b.asObject();
       for (std::size_t i = 0; i < o.size(); ++i) genericValue(o[i].first, o[i].second, 1, s, i + 1 == o.size());
@@ -561,7 +564,7 @@ std::string renderJsse(const Event& e) {
   if (e.name() == "tls.alert")
     return head + (sent ? "Produced" : "Received") + " alert message (\n\"Alert\": {\n  \"level\"      : \"" +
            str(f, "level") + "\",\n  \"description\": \"" + str(f, "description") + "\"\n}\n)\n";
-  std::string s = head + std::string(e.name()) + " (\n{\n";
+  std::string s = head + esc(e.name()) + " (\n{\n";
   const auto& o = f.asObject();
   for (std::size_t i = 0; i < o.size(); ++i) genericValue(o[i].first, o[i].second, 1, s, i + 1 == o.size());
   return s + "}\n)\n";

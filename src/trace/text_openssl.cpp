@@ -111,7 +111,7 @@ void extensionLines(Lines& out, const Json& x, bool from_client) {
     for (const auto& f : field(x, "formats").asArray()) {
       std::size_t id = 0;
       while (id < 3 && f.asString() != std::string_view(kFormats[id])) ++id;
-      out += sp(in) + std::string(f.asString()) + " (" + std::to_string(id) + ")\n";
+      out += sp(in) + esc(f.asString()) + " (" + std::to_string(id) + ")\n";
     }
   } else if (name == "supported_groups") {
     for (const auto& g : field(x, "groups").asArray())
@@ -130,9 +130,9 @@ void extensionLines(Lines& out, const Json& x, bool from_client) {
     out += sp(in + 2) + versionText(v) + " (" + std::to_string(v) + ")\n";
   } else if (name == "psk_key_exchange_modes") {
     for (const auto& m : field(x, "modes").asArray())
-      out += sp(in) + std::string(m.asString()) + (m.asString() == "psk_dhe_ke" ? " (1)\n" : " (0)\n");
+      out += sp(in) + esc(m.asString()) + (m.asString() == "psk_dhe_ke" ? " (1)\n" : " (0)\n");
   } else if (name == "application_layer_protocol_negotiation") {
-    for (const auto& p : field(x, "protocols").asArray()) out += sp(in) + std::string(p.asString()) + "\n";
+    for (const auto& p : field(x, "protocols").asArray()) out += sp(in) + esc(p.asString()) + "\n";
   } else if (name == "key_share") {
     const auto share = [&](const Json& group, const Json& pub, std::int64_t len) {
       out += sp(in + 2) + "NamedGroup: " + groupName(group) + " (" + std::to_string(codeId(group)) + ")\n";
@@ -283,15 +283,10 @@ void x509Extensions(Lines& out, const Json& exts) {
   out += sp(8) + "X509v3 extensions:\n";
   for (const auto& x : exts.asArray()) {
     out += sp(12) + str(x, "name") + ": " + (field(x, "critical").asBool() ? "critical" : "") + "\n";
-    std::string text = str(x, "text");
-    if (text.empty()) text = str(x, "der");
-    std::size_t at = 0;
-    while (at < text.size()) {
-      std::size_t nl = text.find('\n', at);
-      if (nl == std::string::npos) nl = text.size();
-      out += sp(16) + text.substr(at, nl - at) + "\n";
-      at = nl + 1;
-    }
+    // OpenSSL's lines, each escaped (the names in them are the peer's)
+    std::string text = rawStr(x, "text");
+    if (text.empty()) text = rawStr(x, "der");
+    appendEscapedLines(out, sp(16), text);
   }
 }
 
@@ -408,7 +403,7 @@ void messageLines(Lines& out, const std::string& type, const Json& b, std::int64
     out += sp(8) + "ticket (len=" + str(b, "ticket_length") + "): " + upperHex(str(b, "ticket")) + "\n";
     if (const Json* e = b.find("extensions"); e && b.find("nonce")) extensions(out, *e, false, 8);  // TLS 1.3 only
   } else {
-    for (const auto& [k, v] : b.asObject()) out += sp(6) + std::string(k) + "=" + scalar(v) + "\n";
+    for (const auto& [k, v] : b.asObject()) out += sp(6) + esc(k) + "=" + scalar(v) + "\n";
   }
 }
 
@@ -439,8 +434,8 @@ std::string renderOpenssl(const Event& e) {
     body += sp(4) + "Level=" + level + (level == "fatal" ? "(2)" : "(1)") +
             ", description=" + alertText(str(f, "description")) + "(" + str(f, "code") + ")\n";
   } else {
-    body = std::string(e.name()) + "\n";
-    for (const auto& [k, v] : f.asObject()) body += sp(2) + std::string(k) + "=" + scalar(v) + "\n";
+    body = esc(e.name()) + "\n";
+    for (const auto& [k, v] : f.asObject()) body += sp(2) + esc(k) + "=" + scalar(v) + "\n";
   }
   std::string out;
   std::size_t at = 0;

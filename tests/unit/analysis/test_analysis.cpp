@@ -37,7 +37,7 @@ Json assessDhe(const Blob& p, const Blob& g, const Blob& ys, const Blob& yc, ana
   kex.g = g;
   kex.server_public = ys;
   kex.client_public = yc;
-  analysis::KexInput in{&offer, &choice, &kex, false, 0};
+  analysis::KexInput in{&offer, &choice, &kex, false, 0, {}};
   return analysis::assessKeyExchange(in, cache);
 }
 
@@ -154,7 +154,7 @@ TEST_CASE("ECDHE points are checked on the curve; X25519 lengths") {
       "cecbb6406837bf51f5");
   kex.client_public = kex.server_public;
   kex.client_public[10] ^= 1;  // no longer on the curve
-  analysis::KexInput in{&offer, &choice, &kex, false, 0};
+  analysis::KexInput in{&offer, &choice, &kex, false, 0, {}};
   Json j = analysis::assessKeyExchange(in, cache);
   CHECK(j.find("kex")->asString() == "ECDHE");
   CHECK(j.find("group")->asString() == "secp256r1");
@@ -182,7 +182,7 @@ TEST_CASE("static RSA has no forward secrecy; PSK-only resumption says so") {
   choice.version = 0x0303;
   trace::KexMaterial kex;
   kex.kind = wire::KexKind::Rsa;
-  analysis::KexInput in{&offer, &choice, &kex, false, 2048};
+  analysis::KexInput in{&offer, &choice, &kex, false, 2048, {}};
   Json j = analysis::assessKeyExchange(in, cache);
   CHECK(j.find("kex")->asString() == "RSA");
   CHECK(j.find("rating")->asString() == "weak");
@@ -601,4 +601,33 @@ TEST_CASE("conn.summary: key shares of the first ClientHello, and of the second 
   s = analysis::buildSummary(l, analysis::LegReport{});
   CHECK(std::string(s.find("client")->find("offered_key_shares")->asArray()[0].asString()) == "x25519");
   CHECK(std::string(s.find("client")->find("offered_key_shares_after_hrr")->asArray()[0].asString()) == "secp256r1");
+}
+
+TEST_CASE("a custom prime over 2048 bits is left pending, then assessed with the worker's verdict") {
+  analysis::PrimeCache cache;
+  // Not a known group (one bit changed), 3072 bits: never tested during the assessment.
+  Blob p = prime(BN_get_rfc3526_prime_3072);
+  p.back() ^= 2;
+  trace::HelloOffer offer;
+  trace::ServerChoice choice;
+  choice.version = 0x0303;
+  trace::KexMaterial kex;
+  kex.kind = wire::KexKind::Dhe;
+  kex.p = p;
+  kex.g = {2};
+  kex.server_public = power(p, 2, 3);
+  kex.client_public = power(p, 2, 5);
+  analysis::KexInput in{&offer, &choice, &kex, false, 0, {}};
+  Json j = analysis::assessKeyExchange(in, cache);
+  CHECK(analysis::safePrimePending(j));
+  CHECK(j.find("checks")->find("safe_prime")->asString() == "pending");
+  CHECK(j.find("rating")->asString() == "strong");
+  CHECK(anyContains(*j.find("reasons"), "pending"));
+  CHECK(cache.size() == 0);  // nothing was tested
+  in.safe_prime = false;
+  j = analysis::assessKeyExchange(in, cache);
+  CHECK_FALSE(analysis::safePrimePending(j));
+  CHECK_FALSE(j.find("checks")->find("safe_prime")->asBool());
+  CHECK(j.find("rating")->asString() == "weak");
+  CHECK(anyContains(*j.find("reasons"), "not a safe prime"));
 }

@@ -117,6 +117,11 @@ struct Client {
   }
 };
 
+inline std::string text(const std::vector<std::uint8_t>& b) { return {b.begin(), b.end()}; }
+inline std::span<const std::uint8_t> bytesOf(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
 inline std::string sideName(Leg l) { return l == Leg::Client ? "client" : l == Leg::Upstream ? "upstream" : "-"; }
 inline Leg otherLeg(Leg l) { return l == Leg::Client ? Leg::Upstream : Leg::Client; }
 
@@ -136,6 +141,7 @@ inline std::string describe(const session::Action& a) {
       return "timer +" + std::to_string(s) + "s";
     }
     std::string operator()(const act::Finish&) const { return "finish"; }
+    std::string operator()(const act::TestPrime& t) const { return "test prime " + sideName(t.leg); }
   };
   return std::visit(V{}, a);
 }

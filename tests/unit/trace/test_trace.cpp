@@ -55,6 +55,7 @@ TEST_CASE("JSON string escaping: every special byte at every offset of long and 
       else if (c == '\n') out += "\\n";
       else if (c == '\r') out += "\\r";
       else if (c == '\t') out += "\\t";
+      else if (c >= 0x80) out += "\\ufffd";  // a lone byte above 0x7f is not UTF-8 (RFC 8259 8.1)
       else if (c < 0x20 || c == 0x7f) {
         char b[8];
         std::snprintf(b, sizeof b, "\\u%04x", c);
