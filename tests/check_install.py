@@ -63,11 +63,11 @@ def main(cmake, build):
         comp = prefix / "share/bash-completion/completions/tlstrace"
         script = f"""source {comp}
 t() {{ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _tlstrace; echo "${{COMPREPLY[*]}}"; }}
-t tlstrace pro; t tlstrace proxy --mo; t tlstrace proxy --mode ""; t tlstrace ca ""
+t tlstrace prox; t tlstrace proxy --mo; t tlstrace proxy --mode ""; t tlstrace ca ""
 """
         r = run("bash", "-c", script)
         got = r.stdout.splitlines()
-        expect = ["proxy", "--mode", "explicit reverse", "init show export"]
+        expect = ["proxy", "--mode", "explicit reverse", "init show export"]  # ("pro" is proxy and probe)
         if r.returncode != 0 or got != expect:
             failures.append(f"bash completion: got {got} (status {r.returncode}, {r.stderr.strip()}), want {expect}")
         else:

@@ -18,6 +18,7 @@
 #include "analysis/kex.h"
 #include "app/cli.h"
 #include "app/policy_run.h"
+#include "app/probe_run.h"
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
@@ -399,6 +400,8 @@ int main(int argc, char** argv) {
   check->add_option("--junit", check_junit, "write the verdicts as JUnit XML to FILE");
   check->add_option("--sarif", check_sarif, "write the violations as SARIF 2.1.0 to FILE");
   check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
+  app::ProbeOptions probe_opt;
+  CLI::App* probe = app::addProbeCommand(app, probe_opt);
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -418,6 +421,7 @@ int main(int argc, char** argv) {
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
+    if (probe->parsed()) return app::runProbeCommand(probe_opt);
     if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());

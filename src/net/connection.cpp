@@ -105,8 +105,12 @@ void Connection::stop(const std::string& why) {
   if (!finished_) run(in::Stop{why});
 }
 
-void Connection::run(session::Input input) {
-  for (const session::Action& a : session_.handle(std::move(input))) execute(a);
+void Connection::startProbe(const session::ProbeSpec& spec) { carryOut(session_.probe(spec)); }
+
+void Connection::run(session::Input input) { carryOut(session_.handle(std::move(input))); }
+
+void Connection::carryOut(const std::vector<session::Action>& actions) {
+  for (const session::Action& a : actions) execute(a);
   // End of a burst of work: captures and trace sinks write out what it produced.
   if (svc_.tap) svc_.tap->commit();
   session_.commitEvents();

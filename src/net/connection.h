@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "config/address.h"
 #include "net/services.h"
@@ -32,6 +33,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(tcp::socket client, const Services& svc, const session::FrontEnd& front, std::uint64_t id,
              std::function<void(std::uint64_t)> on_done);
   void start();
+  // A probe (session/probe.h): no client socket (`client` is an unopened socket of the executor).
+  void startProbe(const session::ProbeSpec& spec);
   // Shutdown: close both legs politely (close_notify, FIN), then finish.
   void stop(const std::string& why);
 
@@ -49,6 +52,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Feeds one input to the session and carries out what it asks, then writes out the burst's
   // trace and capture.
   void run(session::Input input);
+  void carryOut(const std::vector<session::Action>& actions);
   void execute(const session::Action& a);
   void read(session::Leg leg);
   void send(session::Leg leg, std::span<const std::uint8_t> bytes);

@@ -164,6 +164,7 @@ void ProxySession::onClosed(Leg& l, const in::Closed& c) {
     l.how = "fin";
   }
   if (state_ == State::Relaying) return endOfStream(l, !l.tls || l.t.eos);
+  if (state_ == State::ProbeTickets) return probeDone();
   if (state_ == State::Closing) {
     if (l.t.await_fin) {  // after the peer's fatal alert: now our FIN
       l.t.await_fin = false;
@@ -192,6 +193,7 @@ void ProxySession::onWritten(Leg& l, std::size_t n) {
 
 void ProxySession::onTimer() {
   if (state_ == State::Closing) return finish();  // the close grace period is over
+  if (state_ == State::ProbeTickets) return probeDone();
   onWatchdog();
 }
 

@@ -21,6 +21,7 @@
 #include "session/deps.h"
 #include "session/front_end.h"
 #include "session/io.h"
+#include "session/probe.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
 #include "tls/session_info.h"
@@ -62,6 +63,9 @@ class ProxySession {
   // Advances the state machine. The actions are valid until the next call; the events gather in
   // the batch until commitEvents().
   const std::vector<Action>& handle(Input input);
+  // Starts a probe instead of a proxied connection (session/probe.h): no client leg, the upstream
+  // leg offers what `spec` says. Instead of handle(in::Start{}).
+  const std::vector<Action>& probe(const ProbeSpec& spec);
   // Hands the events gathered so far to the tracer (the driver calls it after each burst of work:
   // one queue lock per burst, not per event).
   void commitEvents();
@@ -78,7 +82,8 @@ class ProxySession {
     UpstreamHandshake,  // the proxy's own handshake with the server
     ClientHandshake,    // the handshake with the client (forged certificate)
     Relaying,
-    Closing,  // closing both legs politely, within a grace period
+    ProbeTickets,  // a probe's handshake is done: waiting briefly for a TLS 1.3 NewSessionTicket
+    Closing,       // closing both legs politely, within a grace period
     Done
   };
   // What to do once the upstream connection is up (or could not be made).
@@ -252,6 +257,11 @@ class ProxySession {
   [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
   [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
 
+  // Probe (session_probe.cpp).
+  void probeEstablished();
+  void probeRead();
+  void probeDone();
+
   // Relay and close (session_relay.cpp).
   void startRelay();
   void readFrom(Leg& l);
@@ -310,7 +320,8 @@ class ProxySession {
   // --audit-clients only: the client's address and the scenario this connection presents.
   std::unique_ptr<AuditState> audit_;
   bool finished_ = false;
-  bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
+  bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
+  std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

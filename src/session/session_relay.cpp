@@ -68,6 +68,7 @@ void ProxySession::step(Leg& l, std::span<const std::uint8_t> bytes) {
     case State::Relaying:
       if (l.t.eos) return readFrom(l);  // after close_notify: only waiting for FIN
       return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
+    case State::ProbeTickets: return probeRead();
     case State::Closing: return readFrom(l);  // drain until the peer's FIN while our close is under way
     default: return;
   }

@@ -86,6 +86,7 @@ void ProxySession::startUpstreamTls() {
     traceTlsError(upstream_, err, "setup");
     return abortClientHandshake(err);
   }
+  if (probe_ && probe_->resume) (void)probe_->resume->offer(upstream_.tls->ssl());
   if (deps_.cfg->mirror_client && client_.decoder.offer().seen)
     emit(trace::Leg::Upstream,
          trace::ev::TlsMirror{{tls::mirrorClientOffer(upstream_.tls->ssl(), client_.decoder.offer())}});
@@ -106,6 +107,7 @@ void ProxySession::stepUpstreamHandshake() {
     upstream_settle_pending_ = true;
     alpn_choice_ = tls::selectedAlpn(upstream_.tls->ssl());
     alpn_known_ = true;
+    if (probe_) return probeEstablished();
     startClientTls();
     return settleUpstream();  // (done already unless the client step waits for its peer)
   }
@@ -254,6 +256,7 @@ void ProxySession::queueClientAlert(int alert) {
 }
 
 void ProxySession::abortClientHandshake(const std::string& why) {
+  if (probe_) return closeGracefully(why);  // no client to tell
   // Answer the buffered ClientHello with a fatal handshake_failure alert (RFC 8446 6.2) so the
   // client sees a TLS error, not a silent close.
   if (outcome_.empty()) outcome_ = why;

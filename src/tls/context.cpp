@@ -48,6 +48,28 @@ void applyLegOptions(SSL_CTX* ctx, const LegOptions& opt, const char* leg) {
 
 }  // namespace
 
+void setSignatureAlgorithms(SSL_CTX* ctx, const std::string& list) {
+  if (!SSL_CTX_set1_sigalgs_list(ctx, list.c_str())) throw OpensslError("bad signature algorithms '" + list + "'");
+}
+
+std::vector<CipherName> offeredCiphers(const LegOptions& opt) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) throw OpensslError("SSL_CTX_new");
+  applyLegOptions(ctx.get(), opt, "probe");
+  SslPtr ssl(SSL_new(ctx.get()));
+  if (!ssl) throw OpensslError("SSL_new");
+  std::vector<CipherName> out;
+  // Those the version range allows, as the ClientHello would list them.
+  STACK_OF(SSL_CIPHER)* list = SSL_get1_supported_ciphers(ssl.get());
+  for (int i = 0; list && i < sk_SSL_CIPHER_num(list); ++i) {
+    const SSL_CIPHER* c = sk_SSL_CIPHER_value(list, i);
+    const char* std_name = SSL_CIPHER_standard_name(c);
+    out.push_back({SSL_CIPHER_get_protocol_id(c), SSL_CIPHER_get_name(c), std_name ? std_name : ""});
+  }
+  sk_SSL_CIPHER_free(list);
+  return out;
+}
+
 SslCtxPtr makeClientFacingContext(const LegOptions& opt, const std::string& dhparam_file) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) throw OpensslError("SSL_CTX_new");

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tls/ossl.h"
 
@@ -28,6 +29,19 @@ struct VersionRange {
   std::uint16_t max = 0;
 };
 [[nodiscard]] VersionRange acceptedVersions(SSL_CTX* ctx);
+
+// Limits the signature algorithms a context offers ("ECDSA+SHA256:rsa_pss_rsae_sha256"); throws on
+// a list OpenSSL rejects.
+void setSignatureAlgorithms(SSL_CTX* ctx, const std::string& list);
+
+// The cipher suites a client-role context built from `opt` offers, in its order: the IANA code,
+// OpenSSL's name (for cipher strings) and the standard name (the probe's scan of suites).
+struct CipherName {
+  std::uint16_t id = 0;
+  std::string openssl;
+  std::string standard;
+};
+[[nodiscard]] std::vector<CipherName> offeredCiphers(const LegOptions& opt);
 
 // Parses "1.2"/"TLSv1.2" into an OpenSSL protocol version; 0 for empty; throws on nonsense.
 [[nodiscard]] int protocolVersion(const std::string& s);

@@ -125,6 +125,29 @@ bool configureUpstream(SSL* ssl, const std::string& sni, const std::string& veri
 
 bool sessionReused(SSL* ssl) { return SSL_session_reused(ssl) == 1; }
 
+struct SavedSession::Impl {
+  std::unique_ptr<SSL_SESSION, Deleter<&SSL_SESSION_free>> session;
+};
+SavedSession::SavedSession() : impl_(std::make_unique<Impl>()) {}
+SavedSession::~SavedSession() = default;
+
+bool SavedSession::save(SSL* ssl) {
+  SSL_SESSION* s = SSL_get1_session(ssl);
+  if (!s) return false;
+  std::unique_ptr<SSL_SESSION, Deleter<&SSL_SESSION_free>> held(s);
+  if (SSL_SESSION_is_resumable(s) != 1) return false;
+  impl_->session = std::move(held);
+  return true;
+}
+
+bool SavedSession::offer(SSL* ssl) const { return impl_->session && SSL_set_session(ssl, impl_->session.get()) == 1; }
+bool SavedSession::saved() const { return impl_->session != nullptr; }
+bool SavedSession::hasTicket() const { return impl_->session && SSL_SESSION_has_ticket(impl_->session.get()) == 1; }
+long SavedSession::ticketLifetime() const {
+  if (!hasTicket()) return -1;
+  return static_cast<long>(SSL_SESSION_get_ticket_lifetime_hint(impl_->session.get()));
+}
+
 SessionTimes sessionTimes(SSL* ssl, bool server) {
   SessionTimes t;
   const SSL_SESSION* sess = SSL_get_session(ssl);

@@ -1,5 +1,6 @@
 // What a finished (or failed) handshake tells: the fields of tls.established and tls.trust.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,27 @@ struct SessionTimes {
 // Key size in bits of the server's certificate: the peer's when `peer_is_server` (our client
 // role), else our own (the forged leaf); 0 when there is none.
 [[nodiscard]] int serverKeyBits(SSL* ssl, bool peer_is_server);
+// A session kept from one handshake to offer in a later one (the probe's resumption attempt): an
+// opaque holder, so that session/ keeps no OpenSSL type.
+class SavedSession {
+ public:
+  SavedSession();
+  ~SavedSession();
+  SavedSession(const SavedSession&) = delete;
+  SavedSession& operator=(const SavedSession&) = delete;
+  // Takes the SSL's current session if it can be resumed (a session ID or a ticket); true if so.
+  bool save(SSL* ssl);
+  // Offers the kept session in the SSL's next ClientHello; false when there is none.
+  bool offer(SSL* ssl) const;
+  [[nodiscard]] bool saved() const;
+  [[nodiscard]] bool hasTicket() const;       // a ticket (TLS 1.2 RFC 5077, TLS 1.3 PSK), else a session ID
+  [[nodiscard]] long ticketLifetime() const;  // the server's lifetime hint in seconds, -1 if none
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // OpenSSL's text for an X509_V_ERR_* code.
 [[nodiscard]] std::string verifyErrorText(int error);
 

@@ -173,8 +173,11 @@ struct Run {
 
   explicit Run(World& world, std::uint64_t id = 1) : w(world), s(world.deps, *world.front, id) {}
 
-  void feed(session::Input input) {
-    raw = s.handle(std::move(input));
+  void feed(session::Input input) { record(s.handle(std::move(input))); }
+  // A probe's start (session/probe.h) instead of start().
+  void probe(const session::ProbeSpec& spec) { record(s.probe(spec)); }
+  void record(const std::vector<session::Action>& acts) {
+    raw = acts;
     for (const auto& a : raw) {
       actions.push_back(describe(a));
       if (auto* r = std::get_if<act::Read>(&a)) {
