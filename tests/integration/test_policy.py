@@ -253,6 +253,36 @@ class Policies(ProxyTestCase):
         self.assertEqual(rcs, [0, 1])
         self.assertEqual([(x["leg"], x["observed"]) for x in v], [("client", "full handshake")])
 
+    def test_nginx_origins(self):
+        """nginx set up to fail and to pass: its own $ssl_protocol and $ssl_cipher (OpenSSL names)
+        are the truth for what the violations observed."""
+        from test_soak import Nginx
+        rule = 'leg = "upstream"\nmin_version = "TLSv1.3"\nforbidden_ciphers = ["*_CBC_*"]'
+        for protocols, ciphers, fail in (("TLSv1.2", "ECDHE-ECDSA-AES128-SHA", True), ("TLSv1.3", None, False)):
+            with self.subTest(protocols=protocols):
+                d = tempfile.mkdtemp(dir=self.dir)
+                n = Nginx(d, self.pki.cert, self.pki.key, protocols=protocols, ciphers=ciphers)
+                self._stops.append(n.stop)
+                pol = self.policy(f'[[rule]]\nid = "nginx"\n{rule}\n')
+                p = Tlstrace(self.dir, "-m", "reverse", "-u", f"localhost:{n.port}", "--upstream-ca", self.pki.ca,
+                             "--policy", pol, name=f"tlstrace{len(self.proxies)}")
+                self.proxies.append(p)
+                ctx = ssl.create_default_context(cafile=p.ca)
+                with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
+                    with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                        t.sendall(b"GET /tls HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                        body = read_all(t).decode().split("\r\n\r\n", 1)[1].split()
+                p.conn_closed(1)
+                rc = p.stop()
+                v = self.violations(p.read_events(), "nginx")
+                self.assertEqual(rc, 1 if fail else 0)
+                nginx_version, nginx_cipher = body[0], body[1]
+                if fail:
+                    std = page_session(f"Protocol : {nginx_version}\nCipher : {nginx_cipher}\n")
+                    self.assertEqual(sorted(x["observed"] for x in v), sorted(std))
+                else:
+                    self.assertEqual((nginx_version, v), ("TLSv1.3", []))
+
     # --- the server's certificate, compared with openssl's reading of it ------------------------
 
     def cert(self, name, days=30, key="ec", digest="sha256", san="DNS:localhost,IP:127.0.0.1"):

@@ -30,7 +30,7 @@ CONCURRENCY = int(os.environ.get("TLSTRACE_SOAK_CONCURRENCY", "100"))
 
 
 class Nginx:
-    def __init__(self, d, cert, key, big_mib=0):
+    def __init__(self, d, cert, key, big_mib=0, protocols="TLSv1.2 TLSv1.3", ciphers=None):
         self.port = free_port()
         os.makedirs(f"{d}/nginx-tmp", exist_ok=True)
         if big_mib:
@@ -54,8 +54,9 @@ http {{
     listen 127.0.0.1:{self.port} ssl;
     ssl_certificate {cert};
     ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_protocols {protocols};{f" ssl_ciphers {ciphers};" if ciphers else ""}
     location / {{ return 200 "ok\\n"; }}
+    location /tls {{ return 200 "$ssl_protocol $ssl_cipher\\n"; }}
     location /big {{ alias {d}/big.bin; }}
   }}
 }}
