@@ -1,6 +1,7 @@
 // Events to JSON and back: the JSON Lines writer, the tree form (text renderers, `convert`) and
 // the reader, each one visitor over the kinds' field lists (events.h).
 #include <charconv>
+#include <cmath>
 #include <concepts>
 #include <ctime>
 #include <limits>
@@ -137,7 +138,10 @@ struct TreeReader {
     }
   }
   void operator()(std::string_view k, double& v) {
-    if (const Json* j = need(k)) (j->isDouble() || j->isInt()) ? void(v = j->asDouble()) : fail(k, "is not a number");
+    const Json* j = need(k);
+    if (!j) return;
+    if (!(j->isDouble() || j->isInt()) || !std::isfinite(j->asDouble())) return fail(k, "is not a finite number");
+    v = j->asDouble();
   }
   void operator()(std::string_view k, bool& v) {
     if (const Json* j = need(k)) j->isBool() ? void(v = j->asBool()) : fail(k, "is not a boolean");

@@ -60,6 +60,19 @@ TEST_CASE("validation names each problem") {
   CHECK(c.validate().size() == 2);
 }
 
+TEST_CASE("a connect timeout the handshake timeout would cut short is refused") {
+  ProxyConfig c;
+  c.connect_timeout_s = c.handshake_timeout_s;  // equal: the connect timer still fires first
+  CHECK(c.validate().empty());
+  c.connect_timeout_s = 30;
+  c.handshake_timeout_s = 2.5;
+  const auto errs = c.validate();
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0] ==
+        "--connect-timeout (30 s) is longer than --handshake-timeout (2.5 s), which also bounds the upstream "
+        "connect: lower it or raise --handshake-timeout");
+}
+
 TEST_CASE("only loopback and private clients are local (the --allow-remote default)") {
   for (const char* ip : {"127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
                          "169.254.3.4", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:192.168.0.7"}) {
