@@ -949,8 +949,23 @@ def record(binary, out, only=None, keep_raw=False):
 
 
 def load(path):
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.strip()]
+    """A recorded events file; a line that is not a JSON object stops the comparison with FILE:LINE
+    (exit status 2)."""
+    evs = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                e = json.loads(raw.decode("utf-8")) if raw.strip() else None
+            except ValueError as err:  # (UnicodeDecodeError and json.JSONDecodeError among them)
+                e = err
+            if e is None:
+                continue
+            if not isinstance(e, dict):
+                print(f"{path}:{n}: not an event: {e if isinstance(e, ValueError) else 'not a JSON object'}",
+                      file=sys.stderr)
+                sys.exit(2)
+            evs.append(e)
+    return evs
 
 
 def label(e):

@@ -9,9 +9,11 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 
@@ -26,6 +28,7 @@
 #include "pki/ca.h"
 #include "pki/forge.h"
 #include "sinks/console.h"
+#include "sinks/convert.h"
 #include "sinks/pcapng.h"
 #include "sinks/sinks.h"
 #include "tls/cert_summary.h"
@@ -174,12 +177,12 @@ int runProxyCommand(const config::ProxyConfig& options) {
     added.push_back(s);
     tracer.addSink(std::move(s));
   };
-  if (!cfg.log_file.empty()) addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format));
+  if (!cfg.log_file.empty()) addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format, cfg.log_secrets));
   if (cfg.verbose) addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
   const std::string ca_path = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
   std::shared_ptr<sinks::ConsoleSink> console;
   if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
-  if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file));
+  if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file, cfg.log_secrets));
   std::shared_ptr<app::PolicySink> policy_sink;
   if (policy || audit_plan)
     tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
@@ -301,69 +304,20 @@ int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
 int runConvertCommand(const std::string& path, const std::string& to, const std::string& format_name) {
   std::FILE* in = path == "-" ? stdin : std::fopen(path.c_str(), "r");
   if (!in) {
-    spdlog::error("cannot open {}", path);
+    spdlog::error("cannot open {}: {}", path, std::strerror(errno));
     return 1;
   }
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(format_name, format);
-  std::string line;
-  char buf[65536];
-  int lineno = 0, bad = 0, secrets = 0, withheld = 0;
-  std::string out;
-  auto handle = [&](const std::string& text) {
-    ++lineno;
-    if (text.empty()) return;
-    std::string err;
-    auto j = trace::Json::parse(text, &err);
-    trace::Event e;
-    if (!j || !trace::fromJson(*j, e)) {
-      ++bad;
-      spdlog::warn("{}:{}: not an event ({})", path, lineno,
-                   err.empty() ? "missing ts/conn/event, or a field of the wrong type" : err);
-      return;
-    }
-    if (to == "keylog") {
-      const auto* s = e.as<trace::ev::TlsSecret>();
-      if (!s) return;
-      if (!s->secret) {
-        ++withheld;
-        return;
-      }
-      if (!sinks::isNssKeylogLabel(s->label)) return;  // what the live key log would not hold either
-      out = s->label + " " + s->client_random + " " + *s->secret + "\n";
-      ++secrets;
-    } else {
-      out = trace::renderText(e, format);
-    }
-    std::fwrite(out.data(), 1, out.size(), stdout);
-  };
-  while (std::fgets(buf, sizeof buf, in)) {
-    line += buf;
-    if (!line.empty() && line.back() == '\n') {
-      line.pop_back();
-      handle(line);
-      line.clear();
-    }
-  }
-  if (!line.empty()) handle(line);
+  sinks::EventsConverter conv(path == "-" ? "stdin" : path,
+                              to == "keylog" ? sinks::EventsConverter::To::Keylog : sinks::EventsConverter::To::Text,
+                              format);
+  const int rc = conv.run(in, stdout, [](bool is_error, const std::string& m) {
+    if (is_error) spdlog::error("{}", m);
+    else spdlog::warn("{}", m);
+  });
   if (in != stdin) std::fclose(in);
-  // Nothing printed is an error (exit 1) that says why; some secrets withheld is only a warning.
-  if (to == "keylog" && secrets == 0) {
-    if (withheld > 0)
-      spdlog::error(
-          "no key log lines: the {} tls.secret events carry no secret: record with --log-secrets "
-          "(or use --keylog)",
-          withheld);
-    else
-      spdlog::error(
-          "no key log lines: {} has no tls.secret events: record with --trace keys --log-secrets "
-          "(or use --keylog)",
-          path);
-    return 1;
-  }
-  if (to == "keylog" && withheld > 0)
-    spdlog::warn("{} tls.secret events carry no secret (recorded without --log-secrets): not in the key log", withheld);
-  return bad == 0 ? 0 : 1;
+  return rc;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <thread>
 
 #include "config/address.h"
@@ -78,6 +79,14 @@ std::optional<Mode> parseMode(std::string_view s) {
 
 std::string_view modeName(Mode m) { return m == Mode::Reverse ? "reverse" : "explicit"; }
 
+namespace {
+std::string seconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g s", s);
+  return b;
+}
+}  // namespace
+
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
@@ -88,6 +97,12 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (idle_timeout_s <= 0) errs.push_back("--idle-timeout must be positive");
   if (connect_timeout_s <= 0) errs.push_back("--connect-timeout must be positive");
   if (resolve_timeout_s <= 0) errs.push_back("--resolve-timeout must be positive");
+  // The handshake timeout runs from the client's accept and so bounds the upstream connect too: a
+  // longer connect timeout would never be reached.
+  if (connect_timeout_s > handshake_timeout_s)
+    errs.push_back("--connect-timeout (" + seconds(connect_timeout_s) + ") is longer than --handshake-timeout (" +
+                   seconds(handshake_timeout_s) +
+                   "), which also bounds the upstream connect: lower it or raise --handshake-timeout");
   if (quiet && verbose) errs.push_back("-q/--quiet and -v/--verbose exclude each other");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)

@@ -36,6 +36,24 @@ void checkPrivateFile(const std::string& path) {
   }
 }
 
+void checkPrivateDir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw std::runtime_error("cannot stat " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("CA directory " + dir + " is not a directory");
+  // Its owner could replace the CA (rename is the directory's, not the files'), and a directory
+  // others may enter lets them find and watch the key.
+  if (st.st_uid != ::geteuid())
+    throw std::runtime_error("refusing to use CA directory " + dir + ": it belongs to uid " +
+                             std::to_string(st.st_uid) + ", not to this user (uid " + std::to_string(::geteuid()) +
+                             "), who could replace the CA; use a directory of your own (--ca-dir)");
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw std::runtime_error("refusing to use CA directory " + dir + ": its mode is " + mode +
+                             ", open to others; run `chmod 700 " + dir + "`");
+  }
+}
+
 namespace {
 
 void writeFile(const std::string& path, const std::string& data, mode_t mode) {
@@ -138,14 +156,19 @@ CertAuthority loadOrCreateCa(const std::string& dir, bool& created) {
   const std::string cert_path = dir + "/ca.pem";
   const std::string key_path = dir + "/ca.key";
   std::error_code ec;
-  if (std::filesystem::exists(cert_path, ec) || std::filesystem::exists(key_path, ec))
+  if (std::filesystem::exists(cert_path, ec) || std::filesystem::exists(key_path, ec)) {
+    checkPrivateDir(dir);
     return loadCa(cert_path, key_path);
+  }
   // Parents as needed (a new $TLSTRACE_HOME or --ca-dir), the CA directory itself 0700.
   const auto parent = std::filesystem::path(dir).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw std::runtime_error("cannot create CA directory " + dir + ": " + std::strerror(errno));
-  ::chmod(dir.c_str(), 0700);
+  // A directory that was already there (empty of a CA) becomes the CA's: narrowed if it is ours.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && st.st_uid == ::geteuid()) ::chmod(dir.c_str(), 0700);
+  checkPrivateDir(dir);
   CertAuthority ca = createCa("tlstrace interception CA");
   writeFile(key_path, keyPem(ca.key.get()), 0600);
   writeFile(cert_path, certificatePem(ca.cert.get()), 0644);

@@ -1,5 +1,6 @@
 // The interception CA: created on first use (ECDSA P-256, 10 years), stored as ca.pem + ca.key
-// (0600) in a 0700 directory, and refused when its key is readable by others.
+// (0600) in a 0700 directory, and refused when its key is readable by others or its directory is
+// not private (another owner, or open to others).
 #pragma once
 #include <string>
 
@@ -27,6 +28,9 @@ struct CertAuthority {
 
 // Throws when `path` is readable or writable by group or others.
 void checkPrivateFile(const std::string& path);
+// Throws when `dir` is not a directory owned by this user, or is open to group or others (the
+// CA directory: 0700).
+void checkPrivateDir(const std::string& dir);
 
 // "AB:CD:..." SHA-256 fingerprint of a certificate.
 [[nodiscard]] std::string fingerprintSha256(X509* cert);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "sinks/files.h"
 #include "sinks/sinks.h"
 
 namespace tlstrace::sinks {
@@ -173,8 +174,8 @@ std::uint32_t ifaceOf(trace::Leg leg) { return leg == trace::Leg::Upstream ? 1 :
 }  // namespace
 
 PcapngSink::PcapngSink(const std::string& path) {
-  const int fd = openPrivateAppend(path);
-  ::ftruncate(fd, 0);  // a capture is one section; appending to an old file would not parse as one run
+  // A capture is one section: appending to an old file would not parse as one run.
+  const int fd = openOutputFileOrThrow(path, "capture", O_TRUNC, true);
   f_ = ::fdopen(fd, "w");
   if (!f_) {
     ::close(fd);

@@ -9,16 +9,21 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "sinks/files.h"
 #include "trace/text.h"
 
 namespace tlstrace::sinks {
 
-BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what) {
+BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what, bool secrets) {
   if (path.empty() || path == "-") {
     f_ = path.empty() ? fallback : stdout;
   } else {
-    f_ = std::fopen(path.c_str(), "a");
-    if (!f_) throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
+    const int fd = openOutputFileOrThrow(path, what, 0, secrets);
+    f_ = ::fdopen(fd, "a");
+    if (!f_) {
+      ::close(fd);
+      throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
+    }
     owned_ = true;
   }
 }
@@ -34,8 +39,8 @@ void BufferedFile::flush() {
   std::fflush(f_);
 }
 
-TextSink::TextSink(const std::string& path, trace::TextFormat format)
-    : out_(path, stderr, "trace log"), format_(format) {}
+TextSink::TextSink(const std::string& path, trace::TextFormat format, bool secrets)
+    : out_(path, stderr, "trace log", secrets), format_(format) {}
 
 void TextSink::write(const trace::Event& e) {
   std::string& buf = out_.buffer();
@@ -45,7 +50,7 @@ void TextSink::write(const trace::Event& e) {
   out_.spillIfFull();
 }
 
-JsonLinesSink::JsonLinesSink(const std::string& path) : out_(path, stdout, "events file") {}
+JsonLinesSink::JsonLinesSink(const std::string& path, bool secrets) : out_(path, stdout, "events file", secrets) {}
 
 void JsonLinesSink::write(const trace::Event& e) {
   std::string& buf = out_.buffer();
@@ -54,13 +59,7 @@ void JsonLinesSink::write(const trace::Event& e) {
   out_.spillIfFull();
 }
 
-int openPrivateAppend(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  return fd;
-}
-
-KeylogSink::KeylogSink(const std::string& path) : fd_(openPrivateAppend(path)) {}
+KeylogSink::KeylogSink(const std::string& path) : fd_(openOutputFileOrThrow(path, "key log", 0, true)) {}
 
 KeylogSink::~KeylogSink() {
   if (fd_ >= 0) ::close(fd_);

@@ -15,8 +15,8 @@ namespace tlstrace::sinks {
 // thread flushes it whenever it catches up, so readers see whole lines at one write per burst.
 class BufferedFile {
  public:
-  // `path` "-" = stdout, "" = `fallback` (stderr for the text trace).
-  BufferedFile(const std::string& path, std::FILE* fallback, const char* what);
+  // `path` "-" = stdout, "" = `fallback` (stderr for the text trace). `secrets`: openOutputFile's.
+  BufferedFile(const std::string& path, std::FILE* fallback, const char* what, bool secrets = false);
   ~BufferedFile();
   BufferedFile(const BufferedFile&) = delete;
   BufferedFile& operator=(const BufferedFile&) = delete;
@@ -37,8 +37,9 @@ class BufferedFile {
 // Text trace to a file or stderr; every line carries time, connection id and leg.
 class TextSink : public trace::Sink {
  public:
-  explicit TextSink(const std::string& path,
-                    trace::TextFormat format = trace::TextFormat::Default);  // "" = stderr
+  // "" = stderr; `secrets` (--log-secrets): the file is private (openOutputFile).
+  explicit TextSink(const std::string& path, trace::TextFormat format = trace::TextFormat::Default,
+                    bool secrets = false);
   void write(const trace::Event& e) override;
   void flush() override { out_.flush(); }
 
@@ -50,7 +51,7 @@ class TextSink : public trace::Sink {
 // JSON Lines: one object per line, written whole so that no line is ever torn.
 class JsonLinesSink : public trace::Sink {
  public:
-  explicit JsonLinesSink(const std::string& path);  // "-" = stdout
+  explicit JsonLinesSink(const std::string& path, bool secrets = false);  // "-" = stdout; secrets: as TextSink
   void write(const trace::Event& e) override;
   void flush() override { out_.flush(); }
 
@@ -67,7 +68,7 @@ class JsonLinesSink : public trace::Sink {
 [[nodiscard]] bool isNssKeylogLine(std::string_view line);
 
 // NSS key log (https://firefox-source-docs.mozilla.org/security/nss/legacy/key_log_format/):
-// created 0600, appended, one write(2) per line so a live Wireshark sees each secret at once.
+// private (openOutputFile), appended, one write(2) per line so a live Wireshark sees each secret at once.
 // Lines with other labels are dropped (isNssKeylogLine).
 class KeylogSink {
  public:
@@ -81,8 +82,5 @@ class KeylogSink {
   int fd_ = -1;
   std::mutex mu_;
 };
-
-// Opens a file for secrets: created 0600 (never widened), appended. Throws on failure.
-[[nodiscard]] int openPrivateAppend(const std::string& path);
 
 }  // namespace tlstrace::sinks

@@ -64,8 +64,9 @@ char* writeTimestamp(Clock::time_point tp, char* out);         // kTimestampLeng
 void appendJsonLine(const Event& e, std::string& out);
 // Inverse of toJson (for `convert`): the event kind by its name, its fields from the object
 // (an unknown kind becomes ev::Other); false when a common field is missing or a known field has
-// the wrong type.
-[[nodiscard]] bool fromJson(const Json& j, Event& out);
+// the wrong type, with `error` (when given) naming the field and what is wrong with it. Any JSON
+// value is safe to pass: the reader trusts nothing about it.
+[[nodiscard]] bool fromJson(const Json& j, Event& out, std::string* error = nullptr);
 
 class Sink {
  public:

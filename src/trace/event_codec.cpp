@@ -1,9 +1,10 @@
 // Events to JSON and back: the JSON Lines writer, the tree form (text renderers, `convert`) and
 // the reader, each one visitor over the kinds' field lists (events.h).
 #include <charconv>
+#include <cmath>
 #include <concepts>
-#include <cstdio>
 #include <ctime>
+#include <limits>
 
 #include "trace/event.h"
 #include "wire/byte_reader.h"
@@ -100,48 +101,63 @@ struct LineWriter {
   }
 };
 
-// Reads each field back from an event's JSON object (`convert`); `ok` turns false on a missing
-// required field or a wrong type.
+// Reads each field back from an event's JSON object (`convert`). The object is untrusted (any
+// line of any file): the first missing required field, wrong type or out-of-range number turns
+// `ok` false and says which field in `error`; nothing is assumed about a field's shape.
 struct TreeReader {
   const Json& obj;
   bool ok = true;
+  std::string error;
 
+  void fail(std::string_view k, std::string_view why) {
+    if (ok) error = "field '" + std::string(k) + "' " + std::string(why);
+    ok = false;
+  }
   const Json* need(std::string_view k) {
     const Json* j = obj.find(k);
-    if (!j) ok = false;
+    if (!j) fail(k, "is missing");
     return j;
   }
   void operator()(std::string_view k, std::string& v) {
-    if (const Json* j = need(k)) j->isString() ? void(v = j->asString()) : void(ok = false);
+    if (const Json* j = need(k)) j->isString() ? void(v = j->asString()) : fail(k, "is not a string");
   }
   template <Integer T>
   void operator()(std::string_view k, T& v) {
     const Json* j = need(k);
     if (!j) return;
-    if (!j->isInt()) {
-      ok = false;
-      return;
+    if (!j->isInt()) return fail(k, "is not an integer");
+    // The range of the field's type: a value that does not fit is an error, never truncated.
+    const bool is_u64 = j->value().is_uint64();
+    const std::int64_t i = is_u64 ? 0 : j->asInt();
+    if constexpr (std::is_signed_v<T>) {
+      if (is_u64 || i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
+        return fail(k, "is out of range");
+      v = static_cast<T>(i);
+    } else {
+      const std::uint64_t u = j->asUint();
+      if ((!is_u64 && i < 0) || u > std::numeric_limits<T>::max()) return fail(k, "is out of range");
+      v = static_cast<T>(u);
     }
-    if constexpr (std::is_signed_v<T>) v = static_cast<T>(j->asInt());
-    else v = static_cast<T>(j->asUint());
   }
   void operator()(std::string_view k, double& v) {
-    if (const Json* j = need(k)) (j->isDouble() || j->isInt()) ? void(v = j->asDouble()) : void(ok = false);
+    const Json* j = need(k);
+    if (!j) return;
+    if (!(j->isDouble() || j->isInt()) || !std::isfinite(j->asDouble())) return fail(k, "is not a finite number");
+    v = j->asDouble();
   }
   void operator()(std::string_view k, bool& v) {
-    if (const Json* j = need(k)) j->isBool() ? void(v = j->asBool()) : void(ok = false);
+    if (const Json* j = need(k)) j->isBool() ? void(v = j->asBool()) : fail(k, "is not a boolean");
   }
   void operator()(std::string_view k, Json& v) {
     if (const Json* j = need(k)) v = *j;
   }
   void operator()(std::string_view k, CodeName& v) {
     const Json* j = need(k);
-    const Json* id = j ? j->find("id") : nullptr;
-    const Json* name = j ? j->find("name") : nullptr;
-    if (!id || !name || !id->isInt() || !name->isString()) {
-      ok = false;
-      return;
-    }
+    if (!j) return;
+    const Json* id = j->find("id");
+    const Json* name = j->find("name");
+    if (!id || !name || !id->isInt() || !id->value().is_int64() || !name->isString())
+      return fail(k, "is not an {\"id\": integer, \"name\": string} object");
     v.id = id->asInt();
     v.name = name->asString();
   }
@@ -149,6 +165,7 @@ struct TreeReader {
     std::string hex;
     (*this)(k, hex);
     const auto b = wire::fromHex(hex);
+    if (ok && b.size() * 2 != hex.size()) fail(k, "is not hex");
     h.len = static_cast<std::uint8_t>(std::min(b.size(), HeadBytes::kMax));
     std::copy_n(b.begin(), h.len, h.bytes.begin());
   }
@@ -160,13 +177,15 @@ struct TreeReader {
     (*this)(k, t);
     v = std::move(t);
   }
-  void operator()(std::string_view k, Nullable<std::string>& v) {
+  void operator()(std::string_view k, Nullable<std::string>& v) {  // (absent reads as null)
     const Json* j = obj.find(k);
     if (j && j->isString()) v.value = std::string(j->asString());
+    else if (j && !j->isNull()) fail(k, "is neither a string nor null");
   }
   void direction(std::string_view k, bool& in) {
     std::string d;
     (*this)(k, d);
+    if (ok && d != "in" && d != "out") fail(k, "is neither \"in\" nor \"out\"");
     in = d == "in";
   }
   void versionName(std::string_view k, std::uint16_t& v) {
@@ -241,17 +260,30 @@ Category categoryByName(std::string_view name) {
   }
 }
 
+// Exactly the form formatTimestamp writes ("2026-11-18T11:06:40.000001Z"), each part in range.
 bool parseTimestamp(std::string_view s, Clock::time_point& out) {
+  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+  static_assert(kShape.size() == kTimestampLength);
+  if (s.size() != kShape.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (kShape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != kShape[i]) return false;
+  const auto num = [s](std::size_t at, std::size_t n) {
+    int v = 0;
+    std::from_chars(s.data() + at, s.data() + at + n, v);
+    return v;
+  };
   std::tm tm{};
-  int year = 0, mon = 0, usec = 0;
-  const std::string text(s);
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &year, &mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec, &usec) != 7)
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(14, 2);
+  tm.tm_sec = num(17, 2);
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60)
     return false;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
   const std::time_t t = timegm(&tm);
-  out = Clock::time_point(std::chrono::seconds(t)) + std::chrono::microseconds(usec);
+  out = Clock::time_point(std::chrono::seconds(t)) + std::chrono::microseconds(num(20, 6));
   return true;
 }
 
@@ -349,17 +381,29 @@ void appendJsonLine(const Event& e, std::string& out) {
   out += '}';
 }
 
-bool fromJson(const Json& j, Event& out) {
+bool fromJson(const Json& j, Event& out, std::string* error) {
+  const auto fail = [error](std::string why) {
+    if (error) *error = std::move(why);
+    return false;
+  };
+  if (!j.isObject()) return fail("not a JSON object");
   const Json* ts = j.find("ts");
   const Json* conn = j.find("conn");
   const Json* name = j.find("event");
-  if (!ts || !conn || !name || !ts->isString() || !conn->isInt() || !name->isString()) return false;
-  if (!parseTimestamp(ts->asString(), out.ts)) return false;
+  if (!name) return fail("field 'event' is missing");
+  if (!name->isString()) return fail("field 'event' is not a string");
+  if (!ts) return fail("field 'ts' is missing");
+  if (!ts->isString() || !parseTimestamp(ts->asString(), out.ts))
+    return fail("field 'ts' is not a timestamp like 2026-11-18T11:06:40.000001Z");
+  if (!conn) return fail("field 'conn' is missing");
+  if (!conn->isInt() || (conn->value().is_int64() && conn->asInt() < 0))
+    return fail("field 'conn' is not a connection id (an integer from 0)");
   out.conn = conn->asUint();
   out.leg = Leg::None;
   if (const Json* leg = j.find("leg")) {
     if (leg->asString() == "client") out.leg = Leg::Client;
     else if (leg->asString() == "upstream") out.leg = Leg::Upstream;
+    else return fail("field 'leg' is neither \"client\" nor \"upstream\"");
   }
   Json fields = Json::object();
   for (const auto& [k, v] : j.asObject())
@@ -369,13 +413,14 @@ bool fromJson(const Json& j, Event& out) {
     out.payload = ev::Other{std::string(name->asString()), std::move(fields)};
     return true;
   }
-  TreeReader r{fields};
+  TreeReader r{fields, true, {}};
   std::visit(
       [&r](auto& p) {
         if constexpr (!std::is_same_v<std::decay_t<decltype(p)>, ev::Other>) std::decay_t<decltype(p)>::fields(p, r);
       },
       out.payload);
-  return r.ok;
+  if (!r.ok) return fail(std::string(name->asString()) + ": " + r.error);
+  return true;
 }
 
 }  // namespace tlstrace::trace

@@ -98,6 +98,34 @@ TEST_CASE("a CA key readable by others is refused with a clear message") {
   }
 }
 
+// The message loadOrCreateCa throws for `dir`, or "" when it does not.
+std::string refusal(const std::string& dir) {
+  bool created = false;
+  try {
+    (void)pki::loadOrCreateCa(dir, created);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_CASE("a CA directory open to others is refused like its key") {
+  TempDir tmp;
+  const std::string dir = (tmp.path / "home").string();
+  bool created = false;
+  (void)pki::loadOrCreateCa(dir, created);
+  for (const mode_t m : {0750, 0705, 0770}) {
+    ::chmod(dir.c_str(), m);
+    CHECK(refusal(dir).find("run `chmod 700 " + dir + "`") != std::string::npos);
+  }
+  ::chmod(dir.c_str(), 0700);
+  CHECK_NOTHROW((void)pki::loadOrCreateCa(dir, created));
+  if (::geteuid() == 0) {  // another owner: only root can make one
+    REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
+    CHECK(refusal(dir).find("it belongs to uid 65534") != std::string::npos);
+  }
+}
+
 TEST_CASE("forged leaves carry the target and upstream names and verify against the CA") {
   auto ca = pki::createCa("test CA");
   pki::Forger forger(ca, 2);
