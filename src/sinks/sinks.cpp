@@ -13,31 +13,31 @@
 
 namespace tlstrace::sinks {
 
-BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what) {
-  if (path.empty() || path == "-") {
-    f_ = path.empty() ? fallback : stdout;
-  } else {
-    f_ = std::fopen(path.c_str(), "a");
-    if (!f_) throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
-    owned_ = true;
-  }
-}
+BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what, const char* output,
+                           const char* unit)
+    : out_([&] {
+        OutputFile::Spec s;
+        s.path = path;
+        s.fallback_fd = fallback == stdout ? STDOUT_FILENO : STDERR_FILENO;
+        s.output = output;
+        s.what = what;
+        s.unit = unit;
+        return s;
+      }()) {}
 
-BufferedFile::~BufferedFile() {
-  flush();
-  if (owned_) std::fclose(f_);
-}
+BufferedFile::~BufferedFile() { flush(); }
 
 void BufferedFile::flush() {
-  if (!buf_.empty()) std::fwrite(buf_.data(), 1, buf_.size(), f_);
+  if (!buf_.empty()) (void)out_.write(buf_, static_cast<std::uint64_t>(std::count(buf_.begin(), buf_.end(), '\n')));
+  else (void)out_.write({}, 0);  // what a FIFO held goes out once its reader comes
   buf_.clear();
-  std::fflush(f_);
 }
 
 TextSink::TextSink(const std::string& path, trace::TextFormat format)
-    : out_(path, stderr, "trace log"), format_(format) {}
+    : out_(path, stderr, "trace log", "trace", "lines"), format_(format) {}
 
 void TextSink::write(const trace::Event& e) {
+  if (e.as<trace::ev::TraceDropped>() && out_.output().failed()) return;  // its own losses: counted apart
   std::string& buf = out_.buffer();
   const std::size_t at = buf.size();
   trace::appendText(e, format_, buf);
@@ -45,9 +45,10 @@ void TextSink::write(const trace::Event& e) {
   out_.spillIfFull();
 }
 
-JsonLinesSink::JsonLinesSink(const std::string& path) : out_(path, stdout, "events file") {}
+JsonLinesSink::JsonLinesSink(const std::string& path) : out_(path, stdout, "events file", "events", "events") {}
 
 void JsonLinesSink::write(const trace::Event& e) {
+  if (e.as<trace::ev::TraceDropped>() && out_.output().failed()) return;  // its own losses: counted apart
   std::string& buf = out_.buffer();
   trace::appendJsonLine(e, buf);
   buf.push_back('\n');
@@ -60,11 +61,16 @@ int openPrivateAppend(const std::string& path) {
   return fd;
 }
 
-KeylogSink::KeylogSink(const std::string& path) : fd_(openPrivateAppend(path)) {}
-
-KeylogSink::~KeylogSink() {
-  if (fd_ >= 0) ::close(fd_);
-}
+KeylogSink::KeylogSink(const std::string& path)
+    : out_([&] {
+        OutputFile::Spec s;
+        s.path = path;
+        s.output = "keylog";
+        s.what = "key log";
+        s.mode = 0600;
+        s.blocking = false;
+        return s;
+      }()) {}
 
 bool isNssKeylogLabel(std::string_view label) {
   static constexpr std::array<std::string_view, 8> kLabels = {"CLIENT_RANDOM",
@@ -87,14 +93,7 @@ void KeylogSink::writeLine(std::string_view line) {
   if (!isNssKeylogLine(line)) return;
   std::string l(line);
   l.push_back('\n');
-  std::lock_guard<std::mutex> lock(mu_);
-  std::size_t off = 0;
-  while (off < l.size()) {
-    ssize_t n = ::write(fd_, l.data() + off, l.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
+  (void)out_.write(l, 1);
 }
 
 }  // namespace tlstrace::sinks

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "sinks/output.h"
 #include "trace/event.h"
 #include "trace/text.h"
 
@@ -13,10 +14,13 @@ namespace tlstrace::sinks {
 
 // A trace file (or a standard stream) written in large chunks of whole lines: the tracer's writer
 // thread flushes it whenever it catches up, so readers see whole lines at one write per burst.
+// Write errors, reopening and loss counting: OutputFile.
 class BufferedFile {
  public:
-  // `path` "-" = stdout, "" = `fallback` (stderr for the text trace).
-  BufferedFile(const std::string& path, std::FILE* fallback, const char* what);
+  // `path` "-" = stdout, "" = `fallback` (stderr for the text trace). `output`, `unit`: as
+  // trace.dropped names them.
+  BufferedFile(const std::string& path, std::FILE* fallback, const char* what, const char* output = "console",
+               const char* unit = "lines");
   ~BufferedFile();
   BufferedFile(const BufferedFile&) = delete;
   BufferedFile& operator=(const BufferedFile&) = delete;
@@ -26,11 +30,11 @@ class BufferedFile {
     if (buf_.size() >= kChunk) flush();
   }
   void flush();
+  [[nodiscard]] OutputFile& output() { return out_; }
 
  private:
   static constexpr std::size_t kChunk = 256 * 1024;
-  std::FILE* f_ = nullptr;
-  bool owned_ = false;
+  OutputFile out_;
   std::string buf_;
 };
 
@@ -41,6 +45,7 @@ class TextSink : public trace::Sink {
                     trace::TextFormat format = trace::TextFormat::Default);  // "" = stderr
   void write(const trace::Event& e) override;
   void flush() override { out_.flush(); }
+  [[nodiscard]] OutputFile& output() { return out_.output(); }
 
  private:
   BufferedFile out_;
@@ -53,6 +58,7 @@ class JsonLinesSink : public trace::Sink {
   explicit JsonLinesSink(const std::string& path);  // "-" = stdout
   void write(const trace::Event& e) override;
   void flush() override { out_.flush(); }
+  [[nodiscard]] OutputFile& output() { return out_.output(); }
 
  private:
   BufferedFile out_;
@@ -68,18 +74,16 @@ class JsonLinesSink : public trace::Sink {
 
 // NSS key log (https://firefox-source-docs.mozilla.org/security/nss/legacy/key_log_format/):
 // created 0600, appended, one write(2) per line so a live Wireshark sees each secret at once.
-// Lines with other labels are dropped (isNssKeylogLine).
+// Lines with other labels are dropped (isNssKeylogLine). Written by the io threads: never waits
+// for a FIFO's reader (its lines are held, then dropped and counted).
 class KeylogSink {
  public:
   explicit KeylogSink(const std::string& path);
-  ~KeylogSink();
-  KeylogSink(const KeylogSink&) = delete;
-  KeylogSink& operator=(const KeylogSink&) = delete;
   void writeLine(std::string_view line);
+  [[nodiscard]] OutputFile& output() { return out_; }
 
  private:
-  int fd_ = -1;
-  std::mutex mu_;
+  OutputFile out_;
 };
 
 // Opens a file for secrets: created 0600 (never widened), appended. Throws on failure.
