@@ -24,7 +24,10 @@ OutputFile::OutputFile(Spec spec) : spec_(std::move(spec)) {
     fd_ = spec_.path.empty() ? spec_.fallback_fd : STDOUT_FILENO;
     struct stat st {};
     regular_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
-    if (!spec_.preamble.empty()) held_ = spec_.preamble;
+    if (!spec_.preamble.empty()) {
+      held_ = spec_.preamble;
+      held_units_ = spec_.preamble_units;
+    }
     return;
   }
   openPath(true);
@@ -64,6 +67,7 @@ void OutputFile::openPath(bool at_start) {
     const std::string err = std::strerror(errno);
     if (at_start) throw std::runtime_error("cannot open " + spec_.what + " " + spec_.path + ": " + err);
     failed_ = true;
+    ever_failed_ = true;
     if (first_error_.empty()) first_error_ = "cannot reopen: " + err;
     spdlog::error("cannot reopen {} {}: {}: its {} are counted as lost (SIGHUP tries again)", spec_.what, spec_.path,
                   err, spec_.unit);
@@ -80,7 +84,10 @@ void OutputFile::openPath(bool at_start) {
   owned_ = true;
   if (announced_) spdlog::info("{} {}: a reader opened the FIFO", spec_.what, spec_.path);
   announced_ = false;
-  if (!spec_.preamble.empty()) held_.insert(0, spec_.preamble);
+  if (!spec_.preamble.empty()) {
+    held_.insert(0, spec_.preamble);
+    held_units_ += spec_.preamble_units;
+  }
 }
 
 void OutputFile::closeFd() {
@@ -108,7 +115,10 @@ void OutputFile::reopenLocked() {
     lose(units, "cut off by the reopen");
   }
   tail_ = false;
-  if (fd_ >= 0 && !spec_.preamble.empty() && held_.starts_with(spec_.preamble)) held_.erase(0, spec_.preamble.size());
+  if (fd_ >= 0 && !spec_.preamble.empty() && held_.starts_with(spec_.preamble)) {
+    held_.erase(0, spec_.preamble.size());  // the new file gets its own
+    held_units_ -= std::min(held_units_, spec_.preamble_units);
+  }
   closeFd();
   failed_ = false;  // a new file, a new chance
   hold_full_ = false;
@@ -221,7 +231,9 @@ void OutputFile::fail(int err, std::string_view data, std::size_t done, std::uin
   const std::uint64_t kept = spec_.lines ? std::min(units, countLines(data.substr(0, keep))) : 0;
   const std::string text = std::strerror(err);
   lose(units - kept, text);
+  if (first_error_.empty()) first_error_ = text;
   failed_ = true;
+  ever_failed_ = true;
   const bool reopens = !spec_.path.empty() && spec_.path != "-";
   spdlog::error("cannot write {} {}: {}: {} {} lost; later ones are counted, not written{}", spec_.what, displayName(),
                 text, units - kept, spec_.unit, reopens ? " (SIGHUP reopens it)" : "");
@@ -262,11 +274,15 @@ std::uint64_t OutputMonitor::totalLost() const {
   return n;
 }
 
+bool OutputMonitor::anyFailed() const {
+  return std::any_of(outs_.begin(), outs_.end(), [](const Entry& e) { return e.out->everFailed(); });
+}
+
 std::vector<std::string> OutputMonitor::lossLines() const {
   std::vector<std::string> lines;
   for (const auto& e : outs_) {
     const std::uint64_t lost = e.out->lost();
-    if (lost == 0) continue;
+    if (lost == 0 && !e.out->everFailed()) continue;
     const std::string err = e.out->firstError();
     lines.push_back(e.out->spec().what + " " + e.out->displayName() + ": " + std::to_string(lost) + " " +
                     e.out->spec().unit + " lost" + (err.empty() ? "" : " (" + err + ")"));

@@ -19,16 +19,17 @@ namespace tlstrace::sinks {
 class OutputFile {
  public:
   struct Spec {
-    std::string path;            // "-" = stdout, "" = fallback_fd
-    int fallback_fd = 2;         // stderr for the text trace
-    std::string output;          // short name for trace.dropped: events, trace, keylog, pcap
-    std::string what;            // for the operator: "events file", "key log", ...
-    std::string unit = "lines";  // what `units` counts: events, lines, blocks
-    mode_t mode = 0644;          // when created
-    bool blocking = true;        // the writer thread may wait for a slow reader; io threads never
-    bool lines = true;           // the data is newline-terminated lines (else binary blocks)
-    bool truncate = false;       // start empty (a capture is one run)
-    std::string preamble;        // written first after every open (a pcapng section header)
+    std::string path;                  // "-" = stdout, "" = fallback_fd
+    int fallback_fd = 2;               // stderr for the text trace
+    std::string output;                // short name for trace.dropped: events, trace, keylog, pcap
+    std::string what;                  // for the operator: "events file", "key log", ...
+    std::string unit = "lines";        // what `units` counts: events, lines, blocks
+    mode_t mode = 0644;                // when created
+    bool blocking = true;              // the writer thread may wait for a slow reader; io threads never
+    bool lines = true;                 // the data is newline-terminated lines (else binary blocks)
+    bool truncate = false;             // start empty (a capture is one run)
+    std::string preamble;              // written first after every open (a pcapng section header)
+    std::uint64_t preamble_units = 0;  // the units in it
   };
   // Throws when the file cannot be opened. A FIFO without a reader is not an error: the output
   // says it waits for one and holds up to kHoldMax bytes until one opens it.
@@ -53,6 +54,7 @@ class OutputFile {
   [[nodiscard]] std::string displayName() const;  // the path, or stdout/stderr
   [[nodiscard]] std::uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  [[nodiscard]] bool everFailed() const { return ever_failed_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::string firstError() const;
 
   static constexpr std::size_t kHoldMax = 1 << 20;  // held while a FIFO has no reader or is full
@@ -79,6 +81,7 @@ class OutputFile {
   bool tail_ = false;  // held_ starts in the middle of a line or block (a pipe took the rest)
   std::atomic<std::uint64_t> lost_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> ever_failed_{false};  // a reopen clears failed_, not this: the exit status
   std::atomic<bool> reopen_{false};
   std::string first_error_;  // with mu_
   std::function<void()> on_failure_;
@@ -97,6 +100,7 @@ class OutputMonitor {
   // The end: what outputs still hold is lost.
   void abandonHeld();
   [[nodiscard]] std::uint64_t totalLost() const;
+  [[nodiscard]] bool anyFailed() const;  // a write or reopen failed, even where nothing was lost
   // One sentence per output that lost anything: "events file /x: 12 events lost (No space left on device)".
   [[nodiscard]] std::vector<std::string> lossLines() const;
 

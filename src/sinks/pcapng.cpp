@@ -201,6 +201,7 @@ PcapngSink::PcapngSink(const std::string& path)
         s.lines = false;
         s.truncate = true;
         s.preamble = sectionStart();
+        s.preamble_units = 3;  // the section header, two interface descriptions
         return s;
       }()) {
   (void)out_.write({}, 0);
