@@ -160,7 +160,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
         "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in all); "
-        "no event is dropped",
+        "none is dropped unless it stalls for over a second",
         st.waits, st.wait_micros / 1000);
   });
   trace::TextFormat format = trace::TextFormat::Default;

@@ -196,19 +196,17 @@ std::vector<Event> Tracer::newBatch() {
 void Tracer::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const std::uint64_t target = queued_total_;
-  const std::uint64_t pass = passesToWaitFor();
-  flush_requested_ = true;  // even with nothing queued: the writer reports the outputs' losses
+  const std::uint64_t mine = ++flush_asked_;  // even with nothing queued: the losses are reported
   work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return written_total_ >= target && passes_ >= pass; });
+  done_cv_.wait(lock, [&] { return written_total_ >= target && flush_done_ >= mine; });
 }
 
 bool Tracer::flushFor(std::chrono::milliseconds limit) {
   std::unique_lock<std::mutex> lock(mu_);
   const std::uint64_t target = queued_total_;
-  const std::uint64_t pass = passesToWaitFor();
-  flush_requested_ = true;
+  const std::uint64_t mine = ++flush_asked_;
   work_cv_.notify_one();
-  return done_cv_.wait_for(lock, limit, [&] { return written_total_ >= target && passes_ >= pass; });
+  return done_cv_.wait_for(lock, limit, [&] { return written_total_ >= target && flush_done_ >= mine; });
 }
 
 Tracer::Stats Tracer::stats() const {
@@ -233,23 +231,23 @@ void Tracer::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     writer_state_ = WriterState::Idle;
-    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flush_requested_; });
+    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flushWanted(); });
     if (queued_ == 0) {  // stop, or a flush with nothing queued: every pass flushed already
       writer_state_ = WriterState::Busy;
-      flush_requested_ = false;
+      const std::uint64_t serving = flush_asked_;
       lock.unlock();
       writeReports(true);
       lock.lock();
-      ++passes_;
+      flush_done_ = std::max(flush_done_, serving);
       done_cv_.notify_all();
       if (stop_) return;
       continue;
     }
     writer_state_ = WriterState::Gathering;
-    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flush_requested_ || queued_ >= gatherLimit(); });
+    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flushWanted() || queued_ >= gatherLimit(); });
     writer_state_ = WriterState::Busy;
-    const bool report_now = flush_requested_ || stop_;
-    flush_requested_ = false;  // this pass covers every event queued before any waiting flush()
+    const bool report_now = flushWanted() || stop_;
+    const std::uint64_t serving = flush_asked_;  // this pass covers every event queued before those flush()es
     work.swap(queue_);
     const std::size_t n = queued_;
     queued_ = 0;
@@ -262,7 +260,7 @@ void Tracer::run() {
     writeReports(report_now);
     for (auto& batch : work) batch.clear();  // the events go, outside the lock; the storage may stay
     lock.lock();
-    ++passes_;
+    flush_done_ = std::max(flush_done_, serving);
     stalled_ = false;  // the writer is back: producers wait for it again
     for (auto& batch : work)
       if (spare_.size() < kSpareMax && batch.capacity() <= kBatchCapacity) spare_.push_back(std::move(batch));

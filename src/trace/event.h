@@ -128,9 +128,6 @@ class Tracer {
   // The writer's events after a pass (onPassEnd, the queue's drops): written, then flushed.
   void writeReports(bool force);
   [[nodiscard]] bool waitForRoom(std::unique_lock<std::mutex>& lock);  // false: drop the batch
-  // The pass count at which a flush() asked for now is done (with mu_ held): the next pass, or
-  // the one after when the writer is in a pass that may have missed the request.
-  [[nodiscard]] std::uint64_t passesToWaitFor() const { return passes_ + (writer_state_ == WriterState::Busy ? 2 : 1); }
 
   unsigned categories_;
   std::size_t max_queued_;
@@ -155,13 +152,16 @@ class Tracer {
   Stats stats_;                                     // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::function<void(std::vector<Event>&)> on_pass_end_;
-  std::uint64_t passes_ = 0;            // passes finished: a stall is no pass for kStallAfter
   bool stalled_ = false;                // drop instead of waiting until the next pass ends
   std::uint64_t dropped_reported_ = 0;  // Stats::dropped as of the last trace.dropped (writer only)
   std::chrono::steady_clock::time_point last_pass_report_{};  // writer only
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
-  bool flush_requested_ = false;  // flush() waits: write now, without gathering
+  // flush() asks (flush_asked_ = n) and waits until a pass that began after its request ended
+  // (flush_done_ >= n): write now, without gathering, and report the outputs' losses.
+  std::uint64_t flush_asked_ = 0;
+  std::uint64_t flush_done_ = 0;
+  [[nodiscard]] bool flushWanted() const { return flush_asked_ > flush_done_; }
   // Idle: blocked until something is queued. Gathering: letting a pass's events gather.
   enum class WriterState : std::uint8_t { Busy, Idle, Gathering };
   WriterState writer_state_ = WriterState::Busy;
