@@ -161,13 +161,15 @@ bool Tracer::waitForRoom(std::unique_lock<std::mutex>& lock) {
   while (queued_ >= max_queued_ && !stop_) {
     if (stalled_) return false;
     const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t progress = progress_.load(std::memory_order_relaxed);
     const bool room =
         space_cv_.wait_until(lock, t0 + kStallAfter, [this] { return queued_ < max_queued_ || stop_ || stalled_; });
     const auto t1 = std::chrono::steady_clock::now();
     ++stats_.waits;
     stats_.wait_micros +=
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
-    if (!room) {
+    // Stalled: no room and not one event written meanwhile (a slow pass still makes progress).
+    if (!room && progress_.load(std::memory_order_relaxed) == progress) {
       stalled_ = true;
       space_cv_.notify_all();  // the other waiting producers drop too
     }
@@ -254,8 +256,10 @@ void Tracer::run() {
     lock.unlock();
     space_cv_.notify_all();
     for (const auto& batch : work)
-      for (const Event& e : batch)
+      for (const Event& e : batch) {
         for (auto& sink : sinks_) sink->write(e);
+        progress_.fetch_add(1, std::memory_order_relaxed);
+      }
     for (auto& sink : sinks_) sink->flush();
     writeReports(report_now);
     for (auto& batch : work) batch.clear();  // the events go, outside the lock; the storage may stay

@@ -1,5 +1,6 @@
 // Trace events as plain values (schema: docs/events.md) and the sink interface they flow into.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -77,8 +78,8 @@ class Sink {
 // Fan-out to every sink, filtered by category, on a writer thread of its own: io threads only
 // queue events (one short lock per batch) and never render or write on the data path. The queue
 // is bounded: when the sinks cannot keep up, submit() waits (the data path slows) and the wait is
-// counted, so a slow output loses nothing. A stalled one (the writer stuck in one pass for
-// kStallAfter: a FIFO nobody reads, a hung disk) must not freeze the proxy: until the writer
+// counted, so a slow output loses nothing. A stalled one (the writer stuck, not one event further
+// for kStallAfter: a FIFO nobody reads, a hung disk) must not freeze the proxy: until the writer
 // finishes that pass, full-queue batches are dropped and counted (Stats::dropped, reported as a
 // trace.dropped event). Sinks are only touched by the writer thread.
 class Tracer {
@@ -152,8 +153,9 @@ class Tracer {
   Stats stats_;                                     // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::function<void(std::vector<Event>&)> on_pass_end_;
-  bool stalled_ = false;                // drop instead of waiting until the next pass ends
-  std::uint64_t dropped_reported_ = 0;  // Stats::dropped as of the last trace.dropped (writer only)
+  std::atomic<std::uint64_t> progress_{0};  // events handed to the sinks: a slow pass is no stall
+  bool stalled_ = false;                    // drop instead of waiting until the next pass ends
+  std::uint64_t dropped_reported_ = 0;      // Stats::dropped as of the last trace.dropped (writer only)
   std::chrono::steady_clock::time_point last_pass_report_{};  // writer only
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
