@@ -531,3 +531,24 @@ TEST_CASE("tracer: flushFor gives up on a stuck sink and says how much is still 
   CHECK(t.flushFor(std::chrono::seconds(5)));
   CHECK(t.stats().queued == 0);
 }
+
+TEST_CASE("trace.dropped: the JSON line as docs/events.md writes it, read back the same, and one text line") {
+  Event e(
+      Clock::time_point{} + std::chrono::seconds(1764859000), 0, Leg::None,
+      ev::TraceDropped{"keylog", std::string("/dev/full"), "lines", 10, 12, std::string("No space left on device")});
+  std::string line;
+  appendJsonLine(e, line);
+  CHECK(line.find(R"("conn":0,"event":"trace.dropped","output":"keylog","path":"/dev/full","unit":"lines","lost":10,)"
+                  R"("total":12,"error":"No space left on device"})") != std::string::npos);
+  auto j = Json::parse(line);
+  REQUIRE(j);
+  Event back;
+  REQUIRE(fromJson(*j, back));
+  const auto* d = back.as<ev::TraceDropped>();
+  REQUIRE(d);
+  CHECK(d->total == 12);
+  const std::string text = renderText(e);
+  CHECK(text.ends_with(
+      " #0 -        == trace.dropped: keylog /dev/full: 10 lines lost (12 in all): No space left on device\n"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+}
