@@ -58,7 +58,7 @@ LAYERS = [
     Layer("config", (), ("toml++",), "pure: configuration structs, validation, config files"),
     Layer("tls", ("wire", "trace"), ("OpenSSL", "Boost.JSON"),
           "the OpenSSL adapter: RAII, engine over memory BIOs, contexts, crypto.h arithmetic"),
-    Layer("analysis", ("wire", "trace", "tls"), ("Boost.JSON",),
+    Layer("analysis", ("wire", "trace", "config", "tls"), ("Boost.JSON",),
           "key-exchange checks (arithmetic through tls/crypto.h), JA3/JA4, diagnosis, summary"),
     Layer("pki", ("wire", "trace", "tls"), ("OpenSSL", "Boost.JSON"), "the CA and forged leaves"),
     Layer("sinks", ("wire", "trace"), ("spdlog", "Boost.JSON"), "text, JSON Lines, key log, pcapng writers"),

@@ -75,8 +75,14 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--threads", cfg.threads, "io threads (0 = one per core); each connection stays on one")
       ->capture_default_str();
   p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from explicit-mode clients (Basic)");
+  p->add_option("--ready-file", cfg.ready_file, "write HOST:PORT to FILE once listening (removed at exit)");
+  p->add_option("--policy", cfg.policy_file, "CI policy (TOML [[rule]] tables): violations as events, exit 1 if any");
+  p->add_option("--junit", cfg.junit_file, "with --policy: the verdicts as JUnit XML to FILE at exit");
+  p->add_option("--sarif", cfg.sarif_file, "with --policy: the violations as SARIF 2.1.0 to FILE at exit");
   p->add_flag("--allow-remote", cfg.allow_remote,
-              "accept clients from outside loopback and private networks (refused by default)");
+              "listen beyond loopback and serve non-loopback clients (refused by default)");
+  p->add_flag("--allow-private-targets", cfg.allow_private_targets,
+              "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
   return p;
 }
 

@@ -17,10 +17,13 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 
 #include "analysis/kex.h"
 #include "app/cli.h"
+#include "app/policy_run.h"
 #include "config/config.h"
+#include "config/policy.h"
 #include "net/services.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
@@ -101,6 +104,16 @@ void raiseFileLimit(std::size_t& max_connections, std::size_t tables) {
   }
 }
 
+// --ready-file: the listening address, written whole (a temporary file renamed into place) once
+// the proxy accepts, so a CI job can wait for the file and read the port of `-l 127.0.0.1:0`.
+void writeReadyFile(const std::string& path, const std::string& addr) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  const bool ok = f && std::fprintf(f, "%s\n", addr.c_str()) > 0 && std::fclose(f) == 0 &&
+                  std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) spdlog::error("cannot write the ready file {}", path);
+}
+
 // The end of a run: every output flushed within kOutputGrace (a stalled one must not hold the
 // exit), then the summary and one line per output that lost anything. Exit status 3 when any did.
 constexpr auto kOutputGrace = std::chrono::seconds(5);
@@ -156,6 +169,22 @@ int runProxyCommand(const config::ProxyConfig& options) {
                                 cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
                                cfg.upstream_ca, cfg.insecure);
 
+  // A policy is read before anything starts: a CI job with a broken policy fails at once (exit 2).
+  std::optional<config::Policy> policy;
+  if (!cfg.policy_file.empty()) {
+    std::string error;
+    policy = config::readPolicyFile(cfg.policy_file, error);
+    if (!policy) {
+      for (std::size_t at = 0, nl; at <= error.size(); at = nl + 1) {
+        nl = error.find('\n', at);
+        if (nl == std::string::npos) nl = error.size();
+        spdlog::error("{}", std::string_view(error).substr(at, nl - at));
+      }
+      return 2;
+    }
+    // The checks read the key exchange and the certificate verdict: their events are written too.
+    categories |= trace::kKeyExchange | trace::kTrust;
+  }
   trace::Tracer tracer(categories);
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
@@ -167,20 +196,28 @@ int runProxyCommand(const config::ProxyConfig& options) {
   (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
   // The full trace only where asked for (--log FILE, -v); the console shows one line per connection.
   sinks::OutputMonitor outputs;
+  std::vector<std::shared_ptr<trace::Sink>> added;  // what a policy's violations are written to
+  auto addSink = [&](std::shared_ptr<trace::Sink> s) {
+    added.push_back(s);
+    tracer.addSink(std::move(s));
+  };
   if (!cfg.log_file.empty()) {
     auto text = std::make_shared<sinks::TextSink>(cfg.log_file, format);
     outputs.add(text->output());
-    tracer.addSink(text);
+    addSink(text);
   }
-  if (cfg.verbose) tracer.addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
+  if (cfg.verbose) addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
   const std::string ca_path = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
   std::shared_ptr<sinks::ConsoleSink> console;
-  if (!cfg.quiet) tracer.addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
+  if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
   if (!cfg.events_file.empty()) {
     auto events = std::make_shared<sinks::JsonLinesSink>(cfg.events_file);
     outputs.add(events->output());
-    tracer.addSink(events);
+    addSink(events);
   }
+  std::shared_ptr<app::PolicySink> policy_sink;
+  if (policy) tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(*policy), added, !console));
+  const auto started = std::chrono::steady_clock::now();
   std::string keylog_path = cfg.keylog_file;
   if (keylog_path.empty())
     if (const char* env = std::getenv("SSLKEYLOGFILE"); env && *env) keylog_path = env;
@@ -227,6 +264,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
     spdlog::info("SIGHUP: reopening the output files");
     outputs.reopenAll();
   };
+  svc.own_addresses = net::interfaceAddresses();
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;
@@ -239,8 +277,16 @@ int runProxyCommand(const config::ProxyConfig& options) {
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
+    if (cfg.allow_remote && cfg.proxy_auth.empty() && cfg.mode == config::Mode::Explicit)
+      spdlog::warn(
+          "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to "
+          "any server it reaches (add --proxy-auth USER:PASSWORD)",
+          addr);
+    if (!cfg.ready_file.empty()) writeReadyFile(cfg.ready_file, addr);
   });
-  return finishOutputs(tracer, outputs, rc, [&] {
+  if (!cfg.ready_file.empty() && listened)
+    std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
+  const int status = finishOutputs(tracer, outputs, rc, [&] {
     if (!console || !listened) return;
     std::vector<std::pair<std::string, std::string>> files{{"CA certificate", ca_path}};
     if (!cfg.log_file.empty()) files.emplace_back("trace", cfg.log_file == "-" ? "stdout" : cfg.log_file);
@@ -251,6 +297,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
     for (std::size_t at = 0, nl; (nl = summary.find('\n', at)) != std::string::npos; at = nl + 1)
       spdlog::info("{}", std::string_view(summary).substr(at, nl - at));
   });
+  if (policy_sink && listened) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const bool written = app::writePolicyReports(policy_sink->engine(), cfg.junit_file, cfg.sarif_file, secs, kVersion);
+    if (status == 0 && policy_sink->engine().violations() > 0) return 1;  // a rule failed: the CI job fails
+    if (status == 0 && !written) return 1;
+  }
+  return status;
 }
 
 int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
@@ -380,6 +433,13 @@ int main(int argc, char** argv) {
   convert->add_option("--format", convert_format, "text shape: default, jsse, openssl")
       ->capture_default_str()
       ->check(CLI::IsMember({"default", "jsse", "openssl"}));
+  std::string check_policy, check_junit, check_sarif;
+  std::vector<std::string> check_files;
+  CLI::App* check = app.add_subcommand("check", "apply a policy to recorded events files (exit 1 if a rule failed)");
+  check->add_option("--policy", check_policy, "policy file (TOML, [[rule]] tables; docs/policy.md)")->required();
+  check->add_option("--junit", check_junit, "write the verdicts as JUnit XML to FILE");
+  check->add_option("--sarif", check_sarif, "write the violations as SARIF 2.1.0 to FILE");
+  check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -399,6 +459,10 @@ int main(int argc, char** argv) {
     }
     if (ca->parsed()) return runCaCommand(ca_action, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
+    if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
+  } catch (const config::ConfigError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

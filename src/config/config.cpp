@@ -1,10 +1,10 @@
 #include "config/config.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
 #include <thread>
+
+#include "config/address.h"
 
 namespace tlstrace::config {
 
@@ -92,7 +92,16 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
   if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
+  // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
+  if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
+    errs.push_back(listenNeedsAllowRemote(listen.host));
   return errs;
+}
+
+std::string listenNeedsAllowRemote(const std::string& host) {
+  return "--listen " + host +
+         " is not a loopback address: anyone who can reach it could relay through the proxy; add --allow-remote "
+         "to mean it (and --proxy-auth USER:PASSWORD to require credentials)";
 }
 
 std::size_t ioThreads(const ProxyConfig& cfg) {
@@ -128,28 +137,6 @@ std::string base64(std::string_view in) {
     out.push_back('=');
   }
   return out;
-}
-
-bool isLocalAddress(std::string_view ip_text) {
-  std::string ip(ip_text);
-  unsigned char b[16];
-  if (inet_pton(AF_INET, ip.c_str(), b) == 1) {
-    return b[0] == 127 || b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-           (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64);
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), b) == 1) {
-    static constexpr unsigned char kLoopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    bool loop = true;
-    for (int i = 0; i < 16; ++i) loop = loop && b[i] == kLoopback[i];
-    const bool mapped = b[10] == 0xff && b[11] == 0xff && b[0] == 0 && b[1] == 0 && b[8] == 0 && b[9] == 0;
-    if (mapped) {
-      char v4[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, b + 12, v4, sizeof v4);
-      return isLocalAddress(v4);
-    }
-    return loop || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
-  }
-  return false;
 }
 
 }  // namespace tlstrace::config

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,7 +56,9 @@ struct ProxyConfig {
   bool log_secrets = false;
   bool mirror_client = false;  // offer upstream what the client offered
   std::string proxy_auth;      // "user:pass": explicit mode requires Proxy-Authorization: Basic
-  bool allow_remote = false;   // accept clients outside loopback/private ranges
+  bool allow_remote = false;   // listen beyond loopback and serve non-loopback clients
+  // Non-loopback clients may reach loopback, link-local and the proxy's own addresses.
+  bool allow_private_targets = false;
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;
@@ -68,9 +71,21 @@ struct ProxyConfig {
   std::size_t cert_cache = 1024;
   std::size_t threads = 0;         // io threads; 0 = one per core
   std::string format = "default";  // text trace shape: default, jsse, openssl
+  std::string policy_file;         // --policy: CI rules checked live (config/policy.h)
+  std::string junit_file, sarif_file;
+  std::string ready_file;  // written with the listening address once the proxy accepts
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
+};
+
+// The refusal of a non-loopback --listen without --allow-remote (validate(), and net/ for a name).
+[[nodiscard]] std::string listenNeedsAllowRemote(const std::string& host);
+
+// A configuration problem found only once starting (a --listen name that resolves beyond
+// loopback): the command exits 2, as for validate()'s problems.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // The io threads a configuration runs (--threads 0: one per core).
@@ -87,9 +102,5 @@ struct ProxyConfig {
 
 // RFC 4648 section 4 base64 (for the Basic credentials of --proxy-auth, RFC 7617).
 [[nodiscard]] std::string base64(std::string_view in);
-
-// Is this textual IPv4/IPv6 address loopback, private (RFC 1918, RFC 4193), link-local or
-// CGNAT (RFC 6598)? Clients from anywhere else are refused unless --allow-remote.
-[[nodiscard]] bool isLocalAddress(std::string_view ip);
 
 }  // namespace tlstrace::config

@@ -5,7 +5,9 @@
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "trace/tap.h"
 
@@ -201,27 +203,63 @@ void Connection::connect(const act::Connect& c) {
     const double ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - started).count();
     run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms});
   };
+  // The one point where the addresses to connect to are known (after resolution): the exposure
+  // rules screen them there.
+  auto connect_to = [this, client_chosen = c.client_chosen, on_connect](tcp::resolver::results_type results) {
+    if (auto why = screenTargets(results, client_chosen)) {
+      connect_timer_.cancel();
+      return run(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
+    }
+    asio::async_connect(upstream_.sock, results, on_connect);
+  };
   // An address literal (always so in reverse mode with an IP upstream) needs no lookup: the
   // resolver would hand every connection to its own thread and back.
   boost::system::error_code literal_ec;
   const std::string host(c.host);
   const auto literal = asio::ip::make_address(host, literal_ec);
-  if (!literal_ec) {
-    return asio::async_connect(
-        upstream_.sock,
-        tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)), on_connect);
-  }
+  if (!literal_ec)
+    return connect_to(
+        tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)));
   resolver_.async_resolve(
       host, std::to_string(c.port),
-      [this, self, timed_out, on_connect](boost::system::error_code ec, const tcp::resolver::results_type& results) {
+      [this, self, timed_out, connect_to](boost::system::error_code ec, const tcp::resolver::results_type& results) {
         if (finished_) return;
         if (*timed_out) return run(in::ConnectFailed{504, "connect timed out"});
         if (ec) {
           connect_timer_.cancel();
           return run(in::ConnectFailed{502, "name resolution failed: " + ec.message()});
         }
-        asio::async_connect(upstream_.sock, results, on_connect);
+        connect_to(results);
       });
+}
+
+// Exposure rules (docs/cli.md): a client from beyond loopback may not use the proxy to reach the
+// proxy's host itself (its loopback services, link-local neighbours, its own addresses) unless
+// --allow-private-targets. Applied to the resolved addresses, so that a name resolving to
+// 127.0.0.1 is caught like the literal; forbidden addresses are dropped, and when none is left the
+// reason is returned.
+std::optional<std::string> Connection::screenTargets(tcp::resolver::results_type& results, bool client_chosen) const {
+  if (!client_chosen || svc_.cfg->allow_private_targets || results.empty()) return std::nullopt;
+  boost::system::error_code ec;
+  const auto peer = client_.sock.remote_endpoint(ec);
+  if (!ec && config::classify(toIp(peer.address())) == config::AddressClass::Loopback) return std::nullopt;
+  std::vector<tcp::endpoint> allowed;
+  std::string why;
+  for (const auto& r : results) {
+    if (auto no = config::forbiddenTarget(toIp(r.endpoint().address()), svc_.own_addresses)) {
+      if (why.empty()) why = std::move(*no);
+    } else {
+      allowed.push_back(r.endpoint());
+    }
+  }
+  const auto first = *results.begin();
+  if (allowed.empty())
+    return "target " + first.host_name() + ":" + first.service_name() + ": " + why +
+           ", refused for a non-loopback client (--allow-private-targets allows it)";
+  if (allowed.size() != results.size())
+    results =
+        tcp::resolver::results_type::create(allowed.begin(), allowed.end(), first.host_name(), first.service_name());
+  return std::nullopt;
 }
 
 void Connection::armTimer(session::SteadyClock::time_point at) {

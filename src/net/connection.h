@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
+#include "config/address.h"
 #include "net/services.h"
 #include "session/proxy_session.h"
 
@@ -18,6 +20,12 @@ namespace tlstrace::net {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+// An Asio address as the exposure rules (config/address.h) classify it.
+[[nodiscard]] inline config::IpAddress toIp(const asio::ip::address& a) {
+  if (a.is_v4()) return *config::ipFromBytes(a.to_v4().to_bytes());
+  return *config::ipFromBytes(a.to_v6().to_bytes());
+}
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -45,6 +53,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read(session::Leg leg);
   void send(session::Leg leg, std::span<const std::uint8_t> bytes);
   void connect(const session::act::Connect& c);
+  [[nodiscard]] std::optional<std::string> screenTargets(tcp::resolver::results_type& results,
+                                                         bool client_chosen) const;
   void armTimer(session::SteadyClock::time_point at);
   void finish();
   Socket& sock(session::Leg leg) { return leg == session::Leg::Upstream ? upstream_ : client_; }

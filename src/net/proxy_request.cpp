@@ -1,5 +1,6 @@
 #include "net/proxy_request.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -97,6 +98,15 @@ bool sameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// RFC 7235 section 2.1: the auth-scheme is case-insensitive ("basic", "BASIC" are "Basic"), with
+// one or more spaces before the credentials; the token68 of RFC 7617 section 2 is kept as sent.
+std::string canonicalBasic(std::string_view v) {
+  const auto sp = v.find(' ');
+  if (sp == std::string_view::npos || !boost::beast::iequals(v.substr(0, sp), "basic")) return std::string(v);
+  const auto token = v.find_first_not_of(' ', sp);
+  return "Basic " + std::string(token == std::string_view::npos ? std::string_view() : v.substr(token));
+}
+
 }  // namespace
 
 session::FrontStep ExplicitFrontEnd::onClientBytes(std::span<const std::uint8_t> bytes) const {
@@ -114,7 +124,7 @@ session::FrontStep ExplicitFrontEnd::onClientBytes(std::span<const std::uint8_t>
     case ProxyRequest::Kind::Connect:
     case ProxyRequest::Kind::PlainHttp: break;
   }
-  if (!expected_auth_.empty() && !sameSecret(req.proxy_authorization, expected_auth_)) {
+  if (!expected_auth_.empty() && !sameSecret(canonicalBasic(req.proxy_authorization), expected_auth_)) {
     st.kind = K::Refuse;
     st.status = 407;
     st.reason = req.proxy_authorization.empty() ? "proxy authentication required" : "wrong proxy credentials";

@@ -61,6 +61,8 @@ class ProxyServer {
     auto results = resolver.resolve(l.host, std::to_string(l.port), tcp::resolver::passive, ec);
     if (ec || results.empty()) fail("resolve", ec);
     const tcp::endpoint ep = *results.begin();
+    if (!svc_.cfg->allow_remote && config::classify(toIp(ep.address())) != config::AddressClass::Loopback)
+      throw config::ConfigError(config::listenNeedsAllowRemote(l.host + " (" + ep.address().to_string() + ")"));
     tcp::acceptor& a = workers_[0]->acceptor;
     if (a.open(ep.protocol(), ec); ec) fail("open a socket for", ec);
     if (a.set_option(tcp::acceptor::reuse_address(true), ec); ec) fail("set SO_REUSEADDR on", ec);
@@ -207,11 +209,12 @@ class ProxyServer {
     });
   }
 
-  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http) {
+  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http, int status = 503) {
     boost::system::error_code ignored;
     const auto remote = sock.remote_endpoint(ignored);
-    auto r = session::refuseConnection(id, remote.address().to_string() + ":" + std::to_string(remote.port()), reason,
-                                       answer_http);
+    const std::string ip = remote.address().to_string();
+    const std::string client = (remote.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(remote.port());
+    auto r = session::refuseConnection(id, client, reason, answer_http, status);
     svc_.tracer->emit(std::move(r.event));
     if (r.response.empty()) {
       sock.close(ignored);
@@ -233,12 +236,11 @@ class ProxyServer {
     boost::system::error_code ec;
     const auto remote = sock.remote_endpoint(ec);
     if (ec) return;
-    if (!svc_.cfg->allow_remote && !config::isLocalAddress(remote.address().to_string()))
+    if (!svc_.cfg->allow_remote && config::classify(toIp(remote.address())) != config::AddressClass::Loopback)
       return refuse(id, std::move(sock),
-                    "client " + remote.address().to_string() +
-                        " is not on a loopback or private network "
-                        "(start with --allow-remote to accept it)",
-                    false);
+                    "client " + toIp(remote.address()).str() +
+                        " is not on loopback (the proxy serves others only with --allow-remote)",
+                    front_->answersRefusals(), 403);
     std::size_t live = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -4,7 +4,9 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "config/address.h"
 #include "config/config.h"
 #include "session/deps.h"
 
@@ -41,6 +43,7 @@ struct Services : session::Deps {
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
   std::function<void()> reopen;                  // SIGHUP: reopen the output files (log rotation)
   StopRequest* stop = nullptr;                   // stop from outside, as SIGTERM does
+  std::vector<config::IpAddress> own_addresses;  // the host's interface addresses at start (exposure rules)
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then
@@ -49,8 +52,13 @@ struct Services : session::Deps {
 // seccomp profiles may forbid it; the threads then share the process's table.
 [[nodiscard]] bool threadsCanOwnFdTables();
 
-// Runs the proxy until SIGINT/SIGTERM/SIGQUIT (or Services::stop); SIGHUP calls Services::reopen. `on_listening` gets
-// the bound address once accepting. Returns the process exit status. Throws on start-up errors (bind).
+// The addresses of this host's interfaces (getifaddrs(3)): the proxy's own, for the exposure
+// rules (config::forbiddenTarget).
+[[nodiscard]] std::vector<config::IpAddress> interfaceAddresses();
+
+// Runs the proxy until SIGINT/SIGTERM/SIGQUIT (or Services::stop); SIGHUP calls Services::reopen.
+// `on_listening` gets the bound address once accepting.
+// Returns the process exit status. Throws on start-up errors (bind).
 int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening);
 
 }  // namespace tlstrace::net

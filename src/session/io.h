@@ -38,6 +38,12 @@ struct ConnectFailed {
   int status = 502;
   std::string why;
 };
+// The client-chosen target resolved only to addresses a non-loopback client may not reach
+// (docs/cli.md, exposure): no connection was tried; conn.refused and a 403 follow.
+struct TargetRefused {
+  std::string client;  // "ip:port", for conn.refused
+  std::string why;
+};
 // The peer ended a leg's stream: FIN, RST, or a read error (`why` says which).
 struct Closed {
   enum class How { Fin, Rst, Error };
@@ -67,8 +73,8 @@ struct Stop {
 };
 }  // namespace in
 
-using Input = std::variant<in::Start, in::Bytes, in::Connected, in::ConnectFailed, in::Closed, in::Written,
-                           in::WriteFailed, in::TimerFired, in::Stop>;
+using Input = std::variant<in::Start, in::Bytes, in::Connected, in::ConnectFailed, in::TargetRefused, in::Closed,
+                           in::Written, in::WriteFailed, in::TimerFired, in::Stop>;
 
 namespace act {
 // Wait until the leg is readable, then deliver in::Bytes (or in::Closed). One read at a time.
@@ -94,6 +100,7 @@ struct Connect {
   std::string_view host;
   std::uint16_t port = 0;
   double timeout_s = 0;
+  bool client_chosen = false;  // the client named the target (CONNECT, absolute-form): exposure rules apply
 };
 // (Re)arm the session's one timer; in::TimerFired at `at` unless re-armed before.
 struct ArmTimer {

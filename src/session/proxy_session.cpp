@@ -53,6 +53,7 @@ const std::vector<Action>& ProxySession::handle(Input input) {
                  [this](const in::Bytes& b) { onBytes(leg(b.leg), b.bytes); },
                  [this](const in::Connected& c) { onConnected(c); },
                  [this](const in::ConnectFailed& f) { onConnectFailed(f); },
+                 [this](const in::TargetRefused& r) { onTargetRefused(r); },
                  [this](const in::Closed& c) { onClosed(leg(c.leg), c); },
                  [this](const in::Written& w) { onWritten(leg(w.leg), w.n); },
                  [this](const in::WriteFailed& w) {
@@ -137,6 +138,13 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
 }
 
+void ProxySession::onTargetRefused(const in::TargetRefused& r) {
+  if (state_ != State::Connecting) return;
+  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why});
+  if (outcome_.empty()) outcome_ = r.why;
+  connectFailed(403, r.why);
+}
+
 void ProxySession::onClosed(Leg& l, const in::Closed& c) {
   l.t.reading = false;
   if (c.how != in::Closed::How::Fin) {
@@ -219,7 +227,8 @@ void ProxySession::respondAndClose(int status, const std::string& reason, const 
 void ProxySession::connectUpstream(AfterConnect then) {
   state_ = State::Connecting;
   after_connect_ = then;
-  actions_.push_back(act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s});
+  actions_.push_back(
+      act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s, !front_.fixedTarget().has_value()});
 }
 
 void ProxySession::afterConnect() {
@@ -310,10 +319,11 @@ void ProxySession::refuseNotTls(const std::string& reason, bool close) {
 // ---------------------------------------------------------------------------------------------
 // Refusals at accept time and HTTP answers
 
-Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http) {
+Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http,
+                         int status) {
   Refusal r;
   r.event = trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason});
-  if (answer_http) r.response = httpErrorResponse(503, reason);
+  if (answer_http) r.response = httpErrorResponse(status, reason);
   return r;
 }
 

@@ -173,6 +173,7 @@ class ProxySession {
   void onBytes(Leg& l, std::span<const std::uint8_t> bytes);
   void onConnected(const in::Connected& c);
   void onConnectFailed(const in::ConnectFailed& f);
+  void onTargetRefused(const in::TargetRefused& r);
   void onClosed(Leg& l, const in::Closed& c);
   void onWritten(Leg& l, std::size_t n);
   void onTimer();
@@ -282,14 +283,15 @@ class ProxySession {
   bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
 };
 
-// A client refused at accept time (--max-connections, a non-local client): the conn.refused event
-// and, where the front end answers refusals, the HTTP response to write before closing.
+// A client refused at accept time (--max-connections: 503, a non-loopback client without
+// --allow-remote: 403): the conn.refused event and, where the front end answers refusals, the HTTP
+// response to write before closing.
 struct Refusal {
   trace::Event event;
   std::string response;  // empty: just close
 };
 [[nodiscard]] Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason,
-                                       bool answer_http);
+                                       bool answer_http, int status = 503);
 
 // A complete HTTP/1.1 response with a text/plain body and Connection: close.
 [[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,

@@ -32,6 +32,7 @@ std::string humanDuration(double ms) {
 std::string proxyErrorCause(std::int64_t status) {
   switch (status) {
     case 400: return "bad_request";
+    case 403: return "refused";
     case 407: return "proxy_auth_required";
     case 502: return "upstream_unreachable";
     case 503: return "refused";
@@ -102,6 +103,15 @@ std::string rejectedCertificateHint(const std::string& alert, const std::string&
 
 }  // namespace
 
+std::string violationLine(const trace::Event& e) {
+  const auto* v = e.as<trace::ev::PolicyViolation>();
+  if (!v) return {};
+  char stamp[trace::kTimestampLength];
+  trace::writeTimestamp(e.ts, stamp);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " POLICY " + v->severity + " " + v->rule + " (" +
+         std::string(trace::legName(e.leg)) + (v->host.empty() ? "" : " " + v->host) + "): " + v->message;
+}
+
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
   using namespace trace::ev;
   if (const auto* cl = e.as<ConnClose>()) {
@@ -122,12 +132,19 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     finish(e, c, out);
     return;
   }
-  if (const auto* r = e.as<ConnRefused>()) {  // turned away at accept: no conn.close follows
+  if (const auto* r = e.as<ConnRefused>(); r && !open_.contains(e.conn)) {  // at accept: no conn.close follows
     Conn c;
     c.client = r->client;
     c.cause = "refused";
     c.detail = r->reason;
     finish(e, c, out);
+    return;
+  }
+  if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it
+    out += violationLine(e);
+    out.push_back('\n');
+    ++totals_.policy_violations;
+    ++totals_.violated_rules[v->rule];
     return;
   }
   if (const auto* o = e.as<ConnOpen>()) {
@@ -244,6 +261,15 @@ std::string renderExitSummary(const ConsoleTotals& t, const std::vector<std::pai
   for (const auto& w : t.weak_examples) s += "  " + w + "\n";
   if (t.weak > t.weak_examples.size())
     s += "  (and " + std::to_string(t.weak - t.weak_examples.size()) + " more: see the trace)\n";
+  if (t.policy_violations > 0) {
+    s += "policy violations: " + std::to_string(t.policy_violations) + " (";
+    bool first = true;
+    for (const auto& [rule, n] : t.violated_rules) {
+      s += std::string(first ? "" : ", ") + rule + " " + std::to_string(n);
+      first = false;
+    }
+    s += ")\n";
+  }
   for (const auto& [what, path] : outputs) s += what + ": " + path + "\n";
   return s;
 }

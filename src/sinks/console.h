@@ -21,6 +21,8 @@ struct ConsoleTotals {
   std::map<std::string, std::uint64_t> failures;  // by cause
   std::uint64_t weak = 0;                         // connections with a weak or broken key exchange
   std::vector<std::string> weak_examples;         // "#4 upstream DHE custom 1024-bit: ...", the first few
+  std::uint64_t policy_violations = 0;            // policy.violation events (--policy)
+  std::map<std::string, std::uint64_t> violated_rules;
 };
 
 // A pure renderer: events in, lines out. It keeps, per open connection, only the few facts the
@@ -82,6 +84,9 @@ class ConsoleSink : public trace::Sink {
   ConnectionLines lines_;
   mutable std::mutex mu_;  // guards lines_' totals against totals() from the main thread
 };
+
+// "HH:MM:SS.mmm #conn POLICY severity rule (leg host): message" for a policy.violation, else "".
+[[nodiscard]] std::string violationLine(const trace::Event& e);
 
 // The summary printed on exit: each line ends in '\n'. `outputs`: (what, path) of each output file.
 [[nodiscard]] std::string renderExitSummary(const ConsoleTotals& t,

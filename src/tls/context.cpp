@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <cstdlib>
+
 #include "tls/engine.h"
 
 namespace tlstrace::tls {
@@ -72,6 +74,15 @@ SslCtxPtr makeClientFacingContext(const LegOptions& opt, const std::string& dhpa
   return ctx;
 }
 
+// The system trust bundle, honouring $SSL_CERT_FILE as OpenSSL's own default paths (and so
+// s_client, curl, Python) do.
+namespace {
+const char* systemBundle() {
+  const char* env = std::getenv(X509_get_default_cert_file_env());
+  return env && *env ? env : X509_get_default_cert_file();
+}
+}  // namespace
+
 SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file, bool insecure) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) throw OpensslError("SSL_CTX_new");
@@ -79,7 +90,7 @@ SslCtxPtr makeUpstreamContext(const LegOptions& opt, const std::string& ca_file,
   if (!ca_file.empty()) {
     if (!SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr))
       throw OpensslError("cannot load --upstream-ca " + ca_file);
-  } else if (!SSL_CTX_load_verify_file(ctx.get(), X509_get_default_cert_file())) {
+  } else if (!SSL_CTX_load_verify_file(ctx.get(), systemBundle())) {
     // The system bundle is loaded into memory once: the hashed-directory lookup that
     // set_default_verify_paths adds reads the directory on every miss (every untrusted server).
     ERR_clear_error();

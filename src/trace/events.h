@@ -82,7 +82,7 @@ struct ProxyError {
   std::string reason;
   TLSTRACE_EVENT("proxy.error", kCore);
 };
-// A client was turned away at accept time.
+// A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
   TLSTRACE_EVENT("conn.refused", kCore);
@@ -213,6 +213,11 @@ struct ConnClose {
   std::uint64_t bytes_client_to_server = 0, bytes_server_to_client = 0;
   std::string outcome;
   TLSTRACE_EVENT("conn.close", kCore);
+};
+// A policy rule failed on a leg (--policy, `tlstrace check`).
+struct PolicyViolation {
+  std::string rule, severity, host, expected, observed, message;
+  TLSTRACE_EVENT("policy.violation", kCore);
 };
 #undef TLSTRACE_EVENT
 
@@ -370,6 +375,16 @@ void ConnClose::fields(S& s, V& v) {
   v("outcome", s.outcome);
 }
 
+template <class S, class V>
+void PolicyViolation::fields(S& s, V& v) {
+  v("rule", s.rule);
+  v("severity", s.severity);
+  v("host", s.host);
+  v("expected", s.expected);
+  v("observed", s.observed);
+  v("message", s.message);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
@@ -377,6 +392,6 @@ using Payload =
     std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
                  ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
                  ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose,
-                 ev::ConnSummary, ev::ConnClose, ev::TraceDropped, ev::Other>;
+                 ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::TraceDropped, ev::Other>;
 
 }  // namespace tlstrace::trace

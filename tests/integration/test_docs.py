@@ -17,8 +17,7 @@ class Docs(unittest.TestCase):
         examples = [json.loads(m) for m in re.findall(r"```json\n(.*?)\n```", text, re.S)]
         self.assertEqual(check_against_docs(examples, (events, bodies)), [])
         have = {e["event"] for e in examples}
-        # conn.refused needs --max-connections to be hit: the only event without a real example.
-        self.assertEqual(set(events) - have, {"conn.refused"})
+        self.assertEqual(set(events) - have, set())
         for e in examples:
             self.assertTrue(COMMON - {"leg"} <= set(e), e)
 

@@ -321,9 +321,9 @@ class SecurityDefaults(ProxyTestCase):
         r = run([TLSTRACE, "proxy", "--help"])
         self.assertIn(b"127.0.0.1:8080", r.stdout)
         self.assertIn(b"--allow-remote", r.stdout)
-        # A loopback client of a proxy bound to all addresses is accepted without --allow-remote.
+        # All addresses need --allow-remote (test_exposure.py); a loopback client is served as always.
         srv = self.s_server()
-        p = self.proxy("-l", "0.0.0.0:0")
+        p = self.proxy("-l", "0.0.0.0:0", "--allow-remote")
         s = socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE)
         s.sendall(f"CONNECT localhost:{srv.port} HTTP/1.1\r\n\r\n".encode())
         self.assertTrue(s.recv(1024).startswith(b"HTTP/1.1 200"))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "config/address.h"
 #include "config/config.h"
 #include "config/config_file.h"
 
@@ -60,16 +61,120 @@ TEST_CASE("validation names each problem") {
   CHECK(c.validate().size() == 2);
 }
 
-TEST_CASE("only loopback and private clients are local (the --allow-remote default)") {
-  for (const char* ip : {"127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-                         "169.254.3.4", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:192.168.0.7"}) {
-    CAPTURE(ip);
-    CHECK(isLocalAddress(ip));
+TEST_CASE("address classes for the exposure rules, at the edges of each range (RFC 6890 registries)") {
+  using C = AddressClass;
+  const std::pair<const char*, C> table[] = {
+      {"127.0.0.1", C::Loopback},
+      {"127.255.255.255", C::Loopback},
+      {"126.255.255.255", C::Other},
+      {"128.0.0.0", C::Other},
+      {"::1", C::Loopback},
+      {"::2", C::Other},
+      {"::ffff:127.0.0.1", C::Loopback},
+      {"0.0.0.0", C::Unspecified},
+      {"0.255.255.255", C::Unspecified},
+      {"1.0.0.0", C::Other},
+      {"::", C::Unspecified},
+      {"::ffff:0.0.0.0", C::Unspecified},
+      {"169.254.0.0", C::LinkLocal},
+      {"169.254.169.254", C::LinkLocal},
+      {"169.255.0.1", C::Other},
+      {"169.253.255.255", C::Other},
+      {"fe80::1", C::LinkLocal},
+      {"febf:ffff::1", C::LinkLocal},
+      {"fec0::1", C::Other},
+      {"fe7f::1", C::Other},
+      {"10.0.0.0", C::Private},
+      {"10.255.255.255", C::Private},
+      {"11.0.0.0", C::Other},
+      {"172.16.0.0", C::Private},
+      {"172.31.255.255", C::Private},
+      {"172.15.255.255", C::Other},
+      {"172.32.0.0", C::Other},
+      {"192.168.0.1", C::Private},
+      {"192.169.0.1", C::Other},
+      {"192.167.255.255", C::Other},
+      {"fc00::1", C::Private},
+      {"fd00::1", C::Private},
+      {"fdff:ffff::1", C::Private},
+      {"fe00::1", C::Other},
+      {"fbff::1", C::Other},
+      {"::ffff:192.168.0.7", C::Private},
+      {"100.64.0.0", C::SharedCgnat},
+      {"100.127.255.255", C::SharedCgnat},
+      {"100.63.255.255", C::Other},
+      {"100.128.0.0", C::Other},
+      {"8.8.8.8", C::Other},
+      {"2001:db8::1", C::Other},
+      {"::127.0.0.1", C::Other},
+      {"::ffff:8.8.8.8", C::Other},
+  };
+  for (const auto& [text, want] : table) {
+    CAPTURE(text);
+    const auto ip = parseIp(text);
+    REQUIRE(ip);
+    CHECK(classify(*ip) == want);
   }
-  for (const char* ip :
-       {"8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:db8::1", "::ffff:8.8.8.8", "not-an-ip", ""}) {
-    CAPTURE(ip);
-    CHECK_FALSE(isLocalAddress(ip));
+  for (const char* bad : {"not-an-ip", "", "[::1]", "127.0.0.1:80", "1.2.3", "fe80::1%lo"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parseIp(bad));
+  }
+}
+
+TEST_CASE("IPv4-mapped addresses are the IPv4 address they reach (RFC 4291 2.5.5.2)") {
+  CHECK(*parseIp("::ffff:10.1.2.3") == *parseIp("10.1.2.3"));
+  CHECK(parseIp("::ffff:10.1.2.3")->str() == "10.1.2.3");
+  CHECK(parseIp("::10.1.2.3")->v6);  // IPv4-compatible (deprecated, RFC 4291 2.5.5.1) stays IPv6
+  const std::uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  CHECK(ipFromBytes(mapped)->str() == "127.0.0.1");
+  const std::uint8_t five[5] = {};
+  CHECK_FALSE(ipFromBytes(five));
+}
+
+TEST_CASE("targets a non-loopback client may not reach: loopback, link-local, unspecified, own addresses") {
+  const std::vector<IpAddress> own = {*parseIp("10.1.2.3"), *parseIp("fd00::1")};
+  const std::pair<const char*, const char*> refused[] = {
+      {"127.0.0.1", "127.0.0.1 is loopback"},
+      {"127.8.9.10", "127.8.9.10 is loopback"},
+      {"::1", "::1 is loopback"},
+      {"::ffff:127.0.0.1", "127.0.0.1 is loopback"},
+      {"0.0.0.0", "0.0.0.0 is unspecified"},
+      {"::", ":: is unspecified"},
+      {"169.254.169.254", "169.254.169.254 is link-local"},
+      {"fe80::1", "fe80::1 is link-local"},
+      {"10.1.2.3", "10.1.2.3 is the proxy's own address"},
+      {"::ffff:10.1.2.3", "10.1.2.3 is the proxy's own address"},
+      {"fd00::1", "fd00::1 is the proxy's own address"},
+  };
+  for (const auto& [text, why] : refused) {
+    CAPTURE(text);
+    const auto no = forbiddenTarget(*parseIp(text), own);
+    REQUIRE(no);
+    CHECK(*no == why);
+  }
+  // Other private, shared and public addresses are ordinary targets (a company's 10.x servers).
+  for (const char* ok : {"10.1.2.4", "192.168.1.1", "100.64.1.1", "fd00::2", "8.8.8.8", "2001:db8::1"}) {
+    CAPTURE(ok);
+    CHECK_FALSE(forbiddenTarget(*parseIp(ok), own));
+  }
+}
+
+TEST_CASE("a non-loopback --listen address needs --allow-remote") {
+  for (const char* host : {"0.0.0.0", "::", "10.1.2.3", "fd00::1", "192.168.0.1"}) {
+    CAPTURE(host);
+    ProxyConfig c;
+    c.listen.host = host;
+    const auto errs = c.validate();
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].find("--allow-remote") != std::string::npos);
+    c.allow_remote = true;
+    CHECK(c.validate().empty());
+  }
+  for (const char* host : {"127.0.0.1", "127.0.0.2", "::1", "localhost"}) {  // a name is checked once resolved
+    CAPTURE(host);
+    ProxyConfig c;
+    c.listen.host = host;
+    CHECK(c.validate().empty());
   }
 }
 

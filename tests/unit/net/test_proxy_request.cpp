@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
+#include "config/address.h"
 #include "net/proxy_request.h"
+#include "net/services.h"
 #include "session/proxy_session.h"
 
 using namespace tlstrace::net;
@@ -79,4 +82,9 @@ TEST_CASE("error responses are complete HTTP messages") {
   CHECK(resp.rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
   const auto body = resp.substr(resp.find("\r\n\r\n") + 4);
   CHECK(resp.find("Content-Length: " + std::to_string(body.size())) != std::string::npos);
+}
+
+TEST_CASE("this host's interface addresses include loopback (the exposure rules' own addresses)") {
+  const auto own = tlstrace::net::interfaceAddresses();
+  CHECK(std::find(own.begin(), own.end(), *tlstrace::config::parseIp("127.0.0.1")) != own.end());
 }

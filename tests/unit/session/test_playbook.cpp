@@ -205,6 +205,53 @@ TEST_CASE("explicit mode: a wrong or missing Proxy-Authorization gets 407") {
   CHECK(resp.find("Proxy-Authenticate: Basic") != std::string::npos);
 }
 
+TEST_CASE("explicit mode: the Basic scheme is matched case-insensitively (RFC 7235 2.1, RFC 7617)") {
+  for (const char* auth : {"Basic dTpw", "basic dTpw", "bAsIc dTpw", "BASIC   dTpw"}) {
+    CAPTURE(auth);
+    World w(true, config::Mode::Explicit);
+    w.front = std::make_unique<net::ExplicitFrontEnd>("Basic dTpw");
+    Run r(w);
+    r.start();
+    (void)r.takeActions();
+    r.bytes(Leg::Client,
+            bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth + "\r\n\r\n"));
+    CHECK(r.takeActions() == V{"connect localhost:443"});
+  }
+  // The credentials themselves are not (base64 is case-sensitive), nor is another scheme Basic.
+  for (const char* auth : {"Basic DTPW", "Bearer dTpw", "Basicx dTpw", "BasicdTpw"}) {
+    CAPTURE(auth);
+    World w(true, config::Mode::Explicit);
+    w.front = std::make_unique<net::ExplicitFrontEnd>("Basic dTpw");
+    Run r(w);
+    r.start();
+    (void)r.takeActions();
+    r.bytes(Leg::Client,
+            bytesOf(std::string("CONNECT localhost:443 HTTP/1.1\r\nProxy-Authorization: ") + auth + "\r\n\r\n"));
+    CHECK(text(r.takeSent(Leg::Client)).starts_with("HTTP/1.1 407"));
+  }
+}
+
+TEST_CASE("explicit mode: a refused target (exposure rules) gets conn.refused and a 403, no connect") {
+  World w(true, config::Mode::Explicit);
+  w.front = std::make_unique<net::ExplicitFrontEnd>("");
+  Run r(w);
+  r.start();
+  (void)r.takeActions();
+  r.bytes(Leg::Client, bytesOf("CONNECT localhost:22 HTTP/1.1\r\n\r\n"));
+  CHECK(r.takeActions() == V{"connect localhost:22"});
+  const std::string why = "target localhost:22: 127.0.0.1 is loopback, refused for a non-loopback client";
+  r.feed(in::TargetRefused{"10.1.2.3:5000", why});
+  CHECK(r.takeEvents() == V{"conn.open", "client proxy.request", "conn.refused", "client proxy.error 403"});
+  REQUIRE(r.last<trace::ev::ConnRefused>());
+  CHECK(r.last<trace::ev::ConnRefused>()->client == "10.1.2.3:5000");
+  CHECK(r.last<trace::ev::ConnRefused>()->reason == why);
+  const std::string resp = text(r.takeSent(Leg::Client));
+  CHECK(resp.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+  CHECK(resp.ends_with("\r\n\r\ntlstrace: " + why + "\n"));
+  r.drain();
+  CHECK(r.last<trace::ev::ConnClose>()->outcome == why);
+}
+
 TEST_CASE("reverse mode: plain HTTP to the TLS port gets a 400, other bytes a close") {
   {
     World w;
@@ -520,6 +567,8 @@ TEST_CASE("a client refused at accept time (--max-connections): conn.refused and
   CHECK(r.event.as<trace::ev::ConnRefused>()->reason == "--max-connections (1) reached");
   CHECK(r.response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   CHECK(session::refuseConnection(9, "127.0.0.1:5000", "x", false).response.empty());
+  CHECK(session::refuseConnection(9, "10.1.2.3:5000", "not on loopback", true, 403)
+            .response.starts_with("HTTP/1.1 403 Forbidden\r\n"));
   net::ExplicitFrontEnd explicit_front("");
   session::ReverseFrontEnd reverse_front({"localhost", 443});
   CHECK(explicit_front.answersRefusals());

@@ -1,6 +1,7 @@
 // The console's connection lines and exit summary, rendered from real recorded events:
 // tests/data/console/*.jsonl are events files written by tlstrace (tools/event_matrix.py record
-// --keep-raw, and runs against openssl s_server / s_client, curl and Python ssl), with the
+// --keep-raw, and runs against openssl s_server / s_client, curl and Python ssl; exposure_*: curl
+// from 10.1.2.3 in a network namespace, as tests/integration/exposure_ns.py runs it), with the
 // tls.message and tls.record lines left out (the renderer does not read them). Expected values are
 // read from the other events of the same file (conn.open, tls.established, conn.close), not typed in.
 #include <doctest/doctest.h>
@@ -110,6 +111,24 @@ TEST_CASE("explicit mode: the CONNECT target; a plain relay has no TLS part; a 4
   CHECK(has(auth.lines[1], "#2 "));
   CHECK(has(auth.lines[1], "| ok | "));
   CHECK(auth.totals.failures.at("proxy_auth_required") == 1);
+}
+
+TEST_CASE("exposure refusals: one line each, at accept (no conn.close) or for a refused target (403)") {
+  const auto rec = load("exposure_client_refused");  // a 10.1.2.3 client of a loopback-only proxy
+  const auto client = render(rec);
+  REQUIRE(client.lines.size() == 1);
+  CHECK(has(client.lines[0], s(first(rec, "conn.refused"), "client") + " -> ? | FAILED refused | "));
+  CHECK(has(client.lines[0], s(first(rec, "conn.refused"), "reason")));
+  const auto trec = load("exposure_target_refused");  // CONNECT and absolute-form to localhost:9
+  const auto target = render(trec);
+  REQUIRE(target.lines.size() == 2);  // conn.refused inside a connection waits for its conn.close
+  for (std::uint64_t conn : {1, 2}) {
+    const std::string& line = target.lines[conn - 1];
+    CHECK(has(line, "#" + std::to_string(conn) + " " + s(first(trec, "conn.open", "", conn), "client") + " -> " +
+                        s(first(trec, "proxy.request", "client", conn), "target") + " | FAILED refused | "));
+    CHECK(has(line, s(first(trec, "conn.refused", "", conn), "reason")));
+  }
+  CHECK(target.totals.failures.at("refused") == 2);
 }
 
 TEST_CASE("an unreachable upstream, in both modes, is upstream_unreachable with the connect error") {
