@@ -52,6 +52,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--events", cfg.events_file, "JSON Lines events to FILE ('-' = stdout)");
   p->add_option("--keylog", cfg.keylog_file, "NSS key log of both legs (default $SSLKEYLOGFILE)");
   p->add_option("--pcap", cfg.pcap_file, "pcapng of both legs with the key log embedded (created 0600)");
+  p->add_option("--on-output-error", cfg.on_output_error,
+                "an output cannot be written: stop (stop accepting, close, exit 3) or continue (count the losses)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "continue"}));
   p->add_flag("--log-secrets", cfg.log_secrets, "put secrets into the trace and events too");
   p->add_flag("--mirror-client", cfg.mirror_client,
               "offer the server the client's own versions, cipher suites, groups, signature schemes and ALPN");

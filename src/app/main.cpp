@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #ifdef TLSTRACE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #endif
@@ -11,10 +12,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
 
 #include "analysis/kex.h"
@@ -29,6 +33,7 @@
 #include "pki/forge.h"
 #include "sinks/console.h"
 #include "sinks/convert.h"
+#include "sinks/output.h"
 #include "sinks/pcapng.h"
 #include "sinks/sinks.h"
 #include "tls/cert_summary.h"
@@ -114,8 +119,42 @@ void writeReadyFile(const std::string& path, const std::string& addr) {
   if (!ok) spdlog::error("cannot write the ready file {}", path);
 }
 
+// The end of a run: every output flushed within kOutputGrace (a stalled one must not hold the
+// exit), then the summary and one line per output that lost anything. Exit status 3 when any did.
+constexpr auto kOutputGrace = std::chrono::seconds(5);
+
+int finishOutputs(trace::Tracer& tracer, sinks::OutputMonitor& outputs, int rc, const std::function<void()>& summary) {
+  if (!tracer.flushFor(kOutputGrace)) {
+    const auto st = tracer.stats();
+    spdlog::error("gave up on the outputs after {} s: {} queued events were not written (an output is stalled)",
+                  kOutputGrace.count(), st.queued);
+    for (const auto& line : outputs.lossLines()) spdlog::error("lost: {}", line);
+    if (st.dropped > 0) spdlog::error("lost: {} events dropped while the trace writer was stalled", st.dropped);
+    std::fflush(nullptr);
+    std::_Exit(3);  // the writer thread is stuck in a write: no destructor may wait for it
+  }
+  outputs.abandonHeld();                           // what a FIFO never took is lost...
+  (void)tracer.flushFor(std::chrono::seconds(1));  // ...and reported in trace.dropped
+  summary();
+  const auto st = tracer.stats();
+  if (st.waits > 0)
+    spdlog::warn("trace writer: {} events written; connections waited for it {} times ({} ms in all)", st.events,
+                 st.waits, st.wait_micros / 1000);
+  const auto lines = outputs.lossLines();
+  for (const auto& line : lines) spdlog::error("lost: {}", line);
+  if (st.dropped > 0)
+    spdlog::error("lost: {} events dropped before any output (the trace writer was stalled for over {} s)", st.dropped,
+                  std::chrono::duration_cast<std::chrono::seconds>(trace::Tracer::kStallAfter).count());
+  if (lines.empty() && st.dropped == 0) return rc;
+  return rc == 0 ? 3 : rc;
+}
+
 int runProxyCommand(const config::ProxyConfig& options) {
   config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
+  // A reader that goes away (`--events - | head`) is a write error to count, not a reason to die;
+  // a file over RLIMIT_FSIZE is EFBIG, likewise.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
   unsigned categories = 0;
   std::string bad;
   if (!trace::parseCategories(cfg.trace, categories, bad)) {
@@ -166,23 +205,32 @@ int runProxyCommand(const config::ProxyConfig& options) {
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
         "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in all); "
-        "no event is dropped",
+        "none is dropped unless it stalls for over a second",
         st.waits, st.wait_micros / 1000);
   });
   trace::TextFormat format = trace::TextFormat::Default;
   (void)trace::parseTextFormat(cfg.format, format);  // validated by the command line
   // The full trace only where asked for (--log FILE, -v); the console shows one line per connection.
+  sinks::OutputMonitor outputs;
   std::vector<std::shared_ptr<trace::Sink>> added;  // what a policy's violations are written to
   auto addSink = [&](std::shared_ptr<trace::Sink> s) {
     added.push_back(s);
     tracer.addSink(std::move(s));
   };
-  if (!cfg.log_file.empty()) addSink(std::make_shared<sinks::TextSink>(cfg.log_file, format, cfg.log_secrets));
+  if (!cfg.log_file.empty()) {
+    auto text = std::make_shared<sinks::TextSink>(cfg.log_file, format, cfg.log_secrets);
+    outputs.add(text->output());
+    addSink(text);
+  }
   if (cfg.verbose) addSink(std::make_shared<sinks::TextSink>("", format));  // "" = stderr
   const std::string ca_path = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
   std::shared_ptr<sinks::ConsoleSink> console;
   if (!cfg.quiet) addSink(console = std::make_shared<sinks::ConsoleSink>(ca_path));
-  if (!cfg.events_file.empty()) addSink(std::make_shared<sinks::JsonLinesSink>(cfg.events_file, cfg.log_secrets));
+  if (!cfg.events_file.empty()) {
+    auto events = std::make_shared<sinks::JsonLinesSink>(cfg.events_file, cfg.log_secrets);
+    outputs.add(events->output());
+    addSink(events);
+  }
   std::shared_ptr<app::PolicySink> policy_sink;
   if (policy || audit_plan)
     tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
@@ -191,10 +239,21 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog_path.empty())
     if (const char* env = std::getenv("SSLKEYLOGFILE"); env && *env) keylog_path = env;
   std::unique_ptr<sinks::KeylogSink> keylog;
-  if (!keylog_path.empty()) keylog = std::make_unique<sinks::KeylogSink>(keylog_path);
+  if (!keylog_path.empty()) outputs.add((keylog = std::make_unique<sinks::KeylogSink>(keylog_path))->output());
 
   std::unique_ptr<sinks::PcapngSink> pcap;
-  if (!cfg.pcap_file.empty()) pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file);
+  if (!cfg.pcap_file.empty()) outputs.add((pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file))->output());
+  net::StopRequest stop;
+  if (cfg.on_output_error == "stop")
+    outputs.onFailure([&stop, said = std::make_shared<std::once_flag>()] {
+      std::call_once(*said, [] {
+        spdlog::error(
+            "stopping: an output failed (--on-output-error stop; 'continue' keeps proxying and counts "
+            "the losses)");
+      });
+      stop.request();
+    });
+  tracer.onPassEnd([&outputs](std::vector<trace::Event>& out) { outputs.appendReports(out); });
   if (keylog || pcap || (categories & trace::kKeys)) {
     tls::TlsEngine::reportSecrets(client_ctx.get());
     tls::TlsEngine::reportSecrets(upstream_ctx.get());
@@ -223,6 +282,11 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
+  svc.stop = &stop;
+  svc.reopen = [&outputs] {
+    spdlog::info("SIGHUP: reopening the output files");
+    outputs.reopenAll();
+  };
   svc.own_addresses = net::interfaceAddresses();
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
@@ -245,28 +309,25 @@ int runProxyCommand(const config::ProxyConfig& options) {
   });
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
-  tracer.flush();
-  if (console && listened) {
-    std::vector<std::pair<std::string, std::string>> outputs{{"CA certificate", ca_path}};
-    if (!cfg.log_file.empty()) outputs.emplace_back("trace", cfg.log_file == "-" ? "stdout" : cfg.log_file);
-    if (!cfg.events_file.empty()) outputs.emplace_back("events", cfg.events_file == "-" ? "stdout" : cfg.events_file);
-    if (keylog) outputs.emplace_back("key log", keylog_path);
-    if (pcap) outputs.emplace_back("capture", cfg.pcap_file);
-    const std::string summary = sinks::renderExitSummary(console->totals(), outputs);
+  const int status = finishOutputs(tracer, outputs, rc, [&] {
+    if (!console || !listened) return;
+    std::vector<std::pair<std::string, std::string>> files{{"CA certificate", ca_path}};
+    if (!cfg.log_file.empty()) files.emplace_back("trace", cfg.log_file == "-" ? "stdout" : cfg.log_file);
+    if (!cfg.events_file.empty()) files.emplace_back("events", cfg.events_file == "-" ? "stdout" : cfg.events_file);
+    if (keylog) files.emplace_back("key log", keylog_path);
+    if (pcap) files.emplace_back("capture", cfg.pcap_file);
+    const std::string summary = sinks::renderExitSummary(console->totals(), files);
     for (std::size_t at = 0, nl; (nl = summary.find('\n', at)) != std::string::npos; at = nl + 1)
       spdlog::info("{}", std::string_view(summary).substr(at, nl - at));
-  }
-  if (const auto st = tracer.stats(); st.waits > 0)
-    spdlog::warn("trace writer: {} events written; connections waited for it {} times ({} ms in all)", st.events,
-                 st.waits, st.wait_micros / 1000);
+  });
   if (policy_sink && listened) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const bool written = app::writePolicyReports(policy_sink->engine(), policy_sink->audit(), cfg.junit_file,
                                                  cfg.sarif_file, secs, kVersion);
-    if (rc == 0 && policy_sink->failed()) return 1;  // a rule failed or a client trusted a broken certificate
-    if (rc == 0 && !written) return 1;
+    if (status == 0 && policy_sink->failed()) return 1;  // a rule failed or a client trusted a broken certificate
+    if (status == 0 && !written) return 1;
   }
-  return rc;
+  return status;
 }
 
 int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {

@@ -50,6 +50,9 @@ struct ProxyConfig {
   std::string events_file;  // "" = none, "-" = stdout
   std::string keylog_file;  // "" = $SSLKEYLOGFILE or none
   std::string pcap_file;
+  // An output that cannot be written (EPIPE, ENOSPC, EIO, ...): stop (stop accepting, close
+  // gracefully, exit 3) or continue (keep proxying, count what is lost; exit 3 as well).
+  std::string on_output_error = "stop";
   bool log_secrets = false;
   bool mirror_client = false;  // offer upstream what the client offered
   std::string proxy_auth;      // "user:pass": explicit mode requires Proxy-Authorization: Basic

@@ -1,6 +1,6 @@
 // The listener and the process loop: one io_context per thread, each thread accepting its own
 // connections (they stay on it, so their handlers never run concurrently and need no locks), and
-// a clean stop on SIGINT/SIGTERM.
+// a clean stop on SIGINT/SIGTERM/SIGQUIT; SIGHUP reopens the outputs.
 //
 // Each io thread may keep its sockets in a descriptor table of its own (unshare(CLONE_FILES)):
 // the open-file limit applies per table, so two threads hold twice the connections a single
@@ -116,7 +116,7 @@ class ProxyServer {
 
   // On the main thread (signal handler).
   void stop() {
-    stopping_ = true;
+    if (stopping_.exchange(true)) return;
     // Each thread closes its own reference to the listening socket (in its own table).
     for (auto& w : workers_) {
       asio::post(w->ctx, [&w = *w] {
@@ -332,10 +332,28 @@ int runProxy(const Services& shared, const std::function<void(const std::string&
   server.listen();
   // Before the threads take their tables: its descriptors must be in all of them (a signal runs
   // its handler on any thread).
-  asio::signal_set signals(*ctxs[0], SIGINT, SIGTERM);
+  // Every terminating signal a user or a supervisor sends ends the same way: stop accepting,
+  // let connections finish, flush (SIGQUIT too: no core dump wanted from a proxy holding secrets).
+  asio::signal_set signals(*ctxs[0], SIGINT, SIGTERM, SIGQUIT);
+  asio::signal_set hup(*ctxs[0], SIGHUP);  // log rotation: reopen the outputs, go on
+  const auto stopAll = [&] {
+    server.stop();
+    boost::system::error_code ignored;
+    signals.cancel(ignored);
+    hup.cancel(ignored);
+  };
   signals.async_wait([&](boost::system::error_code ec, int) {
-    if (!ec) server.stop();
+    if (!ec) stopAll();
   });
+  std::function<void()> awaitHup = [&] {
+    hup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (services.reopen) services.reopen();
+      awaitHup();
+    });
+  };
+  awaitHup();
+  if (services.stop) services.stop->attach([&] { asio::post(*ctxs[0], stopAll); });
   std::latch entered(static_cast<std::ptrdiff_t>(threads - 1));
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < threads; ++i)
@@ -349,8 +367,8 @@ int runProxy(const Services& shared, const std::function<void(const std::string&
   if (on_listening) on_listening(server.boundAddress());
   ctxs[0]->run();
   for (auto& t : pool) t.join();
-  services.tracer->flush();
-  return 0;
+  if (services.stop) services.stop->detach();
+  return 0;  // the app flushes the tracer, for a bounded time (a stalled output must not hold the exit)
 }
 
 }  // namespace tlstrace::net

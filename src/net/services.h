@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,10 +30,37 @@ struct PrimeVerdict {
   double ms = 0;
 };
 using PrimePool = WorkPool<PrimeVerdict>;
+// Stops the proxy as SIGTERM does, from any thread (an output failed under --on-output-error
+// stop). Asked before the proxy runs, it stops as soon as it starts.
+class StopRequest {
+ public:
+  // Under the lock, so that no call outlives detach(); `stop_` only posts.
+  void request() {
+    std::lock_guard<std::mutex> lock(mu_);
+    requested_ = true;
+    if (stop_) stop_();
+  }
+  void attach(std::function<void()> stop) {  // runProxy, while it runs
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = std::move(stop);
+    if (requested_) stop_();
+  }
+  void detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<void()> stop_;
+  bool requested_ = false;
+};
 
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
+  std::function<void()> reopen;                  // SIGHUP: reopen the output files (log rotation)
+  StopRequest* stop = nullptr;                   // stop from outside, as SIGTERM does
   std::vector<config::IpAddress> own_addresses;  // the host's interface addresses at start (exposure rules)
   // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
   ResolverPool* resolver = nullptr;
@@ -49,7 +77,8 @@ struct Services : session::Deps {
 // rules (config::forbiddenTarget).
 [[nodiscard]] std::vector<config::IpAddress> interfaceAddresses();
 
-// Runs the proxy until SIGINT/SIGTERM. `on_listening` gets the bound address once accepting.
+// Runs the proxy until SIGINT/SIGTERM/SIGQUIT (or Services::stop); SIGHUP calls Services::reopen.
+// `on_listening` gets the bound address once accepting.
 // Returns the process exit status. Throws on start-up errors (bind).
 int runProxy(const Services& services, const std::function<void(const std::string&)>& on_listening);
 

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "sinks/files.h"
 #include "sinks/sinks.h"
 
 namespace tlstrace::sinks {
@@ -173,32 +172,59 @@ std::uint64_t micros(trace::Clock::time_point ts) {
 std::uint32_t ifaceOf(trace::Leg leg) { return leg == trace::Leg::Upstream ? 1 : 0; }
 }  // namespace
 
-PcapngSink::PcapngSink(const std::string& path) {
-  // A capture is one section: appending to an old file would not parse as one run.
-  const int fd = openOutputFileOrThrow(path, "capture", O_TRUNC, true);
-  f_ = ::fdopen(fd, "w");
-  if (!f_) {
-    ::close(fd);
-    throw std::runtime_error("cannot open capture " + path + ": " + std::strerror(errno));
-  }
-  write(pcapng::sectionHeader("tlstrace"));
-  write(pcapng::interfaceDescription(pcapng::kLinktypeRaw, "tlstrace-client-leg",
-                                     "client <-> tlstrace listen address (TLS as the client saw it)"));
-  write(pcapng::interfaceDescription(pcapng::kLinktypeRaw, "tlstrace-upstream-leg",
-                                     "tlstrace <-> server (TLS as the server saw it)"));
-  std::fflush(f_);
+namespace {
+// The section header and both interfaces: first in the file, and again after every reopen (a
+// pcapng file may hold several sections; each one reads on its own).
+std::string sectionStart() {
+  std::string out;
+  for (const auto& b : {pcapng::sectionHeader("tlstrace"),
+                        pcapng::interfaceDescription(pcapng::kLinktypeRaw, "tlstrace-client-leg",
+                                                     "client <-> tlstrace listen address (TLS as the client saw it)"),
+                        pcapng::interfaceDescription(pcapng::kLinktypeRaw, "tlstrace-upstream-leg",
+                                                     "tlstrace <-> server (TLS as the server saw it)")})
+    out.append(b.begin(), b.end());
+  return out;
+}
+}  // namespace
+
+// Written by the io threads: never waits for a FIFO's reader (blocks are held, then dropped and
+// counted). A capture is one run: the file starts empty.
+PcapngSink::PcapngSink(const std::string& path)
+    : out_([&] {
+        OutputFile::Spec s;
+        s.path = path;
+        s.output = "pcap";
+        s.what = "capture";
+        s.unit = "blocks";
+        s.mode = 0600;
+        s.blocking = false;
+        s.lines = false;
+        s.truncate = true;
+        s.preamble = sectionStart();
+        s.preamble_units = 3;  // the section header, two interface descriptions
+        return s;
+      }()) {
+  (void)out_.write({}, 0);
 }
 
 PcapngSink::~PcapngSink() {
   // Whatever any thread left uncommitted (normally nothing: connections commit as they go).
-  for (auto& [id, p] : pending_) {
-    if (!p.secrets.empty()) write(pcapng::decryptionSecrets(pcapng::kSecretsTls, p.secrets));
-    for (const auto& b : p.blocks) write(b);
-  }
-  if (f_) std::fclose(f_);
+  for (auto& [id, p] : pending_) writeOut(p);
 }
 
-void PcapngSink::write(const std::vector<std::uint8_t>& b) { std::fwrite(b.data(), 1, b.size(), f_); }
+void PcapngSink::writeOut(Pending& p) {
+  std::string out;
+  std::uint64_t blocks = p.blocks.size();
+  if (!p.secrets.empty()) {
+    const auto dsb = pcapng::decryptionSecrets(pcapng::kSecretsTls, p.secrets);
+    out.append(dsb.begin(), dsb.end());
+    ++blocks;
+  }
+  for (const auto& b : p.blocks) out.append(b.begin(), b.end());
+  (void)out_.write(out, blocks);
+  p.secrets.clear();
+  p.blocks.clear();
+}
 
 PcapngSink::Pending& PcapngSink::pending() {
   std::lock_guard<std::mutex> lock(pending_mu_);
@@ -289,17 +315,10 @@ void PcapngSink::secret(std::string_view line) {
 }
 
 void PcapngSink::commit() {
-  if (!f_) return;
   Pending& p = pending();
   if (p.secrets.empty() && p.blocks.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!p.secrets.empty()) {
-    write(pcapng::decryptionSecrets(pcapng::kSecretsTls, p.secrets));
-    p.secrets.clear();
-  }
-  for (const auto& b : p.blocks) write(b);
-  std::fflush(f_);
-  p.blocks.clear();
+  writeOut(p);
 }
 
 }  // namespace tlstrace::sinks

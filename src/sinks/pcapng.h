@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "sinks/output.h"
 #include "trace/tap.h"
 
 namespace tlstrace::sinks {
@@ -42,6 +43,7 @@ class PcapngSink : public trace::WireTap {
   void close(std::uint64_t conn, trace::Leg leg) override;
   void secret(std::string_view keylog_line) override;
   void commit() override;
+  [[nodiscard]] OutputFile& output() { return out_; }
 
  private:
   struct Flow {
@@ -51,7 +53,6 @@ class PcapngSink : public trace::WireTap {
   };
   void packet(std::uint32_t iface, std::uint64_t ts_us, std::vector<std::uint8_t> bytes);
   Flow* flow(std::uint64_t conn, trace::Leg leg);
-  void write(const std::vector<std::uint8_t>& block);
 
   // What one io thread recorded since its last commit: committed together, secrets first, so a
   // thread's packets never precede the secrets they need.
@@ -60,8 +61,9 @@ class PcapngSink : public trace::WireTap {
     std::vector<std::vector<std::uint8_t>> blocks;
   };
   Pending& pending();
+  void writeOut(Pending& p);  // one write of its blocks, secrets first
 
-  std::FILE* f_ = nullptr;
+  OutputFile out_;
   std::mutex mu_;  // the file and the flows
   std::map<std::pair<std::uint64_t, int>, Flow> flows_;
   std::mutex pending_mu_;

@@ -9,40 +9,36 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "sinks/files.h"
 #include "trace/text.h"
 
 namespace tlstrace::sinks {
 
-BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what, bool secrets) {
-  if (path.empty() || path == "-") {
-    f_ = path.empty() ? fallback : stdout;
-  } else {
-    const int fd = openOutputFileOrThrow(path, what, 0, secrets);
-    f_ = ::fdopen(fd, "a");
-    if (!f_) {
-      ::close(fd);
-      throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + std::strerror(errno));
-    }
-    owned_ = true;
-  }
-}
+BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const char* what, const char* output,
+                           const char* unit, bool secrets)
+    : out_([&] {
+        OutputFile::Spec s;
+        s.path = path;
+        if (secrets) s.mode = 0600;
+        s.fallback_fd = fallback == stdout ? STDOUT_FILENO : STDERR_FILENO;
+        s.output = output;
+        s.what = what;
+        s.unit = unit;
+        return s;
+      }()) {}
 
-BufferedFile::~BufferedFile() {
-  flush();
-  if (owned_) std::fclose(f_);
-}
+BufferedFile::~BufferedFile() { flush(); }
 
 void BufferedFile::flush() {
-  if (!buf_.empty()) std::fwrite(buf_.data(), 1, buf_.size(), f_);
+  if (!buf_.empty()) (void)out_.write(buf_, static_cast<std::uint64_t>(std::count(buf_.begin(), buf_.end(), '\n')));
+  else (void)out_.write({}, 0);  // what a FIFO held goes out once its reader comes
   buf_.clear();
-  std::fflush(f_);
 }
 
 TextSink::TextSink(const std::string& path, trace::TextFormat format, bool secrets)
-    : out_(path, stderr, "trace log", secrets), format_(format) {}
+    : out_(path, stderr, "trace log", "trace", "lines", secrets), format_(format) {}
 
 void TextSink::write(const trace::Event& e) {
+  if (e.as<trace::ev::TraceDropped>() && out_.output().failed()) return;  // its own losses: counted apart
   std::string& buf = out_.buffer();
   const std::size_t at = buf.size();
   trace::appendText(e, format_, buf);
@@ -50,20 +46,27 @@ void TextSink::write(const trace::Event& e) {
   out_.spillIfFull();
 }
 
-JsonLinesSink::JsonLinesSink(const std::string& path, bool secrets) : out_(path, stdout, "events file", secrets) {}
+JsonLinesSink::JsonLinesSink(const std::string& path, bool secrets)
+    : out_(path, stdout, "events file", "events", "events", secrets) {}
 
 void JsonLinesSink::write(const trace::Event& e) {
+  if (e.as<trace::ev::TraceDropped>() && out_.output().failed()) return;  // its own losses: counted apart
   std::string& buf = out_.buffer();
   trace::appendJsonLine(e, buf);
   buf.push_back('\n');
   out_.spillIfFull();
 }
 
-KeylogSink::KeylogSink(const std::string& path) : fd_(openOutputFileOrThrow(path, "key log", 0, true)) {}
-
-KeylogSink::~KeylogSink() {
-  if (fd_ >= 0) ::close(fd_);
-}
+KeylogSink::KeylogSink(const std::string& path)
+    : out_([&] {
+        OutputFile::Spec s;
+        s.path = path;
+        s.output = "keylog";
+        s.what = "key log";
+        s.mode = 0600;
+        s.blocking = false;
+        return s;
+      }()) {}
 
 bool isNssKeylogLabel(std::string_view label) {
   static constexpr std::array<std::string_view, 8> kLabels = {"CLIENT_RANDOM",
@@ -86,14 +89,7 @@ void KeylogSink::writeLine(std::string_view line) {
   if (!isNssKeylogLine(line)) return;
   std::string l(line);
   l.push_back('\n');
-  std::lock_guard<std::mutex> lock(mu_);
-  std::size_t off = 0;
-  while (off < l.size()) {
-    ssize_t n = ::write(fd_, l.data() + off, l.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
+  (void)out_.write(l, 1);
 }
 
 }  // namespace tlstrace::sinks

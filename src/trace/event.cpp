@@ -127,21 +127,10 @@ void Tracer::submit(std::vector<Event>& batch) {
     std::erase_if(batch, [this](const Event& e) { return !enabled(e.category()); });
   if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mu_);
-  // Back-pressure, never loss: the io thread waits for the writer and every wait is counted.
-  while (queued_ >= max_queued_ && !stop_) {
-    const auto t0 = std::chrono::steady_clock::now();
-    space_cv_.wait(lock, [this] { return queued_ < max_queued_ || stop_; });
-    const auto t1 = std::chrono::steady_clock::now();
-    ++stats_.waits;
-    stats_.wait_micros +=
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
-    if (on_backpressure_ && (stats_.waits == 1 || t1 - last_report_ >= std::chrono::seconds(10))) {
-      last_report_ = t1;
-      const Stats now = statsLocked();
-      lock.unlock();
-      on_backpressure_(now);
-      lock.lock();  // the queue may have filled again meanwhile: the loop checks
-    }
+  if (!waitForRoom(lock)) {
+    stats_.dropped += batch.size();
+    batch.clear();  // the storage stays with the producer
+    return;
   }
   const bool was_empty = queued_ == 0;
   const std::size_t n = batch.size();
@@ -165,6 +154,36 @@ void Tracer::submit(std::vector<Event>& batch) {
   if (wake) work_cv_.notify_one();
 }
 
+// Back-pressure while the writer makes progress: the producer waits and the wait is counted. A
+// writer that has not come back for the queue within kStallAfter is stalled (an output blocks
+// it): then batches are dropped, not waited for, until it finishes the pass it is stuck in.
+bool Tracer::waitForRoom(std::unique_lock<std::mutex>& lock) {
+  while (queued_ >= max_queued_ && !stop_) {
+    if (stalled_) return false;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t progress = progress_.load(std::memory_order_relaxed);
+    const bool room =
+        space_cv_.wait_until(lock, t0 + kStallAfter, [this] { return queued_ < max_queued_ || stop_ || stalled_; });
+    const auto t1 = std::chrono::steady_clock::now();
+    ++stats_.waits;
+    stats_.wait_micros +=
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
+    // Stalled: no room and not one event written meanwhile (a slow pass still makes progress).
+    if (!room && progress_.load(std::memory_order_relaxed) == progress) {
+      stalled_ = true;
+      space_cv_.notify_all();  // the other waiting producers drop too
+    }
+    if (on_backpressure_ && (stats_.waits == 1 || t1 - last_report_ >= std::chrono::seconds(10))) {
+      last_report_ = t1;
+      const Stats now = statsLocked();
+      lock.unlock();
+      on_backpressure_(now);
+      lock.lock();  // the queue may have filled again meanwhile: the loop checks
+    }
+  }
+  return true;
+}
+
 std::vector<Event> Tracer::newBatch() {
   std::vector<Event> b;
   if (!t_batches.empty()) {
@@ -179,10 +198,17 @@ std::vector<Event> Tracer::newBatch() {
 void Tracer::flush() {
   std::unique_lock<std::mutex> lock(mu_);
   const std::uint64_t target = queued_total_;
-  if (written_total_ >= target) return;
-  flush_requested_ = true;
+  const std::uint64_t mine = ++flush_asked_;  // even with nothing queued: the losses are reported
   work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return written_total_ >= target; });
+  done_cv_.wait(lock, [&] { return written_total_ >= target && flush_done_ >= mine; });
+}
+
+bool Tracer::flushFor(std::chrono::milliseconds limit) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const std::uint64_t target = queued_total_;
+  const std::uint64_t mine = ++flush_asked_;
+  work_cv_.notify_one();
+  return done_cv_.wait_for(lock, limit, [&] { return written_total_ >= target && flush_done_ >= mine; });
 }
 
 Tracer::Stats Tracer::stats() const {
@@ -193,6 +219,7 @@ Tracer::Stats Tracer::stats() const {
 Tracer::Stats Tracer::statsLocked() const {
   Stats st = stats_;
   st.events = written_total_;
+  st.queued = queued_total_ - written_total_;
   return st;
 }
 
@@ -206,35 +233,68 @@ void Tracer::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     writer_state_ = WriterState::Idle;
-    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flush_requested_; });
+    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flushWanted(); });
     if (queued_ == 0) {  // stop, or a flush with nothing queued: every pass flushed already
       writer_state_ = WriterState::Busy;
-      flush_requested_ = false;
+      const std::uint64_t serving = flush_asked_;
+      lock.unlock();
+      writeReports(true);
+      lock.lock();
+      flush_done_ = std::max(flush_done_, serving);
       done_cv_.notify_all();
       if (stop_) return;
       continue;
     }
     writer_state_ = WriterState::Gathering;
-    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flush_requested_ || queued_ >= gatherLimit(); });
+    work_cv_.wait_for(lock, kGather, [this] { return stop_ || flushWanted() || queued_ >= gatherLimit(); });
     writer_state_ = WriterState::Busy;
-    flush_requested_ = false;  // this pass covers every event queued before any waiting flush()
+    const bool report_now = flushWanted() || stop_;
+    const std::uint64_t serving = flush_asked_;  // this pass covers every event queued before those flush()es
     work.swap(queue_);
     const std::size_t n = queued_;
     queued_ = 0;
     lock.unlock();
     space_cv_.notify_all();
     for (const auto& batch : work)
-      for (const Event& e : batch)
+      for (const Event& e : batch) {
         for (auto& sink : sinks_) sink->write(e);
+        progress_.fetch_add(1, std::memory_order_relaxed);
+      }
     for (auto& sink : sinks_) sink->flush();
+    writeReports(report_now);
     for (auto& batch : work) batch.clear();  // the events go, outside the lock; the storage may stay
     lock.lock();
+    flush_done_ = std::max(flush_done_, serving);
+    stalled_ = false;  // the writer is back: producers wait for it again
     for (auto& batch : work)
       if (spare_.size() < kSpareMax && batch.capacity() <= kBatchCapacity) spare_.push_back(std::move(batch));
     work.clear();
     written_total_ += n;
     done_cv_.notify_all();
   }
+}
+
+void Tracer::writeReports(bool force) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_pass_report_ < std::chrono::seconds(1)) return;
+  last_pass_report_ = now;
+  std::vector<Event> extra;
+  std::uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped = stats_.dropped;
+  }
+  if (dropped > dropped_reported_) {
+    extra.emplace_back(Clock::now(), 0, Leg::None,
+                       ev::TraceDropped{"queue", std::nullopt, "events", dropped - dropped_reported_, dropped,
+                                        std::string("the trace writer was stalled")});
+    dropped_reported_ = dropped;
+  }
+  if (on_pass_end_) on_pass_end_(extra);
+  if (extra.empty()) return;
+  for (const Event& e : extra)
+    for (auto& sink : sinks_) sink->write(e);
+  for (auto& sink : sinks_) sink->flush();
 }
 
 }  // namespace tlstrace::trace

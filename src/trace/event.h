@@ -1,5 +1,6 @@
 // Trace events as plain values (schema: docs/events.md) and the sink interface they flow into.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -78,7 +79,10 @@ class Sink {
 // Fan-out to every sink, filtered by category, on a writer thread of its own: io threads only
 // queue events (one short lock per batch) and never render or write on the data path. The queue
 // is bounded: when the sinks cannot keep up, submit() waits (the data path slows) and the wait is
-// counted, so no event is ever dropped. Sinks are only touched by the writer thread.
+// counted, so a slow output loses nothing. A stalled one (the writer stuck, not one event further
+// for kStallAfter: a FIFO nobody reads, a hung disk) must not freeze the proxy: until the writer
+// finishes that pass, full-queue batches are dropped and counted (Stats::dropped, reported as a
+// trace.dropped event). Sinks are only touched by the writer thread.
 class Tracer {
  public:
   explicit Tracer(unsigned categories = kDefaultCategories, std::size_t max_queued = 16384);
@@ -100,19 +104,32 @@ class Tracer {
   [[nodiscard]] std::vector<Event> newBatch();
   // Blocks until everything queued before the call is written and the sinks flushed.
   void flush();
+  // The same, for at most `limit`: false when the writer did not get there in time (a stalled
+  // output); the events still queued are then in Stats::queued.
+  [[nodiscard]] bool flushFor(std::chrono::milliseconds limit);
 
   struct Stats {
     std::uint64_t events = 0;       // written to the sinks
     std::uint64_t waits = 0;        // times a producer found the queue full and waited
     std::uint64_t wait_micros = 0;  // total time producers waited
+    std::uint64_t dropped = 0;      // events dropped while the writer was stalled
+    std::uint64_t queued = 0;       // events queued, not yet written
   };
   [[nodiscard]] Stats stats() const;
   // Called (from the waiting producer's thread, at most every 10 s) after a wait for room.
   void onBackpressure(std::function<void(const Stats&)> f) { on_backpressure_ = std::move(f); }
+  // Called by the writer after a pass (at most every second, and always at the end and on
+  // flush) to add events of its own, written to every sink after the pass: the outputs' losses
+  // (trace.dropped). The queue's own drops are reported here too.
+  void onPassEnd(std::function<void(std::vector<Event>&)> f) { on_pass_end_ = std::move(f); }
+  static constexpr auto kStallAfter = std::chrono::seconds(1);
 
  private:
   void run();
   [[nodiscard]] Stats statsLocked() const;  // with mu_ held
+  // The writer's events after a pass (onPassEnd, the queue's drops): written, then flushed.
+  void writeReports(bool force);
+  [[nodiscard]] bool waitForRoom(std::unique_lock<std::mutex>& lock);  // false: drop the batch
 
   unsigned categories_;
   std::size_t max_queued_;
@@ -136,9 +153,18 @@ class Tracer {
   std::uint64_t written_total_ = 0;                 // events ever written and flushed (each pass flushes)
   Stats stats_;                                     // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
+  std::function<void(std::vector<Event>&)> on_pass_end_;
+  std::atomic<std::uint64_t> progress_{0};  // events handed to the sinks: a slow pass is no stall
+  bool stalled_ = false;                    // drop instead of waiting until the next pass ends
+  std::uint64_t dropped_reported_ = 0;      // Stats::dropped as of the last trace.dropped (writer only)
+  std::chrono::steady_clock::time_point last_pass_report_{};  // writer only
   std::chrono::steady_clock::time_point last_report_{};
   bool stop_ = false;
-  bool flush_requested_ = false;  // flush() waits: write now, without gathering
+  // flush() asks (flush_asked_ = n) and waits until a pass that began after its request ended
+  // (flush_done_ >= n): write now, without gathering, and report the outputs' losses.
+  std::uint64_t flush_asked_ = 0;
+  std::uint64_t flush_done_ = 0;
+  [[nodiscard]] bool flushWanted() const { return flush_asked_ > flush_done_; }
   // Idle: blocked until something is queued. Gathering: letting a pass's events gather.
   enum class WriterState : std::uint8_t { Busy, Idle, Gathering };
   WriterState writer_state_ = WriterState::Busy;

@@ -87,6 +87,17 @@ struct ConnRefused {
   std::string client, reason;
   TLSTRACE_EVENT("conn.refused", kCore);
 };
+// An output lost events or lines (a write error, a FIFO nobody reads, a stalled trace writer):
+// a counter, written to the outputs that still work. Process-wide: conn 0.
+struct TraceDropped {
+  std::string output;                // events, trace, keylog, pcap, or queue (before any output)
+  std::optional<std::string> path;   // the file ("stdout", "stderr"); absent for the queue
+  std::string unit;                  // events, lines or blocks
+  std::uint64_t lost = 0;            // since this output's previous trace.dropped
+  std::uint64_t total = 0;           // in this run so far
+  std::optional<std::string> error;  // why (strerror text, "no reader on the FIFO", ...)
+  TLSTRACE_EVENT("trace.dropped", kCore);
+};
 // The upstream TCP connection was made (peer, local, target, connect_ms) or not (peer, error).
 struct TcpConnect {
   std::string peer;
@@ -251,6 +262,15 @@ void ConnRefused::fields(S& s, V& v) {
   v("reason", s.reason);
 }
 template <class S, class V>
+void TraceDropped::fields(S& s, V& v) {
+  v("output", s.output);
+  v("path", s.path);
+  v("unit", s.unit);
+  v("lost", s.lost);
+  v("total", s.total);
+  v("error", s.error);
+}
+template <class S, class V>
 void TcpConnect::fields(S& s, V& v) {
   v("peer", s.peer);
   v("local", s.local);
@@ -392,10 +412,10 @@ void AuditResult::fields(S& s, V& v) {
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload =
-    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
-                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
-                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
-                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::Other>;
+using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
+                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
+                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
+                             ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
+                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
 
 }  // namespace tlstrace::trace

@@ -270,6 +270,19 @@ void appendDefault(const Event& e, std::string& out) {
     out += " bytes)\n"sv;
     skip1 = "dir", skip2 = "type", skip3 = "length";
     message_type = m->type;
+  } else if (const auto* d = e.as<ev::TraceDropped>()) {  // one line: what an output lost, and why
+    out += "== trace.dropped: "sv;
+    out += d->output;
+    if (d->path) (out += ' ') += *d->path;
+    out += ": "sv;
+    out += std::to_string(d->lost);
+    (out += ' ') += d->unit;
+    out += " lost ("sv;
+    out += std::to_string(d->total);
+    out += " in all)"sv;
+    if (d->error) (out += ": "sv) += *d->error;
+    out += '\n';
+    return;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
     appendEscapedText(a->level, out);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <limits>
 #include <map>
@@ -475,4 +476,80 @@ TEST_CASE("the raw line writer never writes past the room it asked for") {
   char* end =
       writeTimestamp(Clock::time_point(std::chrono::microseconds(1795772345000042LL)), t.assign(32, ' ').data());
   CHECK(std::string(t.data(), end) == "2026-11-27T09:39:05.000042Z");
+}
+
+TEST_CASE("tracer: a stalled sink does not freeze the producers: after kStallAfter they drop and count") {
+  // A sink stuck in a write (a FIFO nobody reads) until released.
+  struct StuckSink : Sink {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+    std::atomic<int> written{0};
+    std::atomic<int> dropped_reports{0};
+    void write(const Event& e) override {
+      if (e.as<ev::TraceDropped>()) {
+        ++dropped_reports;
+        return;
+      }
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [this] { return released; });
+      ++written;
+    }
+  };
+  auto sink = std::make_shared<StuckSink>();
+  constexpr int kEvents = 200;
+  {
+    Tracer t(kAll, 4);
+    t.addSink(sink);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kEvents; ++i) t.emit(named(static_cast<std::uint64_t>(i + 1), "conn.open"));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    // One wait of kStallAfter for the writer, then drops without waiting: not 200 waits.
+    CHECK(took < Tracer::kStallAfter * 3);
+    const auto st = t.stats();
+    CHECK(st.dropped > 0);
+    CHECK(st.dropped < kEvents);
+    {
+      std::lock_guard<std::mutex> lock(sink->mu);
+      sink->released = true;
+    }
+    sink->cv.notify_all();
+    t.flush();
+    // Every event is either written or counted as dropped, and the drops were reported.
+    CHECK(static_cast<std::uint64_t>(sink->written.load()) + t.stats().dropped == kEvents);
+    CHECK(sink->dropped_reports.load() >= 1);
+  }
+}
+
+TEST_CASE("tracer: flushFor gives up on a stuck sink and says how much is still queued") {
+  struct SlowSink : Sink {
+    void write(const Event&) override { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }
+  };
+  Tracer t(kAll, 64);
+  t.addSink(std::make_shared<SlowSink>());
+  for (int i = 0; i < 5; ++i) t.emit(named(1, "conn.open"));
+  CHECK_FALSE(t.flushFor(std::chrono::milliseconds(100)));
+  CHECK(t.flushFor(std::chrono::seconds(5)));
+  CHECK(t.stats().queued == 0);
+}
+
+TEST_CASE("trace.dropped: the JSON line as docs/events.md writes it, read back the same, and one text line") {
+  Event e(
+      Clock::time_point{} + std::chrono::seconds(1764859000), 0, Leg::None,
+      ev::TraceDropped{"keylog", std::string("/dev/full"), "lines", 10, 12, std::string("No space left on device")});
+  std::string line;
+  appendJsonLine(e, line);
+  CHECK(line.find(R"("conn":0,"event":"trace.dropped","output":"keylog","path":"/dev/full","unit":"lines","lost":10,)"
+                  R"("total":12,"error":"No space left on device"})") != std::string::npos);
+  auto j = Json::parse(line);
+  REQUIRE(j);
+  Event back;
+  REQUIRE(fromJson(*j, back));
+  const auto* d = back.as<ev::TraceDropped>();
+  REQUIRE(d);
+  CHECK(d->total == 12);
+  const std::string text = renderText(e);
+  CHECK(text.ends_with(
+      " #0 -        == trace.dropped: keylog /dev/full: 10 lines lost (12 in all): No space left on device\n"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
