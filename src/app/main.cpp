@@ -431,6 +431,7 @@ int main(int argc, char** argv) {
       auto problems = cfg.validate();
       for (const auto& p : problems) spdlog::error("{}", p);
       if (!problems.empty()) return 2;
+      for (const auto& w : cfg.warnings()) spdlog::warn("{}", w);
       if (cfg.quiet) spdlog::set_level(spdlog::level::warn);
       return runProxyCommand(cfg);
     }

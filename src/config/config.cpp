@@ -87,6 +87,18 @@ std::string seconds(double s) {
 }
 }  // namespace
 
+std::vector<std::string> ProxyConfig::warnings() const {
+  std::vector<std::string> w;
+  // The handshake timeout runs from the client's accept and so bounds the upstream connect too: a
+  // longer connect timeout is never reached. Said at start, not refused: `--handshake-timeout 2`
+  // alone (against the default connect timeout) is a fair request.
+  if (connect_timeout_s > handshake_timeout_s)
+    w.push_back("--connect-timeout (" + seconds(connect_timeout_s) + ") is longer than --handshake-timeout (" +
+                seconds(handshake_timeout_s) + "), which also bounds the upstream connect: a connect gets at most " +
+                seconds(handshake_timeout_s));
+  return w;
+}
+
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
@@ -97,12 +109,6 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (idle_timeout_s <= 0) errs.push_back("--idle-timeout must be positive");
   if (connect_timeout_s <= 0) errs.push_back("--connect-timeout must be positive");
   if (resolve_timeout_s <= 0) errs.push_back("--resolve-timeout must be positive");
-  // The handshake timeout runs from the client's accept and so bounds the upstream connect too: a
-  // longer connect timeout would never be reached.
-  if (connect_timeout_s > handshake_timeout_s)
-    errs.push_back("--connect-timeout (" + seconds(connect_timeout_s) + ") is longer than --handshake-timeout (" +
-                   seconds(handshake_timeout_s) +
-                   "), which also bounds the upstream connect: lower it or raise --handshake-timeout");
   if (quiet && verbose) errs.push_back("-q/--quiet and -v/--verbose exclude each other");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)

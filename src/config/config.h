@@ -80,6 +80,8 @@ struct ProxyConfig {
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
+  // What is usable but probably not meant, one sentence each (said at start).
+  [[nodiscard]] std::vector<std::string> warnings() const;
 };
 
 // The refusal of a non-loopback --listen without --allow-remote (validate(), and net/ for a name).
