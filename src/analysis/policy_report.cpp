@@ -4,23 +4,11 @@
 #include <cstdio>
 
 #include "analysis/policy.h"
+#include "trace/escape.h"
 
 namespace tlstrace::analysis {
 
 namespace {
-
-// The length of the valid UTF-8 sequence at s[i] (RFC 3629 section 4), 0 when it is not one.
-std::size_t utf8Length(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size() || (n == 2 && c < 0xc2)) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-  if (n == 3 && ((c == 0xe0 && b(i + 1) < 0xa0) || (c == 0xed && b(i + 1) >= 0xa0))) return 0;  // overlong, surrogate
-  if (n == 4 && ((c == 0xf0 && b(i + 1) < 0x90) || c > 0xf4 || (c == 0xf4 && b(i + 1) >= 0x90))) return 0;
-  return n;
-}
 
 // Text for an XML attribute or element (XML 1.0 section 2.2 allows no other control characters;
 // peer-supplied names may hold anything, so those bytes are written as visible \xNN).
@@ -29,7 +17,7 @@ std::string xml(std::string_view s) {
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    const std::size_t n = utf8Length(s, i);
+    const std::size_t n = trace::utf8SequenceLength(reinterpret_cast<const unsigned char*>(s.data()) + i, s.size() - i);
     if (n == 0 || (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);

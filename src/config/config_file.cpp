@@ -106,7 +106,7 @@ std::optional<std::vector<FileEntry>> parseConfigText(std::string_view text, con
   return out;
 }
 
-std::optional<std::vector<FileEntry>> readConfigFile(const std::string& file, std::string& error) {
+std::optional<std::string> readTextFile(const std::string& file, std::string& error) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     error = file + ": cannot read: " + std::strerror(errno);
@@ -114,7 +114,13 @@ std::optional<std::vector<FileEntry>> readConfigFile(const std::string& file, st
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return parseConfigText(ss.str(), file, error);
+  return ss.str();
+}
+
+std::optional<std::vector<FileEntry>> readConfigFile(const std::string& file, std::string& error) {
+  const auto text = readTextFile(file, error);
+  if (!text) return std::nullopt;
+  return parseConfigText(*text, file, error);
 }
 
 std::size_t editDistance(std::string_view a, std::string_view b) {

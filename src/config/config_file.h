@@ -33,6 +33,8 @@ struct FileEntry {
 [[nodiscard]] std::optional<std::vector<FileEntry>> parseConfigText(std::string_view text, const std::string& file,
                                                                     std::string& error);
 [[nodiscard]] std::optional<std::vector<FileEntry>> readConfigFile(const std::string& file, std::string& error);
+// A whole file, or nullopt with `error` ("file: cannot read: why").
+[[nodiscard]] std::optional<std::string> readTextFile(const std::string& file, std::string& error);
 
 // Levenshtein distance, for "did you mean".
 [[nodiscard]] std::size_t editDistance(std::string_view a, std::string_view b);

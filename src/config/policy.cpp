@@ -4,12 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <functional>
 #include <set>
-#include <sstream>
 
 #include "config/config_file.h"
 
@@ -286,14 +282,9 @@ std::optional<Policy> parsePolicyText(std::string_view text, const std::string& 
 }
 
 std::optional<Policy> readPolicyFile(const std::string& file, std::string& error) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    error = file + ": cannot read: " + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parsePolicyText(ss.str(), file, error);
+  const auto text = readTextFile(file, error);
+  if (!text) return std::nullopt;
+  return parsePolicyText(*text, file, error);
 }
 
 bool globMatch(std::string_view p, std::string_view t) {
