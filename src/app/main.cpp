@@ -201,7 +201,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
     }
     audit_plan = std::make_unique<pki::AuditPlan>(std::move(*scenarios));
   }
-  trace::Tracer tracer(categories);
+  // Owned here so that it can end first (see stop_tracer_first below).
+  auto tracer_owner = std::make_unique<trace::Tracer>(categories);
+  trace::Tracer& tracer = *tracer_owner;
   tracer.onBackpressure([](const trace::Tracer::Stats& st) {
     spdlog::warn(
         "trace output cannot keep up: connections waited for the trace writer {} times ({} ms in all); "
@@ -254,6 +256,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
       stop.request();
     });
   tracer.onPassEnd([&outputs](std::vector<trace::Event>& out) { outputs.appendReports(out); });
+  // The writer thread uses the outputs, the key log, the capture and the stop request until the
+  // tracer ends: it must end before they do, whichever way this function returns (they were
+  // declared after it, so they would go first).
+  struct StopTracerFirst {
+    std::unique_ptr<trace::Tracer>& t;
+    ~StopTracerFirst() { t.reset(); }
+  } stop_tracer_first{tracer_owner};
   if (keylog || pcap || (categories & trace::kKeys)) {
     tls::TlsEngine::reportSecrets(client_ctx.get());
     tls::TlsEngine::reportSecrets(upstream_ctx.get());
