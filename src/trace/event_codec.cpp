@@ -283,6 +283,8 @@ bool parseTimestamp(std::string_view s, Clock::time_point& out) {
       tm.tm_sec > 60)
     return false;
   const std::time_t t = timegm(&tm);
+  // The clock counts nanoseconds in 64 bits: years past 2262 (or before 1677) do not fit.
+  if (t < -9'000'000'000LL || t > 9'000'000'000LL) return false;
   out = Clock::time_point(std::chrono::seconds(t)) + std::chrono::microseconds(num(20, 6));
   return true;
 }

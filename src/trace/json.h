@@ -85,7 +85,12 @@ class Json {
     switch (v_.kind()) {
       case boost::json::kind::int64: return v_.get_int64();
       case boost::json::kind::uint64: return static_cast<std::int64_t>(v_.get_uint64());
-      case boost::json::kind::double_: return static_cast<std::int64_t>(v_.get_double());
+      case boost::json::kind::double_: {
+        // Read back from untrusted files ("conn":1e400 parses as inf): a double outside the range,
+        // or NaN, has no integer value; converting it would be undefined behaviour.
+        const double d = v_.get_double();
+        return d >= -9.2e18 && d <= 9.2e18 ? static_cast<std::int64_t>(d) : 0;
+      }
       default: return 0;
     }
   }
