@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import DEADLINE, TLSTRACE, ProxyTestCase, Proc, of, read_all, run
+from harness import DEADLINE, TLSTRACE, ProxyTestCase, Proc, of, read_all, run, send_connect
 
 ADDRS = ["10.1.2.3/24", "100.64.1.1/32", "169.254.7.7/16"]
 HOSTS = ("127.0.0.1 localhost\n::1 localhost\n127.0.0.1 evil.test\n127.0.0.1 mixed.test\n"
@@ -128,13 +128,7 @@ def tunnel(src, dst, port, target, path="/marker.txt"):
     """CONNECT `target` from source address `src`; on 200 an HTTP GET through the tunnel.
     Returns (status line, everything after the proxy's answer head or the refusal body)."""
     with connect_from(src, dst, port) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        head = send_connect(s, target)
         status, _, rest = head.partition(b"\r\n\r\n")
         status = status.split(b"\r\n")[0].decode()
         if status.startswith("HTTP/1.1 200"):

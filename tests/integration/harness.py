@@ -102,6 +102,19 @@ def read_all(sock, limit=1 << 20):
     return data
 
 
+def send_connect(s, target):
+    """Sends an HTTP CONNECT for `target` on socket `s`; returns the proxy's answer head (bytes,
+    through the blank line, plus whatever arrived with it; less if the proxy closed first)."""
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
 def run(cmd, timeout=DEADLINE, input=None, env=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
 

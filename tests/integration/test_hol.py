@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, of, rsa_cert, run
+from harness import DEADLINE, ProxyTestCase, of, rsa_cert, run, send_connect
 from test_kex import pkcs3_params
 
 GOOD_LIMIT = 1.0  # seconds: a CONNECT to a local echo server is a few ms; 1 s is far from 5-10 s
@@ -90,13 +90,7 @@ def connect_via(proxy_port, target, timeout=DEADLINE):
     """CONNECT target through the proxy, then an echo round trip. Returns (status line, seconds)."""
     t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout) as s:
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        head = send_connect(s, target)
         status = head.split(b"\r\n", 1)[0].decode()
         if " 200 " in status + " ":
             s.sendall(b"ping")

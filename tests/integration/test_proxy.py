@@ -4,20 +4,14 @@ import ssl
 import subprocess
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, of, read_all, run
+from harness import DEADLINE, ProxyTestCase, of, read_all, run, send_connect
 
 
 def connect_via(proxy_addr, target):
     """A TCP socket tunnelled through the explicit proxy with CONNECT."""
     host, port = proxy_addr.rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout=DEADLINE)
-    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        head += chunk
+    head = send_connect(s, target)
     return s, head.decode(errors="replace")
 
 
