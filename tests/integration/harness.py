@@ -266,6 +266,9 @@ class EchoServer(ThreadedServer):
 
     def handle(self, c):
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an echo is one small write: no Nagle wait
+        # A held connection may stay quiet while a test opens hundreds of others (minutes under a
+        # sanitizer on a loaded machine): bounded, but far beyond one wait.
+        c.settimeout(20 * DEADLINE)
         if self.ctx:
             c = self.ctx.wrap_socket(c, server_side=True)
         with c:

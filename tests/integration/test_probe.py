@@ -136,10 +136,12 @@ class Probe(ProxyTestCase):
         cert, key = rsa_cert(self.dir)
         order = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
         srv = self.s_server("-tls1_2", "-cipher", order, "-serverpref", "-groups", "P-256:X448", cert=cert, key=key)
+        # No attempt may wait for its timeout (a refused suite or group is an alert, not silence):
+        # the whole scan ends well before one timeout would.
         started = time.monotonic()
-        rep = self.probe_json(f"localhost:{srv.port}", "--timeout", "5",
+        rep = self.probe_json(f"localhost:{srv.port}", "--timeout", "30",
                               "--scan", "versions,ciphers,groups,sigalgs")
-        self.assertLess(time.monotonic() - started, 10)
+        self.assertLess(time.monotonic() - started, 30)
         scan = rep["scan"]
         self.assertEqual(scan["versions"], ["TLSv1.2"])
         self.assertEqual(scan["ciphers"]["TLSv1.2"], stdnames(order))
