@@ -43,6 +43,44 @@ constexpr std::size_t kReportedMax = 20;  // bad lines named one by one; the res
 
 }  // namespace
 
+void forEachLine(std::FILE* in, const std::function<void(std::string_view, bool)>& each) {
+  std::string line;
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
+    std::string_view chunk(buf, n);
+    for (std::size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
+      if (line.empty()) {
+        each(chunk.substr(0, nl), false);
+      } else {
+        line.append(chunk.substr(0, nl));
+        each(line, false);
+        line.clear();
+      }
+    }
+    line.append(chunk);
+  }
+  if (!line.empty()) each(line, true);
+}
+
+bool parseEventLine(std::string_view line, trace::Event& e, std::string& why) {
+  if (const std::size_t at = invalidUtf8At(line); at != std::string_view::npos) {
+    why = "not UTF-8 (byte " + std::to_string(at) + ")";
+    return false;
+  }
+  std::string err;
+  const auto j = trace::Json::parse(line, &err);
+  if (!j) {
+    why = "not JSON (" + err + ")";
+    return false;
+  }
+  if (!trace::fromJson(*j, e, &err)) {
+    why = "not an event: " + err;
+    return false;
+  }
+  return true;
+}
+
 EventsConverter::EventsConverter(std::string file, To to, trace::TextFormat format)
     : file_(std::move(file)), to_(to), format_(format) {}
 
@@ -55,13 +93,8 @@ bool EventsConverter::fail(std::string why) {
 bool EventsConverter::feed(std::string_view line, std::string& out) {
   ++lines;
   if (line.empty()) return true;
-  if (const std::size_t at = invalidUtf8At(line); at != std::string_view::npos)
-    return fail("not UTF-8 (byte " + std::to_string(at) + ")");
-  std::string err;
-  const auto j = trace::Json::parse(line, &err);
-  if (!j) return fail("not JSON (" + err + ")");
   trace::Event e;
-  if (!trace::fromJson(*j, e, &err)) return fail("not an event: " + err);
+  if (std::string why; !parseEventLine(line, e, why)) return fail(why);
   if (to_ == To::Text) {
     trace::appendText(e, format_, out);
     return true;
@@ -89,33 +122,15 @@ bool EventsConverter::feed(std::string_view line, std::string& out) {
 }
 
 int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
-  std::string line, rendered;
-  const auto one = [&](std::string_view text) {
+  std::string rendered;
+  forEachLine(in, [&](std::string_view text, bool last) {
     rendered.clear();
+    const std::size_t before = bad;
     if (!feed(text, rendered) && bad <= kReportedMax) report(true, error_);
     std::fwrite(rendered.data(), 1, rendered.size(), out);
-  };
-  // fread, not fgets: a NUL byte is part of a line (and makes it invalid), not its end.
-  char buf[65536];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
-    std::string_view chunk(buf, n);
-    for (std::size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
-      if (line.empty()) {
-        one(chunk.substr(0, nl));
-      } else {
-        line.append(chunk.substr(0, nl));
-        one(line);
-        line.clear();
-      }
-    }
-    line.append(chunk);
-  }
-  if (!line.empty()) {
-    const std::size_t before = bad;
-    one(line);
-    if (bad > before && bad <= kReportedMax) report(true, file_ + ": its last line has no newline: a cut-off file?");
-  }
+    if (last && bad > before && bad <= kReportedMax)
+      report(true, file_ + ": its last line has no newline: a cut-off file?");
+  });
   return verdict(report);
 }
 

@@ -11,7 +11,20 @@
 
 #include "trace/text.h"
 
+namespace tlstrace::trace {
+struct Event;
+}
+
 namespace tlstrace::sinks {
+
+// The one reader of recorded events files (`convert`, `check`, `report`): each line of `in`, without
+// its newline, to `line(text, last)`; `last` is true for a final line that had no newline (a file
+// cut off). fread, not fgets: a NUL byte is part of a line (and makes it invalid), not its end.
+void forEachLine(std::FILE* in, const std::function<void(std::string_view, bool)>& line);
+
+// One line as an event of docs/events.md: well-formed UTF-8, JSON, and every field of its kind.
+// False with `why` otherwise.
+bool parseEventLine(std::string_view line, trace::Event& e, std::string& why);
 
 class EventsConverter {
  public:
