@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "sinks/sinks.h"
+#include "trace/escape.h"
 #include "trace/event.h"
 
 namespace tlstrace::sinks {
@@ -20,20 +21,13 @@ bool isHex(std::string_view s) {
 // escapes a peer's other bytes (docs/events.md), so such a line was not written by tlstrace.
 std::size_t invalidUtf8At(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned c = p[i];
-    if (c < 0x80) {
+  for (std::size_t i = trace::plainJsonPrefix(s.data(), s.size()); i < s.size();) {
+    if (p[i] < 0x80) {
       ++i;
       continue;
     }
-    const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return i;
-    // The second byte's range depends on the first (RFC 3629 4's table); the rest are 80..BF.
-    const unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-    const unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-    if (p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (std::size_t k = 2; k < len; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xbf) return i;
+    const std::size_t len = trace::utf8SequenceLength(p + i, s.size() - i);
+    if (len == 0) return i;
     i += len;
   }
   return std::string_view::npos;
