@@ -77,6 +77,7 @@ struct ProxyConfig {
   std::string ready_file;
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
+
   std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
 
   // Every problem found, one sentence each; empty when the configuration is usable.

@@ -107,8 +107,9 @@ void Connection::start() {
   client_.open = true;
   prepareSocket(client_.sock);
   tapOpen(Leg::Client);
-  in::Start s{endpointText(client_.sock, true), endpointText(client_.sock, false), {}, {}};
-  if (tcpFacts()) s.syn = savedSyn(client_.sock.native_handle()), s.tcp = tcpInfo(client_.sock.native_handle(), "established");
+  in::Start s{endpointText(client_.sock, true), endpointText(client_.sock, false)};
+  if (tcpFacts())
+    s.syn = savedSyn(client_.sock.native_handle()), s.tcp = tcpInfo(client_.sock.native_handle(), "established");
   run(std::move(s));
 }
 

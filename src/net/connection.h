@@ -47,7 +47,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
     bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
-    std::optional<trace::ev::TcpInfo> close_info;  // TCP_INFO taken before an abort closed it
+
+    // TCP_INFO taken before an abort closed it (tcp.info at close).
+    std::optional<trace::ev::TcpInfo> close_info;
   };
   [[nodiscard]] bool tcpFacts() const;  // the tcp category is traced: ask the kernel (net/tcp_probe.h)
 

@@ -232,11 +232,11 @@ struct AuditResult {
 };
 // The client's SYN as the proxy's kernel received it (TCP_SAVED_SYN): one per client leg.
 struct TcpSyn {
-  std::string src, dst;  // "ip:port"
-  std::uint32_t seq = 0;  // the client's initial sequence number
-  std::uint64_t win = 0;  // as written (a SYN's window is never scaled)
-  std::string flags;      // "SYN", "SYN,ECE,CWR"
-  std::uint64_t ttl = 0;  // IPv4 TTL / IPv6 hop limit
+  std::string src, dst;          // "ip:port"
+  std::uint32_t seq = 0;         // the client's initial sequence number
+  std::uint64_t win = 0;         // as written (a SYN's window is never scaled)
+  std::string flags;             // "SYN", "SYN,ECE,CWR"
+  std::uint64_t ttl = 0;         // IPv4 TTL / IPv6 hop limit
   Json options = Json::array();  // in wire order: {kind, name?, value | shift | tsval, tsecr | length, data}
   std::optional<std::uint64_t> mss, wscale;
   bool sack_perm = false;
@@ -262,8 +262,8 @@ struct TcpInfo {
 // The listener's health (conn 0): at start, whenever the network namespace's listen overflows or
 // drops grow, and at stop when they grew.
 struct TcpListen {
-  std::string listen, reason;  // reason: "start", "overflow", "stop"
-  std::uint64_t backlog = 0;   // asked of listen(2)
+  std::string listen, reason;                            // reason: "start", "overflow", "stop"
+  std::uint64_t backlog = 0;                             // asked of listen(2)
   std::uint64_t accept_queue = 0, accept_queue_max = 0;  // sock_diag: waiting for accept, and the cap
   std::uint64_t somaxconn = 0, tcp_max_syn_backlog = 0;
   std::uint64_t listen_overflows = 0, listen_drops = 0;  // since start (/proc/net/netstat TcpExt)
@@ -509,11 +509,11 @@ void TcpListen::fields(S& s, V& v) {
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
-                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
-                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
-                             ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::TcpSyn, ev::TcpInfo,
-                             ev::TcpListen, ev::Other>;
+using Payload =
+    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
+                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::TraceDropped,
+                 ev::TcpSyn, ev::TcpInfo, ev::TcpListen, ev::Other>;
 
 }  // namespace tlstrace::trace

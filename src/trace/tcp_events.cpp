@@ -70,10 +70,9 @@ ev::TcpSyn synEvent(wire::Bytes saved_syn) {
 }
 
 std::string_view tcpStateName(int state) {
-  static constexpr std::string_view kNames[] = {"",          "ESTABLISHED", "SYN_SENT",   "SYN_RECV",
-                                                "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",  "CLOSE",
-                                                "CLOSE_WAIT", "LAST_ACK",   "LISTEN",     "CLOSING",
-                                                "NEW_SYN_RECV"};
+  static constexpr std::string_view kNames[] = {"",          "ESTABLISHED", "SYN_SENT",    "SYN_RECV",   "FIN_WAIT1",
+                                                "FIN_WAIT2", "TIME_WAIT",   "CLOSE",       "CLOSE_WAIT", "LAST_ACK",
+                                                "LISTEN",    "CLOSING",     "NEW_SYN_RECV"};
   return state > 0 && state < static_cast<int>(std::size(kNames)) ? kNames[state] : std::string_view{};
 }
 

@@ -72,12 +72,12 @@ void infoLine(const Event& e, const ev::TcpInfo& i, std::string& out) {
     // The handshake's other segments: which way they went follows from who connected.
     out += e.leg == Leg::Upstream ? "-> SYN, <- SYN,ACK, -> ACK: " : "-> SYN,ACK, <- ACK: ";
     out += esc(i.state) + " " + negotiated(i) + " mss " + std::to_string(i.snd_mss) + " out " +
-           std::to_string(i.rcv_mss) + " in (advmss " + std::to_string(i.advmss) + ", pmtu " +
-           std::to_string(i.pmtu) + "), " + rtt + ", cwnd " + std::to_string(i.cwnd) + "\n";
+           std::to_string(i.rcv_mss) + " in (advmss " + std::to_string(i.advmss) + ", pmtu " + std::to_string(i.pmtu) +
+           "), " + rtt + ", cwnd " + std::to_string(i.cwnd) + "\n";
     return;
   }
-  out += "   " + esc(i.state) + " at " + esc(i.at) + ": " + rtt + ", retrans " + std::to_string(i.retransmits) +
-         " (" + std::to_string(i.total_retrans) + " in all), segs " + std::to_string(i.segs_out) + " out " +
+  out += "   " + esc(i.state) + " at " + esc(i.at) + ": " + rtt + ", retrans " + std::to_string(i.retransmits) + " (" +
+         std::to_string(i.total_retrans) + " in all), segs " + std::to_string(i.segs_out) + " out " +
          std::to_string(i.segs_in) + " in, " + std::to_string(i.bytes_acked) + " B acked, " +
          std::to_string(i.bytes_received) + " B received, cwnd " + std::to_string(i.cwnd);
   if (i.ssthresh) out += ", ssthresh " + std::to_string(*i.ssthresh);
@@ -95,12 +95,11 @@ void closeLine(const Event& e, const ev::TcpClose& c, std::string& out) {
 }
 
 void listenLine(const ev::TcpListen& l, std::string& out) {
-  out += "== tcp.listen " + esc(l.listen) + " (" + esc(l.reason) + "): accept queue " +
-         std::to_string(l.accept_queue) + "/" + std::to_string(l.accept_queue_max) + " (backlog " +
-         std::to_string(l.backlog) + ", somaxconn " + std::to_string(l.somaxconn) + ", tcp_max_syn_backlog " +
-         std::to_string(l.tcp_max_syn_backlog) + "), listen overflows " + std::to_string(l.listen_overflows) +
-         " (+" + std::to_string(l.new_overflows) + "), drops " + std::to_string(l.listen_drops) + " (+" +
-         std::to_string(l.new_drops) + ")\n";
+  out += "== tcp.listen " + esc(l.listen) + " (" + esc(l.reason) + "): accept queue " + std::to_string(l.accept_queue) +
+         "/" + std::to_string(l.accept_queue_max) + " (backlog " + std::to_string(l.backlog) + ", somaxconn " +
+         std::to_string(l.somaxconn) + ", tcp_max_syn_backlog " + std::to_string(l.tcp_max_syn_backlog) +
+         "), listen overflows " + std::to_string(l.listen_overflows) + " (+" + std::to_string(l.new_overflows) +
+         "), drops " + std::to_string(l.listen_drops) + " (+" + std::to_string(l.new_drops) + ")\n";
 }
 
 }  // namespace

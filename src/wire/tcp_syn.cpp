@@ -8,7 +8,9 @@ namespace {
 
 constexpr std::uint8_t kProtoTcp = 6;
 
-std::string at(const ByteReader& r, const char* what) { return std::string(what) + " at offset " + std::to_string(r.offset()); }
+std::string at(const ByteReader& r, const char* what) {
+  return std::string(what) + " at offset " + std::to_string(r.offset());
+}
 
 // RFC 791 3.1: version/IHL, TOS, total length, id, flags/fragment, TTL, protocol, checksum,
 // addresses, then options up to IHL * 4 bytes.
@@ -61,9 +63,7 @@ void noteOption(TcpSyn& s, const TcpOption& o) {
     case 3:
       if (d.size() == 1) s.wscale = d[0];
       break;
-    case 4:
-      s.sack_perm = true;
-      break;
+    case 4: s.sack_perm = true; break;
     case 8:
       if (d.size() == 8) {
         ByteReader v(Bytes(d.data(), d.size()));
@@ -150,10 +150,10 @@ std::string_view tcpOptionName(std::uint8_t kind) {
     case 4: return "sack_perm";
     case 5: return "sack";
     case 8: return "timestamps";
-    case 19: return "md5";  // RFC 2385
+    case 19: return "md5";     // RFC 2385
     case 29: return "tcp_ao";  // RFC 5925
-    case 30: return "mptcp";  // RFC 8684
-    case 34: return "tfo";  // RFC 7413
+    case 30: return "mptcp";   // RFC 8684
+    case 34: return "tfo";     // RFC 7413
     default: return {};
   }
 }

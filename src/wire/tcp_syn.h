@@ -17,7 +17,7 @@ namespace tlstrace::wire {
 // any other kind keeps its number and its data.
 struct TcpOption {
   std::uint8_t kind = 0;
-  std::uint8_t length = 0;  // as written (1 for EOL and NOP)
+  std::uint8_t length = 0;         // as written (1 for EOL and NOP)
   std::vector<std::uint8_t> data;  // the bytes after kind and length
 };
 
@@ -28,7 +28,7 @@ struct TcpSyn {
   std::uint8_t ip_ecn = 0;                    // the ECN bits of the TOS / traffic class (RFC 3168 5)
   std::uint16_t src_port = 0, dst_port = 0;
   std::uint32_t seq = 0, ack = 0;
-  std::uint16_t flags = 0;  // the 12 bits after the data offset: CWR 0x80, ECE 0x40, ... SYN 0x02, FIN 0x01
+  std::uint16_t flags = 0;   // the 12 bits after the data offset: CWR 0x80, ECE 0x40, ... SYN 0x02, FIN 0x01
   std::uint16_t window = 0;  // as written (never scaled in a SYN, RFC 7323 2.2)
   std::vector<TcpOption> options;
   bool options_truncated = false;  // an option ran past the header: the rest is not decoded
