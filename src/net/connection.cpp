@@ -95,21 +95,16 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       connect_timer_(client_.sock.get_executor()),
       session_(svc, front, id) {
   if (tcpFacts())
-    session_.setTcpInfoProbe([this](Leg leg) {
-      Socket& s = sock(leg);
-      return s.close_info ? s.close_info : tcpInfo(s.sock.is_open() ? s.sock.native_handle() : -1, "close");
-    });
+    session_.setTcpInfoProbe(
+        [this](Leg leg) { return sock(leg).close_info ? sock(leg).close_info : tcpInfo(sock(leg).sock, "close"); });
 }
-
-bool Connection::tcpFacts() const { return svc_.tracer && svc_.tracer->enabled(trace::kTcp); }
 
 void Connection::start() {
   client_.open = true;
   prepareSocket(client_.sock);
   tapOpen(Leg::Client);
   in::Start s{endpointText(client_.sock, true), endpointText(client_.sock, false)};
-  if (tcpFacts())
-    s.syn = savedSyn(client_.sock.native_handle()), s.tcp = tcpInfo(client_.sock.native_handle(), "established");
+  if (tcpFacts()) s.syn = savedSyn(client_.sock.native_handle()), s.tcp = tcpInfo(client_.sock, "established");
   run(std::move(s));
 }
 
@@ -145,7 +140,7 @@ void Connection::execute(const session::Action& a) {
                    if (s.dead || !s.sock.is_open()) return;
                    s.dead = true;
                    boost::system::error_code ec;
-                   if (tcpFacts()) s.close_info = tcpInfo(s.sock.native_handle(), "close");
+                   if (tcpFacts()) s.close_info = tcpInfo(s.sock, "close");
                    s.sock.set_option(asio::socket_base::linger(true, 0), ec);
                    if (!s.peer_reset) tapRst(ab.leg, false);
                    s.sock.close(ec);
@@ -298,7 +293,7 @@ void Connection::connectTo(tcp::resolver::results_type results) {
         const double ms =
             std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
         run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms,
-                          tcpFacts() ? tcpInfo(upstream_.sock.native_handle(), "established") : std::nullopt});
+                          tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
       });
 }
 

@@ -51,7 +51,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // TCP_INFO taken before an abort closed it (tcp.info at close).
     std::optional<trace::ev::TcpInfo> close_info;
   };
-  [[nodiscard]] bool tcpFacts() const;  // the tcp category is traced: ask the kernel (net/tcp_probe.h)
+  // The tcp category is traced: ask the kernel (net/tcp_probe.h).
+  [[nodiscard]] bool tcpFacts() const { return svc_.tracer && svc_.tracer->enabled(trace::kTcp); }
 
   // Feeds one input to the session and carries out what it asks, then writes out the burst's
   // trace and capture.

@@ -28,6 +28,9 @@ bool saveSyns(int listen_fd);
 // TCP_INFO of a connected socket as tcp.info (`at`: "established" or "close"); nullopt when the
 // socket has none (closed).
 [[nodiscard]] std::optional<trace::ev::TcpInfo> tcpInfo(int fd, std::string_view at);
+[[nodiscard]] inline std::optional<trace::ev::TcpInfo> tcpInfo(boost::asio::ip::tcp::socket& s, std::string_view at) {
+  return tcpInfo(s.is_open() ? s.native_handle() : -1, at);
+}
 
 // The listener's health as tcp.listen events (conn 0): once at start, then whenever the
 // namespace's ListenOverflows or ListenDrops grew (checked every `period`), and at stop if they
