@@ -11,10 +11,14 @@ namespace tlstrace::trace::text_detail {
 
 namespace {
 
+// Milliseconds to the microsecond, without trailing zeros ("200", "0.019").
 std::string ms(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
+  std::string s = buf;
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
 }
 
 // tcpdump's option list: [mss 65495,sackOK,TS val 1 ecr 0,nop,wscale 7]; kinds it has no name for
