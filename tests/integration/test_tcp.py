@@ -220,11 +220,13 @@ class SynBacklog(ProxyTestCase):
         holder = subprocess.Popen(["unshare", "-n" if root else "-rn", "sleep", "60"], start_new_session=True)
         self._stops.append(lambda: (holder.kill(), holder.wait()))
         enter = ["nsenter", "-t", str(holder.pid), "-n", *([] if root else ["-U", "--preserve-credentials"])]
-        end = time.time() + DEADLINE
-        while run([*enter, "ip", "link", "set", "lo", "up"]).returncode != 0:
-            if time.time() > end:
-                self.skipTest("cannot enter a network namespace of our own")
-            time.sleep(0.05)
+        # The holder's PID is unshare's until it has made the namespace and run sleep: entering it
+        # before then would enter ours.
+        own, end = os.readlink("/proc/self/ns/net"), time.time() + DEADLINE
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == own or run([*enter, "ip", "link", "set", "lo", "up"]).returncode:
+            if holder.poll() is not None or time.time() > end:
+                self.skipTest("cannot make a network namespace of our own")
+            time.sleep(0.02)
         base = netstat(enter)
         p = self.proxy("--backlog", "1", prefix=enter)
         p.wait_events(lambda evs: of(evs, "tcp.listen"))
@@ -242,7 +244,8 @@ class SynBacklog(ProxyTestCase):
             recv_q, send_q = map(int, r.stdout.decode().split()[1:3])
         finally:
             os.kill(p.proc.p.pid, signal.SIGCONT)
-        self.assertGreater(stalled[0], base[0], "the kernel counted no overflow: the test proves nothing")
+        self.assertGreater(stalled[0], base[0], f"the kernel counted no overflow (accept queue {recv_q}/{send_q}): "
+                           "the test proves nothing")
         self.assertEqual(send_q, 1)
         self.assertEqual(recv_q, 2)
         evs = p.wait_events(lambda evs: any(e["reason"] == "overflow" for e in of(evs, "tcp.listen")))
