@@ -91,6 +91,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_option("--backlog", cfg.backlog, "listen(2) backlog (the kernel caps it at net.core.somaxconn)")
+      ->capture_default_str();
   return p;
 }
 

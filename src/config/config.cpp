@@ -111,6 +111,7 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (resolve_timeout_s <= 0) errs.push_back("--resolve-timeout must be positive");
   if (quiet && verbose) errs.push_back("-q/--quiet and -v/--verbose exclude each other");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
+  if (backlog == 0 || backlog > 65535) errs.push_back("--backlog must be from 1 to 65535");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
   if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");

@@ -78,6 +78,8 @@ struct ProxyConfig {
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
 
+  std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
+
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
   // What is usable but probably not meant, one sentence each (said at start).

@@ -47,7 +47,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
     bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
+
+    // TCP_INFO taken before an abort closed it (tcp.info at close).
+    std::optional<trace::ev::TcpInfo> close_info;
   };
+  // The tcp category is traced: ask the kernel (net/tcp_probe.h).
+  [[nodiscard]] bool tcpFacts() const { return svc_.tracer && svc_.tracer->enabled(trace::kTcp); }
 
   // Feeds one input to the session and carries out what it asks, then writes out the burst's
   // trace and capture.

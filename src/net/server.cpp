@@ -28,6 +28,7 @@
 
 #include "net/connection.h"
 #include "net/proxy_request.h"
+#include "net/tcp_probe.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -74,7 +75,9 @@ class ProxyServer {
     if (a.open(ep.protocol(), ec); ec) fail("open a socket for", ec);
     if (a.set_option(tcp::acceptor::reuse_address(true), ec); ec) fail("set SO_REUSEADDR on", ec);
     if (a.bind(ep, ec); ec) fail("listen on", ec);
-    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) fail("listen on", ec);
+    // Before listen(2): every connection then keeps its SYN until read (tcp.syn).
+    if (svc_.tracer && svc_.tracer->enabled(trace::kTcp)) (void)saveSyns(a.native_handle());
+    if (a.listen(static_cast<int>(svc_.cfg->backlog), ec); ec) fail("listen on", ec);
     protocol_ = ep.protocol();
     workers_[0]->listen_fd = a.native_handle();
     workers_[0]->can_accept = true;
@@ -106,7 +109,13 @@ class ProxyServer {
     w.can_accept = true;
   }
 
-  void startAccepting() { accept(*workers_[0]); }
+  void startAccepting() {
+    if (svc_.tracer && svc_.tracer->enabled(trace::kTcp)) {
+      monitor_ = std::make_unique<ListenMonitor>(*ctxs_[0], *svc_.tracer);
+      monitor_->start(workers_[0]->listen_fd, workers_[0]->acceptor.local_endpoint(), svc_.cfg->backlog);
+    }
+    accept(*workers_[0]);
+  }
 
   [[nodiscard]] std::string boundAddress() const {
     const auto ep = workers_[0]->acceptor.local_endpoint();
@@ -117,6 +126,7 @@ class ProxyServer {
   // On the main thread (signal handler).
   void stop() {
     if (stopping_.exchange(true)) return;
+    if (monitor_) monitor_->stop();  // (before worker 0 closes the listening socket it reads)
     // Each thread closes its own reference to the listening socket (in its own table).
     for (auto& w : workers_) {
       asio::post(w->ctx, [&w = *w] {
@@ -301,6 +311,7 @@ class ProxyServer {
   std::unordered_map<std::uint64_t, Entry> live_;
   std::atomic<std::uint64_t> next_id_{1};  // accepts are serialised, but on different threads
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<ListenMonitor> monitor_;  // tcp.listen, on worker 0's thread
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "analysis/diagnose.h"
 #include "tls/cert_summary.h"
+#include "trace/tcp_events.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
 
@@ -101,6 +102,8 @@ void ProxySession::onStart(const in::Start& s) {
     open.target = fixed->str();
   }
   emit(trace::Leg::None, std::move(open));
+  if (!s.syn.empty()) emit(trace::Leg::Client, trace::synEvent(s.syn));
+  if (s.tcp) emit(trace::Leg::Client, *s.tcp);
   armWatchdog();
   state_ = fixed ? State::PeekingHello : State::ReadingRequest;
   readFrom(client_);
@@ -127,6 +130,7 @@ void ProxySession::onConnected(const in::Connected& c) {
   upstream_.opened = deps_.now();
   upstream_.connect_ms = trace::timingMs(c.connect_ms);
   emit(trace::Leg::Upstream, trace::ev::TcpConnect{c.peer, c.local, target_.str(), upstream_.connect_ms, {}});
+  if (c.tcp) emit(trace::Leg::Upstream, *c.tcp);
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it
     // is closed with the rest.

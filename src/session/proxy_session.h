@@ -8,6 +8,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,6 +73,10 @@ class ProxySession {
   // The gathered events, not yet committed (tests read them here).
   [[nodiscard]] std::vector<trace::Event>& events() { return events_; }
   [[nodiscard]] bool finished() const { return finished_; }
+  // A leg's TCP_INFO at its close (tcp.info before tcp.close), asked by the session when it ends;
+  // set by the driver, which owns the sockets.
+  using TcpInfoProbe = std::function<std::optional<trace::ev::TcpInfo>(trace::Leg)>;
+  void setTcpInfoProbe(TcpInfoProbe probe) { tcp_probe_ = std::move(probe); }
   [[nodiscard]] std::uint64_t id() const { return id_; }
 
  private:
@@ -322,6 +327,7 @@ class ProxySession {
   bool finished_ = false;
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
+  TcpInfoProbe tcp_probe_;
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

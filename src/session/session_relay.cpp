@@ -302,6 +302,8 @@ void ProxySession::finish() {
       l->by = "proxy";
       l->how = "fin";
     }
+    if (tcp_probe_ && tracing(trace::kTcp))
+      if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
     trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}};
     if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?
       close.close_notify_in = l->t.notify_in;

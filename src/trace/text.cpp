@@ -259,6 +259,7 @@ void appendDefault(const Event& e, std::string& out) {
   thread_local std::string prefix;
   char buf[kLinePrefixMax];
   prefix.assign(buf, writeLinePrefix(e, buf));
+  if (const auto step = appendTcpLadder(e, prefix, out); step == LadderStep::Done) return;
   out += prefix;
   std::string_view skip1, skip2, skip3;  // fields already shown in the headline
   std::string_view message_type;         // tls.message: its body's fields are shown flat

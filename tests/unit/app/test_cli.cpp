@@ -236,3 +236,14 @@ TEST_CASE("every example config file in config/ loads and validates") {
     CHECK(p.cfg.validate().empty());
   }
 }
+
+TEST_CASE("--backlog: listen(2)'s backlog, from the command line or the config key, 1 to 65535") {
+  CHECK(parse({}).cfg.backlog == 4096);
+  CHECK(parse({"--backlog", "16"}).cfg.backlog == 16);
+  TempToml f("backlog = 3\n");
+  CHECK(parse({"--config", f.path}).cfg.backlog == 3);
+  config::ProxyConfig c;
+  c.backlog = 0;
+  const auto errs = c.validate();
+  CHECK(std::count(errs.begin(), errs.end(), "--backlog must be from 1 to 65535") == 1);
+}
