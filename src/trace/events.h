@@ -149,6 +149,11 @@ struct TlsTrust {
   Report report;
   TLSTRACE_EVENT("tls.trust", kTrust);
 };
+// Mutual TLS on a leg: what was asked and which client certificate went (tls::clientCertificateFields).
+struct TlsClientCertificate {
+  Report report;
+  TLSTRACE_EVENT("tls.client_certificate", kTrust);
+};
 // A leg's handshake completed.
 struct TlsEstablished {
   std::string version;
@@ -321,6 +326,10 @@ void TlsTrust::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
+void TlsClientCertificate::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
 void TlsEstablished::fields(S& s, V& v) {
   v("version", s.version);
   v("cipher", s.cipher);
@@ -416,6 +425,6 @@ using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev:
                              ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
                              ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
                              ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
+                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::TlsClientCertificate, ev::Other>;
 
 }  // namespace tlstrace::trace
