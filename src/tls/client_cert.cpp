@@ -76,7 +76,7 @@ Json clientCertificateFields(SSL* ssl, bool presented_by_proxy, bool verify, con
   j.set("chain", std::move(chain));
   if (verify && leaf) {
     long res = SSL_get_verify_result(ssl);
-    if (res == X509_V_OK && failure.error != 0) res = failure.error;
+    if (failure.error != 0) res = failure.error;  // the first failure, not OpenSSL's last one
     j.set("verified", res == X509_V_OK);
     if (res != X509_V_OK) j.set("error", std::string(X509_verify_cert_error_string(res)));
     if (failure.depth >= 0) j.set("depth", failure.depth);
