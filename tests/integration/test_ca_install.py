@@ -143,13 +143,13 @@ class CaEverywhere(ProxyTestCase):
         r = run(["certutil", "-d", f"sql:{db}", "-L", "-n", "tlstrace"])
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         # tstclnt: NSS's own TLS client, verifying the forged leaf against the database.
-        tst = ["tstclnt", "-h", "localhost", "-p", str(p.port), "-d", f"sql:{db}", "-Q"]
+        tst = ["tstclnt", "-4", "-h", "localhost", "-p", str(p.port), "-d", f"sql:{db}", "-Q"]
         r = run(tst, input=b"")
         self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
         empty = f"{self.dir}/emptydb"
         os.mkdir(empty)
         run(["certutil", "-d", f"sql:{empty}", "-N", "--empty-password"])
-        r = run([*tst[:5], f"sql:{empty}", "-Q"], input=b"")
+        r = run([*tst[:6], f"sql:{empty}", "-Q"], input=b"")
         self.assertNotEqual(r.returncode, 0, "control: an NSS db without the CA refuses the proxy")
 
     def test_system_recipe_in_a_mount_namespace(self):
