@@ -1,10 +1,10 @@
 #include "app/ca_run.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
-#include <unistd.h>
 #include <iostream>
 
 #include "pki/ca_export.h"
@@ -45,41 +45,56 @@ std::string home() {
 std::string installRecipe(const std::string& store, const std::string& ca, const CaOptions& opt) {
   if (store == "system")
     return "# Debian/Ubuntu system store (OpenSSL, curl, wget, Python ssl, Go, ...), as root:\n"
-           "cp " + q(ca) + " /usr/local/share/ca-certificates/tlstrace.crt\n"
+           "cp " +
+           q(ca) +
+           " /usr/local/share/ca-certificates/tlstrace.crt\n"
            "update-ca-certificates\n"
            "# undo: rm /usr/local/share/ca-certificates/tlstrace.crt && update-ca-certificates --fresh\n";
   if (store == "java") {
     const std::string ks = opt.keystore.empty() ? dirOf(ca) + "/truststore.p12" : opt.keystore;
     return "# Java: a PKCS#12 truststore holding the CA, given to each JVM:\n"
-           "keytool -importcert -noprompt -alias tlstrace -file " + q(ca) + " -keystore " + q(ks) +
-           " -storetype PKCS12 -storepass " + q(opt.password) + "\n"
-           "export JAVA_TOOL_OPTIONS=" + q("-Djavax.net.ssl.trustStore=" + ks +
-                                          " -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=" +
-                                          opt.password) + "\n"
+           "keytool -importcert -noprompt -alias tlstrace -file " +
+           q(ca) + " -keystore " + q(ks) + " -storetype PKCS12 -storepass " + q(opt.password) +
+           "\n"
+           "export JAVA_TOOL_OPTIONS=" +
+           q("-Djavax.net.ssl.trustStore=" + ks +
+             " -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=" + opt.password) +
+           "\n"
            "# (it replaces the JDK's cacerts for that JVM; into the JDK's own store instead, as root:\n"
-           "#  keytool -importcert -noprompt -cacerts -storepass changeit -alias tlstrace -file " + q(ca) + ")\n";
+           "#  keytool -importcert -noprompt -cacerts -storepass changeit -alias tlstrace -file " +
+           q(ca) + ")\n";
   }
   if (store == "nss") {
     const std::string db = opt.nssdb.empty() ? home() + "/.pki/nssdb" : opt.nssdb;
     return "# NSS (Chromium and Firefox on Linux read ~/.pki/nssdb; a Firefox profile has its own cert9.db):\n"
-           "mkdir -p " + q(db) + "\n"
-           "[ -f " + q(db + "/cert9.db") + " ] || certutil -d sql:" + q(db) + " -N --empty-password\n"
-           "certutil -d sql:" + q(db) + " -A -t C,, -n tlstrace -i " + q(ca) + "\n";
+           "mkdir -p " +
+           q(db) +
+           "\n"
+           "[ -f " +
+           q(db + "/cert9.db") + " ] || certutil -d sql:" + q(db) +
+           " -N --empty-password\n"
+           "certutil -d sql:" +
+           q(db) + " -A -t C,, -n tlstrace -i " + q(ca) + "\n";
   }
   if (store == "python")
     return "# Python: requests reads only its own bundle (certifi) unless told; ssl, urllib and httpx\n"
            "# read SSL_CERT_FILE. Both replace the default roots for that process.\n"
-           "export REQUESTS_CA_BUNDLE=" + q(ca) + "\n"
-           "export SSL_CERT_FILE=" + q(ca) + "\n";
+           "export REQUESTS_CA_BUNDLE=" +
+           q(ca) +
+           "\n"
+           "export SSL_CERT_FILE=" +
+           q(ca) + "\n";
   if (store == "node")
     return "# Node.js: added to its bundled roots, read once at start:\n"
-           "export NODE_EXTRA_CA_CERTS=" + q(ca) + "\n";
+           "export NODE_EXTRA_CA_CERTS=" +
+           q(ca) + "\n";
   return {};
 }
 
 namespace {
 
-int exportCa(const CaOptions& opt, X509* cert) {
+int exportCa(const CaOptions& opt, const pki::CertAuthority& ca) {
+  auto* cert = ca.cert.get();
   std::string bytes;
   if (opt.format == "der") bytes = pki::certificateDer(cert);
   else if (opt.format == "p12") bytes = pki::certificateP12(cert, "tlstrace", opt.password);
@@ -111,7 +126,7 @@ int runCaCommand(const CaOptions& opt, const config::ProxyConfig& cfg) {
     return 0;
   }
   pki::CertAuthority ca = loadCaFor(cfg, false);
-  if (opt.action == "export") return exportCa(opt, ca.cert.get());
+  if (opt.action == "export") return exportCa(opt, ca);
   // The install lines name the real path, so that each can be pasted as it is.
   const std::string file = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
   if (opt.action == "install") {

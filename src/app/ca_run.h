@@ -9,13 +9,13 @@
 namespace tlstrace::app {
 
 struct CaOptions {
-  std::string action;           // init | show | export | install
-  std::string format = "pem";   // export: pem | der | p12
-  std::string output;           // export: a file instead of stdout
+  std::string action;                 // init | show | export | install
+  std::string format = "pem";         // export: pem | der | p12
+  std::string output;                 // export: a file instead of stdout
   std::string password = "changeit";  // export p12 and the Java truststore
-  std::string print;            // install: system | java | nss | python | node
-  std::string nssdb;            // install nss: the NSS database directory (default ~/.pki/nssdb)
-  std::string keystore;         // install java: the truststore to create (default beside the CA)
+  std::string print;                  // install: system | java | nss | python | node
+  std::string nssdb;                  // install nss: the NSS database directory (default ~/.pki/nssdb)
+  std::string keystore;               // install java: the truststore to create (default beside the CA)
 };
 
 // The CA of `cfg` (--ca-cert/--ca-key, else --ca-dir, created on first use; `announce` says so).

@@ -108,7 +108,7 @@ std::vector<tls::ClientIdentity> loadClientIdentities(const config::ProxyConfig&
   std::vector<tls::ClientIdentity> ids;
   try {
     for (const auto& text : cfg.client_cert_rules) {
-    std::string err;
+      std::string err;
       const auto rule = config::parseClientCertRule(text, err);  // (validated already)
       if (!rule) throw config::ConfigError(err);
       ids.push_back(tls::loadClientIdentity(rule->cert, rule->key));

@@ -205,7 +205,8 @@ std::string caPageResponse(const CaPage& page, const std::string& path) {
       "proxy. Install it only where you mean to be traced.</p>\n<ul>\n"
       "<li><a href=\"/ca.pem\">ca.pem</a> (PEM: curl, OpenSSL, Python, Node.js, Java keytool)</li>\n"
       "<li><a href=\"/ca.der\">ca.der</a> (DER: Windows, Android, macOS, browsers)</li>\n</ul>\n"
-      "<p>Subject: <code>" + html(page.subject) + "</code><br>SHA-256: <code>" + html(page.sha256) +
+      "<p>Subject: <code>" +
+      html(page.subject) + "</code><br>SHA-256: <code>" + html(page.sha256) +
       "</code></p>\n<p>The exact commands for each trust store: <code>tlstrace ca install --print "
       "system|java|nss|python|node</code></p>\n</body></html>\n";
   return response(200, "OK", "text/html; charset=utf-8", body);

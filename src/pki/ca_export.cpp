@@ -21,8 +21,8 @@ using Pkcs12Ptr = std::unique_ptr<PKCS12, tls::Deleter<&PKCS12_free>>;
 using ObjectPtr = std::unique_ptr<ASN1_OBJECT, tls::Deleter<&ASN1_OBJECT_free>>;
 // The stacks PKCS12_add_cert and PKCS12_add_safe grow through a pointer to their pointer.
 struct Stacks {
-  STACK_OF(PKCS12_SAFEBAG)* bags = nullptr;
-  STACK_OF(PKCS7)* safes = nullptr;
+  STACK_OF(PKCS12_SAFEBAG) * bags = nullptr;
+  STACK_OF(PKCS7) * safes = nullptr;
   ~Stacks() {
     sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
     sk_PKCS7_pop_free(safes, PKCS7_free);

@@ -48,8 +48,8 @@ void ProxySession::traceClientCertificate(Leg& l) {
   for (const char* k : {"verified", "error", "depth"})
     if (const Json* v = f.find(k)) out.set(k, *v);
   if (!upstream && upstream_.certificate_requested)
-    out.set("note", presented ? "the server asked for a client certificate too: it got the proxy's own ("
-                                    + (client_identity_ ? client_identity_->source : std::string("none configured")) +
+    out.set("note", presented ? "the server asked for a client certificate too: it got the proxy's own (" +
+                                    (client_identity_ ? client_identity_->source : std::string("none configured")) +
                                     "), not this one, whose private key stays with the client"
                               : "the server asked for a client certificate too: see the upstream leg");
   emit(l.which, trace::ev::TlsClientCertificate{{std::move(out)}});
