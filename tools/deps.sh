@@ -8,6 +8,8 @@ if [[ "${1:-}" == "--test" ]]; then
   # Node and npm may come from another repository (NodeSource) whose nodejs conflicts with Debian's
   # npm package: install Debian's pair only when no npm is on the PATH at all.
   command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+  # NSS's certutil and tstclnt: the `ca install --print nss` recipe's test (test_ca_install.py).
+  PKGS+=(libnss3-tools)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "app/ca_run.h"
 #include "config/config_file.h"
 #include "pki/ca.h"
 
@@ -93,15 +94,37 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
   p->add_option("--backlog", cfg.backlog, "listen(2) backlog (the kernel caps it at net.core.somaxconn)")
       ->capture_default_str();
+  p->add_option("--upstream-client-cert", cfg.upstream_client_cert,
+                "client certificate (PEM, chain after the leaf) for servers that ask for one");
+  p->add_option("--upstream-client-key", cfg.upstream_client_key, "its private key (PEM; default: in the cert file)");
+  p->add_option("--upstream-client-cert-for", cfg.client_cert_rules,
+                "HOSTGLOB=CERT[,KEY]: a client certificate for matching servers (repeatable; first match wins)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(';');
+  p->add_flag("--request-client-cert", cfg.request_client_cert,
+              "ask clients for a certificate (not required) and trace what they send");
+  p->add_option("--client-ca", cfg.client_ca, "with --request-client-cert: CAs (PEM) to verify client certificates");
   return p;
 }
 
-CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& action) {
-  CLI::App* c = app.add_subcommand("ca", "create, show or export the interception CA");
-  c->add_option("action", action, "init | show | export")->required()->check(CLI::IsMember({"init", "show", "export"}));
+CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, CaOptions& opt) {
+  CLI::App* c = app.add_subcommand("ca", "create, show, export or print how to install the interception CA");
+  c->add_option("action", opt.action, "init | show | export | install")
+      ->required()
+      ->check(CLI::IsMember({"init", "show", "export", "install"}));
   c->add_option("--ca-dir", cfg.ca_dir, "directory of the CA");
   c->add_option("--ca-cert", cfg.ca_cert, "an existing CA certificate (PEM)");
   c->add_option("--ca-key", cfg.ca_key, "its key (PEM)");
+  c->add_option("--format", opt.format, "export: pem, der or p12 (a Java-readable PKCS#12 truststore)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pem", "der", "p12"}));
+  c->add_option("-o,--output", opt.output, "export: write to FILE instead of stdout");
+  c->add_option("--password", opt.password, "p12 export and the Java recipe: the store password")
+      ->capture_default_str();
+  c->add_option("--print", opt.print, "install: print the commands for system, java, nss, python or node")
+      ->check(CLI::IsMember({"system", "java", "nss", "python", "node"}));
+  c->add_option("--nssdb", opt.nssdb, "install nss: the NSS database directory (default ~/.pki/nssdb)");
+  c->add_option("--keystore", opt.keystore, "install java: the truststore to create (default beside the CA)");
   return c;
 }
 

@@ -99,8 +99,30 @@ std::vector<std::string> ProxyConfig::warnings() const {
   return w;
 }
 
+std::optional<ClientCertRule> parseClientCertRule(std::string_view s, std::string& error) {
+  const auto eq = s.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == s.size()) {
+    error = "--upstream-client-cert-for '" + std::string(s) + "': expected HOSTGLOB=CERT[,KEY]";
+    return std::nullopt;
+  }
+  ClientCertRule r;
+  r.host = std::string(s.substr(0, eq));
+  const std::string_view files = s.substr(eq + 1);
+  const auto comma = files.find(',');
+  r.cert = std::string(files.substr(0, comma));
+  if (comma != std::string_view::npos) r.key = std::string(files.substr(comma + 1));
+  return r;
+}
+
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
+  if (upstream_client_key.size() && upstream_client_cert.empty())
+    errs.push_back("--upstream-client-key needs --upstream-client-cert");
+  for (const auto& rule : client_cert_rules) {
+    std::string e;
+    if (!parseClientCertRule(rule, e)) errs.push_back(e);
+  }
+  if (!client_ca.empty() && !request_client_cert) errs.push_back("--client-ca is used with --request-client-cert");
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
   if (mode == Mode::Explicit && upstream) errs.push_back("--upstream is only used with --mode reverse");
   if (ca_cert.empty() != ca_key.empty()) errs.push_back("--ca-cert and --ca-key go together");

@@ -77,6 +77,13 @@ struct ProxyConfig {
   std::string ready_file;
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
+  // Mutual TLS. Upstream: the certificate presented when a server sends CertificateRequest
+  // (RFC 8446 4.3.2, RFC 5246 7.4.4); `client_certs` first, by host glob, then the default one.
+  std::string upstream_client_cert, upstream_client_key;
+  std::vector<std::string> client_cert_rules;  // "GLOB=CERT[,KEY]" (--upstream-client-cert-for)
+  // Client leg: ask clients for a certificate and trace what they send (verdict against client_ca).
+  bool request_client_cert = false;
+  std::string client_ca;
 
   std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
 
@@ -85,6 +92,15 @@ struct ProxyConfig {
   // What is usable but probably not meant, one sentence each (said at start).
   [[nodiscard]] std::vector<std::string> warnings() const;
 };
+
+// One --upstream-client-cert-for rule: the certificate for the servers whose name matches `host`.
+struct ClientCertRule {
+  std::string host;  // glob (config::globMatch) against the SNI, else the target host
+  std::string cert;  // PEM: the leaf first, then its chain
+  std::string key;   // PEM; empty: the key is in `cert`
+};
+// "GLOB=CERT[,KEY]"; nullopt with `error` when malformed.
+[[nodiscard]] std::optional<ClientCertRule> parseClientCertRule(std::string_view s, std::string& error);
 
 // The refusal of a non-loopback --listen without --allow-remote (validate(), and net/ for a name).
 [[nodiscard]] std::string listenNeedsAllowRemote(const std::string& host);

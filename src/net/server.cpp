@@ -297,7 +297,7 @@ class ProxyServer {
   // The front end of the configured mode: shared, stateless, by every connection of every thread.
   static std::unique_ptr<session::FrontEnd> makeFrontEnd(const Services& svc) {
     if (svc.cfg->mode == config::Mode::Reverse) return std::make_unique<session::ReverseFrontEnd>(*svc.cfg->upstream);
-    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth);
+    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth, svc.ca_page);
   }
 
   std::vector<std::unique_ptr<asio::io_context>>& ctxs_;

@@ -11,6 +11,7 @@
 
 #include "config/address.h"
 #include "config/config.h"
+#include "net/proxy_request.h"
 #include "net/work_pool.h"
 #include "session/deps.h"
 
@@ -65,6 +66,7 @@ struct Services : session::Deps {
   // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
   ResolverPool* resolver = nullptr;
   PrimePool* prime_pool = nullptr;
+  CaPage ca_page;  // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

@@ -20,6 +20,7 @@ struct FrontStep {
     Tunnel,    // connect to `target`, answer `reply` to the client, then look for TLS
     Forward,   // connect to `target`, send `head` upstream, then relay plain bytes
     Detect,    // the target is known: look for TLS now, connect once the ClientHello is in
+    Answer,    // the request was for the proxy itself (its CA page): send `head` and close
   };
   Kind kind = Kind::NeedMore;
   int status = 0;
@@ -28,7 +29,7 @@ struct FrontStep {
   config::HostPort target;
   std::string method;        // Tunnel/Forward: for the proxy.request event
   std::string reply;         // Tunnel: to the client once connected
-  std::string head;          // Forward: to the upstream before the client's further bytes
+  std::string head;          // Forward: to the upstream before the client's further bytes; Answer: the response
   std::size_t consumed = 0;  // client bytes the front end used up (the rest is the tunnel's)
 };
 

@@ -210,6 +210,12 @@ void ProxySession::onRequestBytes() {
   switch (st.kind) {
     case K::NeedMore: return readFrom(client_);
     case K::Refuse: return respondAndClose(st.status, st.reason, st.headers);
+    case K::Answer:
+      // A request to the proxy itself (the CA page): the path stands where a target would.
+      emit(trace::Leg::Client, trace::ev::ProxyRequest{st.method, st.reason});
+      client_.pending.insert(client_.pending.end(), st.head.begin(), st.head.end());
+      if (outcome_.empty()) outcome_ = "served " + st.reason + " (the proxy's CA page)";
+      return closeGracefully(outcome_);
     case K::Detect:
       target_ = st.target;
       state_ = State::PeekingHello;

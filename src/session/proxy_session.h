@@ -175,6 +175,7 @@ class ProxySession {
     std::string error_cause;
     bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
     bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
+    int client_certs = -1;               // certificates in the client's Certificate message (-1: none came)
     // The session as the ServerHello went by: a resumed one's lifetime and age (OpenSSL gives a
     // TLS 1.3 server's session a new time once its NewSessionTicket is made).
     tls::SessionTimes session_times;
@@ -254,6 +255,10 @@ class ProxySession {
   // event of the connection, stamped with the time the handshake completed.
   void settleUpstream();
   void traceTrust();  // tls.trust for the upstream leg
+  // Mutual TLS (session_mtls.cpp): the upstream leg's client certificate, chosen by host; and
+  // tls.client_certificate for a leg on which a certificate was requested.
+  [[nodiscard]] bool presentClientCertificate();
+  void traceClientCertificate(Leg& l);
   [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
   [[nodiscard]] trace::Json fingerprints(Leg& l, bool client_hello);  // JA3/JA4 (or JA3S/JA4S) of a hello
   void settleSummary();
@@ -328,6 +333,7 @@ class ProxySession {
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
   TcpInfoProbe tcp_probe_;
+  const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

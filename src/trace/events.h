@@ -149,6 +149,11 @@ struct TlsTrust {
   Report report;
   TLSTRACE_EVENT("tls.trust", kTrust);
 };
+// Mutual TLS on a leg: what was asked and which client certificate went (tls::clientCertificateFields).
+struct TlsClientCertificate {
+  Report report;
+  TLSTRACE_EVENT("tls.client_certificate", kTrust);
+};
 // A leg's handshake completed.
 struct TlsEstablished {
   std::string version;
@@ -361,6 +366,10 @@ void TlsTrust::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
+void TlsClientCertificate::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
 void TlsEstablished::fields(S& s, V& v) {
   v("version", s.version);
   v("cipher", s.cipher);
@@ -509,11 +518,38 @@ void TcpListen::fields(S& s, V& v) {
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload =
-    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
-                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
-                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
-                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::TraceDropped,
-                 ev::TcpSyn, ev::TcpInfo, ev::TcpListen, ev::Other>;
+// (One kind per line, new ones appended before Other, so that branches adding kinds merge.)
+// clang-format off
+using Payload = std::variant<
+    ev::ConnOpen,
+    ev::ProxyRequest,
+    ev::ProxyError,
+    ev::ConnRefused,
+    ev::TcpConnect,
+    ev::ConnPlaintext,
+    ev::TlsMessage,
+    ev::TlsMirror,
+    ev::TlsRecord,
+    ev::TlsSecret,
+    ev::TlsKeys,
+    ev::TlsTrust,
+    ev::TlsEstablished,
+    ev::TlsKeyExchange,
+    ev::TlsPrimeCheck,
+    ev::TlsAlert,
+    ev::TlsError,
+    ev::Data,
+    ev::TcpClose,
+    ev::ConnSummary,
+    ev::ConnClose,
+    ev::PolicyViolation,
+    ev::AuditResult,
+    ev::TraceDropped,
+    ev::TcpSyn,
+    ev::TcpInfo,
+    ev::TcpListen,
+    ev::TlsClientCertificate,
+    ev::Other>;
+// clang-format on
 
 }  // namespace tlstrace::trace

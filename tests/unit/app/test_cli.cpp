@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "app/ca_run.h"
 #include "app/cli.h"
 
 using namespace tlstrace;
@@ -20,8 +21,8 @@ Parsed parse(std::vector<std::string> args) {
   Parsed p;
   CLI::App app;
   CLI::App* proxy = app::addProxyCommand(app, p.cfg, p.st);
-  std::string ca_action;
-  app::addCaCommand(app, p.cfg, ca_action);  // as in main: [ca] is a known table
+  app::CaOptions ca_opt;
+  app::addCaCommand(app, p.cfg, ca_opt);  // as in main: [ca] is a known table
   args.insert(args.begin(), "proxy");
   std::reverse(args.begin(), args.end());
   app.parse(args);  // CLI11 takes a reversed vector
