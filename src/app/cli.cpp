@@ -91,6 +91,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_option("--starttls", cfg.starttls,
+                "STARTTLS first: auto (by port: 25/587/143/110/5432/3306/389), off, or a protocol")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off", "smtp", "imap", "pop3", "postgres", "mysql", "ldap"}));
   return p;
 }
 

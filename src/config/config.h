@@ -77,6 +77,8 @@ struct ProxyConfig {
   std::string ready_file;
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
+  // STARTTLS before TLS (session/starttls.h): "auto" by the target's port, "off", or a protocol.
+  std::string starttls = "auto";
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

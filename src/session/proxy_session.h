@@ -22,6 +22,7 @@
 #include "session/front_end.h"
 #include "session/io.h"
 #include "session/probe.h"
+#include "session/starttls.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
 #include "tls/session_info.h"
@@ -79,6 +80,7 @@ class ProxySession {
     ReadingRequest,     // the front end reads the client's request
     Connecting,         // waiting for in::Connected
     PeekingHello,       // is the client speaking TLS? reading its ClientHello
+    StartTls,           // relaying a STARTTLS preamble (session/starttls.h) until TLS starts
     UpstreamHandshake,  // the proxy's own handshake with the server
     ClientHandshake,    // the handshake with the client (forged certificate)
     Relaying,
@@ -87,7 +89,7 @@ class ProxySession {
     Done
   };
   // What to do once the upstream connection is up (or could not be made).
-  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls };
+  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls, StartTls };
 
   struct Leg;
   // OpenSSL's callbacks for one leg: they copy bytes into events and return.
@@ -257,6 +259,14 @@ class ProxySession {
   [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
   [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
 
+  // STARTTLS (session_starttls.cpp).
+  [[nodiscard]] std::optional<StartTlsProto> startTlsProto() const;
+  void beginStartTls();
+  void onStartTlsBytes(Leg& l, std::span<const std::uint8_t> bytes);
+  void startTlsRefused(const std::string& answer);
+  void endStartTlsPlain(Leg& l, const std::string& why, std::span<const std::uint8_t> decided);
+  void onStartTlsClosed(Leg& l);
+
   // Probe (session_probe.cpp).
   void probeEstablished();
   void probeRead();
@@ -322,6 +332,7 @@ class ProxySession {
   bool finished_ = false;
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
+  std::unique_ptr<StartTlsMachine> starttls_;  // during a STARTTLS preamble
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

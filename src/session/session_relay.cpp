@@ -48,7 +48,7 @@ std::size_t ProxySession::queued(const Leg& l) {
 
 void ProxySession::readFrom(Leg& l) {
   if (finished_ || !l.t.open || l.t.reading || l.t.fin_seen || l.t.dead) return;
-  if (state_ == State::Relaying && queued(other(l)) >= kHighWater) {
+  if ((state_ == State::Relaying || state_ == State::StartTls) && queued(other(l)) >= kHighWater) {
     l.t.paused = true;
     return;
   }
@@ -198,7 +198,7 @@ void ProxySession::onDrained(Leg& l) {
 
 void ProxySession::resumeOther(Leg& l) {
   Leg& src = other(l);
-  if (src.t.paused && state_ == State::Relaying && queued(l) < kLowWater) {
+  if (src.t.paused && (state_ == State::Relaying || state_ == State::StartTls) && queued(l) < kLowWater) {
     src.t.paused = false;
     readFrom(src);
   }

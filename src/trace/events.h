@@ -111,6 +111,11 @@ struct ConnPlaintext {
   std::string reason, first_bytes;
   TLSTRACE_EVENT("conn.plaintext", kCore);
 };
+// One message of a STARTTLS preamble (session/starttls.h), on the leg it was read from.
+struct ConnStartTls {
+  std::string proto, step, text;
+  TLSTRACE_EVENT("conn.starttls", kCore);
+};
 // One handshake message (or ChangeCipherSpec), decoded.
 struct TlsMessage {
   std::string dir, type;
@@ -284,6 +289,12 @@ void ConnPlaintext::fields(S& s, V& v) {
   v("first_bytes", s.first_bytes);
 }
 template <class S, class V>
+void ConnStartTls::fields(S& s, V& v) {
+  v("proto", s.proto);
+  v("step", s.step);
+  v("text", s.text);
+}
+template <class S, class V>
 void TlsMessage::fields(S& s, V& v) {
   v("dir", s.dir);
   v("type", s.type);
@@ -416,6 +427,6 @@ using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev:
                              ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
                              ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
                              ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
+                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::ConnStartTls, ev::Other>;
 
 }  // namespace tlstrace::trace
