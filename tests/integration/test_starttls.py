@@ -202,7 +202,8 @@ class StartTls(ProxyTestCase):
         bindir = sorted(d for d in os.listdir("/usr/lib/postgresql"))[-1]
         bindir = f"/usr/lib/postgresql/{bindir}/bin"
         user = pwd.getpwnam("postgres")
-        data = tempfile.mkdtemp(dir=self.dir)
+        data = tempfile.mkdtemp(prefix="tlstrace-pg-")  # (the test's own dir is root's alone)
+        self._stops.append(lambda: shutil.rmtree(data, ignore_errors=True))
         os.chown(data, user.pw_uid, user.pw_gid)
         for f in (self.pki.cert, self.pki.key):
             shutil.copy(f, data)
