@@ -330,8 +330,8 @@ class ProxySession {
   // --audit-clients only: the client's address and the scenario this connection presents.
   std::unique_ptr<AuditState> audit_;
   bool finished_ = false;
-  bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
-  std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
+  bool awaiting_fins_ = false;                 // the relay is over; the peers' FINs are awaited (grace period)
+  std::unique_ptr<ProbeSpec> probe_;           // set for a probe: there is no client leg
   std::unique_ptr<StartTlsMachine> starttls_;  // during a STARTTLS preamble
 };
 

@@ -334,7 +334,8 @@ void ProxySession::armWatchdog() {
 }
 
 void ProxySession::onWatchdog() {
-  const bool relaying = state_ == State::Relaying;
+  // A STARTTLS preamble is a plaintext conversation like the relay: the idle timeout applies.
+  const bool relaying = state_ == State::Relaying || state_ == State::StartTls;
   const double limit_s = relaying ? deps_.cfg->idle_timeout_s : deps_.cfg->handshake_timeout_s;
   if (deps_.now() - (relaying ? last_activity_ : start_) < seconds(limit_s)) return armWatchdog();
   const std::string why = relaying ? "idle timeout" : "handshake timeout";

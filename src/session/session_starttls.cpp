@@ -63,8 +63,9 @@ void ProxySession::startTlsRefused(const std::string& answer) {
   e.reason = "the server refused STARTTLS: " + answer;
   e.stage = "starttls";
   e.cause = "starttls_refused";
-  e.hint = "the server does not offer TLS on this connection now; its answer went to the client, and "
-           "whatever the client does next is relayed as plain TCP";
+  e.hint =
+      "the server does not offer TLS on this connection now; its answer went to the client, and "
+      "whatever the client does next is relayed as plain TCP";
   emit(trace::Leg::Upstream, std::move(e));
 }
 

@@ -81,12 +81,12 @@ class StartTlsMachine {
   std::vector<std::uint8_t> held_[2];  // [from_client]: a partial message
   bool server_spoke_ = false;
   bool client_spoke_ = false;
-  bool awaiting_ = false;     // the client asked for TLS; the server's answer decides
-  bool gss_ = false;          // PostgreSQL: a GSSENCRequest awaits its answer
-  std::string last_command_;  // the client's last command verb (uppercase)
-  std::string imap_tag_;      // the tag of IMAP's STARTTLS command
-  std::string reply_;         // a multi-line reply gathered so far (SMTP, POP3 CAPA)
-  bool multiline_ = false;    // POP3: inside a multi-line reply
+  bool awaiting_ = false;           // the client asked for TLS; the server's answer decides
+  bool gss_ = false;                // PostgreSQL: a GSSENCRequest awaits its answer
+  std::string last_command_;        // the client's last command verb (uppercase)
+  std::string imap_tag_;            // the tag of IMAP's STARTTLS command
+  std::string reply_;               // a multi-line reply gathered so far (SMTP, POP3 CAPA)
+  bool multiline_ = false;          // POP3: inside a multi-line reply
   bool server_spoke_once_ = false;  // the server's first message was named (banner)
   int steps_ = 0;
 };

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::size_t kMaxMessage = 64 * 1024;
 // PostgreSQL (protocol docs 55.2.10, 55.7): SSLRequest and GSSENCRequest, 8 bytes each.
-constexpr std::uint32_t kPgSslRequest = 80877103;    // 1234 << 16 | 5679
+constexpr std::uint32_t kPgSslRequest = 80877103;     // 1234 << 16 | 5679
 constexpr std::uint32_t kPgGssEncRequest = 80877104;  // 1234 << 16 | 5680
 constexpr std::uint32_t kPgProtocol3 = 196608;        // StartupMessage, protocol 3.0
 constexpr std::uint32_t kPgCancel = 80877102;

@@ -13,6 +13,7 @@ namespace tlstrace::session {
 [[nodiscard]] std::string lineText(std::string_view line);
 // The length of the first whole message of a binary protocol's bytes; 0: need more; SIZE_MAX:
 // malformed. `awaiting`: the server's one-byte answer (PostgreSQL) is due.
-[[nodiscard]] std::size_t frameBinary(StartTlsProto p, bool from_client, bool awaiting, std::span<const std::uint8_t> b);
+[[nodiscard]] std::size_t frameBinary(StartTlsProto p, bool from_client, bool awaiting,
+                                      std::span<const std::uint8_t> b);
 
 }  // namespace tlstrace::session

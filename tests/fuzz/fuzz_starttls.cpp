@@ -2,9 +2,9 @@
 // the protocol, then chunks of [header][bytes], header bit 7 = from the client, bits 0-6 = length.
 // Besides not crashing: once the machine stops relaying the preamble, every byte fed to it has
 // been handed back (forward/rest/back), none dropped, none invented.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstdlib>
 #include <vector>
 

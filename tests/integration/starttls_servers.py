@@ -69,6 +69,7 @@ class StartTlsServer(ThreadedServer):
             t.unwrap()
         except (OSError, ValueError):
             pass
+        t.close()
 
     # --- protocols
     def smtp(self, c):

@@ -11,13 +11,15 @@ import pwd
 import re
 import shutil
 import smtplib
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, free_port, of, run, wait_port
+from harness import DEADLINE, ProxyTestCase, free_port, of, run, send_connect, wait_port
 from starttls_servers import StartTlsServer
 
 PROTOS = ["smtp", "imap", "pop3", "postgres", "mysql", "ldap"]
@@ -140,6 +142,41 @@ class StartTls(ProxyTestCase):
             self.assertIn("53", [x[1] for x in mine], leg)                # 'S'
             types = {t for x in mine for t in x[2].split(",")}
             self.assertTrue({"1", "2", "8", "11", "15", "20"} <= types, (leg, types))  # TLS 1.3: decrypted
+
+    def test_explicit_connect_server_speaks_first(self):
+        """SMTP behind CONNECT, by hand with Python's ssl: the banner comes right after the 200."""
+        srv = self.server("smtp")
+        p = self.proxy("--starttls", "smtp", "--upstream-ca", self.pki.ca)
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE)
+        head = send_connect(s, f"localhost:{srv.port}")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        buf = [head.split(b"\r\n\r\n", 1)[1]]
+
+        def until(end):
+            while not buf[0].endswith(end):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, buf[0])
+                buf[0] += chunk
+            got, buf[0] = buf[0], b""
+            return got
+        self.assertEqual(until(b"\r\n"), b"220 localhost ESMTP tlstrace-test\r\n")
+        s.sendall(b"EHLO client.example\r\n")
+        self.assertTrue(until(b"250 STARTTLS\r\n").startswith(b"250-localhost"))
+        s.sendall(b"STARTTLS\r\n")
+        self.assertEqual(until(b"\r\n"), b"220 2.0.0 Ready to start TLS\r\n")
+        t = ssl.create_default_context(cafile=p.ca).wrap_socket(s, server_hostname="localhost")
+        t.sendall(b"MARKER\r\n")
+        self.assertEqual(t.recv(4096), b"tls-ok: MARKER\r\n")
+        client_view = (t.version(), t.cipher()[0])  # the client's own account of its leg
+        t.close()
+        evs = p.conn_closed()
+        self.assertEqual(srv.tls_lines, [b"MARKER\r\n"])
+        self.assertEqual([(e["leg"], e["step"]) for e in of(evs, "conn.starttls")],
+                         [("upstream", "banner"), ("client", "ehlo"), ("upstream", "capabilities"),
+                          ("client", "starttls"), ("upstream", "ready")])
+        est = {e["leg"]: e for e in of(evs, "tls.established")}
+        self.assertEqual((est["client"]["version"], est["client"]["cipher"]["name"]), client_view)
+        self.assertEqual(est["upstream"]["cipher"]["name"], srv.tls_cipher)
 
     def test_refusals_reach_the_client_in_the_protocols_own_words(self):
         for proto in ("smtp", "imap", "pop3"):

@@ -59,77 +59,101 @@ const char* kMysqlSslRequest = "2000000185ae7f0000000001210000000000000000000000
 const char* kLdapStartTls = "301d02010177188016312e332e362e312e342e312e313436362e3230303337";
 const char* kLdapSuccess = "3024020101781f0a0100040004008a16312e332e362e312e342e312e313436362e3230303337";
 const char* kLdapRefused =
-    "303902010178340a013504000415544c53206e6f7420617661696c61626c65206e6f778a16312e332e362e312e342e312e313436362e3230303337";
+    "303902010178340a013504000415544c53206e6f7420617661696c61626c65206e6f778a16312e332e362e312e342e312e313436362e323030"
+    "3337";
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
-      {"smtp accepted", StartTlsProto::Smtp,
+      {"smtp accepted",
+       StartTlsProto::Smtp,
        {S("220 localhost ESMTP tlstrace-test\r\n"), C("EHLO mail.example.com\r\n"),
         S("250-localhost greets you\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 STARTTLS\r\n"), C("STARTTLS\r\n"),
         S("220 2.0.0 Ready to start TLS\r\n")},
        {"s:banner", "c:ehlo", "s:capabilities", "c:starttls", "s:ready"},
        K::Upgrade},
-      {"smtp refused (454), then s_client's ClientHello in the clear", StartTlsProto::Smtp,
+      {"smtp refused (454), then s_client's ClientHello in the clear",
+       StartTlsProto::Smtp,
        {S("220 localhost ESMTP tlstrace-test\r\n"), C("EHLO mail.example.com\r\n"), S("250 STARTTLS\r\n"),
-        C("STARTTLS\r\n"), S("454 4.7.0 TLS not available due to temporary reason\r\n"), Ch(kHelloStart),
-        Ch("0a")},
+        C("STARTTLS\r\n"), S("454 4.7.0 TLS not available due to temporary reason\r\n"), Ch(kHelloStart), Ch("0a")},
        {"s:banner", "c:ehlo", "s:capabilities", "c:starttls", "s:refused"},
        K::Plain,
        true},
-      {"smtp: MAIL before STARTTLS is plaintext", StartTlsProto::Smtp,
+      {"smtp: MAIL before STARTTLS is plaintext",
+       StartTlsProto::Smtp,
        {S("220 hi\r\n"), C("EHLO x\r\n"), S("250 hi\r\n"), C("MAIL FROM:<a@b>\r\n")},
        {"s:banner", "c:ehlo", "s:capabilities"},
        K::Plain},
-      {"imap accepted", StartTlsProto::Imap,
+      {"imap accepted",
+       StartTlsProto::Imap,
        {S("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] tlstrace-test ready\r\n"), C(". CAPABILITY\r\n"),
         S("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n. OK CAPABILITY completed\r\n"), C(". STARTTLS\r\n"),
         S(". OK Begin TLS negotiation now\r\n")},
        {"s:banner", "c:command", "s:capabilities", "s:reply", "c:starttls", "s:ready"},
        K::Upgrade},
-      {"imap refused (NO)", StartTlsProto::Imap,
+      {"imap refused (NO)",
+       StartTlsProto::Imap,
        {S("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n"), C("a1 STARTTLS\r\n"),
         S("a1 NO [UNAVAILABLE] TLS not available now\r\n"), C("a2 LOGOUT\r\n")},
        {"s:banner", "c:starttls", "s:refused", "c:command"},
        K::Continue,
        true},
-      {"imap: LOGIN before STARTTLS is plaintext", StartTlsProto::Imap,
+      {"imap: LOGIN before STARTTLS is plaintext",
+       StartTlsProto::Imap,
        {S("* OK ready\r\n"), C("a LOGIN user secret\r\n")},
        {"s:banner"},
        K::Plain},
-      {"pop3 accepted", StartTlsProto::Pop3,
+      {"pop3 accepted",
+       StartTlsProto::Pop3,
        {S("+OK tlstrace-test POP3 server ready\r\n"), C("STLS\r\n"), S("+OK Begin TLS negotiation\r\n")},
        {"s:banner", "c:starttls", "s:ready"},
        K::Upgrade},
-      {"pop3 CAPA, then refused (-ERR)", StartTlsProto::Pop3,
+      {"pop3 CAPA, then refused (-ERR)",
+       StartTlsProto::Pop3,
        {S("+OK ready\r\n"), C("CAPA\r\n"), S("+OK Capability list follows\r\nSTLS\r\nTOP\r\n.\r\n"), C("STLS\r\n"),
         S("-ERR TLS not available now\r\n")},
        {"s:banner", "c:command", "s:capabilities", "c:starttls", "s:refused"},
        K::Continue,
        true},
-      {"postgres accepted", StartTlsProto::Postgres, {Ch(kPgSslRequest), Sh("53")}, {"c:ssl_request", "s:ready"},
+      {"postgres accepted",
+       StartTlsProto::Postgres,
+       {Ch(kPgSslRequest), Sh("53")},
+       {"c:ssl_request", "s:ready"},
        K::Upgrade},
-      {"postgres refused ('N'), psql goes on in plaintext (sslmode=prefer)", StartTlsProto::Postgres,
+      {"postgres refused ('N'), psql goes on in plaintext (sslmode=prefer)",
+       StartTlsProto::Postgres,
        {Ch(kPgSslRequest), Sh("4e"), Ch(kPsqlStartup)},
        {"c:ssl_request", "s:refused"},
        K::Plain,
        true},
-      {"postgres 17 direct TLS: the first bytes are a ClientHello", StartTlsProto::Postgres,
+      {"postgres 17 direct TLS: the first bytes are a ClientHello",
+       StartTlsProto::Postgres,
        {Ch(kHelloStart)},
        {},
        K::DirectTls},
-      {"mysql accepted: the client's SSLRequest, then its handshake", StartTlsProto::Mysql,
+      {"mysql accepted: the client's SSLRequest, then its handshake",
+       StartTlsProto::Mysql,
        {Sh(kMysqlGreeting), Ch(kMysqlSslRequest)},
        {"s:greeting", "c:ssl_request"},
        K::Upgrade},
-      {"mysql: no CLIENT_SSL offered", StartTlsProto::Mysql, {Sh(kMysqlGreetingNoSsl)}, {"s:greeting"}, K::Continue,
+      {"mysql: no CLIENT_SSL offered",
+       StartTlsProto::Mysql,
+       {Sh(kMysqlGreetingNoSsl)},
+       {"s:greeting"},
+       K::Continue,
        true},
-      {"ldap accepted", StartTlsProto::Ldap, {Ch(kLdapStartTls), Sh(kLdapSuccess)}, {"c:starttls", "s:ready"},
+      {"ldap accepted",
+       StartTlsProto::Ldap,
+       {Ch(kLdapStartTls), Sh(kLdapSuccess)},
+       {"c:starttls", "s:ready"},
        K::Upgrade},
-      {"ldap refused (unwillingToPerform)", StartTlsProto::Ldap, {Ch(kLdapStartTls), Sh(kLdapRefused)},
+      {"ldap refused (unwillingToPerform)",
+       StartTlsProto::Ldap,
+       {Ch(kLdapStartTls), Sh(kLdapRefused)},
        {"c:starttls", "s:refused"},
        K::Continue,
        true},
-      {"ldap: a bind first is plaintext", StartTlsProto::Ldap,
+      {"ldap: a bind first is plaintext",
+       StartTlsProto::Ldap,
        {Ch("300c020101600702010304008000")},  // BindRequest, simple, empty
        {},
        K::Plain},
@@ -153,8 +177,7 @@ Outcome play(const Case& c, bool bytewise) {
     std::vector<std::span<const std::uint8_t>> parts;
     if (bytewise)
       for (std::size_t i = 0; i < b.size(); ++i) parts.emplace_back(b.data() + i, 1);
-    else
-      parts.emplace_back(b);
+    else parts.emplace_back(b);
     for (auto p : parts) {
       if (o.last != K::Continue) break;
       StartTlsResult r = m.feed(msg.client, p);
@@ -218,7 +241,8 @@ TEST_CASE("STARTTLS step texts carry the protocol's own words") {
 TEST_CASE("STARTTLS: the server's bytes after its yes are not taken for TLS") {
   StartTlsMachine m(StartTlsProto::Postgres);
   (void)m.feed(true, fromHex(kPgSslRequest));
-  const auto r = m.feed(false, fromHex("53" "4500000008"));  // 'S' and an injected message (CVE-2021-23214)
+  const auto r = m.feed(false, fromHex("53"
+                                       "4500000008"));  // 'S' and an injected message (CVE-2021-23214)
   CHECK(r.kind == K::Plain);
   CHECK(r.forward.size() == 6);
 }
