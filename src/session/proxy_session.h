@@ -333,6 +333,7 @@ class ProxySession {
   bool awaiting_fins_ = false;                 // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;           // set for a probe: there is no client leg
   std::unique_ptr<StartTlsMachine> starttls_;  // during a STARTTLS preamble
+  SteadyClock::time_point handshake_from_{};   // after a STARTTLS preamble: the handshake's start
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

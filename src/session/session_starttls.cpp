@@ -50,6 +50,8 @@ void ProxySession::onStartTlsBytes(Leg& l, std::span<const std::uint8_t> bytes) 
       starttls_.reset();
       inbuf_ = std::move(r.rest);
       state_ = State::PeekingHello;
+      handshake_from_ = deps_.now();  // the handshake timeout counts from here
+      armWatchdog();
       readFrom(upstream_);  // a server that speaks now is not doing TLS (serverSpokeFirst)
       if (inbuf_.empty()) return readFrom(client_);
       return onHelloBytes();

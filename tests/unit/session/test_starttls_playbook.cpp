@@ -78,9 +78,23 @@ TEST_CASE("STARTTLS smtp refused: the 454 reaches the client, tls.error says why
         "the server refused STARTTLS: 454 4.7.0 TLS not available due to temporary reason");
   t.exchange(Leg::Client, "QUIT\r\n");
   t.exchange(Leg::Upstream, "221 2.0.0 Bye\r\n");
+  CHECK(r.takeEvents() == V{"client conn.starttls", "upstream conn.starttls"});
   // The server closes: its FIN is passed on as a FIN, the relay ends as plain TCP.
   r.closed(Leg::Upstream, How::Fin);
   CHECK(r.takeEvents() == V{"upstream conn.plaintext"});
   const V acts = r.takeActions();
   CHECK(std::find(acts.begin(), acts.end(), "shutdown client") != acts.end());
+}
+
+TEST_CASE("STARTTLS: the preamble falls under the idle timeout, the handshake after it has its own") {
+  Smtp t;
+  Run& r = t.r;
+  // The handshake timer (10 s from the start) fires during the preamble: not a handshake timeout,
+  // the idle one is armed instead.
+  r.feed(in::TimerFired{});
+  CHECK(r.takeActions() == V{"timer +300s"});
+  CHECK(r.takeEvents().empty());
+  t.exchange(Leg::Upstream, "220 2.0.0 Ready to start TLS\r\n");
+  r.feed(in::TimerFired{});
+  CHECK(r.takeActions() == V{"timer +10s"});  // now the handshake's, from the upgrade on
 }
