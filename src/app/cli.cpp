@@ -104,6 +104,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_flag("--request-client-cert", cfg.request_client_cert,
               "ask clients for a certificate (not required) and trace what they send");
   p->add_option("--client-ca", cfg.client_ca, "with --request-client-cert: CAs (PEM) to verify client certificates");
+  p->add_option("--starttls", cfg.starttls,
+                "STARTTLS first: auto (by port: 25/587/143/110/5432/3306/389), off, or a protocol")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off", "smtp", "imap", "pop3", "postgres", "mysql", "ldap"}));
   return p;
 }
 

@@ -86,6 +86,8 @@ struct ProxyConfig {
   std::string client_ca;
 
   std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
+  // STARTTLS before TLS (session/starttls.h): "auto" by the target's port, "off", or a protocol.
+  std::string starttls = "auto";
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

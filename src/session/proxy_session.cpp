@@ -106,6 +106,8 @@ void ProxySession::onStart(const in::Start& s) {
   if (s.tcp) emit(trace::Leg::Client, *s.tcp);
   armWatchdog();
   state_ = fixed ? State::PeekingHello : State::ReadingRequest;
+  // A STARTTLS server speaks first (or answers the client's request): connect at once.
+  if (fixed && startTlsProto()) return connectUpstream(AfterConnect::StartTls);
   readFrom(client_);
 }
 
@@ -113,6 +115,7 @@ void ProxySession::onBytes(Leg& l, std::span<const std::uint8_t> bytes) {
   l.t.reading = false;
   touch();
   l.bytes_in += bytes.size();
+  if (state_ == State::StartTls) return onStartTlsBytes(l, bytes);
   if (state_ == State::ReadingRequest || (state_ == State::PeekingHello && &l == &client_)) {
     inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
     return state_ == State::ReadingRequest ? onRequestBytes() : onHelloBytes();
@@ -169,6 +172,7 @@ void ProxySession::onClosed(Leg& l, const in::Closed& c) {
   }
   if (state_ == State::Relaying) return endOfStream(l, !l.tls || l.t.eos);
   if (state_ == State::ProbeTickets) return probeDone();
+  if (state_ == State::StartTls) return onStartTlsClosed(l);
   if (state_ == State::Closing) {
     if (l.t.await_fin) {  // after the peer's fatal alert: now our FIN
       l.t.await_fin = false;
@@ -255,6 +259,7 @@ void ProxySession::afterConnect() {
       client_.pending.insert(client_.pending.end(), tunnel_reply_.begin(), tunnel_reply_.end());
       std::string().swap(tunnel_reply_);
       flush(client_);
+      if (startTlsProto()) return beginStartTls();
       state_ = State::PeekingHello;
       // The server may speak first (SSH, SMTP, FTP banners): its bytes are awaited along with the
       // client's first ones, and decide for plain TCP if they come first (serverSpokeFirst). The
@@ -269,6 +274,7 @@ void ProxySession::afterConnect() {
       return startPlainRelay();
     case AfterConnect::PlainRelay: return startPlainRelay();
     case AfterConnect::UpstreamTls: return startUpstreamTls();
+    case AfterConnect::StartTls: return beginStartTls();
     case AfterConnect::None: return;
   }
 }
@@ -277,7 +283,8 @@ void ProxySession::connectFailed(int status, const std::string& why) {
   switch (std::exchange(after_connect_, AfterConnect::None)) {
     case AfterConnect::TunnelReply:
     case AfterConnect::Forward: return respondAndClose(status, why);
-    case AfterConnect::PlainRelay: return closeGracefully(why);
+    case AfterConnect::PlainRelay:
+    case AfterConnect::StartTls: return closeGracefully(why);
     case AfterConnect::UpstreamTls: return abortClientHandshake(why);
     case AfterConnect::None: return;
   }

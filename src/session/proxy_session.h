@@ -23,6 +23,7 @@
 #include "session/front_end.h"
 #include "session/io.h"
 #include "session/probe.h"
+#include "session/starttls.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
 #include "tls/session_info.h"
@@ -84,6 +85,7 @@ class ProxySession {
     ReadingRequest,     // the front end reads the client's request
     Connecting,         // waiting for in::Connected
     PeekingHello,       // is the client speaking TLS? reading its ClientHello
+    StartTls,           // relaying a STARTTLS preamble (session/starttls.h) until TLS starts
     UpstreamHandshake,  // the proxy's own handshake with the server
     ClientHandshake,    // the handshake with the client (forged certificate)
     Relaying,
@@ -92,7 +94,7 @@ class ProxySession {
     Done
   };
   // What to do once the upstream connection is up (or could not be made).
-  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls };
+  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls, StartTls };
 
   struct Leg;
   // OpenSSL's callbacks for one leg: they copy bytes into events and return.
@@ -267,6 +269,14 @@ class ProxySession {
   [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
   [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
 
+  // STARTTLS (session_starttls.cpp).
+  [[nodiscard]] std::optional<StartTlsProto> startTlsProto() const;
+  void beginStartTls();
+  void onStartTlsBytes(Leg& l, std::span<const std::uint8_t> bytes);
+  void startTlsRefused(const std::string& answer);
+  void endStartTlsPlain(Leg& l, const std::string& why, std::span<const std::uint8_t> decided);
+  void onStartTlsClosed(Leg& l);
+
   // Probe (session_probe.cpp).
   void probeEstablished();
   void probeRead();
@@ -334,6 +344,8 @@ class ProxySession {
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
   TcpInfoProbe tcp_probe_;
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
+  std::unique_ptr<StartTlsMachine> starttls_;  // during a STARTTLS preamble
+  SteadyClock::time_point handshake_from_{};   // after a STARTTLS preamble: the handshake's start
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

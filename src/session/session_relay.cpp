@@ -48,7 +48,7 @@ std::size_t ProxySession::queued(const Leg& l) {
 
 void ProxySession::readFrom(Leg& l) {
   if (finished_ || !l.t.open || l.t.reading || l.t.fin_seen || l.t.dead) return;
-  if (state_ == State::Relaying && queued(other(l)) >= kHighWater) {
+  if ((state_ == State::Relaying || state_ == State::StartTls) && queued(other(l)) >= kHighWater) {
     l.t.paused = true;
     return;
   }
@@ -198,7 +198,7 @@ void ProxySession::onDrained(Leg& l) {
 
 void ProxySession::resumeOther(Leg& l) {
   Leg& src = other(l);
-  if (src.t.paused && state_ == State::Relaying && queued(l) < kLowWater) {
+  if (src.t.paused && (state_ == State::Relaying || state_ == State::StartTls) && queued(l) < kLowWater) {
     src.t.paused = false;
     readFrom(src);
   }
@@ -330,15 +330,20 @@ void ProxySession::finish() {
 // Handshake and idle timeouts.
 
 void ProxySession::armWatchdog() {
-  const auto deadline = state_ == State::Relaying ? last_activity_ + seconds(deps_.cfg->idle_timeout_s)
-                                                  : start_ + seconds(deps_.cfg->handshake_timeout_s);
+  // A STARTTLS preamble is a plaintext conversation like the relay: the idle timeout applies; the
+  // handshake after it has its own time from then on (handshake_from_).
+  const bool idle = state_ == State::Relaying || state_ == State::StartTls;
+  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  const auto deadline =
+      idle ? last_activity_ + seconds(deps_.cfg->idle_timeout_s) : hs_from + seconds(deps_.cfg->handshake_timeout_s);
   actions_.push_back(act::ArmTimer{deadline});
 }
 
 void ProxySession::onWatchdog() {
-  const bool relaying = state_ == State::Relaying;
+  const bool relaying = state_ == State::Relaying || state_ == State::StartTls;  // (see armWatchdog)
   const double limit_s = relaying ? deps_.cfg->idle_timeout_s : deps_.cfg->handshake_timeout_s;
-  if (deps_.now() - (relaying ? last_activity_ : start_) < seconds(limit_s)) return armWatchdog();
+  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  if (deps_.now() - (relaying ? last_activity_ : hs_from) < seconds(limit_s)) return armWatchdog();
   const std::string why = relaying ? "idle timeout" : "handshake timeout";
   for (Leg* l : {&client_, &upstream_}) {
     if (l->t.open && l->by.empty()) {

@@ -111,6 +111,11 @@ struct ConnPlaintext {
   std::string reason, first_bytes;
   TLSTRACE_EVENT("conn.plaintext", kCore);
 };
+// One message of a STARTTLS preamble (session/starttls.h), on the leg it was read from.
+struct ConnStartTls {
+  std::string proto, step, text;
+  TLSTRACE_EVENT("conn.starttls", kCore);
+};
 // One handshake message (or ChangeCipherSpec), decoded.
 struct TlsMessage {
   std::string dir, type;
@@ -327,6 +332,12 @@ template <class S, class V>
 void ConnPlaintext::fields(S& s, V& v) {
   v("reason", s.reason);
   v("first_bytes", s.first_bytes);
+}
+template <class S, class V>
+void ConnStartTls::fields(S& s, V& v) {
+  v("proto", s.proto);
+  v("step", s.step);
+  v("text", s.text);
 }
 template <class S, class V>
 void TlsMessage::fields(S& s, V& v) {
@@ -549,6 +560,7 @@ using Payload = std::variant<
     ev::TcpInfo,
     ev::TcpListen,
     ev::TlsClientCertificate,
+    ev::ConnStartTls,
     ev::Other>;
 // clang-format on
 

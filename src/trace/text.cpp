@@ -284,6 +284,15 @@ void appendDefault(const Event& e, std::string& out) {
     if (d->error) (out += ": "sv) += *d->error;
     out += '\n';
     return;
+  } else if (const auto* st = e.as<ev::ConnStartTls>()) {  // one line per preamble message, escaped
+    out += "<- starttls "sv;
+    appendEscapedText(st->proto, out);
+    out += ' ';
+    appendEscapedText(st->step, out);
+    out += ": "sv;
+    appendEscapedText(st->text, out);
+    out += '\n';
+    return;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
     appendEscapedText(a->level, out);
