@@ -344,8 +344,8 @@ class ProxySession {
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
   TcpInfoProbe tcp_probe_;
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
-  std::unique_ptr<StartTlsMachine> starttls_;  // during a STARTTLS preamble
-  SteadyClock::time_point handshake_from_{};   // after a STARTTLS preamble: the handshake's start
+  std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
+  SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without
