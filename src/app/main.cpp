@@ -306,6 +306,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
     spdlog::info("CA certificate: {}", ca_path);
     if (cfg.mode == config::Mode::Explicit)
       spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr, ca_path);
+    else if (cfg.mode == config::Mode::Transparent)
+      spdlog::info("redirect clients' TCP traffic to port {} (nft/iptables REDIRECT or TPROXY: docs/transparent.md)",
+                   cfg.listen.port);
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);

@@ -146,7 +146,7 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
 
 void ProxySession::onTargetRefused(const in::TargetRefused& r) {
   if (state_ != State::Connecting) return;
-  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why});
+  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why, {}});
   if (outcome_.empty()) outcome_ = r.why;
   connectFailed(403, r.why);
 }
@@ -344,9 +344,10 @@ void ProxySession::refuseNotTls(const std::string& reason, bool close) {
 // Refusals at accept time and HTTP answers
 
 Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http,
-                         int status) {
+                         int status, std::optional<std::string> cause) {
   Refusal r;
-  r.event = trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason});
+  r.event =
+      trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason, std::move(cause)});
   if (answer_http) r.response = httpErrorResponse(status, reason);
   return r;
 }

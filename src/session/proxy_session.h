@@ -332,7 +332,8 @@ struct Refusal {
   std::string response;  // empty: just close
 };
 [[nodiscard]] Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason,
-                                       bool answer_http, int status = 503);
+                                       bool answer_http, int status = 503,
+                                       std::optional<std::string> cause = std::nullopt);
 
 // A complete HTTP/1.1 response with a text/plain body and Connection: close.
 [[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,
