@@ -92,6 +92,15 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_option("--passthrough", cfg.passthrough,
+                "relay matching connections untouched (host glob, address/CIDR or port; repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
+  // Alone it means 2 (CLI11 takes the default string when no value follows).
+  p->add_option("--auto-passthrough", cfg.auto_passthrough,
+                "pass a host through for a client after it rejected the forged certificate N times")
+      ->expected(0, 1)
+      ->default_str("2");
   return p;
 }
 

@@ -31,6 +31,7 @@
 #include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
+#include "session/passthrough.h"
 #include "sinks/console.h"
 #include "sinks/convert.h"
 #include "sinks/output.h"
@@ -286,6 +287,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
     svc.audit_certs = audit_certs.get();
     svc.audit_plan = audit_plan.get();
   }
+  const auto passthrough = session::Passthrough::fromConfig(cfg);
+  svc.passthrough = passthrough.get();
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };

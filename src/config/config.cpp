@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "config/address.h"
+#include "config/passthrough.h"
 
 namespace tlstrace::config {
 
@@ -122,6 +123,10 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
   if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
+  for (const auto& pattern : passthrough) {
+    std::string err;
+    if (!parsePassthrough(pattern, err)) errs.push_back(err);
+  }
   // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));

@@ -27,6 +27,7 @@ class CertSummaryCache;
 
 namespace tlstrace::session {
 
+class Passthrough;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Deps {
@@ -44,6 +45,8 @@ struct Deps {
   // --audit-clients: the broken certificates, and which one each client gets next (both or neither).
   pki::AuditCerts* audit_certs = nullptr;
   pki::AuditPlan* audit_plan = nullptr;
+  // --passthrough / --auto-passthrough (session/passthrough.h), or null.
+  Passthrough* passthrough = nullptr;
   // The session's clock (timeouts, durations): injected so that tests can move time.
   SteadyClock::time_point (*now)() = &SteadyClock::now;
 };

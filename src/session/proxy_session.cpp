@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "analysis/diagnose.h"
+#include "session/passthrough.h"
 #include "tls/cert_summary.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
@@ -90,6 +91,8 @@ void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
   client_.t.open = true;
   client_.opened = start_;
+  client_ip_ = s.client.substr(0, s.client.rfind(':'));
+  if (client_ip_.size() > 2 && client_ip_.front() == '[') client_ip_ = client_ip_.substr(1, client_ip_.size() - 2);
   if (deps_.audit_plan) {
     audit_ = std::make_unique<AuditState>();
     audit_->client = s.client;
@@ -302,6 +305,7 @@ void ProxySession::onHelloBytes() {
   client_.hs_start = deps_.now();
   hello_ = std::move(peek.message);
   hello_ts_ = trace::Clock::now();
+  if (maybePassthrough()) return;
   if (refuseClientVersion()) return;
   if (upstream_.t.open) {
     traceClientHello();

@@ -27,6 +27,7 @@
 #include "tls/session_info.h"
 #include "trace/decoder.h"
 #include "trace/event.h"
+#include "wire/record_stream.h"
 
 namespace tlstrace::session {
 
@@ -257,6 +258,16 @@ class ProxySession {
   [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
   [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
 
+  // Passthrough (session_passthrough.cpp).
+  struct PassState {
+    wire::RecordStream from_client, from_server;
+    bool analysed = false;  // tls.key_exchange emitted
+  };
+  [[nodiscard]] bool maybePassthrough();  // the hello is in: relay untouched if a rule says so
+  void observePassthrough(Leg& src, std::span<const std::uint8_t> bytes);
+  void analysePassthrough();
+  void noteCertificateRejection(int alert);  // --auto-passthrough
+
   // Probe (session_probe.cpp).
   void probeEstablished();
   void probeRead();
@@ -322,6 +333,8 @@ class ProxySession {
   bool finished_ = false;
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
+  std::unique_ptr<PassState> pass_;   // set for a passthrough connection
+  std::string client_ip_;             // the client's address (passthrough is per client)
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

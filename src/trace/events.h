@@ -231,6 +231,21 @@ struct AuditResult {
   std::string scenario, client, target, verdict, evidence;
   TLSTRACE_EVENT("audit.result", kCore);
 };
+// --passthrough, --auto-passthrough: the connection is relayed untouched (the client sees the
+// server's own certificate); its plaintext handshake messages are still traced.
+struct ConnPassthrough {
+  std::string host;  // the name or address matched (SNI, else the target host)
+  std::string rule;  // the --passthrough pattern, or "auto"
+  TLSTRACE_EVENT("conn.passthrough", kCore);
+};
+// --auto-passthrough: a client rejected the forged certificate for a host often enough; that host
+// is passed through for that client from now on.
+struct PassthroughAuto {
+  std::string client, host;
+  std::uint64_t rejections = 0;
+  std::string undo;
+  TLSTRACE_EVENT("passthrough.auto", kCore);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -411,6 +426,19 @@ void AuditResult::fields(S& s, V& v) {
   v("evidence", s.evidence);
 }
 
+template <class S, class V>
+void ConnPassthrough::fields(S& s, V& v) {
+  v("host", s.host);
+  v("rule", s.rule);
+}
+template <class S, class V>
+void PassthroughAuto::fields(S& s, V& v) {
+  v("client", s.client);
+  v("host", s.host);
+  v("rejections", s.rejections);
+  v("undo", s.undo);
+}
+
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
@@ -418,6 +446,7 @@ using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev:
                              ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
                              ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
                              ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
+                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::ConnPassthrough,
+                             ev::PassthroughAuto, ev::Other>;
 
 }  // namespace tlstrace::trace
