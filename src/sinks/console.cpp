@@ -134,9 +134,9 @@ std::string passthroughLine(const trace::Event& e) {
   if (!a) return {};
   char stamp[trace::kTimestampLength];
   trace::writeTimestamp(e.ts, stamp);
-  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " PASSTHROUGH " + escapeText(a->host) +
-         " for " + a->client + " from now on: it rejected the forged certificate " + std::to_string(a->rejections) +
-         " times; " + escapeText(a->undo);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " PASSTHROUGH " + escapeText(a->host) + " for " +
+         a->client + " from now on: it rejected the forged certificate " + std::to_string(a->rejections) + " times; " +
+         escapeText(a->undo);
 }
 
 void ConnectionLines::add(const trace::Event& e, std::string& out) {

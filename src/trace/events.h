@@ -442,11 +442,11 @@ void PassthroughAuto::fields(S& s, V& v) {
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
-                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
-                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
-                             ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::ConnPassthrough,
-                             ev::PassthroughAuto, ev::Other>;
+using Payload =
+    std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect, ev::ConnPlaintext,
+                 ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret, ev::TlsKeys, ev::TlsTrust,
+                 ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck, ev::TlsAlert, ev::TlsError, ev::Data,
+                 ev::TcpClose, ev::ConnSummary, ev::ConnClose, ev::PolicyViolation, ev::AuditResult, ev::TraceDropped,
+                 ev::ConnPassthrough, ev::PassthroughAuto, ev::Other>;
 
 }  // namespace tlstrace::trace
