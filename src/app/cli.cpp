@@ -31,9 +31,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
       ->capture_default_str();
-  p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy) or reverse (every client to --upstream)")
+  p->add_option("-m,--mode", st.mode,
+                "explicit (HTTP CONNECT), reverse (all to --upstream), transparent (REDIRECT/TPROXY)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"explicit", "reverse"}));
+      ->check(CLI::IsMember({"explicit", "reverse", "transparent"}));
   p->add_option("-u,--upstream", st.upstream, "HOST:PORT every client goes to in reverse mode");
   p->add_option("--ca-dir", cfg.ca_dir, "directory of the interception CA (ca.pem, ca.key)");
   p->add_option("--ca-cert", cfg.ca_cert, "use this CA certificate (PEM) instead of --ca-dir");
@@ -108,6 +109,15 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
                 "STARTTLS first: auto (by port: 25/587/143/110/5432/3306/389), off, or a protocol")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "off", "smtp", "imap", "pop3", "postgres", "mysql", "ldap"}));
+  p->add_option("--passthrough", cfg.passthrough,
+                "relay matching connections untouched (host glob, address/CIDR or port; repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
+  // Alone it means 2 (CLI11 takes the default string when no value follows).
+  p->add_option("--auto-passthrough", cfg.auto_passthrough,
+                "pass a host through for a client after it rejected the forged certificate N times")
+      ->expected(0, 1)
+      ->default_str("2");
   return p;
 }
 

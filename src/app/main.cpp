@@ -33,6 +33,7 @@
 #include "pki/ca.h"
 #include "pki/ca_export.h"
 #include "pki/forge.h"
+#include "session/passthrough.h"
 #include "sinks/console.h"
 #include "sinks/convert.h"
 #include "sinks/output.h"
@@ -304,6 +305,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
     svc.audit_certs = audit_certs.get();
     svc.audit_plan = audit_plan.get();
   }
+  const auto passthrough = session::Passthrough::fromConfig(cfg);
+  svc.passthrough = passthrough.get();
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   if (!client_identities.empty()) svc.client_identities = &client_identities;
@@ -327,6 +330,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
     spdlog::info("CA certificate: {}", ca_path);
     if (cfg.mode == config::Mode::Explicit)
       spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr, ca_path);
+    else if (cfg.mode == config::Mode::Transparent)
+      spdlog::info("redirect clients' TCP traffic to port {} (nft/iptables REDIRECT or TPROXY: docs/transparent.md)",
+                   cfg.listen.port);
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);

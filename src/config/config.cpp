@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "config/address.h"
+#include "config/passthrough.h"
 
 namespace tlstrace::config {
 
@@ -74,10 +75,18 @@ std::optional<HostPort> parseHostPort(std::string_view s, std::string& error, st
 std::optional<Mode> parseMode(std::string_view s) {
   if (s == "explicit") return Mode::Explicit;
   if (s == "reverse") return Mode::Reverse;
+  if (s == "transparent") return Mode::Transparent;
   return std::nullopt;
 }
 
-std::string_view modeName(Mode m) { return m == Mode::Reverse ? "reverse" : "explicit"; }
+std::string_view modeName(Mode m) {
+  switch (m) {
+    case Mode::Reverse: return "reverse";
+    case Mode::Transparent: return "transparent";
+    case Mode::Explicit: break;
+  }
+  return "explicit";
+}
 
 namespace {
 std::string seconds(double s) {
@@ -124,7 +133,7 @@ std::vector<std::string> ProxyConfig::validate() const {
   }
   if (!client_ca.empty() && !request_client_cert) errs.push_back("--client-ca is used with --request-client-cert");
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
-  if (mode == Mode::Explicit && upstream) errs.push_back("--upstream is only used with --mode reverse");
+  if (mode != Mode::Reverse && upstream) errs.push_back("--upstream is only used with --mode reverse");
   if (ca_cert.empty() != ca_key.empty()) errs.push_back("--ca-cert and --ca-key go together");
   if (max_connections == 0) errs.push_back("--max-connections must be at least 1");
   if (handshake_timeout_s <= 0) errs.push_back("--handshake-timeout must be positive");
@@ -137,6 +146,10 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
   if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
+  for (const auto& pattern : passthrough) {
+    std::string err;
+    if (!parsePassthrough(pattern, err)) errs.push_back(err);
+  }
   // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));

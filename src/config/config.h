@@ -22,7 +22,7 @@ struct HostPort {
 [[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
                                                     std::uint16_t default_port = 0, bool allow_port_zero = false);
 
-enum class Mode { Explicit, Reverse };
+enum class Mode { Explicit, Reverse, Transparent };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
 [[nodiscard]] std::string_view modeName(Mode m);
 
@@ -75,6 +75,8 @@ struct ProxyConfig {
   std::string policy_file;         // --policy: CI rules checked live (config/policy.h)
   std::string junit_file, sarif_file;
   std::string ready_file;
+  std::vector<std::string> passthrough;  // --passthrough patterns (config/passthrough.h)
+  unsigned auto_passthrough = 0;         // --auto-passthrough N: rejections before a host passes; 0 off
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
   // Mutual TLS. Upstream: the certificate presented when a server sends CertificateRequest

@@ -35,6 +35,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start();
   // A probe (session/probe.h): no client socket (`client` is an unopened socket of the executor).
   void startProbe(const session::ProbeSpec& spec);
+  // Keeps a front end made for this connection alone (transparent mode's original destination)
+  // alive as long as the session that refers to it.
+  void keepFrontEnd(std::unique_ptr<session::FrontEnd> f) { own_front_ = std::move(f); }
   // Shutdown: close both legs politely (close_notify, FIN), then finish.
   void stop(const std::string& why);
 
@@ -83,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void tapRst(session::Leg leg, bool inbound);
 
   const Services& svc_;
+  std::unique_ptr<session::FrontEnd> own_front_;  // destroyed after session_ (declared before it)
   std::uint64_t id_;
   std::function<void(std::uint64_t)> on_done_;
   Socket client_;

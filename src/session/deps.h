@@ -29,6 +29,7 @@ struct ClientIdentity;
 
 namespace tlstrace::session {
 
+class Passthrough;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Deps {
@@ -49,6 +50,8 @@ struct Deps {
   // Mutual TLS upstream: the client certificates to present, per-host rules first, the default
   // (empty host) last; null or empty: none (tls/client_cert.h).
   const std::vector<tls::ClientIdentity>* client_identities = nullptr;
+  // --passthrough / --auto-passthrough (session/passthrough.h), or null.
+  Passthrough* passthrough = nullptr;
   // The session's clock (timeouts, durations): injected so that tests can move time.
   SteadyClock::time_point (*now)() = &SteadyClock::now;
 };

@@ -67,4 +67,25 @@ class ReverseFrontEnd final : public FrontEnd {
   config::HostPort upstream_;
 };
 
+// Transparent mode (REDIRECT or TPROXY): the client believes it talks to the server itself; the
+// driver read where it was going from the socket (net/original_dst.h) and makes one of these per
+// connection. Non-TLS bytes are relayed as plain TCP, as a router would.
+class TransparentFrontEnd final : public FrontEnd {
+ public:
+  explicit TransparentFrontEnd(config::HostPort original) : original_(std::move(original)) {}
+  [[nodiscard]] config::Mode mode() const override { return config::Mode::Transparent; }
+  [[nodiscard]] std::optional<config::HostPort> fixedTarget() const override { return original_; }
+  [[nodiscard]] FrontStep onClientBytes(std::span<const std::uint8_t>) const override {
+    FrontStep s;
+    s.kind = FrontStep::Kind::Detect;
+    s.target = original_;
+    return s;
+  }
+  [[nodiscard]] bool relaysPlaintext() const override { return true; }
+  [[nodiscard]] bool answersRefusals() const override { return false; }
+
+ private:
+  config::HostPort original_;
+};
+
 }  // namespace tlstrace::session

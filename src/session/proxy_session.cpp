@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "analysis/diagnose.h"
+#include "session/passthrough.h"
 #include "tls/cert_summary.h"
 #include "trace/tcp_events.h"
 #include "wire/handshake.h"
@@ -91,6 +92,8 @@ void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
   client_.t.open = true;
   client_.opened = start_;
+  client_ip_ = s.client.substr(0, s.client.rfind(':'));
+  if (client_ip_.size() > 2 && client_ip_.front() == '[') client_ip_ = client_ip_.substr(1, client_ip_.size() - 2);
   if (deps_.audit_plan) {
     audit_ = std::make_unique<AuditState>();
     audit_->client = s.client;
@@ -153,7 +156,7 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
 
 void ProxySession::onTargetRefused(const in::TargetRefused& r) {
   if (state_ != State::Connecting) return;
-  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why});
+  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why, {}});
   if (outcome_.empty()) outcome_ = r.why;
   connectFailed(403, r.why);
 }
@@ -319,6 +322,7 @@ void ProxySession::onHelloBytes() {
   client_.hs_start = deps_.now();
   hello_ = std::move(peek.message);
   hello_ts_ = trace::Clock::now();
+  if (maybePassthrough()) return;
   if (refuseClientVersion()) return;
   if (upstream_.t.open) {
     traceClientHello();
@@ -361,9 +365,10 @@ void ProxySession::refuseNotTls(const std::string& reason, bool close) {
 // Refusals at accept time and HTTP answers
 
 Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http,
-                         int status) {
+                         int status, std::optional<std::string> cause) {
   Refusal r;
-  r.event = trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason});
+  r.event =
+      trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason, std::move(cause)});
   if (answer_http) r.response = httpErrorResponse(status, reason);
   return r;
 }

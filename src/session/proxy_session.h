@@ -29,6 +29,7 @@
 #include "tls/session_info.h"
 #include "trace/decoder.h"
 #include "trace/event.h"
+#include "wire/record_stream.h"
 
 namespace tlstrace::session {
 
@@ -277,6 +278,16 @@ class ProxySession {
   void endStartTlsPlain(Leg& l, const std::string& why, std::span<const std::uint8_t> decided);
   void onStartTlsClosed(Leg& l);
 
+  // Passthrough (session_passthrough.cpp).
+  struct PassState {
+    wire::RecordStream from_client, from_server;
+    bool analysed = false;  // tls.key_exchange emitted
+  };
+  [[nodiscard]] bool maybePassthrough();  // the hello is in: relay untouched if a rule says so
+  void observePassthrough(Leg& src, std::span<const std::uint8_t> bytes);
+  void analysePassthrough();
+  void noteCertificateRejection(int alert);  // --auto-passthrough
+
   // Probe (session_probe.cpp).
   void probeEstablished();
   void probeRead();
@@ -346,6 +357,8 @@ class ProxySession {
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
   std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
   SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start
+  std::unique_ptr<PassState> pass_;                       // set for a passthrough connection
+  std::string client_ip_;                                 // the client's address (passthrough is per client)
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without
@@ -356,7 +369,8 @@ struct Refusal {
   std::string response;  // empty: just close
 };
 [[nodiscard]] Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason,
-                                       bool answer_http, int status = 503);
+                                       bool answer_http, int status = 503,
+                                       std::optional<std::string> cause = std::nullopt);
 
 // A complete HTTP/1.1 response with a text/plain body and Connection: close.
 [[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,

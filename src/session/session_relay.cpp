@@ -67,6 +67,7 @@ void ProxySession::step(Leg& l, std::span<const std::uint8_t> bytes) {
       return;
     case State::Relaying:
       if (l.t.eos) return readFrom(l);  // after close_notify: only waiting for FIN
+      if (pass_) observePassthrough(l, bytes);
       return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
     case State::ProbeTickets: return probeRead();
     case State::Closing: return readFrom(l);  // drain until the peer's FIN while our close is under way

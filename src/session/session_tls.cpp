@@ -497,6 +497,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
     if (bytes[1] != 0) (sent ? leg->last_alert_sent : leg->last_alert_received) = desc;
     leg->alerts.push_back((sent ? "sent " : "received ") + level + " " + desc);
     c.emit(leg->which, trace::ev::TlsAlert{dir, level, desc, bytes[1]});
+    if (!sent && leg == &c.client_) c.noteCertificateRejection(bytes[1]);
     return;
   }
   if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {

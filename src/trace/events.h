@@ -85,6 +85,7 @@ struct ProxyError {
 // A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
+  std::optional<std::string> cause;  // a short token where one applies (transparent mode: loop, no_original_dst)
   TLSTRACE_EVENT("conn.refused", kCore);
 };
 // An output lost events or lines (a write error, a FIFO nobody reads, a stalled trace writer):
@@ -280,6 +281,21 @@ struct TcpListen {
   std::uint64_t new_overflows = 0, new_drops = 0;        // since the previous tcp.listen
   TLSTRACE_EVENT("tcp.listen", kTcp);
 };
+// --passthrough, --auto-passthrough: the connection is relayed untouched (the client sees the
+// server's own certificate); its plaintext handshake messages are still traced.
+struct ConnPassthrough {
+  std::string host;  // the name or address matched (SNI, else the target host)
+  std::string rule;  // the --passthrough pattern, or "auto"
+  TLSTRACE_EVENT("conn.passthrough", kCore);
+};
+// --auto-passthrough: a client rejected the forged certificate for a host often enough; that host
+// is passed through for that client from now on.
+struct PassthroughAuto {
+  std::string client, host;
+  std::uint64_t rejections = 0;
+  std::string undo;
+  TLSTRACE_EVENT("passthrough.auto", kCore);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -310,6 +326,7 @@ template <class S, class V>
 void ConnRefused::fields(S& s, V& v) {
   v("client", s.client);
   v("reason", s.reason);
+  v("cause", s.cause);
 }
 template <class S, class V>
 void TraceDropped::fields(S& s, V& v) {
@@ -525,6 +542,18 @@ void TcpListen::fields(S& s, V& v) {
   v("new_overflows", s.new_overflows);
   v("new_drops", s.new_drops);
 }
+template <class S, class V>
+void ConnPassthrough::fields(S& s, V& v) {
+  v("host", s.host);
+  v("rule", s.rule);
+}
+template <class S, class V>
+void PassthroughAuto::fields(S& s, V& v) {
+  v("client", s.client);
+  v("host", s.host);
+  v("rejections", s.rejections);
+  v("undo", s.undo);
+}
 
 }  // namespace ev
 
@@ -561,6 +590,8 @@ using Payload = std::variant<
     ev::TcpListen,
     ev::TlsClientCertificate,
     ev::ConnStartTls,
+    ev::ConnPassthrough,
+    ev::PassthroughAuto,
     ev::Other>;
 // clang-format on
 
