@@ -91,6 +91,7 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
   return p;
 }
 

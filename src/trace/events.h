@@ -206,6 +206,7 @@ struct TcpClose {
   // An established TLS leg only: whether close_notify came before the peer's FIN (in) and before
   // ours (out). false with a FIN or a reset is a truncated stream (RFC 8446 6.1).
   std::optional<bool> close_notify_in, close_notify_out;
+  std::optional<std::string> time_wait;  // --tcp-states, closed with FINs: "proxy" or "peer"
   TLSTRACE_EVENT("tcp.close", kTcp);
 };
 // Both legs side by side (analysis::buildSummary / completeSummary).
@@ -229,6 +230,16 @@ struct PolicyViolation {
 struct AuditResult {
   std::string scenario, client, target, verdict, evidence;
   TLSTRACE_EVENT("audit.result", kCore);
+};
+// --tcp-states: one kernel TCP state transition of a leg's socket (net/tcp_state_watch.h), or one
+// derived from captured segments (analysis/tcp_states.h).
+struct TcpState {
+  std::string from, to;
+  std::string source;               // "ebpf" or "capture"
+  std::optional<double> since_ms;   // since the leg's previous transition
+  std::optional<std::string> local, peer;
+  std::optional<bool> reset;        // the socket closed on a reset (sk_err set)
+  TLSTRACE_EVENT("tcp.state", kTcp);
 };
 #undef TLSTRACE_EVENT
 
@@ -377,6 +388,7 @@ void TcpClose::fields(S& s, V& v) {
   v("duration_ms", s.duration_ms);
   v("close_notify_in", s.close_notify_in);
   v("close_notify_out", s.close_notify_out);
+  v("time_wait", s.time_wait);
 }
 template <class S, class V>
 void ConnSummary::fields(S& s, V& v) {
@@ -408,6 +420,16 @@ void AuditResult::fields(S& s, V& v) {
   v("verdict", s.verdict);
   v("evidence", s.evidence);
 }
+template <class S, class V>
+void TcpState::fields(S& s, V& v) {
+  v("from", s.from);
+  v("to", s.to);
+  v("source", s.source);
+  v("since_ms", s.since_ms);
+  v("local", s.local);
+  v("peer", s.peer);
+  v("reset", s.reset);
+}
 
 }  // namespace ev
 
@@ -416,6 +438,6 @@ using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev:
                              ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
                              ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
                              ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
+                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::TcpState, ev::Other>;
 
 }  // namespace tlstrace::trace
