@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // The kernel's TCP state transitions of the proxy's own sockets (--tcp-states), from the
-// sock:inet_sock_set_state tracepoint. CO-RE: vmlinux.h is dumped from the build machine's BTF and
+// sock:inet_sock_set_state tracepoint (BTF-typed: tp_btf). CO-RE: vmlinux.h is dumped from the build machine's BTF and
 // libbpf relocates the field offsets to the running kernel at load time.
 //
 // Which sockets: a transition made by the proxy's own process (connect, close, shutdown) marks the
@@ -10,7 +10,9 @@
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -50,37 +52,39 @@ struct {
 #define PROTO_TCP 6
 #define AF_INET6_NUM 10
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int on_set_state(struct trace_event_raw_inet_sock_set_state* ctx) {
-  if (ctx->protocol != PROTO_TCP) return 0;
-  __u64 sk = (__u64)ctx->skaddr;
-  __u16 sport = ctx->sport;
+// A BTF-typed tracepoint: the kernel passes the socket itself (no tracefs needed, unlike a
+// classic tracepoint), and CO-RE reads its fields wherever this kernel keeps them.
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock* sk, const int oldstate, const int newstate) {
+  if (BPF_CORE_READ(sk, sk_protocol) != PROTO_TCP) return 0;
+  __u64 skaddr = (__u64)sk;
+  __u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
   const __u8 one = 1;
-  int ours = bpf_map_lookup_elem(&socks, &sk) != 0;
+  int ours = bpf_map_lookup_elem(&socks, &skaddr) != 0;
   if (!ours && (__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid) ours = 1;
   if (!ours && bpf_map_lookup_elem(&listen_ports, &sport)) ours = 1;
   if (!ours) return 0;
-  if (ctx->newstate == TCP_CLOSE_STATE) bpf_map_delete_elem(&socks, &sk);
-  else bpf_map_update_elem(&socks, &sk, &one, BPF_ANY);
+  if (newstate == TCP_CLOSE_STATE) bpf_map_delete_elem(&socks, &skaddr);
+  else bpf_map_update_elem(&socks, &skaddr, &one, BPF_ANY);
 
   struct tcp_state_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) return 0;
   e->ns = bpf_ktime_get_ns();
-  e->sk = sk;
-  e->oldstate = ctx->oldstate;
-  e->newstate = ctx->newstate;
-  e->family = ctx->family;
+  e->sk = skaddr;
+  e->oldstate = oldstate;
+  e->newstate = newstate;
+  e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
   e->sport = sport;
-  e->dport = ctx->dport;
-  e->err = (__u16)BPF_CORE_READ((struct sock*)ctx->skaddr, sk_err);
-  if (ctx->family == AF_INET6_NUM) {
-    __builtin_memcpy(e->saddr, ctx->saddr_v6, 16);
-    __builtin_memcpy(e->daddr, ctx->daddr_v6, 16);
+  e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  e->err = (__u16)BPF_CORE_READ(sk, sk_err);
+  __builtin_memset(e->saddr, 0, 16);
+  __builtin_memset(e->daddr, 0, 16);
+  if (e->family == AF_INET6_NUM) {
+    BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+    BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
   } else {
-    __builtin_memset(e->saddr, 0, 16);
-    __builtin_memset(e->daddr, 0, 16);
-    __builtin_memcpy(e->saddr, ctx->saddr, 4);
-    __builtin_memcpy(e->daddr, ctx->daddr, 4);
+    BPF_CORE_READ_INTO((__u32*)e->saddr, sk, __sk_common.skc_rcv_saddr);
+    BPF_CORE_READ_INTO((__u32*)e->daddr, sk, __sk_common.skc_daddr);
   }
   bpf_ringbuf_submit(e, 0);
   return 0;

@@ -142,7 +142,7 @@ class BpfWatch final : public TcpStateWatch {
       if (keyOf(p.raw) == k) sks.push_back(p.raw.sk);
     std::vector<Pending> keep;
     for (auto& p : pending_) {
-      if (keyOf(p.raw) == k || std::find(sks.begin(), sks.end(), p.raw.sk) != sks.end()) report(legs_[k], p.raw);
+      if (keyOf(p.raw) == k || std::find(sks.begin(), sks.end(), p.raw.sk) != sks.end()) report(legs_.find(k), p.raw);
       else keep.push_back(p);
     }
     pending_.swap(keep);
@@ -180,13 +180,19 @@ class BpfWatch final : public TcpStateWatch {
 
   void onEvent(const RawEvent& e) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = legs_.find(keyOf(e)); it != legs_.end()) return report(it->second, e);
+    if (e.oldstate == e.newstate) return;  // tcp_close() after shutdown(): FIN_WAIT1 again
+    if (auto it = legs_.find(keyOf(e)); it != legs_.end()) return report(it, e);
+    // At CLOSE the kernel has already given the local port back: the socket's address says whose.
+    if (auto sk = by_sk_.find(e.sk); sk != by_sk_.end())
+      if (auto it = legs_.find(sk->second); it != legs_.end()) return report(it, e);
     if (pending_.size() < kMaxPending) pending_.push_back({e, Steady::now()});
   }
 
   // The kernel hands a closing socket to a timewait socket and reports the full socket's
   // FIN_WAIT2 (or CLOSING) -> CLOSE: without an error that is the entry into TIME_WAIT.
-  void report(Leg& l, const RawEvent& e) {
+  void report(std::unordered_map<Key, Leg, KeyHash>::iterator it, const RawEvent& e) {
+    Leg& l = it->second;
+    if (e.oldstate == e.newstate) return;
     const bool closed = e.newstate == static_cast<unsigned>(analysis::TcpSt::Close);
     const bool time_wait = closed && e.err == 0 &&
                            (e.oldstate == static_cast<unsigned>(analysis::TcpSt::FinWait2) ||
@@ -195,6 +201,8 @@ class BpfWatch final : public TcpStateWatch {
     s.from = analysis::tcpStateName(static_cast<int>(e.oldstate));
     s.to = time_wait ? "TIME_WAIT" : analysis::tcpStateName(static_cast<int>(e.newstate));
     s.source = "ebpf";
+    if (closed) by_sk_.erase(e.sk);  // the kernel may reuse the address for another socket
+    else by_sk_[e.sk] = it->first;
     if (l.last_ns != 0) s.since_ms = double(e.ns - l.last_ns) / 1e6;
     l.last_ns = e.ns;
     s.local = l.local;
@@ -210,6 +218,7 @@ class BpfWatch final : public TcpStateWatch {
     const auto now = Steady::now();
     std::erase_if(legs_, [&](const auto& kv) { return kv.second.released && now - *kv.second.released > kKeptFor; });
     std::erase_if(pending_, [&](const Pending& p) { return now - p.at > kPendingFor; });
+    std::erase_if(by_sk_, [&](const auto& kv) { return !legs_.contains(kv.second); });
   }
 
   void loop() {
@@ -231,6 +240,7 @@ class BpfWatch final : public TcpStateWatch {
   std::mutex mu_;
   std::unordered_map<Key, Leg, KeyHash> legs_;
   std::unordered_map<std::uint64_t, std::vector<Key>> by_conn_;
+  std::unordered_map<std::uint64_t, Key> by_sk_;  // kernel socket address -> its leg
   std::vector<Pending> pending_;
 };
 
