@@ -181,10 +181,19 @@ class BpfWatch final : public TcpStateWatch {
   void onEvent(const RawEvent& e) {
     std::lock_guard<std::mutex> lock(mu_);
     if (e.oldstate == e.newstate) return;  // tcp_close() after shutdown(): FIN_WAIT1 again
-    if (auto it = legs_.find(keyOf(e)); it != legs_.end()) return report(it, e);
+    auto it = legs_.find(keyOf(e));
     // At CLOSE the kernel has already given the local port back: the socket's address says whose.
-    if (auto sk = by_sk_.find(e.sk); sk != by_sk_.end())
-      if (auto it = legs_.find(sk->second); it != legs_.end()) return report(it, e);
+    if (auto sk = by_sk_.find(e.sk); it == legs_.end() && sk != by_sk_.end()) it = legs_.find(sk->second);
+    if (it != legs_.end()) {
+      // Earlier transitions of the same socket that came before its addresses were set
+      // (CLOSE -> SYN_SENT has no local port yet) go first.
+      std::erase_if(pending_, [&](const Pending& p) {
+        if (p.raw.sk != e.sk) return false;
+        report(it, p.raw);
+        return true;
+      });
+      return report(it, e);
+    }
     if (pending_.size() < kMaxPending) pending_.push_back({e, Steady::now()});
   }
 
