@@ -6,8 +6,8 @@ namespace tlstrace::analysis {
 
 std::string_view tcpStateName(int s) {
   static constexpr std::array<std::string_view, 13> kNames = {
-      "?",         "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",  "TIME_WAIT",
-      "CLOSE",     "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
+      "?",     "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",   "TIME_WAIT",
+      "CLOSE", "CLOSE_WAIT",  "LAST_ACK", "LISTEN",   "CLOSING",   "NEW_SYN_RECV"};
   return s > 0 && s < static_cast<int>(kNames.size()) ? kNames[static_cast<std::size_t>(s)] : kNames[0];
 }
 
@@ -36,21 +36,16 @@ TcpSt step(TcpSt s, const TcpSegment& g) {
       if (g.out && fin) return TcpSt::FinWait1;
       if (!g.out && fin) return TcpSt::CloseWait;
       return s;
-    case TcpSt::FinWait1:  // our FIN is out
+    case TcpSt::FinWait1:                                // our FIN is out
       if (!g.out && fin && ack) return TcpSt::TimeWait;  // their FIN with the ACK of ours (FIN_WAIT2 skipped)
       if (!g.out && fin) return TcpSt::Closing;
       if (!g.out && ack) return TcpSt::FinWait2;
       return s;
-    case TcpSt::FinWait2:
-      return !g.out && fin ? TcpSt::TimeWait : s;
-    case TcpSt::Closing:
-      return !g.out && ack ? TcpSt::TimeWait : s;
-    case TcpSt::CloseWait:
-      return g.out && fin ? TcpSt::LastAck : s;
-    case TcpSt::LastAck:
-      return !g.out && ack ? TcpSt::Close : s;
-    default:
-      return s;
+    case TcpSt::FinWait2: return !g.out && fin ? TcpSt::TimeWait : s;
+    case TcpSt::Closing: return !g.out && ack ? TcpSt::TimeWait : s;
+    case TcpSt::CloseWait: return g.out && fin ? TcpSt::LastAck : s;
+    case TcpSt::LastAck: return !g.out && ack ? TcpSt::Close : s;
+    default: return s;
   }
 }
 

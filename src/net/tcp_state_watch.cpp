@@ -17,13 +17,13 @@ std::unique_ptr<TcpStateWatch> TcpStateWatch::start(trace::Tracer&, std::string&
 
 #include <algorithm>
 #include <array>
-#include <cstdarg>
-#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -248,7 +248,7 @@ class BpfWatch final : public TcpStateWatch {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::unordered_map<Key, Leg, KeyHash> legs_;
-  std::unordered_map<std::uint64_t, std::vector<Key>> by_conn_;
+  std::unordered_map<std::uint64_t, std::vector<Key> > by_conn_;
   std::unordered_map<std::uint64_t, Key> by_sk_;  // kernel socket address -> its leg
   std::vector<Pending> pending_;
 };

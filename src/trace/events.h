@@ -235,10 +235,10 @@ struct AuditResult {
 // derived from captured segments (analysis/tcp_states.h).
 struct TcpState {
   std::string from, to;
-  std::string source;               // "ebpf" or "capture"
-  std::optional<double> since_ms;   // since the leg's previous transition
+  std::string source;              // "ebpf" or "capture"
+  std::optional<double> since_ms;  // since the leg's previous transition
   std::optional<std::string> local, peer;
-  std::optional<bool> reset;        // the socket closed on a reset (sk_err set)
+  std::optional<bool> reset;  // the socket closed on a reset (sk_err set)
   TLSTRACE_EVENT("tcp.state", kTcp);
 };
 #undef TLSTRACE_EVENT

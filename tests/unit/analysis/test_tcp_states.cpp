@@ -121,10 +121,8 @@ TEST_CASE("TCP states from captured segments follow RFC 9293 figure 5") {
       {"rst, client", kClientRst, "50096", true, "CLOSE > SYN_SENT > ESTABLISHED > CLOSE"},
       {"rst, server", kClientRst, "45859", false, "LISTEN > SYN_RECV > ESTABLISHED > CLOSE"},
       // The FIN,ACK answer skips FIN_WAIT2 in the RFC; the kernel reports it, and so does this.
-      {"both, first FIN", kBoth, "55960", true,
-       "CLOSE > SYN_SENT > ESTABLISHED > FIN_WAIT1 > FIN_WAIT2 > TIME_WAIT"},
-      {"both, second FIN", kBoth, "55159", false,
-       "LISTEN > SYN_RECV > ESTABLISHED > CLOSE_WAIT > LAST_ACK > CLOSE"},
+      {"both, first FIN", kBoth, "55960", true, "CLOSE > SYN_SENT > ESTABLISHED > FIN_WAIT1 > FIN_WAIT2 > TIME_WAIT"},
+      {"both, second FIN", kBoth, "55159", false, "LISTEN > SYN_RECV > ESTABLISHED > CLOSE_WAIT > LAST_ACK > CLOSE"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -142,11 +140,10 @@ TEST_CASE("TCP state times are those of the segments that moved them") {
 
 TEST_CASE("TCP states: simultaneous close goes through CLOSING (RFC 9293 figure 13)") {
   // Both FINs cross: each end sees the other's FIN (without the ACK of its own) in FIN_WAIT1.
-  const std::vector<TcpSegment> segs = {{true, kSyn, 0},         {false, kSyn | kAck, 1}, {true, kAck, 2},
-                                        {true, kFin | kAck, 3},  {false, kFin, 4},        {true, kAck, 5},
+  const std::vector<TcpSegment> segs = {{true, kSyn, 0},        {false, kSyn | kAck, 1}, {true, kAck, 2},
+                                        {true, kFin | kAck, 3}, {false, kFin, 4},        {true, kAck, 5},
                                         {false, kAck, 6}};
-  CHECK(names(deriveTcpStates(segs, true)) ==
-        "CLOSE > SYN_SENT > ESTABLISHED > FIN_WAIT1 > CLOSING > TIME_WAIT");
+  CHECK(names(deriveTcpStates(segs, true)) == "CLOSE > SYN_SENT > ESTABLISHED > FIN_WAIT1 > CLOSING > TIME_WAIT");
 }
 
 TEST_CASE("TCP state names use the kernel's numbering") {
