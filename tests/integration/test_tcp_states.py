@@ -1,7 +1,7 @@
 """--tcp-states: the kernel's TCP state transitions of each leg (tcp.state, source ebpf) for real
 peers through the proxy, and tcp.close's time_wait. The independent source is the kernel's own
-socket table: `ss -tan state time-wait` for the same 4-tuples (which end holds TIME_WAIT), and the
-expected sequences are RFC 9293's state diagram for who closed first, decided by the test's peers."""
+socket table: `ss -tan state time-wait` for the same 4-tuples (which end holds TIME_WAIT), a
+capture on lo (dumpcap, read by tshark) for which end sent the RSTs, and the expected sequences are RFC 9293's state diagram for who closed first, decided by the test's peers."""
 import os
 import socket
 import ssl
@@ -11,6 +11,7 @@ import time
 import unittest
 
 from harness import TLSTRACE, ProxyTestCase, ThreadedServer, EchoServer, of, run
+from test_closing import Capture
 
 RST_LINGER = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST
 
@@ -88,6 +89,18 @@ class TcpStates(ProxyTestCase):
             self.fail("the kernel refused the program on a machine that allows it: " + p.proc.output())
         return p
 
+    def capture(self, ports):
+        cap = Capture(f"{self.dir}/lo.pcapng", ports)
+        self._stops.append(cap.stop)
+        if not cap.ok:
+            self.skipTest("cannot capture on lo here: " + cap.why)
+        return cap
+
+    def senders(self, cap, flag):
+        """{(src port, dst port)} of the captured segments with FIN (flag 2) or RST (flag 3)."""
+        cap.stop()
+        return {(pk[0], pk[1]) for pk in cap.packets() if pk[flag]}
+
     def states(self, p, leg, until):
         """The leg's transitions once the last one is `until` (bounded wait)."""
         evs = p.wait_events(lambda evs: any(e["to"] == until for e in of(evs, "tcp.state", leg)))
@@ -158,6 +171,7 @@ class TcpStates(ProxyTestCase):
         up = EchoServer(self.pki.cert, self.pki.key)
         self._stops.append(up.stop)
         p = self.start(up.port)
+        cap = self.capture([p.port, up.port])
 
         def abort(c):
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
@@ -172,6 +186,13 @@ class TcpStates(ProxyTestCase):
         tw = time_wait_tuples()
         for pair in [(client, p.addr), (p.addr, client), (up_ts[0]["local"], up_ts[0]["peer"])]:
             self.assertNotIn(pair, tw)
+        # On the wire: the client's RST ended the client leg; the proxy's own RST (no FIN of
+        # its) ended the upstream leg.
+        cport, uport = int(client.rsplit(":", 1)[1]), int(up_ts[0]["local"].rsplit(":", 1)[1])
+        rsts, fins = self.senders(cap, 3), self.senders(cap, 2)
+        self.assertIn((cport, p.port), rsts)
+        self.assertIn((uport, up.port), rsts)
+        self.assertNotIn((uport, up.port), fins)
         evs = p.conn_closed()
         self.assertEqual(of(evs, "tcp.close", "client")[0]["how"], "rst")
         self.assertNotIn("time_wait", of(evs, "tcp.close", "client")[0])
@@ -180,6 +201,7 @@ class TcpStates(ProxyTestCase):
         up = ResetAfterEcho(self.pki.cert, self.pki.key)
         self._stops.append(up.stop)
         p = self.start(up.port)
+        cap = self.capture([p.port, up.port])
 
         def wait_for_end(c):  # the server's RST, passed on, ends it
             try:
@@ -192,6 +214,10 @@ class TcpStates(ProxyTestCase):
         self.assertEqual(seq, ["CLOSE", "SYN_SENT", "ESTABLISHED", "CLOSE"])
         self.assertTrue(up_ts[-1]["reset"])
         self.assertNotIn((up_ts[0]["local"], up_ts[0]["peer"]), time_wait_tuples())
+        # On the wire: the server's RST, before any FIN of the proxy's upstream socket.
+        uport = int(up_ts[0]["local"].rsplit(":", 1)[1])
+        self.assertIn((up.port, uport), self.senders(cap, 3))
+        self.assertNotIn((uport, up.port), self.senders(cap, 2))
         evs = p.conn_closed()
         self.assertEqual(of(evs, "tcp.close", "upstream")[0]["how"], "rst")
 
