@@ -69,4 +69,19 @@ std::vector<TcpTransition> deriveTcpStates(const std::vector<TcpSegment>& segmen
   return out;
 }
 
+std::vector<trace::ev::TcpState> tcpStateEvents(const std::vector<TcpTransition>& transitions) {
+  std::vector<trace::ev::TcpState> out;
+  const TcpTransition* prev = nullptr;
+  for (const auto& t : transitions) {
+    trace::ev::TcpState e;
+    e.from = tcpStateName(static_cast<int>(t.from));
+    e.to = tcpStateName(static_cast<int>(t.to));
+    e.source = "capture";
+    if (prev) e.since_ms = t.time_ms - prev->time_ms;
+    out.push_back(std::move(e));
+    prev = &t;
+  }
+  return out;
+}
+
 }  // namespace tlstrace::analysis

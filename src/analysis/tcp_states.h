@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "trace/events.h"
+
 namespace tlstrace::analysis {
 
 // The kernel's numbering (include/net/tcp_states.h), so that eBPF and capture agree.
@@ -44,5 +46,8 @@ struct TcpTransition {
 // answered it (starting from LISTEN, as a child socket: SYN_RECV). Segments that do not change the
 // state (data, pure ACKs, retransmissions) are skipped; an RST ends in CLOSE.
 [[nodiscard]] std::vector<TcpTransition> deriveTcpStates(const std::vector<TcpSegment>& segments, bool active_open);
+
+// The transitions as tcp.state events (source "capture"; local and peer are the caller's to set).
+[[nodiscard]] std::vector<trace::ev::TcpState> tcpStateEvents(const std::vector<TcpTransition>& transitions);
 
 }  // namespace tlstrace::analysis

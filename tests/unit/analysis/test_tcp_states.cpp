@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "analysis/tcp_states.h"
+#include "trace/event.h"
+#include "trace/text.h"
 
 using namespace tlstrace::analysis;
 
@@ -152,4 +154,16 @@ TEST_CASE("TCP state names use the kernel's numbering") {
   CHECK(tcpStateName(11) == "CLOSING");
   CHECK(tcpStateName(0) == "?");
   CHECK(tcpStateName(99) == "?");
+}
+
+TEST_CASE("Derived TCP states become tcp.state events, drawn on one line each") {
+  const auto evs = tcpStateEvents(deriveTcpStates(segments(kServerFirst, "48073"), false));
+  REQUIRE(evs.size() == 5);
+  CHECK(evs[0].source == "capture");
+  CHECK_FALSE(evs[0].since_ms.has_value());
+  CHECK(*evs[3].since_ms == doctest::Approx((0.885239942 - 0.817748973) * 1000));  // our FIN -> their FIN,ACK
+  CHECK(*evs[4].since_ms == 0);  // the same FIN,ACK: FIN_WAIT2 and TIME_WAIT at once
+  const tlstrace::trace::Event e({}, 1, tlstrace::trace::Leg::Upstream, evs[3]);
+  const std::string line = tlstrace::trace::renderText(e, tlstrace::trace::TextFormat::Default);
+  CHECK(line.find("proxy\u21c4server  FIN_WAIT1 \u2192 FIN_WAIT2 (+67.5 ms) [capture]\n") != std::string::npos);
 }
