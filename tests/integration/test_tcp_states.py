@@ -63,10 +63,15 @@ class HttpThenClose(ThreadedServer):
         self.ctx.load_cert_chain(cert, key)
         super().__init__()
 
+    whole = False  # close the socket whole instead of shutting down only its sending side
+
     def handle(self, c):
         c = self.ctx.wrap_socket(c, server_side=True)
         c.recv(4096)
         c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if self.whole:
+            c.close()
+            return
         # Half-close (FIN), then read the proxy's close_notify to the end: a socket closed whole
         # would answer that close_notify with an RST (the proxy's side would then end
         # CLOSE_WAIT -> CLOSE with reset, as the kernel reports it).
@@ -166,6 +171,27 @@ class TcpStates(ProxyTestCase):
         evs = p.conn_closed()
         self.assertEqual(of(evs, "tcp.close", "upstream")[0]["time_wait"], "peer")
         self.assertEqual(of(evs, "tcp.close", "client")[0]["time_wait"], "proxy")
+
+    def test_server_closes_whole_socket(self):
+        # The server closes its socket whole after its FIN: the proxy's close_notify that follows
+        # reaches a closed socket, whose kernel answers with an RST. No TIME_WAIT on either side
+        # of that leg, and the proxy's socket ends CLOSE_WAIT -> CLOSE with reset.
+        up = HttpThenClose(self.pki.cert, self.pki.key)
+        up.whole = True
+        self._stops.append(up.stop)
+        p = self.start(up.port)
+        cap = self.capture([p.port, up.port])
+        r = run(["curl", "-sk", "-o", "/dev/null", "--http1.0", f"https://{p.addr}/"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        seq, up_ts = self.states(p, "upstream", "CLOSE")
+        self.assertEqual(seq, ["CLOSE", "SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "CLOSE"])
+        self.assertTrue(up_ts[-1]["reset"])
+        uport = int(up_ts[0]["local"].rsplit(":", 1)[1])
+        self.assertIn((up.port, uport), self.senders(cap, 3))  # the server's RST, on the wire
+        self.assertIn((up.port, uport), self.senders(cap, 2))  # after its FIN
+        tw = time_wait_tuples()
+        self.assertNotIn((f"127.0.0.1:{up.port}", up_ts[0]["local"]), tw)
+        self.assertNotIn((up_ts[0]["local"], up_ts[0]["peer"]), tw)
 
     def test_client_resets(self):
         up = EchoServer(self.pki.cert, self.pki.key)
