@@ -39,6 +39,7 @@ FAMILIES = [
     Family("CLI11", ("CLI/",), r"\bCLI::"),
     Family("toml++", ("toml++/",), r"\btoml::"),
     Family("jemalloc", ("jemalloc/",), r"\bmallctl\b|\bje_[a-z_]+"),
+    Family("libbpf", ("bpf/",), r"\b(?:bpf_map__|ring_buffer__|libbpf_)[a-z_]+"),
 ]
 FAMILY = {f.name: f for f in FAMILIES}
 
@@ -64,7 +65,7 @@ LAYERS = [
     Layer("sinks", ("wire", "trace"), ("spdlog", "Boost.JSON"), "text, JSON Lines, key log, pcapng writers"),
     Layer("session", ("wire", "trace", "config", "tls", "analysis", "pki"), ("Boost.JSON",),
           "pure sans-I/O ProxySession: inputs in, actions out"),
-    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session"), ("Asio/Beast", "Boost.JSON"),
+    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session"), ("Asio/Beast", "Boost.JSON", "libbpf"),
           "thin executor of session actions on Asio sockets"),
     Layer("app", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "net"),
           ("Asio/Beast", "Boost.JSON", "spdlog", "CLI11", "jemalloc"), "main, CLI11, the composition root"),

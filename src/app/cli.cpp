@@ -118,6 +118,7 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
                 "pass a host through for a client after it rejected the forged certificate N times")
       ->expected(0, 1)
       ->default_str("2");
+  p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
   return p;
 }
 

@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
+#include "net/tcp_state_watch.h"
 #include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/ca_export.h"
@@ -321,6 +322,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
     outputs.reopenAll();
   };
   svc.own_addresses = net::interfaceAddresses();
+  std::unique_ptr<net::TcpStateWatch> tcp_states;
+  if (cfg.tcp_states) {
+    std::string why;
+    tcp_states = net::TcpStateWatch::start(tracer, why);
+    if (!tcp_states) spdlog::warn("--tcp-states: off: {}", why);  // the proxy runs on without them
+    svc.tcp_states = tcp_states.get();
+  }
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;
@@ -343,6 +351,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
           addr);
     if (!cfg.ready_file.empty()) writeReadyFile(cfg.ready_file, addr);
   });
+  svc.tcp_states = nullptr;
+  tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   const int status = finishOutputs(tracer, outputs, rc, [&] {

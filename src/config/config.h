@@ -59,6 +59,7 @@ struct ProxyConfig {
   bool allow_remote = false;   // listen beyond loopback and serve non-loopback clients
   // Non-loopback clients may reach loopback, link-local and the proxy's own addresses.
   bool allow_private_targets = false;
+  bool tcp_states = false;  // --tcp-states: kernel TCP state transitions (eBPF), when the kernel allows
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;

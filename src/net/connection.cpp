@@ -13,6 +13,7 @@
 
 #include "analysis/kex.h"
 #include "net/tcp_probe.h"
+#include "net/tcp_state_watch.h"
 #include "trace/tap.h"
 #include "wire/byte_reader.h"
 
@@ -371,6 +372,7 @@ void Connection::armTimer(session::SteadyClock::time_point at) {
 
 void Connection::finish() {
   finished_ = true;
+  if (svc_.tcp_states) svc_.tcp_states->release(id_);
   watchdog_.cancel();
   disarmConnectTimer();
   for (Leg leg : {Leg::Client, Leg::Upstream}) {
@@ -390,11 +392,14 @@ void Connection::finish() {
 // Capture.
 
 void Connection::tapOpen(Leg leg) {
-  if (!svc_.tap) return;
+  if (!svc_.tap && !svc_.tcp_states) return;
   const tcp::socket& s = sock(leg).sock;
   boost::system::error_code e1, e2;
   const auto local = s.local_endpoint(e1), remote = s.remote_endpoint(e2);
   if (e1 || e2) return;
+  // --tcp-states: the leg's kernel transitions are matched to it by this 4-tuple.
+  if (svc_.tcp_states) svc_.tcp_states->watch(id_, leg, local, remote);
+  if (!svc_.tap) return;
   if (leg == Leg::Client) svc_.tap->open(id_, leg, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
   else svc_.tap->open(id_, leg, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
 }

@@ -30,6 +30,7 @@
 #include "net/original_dst.h"
 #include "net/proxy_request.h"
 #include "net/tcp_probe.h"
+#include "net/tcp_state_watch.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -123,6 +124,7 @@ class ProxyServer {
     }
     accept(*workers_[0]);
   }
+  [[nodiscard]] std::uint16_t boundPort() const { return workers_[0]->acceptor.local_endpoint().port(); }
 
   [[nodiscard]] std::string boundAddress() const {
     const auto ep = workers_[0]->acceptor.local_endpoint();
@@ -383,6 +385,7 @@ int runProxy(const Services& shared, const std::function<void(const std::string&
   services.prime_pool = &prime_pool;
   ProxyServer server(ctxs, services);
   server.listen();
+  if (services.tcp_states) services.tcp_states->listenPort(server.boundPort());
   // Before the threads take their tables: its descriptors must be in all of them (a signal runs
   // its handler on any thread).
   // Every terminating signal a user or a supervisor sends ends the same way: stop accepting,

@@ -17,6 +17,8 @@
 
 namespace tlstrace::net {
 
+class TcpStateWatch;  // net/tcp_state_watch.h
+
 // A name lookup done on the resolver pool (getaddrinfo, as Asio's resolver asks it).
 struct Resolved {
   boost::system::error_code ec;
@@ -66,7 +68,8 @@ struct Services : session::Deps {
   // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
   ResolverPool* resolver = nullptr;
   PrimePool* prime_pool = nullptr;
-  CaPage ca_page;  // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
+  CaPage ca_page;                       // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
+  TcpStateWatch* tcp_states = nullptr;  // --tcp-states, when the kernel allows it
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

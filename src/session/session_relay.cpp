@@ -305,11 +305,14 @@ void ProxySession::finish() {
     }
     if (tcp_probe_ && tracing(trace::kTcp))
       if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
-    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}};
+    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}, {}};
     if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?
       close.close_notify_in = l->t.notify_in;
       close.close_notify_out = l->t.notify_out;
     }
+    // --tcp-states: the side whose FIN came first closed actively and holds TIME_WAIT (RFC 9293
+    // 3.6); the leg's tcp.state events show the kernel's own transitions for the proxy's side.
+    if (deps_.cfg->tcp_states && l->how == "fin") close.time_wait = l->by;
     emit(l->which, std::move(close));
   }
   if (audit_) reportAudit(false, "closed without sending application data");

@@ -217,6 +217,7 @@ struct TcpClose {
   // An established TLS leg only: whether close_notify came before the peer's FIN (in) and before
   // ours (out). false with a FIN or a reset is a truncated stream (RFC 8446 6.1).
   std::optional<bool> close_notify_in, close_notify_out;
+  std::optional<std::string> time_wait;  // --tcp-states, closed with FINs: "proxy" or "peer"
   TLSTRACE_EVENT("tcp.close", kTcp);
 };
 // Both legs side by side (analysis::buildSummary / completeSummary).
@@ -295,6 +296,16 @@ struct PassthroughAuto {
   std::uint64_t rejections = 0;
   std::string undo;
   TLSTRACE_EVENT("passthrough.auto", kCore);
+};
+// --tcp-states: one kernel TCP state transition of a leg's socket (net/tcp_state_watch.h), or one
+// derived from captured segments (analysis/tcp_states.h).
+struct TcpState {
+  std::string from, to;
+  std::string source;              // "ebpf" or "capture"
+  std::optional<double> since_ms;  // since the leg's previous transition
+  std::optional<std::string> local, peer;
+  std::optional<bool> reset;  // the socket closed on a reset (sk_err set)
+  TLSTRACE_EVENT("tcp.state", kTcp);
 };
 #undef TLSTRACE_EVENT
 
@@ -454,6 +465,7 @@ void TcpClose::fields(S& s, V& v) {
   v("duration_ms", s.duration_ms);
   v("close_notify_in", s.close_notify_in);
   v("close_notify_out", s.close_notify_out);
+  v("time_wait", s.time_wait);
 }
 template <class S, class V>
 void ConnSummary::fields(S& s, V& v) {
@@ -484,6 +496,16 @@ void AuditResult::fields(S& s, V& v) {
   v("target", s.target);
   v("verdict", s.verdict);
   v("evidence", s.evidence);
+}
+template <class S, class V>
+void TcpState::fields(S& s, V& v) {
+  v("from", s.from);
+  v("to", s.to);
+  v("source", s.source);
+  v("since_ms", s.since_ms);
+  v("local", s.local);
+  v("peer", s.peer);
+  v("reset", s.reset);
 }
 
 template <class S, class V>
@@ -592,6 +614,7 @@ using Payload = std::variant<
     ev::ConnStartTls,
     ev::ConnPassthrough,
     ev::PassthroughAuto,
+    ev::TcpState,
     ev::Other>;
 // clang-format on
 

@@ -293,6 +293,24 @@ void appendDefault(const Event& e, std::string& out) {
     appendEscapedText(st->text, out);
     out += '\n';
     return;
+  } else if (const auto* t = e.as<ev::TcpState>()) {  // one compact line per kernel transition
+    out += e.leg == Leg::Upstream ? "  proxy\u21c4server  "sv : "  client\u21c4proxy  "sv;
+    appendEscapedText(t->from, out);  // convert reads them from a file: escaped like any text
+    out += " \u2192 "sv;
+    appendEscapedText(t->to, out);
+    if (t->reset && *t->reset) out += " (reset)"sv;
+    if (t->since_ms) {
+      char ms[32];
+      std::snprintf(ms, sizeof ms, " (+%.1f ms)", *t->since_ms);
+      out += ms;
+    }
+    if (t->source != "ebpf") {
+      out += " ["sv;
+      appendEscapedText(t->source, out);
+      out += ']';
+    }
+    out += '\n';
+    return;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
     appendEscapedText(a->level, out);

@@ -70,7 +70,7 @@ TEST_CASE("TCP_INFO at establishment names the handshake by who connected; the c
   CHECK(client.find("-> SYN,ACK, <- ACK: ESTABLISHED") != std::string::npos);
   CHECK(renderText(roundTrip(upstream)) == up);
 
-  ev::TcpClose c{"peer", "rst", 10, 20, 1.5, {}, {}};
+  ev::TcpClose c{"peer", "rst", 10, 20, 1.5, {}, {}, {}};
   const std::string closed = renderText(Event(Clock::now(), 1, Leg::Upstream, c));
   CHECK(closed.find("<- RST first, from the server\n") != std::string::npos);
   CHECK(closed.find("== tcp.close") != std::string::npos);  // the fields follow
