@@ -64,9 +64,11 @@ LAYERS = [
     Layer("sinks", ("wire", "trace"), ("spdlog", "Boost.JSON"), "text, JSON Lines, key log, pcapng writers"),
     Layer("session", ("wire", "trace", "config", "tls", "analysis", "pki"), ("Boost.JSON",),
           "pure sans-I/O ProxySession: inputs in, actions out"),
-    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session"), ("Asio/Beast", "Boost.JSON"),
-          "thin executor of session actions on Asio sockets"),
-    Layer("app", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "net"),
+    Layer("report", ("wire", "trace", "sinks"), ("Boost.JSON",),
+          "pure: events grouped into connections for the report page, the page (embedded HTML/CSS/JS)"),
+    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "report"),
+          ("Asio/Beast", "Boost.JSON"), "thin executor of session actions on Asio sockets"),
+    Layer("app", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "report", "net"),
           ("Asio/Beast", "Boost.JSON", "spdlog", "CLI11", "jemalloc"), "main, CLI11, the composition root"),
 ]
 

@@ -25,6 +25,7 @@
 #include "app/cli.h"
 #include "app/policy_run.h"
 #include "app/probe_run.h"
+#include "app/report_run.h"
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
@@ -426,6 +427,12 @@ int main(int argc, char** argv) {
   check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
   app::ProbeOptions probe_opt;
   CLI::App* probe = app::addProbeCommand(app, probe_opt);
+  std::vector<std::string> report_files;
+  std::string report_out, report_title;
+  CLI::App* report = app.add_subcommand("report", "recorded events files as one self-contained HTML page");
+  report->add_option("events", report_files, "EVENTS.jsonl files ('-' = stdin)")->required();
+  report->add_option("-o,--output", report_out, "the HTML file to write ('-' = stdout)")->required();
+  report->add_option("--title", report_title, "the page's title (default: the input names)");
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -448,6 +455,7 @@ int main(int argc, char** argv) {
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
     if (probe->parsed()) return app::runProbeCommand(probe_opt);
     if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
+    if (report->parsed()) return app::runReportCommand(report_files, report_out, report_title);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

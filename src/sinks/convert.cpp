@@ -52,16 +52,24 @@ bool EventsConverter::fail(std::string why) {
   return false;
 }
 
-bool EventsConverter::feed(std::string_view line, std::string& out) {
+bool EventsConverter::parse(std::string_view line, trace::Event& e) {
   ++lines;
-  if (line.empty()) return true;
   if (const std::size_t at = invalidUtf8At(line); at != std::string_view::npos)
     return fail("not UTF-8 (byte " + std::to_string(at) + ")");
   std::string err;
   const auto j = trace::Json::parse(line, &err);
   if (!j) return fail("not JSON (" + err + ")");
-  trace::Event e;
   if (!trace::fromJson(*j, e, &err)) return fail("not an event: " + err);
+  return true;
+}
+
+bool EventsConverter::feed(std::string_view line, std::string& out) {
+  if (line.empty()) {
+    ++lines;
+    return true;
+  }
+  trace::Event e;
+  if (!parse(line, e)) return false;
   if (to_ == To::Text) {
     trace::appendText(e, format_, out);
     return true;
@@ -88,13 +96,9 @@ bool EventsConverter::feed(std::string_view line, std::string& out) {
   return true;
 }
 
-int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
-  std::string line, rendered;
-  const auto one = [&](std::string_view text) {
-    rendered.clear();
-    if (!feed(text, rendered) && bad <= kReportedMax) report(true, error_);
-    std::fwrite(rendered.data(), 1, rendered.size(), out);
-  };
+void EventsConverter::eachLine(std::FILE* in, const std::function<void(std::string_view)>& one,
+                               const Report& report) {
+  std::string line;
   // fread, not fgets: a NUL byte is part of a line (and makes it invalid), not its end.
   char buf[65536];
   std::size_t n = 0;
@@ -116,6 +120,32 @@ int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
     one(line);
     if (bad > before && bad <= kReportedMax) report(true, file_ + ": its last line has no newline: a cut-off file?");
   }
+}
+
+int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
+  std::string rendered;
+  eachLine(
+      in,
+      [&](std::string_view text) {
+        rendered.clear();
+        if (!feed(text, rendered) && bad <= kReportedMax) report(true, error_);
+        std::fwrite(rendered.data(), 1, rendered.size(), out);
+      },
+      report);
+  return verdict(report);
+}
+
+int EventsConverter::read(std::FILE* in, const std::function<void(const trace::Event&)>& each,
+                          const Report& report) {
+  eachLine(
+      in,
+      [&](std::string_view text) {
+        trace::Event e;
+        if (text.empty()) ++lines;
+        else if (parse(text, e)) each(e);
+        else if (bad <= kReportedMax) report(true, error_);
+      },
+      report);
   return verdict(report);
 }
 
