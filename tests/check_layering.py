@@ -39,6 +39,7 @@ FAMILIES = [
     Family("CLI11", ("CLI/",), r"\bCLI::"),
     Family("toml++", ("toml++/",), r"\btoml::"),
     Family("jemalloc", ("jemalloc/",), r"\bmallctl\b|\bje_[a-z_]+"),
+    Family("zlib", ("zlib.h",), r"\b(?:compress2|compressBound|uncompress|z_stream|deflateInit_?|inflateInit_?)\b"),
 ]
 FAMILY = {f.name: f for f in FAMILIES}
 
@@ -64,7 +65,7 @@ LAYERS = [
     Layer("sinks", ("wire", "trace"), ("spdlog", "Boost.JSON"), "text, JSON Lines, key log, pcapng writers"),
     Layer("session", ("wire", "trace", "config", "tls", "analysis", "pki"), ("Boost.JSON",),
           "pure sans-I/O ProxySession: inputs in, actions out"),
-    Layer("report", ("wire", "trace", "sinks"), ("Boost.JSON",),
+    Layer("report", ("wire", "trace", "sinks"), ("Boost.JSON", "zlib"),
           "pure: events grouped into connections for the report page, the page (embedded HTML/CSS/JS)"),
     Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "report"),
           ("Asio/Beast", "Boost.JSON"), "thin executor of session actions on Asio sockets"),

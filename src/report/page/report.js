@@ -65,7 +65,8 @@ const failed = (c) => c.o !== 'ok' && c.o !== 'open';
 function addConns(data) {
   const resolve = resolver(Array.isArray(data.pool) ? data.pool : []);
   for (const raw of data.conns || []) {
-    const c = { ...raw, e: (raw.e || []).map((ev) => [ev[0], ev[1], ev[2], resolve(ev[3])]) };
+    // (events are resolved when the connection is opened: 1,000 rows cost their rows only)
+    const c = { ...raw, resolve };
     c.key = keyOf(c);
     c.hay = [c.id, c.t, c.cl, c.tg, c.sni, c.o, c.ca, c.au, ...[0, 1].flatMap((i) => Object.values(leg(c, i)))]
       .join(' ').toLowerCase();
@@ -100,6 +101,11 @@ function matches(c) {
   if (f.rating && leg(c, 0).r !== f.rating && leg(c, 1).r !== f.rating) return false;
   if (f.version && leg(c, 0).v !== f.version && leg(c, 1).v !== f.version) return false;
   return true;
+}
+
+function events(c) {
+  if (!c.ev) c.ev = (c.e || []).map((ev) => [ev[0], ev[1], ev[2], c.resolve(ev[3])]);
+  return c.ev;
 }
 
 // ---- the overview table ----
@@ -209,11 +215,14 @@ function drawEvent(g, y, [, legNo, name, f]) {
     case 'tls.message': {
       const cls = f.type === 'HelloRetryRequest' ? 'msg hrr' : f.type === 'ChangeCipherSpec' ? 'msg ccs' : 'msg';
       const a = arrow(g, y, ends(legNo, f.dir === 'in'), `${f.type} (${f.length} bytes)`, cls);
-      a.dataset.type = f.type;
+      Object.assign(a.dataset, { type: f.type, length: f.length, dir: f.dir });
       return a;
     }
-    case 'tls.alert':
-      return arrow(g, y, ends(legNo, f.dir === 'in'), `alert ${f.level} ${f.description}`, `alert ${f.level}`);
+    case 'tls.alert': {
+      const a = arrow(g, y, ends(legNo, f.dir === 'in'), `alert ${f.level} ${f.description}`, `alert ${f.level}`);
+      Object.assign(a.dataset, { alert: `${f.level} ${f.description}`, dir: f.dir });
+      return a;
+    }
     case 'tls.established': {
       const res = f.resumed ? ` · resumed${f.resumption?.mechanism ? ` (${f.resumption.mechanism})` : ''}` : '';
       const text = `established ${f.version} ${f.cipher?.name || ''} ${f.group || ''}${res}`;
@@ -261,7 +270,7 @@ function failMarker(g, y, x, why, hint) {
 function ladder(c, show) {
   const g = svg('g');
   let y = TOP;
-  c.e.forEach((ev, i) => {
+  events(c).forEach((ev, i) => {
     const item = drawEvent(g, y + 10, ev);
     if (!item) return;
     item.dataset.i = i;
@@ -306,7 +315,7 @@ function dl(pairs) {
   return d;
 }
 
-const find = (c, name, legNo) => c.e.filter((ev) => ev[2] === name && (legNo === undefined || ev[1] === legNo)).map((ev) => ev[3]);
+const find = (c, name, legNo) => events(c).filter((ev) => ev[2] === name && (legNo === undefined || ev[1] === legNo)).map((ev) => ev[3]);
 const legName = (i) => (i === 1 ? 'client leg' : 'upstream leg');
 
 function kexPanel(c, legNo) {
@@ -445,9 +454,22 @@ function live() {
   });
 }
 
-function main() {
+// A large report's data is zlib-compressed and base64-encoded (src/report/page.cpp): the browser's
+// own DecompressionStream inflates it.
+async function loadData() {
+  const node = $('#data');
+  if (node.dataset.encoding !== 'deflate-base64') return JSON.parse(node.textContent);
+  const bin = atob(node.textContent.trim());
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return JSON.parse(await new Response(stream).text());
+}
+
+async function main() {
+  const started = performance.now();
   let data = {};
-  try { data = JSON.parse($('#data').textContent); } catch (e) { data = { conns: [], notes: ['the embedded data is not JSON'] }; }
+  try { data = await loadData(); } catch (e) { data = { conns: [], notes: [`the embedded data cannot be read: ${e}`] }; }
   addConns(data);
   for (const n of data.notes || []) $('#notes').append(el('li', {}, n));
   if (data.evicted) $('#notes').append(el('li', {}, `${data.evicted} older connections are no longer kept`));
@@ -466,6 +488,7 @@ function main() {
   }
   window.addEventListener('hashchange', () => { readHash(); render(); });
   render();
+  document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
   if (document.body.dataset.mode === 'live') live();
 }
 

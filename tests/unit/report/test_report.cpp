@@ -184,7 +184,7 @@ TEST_CASE("report: a hostile string cannot leave the data block or be taken for 
   CHECK(page.find("<!--") == std::string::npos);
   CHECK(page.find("<script>alert") == std::string::npos);
   // The data block parses back to the same string.
-  const auto open = page.find("<script type=\"application/json\" id=\"data\">");
+  const auto open = page.find("<script type=\"application/json\" id=\"data\" data-encoding=\"json\">");
   REQUIRE(open != std::string::npos);
   const auto start = page.find('>', open) + 1;
   const auto data = Json::parse(std::string_view(page).substr(start, page.find("</script>", start) - start));
@@ -195,6 +195,17 @@ TEST_CASE("report: a hostile string cannot leave the data block or be taken for 
   // A file: no connection to anything (the page's Content-Security-Policy).
   CHECK(page.find("connect-src 'none'") != std::string::npos);
   CHECK(report::renderPage(m.toJson(), report::PageMode::Live, "x").find("connect-src 'self'") != std::string::npos);
+}
+
+TEST_CASE("report: large data is embedded compressed, the same JSON once inflated") {
+  if (!report::canCompress()) return;  // (a build without zlib embeds JSON, checked above)
+  const report::Model m = load({"tls13_hrr", "tls12_resumption"});
+  const report::DataBlock plain = report::dataBlock(m.toJson());
+  CHECK(plain.encoding == "json");  // small: kept readable
+  const report::DataBlock z = report::dataBlock(m.toJson(), 0);
+  CHECK(z.encoding == "deflate-base64");
+  CHECK(z.text.size() < plain.text.size() / 3);
+  CHECK(z.text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == std::string::npos);
 }
 
 TEST_CASE("report: keep N holds the newest N connections; late events of an evicted one are ignored") {
