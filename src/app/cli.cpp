@@ -91,6 +91,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_option("--ui", st.ui, "serve the live report page on HOST:PORT (loopback unless --allow-remote)");
+  p->add_option("--ui-keep", cfg.ui_keep, "connections the live page keeps (the newest)")->capture_default_str();
   return p;
 }
 
@@ -275,6 +277,11 @@ void finishConfig(config::ProxyConfig& cfg, const CliState& st) {
     cfg.upstream = *up;
   }
   if (cfg.ca_dir.empty()) cfg.ca_dir = pki::defaultCaDir();
+  if (!st.ui.empty()) {
+    auto ui = config::parseHostPort(st.ui, err, 0, true);
+    if (!ui) throw CLI::ValidationError("--ui", err);
+    cfg.ui = *ui;
+  }
 }
 
 }  // namespace tlstrace::app

@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
+#include "net/ui_server.h"
 #include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/forge.h"
@@ -234,6 +235,20 @@ int runProxyCommand(const config::ProxyConfig& options) {
     outputs.add(events->output());
     addSink(events);
   }
+  // --ui: the live page; its sink only keeps connections in memory, the page server reads them.
+  std::shared_ptr<report::LiveSink> live;
+  std::unique_ptr<net::UiServer> ui;
+  if (cfg.ui) {
+    addSink(live = std::make_shared<report::LiveSink>(cfg.ui_keep));
+    ui = std::make_unique<net::UiServer>(*cfg.ui, cfg.allow_remote, live);
+    std::string error;
+    const std::string at = ui->start(error);
+    if (at.empty()) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+    spdlog::info("live page: http://{}/", at);
+  }
   std::shared_ptr<app::PolicySink> policy_sink;
   if (policy || audit_plan)
     tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
@@ -319,6 +334,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   });
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
+  if (ui) ui->stop();
   const int status = finishOutputs(tracer, outputs, rc, [&] {
     if (!console || !listened) return;
     std::vector<std::pair<std::string, std::string>> files{{"CA certificate", ca_path}};

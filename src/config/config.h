@@ -77,6 +77,8 @@ struct ProxyConfig {
   std::string ready_file;
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
+  std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)
+  std::size_t ui_keep = 1000;  // connections the live page keeps
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
