@@ -65,9 +65,8 @@ class Dom(HTMLParser):
         return next(a for t, a in self.elements if t == "body")
 
 
-@unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/deps.sh --test installs it)")
-class Report(ProxyTestCase):
-    def browser(self, url, shot=None, size="1400,2400"):
+class BrowserCase(ProxyTestCase):
+    def browser(self, url, shot=None, size="1400,2400", budget=True):
         """The page's DOM after its scripts ran; with `shot`, a screenshot kept as an artifact
         (taken by a second browser at the same time)."""
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -75,9 +74,11 @@ class Report(ProxyTestCase):
         def cmd(*what):
             profile = tempfile.mkdtemp(dir=self.dir)
             # (a virtual-time budget: the dump waits for the page's own asynchronous work, inflating
-            # a large report's data, and stops as soon as nothing is left to do)
+            # a large report's data, and stops as soon as nothing is left to do; not for the live page,
+            # whose event stream never ends: its first data is in the page itself)
             return [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--virtual-time-budget=10000", f"--user-data-dir={profile}", f"--window-size={size}", *what, url]
+                    *(["--virtual-time-budget=10000"] if budget else []), f"--user-data-dir={profile}",
+                    f"--window-size={size}", *what, url]
         shooter = None
         if shot:
             shooter = subprocess.Popen(cmd(f"--screenshot={os.path.join(ARTIFACTS, shot)}"),
@@ -135,6 +136,9 @@ class Report(ProxyTestCase):
         self.assertEqual(alerts, want_alerts, f"{leg} leg alerts vs the peer's -msg")
         return got
 
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/deps.sh --test installs it)")
+class Report(BrowserCase):
     def test_ladder_arrows_match_both_peers_own_message_logs(self):
         s = self.s_server("-msg")
         p = self.proxy("--upstream-ca", self.pki.ca)
@@ -241,6 +245,58 @@ class Report(ProxyTestCase):
         ms = float(dom.body()["data-render-ms"])
         print(f"1,000 connections: the page's script ran in {ms} ms", file=sys.stderr)
         self.assertLess(ms, 1000)
+
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/deps.sh --test installs it)")
+class LivePage(BrowserCase):
+    def ui_addr(self, p):
+        end = time.time() + DEADLINE
+        while time.time() < end:
+            m = re.search(r"live page: http://([^/\s]+)/", p.proc.output())
+            if m:
+                return m.group(1)
+            time.sleep(0.05)
+        self.fail("no live page line: " + p.proc.output())
+
+    def test_live_page_shows_the_connections_that_happened(self):
+        s = self.s_server("-msg")
+        p = self.proxy("--upstream-ca", self.pki.ca, "--ui", "127.0.0.1:0")
+        addr = self.ui_addr(p)
+        client_out = self.s_client(p, s.port)
+        self.s_client(p, harness.free_port())  # refused upstream: a failed connection
+        p.conn_closed(2)
+        dom = self.browser(f"http://{addr}/#open=all", "live.png", budget=False)
+        self.assertEqual(dom.body()["data-mode"], "live")
+        self.assertEqual([r["data-id"] for r in dom.having("row")], ["1", "2"])
+        self.assertEqual(len(dom.having("ladder")), 2)
+        self.assertLadderMatches(dom, "client", peer_messages(client_out))
+        self.assertEqual(len(dom.having("row", id="2")), 1)
+        self.assertIn("failed", dom.having("row", id="2")[0]["class"].split())
+        # The stream: the page's updates, as a browser gets them.
+        import socket
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as c:
+            c.sendall(f"GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
+            data = b""
+            while b"event: conn" not in data or not data.endswith(b"\n\n"):
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertIn(b"Content-Type: text/event-stream", data)
+        first = data.split(b"event: conn\ndata: ", 1)[1].split(b"\n", 1)[0]
+        self.assertEqual(sorted(c["id"] for c in json.loads(first)["conns"]), [1, 2])
+
+    def test_live_page_refuses_a_foreign_host_and_a_remote_address(self):
+        p = self.proxy("--ui", "127.0.0.1:0")
+        addr = self.ui_addr(p)
+        r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: attacker.example", f"http://{addr}/"])
+        self.assertEqual(r.stdout.decode(), "403")
+        r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{addr}/"])
+        self.assertEqual(r.stdout.decode(), "200")
+        r = run([harness.TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--ui", "0.0.0.0:0"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--allow-remote", r.stderr)
 
 
 if __name__ == "__main__":
