@@ -49,8 +49,7 @@ int runReportCommand(const std::vector<std::string>& events_files, const std::st
     spdlog::error("cannot write {}: {}", out_file, std::strerror(errno));
     return 1;
   }
-  if (out_file != "-")
-    spdlog::info("{}: {} connections, {} bytes", out_file, model.size(), page.size());
+  if (out_file != "-") spdlog::info("{}: {} connections, {} bytes", out_file, model.size(), page.size());
   return rc;
 }
 

@@ -75,8 +75,8 @@ struct ProxyConfig {
   std::string policy_file;         // --policy: CI rules checked live (config/policy.h)
   std::string junit_file, sarif_file;
   std::string ready_file;
-  std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
-                              // listening address once the proxy accepts
+  std::string audit_clients;   // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
+                               // listening address once the proxy accepts
   std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)
   std::size_t ui_keep = 1000;  // connections the live page keeps
 

@@ -27,9 +27,9 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto kTick = std::chrono::milliseconds(250);   // how often changes are pushed
-constexpr std::size_t kMaxPending = 1 << 20;             // bytes queued for one browser before updates drop
-constexpr std::size_t kMaxStreams = 16;                  // browsers following /events at once
+constexpr auto kTick = std::chrono::milliseconds(250);  // how often changes are pushed
+constexpr std::size_t kMaxPending = 1 << 20;            // bytes queued for one browser before updates drop
+constexpr std::size_t kMaxStreams = 16;                 // browsers following /events at once
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 
 bool isLoopback(const asio::ip::address& a) {
@@ -70,13 +70,14 @@ struct Stream : std::enable_shared_from_this<Stream> {
   void pump() {
     if (writing || queue.empty() || closed) return;
     writing = true;
-    asio::async_write(sock, asio::buffer(*queue.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->writing = false;
-      self->pending -= self->queue.front()->size();
-      self->queue.pop_front();
-      if (ec) return self->close();
-      self->pump();
-    });
+    asio::async_write(sock, asio::buffer(*queue.front()),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->writing = false;
+                        self->pending -= self->queue.front()->size();
+                        self->queue.pop_front();
+                        if (ec) return self->close();
+                        self->pump();
+                      });
   }
   // The browser sends nothing after its request: a read that ends is the browser gone.
   void watch() {
@@ -167,12 +168,13 @@ struct UiServer::Impl {
     streams.remove_if([](const auto& s) { return s->closed; });
     auto s = std::make_shared<Stream>(std::move(sock));
     if (streams.size() >= kMaxStreams) {
-      s->push(std::make_shared<const std::string>("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n"), true);
+      s->push(std::make_shared<const std::string>("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n"),
+              true);
       return;
     }
     s->push(std::make_shared<const std::string>("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                                 "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"
-                                                 "retry: 2000\n\n"),
+                                                "Cache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"
+                                                "retry: 2000\n\n"),
             true);
     // What the page may have missed between its load and now: everything kept, once.
     s->push(sseMessage("conn", live->snapshot().dump()), true);

@@ -96,8 +96,7 @@ bool EventsConverter::feed(std::string_view line, std::string& out) {
   return true;
 }
 
-void EventsConverter::eachLine(std::FILE* in, const std::function<void(std::string_view)>& one,
-                               const Report& report) {
+void EventsConverter::eachLine(std::FILE* in, const std::function<void(std::string_view)>& one, const Report& report) {
   std::string line;
   // fread, not fgets: a NUL byte is part of a line (and makes it invalid), not its end.
   char buf[65536];
@@ -135,8 +134,7 @@ int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
   return verdict(report);
 }
 
-int EventsConverter::read(std::FILE* in, const std::function<void(const trace::Event&)>& each,
-                          const Report& report) {
+int EventsConverter::read(std::FILE* in, const std::function<void(const trace::Event&)>& each, const Report& report) {
   eachLine(
       in,
       [&](std::string_view text) {

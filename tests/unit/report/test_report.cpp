@@ -20,7 +20,9 @@ using trace::Json;
 
 namespace {
 
-std::string path(const std::string& name) { return std::string(TLSTRACE_SOURCE_DIR) + "/tests/data/report/" + name + ".jsonl"; }
+std::string path(const std::string& name) {
+  return std::string(TLSTRACE_SOURCE_DIR) + "/tests/data/report/" + name + ".jsonl";
+}
 
 std::vector<Json> rawLines(const std::string& name) {
   std::ifstream in(path(name));
@@ -38,8 +40,9 @@ report::Model load(const std::vector<std::string>& names, std::size_t keep = 0) 
     std::FILE* f = std::fopen(path(names[i]).c_str(), "rb");
     REQUIRE(f);
     sinks::EventsConverter reader(names[i], sinks::EventsConverter::To::Text, trace::TextFormat::Default);
-    const int rc = reader.read(f, [&](const trace::Event& e) { m.add(e, static_cast<std::uint32_t>(i)); },
-                               [](bool, const std::string& msg) { FAIL(msg); });
+    const int rc = reader.read(
+        f, [&](const trace::Event& e) { m.add(e, static_cast<std::uint32_t>(i)); },
+        [](bool, const std::string& msg) { FAIL(msg); });
     std::fclose(f);
     CHECK(rc == 0);
   }
@@ -108,7 +111,8 @@ TEST_CASE("report: one connection per conn id, each leg's row from its own tls.e
   }
 }
 
-TEST_CASE("report: every handshake message, alert and error is kept in order; secrets, keys, records and data are not") {
+TEST_CASE(
+    "report: every handshake message, alert and error is kept in order; secrets, keys, records and data are not") {
   const auto raw = rawLines("trace_all_tls13");
   const report::Model m = load({"trace_all_tls13"});
   std::map<std::uint64_t, std::vector<std::string>> want;  // per connection: the kept events' names in order
@@ -205,7 +209,8 @@ TEST_CASE("report: large data is embedded compressed, the same JSON once inflate
   const report::DataBlock z = report::dataBlock(m.toJson(), 0);
   CHECK(z.encoding == "deflate-base64");
   CHECK(z.text.size() < plain.text.size() / 3);
-  CHECK(z.text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == std::string::npos);
+  CHECK(z.text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") ==
+        std::string::npos);
 }
 
 TEST_CASE("report: keep N holds the newest N connections; late events of an evicted one are ignored") {
