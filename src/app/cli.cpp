@@ -119,6 +119,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->expected(0, 1)
       ->default_str("2");
   p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
+  p->add_option("--ui", st.ui, "serve the live report page on HOST:PORT (loopback unless --allow-remote)");
+  p->add_option("--ui-keep", cfg.ui_keep, "connections the live page keeps (the newest)")->capture_default_str();
   return p;
 }
 
@@ -315,6 +317,11 @@ void finishConfig(config::ProxyConfig& cfg, const CliState& st) {
     cfg.upstream = *up;
   }
   if (cfg.ca_dir.empty()) cfg.ca_dir = pki::defaultCaDir();
+  if (!st.ui.empty()) {
+    auto ui = config::parseHostPort(st.ui, err, 0, true);
+    if (!ui) throw CLI::ValidationError("--ui", err);
+    cfg.ui = *ui;
+  }
 }
 
 }  // namespace tlstrace::app

@@ -18,6 +18,7 @@ struct CliState {
   std::string mode = "explicit";
   std::string upstream;
   std::vector<std::string> config_files;  // --config, in command-line order
+  std::string ui;                         // --ui HOST:PORT ("" = off)
 };
 
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st);

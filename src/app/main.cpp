@@ -26,10 +26,12 @@
 #include "app/cli.h"
 #include "app/policy_run.h"
 #include "app/probe_run.h"
+#include "app/report_run.h"
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
 #include "net/tcp_state_watch.h"
+#include "net/ui_server.h"
 #include "pki/audit.h"
 #include "pki/ca.h"
 #include "pki/ca_export.h"
@@ -253,6 +255,20 @@ int runProxyCommand(const config::ProxyConfig& options) {
     outputs.add(events->output());
     addSink(events);
   }
+  // --ui: the live page; its sink only keeps connections in memory, the page server reads them.
+  std::shared_ptr<report::LiveSink> live;
+  std::unique_ptr<net::UiServer> ui;
+  if (cfg.ui) {
+    addSink(live = std::make_shared<report::LiveSink>(cfg.ui_keep));
+    ui = std::make_unique<net::UiServer>(*cfg.ui, cfg.allow_remote, live);
+    std::string error;
+    const std::string at = ui->start(error);
+    if (at.empty()) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+    spdlog::info("live page: http://{}/", at);
+  }
   std::shared_ptr<app::PolicySink> policy_sink;
   if (policy || audit_plan)
     tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
@@ -355,6 +371,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
+  if (ui) ui->stop();
   const int status = finishOutputs(tracer, outputs, rc, [&] {
     if (!console || !listened) return;
     std::vector<std::pair<std::string, std::string>> files{{"CA certificate", ca_path}};
@@ -433,6 +450,12 @@ int main(int argc, char** argv) {
   check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
   app::ProbeOptions probe_opt;
   CLI::App* probe = app::addProbeCommand(app, probe_opt);
+  std::vector<std::string> report_files;
+  std::string report_out, report_title;
+  CLI::App* report = app.add_subcommand("report", "recorded events files as one self-contained HTML page");
+  report->add_option("events", report_files, "EVENTS.jsonl files ('-' = stdin)")->required();
+  report->add_option("-o,--output", report_out, "the HTML file to write ('-' = stdout)")->required();
+  report->add_option("--title", report_title, "the page's title (default: the input names)");
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -455,6 +478,7 @@ int main(int argc, char** argv) {
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
     if (probe->parsed()) return app::runProbeCommand(probe_opt);
     if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
+    if (report->parsed()) return app::runReportCommand(report_files, report_out, report_title);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -153,6 +153,11 @@ std::vector<std::string> ProxyConfig::validate() const {
   // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));
+  if (ui && ui_keep == 0) errs.push_back("--ui-keep must be at least 1");
+  if (const auto ip = ui ? parseIp(ui->host) : std::nullopt;
+      ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
+    errs.push_back("--ui " + ui->host +
+                   " is not a loopback address: add --allow-remote to serve the live page beyond it");
   return errs;
 }
 

@@ -91,6 +91,8 @@ struct ProxyConfig {
   std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
   // STARTTLS before TLS (session/starttls.h): "auto" by the target's port, "off", or a protocol.
   std::string starttls = "auto";
+  std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)
+  std::size_t ui_keep = 1000;  // connections the live page keeps
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

@@ -84,11 +84,19 @@ bool EventsConverter::fail(std::string why) {
   return false;
 }
 
-bool EventsConverter::feed(std::string_view line, std::string& out) {
+bool EventsConverter::parse(std::string_view line, trace::Event& e) {
   ++lines;
-  if (line.empty()) return true;
-  trace::Event e;
   if (std::string why; !parseEventLine(line, e, why)) return fail(why);
+  return true;
+}
+
+bool EventsConverter::feed(std::string_view line, std::string& out) {
+  if (line.empty()) {
+    ++lines;
+    return true;
+  }
+  trace::Event e;
+  if (!parse(line, e)) return false;
   if (to_ == To::Text) {
     trace::appendText(e, format_, out);
     return true;
@@ -122,6 +130,19 @@ int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
     const std::size_t before = bad;
     if (!feed(text, rendered) && bad <= kReportedMax) report(true, error_);
     std::fwrite(rendered.data(), 1, rendered.size(), out);
+    if (last && bad > before && bad <= kReportedMax)
+      report(true, file_ + ": its last line has no newline: a cut-off file?");
+  });
+  return verdict(report);
+}
+
+int EventsConverter::read(std::FILE* in, const std::function<void(const trace::Event&)>& each, const Report& report) {
+  forEachLine(in, [&](std::string_view text, bool last) {
+    trace::Event e;
+    const std::size_t before = bad;
+    if (text.empty()) ++lines;
+    else if (parse(text, e)) each(e);
+    else if (bad <= kReportedMax) report(true, error_);
     if (last && bad > before && bad <= kReportedMax)
       report(true, file_ + ": its last line has no newline: a cut-off file?");
   });

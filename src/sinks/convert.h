@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "trace/event.h"
 #include "trace/text.h"
 
 namespace tlstrace::trace {
@@ -43,6 +44,13 @@ class EventsConverter {
   // The whole input, `out` written as it goes. Returns the exit status: 2 when a line was not an
   // event (docs/cli.md: an input error), 1 when `--to keylog` had nothing to print, else 0.
   int run(std::FILE* in, std::FILE* out, const Report& report);
+
+  // One line parsed into an event, with the same checks as feed() (`tlstrace report` reads
+  // events through here): false when it is not one, with error() saying why.
+  bool parse(std::string_view line, trace::Event& e);
+  // The whole input, each event handed to `each`, bad lines reported as run() does. Returns 2 when
+  // a line was not an event, else 0.
+  int read(std::FILE* in, const std::function<void(const trace::Event&)>& each, const Report& report);
 
   std::size_t lines = 0, bad = 0, secrets = 0, withheld = 0;
 
