@@ -57,6 +57,8 @@ class StopRequest {
   bool requested_ = false;
 };
 
+class PacketCapture;
+
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
@@ -66,7 +68,8 @@ struct Services : session::Deps {
   // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
   ResolverPool* resolver = nullptr;
   PrimePool* prime_pool = nullptr;
-  CaPage ca_page;  // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
+  PacketCapture* capture = nullptr;  // --capture (net/capture.h), else none
+  CaPage ca_page;                    // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then
