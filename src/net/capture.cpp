@@ -320,10 +320,13 @@ std::unique_ptr<PacketCapture> openCapture(trace::Tracer& tracer, sinks::PcapngS
   char err[PCAP_ERRBUF_SIZE] = {};
   pcap_t* p = pcap_create("any", err);
   if (!p) return error = std::string("--capture: ") + err, nullptr;
-  // Whole segments (the pcapng carries them), delivered as they come rather than in blocks.
+  // Whole segments (the pcapng carries them). Not immediate mode: TPACKET_V3 then packs packets
+  // of any size into blocks handed over when full or after the timeout, so a burst of small ACKs
+  // and 64 KB GRO packets alike fit the ring (immediate mode gives every packet a slot of the
+  // snap length, and a burst overflows it).
   (void)pcap_set_snaplen(p, 262144);
-  (void)pcap_set_immediate_mode(p, 1);
-  (void)pcap_set_buffer_size(p, 8 << 20);
+  (void)pcap_set_timeout(p, 20);
+  (void)pcap_set_buffer_size(p, 32 << 20);
   const int rc = pcap_activate(p);
   if (rc < 0) {
     const bool perm = rc == PCAP_ERROR_PERM_DENIED;
