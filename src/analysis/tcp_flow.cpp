@@ -49,6 +49,8 @@ SegmentAnalysis TcpFlowAnalyzer::add(const wire::TcpSyn& s, double t) {
   } else if (!fwd.seen) {
     fwd.base = seq - 1, fwd.seen = true;  // no SYN captured: the first byte is relative 1
   }
+  // The other side not seen yet either: its next byte, acknowledged here, is relative 1 too.
+  if (has_ack && !rev.seen) rev.base = ack - 1, rev.seen = true;
   // Wireshark's first RTT: the SYN to the ACK of the SYN,ACK (the out-of-order threshold).
   if (!syn && has_ack && first_rtt_ == 0 && syn_time_ != 0 && rev.syn_seen && fwd.syn_seen) first_rtt_ = t - syn_time_;
   auto flag = [&out](std::string_view f) { out.flags.push_back(f); };
