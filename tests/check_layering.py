@@ -39,6 +39,9 @@ FAMILIES = [
     Family("CLI11", ("CLI/",), r"\bCLI::"),
     Family("toml++", ("toml++/",), r"\btoml::"),
     Family("jemalloc", ("jemalloc/",), r"\bmallctl\b|\bje_[a-z_]+"),
+    Family("libpcap", ("pcap/", "pcap.h"),
+           r"\bpcap_(?:t|pkthdr|create|activate|compile|setfilter|dispatch|close|geterr|datalink|set_[a-z_]+"
+           r"|get_selectable_fd|freecode|setnonblock)\b"),
 ]
 FAMILY = {f.name: f for f in FAMILIES}
 
@@ -64,8 +67,8 @@ LAYERS = [
     Layer("sinks", ("wire", "trace"), ("spdlog", "Boost.JSON"), "text, JSON Lines, key log, pcapng writers"),
     Layer("session", ("wire", "trace", "config", "tls", "analysis", "pki"), ("Boost.JSON",),
           "pure sans-I/O ProxySession: inputs in, actions out"),
-    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session"), ("Asio/Beast", "Boost.JSON"),
-          "thin executor of session actions on Asio sockets"),
+    Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session"),
+          ("Asio/Beast", "Boost.JSON", "libpcap"), "thin executor of session actions on Asio sockets; --capture"),
     Layer("app", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "net"),
           ("Asio/Beast", "Boost.JSON", "spdlog", "CLI11", "jemalloc"), "main, CLI11, the composition root"),
 ]

@@ -198,10 +198,13 @@ class Capture(ProxyTestCase):
             pool.setdefault(key(t["tcp.srcport"], t["tcp.dstport"], t["tcp.seq_raw"], t["tcp.ack_raw"], t["tcp.len"],
                                 flags_text(t["tcp.flags"])), []).append(t)
         self.assertEqual(len(segs), len(theirs), "tcp.segment count differs from tshark's packets of both legs")
-        for e in segs:
+        reordered = 0
+        frame_of = []  # the tshark frame each event matched, in event order
+        for i, e in enumerate(segs):
             k = key(e["src"].rsplit(":", 1)[1], e["dst"].rsplit(":", 1)[1], e["seq"], e["ack"], e["len"], e["flags"])
             self.assertIn(k, pool, f"no such packet in tshark's capture: {e}")
             t = pool[k].pop(0)
+            frame_of.append(int(t["frame.number"]))
             if not pool[k]:
                 del pool[k]
             where = f"frame {t['frame.number']}: {e}"
@@ -218,8 +221,16 @@ class Capture(ProxyTestCase):
             if "tcp.options.wscale.shift" in t:
                 self.assertEqual(shift, [int(t["tcp.options.wscale.shift"])], where)
             theirs_flags = sorted(f for f in FLAGS if f"tcp.analysis.{f}" in t)
-            self.assertEqual(sorted(e["analysis"]), theirs_flags, where)
-            if "tcp.analysis.duplicate_ack_num" in t:
+            if sorted(e["analysis"]) != theirs_flags:
+                # Two captures may see two segments crossing each other on different CPUs in a
+                # different order (each socket's ring is filled on its own), and the analysis
+                # follows the order: a difference is only allowed where the order differs.
+                leg = [j for j in range(max(0, i - 6), i + 1) if segs[j]["conn"] == e["conn"]
+                       and segs[j]["leg"] == e["leg"]]
+                order = [frame_of[j] for j in leg]
+                self.assertNotEqual(order, sorted(order), f"analysis differs in the same order: {theirs_flags}, {where}")
+                reordered += 1
+            elif "tcp.analysis.duplicate_ack_num" in t:
                 self.assertEqual(e.get("dup_ack_num"), int(t["tcp.analysis.duplicate_ack_num"]), where)
             # dir: "in" when the proxy's own port (client leg) or not the upstream's (upstream leg) receives it.
             inbound = int(k[1]) == p.port if e["leg"] == "client" else int(k[0]) == up_port
@@ -239,7 +250,15 @@ class Capture(ProxyTestCase):
             codes = [c for s, d, u, c in lines if int(s) == port and c]
             self.assertEqual(uris, ["/1000", "/200000", "/300000"], f"port {port}: {lines}")
             self.assertEqual(codes, ["200"] * 3, f"port {port}: {lines}")
-        self.assertEqual(len(tshark_packets(pcap)), len(segs))
+        # Wireshark's analysis of our own packets, in our order: the same flags, frame by frame.
+        ours = tshark_packets(pcap, "-d", f"tcp.port=={p.port},tls")
+        self.assertEqual(len(ours), len(segs))
+        for e, t in zip(segs, ours):
+            self.assertEqual(e["seq"], int(t["tcp.seq_raw"]), e)
+            self.assertEqual(sorted(e["analysis"]), sorted(f for f in FLAGS if f"tcp.analysis.{f}" in t), e)
+            self.assertEqual(e.get("dup_ack_num"), int(t["tcp.analysis.duplicate_ack_num"])
+                             if "tcp.analysis.duplicate_ack_num" in t else None, e)
+        self.assertLess(reordered, 5)
 
     def test_without_cap_net_raw_the_flag_fails_at_start_naming_it(self):
         if os.geteuid() != 0 or not shutil.which("setpriv"):
