@@ -10,9 +10,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace tlstrace;
-  static constexpr std::uint32_t kLinks[] = {wire::kLinkNull,     wire::kLinkEthernet,  wire::kLinkRaw,
-                                             wire::kLinkLoop,     wire::kLinkLinuxSll,  wire::kLinkIpv4,
-                                             wire::kLinkIpv6,     wire::kLinkLinuxSll2, 147};
+  static constexpr std::uint32_t kLinks[] = {wire::kLinkNull, wire::kLinkEthernet,  wire::kLinkRaw,
+                                             wire::kLinkLoop, wire::kLinkLinuxSll,  wire::kLinkIpv4,
+                                             wire::kLinkIpv6, wire::kLinkLinuxSll2, 147};
   if (size < 1) return 0;
   const std::uint32_t link = kLinks[data[0] % (sizeof kLinks / sizeof kLinks[0])];
   wire::ByteReader r(wire::Bytes(data + 1, size - 1));

@@ -57,7 +57,8 @@ void replay(const std::string& file, std::set<std::string>& seen) {
     const auto& s = d.segment->tcp;
     const std::pair<int, int> key = std::minmax<int>(s.src_port, s.dst_port);  // copied: minmax gives references
     const auto a = flows[key].add(s, fr.time);
-    const auto& c = fr.cols;  // srcport dstport seq ack flags win urg len mss wscale rel_seq rel_ack win_scaled dup flags
+    const auto& c =
+        fr.cols;  // srcport dstport seq ack flags win urg len mss wscale rel_seq rel_ack win_scaled dup flags
     CAPTURE(fr.time);
     CAPTURE(c[0]);
     CAPTURE(c[2]);

@@ -104,7 +104,8 @@ TEST_CASE("link types: unknown ones and non-IP frames are refused with a reason"
   // The same IP packet without a link header (LINKTYPE_RAW) and behind BSD loopback's.
   const auto eth = decodeFrame(fr.linktype, Bytes(fr.bytes.data(), fr.bytes.size()));
   REQUIRE(eth.segment);
-  const std::vector<std::uint8_t> ip(fr.bytes.begin() + static_cast<std::ptrdiff_t>(eth.segment->ip_offset), fr.bytes.end());
+  const std::vector<std::uint8_t> ip(fr.bytes.begin() + static_cast<std::ptrdiff_t>(eth.segment->ip_offset),
+                                     fr.bytes.end());
   const auto raw = decodeFrame(kLinkRaw, Bytes(ip.data(), ip.size()));
   REQUIRE(raw.segment);
   CHECK(raw.segment->tcp.seq == eth.segment->tcp.seq);
