@@ -9,6 +9,8 @@
 // leg is attached (the client's SYN comes before accept) waits, bounded, until it is; other
 // traffic to the same destinations is dropped. The data path never waits for the capture thread,
 // only the first connection to a new destination waits for the filter (well under a millisecond).
+// Transparent mode: the client legs' segments carry the original destination port on the wire,
+// not the listener's, so only the upstream legs are captured there.
 #pragma once
 #include <cstdint>
 #include <functional>

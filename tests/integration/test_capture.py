@@ -225,7 +225,7 @@ class Capture(ProxyTestCase):
                 # Two captures may see two segments crossing each other on different CPUs in a
                 # different order (each socket's ring is filled on its own), and the analysis
                 # follows the order: a difference is only allowed where the order differs.
-                leg = [j for j in range(max(0, i - 6), i + 1) if segs[j]["conn"] == e["conn"]
+                leg = [j for j in range(max(0, i - 12), i + 1) if segs[j]["conn"] == e["conn"]
                        and segs[j]["leg"] == e["leg"]]
                 order = [frame_of[j] for j in leg]
                 self.assertNotEqual(order, sorted(order), f"analysis differs in the same order: {theirs_flags}, {where}")
