@@ -29,6 +29,20 @@ void TcpFlowAnalyzer::noteSyn(Side& fwd, Side& rev, const wire::TcpSyn& s) {
   rev.win_scale = both ? std::min<int>(*rev.syn_wscale, 14) : -2;
 }
 
+// Wireshark's relative numbers and calculated window (tcp.seq, tcp.ack, tcp.window_size).
+void TcpFlowAnalyzer::relativeTo(SegmentAnalysis& out, const Side& fwd, const Side& rev, const wire::TcpSyn& s) {
+  const bool syn = s.flags & kSyn;
+  out.rel_seq = s.seq - fwd.base;
+  if ((s.flags & kAck) && rev.seen) out.rel_ack = s.ack - rev.base;
+  out.next_seq = s.seq + s.payload_len + (syn ? 1 : 0) + ((s.flags & kFin) ? 1 : 0) - fwd.base;
+  if (syn) {
+    out.window_scaled = s.window, out.wscale = 0;  // a SYN's window is never scaled
+  } else if (fwd.win_scale != -1) {
+    out.wscale = fwd.win_scale < 0 ? 0 : fwd.win_scale;
+    out.window_scaled = std::uint64_t{s.window} << *out.wscale;
+  }
+}
+
 // The checks and their order are Wireshark's (packet-tcp.c, tcp_analyze_sequence_number), so that
 // a flag here is the flag tshark shows for the same segment.
 SegmentAnalysis TcpFlowAnalyzer::add(const wire::TcpSyn& s, double t) {
@@ -102,15 +116,7 @@ SegmentAnalysis TcpFlowAnalyzer::add(const wire::TcpSyn& s, double t) {
   fwd.last_ack = ack, fwd.last_ack_time = t;
   fwd.last_keep_alive = keep_alive, fwd.last_zero_window_probe = zwp;
 
-  out.rel_seq = seq - fwd.base;
-  if (has_ack && rev.seen) out.rel_ack = ack - rev.base;
-  out.next_seq = next - fwd.base;
-  if (syn) {
-    out.window_scaled = window, out.wscale = 0;  // a SYN's window is never scaled
-  } else if (fwd.win_scale != -1) {
-    out.wscale = fwd.win_scale < 0 ? 0 : fwd.win_scale;
-    out.window_scaled = std::uint64_t{window} << *out.wscale;
-  }
+  relativeTo(out, fwd, rev, s);
   return out;
 }
 

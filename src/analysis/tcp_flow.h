@@ -52,6 +52,7 @@ class TcpFlowAnalyzer {
     bool last_keep_alive = false, last_zero_window_probe = false;
   };
   void noteSyn(Side& fwd, Side& rev, const wire::TcpSyn& s);
+  static void relativeTo(SegmentAnalysis& out, const Side& fwd, const Side& rev, const wire::TcpSyn& s);
 
   std::array<std::uint8_t, 16> a_addr_{};
   std::uint16_t a_port_ = 0;
