@@ -153,7 +153,7 @@ class Capture(ProxyTestCase):
         up = Proc([*enter, sys.executable, "-c", UPSTREAM, self.pki.cert, self.pki.key], f"{self.dir}/upstream.log")
         self._stops.append(up.stop)
         end = time.time() + DEADLINE
-        while "port" not in up.output():
+        while "port" not in up.output() or not up.output().endswith("\n"):  # the whole line
             self.assertIsNone(up.p.poll(), up.output())
             self.assertLess(time.time(), end)
             time.sleep(0.02)
