@@ -41,6 +41,9 @@ FAMILIES = [
     Family("jemalloc", ("jemalloc/",), r"\bmallctl\b|\bje_[a-z_]+"),
     Family("libbpf", ("bpf/",), r"\b(?:bpf_map__|ring_buffer__|libbpf_)[a-z_]+"),
     Family("zlib", ("zlib.h",), r"\b(?:compress2|compressBound|uncompress|z_stream|deflateInit_?|inflateInit_?)\b"),
+    Family("libpcap", ("pcap/", "pcap.h"),
+           r"\bpcap_(?:t|pkthdr|create|activate|compile|setfilter|dispatch|close|geterr|datalink|set_[a-z_]+"
+           r"|get_selectable_fd|freecode|setnonblock)\b"),
 ]
 FAMILY = {f.name: f for f in FAMILIES}
 
@@ -69,7 +72,8 @@ LAYERS = [
     Layer("report", ("wire", "trace", "sinks"), ("Boost.JSON", "zlib"),
           "pure: events grouped into connections for the report page, the page (embedded HTML/CSS/JS)"),
     Layer("net", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "report"),
-          ("Asio/Beast", "Boost.JSON", "libbpf"), "thin executor of session actions on Asio sockets"),
+          ("Asio/Beast", "Boost.JSON", "libbpf", "libpcap"),
+          "thin executor of session actions on Asio sockets; --capture"),
     Layer("app", ("wire", "trace", "config", "tls", "analysis", "pki", "sinks", "session", "report", "net"),
           ("Asio/Beast", "Boost.JSON", "spdlog", "CLI11", "jemalloc"), "main, CLI11, the composition root"),
 ]

@@ -95,6 +95,8 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
   p->add_option("--backlog", cfg.backlog, "listen(2) backlog (the kernel caps it at net.core.somaxconn)")
       ->capture_default_str();
+  p->add_flag("--capture", cfg.capture,
+              "capture both legs' real segments (needs CAP_NET_RAW): tcp.segment events; --pcap gets them");
   p->add_option("--upstream-client-cert", cfg.upstream_client_cert,
                 "client certificate (PEM, chain after the leaf) for servers that ask for one");
   p->add_option("--upstream-client-key", cfg.upstream_client_key, "its private key (PEM; default: in the cert file)");

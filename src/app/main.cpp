@@ -29,6 +29,7 @@
 #include "app/report_run.h"
 #include "config/config.h"
 #include "config/policy.h"
+#include "net/capture.h"
 #include "net/services.h"
 #include "net/tcp_state_watch.h"
 #include "net/ui_server.h"
@@ -280,7 +281,10 @@ int runProxyCommand(const config::ProxyConfig& options) {
   if (!keylog_path.empty()) outputs.add((keylog = std::make_unique<sinks::KeylogSink>(keylog_path))->output());
 
   std::unique_ptr<sinks::PcapngSink> pcap;
-  if (!cfg.pcap_file.empty()) outputs.add((pcap = std::make_unique<sinks::PcapngSink>(cfg.pcap_file))->output());
+  if (!cfg.pcap_file.empty())
+    outputs.add((pcap = cfg.capture ? std::make_unique<sinks::PcapngSink>(cfg.pcap_file, net::kCaptureLinktype)
+                                    : std::make_unique<sinks::PcapngSink>(cfg.pcap_file))
+                    ->output());
   net::StopRequest stop;
   if (cfg.on_output_error == "stop")
     outputs.onFailure([&stop, said = std::make_shared<std::once_flag>()] {
@@ -345,9 +349,19 @@ int runProxyCommand(const config::ProxyConfig& options) {
     if (!tcp_states) spdlog::warn("--tcp-states: off: {}", why);  // the proxy runs on without them
     svc.tcp_states = tcp_states.get();
   }
+  std::unique_ptr<net::PacketCapture> capture;  // ends after the proxy (its thread writes to the tracer)
+  if (cfg.capture) {
+    std::string error;
+    if (!(capture = net::openCapture(tracer, pcap.get(), {}, error))) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+    svc.capture = capture.get();
+  }
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;
+    if (capture) capture->listenPort(static_cast<std::uint16_t>(std::stoul(addr.substr(addr.rfind(':') + 1))));
     spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", kVersion, buildInfo(), addr,
                  config::modeName(cfg.mode),
                  cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
@@ -369,6 +383,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   });
   svc.tcp_states = nullptr;
   tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
+  capture.reset();  // its last segments go to the tracer before the outputs finish
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   if (ui) ui->stop();

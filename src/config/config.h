@@ -89,6 +89,7 @@ struct ProxyConfig {
   std::string client_ca;
 
   std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
+  bool capture = false;        // --capture: the legs' real segments (libpcap, CAP_NET_RAW) as tcp.segment
   // STARTTLS before TLS (session/starttls.h): "auto" by the target's port, "off", or a protocol.
   std::string starttls = "auto";
   std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)

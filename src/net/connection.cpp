@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analysis/kex.h"
+#include "net/capture.h"
 #include "net/tcp_probe.h"
 #include "net/tcp_state_watch.h"
 #include "trace/tap.h"
@@ -281,6 +282,31 @@ void Connection::connectTo(tcp::resolver::results_type results) {
     boost::system::error_code ignored;
     upstream_.sock.close(ignored);
   });
+  if (svc_.capture) return watchThenConnect(std::move(results), std::move(timed_out));
+  startConnect(std::move(results), std::move(timed_out));
+}
+
+// --capture: the filter gets the destinations first, so that the SYN is captured; the connect
+// starts (on this connection's executor) once the capture thread has installed it.
+void Connection::watchThenConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out) {
+  auto self = shared_from_this();
+  auto left = std::make_shared<std::atomic<std::size_t>>(results.size());
+  for (const auto& r : results) {
+    watched_.push_back(toEndpoint(r.endpoint()));
+    svc_.capture->watch(watched_.back(), [this, self, left, results, timed_out] {
+      if (--*left != 0) return;
+      asio::post(client_.sock.get_executor(), [this, self, results, timed_out] {
+        if (finished_) return;
+        if (!*timed_out) return startConnect(results, timed_out);
+        run(in::ConnectFailed{504, "connect timed out after " + std::to_string(connect_timeout_s_) + " s"});
+      });
+    });
+  }
+}
+
+void Connection::startConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out) {
+  auto self = shared_from_this();
+  const double timeout_s = connect_timeout_s_;
   asio::async_connect(
       upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
         if (finished_) return;
@@ -383,22 +409,26 @@ void Connection::finish() {
       discardUnread(s.sock);
     }
     if (svc_.tap) svc_.tap->close(id_, leg);
+    if (svc_.capture) svc_.capture->detach(id_, leg);
     boost::system::error_code ec;
     s.sock.close(ec);
   }
+  if (svc_.capture)
+    for (const auto& d : std::exchange(watched_, {})) svc_.capture->unwatch(d);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Capture.
 
 void Connection::tapOpen(Leg leg) {
-  if (!svc_.tap && !svc_.tcp_states) return;
+  if (!svc_.tap && !svc_.tcp_states && !svc_.capture) return;
   const tcp::socket& s = sock(leg).sock;
   boost::system::error_code e1, e2;
   const auto local = s.local_endpoint(e1), remote = s.remote_endpoint(e2);
   if (e1 || e2) return;
   // --tcp-states: the leg's kernel transitions are matched to it by this 4-tuple.
   if (svc_.tcp_states) svc_.tcp_states->watch(id_, leg, local, remote);
+  if (svc_.capture) svc_.capture->attach(id_, leg, toEndpoint(local), toEndpoint(remote));
   if (!svc_.tap) return;
   if (leg == Leg::Client) svc_.tap->open(id_, leg, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
   else svc_.tap->open(id_, leg, toEndpoint(local), toEndpoint(remote), trace::Clock::now());

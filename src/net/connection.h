@@ -16,6 +16,7 @@
 #include "config/address.h"
 #include "net/services.h"
 #include "session/proxy_session.h"
+#include "trace/tap.h"
 
 namespace tlstrace::net {
 
@@ -68,6 +69,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void resolve(const std::string& host, std::uint16_t port);
   void resolved(std::uint64_t gen, const Resolved& r);
   void connectTo(tcp::resolver::results_type results);
+  void watchThenConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out);
+  void startConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out);
   void armConnectTimer(double seconds, std::function<void()> on_expiry);
   void disarmConnectTimer();
   void testPrime(const session::act::TestPrime& t);
@@ -99,6 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   session::SteadyClock::time_point connect_started_{};
   double connect_timeout_s_ = 0;
   bool client_chosen_ = false;
+  std::vector<trace::Endpoint> watched_;  // --capture: destinations asked of the capture's filter
   bool resolving_ = false;
   bool finished_ = false;
 };

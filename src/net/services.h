@@ -59,6 +59,8 @@ class StopRequest {
   bool requested_ = false;
 };
 
+class PacketCapture;
+
 struct Services : session::Deps {
   std::function<void(const std::string&)> warn;  // operator-facing warnings (the app's log)
   bool own_fd_tables = false;                    // io threads take descriptor tables of their own (see below)
@@ -70,6 +72,7 @@ struct Services : session::Deps {
   PrimePool* prime_pool = nullptr;
   CaPage ca_page;                       // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
   TcpStateWatch* tcp_states = nullptr;  // --tcp-states, when the kernel allows it
+  PacketCapture* capture = nullptr;     // --capture (net/capture.h), else none
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

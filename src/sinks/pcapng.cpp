@@ -175,8 +175,15 @@ std::uint32_t ifaceOf(trace::Leg leg) { return leg == trace::Leg::Upstream ? 1 :
 namespace {
 // The section header and both interfaces: first in the file, and again after every reopen (a
 // pcapng file may hold several sections; each one reads on its own).
-std::string sectionStart() {
+std::string sectionStart(std::optional<std::uint32_t> captured_linktype) {
   std::string out;
+  if (captured_linktype) {
+    for (const auto& b : {pcapng::sectionHeader("tlstrace"),
+                          pcapng::interfaceDescription(*captured_linktype, "tlstrace-capture",
+                                                       "both legs as captured on the wire (--capture)")})
+      out.append(b.begin(), b.end());
+    return out;
+  }
   for (const auto& b : {pcapng::sectionHeader("tlstrace"),
                         pcapng::interfaceDescription(pcapng::kLinktypeRaw, "tlstrace-client-leg",
                                                      "client <-> tlstrace listen address (TLS as the client saw it)"),
@@ -189,7 +196,11 @@ std::string sectionStart() {
 
 // Written by the io threads: never waits for a FIFO's reader (blocks are held, then dropped and
 // counted). A capture is one run: the file starts empty.
-PcapngSink::PcapngSink(const std::string& path)
+PcapngSink::PcapngSink(const std::string& path) : PcapngSink(path, std::nullopt) {}
+PcapngSink::PcapngSink(const std::string& path, std::uint32_t captured_linktype)
+    : PcapngSink(path, std::optional<std::uint32_t>(captured_linktype)) {}
+
+PcapngSink::PcapngSink(const std::string& path, std::optional<std::uint32_t> captured_linktype)
     : out_([&] {
         OutputFile::Spec s;
         s.path = path;
@@ -200,10 +211,11 @@ PcapngSink::PcapngSink(const std::string& path)
         s.blocking = false;
         s.lines = false;
         s.truncate = true;
-        s.preamble = sectionStart();
-        s.preamble_units = 3;  // the section header, two interface descriptions
+        s.preamble = sectionStart(captured_linktype);
+        s.preamble_units = captured_linktype ? 2 : 3;  // the section header, the interface descriptions
         return s;
-      }()) {
+      }()),
+      captured_only_(captured_linktype.has_value()) {
   (void)out_.write({}, 0);
 }
 
@@ -231,7 +243,14 @@ PcapngSink::Pending& PcapngSink::pending() {
   return pending_[std::this_thread::get_id()];  // std::map: references stay valid
 }
 
+void PcapngSink::captured(std::uint64_t ts_us, std::span<const std::uint8_t> frame) {
+  const auto b = pcapng::enhancedPacket(0, ts_us, frame);
+  std::lock_guard<std::mutex> lock(mu_);
+  (void)out_.write(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 1);
+}
+
 void PcapngSink::packet(std::uint32_t iface, std::uint64_t ts_us, std::vector<std::uint8_t> bytes) {
+  if (captured_only_) return;  // the capture brings the real ones
   pending().blocks.push_back(pcapng::enhancedPacket(iface, ts_us, bytes));
 }
 

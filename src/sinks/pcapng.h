@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,9 @@ inline constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08
 class PcapngSink : public trace::WireTap {
  public:
   explicit PcapngSink(const std::string& path);  // created 0600: it holds secrets
+  // --capture: the file carries the packets captured on the wire (link type `captured_linktype`,
+  // one interface) instead of synthesised ones; the secrets still go in as they come.
+  PcapngSink(const std::string& path, std::uint32_t captured_linktype);
   ~PcapngSink() override;
   void open(std::uint64_t conn, trace::Leg leg, const trace::Endpoint& initiator, const trace::Endpoint& responder,
             trace::Clock::time_point ts) override;
@@ -43,6 +47,8 @@ class PcapngSink : public trace::WireTap {
   void close(std::uint64_t conn, trace::Leg leg) override;
   void secret(std::string_view keylog_line) override;
   void commit() override;
+  // --capture: one captured frame (from the capture thread).
+  void captured(std::uint64_t ts_us, std::span<const std::uint8_t> frame);
   [[nodiscard]] OutputFile& output() { return out_; }
 
  private:
@@ -51,6 +57,7 @@ class PcapngSink : public trace::WireTap {
     std::uint32_t seq_a = 0, seq_b = 0;  // next sequence number each side sends
     bool fin_a = false, fin_b = false, reset = false;
   };
+  PcapngSink(const std::string& path, std::optional<std::uint32_t> captured_linktype);
   void packet(std::uint32_t iface, std::uint64_t ts_us, std::vector<std::uint8_t> bytes);
   Flow* flow(std::uint64_t conn, trace::Leg leg);
 
@@ -64,7 +71,8 @@ class PcapngSink : public trace::WireTap {
   void writeOut(Pending& p);  // one write of its blocks, secrets first
 
   OutputFile out_;
-  std::mutex mu_;  // the file and the flows
+  bool captured_only_ = false;  // --capture: no synthesised packets
+  std::mutex mu_;               // the file and the flows
   std::map<std::pair<std::uint64_t, int>, Flow> flows_;
   std::mutex pending_mu_;
   std::map<std::thread::id, Pending> pending_;

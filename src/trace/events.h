@@ -307,6 +307,24 @@ struct TcpState {
   std::optional<bool> reset;  // the socket closed on a reset (sk_err set)
   TLSTRACE_EVENT("tcp.state", kTcp);
 };
+// --capture: one segment of a leg as the capture saw it, with Wireshark's analysis of it.
+struct TcpSegment {
+  std::string dir;       // "in": received by the proxy, "out": sent by it
+  std::string src, dst;  // "ip:port"
+  std::string flags;     // "SYN,ACK", "PSH,ACK"
+  std::uint32_t seq = 0, ack = 0;
+  std::uint64_t rel_seq = 0;                 // seq minus the sender's initial sequence number
+  std::optional<std::uint64_t> rel_ack;      // with ACK set: ack minus the other side's
+  std::uint64_t len = 0;                     // payload bytes
+  std::uint64_t win = 0;                     // as written
+  std::optional<std::uint64_t> win_scaled;   // in bytes, when the scale is known (both SYNs seen)
+  std::optional<std::uint64_t> wscale;       // the shift applied to win
+  std::uint64_t urg = 0;                     // the urgent pointer
+  Json options = Json::array();              // as tcp.syn's
+  Json analysis = Json::array();             // Wireshark's tcp.analysis.* names: "retransmission", ...
+  std::optional<std::uint64_t> dup_ack_num;  // with "duplicate_ack": its number (#n)
+  TLSTRACE_EVENT("tcp.segment", kTcp);
+};
 #undef TLSTRACE_EVENT
 
 // An event this version does not know (read back by `convert` from a newer trace): kept as it was.
@@ -576,6 +594,25 @@ void PassthroughAuto::fields(S& s, V& v) {
   v("rejections", s.rejections);
   v("undo", s.undo);
 }
+template <class S, class V>
+void TcpSegment::fields(S& s, V& v) {
+  v("dir", s.dir);
+  v("src", s.src);
+  v("dst", s.dst);
+  v("flags", s.flags);
+  v("seq", s.seq);
+  v("ack", s.ack);
+  v("rel_seq", s.rel_seq);
+  v("rel_ack", s.rel_ack);
+  v("len", s.len);
+  v("win", s.win);
+  v("win_scaled", s.win_scaled);
+  v("wscale", s.wscale);
+  v("urg", s.urg);
+  v("options", s.options);
+  v("analysis", s.analysis);
+  v("dup_ack_num", s.dup_ack_num);
+}
 
 }  // namespace ev
 
@@ -615,6 +652,7 @@ using Payload = std::variant<
     ev::ConnPassthrough,
     ev::PassthroughAuto,
     ev::TcpState,
+    ev::TcpSegment,
     ev::Other>;
 // clang-format on
 

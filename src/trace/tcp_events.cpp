@@ -8,9 +8,7 @@
 
 namespace tlstrace::trace {
 
-namespace {
-
-std::string endpointText(const wire::TcpSyn& s, bool source) {
+std::string tcpEndpointText(const wire::TcpSyn& s, bool source) {
   const auto& a = source ? s.src : s.dst;
   char buf[INET6_ADDRSTRLEN] = {};
   if (!inet_ntop(s.v6 ? AF_INET6 : AF_INET, a.data(), buf, sizeof buf)) return "?";
@@ -18,7 +16,7 @@ std::string endpointText(const wire::TcpSyn& s, bool source) {
   return s.v6 ? "[" + std::string(buf) + "]:" + port : std::string(buf) + ":" + port;
 }
 
-Json optionJson(const wire::TcpOption& o) {
+Json tcpOptionJson(const wire::TcpOption& o) {
   Json j = Json::object();
   j.set("kind", static_cast<long long>(o.kind));
   const auto name = wire::tcpOptionName(o.kind);
@@ -42,8 +40,6 @@ Json optionJson(const wire::TcpOption& o) {
   return j;
 }
 
-}  // namespace
-
 ev::TcpSyn synEvent(wire::Bytes saved_syn) {
   ev::TcpSyn e;
   const auto d = wire::decodeSavedSyn(saved_syn);
@@ -53,13 +49,13 @@ ev::TcpSyn synEvent(wire::Bytes saved_syn) {
     return e;
   }
   const wire::TcpSyn& s = *d.syn;
-  e.src = endpointText(s, true);
-  e.dst = endpointText(s, false);
+  e.src = tcpEndpointText(s, true);
+  e.dst = tcpEndpointText(s, false);
   e.seq = s.seq;
   e.win = s.window;
   e.flags = wire::tcpFlagsText(s.flags);
   e.ttl = s.ttl;
-  for (const auto& o : s.options) e.options.push(optionJson(o));
+  for (const auto& o : s.options) e.options.push(tcpOptionJson(o));
   if (s.options_truncated) e.error = "the last option runs past the TCP header";
   if (s.mss) e.mss = *s.mss;
   if (s.wscale) e.wscale = *s.wscale;

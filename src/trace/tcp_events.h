@@ -2,16 +2,23 @@
 // and the kernel's state numbers by name. Pure: net/ gathers the kernel's bytes and numbers.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "trace/events.h"
 #include "wire/byte_reader.h"
+#include "wire/tcp_syn.h"
 
 namespace tlstrace::trace {
 
 // tcp.syn from the bytes TCP_SAVED_SYN gave (IP header first); a SYN that does not decode gives
 // an event with `error` and `hex`.
 [[nodiscard]] ev::TcpSyn synEvent(wire::Bytes saved_syn);
+
+// "ip:port" ("[v6]:port") of a decoded segment's sender (source) or receiver.
+[[nodiscard]] std::string tcpEndpointText(const wire::TcpSyn& s, bool source);
+// One option as tcp.syn and tcp.segment write it: {kind, name?, value | shift | tsval, tsecr | length, data}.
+[[nodiscard]] Json tcpOptionJson(const wire::TcpOption& o);
 
 // Linux's TCP states (include/net/tcp_states.h, a stable ABI: TCP_INFO's tcpi_state and the
 // inet_sock_set_state tracepoint use the same numbers), named as the kernel names them without

@@ -106,6 +106,50 @@ void listenLine(const ev::TcpListen& l, std::string& out) {
          "), drops " + std::to_string(l.listen_drops) + " (+" + std::to_string(l.new_drops) + ")\n";
 }
 
+// A captured segment, compact as a ladder step: "-> SYN seq=0 win=65495 [mss 65495, sackOK, TS,
+// wscale 7]"; sequence numbers relative (the absolute ones are in the JSON), the window in bytes
+// when its scale is known, then Wireshark's analysis flags.
+std::string compactOptions(const Json& options) {
+  std::string out;
+  for (const auto& o : options.asArray()) {
+    const std::int64_t kind = intField(o, "kind");
+    std::string item;
+    switch (kind) {
+      case 0:
+      case 1: continue;
+      case 2: item = "mss " + std::to_string(intField(o, "value")); break;
+      case 3: item = "wscale " + std::to_string(intField(o, "shift")); break;
+      case 4: item = "sackOK"; break;
+      case 5: item = "sack"; break;
+      case 8: item = "TS"; break;
+      default: {
+        const std::string name = rawStr(o, "name");
+        item = name.empty() ? "opt-" + std::to_string(kind) : esc(name);
+      }
+    }
+    out += (out.empty() ? "" : ", ") + item;
+  }
+  return out.empty() ? out : " [" + out + "]";
+}
+
+void segmentLine(const ev::TcpSegment& g, std::string& out) {
+  out += (g.dir == "in" ? "<- " : "-> ") + esc(g.flags) + " seq=" + std::to_string(g.rel_seq);
+  if (g.rel_ack) out += " ack=" + std::to_string(*g.rel_ack);
+  out += " win=" + std::to_string(g.win_scaled.value_or(g.win));
+  if (g.len) out += " len=" + std::to_string(g.len);
+  if (g.urg) out += " urg=" + std::to_string(g.urg);
+  out += compactOptions(g.options);
+  if (!g.analysis.asArray().empty()) {
+    std::string flags;
+    for (const auto& f : g.analysis.asArray()) {
+      flags += (flags.empty() ? "" : ", ") + esc(f.asString());
+      if (f.asString() == "duplicate_ack" && g.dup_ack_num) flags += " #" + std::to_string(*g.dup_ack_num);
+    }
+    out += " {" + flags + "}";
+  }
+  out += '\n';
+}
+
 }  // namespace
 
 LadderStep appendTcpLadder(const Event& e, const std::string& prefix, std::string& out) {
@@ -117,6 +161,11 @@ LadderStep appendTcpLadder(const Event& e, const std::string& prefix, std::strin
   if (const auto* i = e.as<ev::TcpInfo>()) {
     out += prefix;
     infoLine(e, *i, out);
+    return LadderStep::Done;
+  }
+  if (const auto* g = e.as<ev::TcpSegment>()) {
+    out += prefix;
+    segmentLine(*g, out);
     return LadderStep::Done;
   }
   if (const auto* l = e.as<ev::TcpListen>()) {

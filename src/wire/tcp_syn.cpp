@@ -14,17 +14,23 @@ std::string at(const ByteReader& r, const char* what) {
 
 // RFC 791 3.1: version/IHL, TOS, total length, id, flags/fragment, TTL, protocol, checksum,
 // addresses, then options up to IHL * 4 bytes.
-bool readIpv4(ByteReader& r, TcpSyn& s, std::string& error) {
+bool readIpv4(ByteReader& r, TcpSyn& s, std::size_t& ip_payload, std::string& error) {
   ByteReader h = r;
   std::uint8_t vihl = 0, tos = 0, proto = 0;
+  std::uint16_t total = 0;
   Bytes src, dst;
-  if (!h.readU8(vihl) || !h.readU8(tos) || !h.skip(6) || !h.readU8(s.ttl) || !h.readU8(proto) || !h.skip(2) ||
-      !h.readBytes(4, src) || !h.readBytes(4, dst))
+  if (!h.readU8(vihl) || !h.readU8(tos) || !h.readU16(total) || !h.skip(4) || !h.readU8(s.ttl) || !h.readU8(proto) ||
+      !h.skip(2) || !h.readBytes(4, src) || !h.readBytes(4, dst))
     return error = at(h, "IPv4 header truncated"), false;
   const std::size_t ihl = (vihl & 0x0f) * 4u;
   if (ihl < 20) return error = "IPv4 header length " + std::to_string(ihl) + " below 20", false;
   if (proto != kProtoTcp) return error = "IPv4 protocol " + std::to_string(proto) + " is not TCP", false;
   if (!r.skip(ihl)) return error = at(r, "IPv4 options truncated"), false;
+  // A segmentation-offloaded packet captured on its way out may say 0 (as Wireshark, take the
+  // bytes present then).
+  if (total != 0 && total < ihl)
+    return error = "IPv4 total length " + std::to_string(total) + " below its header", false;
+  ip_payload = total ? total - ihl : r.remaining();
   s.ip_ecn = tos & 0x03;
   std::copy(src.begin(), src.end(), s.src.begin());
   std::copy(dst.begin(), dst.end(), s.dst.begin());
@@ -33,11 +39,12 @@ bool readIpv4(ByteReader& r, TcpSyn& s, std::string& error) {
 
 // RFC 8200 3 and 4: the fixed header, then extension headers (hop-by-hop 0, routing 43,
 // fragment 44, destination options 60) until TCP.
-bool readIpv6(ByteReader& r, TcpSyn& s, std::string& error) {
+bool readIpv6(ByteReader& r, TcpSyn& s, std::size_t& ip_payload, std::string& error) {
   std::uint32_t vtcfl = 0;
+  std::uint16_t plen = 0;
   std::uint8_t next = 0;
   Bytes src, dst;
-  if (!r.readU32(vtcfl) || !r.skip(2) || !r.readU8(next) || !r.readU8(s.ttl) || !r.readBytes(16, src) ||
+  if (!r.readU32(vtcfl) || !r.readU16(plen) || !r.readU8(next) || !r.readU8(s.ttl) || !r.readBytes(16, src) ||
       !r.readBytes(16, dst))
     return error = at(r, "IPv6 header truncated"), false;
   s.v6 = true;
@@ -48,9 +55,14 @@ bool readIpv6(ByteReader& r, TcpSyn& s, std::string& error) {
     if (hops == 8 || (next != 0 && next != 43 && next != 44 && next != 60))
       return error = "IPv6 next header " + std::to_string(next) + " is not TCP", false;
     std::uint8_t len = 0;
+    const std::size_t before = r.offset();
     if (!r.readU8(next) || !r.readU8(len) || !r.skip(next == 44 ? 6 : len * 8u + 6))
       return error = at(r, "IPv6 extension header truncated"), false;
+    const std::size_t ext = r.offset() - before;
+    plen = static_cast<std::uint16_t>(plen > ext ? plen - ext : 0);
   }
+  // A jumbogram (RFC 2675) writes 0 here: then the bytes present are the payload.
+  ip_payload = plen ? plen : r.remaining();
   return true;
 }
 
@@ -101,13 +113,18 @@ void readOptions(ByteReader r, TcpSyn& s) {
 
 }  // namespace
 
-SynDecode decodeSavedSyn(Bytes bytes) {
+SynDecode decodeSavedSyn(Bytes bytes) { return decodeIpTcp(bytes); }
+
+SynDecode decodeIpTcp(Bytes bytes) {
   SynDecode out;
   ByteReader r(bytes);
   TcpSyn s;
+  std::size_t ip_payload = 0;
   if (bytes.empty()) return out.error = "no bytes", out;
   const int version = bytes[0] >> 4;
-  if (version == 4 ? !readIpv4(r, s, out.error) : version == 6 ? !readIpv6(r, s, out.error) : true) {
+  if (version == 4   ? !readIpv4(r, s, ip_payload, out.error)
+      : version == 6 ? !readIpv6(r, s, ip_payload, out.error)
+                     : true) {
     if (out.error.empty()) out.error = "IP version " + std::to_string(version) + " is neither 4 nor 6";
     return out;
   }
@@ -116,7 +133,7 @@ SynDecode decodeSavedSyn(Bytes bytes) {
   ByteReader t = r;
   std::uint16_t off_flags = 0;
   if (!t.readU16(s.src_port) || !t.readU16(s.dst_port) || !t.readU32(s.seq) || !t.readU32(s.ack) ||
-      !t.readU16(off_flags) || !t.readU16(s.window) || !t.skip(4))
+      !t.readU16(off_flags) || !t.readU16(s.window) || !t.skip(2) || !t.readU16(s.urgent))
     return out.error = at(t, "TCP header truncated"), out;
   const std::size_t data_offset = (off_flags >> 12) * 4u;
   s.flags = off_flags & 0x0fff;
@@ -124,6 +141,10 @@ SynDecode decodeSavedSyn(Bytes bytes) {
   if (data_offset < 20 || !r.skip(20) || !r.readReader(data_offset - 20, opts))
     return out.error = "TCP data offset " + std::to_string(data_offset) + " does not fit the header", out;
   readOptions(opts, s);
+  if (ip_payload < data_offset)
+    return out.error = "TCP data offset " + std::to_string(data_offset) + " beyond the IP payload", out;
+  s.payload_offset = r.offset();
+  s.payload_len = static_cast<std::uint32_t>(ip_payload - data_offset);
   out.syn = std::move(s);
   return out;
 }

@@ -37,6 +37,11 @@ struct TcpSyn {
   std::optional<std::uint8_t> wscale;
   bool sack_perm = false;
   std::optional<std::uint32_t> ts_val, ts_ecr;
+  // Any segment (decodeIpTcp): the urgent pointer, where the payload starts in the bytes given,
+  // and its length as the IP header states it (a capture may hold fewer bytes than that).
+  std::uint16_t urgent = 0;
+  std::size_t payload_offset = 0;
+  std::uint32_t payload_len = 0;
 };
 
 struct SynDecode {
@@ -46,6 +51,9 @@ struct SynDecode {
 
 // `bytes` start at the IP header (TCP_SAVE_SYN = 1).
 [[nodiscard]] SynDecode decodeSavedSyn(Bytes bytes);
+// The same decoder for any TCP segment (a captured packet from its IP header on): the payload
+// length comes from the IP header's lengths.
+[[nodiscard]] SynDecode decodeIpTcp(Bytes bytes);
 
 // "SYN", "SYN,ECE,CWR", ... in tcpdump's order of bits from FIN up.
 [[nodiscard]] std::string tcpFlagsText(std::uint16_t flags);

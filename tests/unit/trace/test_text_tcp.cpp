@@ -75,3 +75,28 @@ TEST_CASE("TCP_INFO at establishment names the handshake by who connected; the c
   CHECK(closed.find("<- RST first, from the server\n") != std::string::npos);
   CHECK(closed.find("== tcp.close") != std::string::npos);  // the fields follow
 }
+
+TEST_CASE("A captured segment is one compact ladder line with relative numbers and its analysis flags") {
+  // Real tcp.segment lines (docs/events.md's examples, from the namespace test), as convert reads them.
+  const auto line = [](const char* json) {
+    Event e;
+    std::string err;
+    REQUIRE_MESSAGE(fromJson(*Json::parse(json), e, &err), err);
+    const std::string text = renderText(e);
+    CHECK(renderText(roundTrip(e)) == text);
+    const auto at = text.find(e.as<ev::TcpSegment>()->dir == "in" ? "<-" : "->");
+    return text.substr(at);
+  };
+  CHECK(
+      line(
+          R"({"ts":"2026-12-04T19:22:55.641428Z","conn":1,"leg":"client","event":"tcp.segment","dir":"in","src":"127.0.0.1:41896","dst":"127.0.0.1:35903","flags":"SYN","seq":1549928168,"ack":0,"rel_seq":0,"len":0,"win":64240,"win_scaled":64240,"wscale":0,"urg":0,"options":[{"kind":2,"name":"mss","value":1460},{"kind":4,"name":"sack_perm"},{"kind":8,"name":"timestamps","tsval":3096999792,"tsecr":0},{"kind":1,"name":"nop"},{"kind":3,"name":"wscale","shift":10}],"analysis":[]})") ==
+      "<- SYN seq=0 win=64240 [mss 1460, sackOK, TS, wscale 10]\n");
+  CHECK(
+      line(
+          R"({"ts":"2026-12-04T19:22:58.095705Z","conn":1,"leg":"upstream","event":"tcp.segment","dir":"out","src":"127.0.0.1:59416","dst":"127.0.0.1:33399","flags":"ACK","seq":1316354281,"ack":4032424124,"rel_seq":486,"rel_ack":46784,"len":0,"win":73,"win_scaled":74752,"wscale":10,"urg":0,"options":[{"kind":1,"name":"nop"},{"kind":1,"name":"nop"},{"kind":8,"name":"timestamps","tsval":2752450567,"tsecr":2945440311},{"kind":1,"name":"nop"},{"kind":1,"name":"nop"},{"kind":5,"name":"sack","length":10,"data":"f059ee64f059f9b4"}],"analysis":["duplicate_ack"],"dup_ack_num":1})") ==
+      "-> ACK seq=486 ack=46784 win=74752 [TS, sack] {duplicate_ack #1}\n");
+  CHECK(
+      line(
+          R"({"ts":"2026-12-04T19:22:58.095732Z","conn":1,"leg":"upstream","event":"tcp.segment","dir":"in","src":"127.0.0.1:33399","dst":"127.0.0.1:59416","flags":"ACK","seq":4032424124,"ack":1316354281,"rel_seq":46784,"rel_ack":486,"len":1448,"win":64,"win_scaled":65536,"wscale":10,"urg":0,"options":[{"kind":1,"name":"nop"},{"kind":1,"name":"nop"},{"kind":8,"name":"timestamps","tsval":2945440311,"tsecr":2752450567}],"analysis":["fast_retransmission","retransmission"]})") ==
+      "<- ACK seq=46784 ack=486 win=65536 len=1448 [TS] {fast_retransmission, retransmission}\n");
+}
