@@ -51,34 +51,45 @@ TcpSt step(TcpSt s, const TcpSegment& g) {
 
 }  // namespace
 
+std::size_t TcpStateTracker::add(const TcpSegment& g, std::array<TcpTransition, 2>& out) {
+  const TcpSt next = step(s_, g);
+  if (next == s_) return 0;
+  std::size_t n = 0;
+  if (s_ == TcpSt::FinWait1 && next == TcpSt::TimeWait) {
+    out[n++] = {s_, TcpSt::FinWait2, g.time_ms};
+    s_ = TcpSt::FinWait2;
+  }
+  out[n++] = {s_, next, g.time_ms};
+  s_ = next;
+  return n;
+}
+
 std::vector<TcpTransition> deriveTcpStates(const std::vector<TcpSegment>& segments, bool active_open) {
   std::vector<TcpTransition> out;
-  TcpSt s = active_open ? TcpSt::Close : TcpSt::Listen;
+  TcpStateTracker tracker(active_open);
+  std::array<TcpTransition, 2> step_out{};
   for (const auto& g : segments) {
-    const TcpSt next = step(s, g);
-    if (next == s) continue;
-    // The kernel reports the FIN_WAIT1 -> TIME_WAIT shortcut as two steps (FIN_WAIT2 first):
-    // so does this, so that the two sources give the same sequence.
-    if (s == TcpSt::FinWait1 && next == TcpSt::TimeWait) {
-      out.push_back({s, TcpSt::FinWait2, g.time_ms});
-      s = TcpSt::FinWait2;
-    }
-    out.push_back({s, next, g.time_ms});
-    s = next;
+    const std::size_t n = tracker.add(g, step_out);
+    out.insert(out.end(), step_out.begin(), step_out.begin() + static_cast<std::ptrdiff_t>(n));
   }
   return out;
+}
+
+trace::ev::TcpState tcpStateEvent(const TcpTransition& t, const TcpTransition* prev, bool received_rst) {
+  trace::ev::TcpState e;
+  e.from = tcpStateName(static_cast<int>(t.from));
+  e.to = tcpStateName(static_cast<int>(t.to));
+  e.source = "capture";
+  if (prev) e.since_ms = t.time_ms - prev->time_ms;
+  if (received_rst && t.to == TcpSt::Close) e.reset = true;
+  return e;
 }
 
 std::vector<trace::ev::TcpState> tcpStateEvents(const std::vector<TcpTransition>& transitions) {
   std::vector<trace::ev::TcpState> out;
   const TcpTransition* prev = nullptr;
   for (const auto& t : transitions) {
-    trace::ev::TcpState e;
-    e.from = tcpStateName(static_cast<int>(t.from));
-    e.to = tcpStateName(static_cast<int>(t.to));
-    e.source = "capture";
-    if (prev) e.since_ms = t.time_ms - prev->time_ms;
-    out.push_back(std::move(e));
+    out.push_back(tcpStateEvent(t, prev));
     prev = &t;
   }
   return out;

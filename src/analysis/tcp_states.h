@@ -2,6 +2,8 @@
 // (RFC 9293 3.3.2, figure 5): the fallback for tcp.state events when --capture is on and the
 // kernel's own transitions (eBPF, net/tcp_state_watch.h) are not available.
 #pragma once
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -42,6 +44,18 @@ struct TcpTransition {
   double time_ms;
 };
 
+// Follows one end through its states, segment by segment.
+class TcpStateTracker {
+ public:
+  explicit TcpStateTracker(bool active_open) : s_(active_open ? TcpSt::Close : TcpSt::Listen) {}
+  // The transitions this segment causes, written to `out`: none, one, or two (the kernel reports
+  // the FIN_WAIT1 -> TIME_WAIT shortcut as FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT, and so does this).
+  std::size_t add(const TcpSegment& g, std::array<TcpTransition, 2>& out);
+
+ private:
+  TcpSt s_;
+};
+
 // The transitions of the end that sent the first SYN when `active_open`, else of the end that
 // answered it (starting from LISTEN, as a child socket: SYN_RECV). Segments that do not change the
 // state (data, pure ACKs, retransmissions) are skipped; an RST ends in CLOSE.
@@ -49,5 +63,10 @@ struct TcpTransition {
 
 // The transitions as tcp.state events (source "capture"; local and peer are the caller's to set).
 [[nodiscard]] std::vector<trace::ev::TcpState> tcpStateEvents(const std::vector<TcpTransition>& transitions);
+// One of them; `prev` is the leg's transition before it (none for the first). `received_rst` says
+// that the segment that ended the leg was the peer's RST: the kernel then reports the CLOSE with
+// a socket error (ECONNRESET), tcp.state's `reset`.
+[[nodiscard]] trace::ev::TcpState tcpStateEvent(const TcpTransition& t, const TcpTransition* prev,
+                                                bool received_rst = false);
 
 }  // namespace tlstrace::analysis

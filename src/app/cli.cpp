@@ -121,6 +121,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->expected(0, 1)
       ->default_str("2");
   p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
+  p->add_option("--tcp-states-source", cfg.tcp_states_source,
+                "auto: eBPF, else the captured segments (with --capture); or ebpf, capture, both")
+      ->check(CLI::IsMember({"auto", "ebpf", "capture", "both"}))
+      ->capture_default_str();
   p->add_option("--ui", st.ui, "serve the live report page on HOST:PORT (loopback unless --allow-remote)");
   p->add_option("--ui-keep", cfg.ui_keep, "connections the live page keeps (the newest)")->capture_default_str();
   return p;

@@ -20,6 +20,8 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include "analysis/kex.h"
 #include "app/ca_run.h"
@@ -168,6 +170,24 @@ int finishOutputs(trace::Tracer& tracer, sinks::OutputMonitor& outputs, int rc, 
                   std::chrono::duration_cast<std::chrono::seconds>(trace::Tracer::kStallAfter).count());
   if (lines.empty() && st.dropped == 0) return rc;
   return rc == 0 ? 3 : rc;
+}
+
+// --tcp-states: the kernel's transitions through eBPF, or (--tcp-states-source, and by default when
+// eBPF is off and --capture is on) derived by the capture thread from each leg's segments. Returns
+// the eBPF watch (none when not used) and whether the capture derives them.
+std::pair<std::unique_ptr<net::TcpStateWatch>, bool> startTcpStates(const config::ProxyConfig& cfg,
+                                                                    trace::Tracer& tracer) {
+  const std::string& src = cfg.tcp_states_source;
+  std::unique_ptr<net::TcpStateWatch> watch;
+  std::string why;
+  if (src != "capture") watch = net::TcpStateWatch::start(tracer, why);
+  const bool from_capture = src == "capture" || src == "both" || (src == "auto" && !watch && cfg.capture);
+  if (from_capture && !cfg.capture) spdlog::warn("--tcp-states-source {}: needs --capture; no capture, no states", src);
+  if (!watch && src != "capture") {
+    if (from_capture && cfg.capture) spdlog::info("--tcp-states: from the captured segments (eBPF: {})", why);
+    else spdlog::warn("--tcp-states: off: {}", why);  // the proxy runs on without them
+  }
+  return {std::move(watch), from_capture && cfg.capture};
 }
 
 int runProxyCommand(const config::ProxyConfig& options) {
@@ -343,16 +363,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
   };
   svc.own_addresses = net::interfaceAddresses();
   std::unique_ptr<net::TcpStateWatch> tcp_states;
-  if (cfg.tcp_states) {
-    std::string why;
-    tcp_states = net::TcpStateWatch::start(tracer, why);
-    if (!tcp_states) spdlog::warn("--tcp-states: off: {}", why);  // the proxy runs on without them
-    svc.tcp_states = tcp_states.get();
-  }
+  bool states_from_capture = false;
+  if (cfg.tcp_states) std::tie(tcp_states, states_from_capture) = startTcpStates(cfg, tracer);
+  svc.tcp_states = tcp_states.get();
   std::unique_ptr<net::PacketCapture> capture;  // ends after the proxy (its thread writes to the tracer)
   if (cfg.capture) {
     std::string error;
-    if (!(capture = net::openCapture(tracer, pcap.get(), {}, error))) {
+    if (!(capture = net::openCapture(tracer, pcap.get(), {}, error, states_from_capture))) {
       spdlog::error("{}", error);
       return 2;
     }
@@ -383,7 +400,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   });
   svc.tcp_states = nullptr;
   tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
-  capture.reset();  // its last segments go to the tracer before the outputs finish
+  capture.reset();     // its last segments go to the tracer before the outputs finish
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   if (ui) ui->stop();

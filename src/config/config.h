@@ -59,7 +59,8 @@ struct ProxyConfig {
   bool allow_remote = false;   // listen beyond loopback and serve non-loopback clients
   // Non-loopback clients may reach loopback, link-local and the proxy's own addresses.
   bool allow_private_targets = false;
-  bool tcp_states = false;  // --tcp-states: kernel TCP state transitions (eBPF), when the kernel allows
+  bool tcp_states = false;                 // --tcp-states: kernel TCP state transitions (eBPF), when the kernel allows
+  std::string tcp_states_source = "auto";  // auto (eBPF, else --capture's segments), ebpf, capture, both
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;

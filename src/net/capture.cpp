@@ -12,10 +12,12 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <tuple>
 
 #include "analysis/tcp_flow.h"
+#include "analysis/tcp_states.h"
 #include "sinks/pcapng.h"
 #include "wire/tcp_segment.h"
 
@@ -49,11 +51,13 @@ constexpr double kPcapDelay = 0.3;              // s: packets wait for the secre
 
 class PcapCapture final : public PacketCapture {
  public:
-  PcapCapture(pcap_t* p, trace::Tracer& tracer, sinks::PcapngSink* pcapng, std::vector<std::uint16_t> ports)
+  PcapCapture(pcap_t* p, trace::Tracer& tracer, sinks::PcapngSink* pcapng, std::vector<std::uint16_t> ports,
+              bool derive_states)
       : p_(p),
         tracer_(tracer),
         pcapng_(pcapng),
         ports_(std::move(ports)),
+        derive_states_(derive_states),
         wake_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
   ~PcapCapture() override {
     stop_ = true;
@@ -113,6 +117,9 @@ class PcapCapture final : public PacketCapture {
     std::vector<Pending> pending;
     double last_seen = 0;
     double detached_at = 0;  // 0: not detached
+    // tcp.state from the segments (analysis/tcp_states.h), when asked for: the proxy's end.
+    std::optional<analysis::TcpStateTracker> states;
+    std::optional<analysis::TcpTransition> last_state;
   };
 
   void post(Command c) {
@@ -220,6 +227,8 @@ class PcapCapture final : public PacketCapture {
     f.attached = true, f.conn = c.conn, f.leg = c.leg, f.local = keyOf(c.a), f.detached_at = 0;
     f.last_seen = now();
     by_leg_[{c.conn, c.leg}] = key;
+    // The proxy opens the upstream leg (SYN_SENT first) and answers on the client leg (LISTEN).
+    if (derive_states_) f.states.emplace(c.leg == trace::Leg::Upstream);
     for (auto& p : f.pending) emit(f, p.ts, p.seg, p.analysis, std::move(p.frame));
     f.pending.clear();
   }
@@ -253,11 +262,28 @@ class PcapCapture final : public PacketCapture {
     if (f.pending.size() < kMaxPendingPerFlow) f.pending.push_back(Pending{ts, s, a, std::move(copy)});
   }
 
-  void emit(const Flow& f, trace::Clock::time_point ts, const wire::TcpSyn& s, const analysis::SegmentAnalysis& a,
+  void emit(Flow& f, trace::Clock::time_point ts, const wire::TcpSyn& s, const analysis::SegmentAnalysis& a,
             std::vector<std::uint8_t> frame) {
     const bool inbound = keyOf(s, false) == f.local;
-    batch_.emplace_back(ts, f.conn, f.leg, analysis::segmentEvent(s, a, inbound));
+    auto segment = analysis::segmentEvent(s, a, inbound);
+    std::optional<std::pair<std::string, std::string>> ends;  // (local, peer), for tcp.state
+    if (f.states) ends.emplace(inbound ? segment.dst : segment.src, inbound ? segment.src : segment.dst);
+    batch_.emplace_back(ts, f.conn, f.leg, std::move(segment));
+    if (ends) emitStates(f, ts, static_cast<std::uint8_t>(s.flags & 0xff), inbound, *ends);
     if (pcapng_ && !frame.empty()) delayed_.push_back(Delayed{now() + kPcapDelay, ts, std::move(frame)});
+  }
+
+  void emitStates(Flow& f, trace::Clock::time_point ts, std::uint8_t flags, bool inbound,
+                  const std::pair<std::string, std::string>& ends) {
+    std::array<analysis::TcpTransition, 2> steps{};
+    const std::size_t n = f.states->add({!inbound, flags, seconds(ts) * 1000}, steps);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto e = analysis::tcpStateEvent(steps[i], f.last_state ? &*f.last_state : nullptr,
+                                       inbound && (flags & analysis::kRst) != 0);
+      e.local = ends.first, e.peer = ends.second;
+      batch_.emplace_back(ts, f.conn, f.leg, std::move(e));
+      f.last_state = steps[i];
+    }
   }
 
   void flushOut(bool all) {
@@ -298,6 +324,7 @@ class PcapCapture final : public PacketCapture {
   trace::Tracer& tracer_;
   sinks::PcapngSink* pcapng_;
   std::vector<std::uint16_t> ports_;
+  bool derive_states_;
   int wake_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -316,17 +343,20 @@ class PcapCapture final : public PacketCapture {
 }  // namespace
 
 std::unique_ptr<PacketCapture> openCapture(trace::Tracer& tracer, sinks::PcapngSink* pcap,
-                                           std::vector<std::uint16_t> listen_ports, std::string& error) {
+                                           std::vector<std::uint16_t> listen_ports, std::string& error,
+                                           bool derive_states) {
   char err[PCAP_ERRBUF_SIZE] = {};
   pcap_t* p = pcap_create("any", err);
   if (!p) return error = std::string("--capture: ") + err, nullptr;
-  // Whole segments (the pcapng carries them). Not immediate mode: TPACKET_V3 then packs packets
-  // of any size into blocks handed over when full or after the timeout, so a burst of small ACKs
-  // and 64 KB GRO packets alike fit the ring (immediate mode gives every packet a slot of the
-  // snap length, and a burst overflows it).
-  (void)pcap_set_snaplen(p, 262144);
-  (void)pcap_set_timeout(p, 20);
-  (void)pcap_set_buffer_size(p, 32 << 20);
+  // Whole segments (the pcapng carries them), in immediate mode: TPACKET_V3's blocks are handed
+  // over when full or when the kernel's block timer retires them, and on this kernel (6.18) that
+  // timer does not fire reliably on an idle ring: the last segments of a quiet moment then waited
+  // for the next traffic (seen as connections whose segments never came). Immediate mode gives
+  // each packet a frame of the snap length: 64 KiB (the largest IPv4 packet, GRO included) plus
+  // the cooked header, and a ring of 128 MiB (~2,000 frames) for the bursts of a busy proxy.
+  (void)pcap_set_snaplen(p, 65535 + 64);
+  (void)pcap_set_immediate_mode(p, 1);
+  (void)pcap_set_buffer_size(p, 128 << 20);
   const int rc = pcap_activate(p);
   if (rc < 0) {
     const bool perm = rc == PCAP_ERROR_PERM_DENIED;
@@ -346,7 +376,7 @@ std::unique_ptr<PacketCapture> openCapture(trace::Tracer& tracer, sinks::PcapngS
     pcap_close(p);
     return nullptr;
   }
-  auto c = std::make_unique<PcapCapture>(p, tracer, pcap, std::move(listen_ports));
+  auto c = std::make_unique<PcapCapture>(p, tracer, pcap, std::move(listen_ports), derive_states);
   if (!c->start(error)) return nullptr;
   return c;
 }

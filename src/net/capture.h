@@ -48,8 +48,10 @@ inline constexpr std::uint32_t kCaptureLinktype = 113;
 
 // Opens the capture on every interface (libpcap's "any" device, loopback included) for the
 // listeners' ports; nullptr with `error` (naming CAP_NET_RAW when it is the capability, or saying
-// that this build has no libpcap).
+// that this build has no libpcap). `derive_states`: tcp.state events (source "capture") derived from
+// each leg's segments, for --tcp-states without eBPF.
 [[nodiscard]] std::unique_ptr<PacketCapture> openCapture(trace::Tracer& tracer, sinks::PcapngSink* pcap,
-                                                         std::vector<std::uint16_t> listen_ports, std::string& error);
+                                                         std::vector<std::uint16_t> listen_ports, std::string& error,
+                                                         bool derive_states = false);
 
 }  // namespace tlstrace::net

@@ -4,7 +4,7 @@
 namespace tlstrace::net {
 
 std::unique_ptr<PacketCapture> openCapture(trace::Tracer&, sinks::PcapngSink*, std::vector<std::uint16_t>,
-                                           std::string& error) {
+                                           std::string& error, bool) {
   error = "--capture: this build has no libpcap (install Debian's libpcap-dev and rebuild); it also needs CAP_NET_RAW";
   return nullptr;
 }

@@ -133,19 +133,24 @@ class BpfWatch final : public TcpStateWatch {
     const Key k = keyOf(local, remote);
     std::lock_guard<std::mutex> lock(mu_);
     if (legs_.size() >= kMaxLegs) return;  // bounded: such a leg goes without tcp.state events
-    legs_[k] = Leg{conn, leg, text(local), text(remote), 0, std::nullopt};
+    legs_[k] = Leg{conn, leg, text(local), text(remote), 0, std::nullopt, 0};
     by_conn_[conn].push_back(k);
     // The transitions that came first, in order: those with this 4-tuple and those of the same
-    // socket made before its addresses were set (a child socket's LISTEN -> SYN_RECV).
+    // socket made before its addresses were set (a child socket's LISTEN -> SYN_RECV). The
+    // 4-tuple may have had an earlier life a moment ago (another process's connection, its port
+    // since reused): only the transitions from this socket's own start (-> SYN_SENT or
+    // -> SYN_RECV, the last one seen) are its.
     std::vector<std::uint64_t> sks;
     for (const auto& p : pending_)
       if (keyOf(p.raw) == k) sks.push_back(p.raw.sk);
-    std::vector<Pending> keep;
+    std::vector<Pending> keep, mine;
     for (auto& p : pending_) {
-      if (keyOf(p.raw) == k || std::find(sks.begin(), sks.end(), p.raw.sk) != sks.end()) report(legs_.find(k), p.raw);
-      else keep.push_back(p);
+      if (keyOf(p.raw) != k && std::find(sks.begin(), sks.end(), p.raw.sk) == sks.end()) keep.push_back(p);
+      else if (startsLife(p.raw)) mine.assign(1, p);
+      else if (!mine.empty()) mine.push_back(p);
     }
     pending_.swap(keep);
+    for (const auto& p : mine) report(legs_.find(k), p.raw);
   }
 
   void release(std::uint64_t conn) override {
@@ -164,11 +169,17 @@ class BpfWatch final : public TcpStateWatch {
     std::string local, peer;
     std::uint64_t last_ns = 0;
     std::optional<Steady::time_point> released;
+    std::uint64_t sk = 0;  // the kernel's socket, once known: another socket on the same 4-tuple is not this leg
   };
   struct Pending {
     RawEvent raw;
     Steady::time_point at;
   };
+
+  static bool startsLife(const RawEvent& e) {
+    return e.newstate == static_cast<unsigned>(analysis::TcpSt::SynSent) ||
+           e.newstate == static_cast<unsigned>(analysis::TcpSt::SynRecv);
+  }
 
   static int onRaw(void* self, void* data, std::size_t size) {
     if (size < sizeof(RawEvent)) return 0;
@@ -184,6 +195,9 @@ class BpfWatch final : public TcpStateWatch {
     auto it = legs_.find(keyOf(e));
     // At CLOSE the kernel has already given the local port back: the socket's address says whose.
     if (auto sk = by_sk_.find(e.sk); it == legs_.end() && sk != by_sk_.end()) it = legs_.find(sk->second);
+    // Another socket on this leg's 4-tuple (its port reused, or an earlier socket's late end) is
+    // not this leg: it waits like any unknown one.
+    if (it != legs_.end() && it->second.sk != 0 && it->second.sk != e.sk) it = legs_.end();
     if (it != legs_.end()) {
       // Earlier transitions of the same socket that came before its addresses were set
       // (CLOSE -> SYN_SENT has no local port yet) go first.
@@ -202,6 +216,7 @@ class BpfWatch final : public TcpStateWatch {
   void report(std::unordered_map<Key, Leg, KeyHash>::iterator it, const RawEvent& e) {
     Leg& l = it->second;
     if (e.oldstate == e.newstate) return;
+    if (l.sk == 0) l.sk = e.sk;
     const bool closed = e.newstate == static_cast<unsigned>(analysis::TcpSt::Close);
     const bool time_wait = closed && e.err == 0 &&
                            (e.oldstate == static_cast<unsigned>(analysis::TcpSt::FinWait2) ||

@@ -86,8 +86,11 @@ class HttpThenClose(ThreadedServer):
 
 @unittest.skipUnless(ebpf_available(), "needs root and a kernel with BTF (/sys/kernel/btf/vmlinux)")
 class TcpStates(ProxyTestCase):
+    extra = ()
+
     def start(self, upstream_port):
-        p = self.proxy("-m", "reverse", "--upstream", f"127.0.0.1:{upstream_port}", "--insecure", "--tcp-states")
+        p = self.proxy("-m", "reverse", "--upstream", f"127.0.0.1:{upstream_port}", "--insecure", "--tcp-states",
+                       *self.extra)
         if "--tcp-states: off" in p.proc.output():
             if "built without eBPF" in p.proc.output():
                 self.skipTest("this tlstrace was built without eBPF")
@@ -108,9 +111,12 @@ class TcpStates(ProxyTestCase):
 
     def states(self, p, leg, until):
         """The leg's transitions once the last one is `until` (bounded wait)."""
-        evs = p.wait_events(lambda evs: any(e["to"] == until for e in of(evs, "tcp.state", leg)))
-        ts = of(evs, "tcp.state", leg)
-        self.assertTrue(all(e["source"] == "ebpf" for e in ts))
+        return self.from_source(p, leg, until, "ebpf")
+
+    def from_source(self, p, leg, until, source):
+        evs = p.wait_events(lambda evs: any(e["to"] == until and e["source"] == source
+                                            for e in of(evs, "tcp.state", leg)))
+        ts = [e for e in of(evs, "tcp.state", leg) if e["source"] == source]
         return [ts[0]["from"]] + [e["to"] for e in ts], ts
 
     def echo_once(self, port, close):
@@ -253,6 +259,21 @@ class TcpStates(ProxyTestCase):
         self.assertNotIn((uport, up.port), self.senders(cap, 2))
         evs = p.conn_closed()
         self.assertEqual(of(evs, "tcp.close", "upstream")[0]["how"], "rst")
+
+
+
+class TcpStatesBothSources(TcpStates):
+    """The same scenarios with --capture and --tcp-states-source both: the states derived from the
+    captured segments (source capture) must be the kernel's own (source ebpf) for the same legs."""
+    extra = ("--capture", "--tcp-states-source", "both")
+
+    def states(self, p, leg, until):
+        seq, ts = super().states(p, leg, until)
+        cseq, cts = self.from_source(p, leg, until, "capture")
+        self.assertEqual(cseq, seq, f"{leg}: capture-derived states differ from the kernel's")
+        ends = [(e["local"], e["peer"], e.get("reset")) for e in ts]
+        self.assertEqual([(e["local"], e["peer"], e.get("reset")) for e in cts], ends)
+        return seq, ts
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reads a peer-harness run (raw.tsv) and prints tlstrace's figures beside HAProxy's, with the
 ratio candidate/HAProxy for each target of the performance issue. Usage: ratios.py OUT_DIR, or
-ratios.py --trace-cost BASE for the runs of tools/bench/run.sh --trace-cost."""
+ratios.py --trace-cost BASE for the runs of tools/bench/run.sh --trace-cost, --cost and --cost-ui."""
 import os
 import statistics
 import sys
@@ -44,8 +44,11 @@ def read_runs(out_dir):
     return vals
 
 
-# The tracing-cost target: `--trace all` within 10 % of the default trace on b and c.
+# The tracing-cost target: `--trace all` within 10 % of the default trace on b and c (and a, for
+# --cost runs, when present).
 TRACE_COST_METRICS = [
+    ("a_MBps", "a: bulk MB/s, 1 conn", True),
+    ("a_peer_cpu_s_per_GB", "a: proxy CPU s per GB", False),
     ("b_rps", "b: keep-alive req/s", True),
     ("b_peer_cpu_us_per_req", "b: proxy CPU µs per request", False),
     ("c_cps", "c: new full-handshake conn/s", True),
@@ -54,26 +57,30 @@ TRACE_COST_METRICS = [
 
 
 def trace_cost(base):
-    """base holds default-N and all-N harness runs (tools/bench/run.sh --trace-cost)."""
+    """base holds default-N and other-N (or all-N: --trace-cost) harness runs of tools/bench/run.sh."""
     pairs = sorted(int(d.split("-")[1]) for d in os.listdir(base) if d.startswith("default-") and "." not in d)
-    runs = {(mode, i): read_runs(f"{base}/{mode}-{i}") for i in pairs for mode in ("default", "all")}
-    print("| metric | " + " | ".join(f"pair {i}: default / all / ratio" for i in pairs) + " | median ratio | within 10 % |")
+    other = "other" if any(d.startswith("other-") for d in os.listdir(base)) else "all"
+    runs = {(mode, i): read_runs(f"{base}/{mode}-{i}") for i in pairs for mode in ("default", other)}
+    print("| metric | " + " | ".join(f"pair {i}: default / {other} / ratio" for i in pairs)
+          + " | median ratio | within 10 % |")
     print("|---|" + "---|" * len(pairs) + "---|---|")
     for m, label, higher in TRACE_COST_METRICS:
         cells, ratios = [], []
         for i in pairs:
             d = runs[("default", i)].get(("candidate", m))
-            a = runs[("all", i)].get(("candidate", m))
+            a = runs[(other, i)].get(("candidate", m))
             if not d or not a:
                 cells.append("n/a")
                 continue
             d, a = statistics.median(d), statistics.median(a)
             r = a / d
             ratios.append(r)
-            cells.append(f"{d:,.0f} / {a:,.0f} / {r:.2f}")
-        med = statistics.median(ratios) if ratios else None
-        ok = "" if med is None else ("yes" if (med >= 0.9 if higher else med <= 1.1) else "no")
-        print(f"| {label} | " + " | ".join(cells) + f" | {'n/a' if med is None else f'{med:.2f}'} | {ok} |")
+            cells.append(f"{d:,.1f} / {a:,.1f} / {r:.2f}")
+        if not ratios:
+            continue  # a test this run did not have
+        med = statistics.median(ratios)
+        ok = "yes" if (med >= 0.9 if higher else med <= 1.1) else "no"
+        print(f"| {label} | " + " | ".join(cells) + f" | {med:.2f} | {ok} |")
 
 
 def idle_conns(out_dir):

@@ -6,6 +6,10 @@
 #   tools/bench/run.sh --quick    developer loop (1 repetition, short runs, TLS 1.3 only; ~3 min)
 #   tools/bench/run.sh --trace-cost   what `--trace all` costs against the default trace, on tests
 #                                  b and c: PAIRS (4) alternating harness runs of each (~12 min)
+#   tools/bench/run.sh --cost "FLAGS" what FLAGS (e.g. "--capture --tcp-states") cost against the
+#                                  default, on tests a, b and c: PAIRS (4) alternating runs (~15 min)
+#   tools/bench/run.sh --cost-ui      the same for --ui with a live-page client attached to its event
+#                                  stream for the whole run (tools/bench/with_ui.sh)
 #   tools/bench/run.sh --hold [N]     test e alone at N idle TLS connections (10000), beside HAProxy:
 #                                  connections held and RSS per connection (~3 min)
 #
@@ -33,21 +37,28 @@ candidate="$root/build-release/tlstrace proxy --mode reverse --listen 127.0.0.1:
 --upstream {upstream} --insecure --ca-cert {ca_cert} --ca-key {ca_key} --events {workdir}/events-{port}.jsonl \
 --log {workdir}/trace-{port}.log --max-connections 20000 --idle-timeout 600"
 
-if [[ "${1:-}" == "--trace-cost" ]]; then
-  # Runs alternate (default, all, default, all, ...) so that both see the same drift of a shared
-  # machine; each pair gives one ratio.
-  base="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-tracecost-XXXXXX)}"
+if [[ "${1:-}" =~ ^--(trace-cost|cost|cost-ui)$ ]]; then
+  # Runs alternate (default, other, default, other, ...) so that both see the same drift of a
+  # shared machine; each pair gives one ratio.
+  base="${OUT_DIR:-$(mktemp -d /tmp/tlstrace-cost-XXXXXX)}"
   mkdir -p "$base"
+  tests="${COST_TESTS:-a b c}" other_cmd="$candidate"
+  case "$1" in
+    --trace-cost) tests="b c" other_cmd="$candidate --trace all" ;;
+    --cost) other_cmd="$candidate ${2:?--cost needs the flags to measure}" ;;
+    --cost-ui) other_cmd="$root/tools/bench/with_ui.sh $candidate" ;;
+  esac
   for i in $(seq "${PAIRS:-4}"); do
-    for mode in default all; do
-      extra=""
-      [[ $mode == all ]] && extra=" --trace all"
+    for mode in default other; do
+      cmd="$candidate"
+      [[ $mode == other ]] && cmd="$other_cmd"
       echo "pair $i: $mode" >&2
-      OUT_DIR="$base/$mode-$i" REPS=1 TESTS="b c" VARIANTS=tls13 PEERS=direct CRYPTO_SPEED=0 \
-        CANDIDATE_CMD="$candidate$extra" "$harness" >"$base/$mode-$i.log" 2>&1
+      OUT_DIR="$base/$mode-$i" REPS=1 TESTS="$tests" VARIANTS=tls13 PEERS=direct CRYPTO_SPEED=0 \
+        CANDIDATE_CMD="$cmd" "$harness" >"$base/$mode-$i.log" 2>&1
     done
   done
-  python3 "$root/tools/bench/ratios.py" --trace-cost "$base" | tee "$base/trace-cost.md"
+  echo "other: $other_cmd" >"$base/other.txt"
+  python3 "$root/tools/bench/ratios.py" --trace-cost "$base" | tee "$base/cost.md"
   echo "results in $base"
   exit 0
 fi

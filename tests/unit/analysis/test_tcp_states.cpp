@@ -167,3 +167,20 @@ TEST_CASE("Derived TCP states become tcp.state events, drawn on one line each") 
   const std::string line = tlstrace::trace::renderText(e, tlstrace::trace::TextFormat::Default);
   CHECK(line.find("proxy\u21c4server  FIN_WAIT1 \u2192 FIN_WAIT2 (+67.5 ms) [capture]\n") != std::string::npos);
 }
+
+TEST_CASE("TCP states segment by segment: the tracker steps as the whole-list derivation does") {
+  // A received RST ends the leg with `reset`, as the kernel reports ECONNRESET; a sent one does not.
+  const std::vector<TcpSegment> segs = {{true, kSyn, 0}, {false, kSyn | kAck, 1}, {true, kAck, 2}, {false, kRst, 3}};
+  TcpStateTracker tracker(true);
+  std::array<TcpTransition, 2> out{};
+  std::vector<TcpTransition> all;
+  for (const auto& g : segs) {
+    const std::size_t n = tracker.add(g, out);
+    all.insert(all.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  CHECK(names(all) == "CLOSE > SYN_SENT > ESTABLISHED > CLOSE");
+  CHECK(names(all) == names(deriveTcpStates(segs, true)));
+  CHECK(tcpStateEvent(all.back(), &all[1], true).reset == true);
+  CHECK_FALSE(tcpStateEvent(all.back(), &all[1], false).reset.has_value());
+  CHECK_FALSE(tcpStateEvent(all[1], &all[0], true).reset.has_value());  // only a CLOSE carries it
+}
