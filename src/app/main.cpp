@@ -329,8 +329,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.upstream_ctx = upstream_ctx.get();
   if (!client_identities.empty()) svc.client_identities = &client_identities;
   std::string proxy_error;  // (validate() has checked it)
-  const auto upstream_proxy =
-      cfg.upstream_proxy.empty() ? std::nullopt : config::upstreamProxyOf(cfg, proxy_error);
+  const auto upstream_proxy = cfg.upstream_proxy.empty() ? std::nullopt : config::upstreamProxyOf(cfg, proxy_error);
   if (upstream_proxy) svc.upstream_proxy = &*upstream_proxy;
   svc.ca_page = {pki::certificatePem(ca.cert.get()), pki::certificateDer(ca.cert.get()),
                  pki::fingerprintSha256(ca.cert.get()), pki::subjectLine(ca.cert.get())};

@@ -114,8 +114,8 @@ std::optional<std::vector<ProxyExclusion>> parseProxyExclusions(std::string_view
         if (entry[close + 1] != ':') host = {};
         port = entry.substr(close + 2);
       }
-    } else if (const auto colon = entry.rfind(':');
-               colon != std::string_view::npos && entry.find(':') == colon && entry.find('/') == std::string_view::npos) {
+    } else if (const auto colon = entry.rfind(':'); colon != std::string_view::npos && entry.find(':') == colon &&
+                                                    entry.find('/') == std::string_view::npos) {
       host = entry.substr(0, colon);
       port = entry.substr(colon + 1);
     }
@@ -162,9 +162,9 @@ std::optional<UpstreamProxy> upstreamProxyOf(const ProxyConfig& cfg, std::string
 }
 
 bool UpstreamProxy::usedFor(std::string_view target_host, std::uint16_t target_port) const {
-  const std::string host = lower(target_host);
+  const std::string name = lower(target_host);
   PassthroughSubject subject;
-  subject.address = parseIp(host);
+  subject.address = parseIp(name);
   for (const auto& x : exclude) {
     if (x.port != 0 && x.port != target_port) continue;
     switch (x.kind) {
@@ -174,8 +174,8 @@ bool UpstreamProxy::usedFor(std::string_view target_host, std::uint16_t target_p
         break;
       case ProxyExclusion::Kind::Host:
         // The name itself, or a subdomain of it (a '.' right before the suffix), as curl does.
-        if (host == x.host || (host.size() > x.host.size() && host.ends_with(x.host) &&
-                               host[host.size() - x.host.size() - 1] == '.'))
+        if (name == x.host ||
+            (name.size() > x.host.size() && name.ends_with(x.host) && name[name.size() - x.host.size() - 1] == '.'))
           return false;
         break;
     }

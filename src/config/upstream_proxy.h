@@ -19,7 +19,7 @@ struct ProxyExclusion {
   enum class Kind { All, Host, Network } kind = Kind::Host;
   std::string host;         // Host: lower case, no leading dot
   PassthroughRule network;  // Network: an address/CIDR rule (config/passthrough.h)
-  std::uint16_t port = 0;  // 0: any port
+  std::uint16_t port = 0;   // 0: any port
 };
 
 struct UpstreamProxy {

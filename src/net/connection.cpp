@@ -291,8 +291,7 @@ void Connection::connectTo(tcp::resolver::results_type results) {
       upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
         if (finished_) return;
         disarmConnectTimer();
-        if (*timed_out)
-          return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
+        if (*timed_out) return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
         if (ec) return run(connectFailure(502, ec.message()));
         upstream_.open = true;
         prepareSocket(upstream_.sock);

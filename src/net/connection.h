@@ -114,11 +114,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   session::SteadyClock::time_point connect_started_{};
   double connect_timeout_s_ = 0;
   bool client_chosen_ = false;
-  std::unique_ptr<wire::ProxyHop> hop_;     // the proxy's handshake under way
-  std::string hop_url_;                     // the proxy's URL without credentials (for the why)
-  std::vector<std::uint8_t> hop_out_;       // the hop message being written
-  std::vector<std::uint8_t> tunnel_rest_;   // the tunnel's first bytes, read with the proxy's reply
-  double proxy_connect_ms_ = 0;             // the TCP connect to the proxy
+  std::unique_ptr<wire::ProxyHop> hop_;    // the proxy's handshake under way
+  std::string hop_url_;                    // the proxy's URL without credentials (for the why)
+  std::vector<std::uint8_t> hop_out_;      // the hop message being written
+  std::vector<std::uint8_t> tunnel_rest_;  // the tunnel's first bytes, read with the proxy's reply
+  double proxy_connect_ms_ = 0;            // the TCP connect to the proxy
   session::SteadyClock::time_point hop_started_{};
   bool resolving_ = false;
   bool finished_ = false;

@@ -10,6 +10,7 @@
 #include "config/upstream_proxy.h"
 #include "net/connection.h"
 #include "net/tcp_probe.h"
+#include "trace/tap.h"
 
 namespace tlstrace::net {
 
@@ -25,7 +26,7 @@ bool Connection::viaProxy(const session::act::Connect& c) {
   const config::UpstreamProxy& p = *c.via;
   wire::ProxyHop::Spec spec;
   spec.protocol = p.scheme == config::UpstreamProxy::Scheme::Http ? wire::ProxyHop::Protocol::HttpConnect
-                                                                   : wire::ProxyHop::Protocol::Socks5;
+                                                                  : wire::ProxyHop::Protocol::Socks5;
   spec.host = std::string(c.host);
   spec.port = c.port;
   spec.auth = p.auth;
@@ -36,8 +37,8 @@ bool Connection::viaProxy(const session::act::Connect& c) {
   hop_url_ = p.url;
   boost::system::error_code literal_ec;
   if (const auto target = asio::ip::make_address(std::string(c.host), literal_ec); !literal_ec && client_chosen_) {
-    auto results = tcp::resolver::results_type::create(tcp::endpoint(target, c.port), std::string(c.host),
-                                                       std::to_string(c.port));
+    auto results =
+        tcp::resolver::results_type::create(tcp::endpoint(target, c.port), std::string(c.host), std::to_string(c.port));
     if (auto why = screenTargets(results, true)) {
       hop_.reset();
       later(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
@@ -45,11 +46,11 @@ bool Connection::viaProxy(const session::act::Connect& c) {
     }
   }
   client_chosen_ = false;  // the proxy is the operator's choice: not screened
-  const auto proxy = asio::ip::make_address(p.host, literal_ec);
-  if (!literal_ec)
+  boost::system::error_code proxy_ec;
+  const auto proxy = asio::ip::make_address(p.host, proxy_ec);
+  if (!proxy_ec)
     connectTo(tcp::resolver::results_type::create(tcp::endpoint(proxy, p.port), p.host, std::to_string(p.port)));
-  else
-    resolve(p.host, p.port);
+  else resolve(p.host, p.port);
   return true;
 }
 

@@ -271,8 +271,8 @@ void ProxySession::connectUpstream(AfterConnect then) {
   after_connect_ = then;
   const config::UpstreamProxy* up = deps_.upstream_proxy;
   via_ = up && up->usedFor(target_.host, target_.port) ? up : nullptr;
-  actions_.push_back(act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s,
-                                  !front_.fixedTarget().has_value(), via_});
+  actions_.push_back(
+      act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s, !front_.fixedTarget().has_value(), via_});
 }
 
 void ProxySession::afterConnect() {

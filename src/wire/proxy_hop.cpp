@@ -119,8 +119,8 @@ ProxyHop::Step ProxyHop::onBytes(Bytes in) {
   if (r.status >= 200 && r.status < 300) return done(r.length, std::move(reply), r.status);
   // 4xx: the proxy refused the request (rules, 407 credentials); 5xx: it could not reach the target.
   const bool target = r.status >= 500;
-  std::string why = target ? "upstream proxy could not open the tunnel: " + reply
-                           : "upstream proxy refused CONNECT: " + reply;
+  std::string why =
+      target ? "upstream proxy could not open the tunnel: " + reply : "upstream proxy refused CONNECT: " + reply;
   if (r.status == 407)
     why += spec_.auth ? " (it refused the credentials of --upstream-proxy)"
                       : " (it wants credentials: --upstream-proxy http://USER:PASS@HOST:PORT)";
@@ -164,10 +164,10 @@ ProxyHop::Step ProxyHop::socksStep() {
     if (c.rep == 0) return done(c.length, "succeeded, bound " + c.bound, 0);
     std::string reply = "REP " + std::to_string(c.rep) + " " + std::string(socks5::replyText(c.rep));
     const bool target = socks5::targetFailure(c.rep);
-    return fail(std::string(target ? "upstream SOCKS5 proxy could not reach the target: "
-                                   : "upstream SOCKS5 proxy refused CONNECT: ") +
-                    reply,
-                c.rep, std::move(reply), target);
+    std::string why = std::string(target ? "upstream SOCKS5 proxy could not reach the target: "
+                                         : "upstream SOCKS5 proxy refused CONNECT: ") +
+                      reply;
+    return fail(std::move(why), c.rep, std::move(reply), target);
   }
   phase_ = Phase::SocksConnect;
   s.send = socks5::connectRequest(spec_.host, spec_.port);

@@ -14,8 +14,7 @@ namespace tlstrace::wire {
 
 // RFC 9110 9.3.6: "CONNECT host:port HTTP/1.1" (authority-form, IPv6 in brackets) with Host and,
 // when `authorization` is given, Proxy-Authorization (its value, e.g. "Basic dXNlcjpwYXNz").
-[[nodiscard]] std::string httpConnectRequest(std::string_view host, std::uint16_t port,
-                                             std::string_view authorization);
+[[nodiscard]] std::string httpConnectRequest(std::string_view host, std::uint16_t port, std::string_view authorization);
 
 // The proxy's answer to CONNECT: its status line and header, up to the empty line (RFC 9112 2.1).
 // Any 2xx opens the tunnel (RFC 9110 9.3.6); what follows the empty line is the tunnel's.

@@ -35,8 +35,8 @@ TEST_CASE("upstream proxy URLs") {
 
   CHECK(parseUpstreamProxy("socks5h://h", err)->port == 1080);
   CHECK(parseUpstreamProxy("http://h", err)->port == 3128);
-  for (const char* bad : {"h:3128", "https://h:1", "ftp://h:21", "http://:1", "http://h:99999", "http://u:p%zz@h:1",
-                          "http://:pw@h:1"}) {
+  for (const char* bad :
+       {"h:3128", "https://h:1", "ftp://h:21", "http://:1", "http://h:99999", "http://u:p%zz@h:1", "http://:pw@h:1"}) {
     err.clear();
     CHECK_MESSAGE(!parseUpstreamProxy(bad, err), bad);
     CHECK(!err.empty());

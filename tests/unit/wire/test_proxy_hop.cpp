@@ -22,7 +22,8 @@ std::vector<std::uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()
 std::vector<std::uint8_t> hex(std::string_view h) { return fromHex(h); }
 
 // tinyproxy's replies, as read.
-constexpr std::string_view kTinyproxy200 = "HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n";
+constexpr std::string_view kTinyproxy200 =
+    "HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n";
 constexpr std::string_view kTinyproxy403 =
     "HTTP/1.1 403 Access violation\r\nServer: tinyproxy/1.11.1\r\nContent-Type: text/html\r\nConnection: "
     "close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n";
