@@ -8,9 +8,11 @@ each name the failing hop."""
 import json
 import re
 import shutil
+import socket
 import unittest
 
-from harness import TLSTRACE, ProxyTestCase, Proc, free_port, of, run, wait_port
+from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, free_port, of, run, send_connect,
+                     wait_port)
 
 HAVE = {name: shutil.which(name) for name in ("tinyproxy", "danted", "microsocks")}
 # tools/deps.sh --test installs them; a machine without them says so instead of passing quietly.
@@ -215,6 +217,31 @@ class UpstreamProxy(ProxyTestCase):
         self.assertRegex(text, rf"tcp/connect \[: .* -> {re.escape(c['proxy_reply'].split('bound ')[1].replace(':', '.'))} "
                                rf"127\.0\.0\.1\.{srv.port}")
         self.assert_upstream_leg_matches(evs, srv)
+
+    def test_server_speaks_first_through_danted(self):
+        """A banner that comes with (or right after) the proxy's reply reaches the client whole."""
+        class Banner(ThreadedServer):
+            def handle(self, c):
+                with c:
+                    c.sendall(b"SSH-2.0-tlstrace-test\r\n")
+                    c.recv(100)  # until the client is done
+        srv = Banner()
+        self._stops.append(srv.stop)
+        sp, _ = self.danted()
+        p = self.proxy("--upstream-proxy", f"socks5://127.0.0.1:{sp}")
+        with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
+            got = send_connect(s, f"127.0.0.1:{srv.port}")
+            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+            while b"\r\n" not in got.split(b"\r\n\r\n", 1)[1]:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(got.split(b"\r\n\r\n", 1)[1], b"SSH-2.0-tlstrace-test\r\n")
+        evs = p.conn_closed(1)
+        self.assertEqual(self.upstream_connect(evs)["hop"], "target")
+        plain = of(evs, "conn.plaintext", leg="upstream")
+        self.assertEqual([e["first_bytes"] for e in plain], [b"SSH-2.0-tlstrace".hex()])
 
     def test_socks5_refusal_and_unreachable_target_name_the_hop(self):
         srv = self.traced_server()
