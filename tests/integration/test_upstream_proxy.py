@@ -179,6 +179,25 @@ class UpstreamProxy(ProxyTestCase):
         self.assertIn(f"CONNECT localhost:{blocked} HTTP/1.1", text)
         self.assertIn(f"Could not establish a connection to localhost:{dead}", text)
 
+    @unittest.skipUnless(shutil.which("tshark"), "tshark is not installed (tools/deps.sh --test)")
+    def test_pcapng_decrypts_both_legs_through_the_tunnel(self):
+        """tshark reads the upstream leg as the CONNECT to tinyproxy, then TLS it decrypts with the
+        capture's own key log: the client's GET on both legs."""
+        srv = self.traced_server()
+        tp, _ = self.tinyproxy()
+        pcap = f"{self.dir}/up.pcapng"
+        p = self.proxy("--upstream-proxy", f"http://127.0.0.1:{tp}", "--upstream-ca", self.pki.ca, "--pcap", pcap)
+        self.assertEqual(self.curl(p, srv.port).returncode, 0)
+        p.conn_closed(1)
+        p.stop()
+        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "tcp.dstport", "-e",
+                 "http.request.method", "-e", "http.request.uri"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = sorted(tuple(line.split("\t")) for line in r.stdout.decode().splitlines())
+        self.assertEqual(rows, sorted([(str(p.port), "CONNECT", f"localhost:{srv.port}"),
+                                       (str(tp), "CONNECT", f"localhost:{srv.port}"),
+                                       (str(p.port), "GET", "/"), (str(tp), "GET", "/")]))
+
     def test_probe_through_tinyproxy(self):
         srv = self.traced_server()
         tp, log = self.tinyproxy()
