@@ -13,6 +13,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # NSS's certutil and tstclnt: the `ca install --print nss` recipe's test (test_ca_install.py).
   PKGS+=(libnss3-tools)
   PKGS+=(chromium)  # headless: the report page's browser tests (tests/integration/test_report.py)
+  # Real upstream proxies for --upstream-proxy (tests/integration/test_upstream_proxy.py): HTTP
+  # CONNECT, SOCKS5 without and with RFC 1929 authentication. (If the install starts their packaged
+  # services, those keep to their default ports: the tests run their own on run-time ports.)
+  PKGS+=(tinyproxy dante-server microsocks)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -127,6 +127,11 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->capture_default_str();
   p->add_option("--ui", st.ui, "serve the live report page on HOST:PORT (loopback unless --allow-remote)");
   p->add_option("--ui-keep", cfg.ui_keep, "connections the live page keeps (the newest)")->capture_default_str();
+  p->add_option("--upstream-proxy", cfg.upstream_proxy,
+                "reach servers through http://[USER:PASS@]HOST:PORT (CONNECT) or socks5://[USER:PASS@]HOST:PORT");
+  p->add_option("--upstream-proxy-exclude", cfg.upstream_proxy_exclude,
+                "targets reached direct: hosts (with subdomains), addresses, CIDRs or *, each with optional :PORT")
+      ->join(',');
   return p;
 }
 

@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/capture.h"
+#include "config/upstream_proxy.h"
 #include "net/services.h"
 #include "net/tcp_state_watch.h"
 #include "net/ui_server.h"
@@ -351,6 +352,9 @@ int runProxyCommand(const config::ProxyConfig& options) {
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
   if (!client_identities.empty()) svc.client_identities = &client_identities;
+  std::string proxy_error;  // (validate() has checked it)
+  const auto upstream_proxy = cfg.upstream_proxy.empty() ? std::nullopt : config::upstreamProxyOf(cfg, proxy_error);
+  if (upstream_proxy) svc.upstream_proxy = &*upstream_proxy;
   svc.ca_page = {pki::certificatePem(ca.cert.get()), pki::certificateDer(ca.cert.get()),
                  pki::fingerprintSha256(ca.cert.get()), pki::subjectLine(ca.cert.get())};
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };

@@ -14,6 +14,7 @@
 #include "analysis/kex.h"
 #include "app/policy_run.h"
 #include "config/policy.h"
+#include "config/upstream_proxy.h"
 #include "net/connection.h"
 #include "net/services.h"
 #include "session/front_end.h"
@@ -177,6 +178,8 @@ CLI::App* addProbeCommand(CLI::App& app, ProbeOptions& opt) {
   p->add_option("--events", opt.events_file, "write the handshake's events (JSON Lines) to FILE ('-' = stdout)");
   p->add_option("--tls-min", opt.tls_min, "lowest version to offer (1.0 .. 1.3)");
   p->add_option("--tls-max", opt.tls_max, "highest version to offer (1.0 .. 1.3)");
+  p->add_option("--upstream-proxy", opt.upstream_proxy,
+                "connect through http://[USER:PASS@]HOST:PORT (CONNECT) or socks5://[USER:PASS@]HOST:PORT");
   p->add_option("--ciphers", opt.ciphers, "TLS <= 1.2 cipher list to offer (OpenSSL syntax)");
   p->add_option("--ciphersuites", opt.ciphersuites, "TLS 1.3 suites to offer");
   p->add_option("--groups", opt.groups, "groups to offer, e.g. X25519:P-256");
@@ -236,6 +239,14 @@ int runProbeCommand(const ProbeOptions& opt) {
   }
   config::ProxyConfig cfg;
   cfg.connect_timeout_s = cfg.handshake_timeout_s = opt.timeout_s;
+  std::optional<config::UpstreamProxy> upstream_proxy;
+  if (!opt.upstream_proxy.empty()) {
+    cfg.upstream_proxy = opt.upstream_proxy;
+    if (!(upstream_proxy = config::upstreamProxyOf(cfg, err))) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+  }
   session::ProbeSpec spec;
   spec.target = *target;
   spec.sni = opt.no_sni                       ? std::string()
@@ -272,6 +283,7 @@ int runProbeCommand(const ProbeOptions& opt) {
   net::PrimePool prime_pool(1, 1, 16);
   base.resolver = &resolver;
   base.prime_pool = &prime_pool;
+  if (upstream_proxy) base.upstream_proxy = &*upstream_proxy;
   Runner runner(io, base, spec, opt.upstream_ca, opt.concurrency);
 
   // The handshake, then one resumption attempt with the session (ID or ticket) it left.

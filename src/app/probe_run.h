@@ -30,6 +30,7 @@ struct ProbeOptions {
   double timeout_s = 10;
   unsigned concurrency = 8;
   std::string format = "default";
+  std::string upstream_proxy;  // --upstream-proxy (config/upstream_proxy.h)
 };
 
 CLI::App* addProbeCommand(CLI::App& app, ProbeOptions& opt);

@@ -7,6 +7,7 @@
 
 #include "config/address.h"
 #include "config/passthrough.h"
+#include "config/upstream_proxy.h"
 
 namespace tlstrace::config {
 
@@ -154,6 +155,7 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));
   if (ui && ui_keep == 0) errs.push_back("--ui-keep must be at least 1");
+  if (std::string e; !upstream_proxy.empty() && !upstreamProxyOf(*this, e)) errs.push_back(e);
   if (const auto ip = ui ? parseIp(ui->host) : std::nullopt;
       ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back("--ui " + ui->host +

@@ -95,6 +95,10 @@ struct ProxyConfig {
   std::string starttls = "auto";
   std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)
   std::size_t ui_keep = 1000;  // connections the live page keeps
+  // Every upstream connection through this proxy (config/upstream_proxy.h), but for the targets of
+  // the NO_PROXY-style exclusion list; "": direct.
+  std::string upstream_proxy;
+  std::string upstream_proxy_exclude;
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;

@@ -34,6 +34,8 @@ std::span<std::uint8_t> threadReadBuffer() {
   return buf;
 }
 
+}  // namespace
+
 std::string endpointText(const tcp::socket& s, bool remote) {
   boost::system::error_code ec;
   auto ep = remote ? s.remote_endpoint(ec) : s.local_endpoint(ec);
@@ -42,6 +44,8 @@ std::string endpointText(const tcp::socket& s, bool remote) {
   if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
   return addr.to_string() + ":" + std::to_string(ep.port());
 }
+
+namespace {
 
 trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
   trace::Endpoint e;
@@ -158,6 +162,7 @@ void Connection::execute(const session::Action& a) {
 // Waits until the leg is readable, then reads what is there into the thread's buffer: an idle
 // connection holds no read buffer of its own.
 void Connection::read(Leg leg) {
+  if (leg == Leg::Upstream && !tunnel_rest_.empty()) return deliverTunnelRest();
   auto self = shared_from_this();
   sock(leg).sock.async_wait(tcp::socket::wait_read, [this, self, leg](boost::system::error_code ec) {
     if (finished_ || ec == werr::operation_aborted) return;
@@ -218,6 +223,7 @@ void Connection::connect(const act::Connect& c) {
   connect_started_ = session::SteadyClock::now();
   connect_timeout_s_ = c.timeout_s;
   client_chosen_ = c.client_chosen;
+  if (viaProxy(c)) return;
   // An address literal (always so in reverse mode with an IP upstream) needs no lookup.
   boost::system::error_code literal_ec;
   const std::string host(c.host);
@@ -234,7 +240,7 @@ void Connection::resolve(const std::string& host, std::uint16_t port) {
   resolving_ = true;
   armConnectTimer(limit, [this, limit] {
     resolving_ = false;
-    run(in::ConnectFailed{504, "name resolution timed out after " + std::to_string(limit) + " s"});
+    run(connectFailure(504, "name resolution timed out after " + std::to_string(limit) + " s"));
   });
   const std::uint64_t gen = connect_gen_;
   std::weak_ptr<Connection> weak = shared_from_this();
@@ -250,7 +256,7 @@ void Connection::resolve(const std::string& host, std::uint16_t port) {
   resolving_ = false;
   disarmConnectTimer();
   const std::size_t waiting = svc_.resolver ? svc_.resolver->maxQueued() : 0;
-  later(in::ConnectFailed{502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"});
+  later(connectFailure(502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"));
 }
 
 // An input that arises while an action is carried out goes in after the burst: run() from within
@@ -265,7 +271,7 @@ void Connection::resolved(std::uint64_t gen, const Resolved& r) {
   if (finished_ || !resolving_ || gen != connect_gen_) return;  // timed out meanwhile
   resolving_ = false;
   disarmConnectTimer();
-  if (r.ec) return run(in::ConnectFailed{502, "name resolution failed: " + r.ec.message()});
+  if (r.ec) return run(connectFailure(502, "name resolution failed: " + r.ec.message()));
   // The one point where a looked-up name's addresses arrive (the exposure rules screen them in
   // connectTo, as they do a literal's).
   connectTo(r.results);
@@ -311,14 +317,14 @@ void Connection::startConnect(tcp::resolver::results_type results, std::shared_p
       upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
         if (finished_) return;
         disarmConnectTimer();
-        if (*timed_out)
-          return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
-        if (ec) return run(in::ConnectFailed{502, ec.message()});
+        if (*timed_out) return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
+        if (ec) return run(connectFailure(502, ec.message()));
         upstream_.open = true;
         prepareSocket(upstream_.sock);
         tapOpen(Leg::Upstream);
         const double ms =
             std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
+        if (hop_) return startHop(ms);
         run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms,
                           tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
       });

@@ -17,6 +17,7 @@
 #include "net/services.h"
 #include "session/proxy_session.h"
 #include "trace/tap.h"
+#include "wire/proxy_hop.h"
 
 namespace tlstrace::net {
 
@@ -28,6 +29,9 @@ using tcp = asio::ip::tcp;
   if (a.is_v4()) return *config::ipFromBytes(a.to_v4().to_bytes());
   return *config::ipFromBytes(a.to_v6().to_bytes());
 }
+
+// A connected socket's peer (`remote`) or own address as "ip:port" ("[v6]:port"); "?" when unknown.
+[[nodiscard]] std::string endpointText(const tcp::socket& s, bool remote);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -81,6 +85,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish();
   Socket& sock(session::Leg leg) { return leg == session::Leg::Upstream ? upstream_ : client_; }
 
+  // --upstream-proxy (net/upstream_hop.cpp): once the TCP connection to the proxy is up, its
+  // handshake (wire/proxy_hop.h) opens the tunnel; in::Connected or in::ConnectFailed follows.
+  [[nodiscard]] bool viaProxy(const session::act::Connect& c);
+  [[nodiscard]] session::in::ConnectFailed connectFailure(int status, std::string why) const;
+  void startHop(double connect_ms);
+  void hopSend(std::vector<std::uint8_t> bytes);
+  void hopRead();
+  void hopStep(wire::ProxyHop::Step step);
+  void hopFailed(int code, std::string why, std::string hop, int status, std::string reply);  // code: 502/504
+  void deliverTunnelRest();
+
   // Capture (--pcap): inbound = received by the proxy on that leg. The client leg's initiator is
   // the client; the upstream leg's is the proxy.
   void tapOpen(session::Leg leg);
@@ -103,6 +118,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   double connect_timeout_s_ = 0;
   bool client_chosen_ = false;
   std::vector<trace::Endpoint> watched_;  // --capture: destinations asked of the capture's filter
+  std::unique_ptr<wire::ProxyHop> hop_;    // the proxy's handshake under way
+  std::string hop_url_;                    // the proxy's URL without credentials (for the why)
+  std::vector<std::uint8_t> hop_out_;      // the hop message being written
+  std::vector<std::uint8_t> tunnel_rest_;  // the tunnel's first bytes, read with the proxy's reply
+  double proxy_connect_ms_ = 0;            // the TCP connect to the proxy
+  session::SteadyClock::time_point hop_started_{};
   bool resolving_ = false;
   bool finished_ = false;
 };

@@ -10,6 +10,9 @@
 #include "config/config.h"
 #include "tls/context_ref.h"
 
+namespace tlstrace::config {
+struct UpstreamProxy;
+}
 namespace tlstrace::trace {
 class Tracer;
 class WireTap;
@@ -52,6 +55,8 @@ struct Deps {
   const std::vector<tls::ClientIdentity>* client_identities = nullptr;
   // --passthrough / --auto-passthrough (session/passthrough.h), or null.
   Passthrough* passthrough = nullptr;
+  // --upstream-proxy (with its --upstream-proxy-exclude list), or null: every connection direct.
+  const config::UpstreamProxy* upstream_proxy = nullptr;
   // The session's clock (timeouts, durations): injected so that tests can move time.
   SteadyClock::time_point (*now)() = &SteadyClock::now;
 };

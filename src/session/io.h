@@ -38,12 +38,23 @@ struct Connected {
   std::string local;  // our side
   double connect_ms = 0;
   std::optional<trace::ev::TcpInfo> tcp = std::nullopt;  // TCP_INFO once connected (tcp.info)
+  // Through --upstream-proxy (act::Connect::via): `peer` is the proxy; its final reply (HTTP
+  // status or SOCKS REP, and as text) and the time from the proxy's TCP handshake to the tunnel.
+  int proxy_status = -1;
+  std::string proxy_reply = {};
+  std::optional<double> tunnel_ms = std::nullopt;
 };
 // The upstream TCP connection could not be made: 502 (refused, unreachable, no such name) or
 // 504 (timed out), with the reason.
 struct ConnectFailed {
   int status = 502;
   std::string why;
+  // Through --upstream-proxy: the hop that failed, "proxy" (the proxy cannot be reached, refused
+  // the request or answered nonsense) or "target" (the proxy could not reach the target), and the
+  // proxy's reply (HTTP status or SOCKS REP, -1 when none came, and as text).
+  std::string hop = {};
+  int proxy_status = -1;
+  std::string proxy_reply = {};
 };
 // The client-chosen target resolved only to addresses a non-loopback client may not reach
 // (docs/cli.md, exposure): no connection was tried; conn.refused and a 403 follow.
@@ -116,6 +127,9 @@ struct Connect {
   std::uint16_t port = 0;
   double timeout_s = 0;
   bool client_chosen = false;  // the client named the target (CONNECT, absolute-form): exposure rules apply
+  // Through this upstream proxy (config/upstream_proxy.h): a TCP connection to it, then its
+  // handshake (wire/proxy_hop.h) opening a tunnel to host:port; null: direct.
+  const config::UpstreamProxy* via = nullptr;
 };
 // (Re)arm the session's one timer; in::TimerFired at `at` unless re-armed before.
 struct ArmTimer {

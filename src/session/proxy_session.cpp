@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "analysis/diagnose.h"
+#include "config/upstream_proxy.h"
 #include "session/passthrough.h"
 #include "tls/cert_summary.h"
 #include "trace/tcp_events.h"
@@ -135,7 +136,15 @@ void ProxySession::onConnected(const in::Connected& c) {
   upstream_.t.open = true;
   upstream_.opened = deps_.now();
   upstream_.connect_ms = trace::timingMs(c.connect_ms);
-  emit(trace::Leg::Upstream, trace::ev::TcpConnect{c.peer, c.local, target_.str(), upstream_.connect_ms, {}});
+  trace::ev::TcpConnect tc{c.peer, c.local, target_.str(), upstream_.connect_ms, {}};
+  if (via_) {
+    tc.via = via_->url;
+    tc.hop = "target";
+    tc.proxy_status = c.proxy_status;
+    tc.proxy_reply = c.proxy_reply;
+    if (c.tunnel_ms) tc.tunnel_ms = trace::timingMs(*c.tunnel_ms);
+  }
+  emit(trace::Leg::Upstream, std::move(tc));
   if (c.tcp) emit(trace::Leg::Upstream, *c.tcp);
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it
@@ -148,8 +157,16 @@ void ProxySession::onConnected(const in::Connected& c) {
 
 void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   const std::string peer = target_.str();
-  emit(trace::Leg::Upstream, trace::ev::TcpConnect{peer, {}, {}, {}, cf.why});
+  trace::ev::TcpConnect tc{peer, {}, {}, {}, cf.why};
+  if (via_) {
+    tc.via = via_->url;
+    tc.hop = cf.hop.empty() ? "proxy" : cf.hop;
+    if (cf.proxy_status >= 0) tc.proxy_status = cf.proxy_status;
+    if (!cf.proxy_reply.empty()) tc.proxy_reply = cf.proxy_reply;
+  }
+  emit(trace::Leg::Upstream, std::move(tc));
   if (state_ != State::Connecting) return;  // given up already (see onConnected)
+  if (via_) traceProxyHopFailure(cf);
   if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + cf.why;
   connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
 }
@@ -252,8 +269,10 @@ void ProxySession::respondAndClose(int status, const std::string& reason, const 
 void ProxySession::connectUpstream(AfterConnect then) {
   state_ = State::Connecting;
   after_connect_ = then;
+  const config::UpstreamProxy* up = deps_.upstream_proxy;
+  via_ = up && up->usedFor(target_.host, target_.port) ? up : nullptr;
   actions_.push_back(
-      act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s, !front_.fixedTarget().has_value()});
+      act::Connect{target_.host, target_.port, deps_.cfg->connect_timeout_s, !front_.fixedTarget().has_value(), via_});
 }
 
 void ProxySession::afterConnect() {

@@ -208,6 +208,7 @@ class ProxySession {
   void onConnected(const in::Connected& c);
   void onConnectFailed(const in::ConnectFailed& f);
   void onTargetRefused(const in::TargetRefused& r);
+  void traceProxyHopFailure(const in::ConnectFailed& f);  // --upstream-proxy: tls.error (session_hop.cpp)
   void onClosed(Leg& l, const in::Closed& c);
   void onWritten(Leg& l, std::size_t n);
   void onTimer();
@@ -359,6 +360,7 @@ class ProxySession {
   SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start
   std::unique_ptr<PassState> pass_;                       // set for a passthrough connection
   std::string client_ip_;                                 // the client's address (passthrough is per client)
+  const config::UpstreamProxy* via_ = nullptr;            // the upstream connection goes through this proxy
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without

@@ -105,6 +105,12 @@ struct TcpConnect {
   std::optional<std::string> local, target;
   std::optional<double> connect_ms;
   std::optional<std::string> error;
+  // Through --upstream-proxy: its URL (never the credentials), the hop that failed or "target"
+  // once the tunnel is open, the proxy's reply, and how long the tunnel took after the TCP connect.
+  std::optional<std::string> via = std::nullopt, hop = std::nullopt;
+  std::optional<std::int64_t> proxy_status = std::nullopt;
+  std::optional<std::string> proxy_reply = std::nullopt;
+  std::optional<double> tunnel_ms = std::nullopt;
   TLSTRACE_EVENT("tcp.connect", kTcp);
 };
 // The client's first bytes are not TLS: relayed as plain TCP.
@@ -373,6 +379,11 @@ void TcpConnect::fields(S& s, V& v) {
   v("target", s.target);
   v("connect_ms", s.connect_ms);
   v("error", s.error);
+  v("via", s.via);
+  v("hop", s.hop);
+  v("proxy_status", s.proxy_status);
+  v("proxy_reply", s.proxy_reply);
+  v("tunnel_ms", s.tunnel_ms);
 }
 template <class S, class V>
 void ConnPlaintext::fields(S& s, V& v) {

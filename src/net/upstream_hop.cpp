@@ -1,0 +1,156 @@
+// net::Connection through an upstream proxy (--upstream-proxy): the TCP connection goes to the
+// proxy, whose handshake (wire/proxy_hop.h: HTTP CONNECT or SOCKS5) is carried out here before
+// the session hears in::Connected. The hop's bytes are the upstream leg's first (in the capture
+// too); the session sees the tunnel only, as if connected to the target.
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <utility>
+
+#include "config/upstream_proxy.h"
+#include "net/connection.h"
+#include "net/tcp_probe.h"
+#include "trace/tap.h"
+
+namespace tlstrace::net {
+
+namespace werr = boost::asio::error;
+namespace in = session::in;
+using session::Leg;
+
+// Sets up the hop and connects to the proxy instead of the target; false when the connection is
+// direct. A client-chosen target that is an address literal is screened by the exposure rules as
+// if connected directly; a name is the proxy's to resolve.
+bool Connection::viaProxy(const session::act::Connect& c) {
+  if (!c.via) return false;
+  const config::UpstreamProxy& p = *c.via;
+  wire::ProxyHop::Spec spec;
+  spec.protocol = p.scheme == config::UpstreamProxy::Scheme::Http ? wire::ProxyHop::Protocol::HttpConnect
+                                                                  : wire::ProxyHop::Protocol::Socks5;
+  spec.host = std::string(c.host);
+  spec.port = c.port;
+  spec.auth = p.auth;
+  spec.user = p.user;
+  spec.password = p.password;
+  spec.authorization = p.authorization;
+  hop_ = std::make_unique<wire::ProxyHop>(std::move(spec));
+  hop_url_ = p.url;
+  boost::system::error_code literal_ec;
+  if (const auto target = asio::ip::make_address(std::string(c.host), literal_ec); !literal_ec && client_chosen_) {
+    auto results =
+        tcp::resolver::results_type::create(tcp::endpoint(target, c.port), std::string(c.host), std::to_string(c.port));
+    if (auto why = screenTargets(results, true)) {
+      hop_.reset();
+      later(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
+      return true;
+    }
+  }
+  client_chosen_ = false;  // the proxy is the operator's choice: not screened
+  boost::system::error_code proxy_ec;
+  const auto proxy = asio::ip::make_address(p.host, proxy_ec);
+  if (!proxy_ec)
+    connectTo(tcp::resolver::results_type::create(tcp::endpoint(proxy, p.port), p.host, std::to_string(p.port)));
+  else resolve(p.host, p.port);
+  return true;
+}
+
+// A failure before the tunnel: through a proxy, the proxy's hop (its lookup, its TCP connect).
+in::ConnectFailed Connection::connectFailure(int status, std::string why) const {
+  if (!hop_) return in::ConnectFailed{status, std::move(why)};
+  in::ConnectFailed f{status, "upstream proxy " + hop_url_ + ": " + why};
+  f.hop = "proxy";
+  return f;
+}
+
+void Connection::startHop(double connect_ms) {
+  proxy_connect_ms_ = connect_ms;
+  hop_started_ = session::SteadyClock::now();
+  const double limit = connect_timeout_s_;
+  armConnectTimer(limit, [this, limit] {
+    hopFailed(504, "upstream proxy " + hop_url_ + " did not open the tunnel within " + std::to_string(limit) + " s",
+              "proxy", -1, {});
+  });
+  hopStep(hop_->start());
+}
+
+void Connection::hopStep(wire::ProxyHop::Step step) {
+  using K = wire::ProxyHop::Step::Kind;
+  switch (step.kind) {
+    case K::Send: return hopSend(std::move(step.send));
+    case K::NeedMore: return hopRead();
+    case K::Failed:
+      return hopFailed(502, std::move(step.why), step.target_failed ? "target" : "proxy", step.status,
+                       std::move(step.reply));
+    case K::Done: break;
+  }
+  disarmConnectTimer();
+  hop_.reset();
+  tunnel_rest_ = std::move(step.rest);
+  in::Connected c{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), proxy_connect_ms_,
+                  tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt};
+  c.proxy_status = step.status;
+  c.proxy_reply = std::move(step.reply);
+  c.tunnel_ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - hop_started_).count();
+  run(std::move(c));
+}
+
+void Connection::hopSend(std::vector<std::uint8_t> bytes) {
+  hop_out_ = std::move(bytes);
+  auto self = shared_from_this();
+  asio::async_write(upstream_.sock, asio::buffer(hop_out_), [this, self](boost::system::error_code ec, std::size_t n) {
+    if (finished_ || !hop_ || ec == werr::operation_aborted) return;
+    if (ec) return hopFailed(502, "upstream proxy " + hop_url_ + ": write failed: " + ec.message(), "proxy", -1, {});
+    tapData(Leg::Upstream, false, std::span<const std::uint8_t>(hop_out_.data(), n));
+    hopRead();
+  });
+}
+
+// The proxy's replies are short: a small buffer of their own, and what the tunnel's first read
+// brings along with the last reply is kept for the session (deliverTunnelRest).
+void Connection::hopRead() {
+  auto self = shared_from_this();
+  upstream_.sock.async_wait(tcp::socket::wait_read, [this, self](boost::system::error_code ec) {
+    if (finished_ || !hop_ || ec == werr::operation_aborted) return;
+    std::array<std::uint8_t, 4096> buf;
+    std::size_t n = 0;
+    if (!ec) n = upstream_.sock.read_some(asio::buffer(buf), ec);
+    if (ec == werr::would_block || ec == werr::try_again) return hopRead();
+    if (ec == werr::eof) {
+      tapFin(Leg::Upstream, true);
+      return hopFailed(502, hop_->onClosed().why, "proxy", -1, {});
+    }
+    if (ec) return hopFailed(502, "upstream proxy " + hop_url_ + ": " + ec.message(), "proxy", -1, {});
+    const std::span<const std::uint8_t> bytes(buf.data(), n);
+    tapData(Leg::Upstream, true, bytes);
+    hopStep(hop_->onBytes(bytes));
+  });
+}
+
+// The hop failed: the connection to the proxy is closed (our FIN) and the session hears why.
+void Connection::hopFailed(int code, std::string why, std::string hop, int status, std::string reply) {
+  disarmConnectTimer();
+  hop_.reset();
+  if (upstream_.open) {
+    tapFin(Leg::Upstream, false);
+    if (svc_.tap) svc_.tap->close(id_, Leg::Upstream);
+    upstream_.open = false;
+  }
+  boost::system::error_code ignored;
+  upstream_.sock.close(ignored);
+  in::ConnectFailed f{code, std::move(why)};
+  f.hop = std::move(hop);
+  f.proxy_status = status;
+  f.proxy_reply = std::move(reply);
+  run(std::move(f));
+}
+
+// The session's first upstream read gets the bytes that came with the proxy's last reply (a
+// server that speaks first): already in the capture, handed over as if read now.
+void Connection::deliverTunnelRest() {
+  asio::post(client_.sock.get_executor(), [self = shared_from_this(), bytes = std::move(tunnel_rest_)] {
+    if (!self->finished_) self->run(in::Bytes{Leg::Upstream, bytes});
+  });
+  tunnel_rest_.clear();
+}
+
+}  // namespace tlstrace::net
