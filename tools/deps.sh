@@ -12,6 +12,7 @@ if [[ "${1:-}" == "--test" ]]; then
   # NSS's certutil and tstclnt: the `ca install --print nss` recipe's test (test_ca_install.py).
   PKGS+=(libnss3-tools)
   PKGS+=(chromium)  # headless: the report page's browser tests (tests/integration/test_report.py)
+  PKGS+=(iptables)  # its NFQUEUE target feeds tests/integration/impair.py (test_tcp_netns.py; no netem here)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
