@@ -119,6 +119,7 @@ def main():
     ap.add_argument("--drop", default="", help="data packet numbers to drop, e.g. 2,5")
     ap.add_argument("--reorder", default="", help="data packet numbers to release after the next packet")
     ap.add_argument("--max-seconds", type=float, default=60)
+    ap.add_argument("--verbose", action="store_true", help="a line for every packet")
     args = ap.parse_args()
     numbers = lambda s: {int(x) for x in s.split(",") if x}
     drop, reorder = numbers(args.drop), numbers(args.reorder)
@@ -135,6 +136,8 @@ def main():
             for pid, ip in q.packets():
                 data = payload_length(ip) > 0
                 data_n += data
+                if args.verbose:
+                    print(f"queued id={pid} len={payload_length(ip)}" + (f" data={data_n}" if data else ""), flush=True)
                 if data and data_n in drop:
                     q.verdict(pid, NF_DROP)
                     print(f"drop {data_n} id={pid}", flush=True)
