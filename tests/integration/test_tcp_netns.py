@@ -302,6 +302,14 @@ class ImpairedPaths(ProxyTestCase):
         return conn, int(up.rsplit(":", 1)[1])
 
     @staticmethod
+    def ladder(lr):
+        """The rows as a compact text, for a failure's message."""
+        flags = ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
+                 "tcp.analysis.spurious_retransmission", "tcp.analysis.out_of_order")
+        return "\n" + "\n".join(f"{r['t']:.6f} {r['tcp.srcport']}>{r['tcp.dstport']} {r['tcp.flags']} seq={r['tcp.seq']} "
+                                 f"len={r['tcp.len']} " + " ".join(f.split(".")[-1] for f in flags if r[f]) for r in lr)
+
+    @staticmethod
     def retransmitted(r):
         return any(r[f] for f in ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
                                   "tcp.analysis.spurious_retransmission"))
@@ -332,7 +340,7 @@ class ImpairedPaths(ProxyTestCase):
                 # At close the smoothed RTT is an average of the samples since: within their range.
                 samples = [float(r["tcp.analysis.ack_rtt"]) * 1000 for r in lr
                            if r["tcp.srcport"] == str(theirs) and r["tcp.analysis.ack_rtt"]]
-                self.assertGreaterEqual(len(samples), 3, lr)
+                self.assertGreaterEqual(len(samples), 3, self.ladder(lr))
                 self.assertGreaterEqual(info["close"]["rtt_ms"], min(samples) - RTT_TOLERANCE_MS)
                 self.assertLessEqual(info["close"]["rtt_ms"], max(samples) + RTT_TOLERANCE_MS)
                 self.assertEqual(info["close"]["total_retrans"], 0)
@@ -356,7 +364,7 @@ class ImpairedPaths(ProxyTestCase):
                 lr = self.leg_rows(rows, dev, ours, theirs)
                 flagged = [r for r in lr if r["tcp.srcport"] == str(ours) and self.retransmitted(r)]
                 close = [e for e in of(evs, "tcp.info", leg, conn) if e["at"] == "close"][0]
-                self.assertGreaterEqual(len(flagged), dropped, lr)  # each lost segment went again
+                self.assertGreaterEqual(len(flagged), dropped, self.ladder(lr))  # each lost segment went again
                 # What the kernel counted until it was asked, at close: the proxy's FIN may go
                 # again after that, when the client's answer is late.
                 self.assertEqual(close["total_retrans"], sum(1 for r in flagged if r["t"] < epoch(close)))
@@ -369,10 +377,12 @@ class ImpairedPaths(ProxyTestCase):
         # waits on that way (a packet held in the queue still counts against the socket's
         # small-queue budget, and the kernel merges the writes behind it). The delay is on the way
         # back, so that the capture's initial RTT, its bound for out-of-order against retransmitted,
-        # is 40 ms; and the client's RACK (RFC 8985 6.2) waits min_rtt/4 = 10 ms past a segment's
-        # RTT before it calls it lost, far more than the 1 ms one is held: no retransmission.
+        # is 40 ms. (On a loaded machine the client sometimes retransmits a held segment once the
+        # proxy's SACK for the one that overtook it arrives: a spurious retransmission of data
+        # the proxy already has, which tshark flags as such and the proxy does not count as out
+        # of order; the comparison below holds either way.)
         Legs.sh(Legs.exec(self.ns.c, "sysctl", "-qw", "net.ipv4.tcp_autocorking=0"))
-        imp = self.impair(self.ns.c, "OUTPUT", "cp", "--reorder", "3,6,9", "--verbose")
+        imp = self.impair(self.ns.c, "OUTPUT", "cp", "--reorder", "3,6,9")
         self.impair(self.ns.c, "INPUT", "cp", "--delay-ms", "40", queue=1)
         p = self.proxy_in_ns()
         cap, path = self.capture()
@@ -384,9 +394,8 @@ class ImpairedPaths(ProxyTestCase):
         lr = self.leg_rows(rows, "pc", p.port, out["port"])
         late = [r for r in lr if r["tcp.srcport"] == str(out["port"]) and r["tcp.analysis.out_of_order"]]
         close = [e for e in of(evs, "tcp.info", "client", conn) if e["at"] == "close"][0]
-        self.assertFalse([r for r in lr if self.retransmitted(r)])  # (else a reordered one may be a retransmission)
-        self.assertEqual(len(late), 3, lr)
-        self.assertEqual(close["rcv_ooopack"], len(late))
+        self.assertEqual(len(late), 3, self.ladder(lr) + imp.output())
+        self.assertEqual(close["rcv_ooopack"], len(late), self.ladder(lr))
         upstream = [e for e in of(evs, "tcp.info", "upstream", conn) if e["at"] == "close"][0]
         self.assertEqual(upstream["rcv_ooopack"], 0)  # nothing reordered there
         self.assertFalse([r for r in rows if r["frame.interface_name"] == "ps" and r["tcp.analysis.out_of_order"]])
@@ -442,7 +451,7 @@ class ImpairedPaths(ProxyTestCase):
                     end = [r for r in lr if r["flags"] & (FIN | RST)][0]  # the first FIN or RST on the wire
                     seen = ("proxy" if end["tcp.srcport"] == str(ours) else "peer", "rst" if end["flags"] & RST else "fin")
                     close = of(evs, "tcp.close", leg, conn)[0]
-                    self.assertEqual((close["by"], close["how"]), seen, lr)
+                    self.assertEqual((close["by"], close["how"]), seen, self.ladder(lr))
                     self.assertEqual(seen, expect[leg])
 
 
