@@ -157,7 +157,8 @@ def why_not():
         return "ip netns add failed: " + r.stderr.decode().strip()
     try:
         # The NFQUEUE target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is what impair.py needs.
-        r = run(["ip", "netns", "exec", name, "iptables", "-A", "INPUT", "-p", "tcp", "-j", "NFQUEUE", "--queue-num", "9"])
+        r = run(["ip", "netns", "exec", name, "iptables", "-A", "INPUT", "-p", "tcp", "-j", "NFQUEUE",
+                 "--queue-num", "9"])
         if r.returncode != 0:
             return "iptables cannot add an NFQUEUE rule: " + r.stderr.decode().strip()
     finally:
@@ -238,7 +239,8 @@ class ImpairedPaths(ProxyTestCase):
         self._stops.append(imp.stop)
         self.wait_output(imp, lambda out: "ready" in out, "impair.py")
         flag = "-i" if chain == "INPUT" else "-o"
-        Legs.sh(Legs.exec(ns, "iptables", "-A", chain, flag, dev, "-p", "tcp", "-j", "NFQUEUE", "--queue-num", str(queue)))
+        Legs.sh(Legs.exec(ns, "iptables", "-A", chain, flag, dev, "-p", "tcp", "-j", "NFQUEUE",
+                          "--queue-num", str(queue)))
         return imp
 
     def proxy_in_ns(self, *args):
@@ -306,8 +308,9 @@ class ImpairedPaths(ProxyTestCase):
         """The rows as a compact text, for a failure's message."""
         flags = ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
                  "tcp.analysis.spurious_retransmission", "tcp.analysis.out_of_order")
-        return "\n" + "\n".join(f"{r['t']:.6f} {r['tcp.srcport']}>{r['tcp.dstport']} {r['tcp.flags']} seq={r['tcp.seq']} "
-                                 f"len={r['tcp.len']} " + " ".join(f.split(".")[-1] for f in flags if r[f]) for r in lr)
+        return "\n" + "\n".join(f"{r['t']:.6f} {r['tcp.srcport']}>{r['tcp.dstport']} {r['tcp.flags']} "
+                                 f"seq={r['tcp.seq']} len={r['tcp.len']} " +
+                                 " ".join(f.split(".")[-1] for f in flags if r[f]) for r in lr)
 
     @staticmethod
     def retransmitted(r):
@@ -365,6 +368,7 @@ class ImpairedPaths(ProxyTestCase):
                 flagged = [r for r in lr if r["tcp.srcport"] == str(ours) and self.retransmitted(r)]
                 close = [e for e in of(evs, "tcp.info", leg, conn) if e["at"] == "close"][0]
                 self.assertGreaterEqual(len(flagged), dropped, self.ladder(lr))  # each lost segment went again
+                self.assertGreaterEqual(close["total_retrans"], dropped)  # (before close: the peer awaited them)
                 # What the kernel counted until it was asked, at close: the proxy's FIN may go
                 # again after that, when the client's answer is late.
                 self.assertEqual(close["total_retrans"], sum(1 for r in flagged if r["t"] < epoch(close)))
@@ -449,7 +453,8 @@ class ImpairedPaths(ProxyTestCase):
                 with self.subTest(conn=conn, leg=leg):
                     lr = self.leg_rows(rows, dev, ours, theirs)
                     end = [r for r in lr if r["flags"] & (FIN | RST)][0]  # the first FIN or RST on the wire
-                    seen = ("proxy" if end["tcp.srcport"] == str(ours) else "peer", "rst" if end["flags"] & RST else "fin")
+                    seen = ("proxy" if end["tcp.srcport"] == str(ours) else "peer",
+                            "rst" if end["flags"] & RST else "fin")
                     close = of(evs, "tcp.close", leg, conn)[0]
                     self.assertEqual((close["by"], close["how"]), seen, self.ladder(lr))
                     self.assertEqual(seen, expect[leg])
