@@ -9,7 +9,8 @@ Run it in the namespace whose traffic it impairs, with an iptables rule that que
 (nftables' own `queue` statement needs CONFIG_NFT_QUEUE, iptables' NFQUEUE target only the xt
 one). "Data packets" are TCP segments with a payload, counted from 1 in the order they are queued;
 SYNs and pure ACKs are never dropped or reordered, only delayed. It prints one line per decision
-(`drop`/`reorder`) and `ready` once bound; it ends on SIGTERM or after --max-seconds.
+(`drop`/`reorder`; every packet with --verbose) and `ready` once bound; it ends on SIGTERM or
+after --max-seconds.
 
     python3 impair.py --queue 0 --delay-ms 50 --drop 2,4 --reorder 3
 """
