@@ -17,6 +17,7 @@ if [[ "${1:-}" == "--test" ]]; then
   # CONNECT, SOCKS5 without and with RFC 1929 authentication. (If the install starts their packaged
   # services, those keep to their default ports: the tests run their own on run-time ports.)
   PKGS+=(tinyproxy dante-server microsocks)
+  PKGS+=(iptables)  # its NFQUEUE target feeds tests/integration/impair.py (test_tcp_netns.py; no netem here)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstddef>
 #include <fstream>
 #include <sstream>
 
@@ -21,11 +22,17 @@ namespace tlstrace::net {
 namespace {
 
 // glibc's tcp_info stops at tcpi_total_retrans; the kernel's goes on (Linux 4.1+: bytes and
-// segments), append-only, and fills what the length asked for allows.
+// segments; 5.4+: out-of-order packets received), append-only, and fills what the length asked
+// for allows (include/uapi/linux/tcp.h).
 struct TcpInfoExt {
   tcp_info base;
   std::uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
   std::uint32_t segs_out, segs_in;
+  std::uint32_t notsent_bytes, min_rtt, data_segs_in, data_segs_out;
+  std::uint64_t delivery_rate, busy_time, rwnd_limited, sndbuf_limited;
+  std::uint32_t delivered, delivered_ce;
+  std::uint64_t bytes_sent, bytes_retrans;
+  std::uint32_t dsack_dups, reord_seen, rcv_ooopack;
 };
 
 constexpr std::uint32_t kInfiniteSsthresh = 0x7fffffff;  // TCP_INFINITE_SSTHRESH: still in slow start
@@ -135,12 +142,14 @@ std::optional<trace::ev::TcpInfo> tcpInfo(int fd, std::string_view at) {
   if (i.tcpi_snd_ssthresh < kInfiniteSsthresh) e.ssthresh = i.tcpi_snd_ssthresh;
   e.retransmits = i.tcpi_retransmits;
   e.total_retrans = i.tcpi_total_retrans;
-  if (len >= sizeof x) {  // (older kernels stop before the byte and segment counters)
+  // (older kernels stop before the byte and segment counters, or before rcv_ooopack)
+  if (len >= offsetof(TcpInfoExt, segs_in) + sizeof x.segs_in) {
     e.bytes_acked = x.bytes_acked;
     e.bytes_received = x.bytes_received;
     e.segs_out = x.segs_out;
     e.segs_in = x.segs_in;
   }
+  if (len >= offsetof(TcpInfoExt, rcv_ooopack) + sizeof x.rcv_ooopack) e.rcv_ooopack = x.rcv_ooopack;
   e.sack = (i.tcpi_options & TCPI_OPT_SACK) != 0;
   e.timestamps = (i.tcpi_options & TCPI_OPT_TIMESTAMPS) != 0;
   e.ecn = (i.tcpi_options & TCPI_OPT_ECN) != 0;

@@ -275,6 +275,7 @@ struct TcpInfo {
   std::uint64_t bytes_acked = 0, bytes_received = 0, segs_out = 0, segs_in = 0;
   bool sack = false, timestamps = false, ecn = false;
   std::optional<std::uint64_t> snd_wscale, rcv_wscale;  // both present when window scaling is on
+  std::optional<std::uint64_t> rcv_ooopack;             // out-of-order segments received (Linux 5.4+)
   TLSTRACE_EVENT("tcp.info", kTcp);
 };
 // The listener's health (conn 0): at start, whenever the network namespace's listen overflows or
@@ -578,6 +579,7 @@ void TcpInfo::fields(S& s, V& v) {
   v("ecn", s.ecn);
   v("snd_wscale", s.snd_wscale);
   v("rcv_wscale", s.rcv_wscale);
+  v("rcv_ooopack", s.rcv_ooopack);
 }
 template <class S, class V>
 void TcpListen::fields(S& s, V& v) {

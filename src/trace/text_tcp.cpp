@@ -85,6 +85,7 @@ void infoLine(const Event& e, const ev::TcpInfo& i, std::string& out) {
          std::to_string(i.segs_in) + " in, " + std::to_string(i.bytes_acked) + " B acked, " +
          std::to_string(i.bytes_received) + " B received, cwnd " + std::to_string(i.cwnd);
   if (i.ssthresh) out += ", ssthresh " + std::to_string(*i.ssthresh);
+  if (i.rcv_ooopack && *i.rcv_ooopack) out += ", " + std::to_string(*i.rcv_ooopack) + " received out of order";
   out += '\n';
 }
 

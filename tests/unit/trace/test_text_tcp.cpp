@@ -70,6 +70,15 @@ TEST_CASE("TCP_INFO at establishment names the handshake by who connected; the c
   CHECK(client.find("-> SYN,ACK, <- ACK: ESTABLISHED") != std::string::npos);
   CHECK(renderText(roundTrip(upstream)) == up);
 
+  // At close: the out-of-order count only when there was one, and through convert too.
+  i.at = "close";
+  i.rcv_ooopack = 0;
+  CHECK(renderText(Event(Clock::now(), 1, Leg::Client, i)).find("out of order") == std::string::npos);
+  i.rcv_ooopack = 3;
+  const Event reordered(Clock::now(), 1, Leg::Client, i);
+  CHECK(renderText(reordered).find(", 3 received out of order\n") != std::string::npos);
+  CHECK(renderText(roundTrip(reordered)) == renderText(reordered));
+
   ev::TcpClose c{"peer", "rst", 10, 20, 1.5, {}, {}, {}};
   const std::string closed = renderText(Event(Clock::now(), 1, Leg::Upstream, c));
   CHECK(closed.find("<- RST first, from the server\n") != std::string::npos);
