@@ -74,10 +74,18 @@ std::optional<HostPort> parseHostPort(std::string_view s, std::string& error, st
 std::optional<Mode> parseMode(std::string_view s) {
   if (s == "explicit") return Mode::Explicit;
   if (s == "reverse") return Mode::Reverse;
+  if (s == "socks5") return Mode::Socks5;
   return std::nullopt;
 }
 
-std::string_view modeName(Mode m) { return m == Mode::Reverse ? "reverse" : "explicit"; }
+std::string_view modeName(Mode m) {
+  switch (m) {
+    case Mode::Reverse: return "reverse";
+    case Mode::Socks5: return "socks5";
+    case Mode::Explicit: break;
+  }
+  return "explicit";
+}
 
 namespace {
 std::string seconds(double s) {
@@ -102,7 +110,7 @@ std::vector<std::string> ProxyConfig::warnings() const {
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
-  if (mode == Mode::Explicit && upstream) errs.push_back("--upstream is only used with --mode reverse");
+  if (mode != Mode::Reverse && upstream) errs.push_back("--upstream is only used with --mode reverse");
   if (ca_cert.empty() != ca_key.empty()) errs.push_back("--ca-cert and --ca-key go together");
   if (max_connections == 0) errs.push_back("--max-connections must be at least 1");
   if (handshake_timeout_s <= 0) errs.push_back("--handshake-timeout must be positive");
@@ -113,7 +121,7 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
-  if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
+  if (!proxy_auth.empty() && mode == Mode::Reverse) errs.push_back("--proxy-auth is for --mode explicit or socks5");
   // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));

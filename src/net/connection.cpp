@@ -278,7 +278,9 @@ void Connection::connectTo(tcp::resolver::results_type results) {
         disarmConnectTimer();
         if (*timed_out)
           return run(in::ConnectFailed{504, "connect timed out after " + std::to_string(timeout_s) + " s"});
-        if (ec) return run(in::ConnectFailed{502, ec.message()});
+        if (ec)
+          return run(
+              in::ConnectFailed{502, ec.message(), ec.category() == boost::system::system_category() ? ec.value() : 0});
         upstream_.open = true;
         prepareSocket(upstream_.sock);
         tapOpen(Leg::Upstream);

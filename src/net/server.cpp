@@ -28,6 +28,7 @@
 
 #include "net/connection.h"
 #include "net/proxy_request.h"
+#include "session/socks_front_end.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -287,6 +288,7 @@ class ProxyServer {
   // The front end of the configured mode: shared, stateless, by every connection of every thread.
   static std::unique_ptr<session::FrontEnd> makeFrontEnd(const Services& svc) {
     if (svc.cfg->mode == config::Mode::Reverse) return std::make_unique<session::ReverseFrontEnd>(*svc.cfg->upstream);
+    if (svc.cfg->mode == config::Mode::Socks5) return std::make_unique<session::SocksFrontEnd>(svc.cfg->proxy_auth);
     return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth);
   }
 

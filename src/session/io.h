@@ -39,6 +39,7 @@ struct Connected {
 struct ConnectFailed {
   int status = 502;
   std::string why;
+  int err = 0;  // the connect's errno (ECONNREFUSED, EHOSTUNREACH, ...) when the system said, else 0
 };
 // The client-chosen target resolved only to addresses a non-loopback client may not reach
 // (docs/cli.md, exposure): no connection was tried; conn.refused and a 403 follow.

@@ -88,6 +88,7 @@ void ProxySession::newEvent(trace::Leg leg, trace::Payload&& what) {
 
 void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
+  client_addr_ = s.client;
   client_.t.open = true;
   client_.opened = start_;
   if (deps_.audit_plan) {
@@ -140,6 +141,7 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   const std::string peer = target_.str();
   emit(trace::Leg::Upstream, trace::ev::TcpConnect{peer, {}, {}, {}, cf.why});
   if (state_ != State::Connecting) return;  // given up already (see onConnected)
+  connect_errno_ = cf.err;
   if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + cf.why;
   connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
 }
@@ -202,10 +204,18 @@ void ProxySession::onTimer() {
 
 void ProxySession::onRequestBytes() {
   FrontStep st = front_.onClientBytes(inbuf_);
+  if (st.interim.size() > interim_sent_) {  // e.g. SOCKS5's method selection: before any other answer
+    client_.pending.insert(client_.pending.end(), st.interim.begin() + static_cast<std::ptrdiff_t>(interim_sent_),
+                           st.interim.end());
+    interim_sent_ = st.interim.size();
+    flush(client_);
+  }
   using K = FrontStep::Kind;
   switch (st.kind) {
     case K::NeedMore: return readFrom(client_);
-    case K::Refuse: return respondAndClose(st.status, st.reason, st.headers);
+    case K::Refuse:
+      if (!st.cause.empty()) return refuseWith(st.reply, st.reason, st.cause);
+      return respondAndClose(st.status, st.reason, st.headers);
     case K::Detect:
       target_ = st.target;
       state_ = State::PeekingHello;
@@ -225,9 +235,22 @@ void ProxySession::onRequestBytes() {
 }
 
 void ProxySession::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
+  if (auto own = front_.failureReply(status, connect_errno_)) {
+    // A 403's conn.refused is out already (onTargetRefused).
+    if (status == 403) return refuseWith(*own, reason, {});
+    return refuseWith(*own, reason, status == 504 ? "connect_timeout" : "connect_failed");
+  }
   emit(trace::Leg::Client, trace::ev::ProxyError{status, reason});
   const std::string resp = httpErrorResponse(status, reason, extra_headers);
   client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
+  if (outcome_.empty()) outcome_ = reason;
+  closeGracefully(outcome_);
+}
+
+// The front end's own refusal (SOCKS5 reply codes): its bytes, conn.refused with the cause, close.
+void ProxySession::refuseWith(const std::string& reply, const std::string& reason, const std::string& cause) {
+  if (!cause.empty()) emit(trace::Leg::None, trace::ev::ConnRefused{client_addr_, reason, cause});
+  client_.pending.insert(client_.pending.end(), reply.begin(), reply.end());
   if (outcome_.empty()) outcome_ = reason;
   closeGracefully(outcome_);
 }

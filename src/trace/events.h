@@ -85,6 +85,7 @@ struct ProxyError {
 // A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
+  std::optional<std::string> cause = std::nullopt;  // SOCKS5 mode: which rule or error (socks_auth_failed, ...)
   TLSTRACE_EVENT("conn.refused", kCore);
 };
 // An output lost events or lines (a write error, a FIFO nobody reads, a stalled trace writer):
@@ -260,6 +261,7 @@ template <class S, class V>
 void ConnRefused::fields(S& s, V& v) {
   v("client", s.client);
   v("reason", s.reason);
+  v("cause", s.cause);
 }
 template <class S, class V>
 void TraceDropped::fields(S& s, V& v) {
