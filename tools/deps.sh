@@ -2,12 +2,16 @@
 # Installs the Debian 12 packages tlstrace needs to build and test, only those that are missing.
 set -euo pipefail
 PKGS=(g++ cmake ninja-build pkg-config libssl-dev openssl libboost1.81-dev libspdlog-dev libcli11-dev
-      libtomlplusplus-dev libjemalloc-dev doctest-dev python3 curl ca-certificates)
+      libtomlplusplus-dev libjemalloc-dev doctest-dev python3 curl ca-certificates zlib1g-dev)
+PKGS+=(clang libbpf-dev bpftool)  # optional: --tcp-states (eBPF; CMake turns it off without them)
 if [[ "${1:-}" == "--test" ]]; then
-  PKGS+=(python3-cryptography python3-requests python3-lxml python3-jsonschema default-jdk-headless gnutls-bin clang clang-tidy clang-format groff-base libclang-rt-14-dev tshark nginx-light)
+  PKGS+=(python3-cryptography python3-requests python3-lxml python3-jsonschema default-jdk-headless gnutls-bin clang clang-tidy clang-format groff-base libclang-rt-14-dev tshark nginx-light nftables)
   # Node and npm may come from another repository (NodeSource) whose nodejs conflicts with Debian's
   # npm package: install Debian's pair only when no npm is on the PATH at all.
   command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+  # NSS's certutil and tstclnt: the `ca install --print nss` recipe's test (test_ca_install.py).
+  PKGS+=(libnss3-tools)
+  PKGS+=(chromium)  # headless: the report page's browser tests (tests/integration/test_report.py)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

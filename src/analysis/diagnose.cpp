@@ -16,7 +16,9 @@ using tls::crypto::SslReasonClass;
 Diagnosis clientCertificateRequired() {
   return {"client_certificate_required",
           "the server requires a client certificate (it sent a CertificateRequest and got an empty "
-          "Certificate); tlstrace does not forward client certificates yet"};
+          "Certificate): give the proxy one with --upstream-client-cert FILE --upstream-client-key FILE, or "
+          "--upstream-client-cert-for HOSTGLOB=CERT,KEY (the client's own cannot be passed on: its key stays "
+          "with the client)"};
 }
 
 // The client asked to renegotiate and the proxy itself answered no_renegotiation (RFC 5746 4.2):
@@ -37,9 +39,9 @@ Diagnosis invalidDh(const FailureFacts& f) {
 
 Diagnosis fromAlert(const std::string& alert, const FailureFacts& f) {
   const bool client_leg = f.client_leg;
-  // The proxy sends no client certificate: after a CertificateRequest, a certificate complaint
+  // The proxy sent no client certificate: after a CertificateRequest, a certificate complaint
   // or a bare handshake_failure from the server means it wanted one.
-  if (!client_leg && f.certificate_requested &&
+  if (!client_leg && f.certificate_requested && !f.client_certificate_sent &&
       (alert == "handshake_failure" || alert == "bad_certificate" || alert == "certificate_unknown" ||
        alert == "certificate_required"))
     return clientCertificateRequired();
@@ -51,7 +53,9 @@ Diagnosis fromAlert(const std::string& alert, const FailureFacts& f) {
               "client's trust store (curl --cacert, REQUESTS_CA_BUNDLE for Python requests, SSL_CERT_FILE, "
               "NODE_EXTRA_CA_CERTS, a Java truststore: `tlstrace ca show` prints each); "
               "a client that pins certificates cannot be intercepted"};
-    return {"server_rejected_certificate", "the server refused the client certificate the proxy sent"};
+    return {"server_rejected_certificate",
+            "the server refused the client certificate the proxy sent: check that --upstream-client-cert is "
+            "issued by a CA the server accepts (its CertificateRequest lists them, tls.message)"};
   }
   if (alert == "protocol_version")
     return {"version_mismatch",

@@ -19,9 +19,10 @@ struct FailureFacts {
   bool timeout = false;
   bool not_tls = false;
   // What the leg's own messages said before it failed.
-  bool certificate_requested = false;  // the server sent a CertificateRequest on this leg
-  std::string invalid_dh;              // a DH value outside [2, p-2], named: "g = p-1", "Ys = 1" ...
-  int dh_bits = 0;                     // the size of the server's DH prime, when one arrived
+  bool certificate_requested = false;    // the server sent a CertificateRequest on this leg
+  bool client_certificate_sent = false;  // and the proxy answered with a certificate (mutual TLS)
+  std::string invalid_dh;                // a DH value outside [2, p-2], named: "g = p-1", "Ys = 1" ...
+  int dh_bits = 0;                       // the size of the server's DH prime, when one arrived
 };
 
 struct Diagnosis {

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <ctime>
 
+#include "wire/registry.h"
+
 namespace tlstrace::analysis {
 
 using config::PolicyLeg;
@@ -23,17 +25,6 @@ std::string hostOfTarget(std::string_view t) {
   }
   const auto colon = t.rfind(':');
   return std::string(colon == std::string_view::npos ? t : t.substr(0, colon));
-}
-
-std::string versionName(std::uint16_t v) {
-  switch (v) {
-    case 0x0300: return "SSLv3";
-    case 0x0301: return "TLSv1.0";
-    case 0x0302: return "TLSv1.1";
-    case 0x0303: return "TLSv1.2";
-    case 0x0304: return "TLSv1.3";
-    default: return "0x" + std::to_string(v);
-  }
 }
 
 std::string joined(const std::vector<std::string>& v) {
@@ -97,11 +88,13 @@ void PolicyEngine::onEstablished(const trace::ev::TlsEstablished& t, Leg leg, co
   for (const auto& r : policy_.rules) {
     if (!applies(r, leg, host)) continue;
     if (r.min_version)
-      out.push_back({&r, v >= r.min_version, ">= " + versionName(r.min_version), t.version,
-                     "negotiated " + t.version + ", below the minimum " + versionName(r.min_version)});
+      out.push_back(
+          {&r, v >= r.min_version, ">= " + std::string(wire::versionName(r.min_version)), t.version,
+           "negotiated " + t.version + ", below the minimum " + std::string(wire::versionName(r.min_version))});
     if (r.max_version)
-      out.push_back({&r, v <= r.max_version, "<= " + versionName(r.max_version), t.version,
-                     "negotiated " + t.version + ", above the maximum " + versionName(r.max_version)});
+      out.push_back(
+          {&r, v <= r.max_version, "<= " + std::string(wire::versionName(r.max_version)), t.version,
+           "negotiated " + t.version + ", above the maximum " + std::string(wire::versionName(r.max_version))});
     if (!r.allowed_ciphers.empty())
       out.push_back({&r, anyMatch(r.allowed_ciphers, t.cipher.name), "one of " + joined(r.allowed_ciphers),
                      t.cipher.name, "cipher suite " + t.cipher.name + " is not allowed"});

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "app/ca_run.h"
 #include "config/config_file.h"
 #include "pki/ca.h"
 
@@ -30,9 +31,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
       ->capture_default_str();
-  p->add_option("-m,--mode", st.mode, "explicit (HTTP CONNECT proxy), reverse (every client to --upstream) or socks5")
+  p->add_option("-m,--mode", st.mode,
+                "explicit (HTTP CONNECT), reverse (all to --upstream), transparent (REDIRECT/TPROXY), socks5")
       ->capture_default_str()
-      ->check(CLI::IsMember({"explicit", "reverse", "socks5"}));
+      ->check(CLI::IsMember({"explicit", "reverse", "transparent", "socks5"}));
   p->add_option("-u,--upstream", st.upstream, "HOST:PORT every client goes to in reverse mode");
   p->add_option("--ca-dir", cfg.ca_dir, "directory of the interception CA (ca.pem, ca.key)");
   p->add_option("--ca-cert", cfg.ca_cert, "use this CA certificate (PEM) instead of --ca-dir");
@@ -91,15 +93,55 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
               "let non-loopback clients reach loopback, link-local and the proxy's own addresses");
+  p->add_option("--backlog", cfg.backlog, "listen(2) backlog (the kernel caps it at net.core.somaxconn)")
+      ->capture_default_str();
+  p->add_option("--upstream-client-cert", cfg.upstream_client_cert,
+                "client certificate (PEM, chain after the leaf) for servers that ask for one");
+  p->add_option("--upstream-client-key", cfg.upstream_client_key, "its private key (PEM; default: in the cert file)");
+  p->add_option("--upstream-client-cert-for", cfg.client_cert_rules,
+                "HOSTGLOB=CERT[,KEY]: a client certificate for matching servers (repeatable; first match wins)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(';');
+  p->add_flag("--request-client-cert", cfg.request_client_cert,
+              "ask clients for a certificate (not required) and trace what they send");
+  p->add_option("--client-ca", cfg.client_ca, "with --request-client-cert: CAs (PEM) to verify client certificates");
+  p->add_option("--starttls", cfg.starttls,
+                "STARTTLS first: auto (by port: 25/587/143/110/5432/3306/389), off, or a protocol")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off", "smtp", "imap", "pop3", "postgres", "mysql", "ldap"}));
+  p->add_option("--passthrough", cfg.passthrough,
+                "relay matching connections untouched (host glob, address/CIDR or port; repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
+  // Alone it means 2 (CLI11 takes the default string when no value follows).
+  p->add_option("--auto-passthrough", cfg.auto_passthrough,
+                "pass a host through for a client after it rejected the forged certificate N times")
+      ->expected(0, 1)
+      ->default_str("2");
+  p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
+  p->add_option("--ui", st.ui, "serve the live report page on HOST:PORT (loopback unless --allow-remote)");
+  p->add_option("--ui-keep", cfg.ui_keep, "connections the live page keeps (the newest)")->capture_default_str();
   return p;
 }
 
-CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& action) {
-  CLI::App* c = app.add_subcommand("ca", "create, show or export the interception CA");
-  c->add_option("action", action, "init | show | export")->required()->check(CLI::IsMember({"init", "show", "export"}));
+CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, CaOptions& opt) {
+  CLI::App* c = app.add_subcommand("ca", "create, show, export or print how to install the interception CA");
+  c->add_option("action", opt.action, "init | show | export | install")
+      ->required()
+      ->check(CLI::IsMember({"init", "show", "export", "install"}));
   c->add_option("--ca-dir", cfg.ca_dir, "directory of the CA");
   c->add_option("--ca-cert", cfg.ca_cert, "an existing CA certificate (PEM)");
   c->add_option("--ca-key", cfg.ca_key, "its key (PEM)");
+  c->add_option("--format", opt.format, "export: pem, der or p12 (a Java-readable PKCS#12 truststore)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pem", "der", "p12"}));
+  c->add_option("-o,--output", opt.output, "export: write to FILE instead of stdout");
+  c->add_option("--password", opt.password, "p12 export and the Java recipe: the store password")
+      ->capture_default_str();
+  c->add_option("--print", opt.print, "install: print the commands for system, java, nss, python or node")
+      ->check(CLI::IsMember({"system", "java", "nss", "python", "node"}));
+  c->add_option("--nssdb", opt.nssdb, "install nss: the NSS database directory (default ~/.pki/nssdb)");
+  c->add_option("--keystore", opt.keystore, "install java: the truststore to create (default beside the CA)");
   return c;
 }
 
@@ -275,6 +317,11 @@ void finishConfig(config::ProxyConfig& cfg, const CliState& st) {
     cfg.upstream = *up;
   }
   if (cfg.ca_dir.empty()) cfg.ca_dir = pki::defaultCaDir();
+  if (!st.ui.empty()) {
+    auto ui = config::parseHostPort(st.ui, err, 0, true);
+    if (!ui) throw CLI::ValidationError("--ui", err);
+    cfg.ui = *ui;
+  }
 }
 
 }  // namespace tlstrace::app

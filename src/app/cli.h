@@ -18,10 +18,12 @@ struct CliState {
   std::string mode = "explicit";
   std::string upstream;
   std::vector<std::string> config_files;  // --config, in command-line order
+  std::string ui;                         // --ui HOST:PORT ("" = off)
 };
 
 CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st);
-CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, std::string& action);
+struct CaOptions;
+CLI::App* addCaCommand(CLI::App& app, config::ProxyConfig& cfg, CaOptions& opt);
 // After CLI11 has parsed the command line: sets the options of `cmd` (the parsed proxy command)
 // that the command line left unset from each --config file, a later file winning over an earlier
 // one. Valid keys and their types are `cmd`'s own options, so the file takes exactly what the

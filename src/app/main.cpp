@@ -22,21 +22,28 @@
 #include <optional>
 
 #include "analysis/kex.h"
+#include "app/ca_run.h"
 #include "app/cli.h"
 #include "app/policy_run.h"
 #include "app/probe_run.h"
+#include "app/report_run.h"
 #include "config/config.h"
 #include "config/policy.h"
 #include "net/services.h"
+#include "net/tcp_state_watch.h"
+#include "net/ui_server.h"
 #include "pki/audit.h"
 #include "pki/ca.h"
+#include "pki/ca_export.h"
 #include "pki/forge.h"
+#include "session/passthrough.h"
 #include "sinks/console.h"
 #include "sinks/convert.h"
 #include "sinks/output.h"
 #include "sinks/pcapng.h"
 #include "sinks/sinks.h"
 #include "tls/cert_summary.h"
+#include "tls/client_cert.h"
 #include "tls/context.h"
 #include "tls/engine.h"
 #include "trace/event.h"
@@ -64,16 +71,6 @@ std::string buildInfo() {
   info += ", system malloc";
 #endif
   return info;
-}
-
-pki::CertAuthority loadCaFor(const config::ProxyConfig& cfg, bool announce) {
-  if (!cfg.ca_cert.empty()) return pki::loadCa(cfg.ca_cert, cfg.ca_key);
-  bool created = false;
-  pki::CertAuthority ca = pki::loadOrCreateCa(cfg.ca_dir, created);
-  if (created && announce)
-    spdlog::info("created a new interception CA in {} (install {} into your clients' trust store)", cfg.ca_dir,
-                 ca.cert_path);
-  return ca;
 }
 
 // Each proxied connection holds two descriptors, in the descriptor table of its io thread (each
@@ -107,6 +104,29 @@ void raiseFileLimit(std::size_t& max_connections, std::size_t tables) {
                  rl.rlim_cur, per, fits, max_connections, fits);
     max_connections = fits;
   }
+}
+
+// Mutual TLS: every configured client certificate is read (and its key checked) before the proxy
+// starts; per-host rules first, in order, the default last.
+std::vector<tls::ClientIdentity> loadClientIdentities(const config::ProxyConfig& cfg) {
+  std::vector<tls::ClientIdentity> ids;
+  try {
+    for (const auto& text : cfg.client_cert_rules) {
+      std::string err;
+      const auto rule = config::parseClientCertRule(text, err);  // (validated already)
+      if (!rule) throw config::ConfigError(err);
+      ids.push_back(tls::loadClientIdentity(rule->cert, rule->key));
+      ids.back().host = rule->host;
+      ids.back().source = "--upstream-client-cert-for " + rule->host;
+    }
+    if (!cfg.upstream_client_cert.empty()) {
+      ids.push_back(tls::loadClientIdentity(cfg.upstream_client_cert, cfg.upstream_client_key));
+      ids.back().source = "--upstream-client-cert";
+    }
+  } catch (const tls::OpensslError& e) {
+    throw config::ConfigError(e.what());  // a configuration mistake: exit 2
+  }
+  return ids;
 }
 
 // --ready-file: the listening address, written whole (a temporary file renamed into place) once
@@ -162,7 +182,7 @@ int runProxyCommand(const config::ProxyConfig& options) {
                   bad);
     return 2;
   }
-  pki::CertAuthority ca = loadCaFor(cfg, true);
+  pki::CertAuthority ca = app::loadCaFor(cfg, true);
   pki::Forger forger(ca, cfg.cert_cache,
                      cfg.leaf_key == "rsa" ? pki::Forger::KeyType::Rsa : pki::Forger::KeyType::Ecdsa);
   tls::SslCtxPtr client_ctx =
@@ -173,6 +193,8 @@ int runProxyCommand(const config::ProxyConfig& options) {
       tls::makeUpstreamContext({cfg.upstream_tls.min_version, cfg.upstream_tls.max_version, cfg.upstream_tls.ciphers,
                                 cfg.upstream_tls.ciphersuites, cfg.upstream_tls.groups},
                                cfg.upstream_ca, cfg.insecure);
+  if (cfg.request_client_cert) tls::requestClientCertificates(client_ctx.get(), cfg.client_ca);
+  const std::vector<tls::ClientIdentity> client_identities = loadClientIdentities(cfg);
 
   // A policy is read before anything starts: a CI job with a broken policy fails at once (exit 2).
   std::optional<config::Policy> policy;
@@ -233,6 +255,20 @@ int runProxyCommand(const config::ProxyConfig& options) {
     outputs.add(events->output());
     addSink(events);
   }
+  // --ui: the live page; its sink only keeps connections in memory, the page server reads them.
+  std::shared_ptr<report::LiveSink> live;
+  std::unique_ptr<net::UiServer> ui;
+  if (cfg.ui) {
+    addSink(live = std::make_shared<report::LiveSink>(cfg.ui_keep));
+    ui = std::make_unique<net::UiServer>(*cfg.ui, cfg.allow_remote, live);
+    std::string error;
+    const std::string at = ui->start(error);
+    if (at.empty()) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+    spdlog::info("live page: http://{}/", at);
+  }
   std::shared_ptr<app::PolicySink> policy_sink;
   if (policy || audit_plan)
     tracer.addSink(policy_sink = std::make_shared<app::PolicySink>(std::move(policy), added, !console));
@@ -286,8 +322,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
     svc.audit_certs = audit_certs.get();
     svc.audit_plan = audit_plan.get();
   }
+  const auto passthrough = session::Passthrough::fromConfig(cfg);
+  svc.passthrough = passthrough.get();
   svc.client_ctx = client_ctx.get();
   svc.upstream_ctx = upstream_ctx.get();
+  if (!client_identities.empty()) svc.client_identities = &client_identities;
+  svc.ca_page = {pki::certificatePem(ca.cert.get()), pki::certificateDer(ca.cert.get()),
+                 pki::fingerprintSha256(ca.cert.get()), pki::subjectLine(ca.cert.get())};
   if (keylog) svc.keylog = [k = keylog.get()](std::string_view line) { k->writeLine(line); };
   svc.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   svc.own_fd_tables = own_fd_tables;
@@ -297,6 +338,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
     outputs.reopenAll();
   };
   svc.own_addresses = net::interfaceAddresses();
+  std::unique_ptr<net::TcpStateWatch> tcp_states;
+  if (cfg.tcp_states) {
+    std::string why;
+    tcp_states = net::TcpStateWatch::start(tracer, why);
+    if (!tcp_states) spdlog::warn("--tcp-states: off: {}", why);  // the proxy runs on without them
+    svc.tcp_states = tcp_states.get();
+  }
   bool listened = false;  // no exit summary when the proxy never started listening (e.g. the port is taken)
   const int rc = net::runProxy(svc, [&](const std::string& addr) {
     listened = true;
@@ -306,20 +354,27 @@ int runProxyCommand(const config::ProxyConfig& options) {
     spdlog::info("CA certificate: {}", ca_path);
     if (cfg.mode == config::Mode::Explicit)
       spdlog::info("try: curl -x http://{} --cacert {} https://example.com/", addr, ca_path);
+    else if (cfg.mode == config::Mode::Transparent)
+      spdlog::info("redirect clients' TCP traffic to port {} (nft/iptables REDIRECT or TPROXY: docs/transparent.md)",
+                   cfg.listen.port);
     else if (cfg.mode == config::Mode::Socks5)
       spdlog::info("try: curl --socks5-hostname {} --cacert {} https://example.com/", addr, ca_path);
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
-    if (cfg.allow_remote && cfg.proxy_auth.empty() && cfg.mode != config::Mode::Reverse)
+    if (cfg.allow_remote && cfg.proxy_auth.empty() &&
+        (cfg.mode == config::Mode::Explicit || cfg.mode == config::Mode::Socks5))
       spdlog::warn(
           "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to "
           "any server it reaches (add --proxy-auth USER:PASSWORD)",
           addr);
     if (!cfg.ready_file.empty()) writeReadyFile(cfg.ready_file, addr);
   });
+  svc.tcp_states = nullptr;
+  tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
   if (!cfg.ready_file.empty() && listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
+  if (ui) ui->stop();
   const int status = finishOutputs(tracer, outputs, rc, [&] {
     if (!console || !listened) return;
     std::vector<std::pair<std::string, std::string>> files{{"CA certificate", ca_path}};
@@ -339,36 +394,6 @@ int runProxyCommand(const config::ProxyConfig& options) {
     if (status == 0 && !written) return 1;
   }
   return status;
-}
-
-int runCaCommand(const std::string& action, const config::ProxyConfig& cfg) {
-  if (action == "init") {
-    bool created = false;
-    pki::CertAuthority ca = pki::loadOrCreateCa(cfg.ca_dir, created);
-    std::cout << (created ? "created " : "already present: ") << ca.cert_path << "\n";
-    return 0;
-  }
-  pki::CertAuthority ca = loadCaFor(cfg, false);
-  if (action == "export") {
-    std::cout << pki::certificatePem(ca.cert.get());
-    return 0;
-  }
-  // show: the install lines name the real path, so that each can be pasted as it is.
-  const std::string file = ca.cert_path.empty() ? cfg.ca_cert : ca.cert_path;
-  std::cout << "certificate: " << file << "\n"
-            << "subject:     " << pki::subjectLine(ca.cert.get()) << "\n"
-            << "validity:    " << pki::validityLine(ca.cert.get()) << "\n"
-            << "SHA-256:     " << pki::fingerprintSha256(ca.cert.get()) << "\n"
-            << "install:     Debian/Ubuntu: cp " << file
-            << " /usr/local/share/ca-certificates/tlstrace.crt && update-ca-certificates\n"
-            << "             curl: --cacert " << file << "\n"
-            << "             Python requests: REQUESTS_CA_BUNDLE=" << file << "\n"
-            << "             Python ssl, urllib: SSL_CERT_FILE=" << file << "\n"
-            << "             Node.js: NODE_EXTRA_CA_CERTS=" << file << "\n"
-            << "             Java: keytool -importcert -noprompt -alias tlstrace -file " << file
-            << " -keystore trust.p12 -storetype PKCS12 -storepass changeit\n"
-            << "             more (Java through the proxy, reverse mode for Node.js): certs/README.md\n";
-  return 0;
 }
 
 // `tlstrace convert EVENTS.jsonl --to text|keylog`: re-renders a recorded run. The text is the
@@ -408,8 +433,8 @@ int main(int argc, char** argv) {
   config::ProxyConfig cfg;
   app::CliState state;
   CLI::App* proxy = app::addProxyCommand(app, cfg, state);
-  std::string ca_action;
-  CLI::App* ca = app::addCaCommand(app, cfg, ca_action);
+  app::CaOptions ca_opt;
+  CLI::App* ca = app::addCaCommand(app, cfg, ca_opt);
   std::string convert_in, convert_to = "text", convert_format = "default";
   CLI::App* convert = app.add_subcommand("convert", "re-render a recorded events file (JSON Lines)");
   convert->add_option("events", convert_in, "EVENTS.jsonl ('-' = stdin)")->required();
@@ -428,6 +453,12 @@ int main(int argc, char** argv) {
   check->add_option("events", check_files, "EVENTS.jsonl files, read in order")->required();
   app::ProbeOptions probe_opt;
   CLI::App* probe = app::addProbeCommand(app, probe_opt);
+  std::vector<std::string> report_files;
+  std::string report_out, report_title;
+  CLI::App* report = app.add_subcommand("report", "recorded events files as one self-contained HTML page");
+  report->add_option("events", report_files, "EVENTS.jsonl files ('-' = stdin)")->required();
+  report->add_option("-o,--output", report_out, "the HTML file to write ('-' = stdout)")->required();
+  report->add_option("--title", report_title, "the page's title (default: the input names)");
   try {
     app.parse(argc, argv);
     if (proxy->parsed()) app::applyConfigFiles(*proxy, state);
@@ -446,10 +477,11 @@ int main(int argc, char** argv) {
       if (cfg.quiet) spdlog::set_level(spdlog::level::warn);
       return runProxyCommand(cfg);
     }
-    if (ca->parsed()) return runCaCommand(ca_action, cfg);
+    if (ca->parsed()) return app::runCaCommand(ca_opt, cfg);
     if (convert->parsed()) return runConvertCommand(convert_in, convert_to, convert_format);
     if (probe->parsed()) return app::runProbeCommand(probe_opt);
     if (check->parsed()) return app::runCheckCommand(check_policy, check_files, check_junit, check_sarif, kVersion);
+    if (report->parsed()) return app::runReportCommand(report_files, report_out, report_title);
   } catch (const config::ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

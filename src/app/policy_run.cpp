@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "sinks/console.h"
+#include "sinks/convert.h"
 #include "trace/escape.h"
 #include "trace/text.h"
 
@@ -103,26 +104,30 @@ int runCheckCommand(const std::string& policy_file, const std::vector<std::strin
   analysis::PolicyEngine engine(std::move(*policy));
   std::vector<trace::Event> found;
   for (const auto& file : events_files) {
-    std::ifstream in(file, std::ios::binary);
+    std::FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
     if (!in) {
       spdlog::error("{}: cannot read", file);
       return 2;
     }
-    std::string line;
-    for (std::size_t n = 1; std::getline(in, line); ++n) {
-      if (line.empty()) continue;
-      std::string err;
-      auto j = trace::Json::parse(line, &err);
+    // The events reader of `convert`: the same checks (UTF-8, JSON, every field), and the first bad
+    // line stops the check (a verdict over part of a run would mislead).
+    std::size_t n = 0;
+    bool bad = false;
+    sinks::forEachLine(in, [&](std::string_view line, bool) {
+      ++n;
+      if (bad || line.empty()) return;
       trace::Event e;
-      if (!j || !trace::fromJson(*j, e)) {
-        spdlog::error("{}:{}: not an event ({})", file, n,
-                      err.empty() ? "missing ts/conn/event, or a field of the wrong type" : err);
-        return 2;
+      if (std::string why; !sinks::parseEventLine(line, e, why)) {
+        spdlog::error("{}:{}: {}", file, n, why);
+        bad = true;
+        return;
       }
       engine.observe(e, found, {file, n});
       for (const auto& v : found) std::cout << trace::renderText(v, trace::TextFormat::Default);
       found.clear();
-    }
+    });
+    if (in != stdin) std::fclose(in);
+    if (bad) return 2;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!writePolicyReports(&engine, {}, junit, sarif, secs, version)) return 2;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "config/address.h"
+#include "config/passthrough.h"
 
 namespace tlstrace::config {
 
@@ -74,6 +75,7 @@ std::optional<HostPort> parseHostPort(std::string_view s, std::string& error, st
 std::optional<Mode> parseMode(std::string_view s) {
   if (s == "explicit") return Mode::Explicit;
   if (s == "reverse") return Mode::Reverse;
+  if (s == "transparent") return Mode::Transparent;
   if (s == "socks5") return Mode::Socks5;
   return std::nullopt;
 }
@@ -81,6 +83,7 @@ std::optional<Mode> parseMode(std::string_view s) {
 std::string_view modeName(Mode m) {
   switch (m) {
     case Mode::Reverse: return "reverse";
+    case Mode::Transparent: return "transparent";
     case Mode::Socks5: return "socks5";
     case Mode::Explicit: break;
   }
@@ -107,8 +110,30 @@ std::vector<std::string> ProxyConfig::warnings() const {
   return w;
 }
 
+std::optional<ClientCertRule> parseClientCertRule(std::string_view s, std::string& error) {
+  const auto eq = s.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == s.size()) {
+    error = "--upstream-client-cert-for '" + std::string(s) + "': expected HOSTGLOB=CERT[,KEY]";
+    return std::nullopt;
+  }
+  ClientCertRule r;
+  r.host = std::string(s.substr(0, eq));
+  const std::string_view files = s.substr(eq + 1);
+  const auto comma = files.find(',');
+  r.cert = std::string(files.substr(0, comma));
+  if (comma != std::string_view::npos) r.key = std::string(files.substr(comma + 1));
+  return r;
+}
+
 std::vector<std::string> ProxyConfig::validate() const {
   std::vector<std::string> errs;
+  if (upstream_client_key.size() && upstream_client_cert.empty())
+    errs.push_back("--upstream-client-key needs --upstream-client-cert");
+  for (const auto& rule : client_cert_rules) {
+    std::string e;
+    if (!parseClientCertRule(rule, e)) errs.push_back(e);
+  }
+  if (!client_ca.empty() && !request_client_cert) errs.push_back("--client-ca is used with --request-client-cert");
   if (mode == Mode::Reverse && !upstream) errs.push_back("--mode reverse needs --upstream HOST:PORT");
   if (mode != Mode::Reverse && upstream) errs.push_back("--upstream is only used with --mode reverse");
   if (ca_cert.empty() != ca_key.empty()) errs.push_back("--ca-cert and --ca-key go together");
@@ -119,12 +144,23 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (resolve_timeout_s <= 0) errs.push_back("--resolve-timeout must be positive");
   if (quiet && verbose) errs.push_back("-q/--quiet and -v/--verbose exclude each other");
   if (cert_cache == 0) errs.push_back("--cert-cache must be at least 1");
+  if (backlog == 0 || backlog > 65535) errs.push_back("--backlog must be from 1 to 65535");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
-  if (!proxy_auth.empty() && mode == Mode::Reverse) errs.push_back("--proxy-auth is for --mode explicit or socks5");
+  if (!proxy_auth.empty() && mode != Mode::Explicit && mode != Mode::Socks5)
+    errs.push_back("--proxy-auth is for --mode explicit or socks5");
+  for (const auto& pattern : passthrough) {
+    std::string err;
+    if (!parsePassthrough(pattern, err)) errs.push_back(err);
+  }
   // A name is checked once resolved (net/server.cpp); an address literal here, before anything starts.
   if (const auto ip = parseIp(listen.host); ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
     errs.push_back(listenNeedsAllowRemote(listen.host));
+  if (ui && ui_keep == 0) errs.push_back("--ui-keep must be at least 1");
+  if (const auto ip = ui ? parseIp(ui->host) : std::nullopt;
+      ip && !allow_remote && classify(*ip) != AddressClass::Loopback)
+    errs.push_back("--ui " + ui->host +
+                   " is not a loopback address: add --allow-remote to serve the live page beyond it");
   return errs;
 }
 

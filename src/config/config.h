@@ -22,7 +22,7 @@ struct HostPort {
 [[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
                                                     std::uint16_t default_port = 0, bool allow_port_zero = false);
 
-enum class Mode { Explicit, Reverse, Socks5 };
+enum class Mode { Explicit, Reverse, Transparent, Socks5 };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
 [[nodiscard]] std::string_view modeName(Mode m);
 
@@ -59,6 +59,7 @@ struct ProxyConfig {
   bool allow_remote = false;   // listen beyond loopback and serve non-loopback clients
   // Non-loopback clients may reach loopback, link-local and the proxy's own addresses.
   bool allow_private_targets = false;
+  bool tcp_states = false;  // --tcp-states: kernel TCP state transitions (eBPF), when the kernel allows
   LegTls client_tls;
   LegTls upstream_tls;
   std::string dhparam;
@@ -75,14 +76,38 @@ struct ProxyConfig {
   std::string policy_file;         // --policy: CI rules checked live (config/policy.h)
   std::string junit_file, sarif_file;
   std::string ready_file;
+  std::vector<std::string> passthrough;  // --passthrough patterns (config/passthrough.h)
+  unsigned auto_passthrough = 0;         // --auto-passthrough N: rejections before a host passes; 0 off
   std::string audit_clients;  // --audit-clients: "" off, "all" or a comma list of scenarios  // written with the
                               // listening address once the proxy accepts
+  // Mutual TLS. Upstream: the certificate presented when a server sends CertificateRequest
+  // (RFC 8446 4.3.2, RFC 5246 7.4.4); `client_certs` first, by host glob, then the default one.
+  std::string upstream_client_cert, upstream_client_key;
+  std::vector<std::string> client_cert_rules;  // "GLOB=CERT[,KEY]" (--upstream-client-cert-for)
+  // Client leg: ask clients for a certificate and trace what they send (verdict against client_ca).
+  bool request_client_cert = false;
+  std::string client_ca;
+
+  std::size_t backlog = 4096;  // --backlog: listen(2)'s; the kernel caps it at net.core.somaxconn
+  // STARTTLS before TLS (session/starttls.h): "auto" by the target's port, "off", or a protocol.
+  std::string starttls = "auto";
+  std::optional<HostPort> ui;  // --ui: the live report page (loopback unless --allow-remote)
+  std::size_t ui_keep = 1000;  // connections the live page keeps
 
   // Every problem found, one sentence each; empty when the configuration is usable.
   [[nodiscard]] std::vector<std::string> validate() const;
   // What is usable but probably not meant, one sentence each (said at start).
   [[nodiscard]] std::vector<std::string> warnings() const;
 };
+
+// One --upstream-client-cert-for rule: the certificate for the servers whose name matches `host`.
+struct ClientCertRule {
+  std::string host;  // glob (config::globMatch) against the SNI, else the target host
+  std::string cert;  // PEM: the leaf first, then its chain
+  std::string key;   // PEM; empty: the key is in `cert`
+};
+// "GLOB=CERT[,KEY]"; nullopt with `error` when malformed.
+[[nodiscard]] std::optional<ClientCertRule> parseClientCertRule(std::string_view s, std::string& error);
 
 // The refusal of a non-loopback --listen without --allow-remote (validate(), and net/ for a name).
 [[nodiscard]] std::string listenNeedsAllowRemote(const std::string& host);

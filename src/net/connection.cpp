@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "analysis/kex.h"
+#include "net/tcp_probe.h"
+#include "net/tcp_state_watch.h"
 #include "trace/tap.h"
 #include "wire/byte_reader.h"
 
@@ -92,13 +94,19 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       upstream_(tcp::socket(client_.sock.get_executor())),
       watchdog_(client_.sock.get_executor()),
       connect_timer_(client_.sock.get_executor()),
-      session_(svc, front, id) {}
+      session_(svc, front, id) {
+  if (tcpFacts())
+    session_.setTcpInfoProbe(
+        [this](Leg leg) { return sock(leg).close_info ? sock(leg).close_info : tcpInfo(sock(leg).sock, "close"); });
+}
 
 void Connection::start() {
   client_.open = true;
   prepareSocket(client_.sock);
   tapOpen(Leg::Client);
-  run(in::Start{endpointText(client_.sock, true), endpointText(client_.sock, false)});
+  in::Start s{endpointText(client_.sock, true), endpointText(client_.sock, false)};
+  if (tcpFacts()) s.syn = savedSyn(client_.sock.native_handle()), s.tcp = tcpInfo(client_.sock, "established");
+  run(std::move(s));
 }
 
 void Connection::stop(const std::string& why) {
@@ -133,6 +141,7 @@ void Connection::execute(const session::Action& a) {
                    if (s.dead || !s.sock.is_open()) return;
                    s.dead = true;
                    boost::system::error_code ec;
+                   if (tcpFacts()) s.close_info = tcpInfo(s.sock, "close");
                    s.sock.set_option(asio::socket_base::linger(true, 0), ec);
                    if (!s.peer_reset) tapRst(ab.leg, false);
                    s.sock.close(ec);
@@ -286,7 +295,8 @@ void Connection::connectTo(tcp::resolver::results_type results) {
         tapOpen(Leg::Upstream);
         const double ms =
             std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
-        run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms});
+        run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms,
+                          tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
       });
 }
 
@@ -364,6 +374,7 @@ void Connection::armTimer(session::SteadyClock::time_point at) {
 
 void Connection::finish() {
   finished_ = true;
+  if (svc_.tcp_states) svc_.tcp_states->release(id_);
   watchdog_.cancel();
   disarmConnectTimer();
   for (Leg leg : {Leg::Client, Leg::Upstream}) {
@@ -383,11 +394,14 @@ void Connection::finish() {
 // Capture.
 
 void Connection::tapOpen(Leg leg) {
-  if (!svc_.tap) return;
+  if (!svc_.tap && !svc_.tcp_states) return;
   const tcp::socket& s = sock(leg).sock;
   boost::system::error_code e1, e2;
   const auto local = s.local_endpoint(e1), remote = s.remote_endpoint(e2);
   if (e1 || e2) return;
+  // --tcp-states: the leg's kernel transitions are matched to it by this 4-tuple.
+  if (svc_.tcp_states) svc_.tcp_states->watch(id_, leg, local, remote);
+  if (!svc_.tap) return;
   if (leg == Leg::Client) svc_.tap->open(id_, leg, toEndpoint(remote), toEndpoint(local), trace::Clock::now());
   else svc_.tap->open(id_, leg, toEndpoint(local), toEndpoint(remote), trace::Clock::now());
 }

@@ -35,6 +35,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start();
   // A probe (session/probe.h): no client socket (`client` is an unopened socket of the executor).
   void startProbe(const session::ProbeSpec& spec);
+  // Keeps a front end made for this connection alone (transparent mode's original destination)
+  // alive as long as the session that refers to it.
+  void keepFrontEnd(std::unique_ptr<session::FrontEnd> f) { own_front_ = std::move(f); }
   // Shutdown: close both legs politely (close_notify, FIN), then finish.
   void stop(const std::string& why);
 
@@ -47,7 +50,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
     bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
+
+    // TCP_INFO taken before an abort closed it (tcp.info at close).
+    std::optional<trace::ev::TcpInfo> close_info;
   };
+  // The tcp category is traced: ask the kernel (net/tcp_probe.h).
+  [[nodiscard]] bool tcpFacts() const { return svc_.tracer && svc_.tracer->enabled(trace::kTcp); }
 
   // Feeds one input to the session and carries out what it asks, then writes out the burst's
   // trace and capture.
@@ -78,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void tapRst(session::Leg leg, bool inbound);
 
   const Services& svc_;
+  std::unique_ptr<session::FrontEnd> own_front_;  // destroyed after session_ (declared before it)
   std::uint64_t id_;
   std::function<void(std::uint64_t)> on_done_;
   Socket client_;

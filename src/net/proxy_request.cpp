@@ -55,6 +55,13 @@ ProxyRequest parseProxyRequest(std::span<const std::uint8_t> bytes, std::size_t 
     return r;
   }
   std::string_view target(req.target().data(), req.target().size());
+  if (target.starts_with('/') && req.method() == http::verb::get) {
+    ProxyRequest r;  // origin-form: the client talks to the proxy itself (RFC 9112 3.2.1)
+    r.kind = ProxyRequest::Kind::Local;
+    r.path = std::string(target.substr(0, target.find('?')));
+    r.consumed = used;
+    return r;
+  }
   if (!target.starts_with("http://")) {
     if (target.starts_with("https://"))
       return error(400, "use CONNECT for https:// targets (e.g. curl -x http://proxy https://...)");
@@ -121,6 +128,20 @@ session::FrontStep ExplicitFrontEnd::onClientBytes(std::span<const std::uint8_t>
       st.status = req.status;
       st.reason = std::move(req.reason);
       return st;
+    case ProxyRequest::Kind::Local:
+      if (ca_page_.pem.empty()) {
+        st.kind = K::Refuse;
+        st.status = 400;
+        st.reason = "not a proxy request: expected CONNECT host:port or an absolute http:// URL";
+        return st;
+      }
+      // The CA certificate is public: no proxy credentials asked for it.
+      st.kind = K::Answer;
+      st.method = "GET";
+      st.reason = req.path;
+      st.head = caPageResponse(ca_page_, req.path);
+      st.consumed = req.consumed;
+      return st;
     case ProxyRequest::Kind::Connect:
     case ProxyRequest::Kind::PlainHttp: break;
   }
@@ -143,6 +164,52 @@ session::FrontStep ExplicitFrontEnd::onClientBytes(std::span<const std::uint8_t>
     st.head = std::move(req.forward_head);
   }
   return st;
+}
+
+namespace {
+
+std::string response(int status, const char* reason, const std::string& type, const std::string& body,
+                     const std::string& extra = {}) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nCache-Control: no-store\r\n" + extra +
+         "Connection: close\r\n\r\n" + body;
+}
+
+std::string html(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string caPageResponse(const CaPage& page, const std::string& path) {
+  if (path == "/ca.pem")
+    return response(200, "OK", "application/x-pem-file", page.pem,
+                    "Content-Disposition: attachment; filename=\"tlstrace-ca.pem\"\r\n");
+  // application/x-x509-ca-cert: the type browsers and Android offer to install.
+  if (path == "/ca.der" || path == "/ca.crt")
+    return response(200, "OK", "application/x-x509-ca-cert", page.der,
+                    "Content-Disposition: attachment; filename=\"tlstrace-ca.der\"\r\n");
+  if (path != "/" && path != "/index.html")
+    return response(404, "Not Found", "text/plain; charset=utf-8", "not found: try /, /ca.pem or /ca.der\n");
+  const std::string body =
+      "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tlstrace CA</title></head><body>\n"
+      "<h1>tlstrace interception CA</h1>\n<p>Clients must trust this certificate to talk TLS through this "
+      "proxy. Install it only where you mean to be traced.</p>\n<ul>\n"
+      "<li><a href=\"/ca.pem\">ca.pem</a> (PEM: curl, OpenSSL, Python, Node.js, Java keytool)</li>\n"
+      "<li><a href=\"/ca.der\">ca.der</a> (DER: Windows, Android, macOS, browsers)</li>\n</ul>\n"
+      "<p>Subject: <code>" +
+      html(page.subject) + "</code><br>SHA-256: <code>" + html(page.sha256) +
+      "</code></p>\n<p>The exact commands for each trust store: <code>tlstrace ca install --print "
+      "system|java|nss|python|node</code></p>\n</body></html>\n";
+  return response(200, "OK", "text/html; charset=utf-8", body);
 }
 
 }  // namespace tlstrace::net

@@ -27,7 +27,10 @@
 #include <unordered_map>
 
 #include "net/connection.h"
+#include "net/original_dst.h"
 #include "net/proxy_request.h"
+#include "net/tcp_probe.h"
+#include "net/tcp_state_watch.h"
 #include "session/socks_front_end.h"
 #include "trace/event.h"
 
@@ -75,8 +78,16 @@ class ProxyServer {
     if (a.open(ep.protocol(), ec); ec) fail("open a socket for", ec);
     if (a.set_option(tcp::acceptor::reuse_address(true), ec); ec) fail("set SO_REUSEADDR on", ec);
     if (a.bind(ep, ec); ec) fail("listen on", ec);
-    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) fail("listen on", ec);
+    // Before listen(2): every connection then keeps its SYN until read (tcp.syn).
+    if (svc_.tracer && svc_.tracer->enabled(trace::kTcp)) (void)saveSyns(a.native_handle());
+    if (a.listen(static_cast<int>(svc_.cfg->backlog), ec); ec) fail("listen on", ec);
     protocol_ = ep.protocol();
+    listen_ep_ = a.local_endpoint(ec);
+    // TPROXY hands us connections to other hosts' addresses; REDIRECT needs nothing. Best effort:
+    // without CAP_NET_ADMIN, REDIRECT still works.
+    if (svc_.cfg->mode == config::Mode::Transparent)
+      if (auto why = allowForeignAddresses(a); !why.empty() && svc_.warn)
+        svc_.warn("transparent mode: " + why + " (TPROXY needs it; REDIRECT/DNAT work without)");
     workers_[0]->listen_fd = a.native_handle();
     workers_[0]->can_accept = true;
   }
@@ -107,7 +118,14 @@ class ProxyServer {
     w.can_accept = true;
   }
 
-  void startAccepting() { accept(*workers_[0]); }
+  void startAccepting() {
+    if (svc_.tracer && svc_.tracer->enabled(trace::kTcp)) {
+      monitor_ = std::make_unique<ListenMonitor>(*ctxs_[0], *svc_.tracer);
+      monitor_->start(workers_[0]->listen_fd, workers_[0]->acceptor.local_endpoint(), svc_.cfg->backlog);
+    }
+    accept(*workers_[0]);
+  }
+  [[nodiscard]] std::uint16_t boundPort() const { return workers_[0]->acceptor.local_endpoint().port(); }
 
   [[nodiscard]] std::string boundAddress() const {
     const auto ep = workers_[0]->acceptor.local_endpoint();
@@ -118,6 +136,7 @@ class ProxyServer {
   // On the main thread (signal handler).
   void stop() {
     if (stopping_.exchange(true)) return;
+    if (monitor_) monitor_->stop();  // (before worker 0 closes the listening socket it reads)
     // Each thread closes its own reference to the listening socket (in its own table).
     for (auto& w : workers_) {
       asio::post(w->ctx, [&w = *w] {
@@ -217,12 +236,13 @@ class ProxyServer {
     });
   }
 
-  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http, int status = 503) {
+  void refuse(std::uint64_t id, tcp::socket sock, const std::string& reason, bool answer_http, int status = 503,
+              std::optional<std::string> cause = std::nullopt) {
     boost::system::error_code ignored;
     const auto remote = sock.remote_endpoint(ignored);
     const std::string ip = remote.address().to_string();
     const std::string client = (remote.address().is_v6() ? "[" + ip + "]" : ip) + ":" + std::to_string(remote.port());
-    auto r = session::refuseConnection(id, client, reason, answer_http, status);
+    auto r = session::refuseConnection(id, client, reason, answer_http, status, std::move(cause));
     svc_.tracer->emit(std::move(r.event));
     if (r.response.empty()) {
       sock.close(ignored);
@@ -258,20 +278,49 @@ class ProxyServer {
       return refuse(id, std::move(sock),
                     "--max-connections (" + std::to_string(svc_.cfg->max_connections) + ") reached",
                     front_->answersRefusals());
-    auto c = std::make_shared<Connection>(std::move(sock), svc_, *front_, id, [this, &w](std::uint64_t done) {
-      w.live.fetch_sub(1, std::memory_order_relaxed);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        live_.erase(done);
-      }
-      if (stopping_) asio::post(*ctxs_[0], [this] { maybeRelease(); });
-    });
+    std::unique_ptr<session::FrontEnd> own_front;
+    if (svc_.cfg->mode == config::Mode::Transparent) {
+      std::string why, cause;
+      own_front = transparentFrontEnd(sock, why, cause);
+      if (!own_front) return refuse(id, std::move(sock), why, false, 503, std::move(cause));
+    }
+    auto c = std::make_shared<Connection>(std::move(sock), svc_, own_front ? *own_front : *front_, id,
+                                          [this, &w](std::uint64_t done) {
+                                            w.live.fetch_sub(1, std::memory_order_relaxed);
+                                            {
+                                              std::lock_guard<std::mutex> lock(mu_);
+                                              live_.erase(done);
+                                            }
+                                            if (stopping_) asio::post(*ctxs_[0], [this] { maybeRelease(); });
+                                          });
+    if (own_front) c->keepFrontEnd(std::move(own_front));
     {
       std::lock_guard<std::mutex> lock(mu_);
       live_.emplace(id, Entry{&w.ctx, c});
     }
     w.live.fetch_add(1, std::memory_order_relaxed);
     asio::post(w.ctx, [c] { c->start(); });
+  }
+
+  // Transparent mode: the client's original destination as its connection's front end, or null
+  // with why and a cause (it cannot be read; it is the proxy itself, which would loop).
+  std::unique_ptr<session::FrontEnd> transparentFrontEnd(tcp::socket& sock, std::string& why,
+                                                         std::string& cause) const {
+    const OriginalDst o = originalDestination(sock);
+    if (!o.dst) {
+      why = "transparent mode: no original destination (" + o.error + ")";
+      cause = "no_original_dst";
+      return nullptr;
+    }
+    const std::string a = o.dst->address().to_string();
+    config::HostPort hp{a, o.dst->port()};
+    if (isOwnListeningAddress(*o.dst, listen_ep_, svc_.own_addresses)) {
+      why = "transparent mode: the original destination " + hp.str() + " (" + o.how +
+            ") is the proxy's own listening address; connecting would loop (was the client's traffic redirected?)";
+      cause = "loop";
+      return nullptr;
+    }
+    return std::make_unique<session::TransparentFrontEnd>(std::move(hp));
   }
 
   // Once stopping and idle, let every io thread run out of work.
@@ -288,8 +337,12 @@ class ProxyServer {
   // The front end of the configured mode: shared, stateless, by every connection of every thread.
   static std::unique_ptr<session::FrontEnd> makeFrontEnd(const Services& svc) {
     if (svc.cfg->mode == config::Mode::Reverse) return std::make_unique<session::ReverseFrontEnd>(*svc.cfg->upstream);
+    // Transparent mode makes one per connection (its original destination); this one only
+    // answers for refusals at accept time.
+    if (svc.cfg->mode == config::Mode::Transparent)
+      return std::make_unique<session::TransparentFrontEnd>(config::HostPort{});
     if (svc.cfg->mode == config::Mode::Socks5) return std::make_unique<session::SocksFrontEnd>(svc.cfg->proxy_auth);
-    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth);
+    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth, svc.ca_page);
   }
 
   std::vector<std::unique_ptr<asio::io_context>>& ctxs_;
@@ -297,12 +350,14 @@ class ProxyServer {
   std::unique_ptr<session::FrontEnd> front_;
   std::vector<std::unique_ptr<Worker>> workers_;
   tcp::acceptor::protocol_type protocol_ = tcp::v4();
+  tcp::endpoint listen_ep_;  // as bound (the loop guard compares original destinations with it)
   asio::steady_timer grace_;
   std::vector<Guard> guards_;
   std::mutex mu_;
   std::unordered_map<std::uint64_t, Entry> live_;
   std::atomic<std::uint64_t> next_id_{1};  // accepts are serialised, but on different threads
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<ListenMonitor> monitor_;  // tcp.listen, on worker 0's thread
 };
 
 }  // namespace
@@ -332,6 +387,7 @@ int runProxy(const Services& shared, const std::function<void(const std::string&
   services.prime_pool = &prime_pool;
   ProxyServer server(ctxs, services);
   server.listen();
+  if (services.tcp_states) services.tcp_states->listenPort(server.boundPort());
   // Before the threads take their tables: its descriptors must be in all of them (a signal runs
   // its handler on any thread).
   // Every terminating signal a user or a supervisor sends ends the same way: stop accepting,

@@ -11,10 +11,13 @@
 
 #include "config/address.h"
 #include "config/config.h"
+#include "net/proxy_request.h"
 #include "net/work_pool.h"
 #include "session/deps.h"
 
 namespace tlstrace::net {
+
+class TcpStateWatch;  // net/tcp_state_watch.h
 
 // A name lookup done on the resolver pool (getaddrinfo, as Asio's resolver asks it).
 struct Resolved {
@@ -65,6 +68,8 @@ struct Services : session::Deps {
   // Off-io-thread work (runProxy makes both; they live no longer than the io_contexts).
   ResolverPool* resolver = nullptr;
   PrimePool* prime_pool = nullptr;
+  CaPage ca_page;                       // explicit mode: served to a plain GET / (the CA certificate, like mitm.it)
+  TcpStateWatch* tcp_states = nullptr;  // --tcp-states, when the kernel allows it
 };
 
 // Can a thread of this process take a descriptor table of its own (unshare(CLONE_FILES))? Then

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "tls/context_ref.h"
@@ -23,10 +24,12 @@ class PrimeCache;
 }
 namespace tlstrace::tls {
 class CertSummaryCache;
-}
+struct ClientIdentity;
+}  // namespace tlstrace::tls
 
 namespace tlstrace::session {
 
+class Passthrough;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Deps {
@@ -44,6 +47,11 @@ struct Deps {
   // --audit-clients: the broken certificates, and which one each client gets next (both or neither).
   pki::AuditCerts* audit_certs = nullptr;
   pki::AuditPlan* audit_plan = nullptr;
+  // Mutual TLS upstream: the client certificates to present, per-host rules first, the default
+  // (empty host) last; null or empty: none (tls/client_cert.h).
+  const std::vector<tls::ClientIdentity>* client_identities = nullptr;
+  // --passthrough / --auto-passthrough (session/passthrough.h), or null.
+  Passthrough* passthrough = nullptr;
   // The session's clock (timeouts, durations): injected so that tests can move time.
   SteadyClock::time_point (*now)() = &SteadyClock::now;
 };

@@ -21,6 +21,7 @@ struct FrontStep {
     Tunnel,    // connect to `target`, answer `reply` to the client, then look for TLS
     Forward,   // connect to `target`, send `head` upstream, then relay plain bytes
     Detect,    // the target is known: look for TLS now, connect once the ClientHello is in
+    Answer,    // the request was for the proxy itself (its CA page): send `head` and close
   };
   Kind kind = Kind::NeedMore;
   int status = 0;
@@ -29,7 +30,7 @@ struct FrontStep {
   config::HostPort target;
   std::string method;        // Tunnel/Forward: for the proxy.request event
   std::string reply;         // Tunnel: to the client once connected
-  std::string head;          // Forward: to the upstream before the client's further bytes
+  std::string head;          // Forward: to the upstream before the client's further bytes; Answer: the response
   std::size_t consumed = 0;  // client bytes the front end used up (the rest is the tunnel's)
   // Answers owed for the dialogue so far (SOCKS5 method selection, RFC 1929 status), every step
   // again from the start: the session sends the part it has not sent yet, before anything else.
@@ -75,6 +76,27 @@ class ReverseFrontEnd final : public FrontEnd {
 
  private:
   config::HostPort upstream_;
+};
+
+// Transparent mode (REDIRECT or TPROXY): the client believes it talks to the server itself; the
+// driver read where it was going from the socket (net/original_dst.h) and makes one of these per
+// connection. Non-TLS bytes are relayed as plain TCP, as a router would.
+class TransparentFrontEnd final : public FrontEnd {
+ public:
+  explicit TransparentFrontEnd(config::HostPort original) : original_(std::move(original)) {}
+  [[nodiscard]] config::Mode mode() const override { return config::Mode::Transparent; }
+  [[nodiscard]] std::optional<config::HostPort> fixedTarget() const override { return original_; }
+  [[nodiscard]] FrontStep onClientBytes(std::span<const std::uint8_t>) const override {
+    FrontStep s;
+    s.kind = FrontStep::Kind::Detect;
+    s.target = original_;
+    return s;
+  }
+  [[nodiscard]] bool relaysPlaintext() const override { return true; }
+  [[nodiscard]] bool answersRefusals() const override { return false; }
+
+ private:
+  config::HostPort original_;
 };
 
 }  // namespace tlstrace::session

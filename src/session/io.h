@@ -22,6 +22,10 @@ namespace in {
 struct Start {
   std::string client;
   std::string listen;
+  // The client's SYN as the kernel received it (TCP_SAVED_SYN, IP header first) and the socket's
+  // TCP_INFO now: given when the tcp category is traced (tcp.syn, tcp.info).
+  std::vector<std::uint8_t> syn = {};
+  std::optional<trace::ev::TcpInfo> tcp = std::nullopt;
 };
 // Bytes read from a leg's socket; valid during the call only.
 struct Bytes {
@@ -33,6 +37,7 @@ struct Connected {
   std::string peer;   // address:port connected to
   std::string local;  // our side
   double connect_ms = 0;
+  std::optional<trace::ev::TcpInfo> tcp = std::nullopt;  // TCP_INFO once connected (tcp.info)
 };
 // The upstream TCP connection could not be made: 502 (refused, unreachable, no such name) or
 // 504 (timed out), with the reason.

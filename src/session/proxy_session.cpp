@@ -5,7 +5,9 @@
 #include <utility>
 
 #include "analysis/diagnose.h"
+#include "session/passthrough.h"
 #include "tls/cert_summary.h"
+#include "trace/tcp_events.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
 
@@ -91,6 +93,8 @@ void ProxySession::onStart(const in::Start& s) {
   client_addr_ = s.client;
   client_.t.open = true;
   client_.opened = start_;
+  client_ip_ = s.client.substr(0, s.client.rfind(':'));
+  if (client_ip_.size() > 2 && client_ip_.front() == '[') client_ip_ = client_ip_.substr(1, client_ip_.size() - 2);
   if (deps_.audit_plan) {
     audit_ = std::make_unique<AuditState>();
     audit_->client = s.client;
@@ -102,8 +106,12 @@ void ProxySession::onStart(const in::Start& s) {
     open.target = fixed->str();
   }
   emit(trace::Leg::None, std::move(open));
+  if (!s.syn.empty()) emit(trace::Leg::Client, trace::synEvent(s.syn));
+  if (s.tcp) emit(trace::Leg::Client, *s.tcp);
   armWatchdog();
   state_ = fixed ? State::PeekingHello : State::ReadingRequest;
+  // A STARTTLS server speaks first (or answers the client's request): connect at once.
+  if (fixed && startTlsProto()) return connectUpstream(AfterConnect::StartTls);
   readFrom(client_);
 }
 
@@ -111,6 +119,7 @@ void ProxySession::onBytes(Leg& l, std::span<const std::uint8_t> bytes) {
   l.t.reading = false;
   touch();
   l.bytes_in += bytes.size();
+  if (state_ == State::StartTls) return onStartTlsBytes(l, bytes);
   if (state_ == State::ReadingRequest || (state_ == State::PeekingHello && &l == &client_)) {
     inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
     return state_ == State::ReadingRequest ? onRequestBytes() : onHelloBytes();
@@ -128,6 +137,7 @@ void ProxySession::onConnected(const in::Connected& c) {
   upstream_.opened = deps_.now();
   upstream_.connect_ms = trace::timingMs(c.connect_ms);
   emit(trace::Leg::Upstream, trace::ev::TcpConnect{c.peer, c.local, target_.str(), upstream_.connect_ms, {}});
+  if (c.tcp) emit(trace::Leg::Upstream, *c.tcp);
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it
     // is closed with the rest.
@@ -148,7 +158,9 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
 
 void ProxySession::onTargetRefused(const in::TargetRefused& r) {
   if (state_ != State::Connecting) return;
-  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why});
+  std::optional<std::string> cause;
+  if (auto own = front_.failureReply(403, 0)) cause = own->cause;  // (SOCKS5: not_allowed)
+  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why, std::move(cause)});
   if (outcome_.empty()) outcome_ = r.why;
   connectFailed(403, r.why);
 }
@@ -167,6 +179,7 @@ void ProxySession::onClosed(Leg& l, const in::Closed& c) {
   }
   if (state_ == State::Relaying) return endOfStream(l, !l.tls || l.t.eos);
   if (state_ == State::ProbeTickets) return probeDone();
+  if (state_ == State::StartTls) return onStartTlsClosed(l);
   if (state_ == State::Closing) {
     if (l.t.await_fin) {  // after the peer's fatal alert: now our FIN
       l.t.await_fin = false;
@@ -216,6 +229,12 @@ void ProxySession::onRequestBytes() {
     case K::Refuse:
       if (!st.cause.empty()) return refuseWith(st.reply, st.reason, st.cause);
       return respondAndClose(st.status, st.reason, st.headers);
+    case K::Answer:
+      // A request to the proxy itself (the CA page): the path stands where a target would.
+      emit(trace::Leg::Client, trace::ev::ProxyRequest{st.method, st.reason});
+      client_.pending.insert(client_.pending.end(), st.head.begin(), st.head.end());
+      if (outcome_.empty()) outcome_ = "served " + st.reason + " (the proxy's CA page)";
+      return closeGracefully(outcome_);
     case K::Detect:
       target_ = st.target;
       state_ = State::PeekingHello;
@@ -235,11 +254,8 @@ void ProxySession::onRequestBytes() {
 }
 
 void ProxySession::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
-  if (auto own = front_.failureReply(status, connect_errno_)) {
-    // A 403's conn.refused is out already (onTargetRefused).
-    if (status == 403) return refuseWith(*own, reason, {});
-    return refuseWith(*own, reason, status == 504 ? "connect_timeout" : "connect_failed");
-  }
+  if (auto own = front_.failureReply(status, connect_errno_))  // a 403's conn.refused is out already
+    return refuseWith(own->bytes, reason, status == 403 ? std::string() : own->cause);
   emit(trace::Leg::Client, trace::ev::ProxyError{status, reason});
   const std::string resp = httpErrorResponse(status, reason, extra_headers);
   client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
@@ -268,6 +284,7 @@ void ProxySession::afterConnect() {
       client_.pending.insert(client_.pending.end(), tunnel_reply_.begin(), tunnel_reply_.end());
       std::string().swap(tunnel_reply_);
       flush(client_);
+      if (startTlsProto()) return beginStartTls();
       state_ = State::PeekingHello;
       // The server may speak first (SSH, SMTP, FTP banners): its bytes are awaited along with the
       // client's first ones, and decide for plain TCP if they come first (serverSpokeFirst). The
@@ -282,6 +299,7 @@ void ProxySession::afterConnect() {
       return startPlainRelay();
     case AfterConnect::PlainRelay: return startPlainRelay();
     case AfterConnect::UpstreamTls: return startUpstreamTls();
+    case AfterConnect::StartTls: return beginStartTls();
     case AfterConnect::None: return;
   }
 }
@@ -290,7 +308,8 @@ void ProxySession::connectFailed(int status, const std::string& why) {
   switch (std::exchange(after_connect_, AfterConnect::None)) {
     case AfterConnect::TunnelReply:
     case AfterConnect::Forward: return respondAndClose(status, why);
-    case AfterConnect::PlainRelay: return closeGracefully(why);
+    case AfterConnect::PlainRelay:
+    case AfterConnect::StartTls: return closeGracefully(why);
     case AfterConnect::UpstreamTls: return abortClientHandshake(why);
     case AfterConnect::None: return;
   }
@@ -325,6 +344,7 @@ void ProxySession::onHelloBytes() {
   client_.hs_start = deps_.now();
   hello_ = std::move(peek.message);
   hello_ts_ = trace::Clock::now();
+  if (maybePassthrough()) return;
   if (refuseClientVersion()) return;
   if (upstream_.t.open) {
     traceClientHello();
@@ -367,9 +387,10 @@ void ProxySession::refuseNotTls(const std::string& reason, bool close) {
 // Refusals at accept time and HTTP answers
 
 Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason, bool answer_http,
-                         int status) {
+                         int status, std::optional<std::string> cause) {
   Refusal r;
-  r.event = trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason});
+  r.event =
+      trace::Event(trace::Clock::now(), id, trace::Leg::None, trace::ev::ConnRefused{client, reason, std::move(cause)});
   if (answer_http) r.response = httpErrorResponse(status, reason);
   return r;
 }

@@ -8,6 +8,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,11 +23,13 @@
 #include "session/front_end.h"
 #include "session/io.h"
 #include "session/probe.h"
+#include "session/starttls.h"
 #include "tls/engine.h"
 #include "tls/keys.h"
 #include "tls/session_info.h"
 #include "trace/decoder.h"
 #include "trace/event.h"
+#include "wire/record_stream.h"
 
 namespace tlstrace::session {
 
@@ -72,6 +75,10 @@ class ProxySession {
   // The gathered events, not yet committed (tests read them here).
   [[nodiscard]] std::vector<trace::Event>& events() { return events_; }
   [[nodiscard]] bool finished() const { return finished_; }
+  // A leg's TCP_INFO at its close (tcp.info before tcp.close), asked by the session when it ends;
+  // set by the driver, which owns the sockets.
+  using TcpInfoProbe = std::function<std::optional<trace::ev::TcpInfo>(trace::Leg)>;
+  void setTcpInfoProbe(TcpInfoProbe probe) { tcp_probe_ = std::move(probe); }
   [[nodiscard]] std::uint64_t id() const { return id_; }
 
  private:
@@ -79,6 +86,7 @@ class ProxySession {
     ReadingRequest,     // the front end reads the client's request
     Connecting,         // waiting for in::Connected
     PeekingHello,       // is the client speaking TLS? reading its ClientHello
+    StartTls,           // relaying a STARTTLS preamble (session/starttls.h) until TLS starts
     UpstreamHandshake,  // the proxy's own handshake with the server
     ClientHandshake,    // the handshake with the client (forged certificate)
     Relaying,
@@ -87,7 +95,7 @@ class ProxySession {
     Done
   };
   // What to do once the upstream connection is up (or could not be made).
-  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls };
+  enum class AfterConnect { None, TunnelReply, Forward, PlainRelay, UpstreamTls, StartTls };
 
   struct Leg;
   // OpenSSL's callbacks for one leg: they copy bytes into events and return.
@@ -170,6 +178,7 @@ class ProxySession {
     std::string error_cause;
     bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
     bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
+    int client_certs = -1;               // certificates in the client's Certificate message (-1: none came)
     // The session as the ServerHello went by: a resumed one's lifetime and age (OpenSSL gives a
     // TLS 1.3 server's session a new time once its NewSessionTicket is made).
     tls::SessionTimes session_times;
@@ -250,6 +259,10 @@ class ProxySession {
   // event of the connection, stamped with the time the handshake completed.
   void settleUpstream();
   void traceTrust();  // tls.trust for the upstream leg
+  // Mutual TLS (session_mtls.cpp): the upstream leg's client certificate, chosen by host; and
+  // tls.client_certificate for a leg on which a certificate was requested.
+  [[nodiscard]] bool presentClientCertificate();
+  void traceClientCertificate(Leg& l);
   [[nodiscard]] static analysis::LegReport legReport(const Leg& l);
   [[nodiscard]] trace::Json fingerprints(Leg& l, bool client_hello);  // JA3/JA4 (or JA3S/JA4S) of a hello
   void settleSummary();
@@ -257,6 +270,24 @@ class ProxySession {
   void onKeyUpdate(Leg& l, bool from_client);
   [[nodiscard]] bool fromClient(const Leg& l, bool sent) const { return &l == &client_ ? !sent : sent; }
   [[nodiscard]] std::string verifyName() const { return sni_.empty() ? target_.host : sni_; }
+
+  // STARTTLS (session_starttls.cpp).
+  [[nodiscard]] std::optional<StartTlsProto> startTlsProto() const;
+  void beginStartTls();
+  void onStartTlsBytes(Leg& l, std::span<const std::uint8_t> bytes);
+  void startTlsRefused(const std::string& answer);
+  void endStartTlsPlain(Leg& l, const std::string& why, std::span<const std::uint8_t> decided);
+  void onStartTlsClosed(Leg& l);
+
+  // Passthrough (session_passthrough.cpp).
+  struct PassState {
+    wire::RecordStream from_client, from_server;
+    bool analysed = false;  // tls.key_exchange emitted
+  };
+  [[nodiscard]] bool maybePassthrough();  // the hello is in: relay untouched if a rule says so
+  void observePassthrough(Leg& src, std::span<const std::uint8_t> bytes);
+  void analysePassthrough();
+  void noteCertificateRejection(int alert);  // --auto-passthrough
 
   // Probe (session_probe.cpp).
   void probeEstablished();
@@ -326,6 +357,12 @@ class ProxySession {
   bool finished_ = false;
   bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
+  TcpInfoProbe tcp_probe_;
+  const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
+  std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
+  SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start
+  std::unique_ptr<PassState> pass_;                       // set for a passthrough connection
+  std::string client_ip_;                                 // the client's address (passthrough is per client)
 };
 
 // A client refused at accept time (--max-connections: 503, a non-loopback client without
@@ -336,7 +373,8 @@ struct Refusal {
   std::string response;  // empty: just close
 };
 [[nodiscard]] Refusal refuseConnection(std::uint64_t id, const std::string& client, const std::string& reason,
-                                       bool answer_http, int status = 503);
+                                       bool answer_http, int status = 503,
+                                       std::optional<std::string> cause = std::nullopt);
 
 // A complete HTTP/1.1 response with a text/plain body and Connection: close.
 [[nodiscard]] std::string httpErrorResponse(int status, const std::string& reason,

@@ -48,7 +48,7 @@ std::size_t ProxySession::queued(const Leg& l) {
 
 void ProxySession::readFrom(Leg& l) {
   if (finished_ || !l.t.open || l.t.reading || l.t.fin_seen || l.t.dead) return;
-  if (state_ == State::Relaying && queued(other(l)) >= kHighWater) {
+  if ((state_ == State::Relaying || state_ == State::StartTls) && queued(other(l)) >= kHighWater) {
     l.t.paused = true;
     return;
   }
@@ -67,6 +67,7 @@ void ProxySession::step(Leg& l, std::span<const std::uint8_t> bytes) {
       return;
     case State::Relaying:
       if (l.t.eos) return readFrom(l);  // after close_notify: only waiting for FIN
+      if (pass_) observePassthrough(l, bytes);
       return relay(l, l.tls ? std::span<const std::uint8_t>{} : bytes);
     case State::ProbeTickets: return probeRead();
     case State::Closing: return readFrom(l);  // drain until the peer's FIN while our close is under way
@@ -198,7 +199,7 @@ void ProxySession::onDrained(Leg& l) {
 
 void ProxySession::resumeOther(Leg& l) {
   Leg& src = other(l);
-  if (src.t.paused && state_ == State::Relaying && queued(l) < kLowWater) {
+  if (src.t.paused && (state_ == State::Relaying || state_ == State::StartTls) && queued(l) < kLowWater) {
     src.t.paused = false;
     readFrom(src);
   }
@@ -302,11 +303,16 @@ void ProxySession::finish() {
       l->by = "proxy";
       l->how = "fin";
     }
-    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}};
+    if (tcp_probe_ && tracing(trace::kTcp))
+      if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
+    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}, {}};
     if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?
       close.close_notify_in = l->t.notify_in;
       close.close_notify_out = l->t.notify_out;
     }
+    // --tcp-states: the side whose FIN came first closed actively and holds TIME_WAIT (RFC 9293
+    // 3.6); the leg's tcp.state events show the kernel's own transitions for the proxy's side.
+    if (deps_.cfg->tcp_states && l->how == "fin") close.time_wait = l->by;
     emit(l->which, std::move(close));
   }
   if (audit_) reportAudit(false, "closed without sending application data");
@@ -328,15 +334,20 @@ void ProxySession::finish() {
 // Handshake and idle timeouts.
 
 void ProxySession::armWatchdog() {
-  const auto deadline = state_ == State::Relaying ? last_activity_ + seconds(deps_.cfg->idle_timeout_s)
-                                                  : start_ + seconds(deps_.cfg->handshake_timeout_s);
+  // A STARTTLS preamble is a plaintext conversation like the relay: the idle timeout applies; the
+  // handshake after it has its own time from then on (handshake_from_).
+  const bool idle = state_ == State::Relaying || state_ == State::StartTls;
+  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  const auto deadline =
+      idle ? last_activity_ + seconds(deps_.cfg->idle_timeout_s) : hs_from + seconds(deps_.cfg->handshake_timeout_s);
   actions_.push_back(act::ArmTimer{deadline});
 }
 
 void ProxySession::onWatchdog() {
-  const bool relaying = state_ == State::Relaying;
+  const bool relaying = state_ == State::Relaying || state_ == State::StartTls;  // (see armWatchdog)
   const double limit_s = relaying ? deps_.cfg->idle_timeout_s : deps_.cfg->handshake_timeout_s;
-  if (deps_.now() - (relaying ? last_activity_ : start_) < seconds(limit_s)) return armWatchdog();
+  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  if (deps_.now() - (relaying ? last_activity_ : hs_from) < seconds(limit_s)) return armWatchdog();
   const std::string why = relaying ? "idle timeout" : "handshake timeout";
   for (Leg* l : {&client_, &upstream_}) {
     if (l->t.open && l->by.empty()) {

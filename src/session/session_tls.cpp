@@ -86,6 +86,7 @@ void ProxySession::startUpstreamTls() {
     traceTlsError(upstream_, err, "setup");
     return abortClientHandshake(err);
   }
+  if (!presentClientCertificate()) return;
   if (probe_ && probe_->resume) (void)probe_->resume->offer(upstream_.tls->ssl());
   if (deps_.cfg->mirror_client && client_.decoder.offer().seen)
     emit(trace::Leg::Upstream,
@@ -279,13 +280,16 @@ void ProxySession::traceTlsError(Leg& l, const std::string& reason, const std::s
   analysis::FailureFacts ff;
   ff.client_leg = &l == &client_;
   ff.ssl_reason = l.tls ? l.tls->errorReason() : 0;
-  ff.verify_error = l.verify_failure.error;
+  // (On the client leg a verify failure is about the client's own certificate: traced, not a cause.)
+  ff.verify_error = &l == &upstream_ ? l.verify_failure.error : 0;
   ff.alert_received = l.last_alert_received;
   ff.alert_sent = l.last_alert_sent;
   ff.peer_reset = facts.reset;
   ff.peer_closed = facts.closed;
   ff.timeout = facts.timeout;
   ff.certificate_requested = l.certificate_requested;
+  ff.client_certificate_sent = &l == &upstream_ && l.client_certs > 0;
+  if (stage == "handshake") traceClientCertificate(l);
   if (stage == "handshake") analyseUnfinished(l, ff);
   const analysis::Diagnosis d = analysis::diagnose(ff);
   trace::ev::TlsError e;
@@ -356,6 +360,7 @@ void ProxySession::onEstablished(Leg& l, SteadyClock::time_point at) {
   // idle connection).
   using analysis::SummaryInput;
   l.established = analysis::keepForSummary(SummaryInput::Established, trace::fieldsObject(established));
+  traceClientCertificate(l);
   emit(l.which, std::move(established));
   Json kex = std::exchange(l.key_exchange, analysis::keepForSummary(SummaryInput::KeyExchange, l.key_exchange));
   if (!kex.isNull()) emit(l.which, trace::ev::TlsKeyExchange{{std::move(kex)}});
@@ -492,6 +497,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
     if (bytes[1] != 0) (sent ? leg->last_alert_sent : leg->last_alert_received) = desc;
     leg->alerts.push_back((sent ? "sent " : "received ") + level + " " + desc);
     c.emit(leg->which, trace::ev::TlsAlert{dir, level, desc, bytes[1]});
+    if (!sent && leg == &c.client_) c.noteCertificateRejection(bytes[1]);
     return;
   }
   if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {
@@ -509,6 +515,10 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   // Decoded even when not traced: the analysis and the summary need what the messages said.
   auto desc = leg->decoder.describe(bytes, from_client);
   if (type == HandshakeType::CertificateRequest) leg->certificate_requested = true;
+  if (type == HandshakeType::Certificate && from_client) {
+    const Json* chain = desc.body.find("chain");
+    leg->client_certs = chain ? static_cast<int>(chain->asArray().size()) : 0;
+  }
   if (type == HandshakeType::Certificate && !sent) leg->peer_certificate = true;
   if (leg->handshake_ms) c.noteRenegotiation(*leg, type);
   if (!bytes.empty() && type == HandshakeType::KeyUpdate) c.onKeyUpdate(*leg, from_client);

@@ -129,6 +129,16 @@ std::string violationLine(const trace::Event& e) {
          "): " + escapeText(v->message);
 }
 
+std::string passthroughLine(const trace::Event& e) {
+  const auto* a = e.as<trace::ev::PassthroughAuto>();
+  if (!a) return {};
+  char stamp[trace::kTimestampLength];
+  trace::writeTimestamp(e.ts, stamp);
+  return std::string(stamp + 11, 12) + " #" + std::to_string(e.conn) + " PASSTHROUGH " + escapeText(a->host) + " for " +
+         a->client + " from now on: it rejected the forged certificate " + std::to_string(a->rejections) + " times; " +
+         escapeText(a->undo);
+}
+
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
   using namespace trace::ev;
   if (const auto* cl = e.as<ConnClose>()) {
@@ -155,6 +165,11 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     c.cause = "refused";
     c.detail = r->reason;
     finish(e, c, out);
+    return;
+  }
+  if (e.as<PassthroughAuto>()) {
+    out += passthroughLine(e);
+    out.push_back('\n');
     return;
   }
   if (e.as<AuditResult>()) {

@@ -89,6 +89,8 @@ class ConsoleSink : public trace::Sink {
 [[nodiscard]] std::string violationLine(const trace::Event& e);
 // "HH:MM:SS.mmm #conn AUDIT scenario: client ACCEPTED it / refused it (target): evidence".
 [[nodiscard]] std::string auditLine(const trace::Event& e);
+// "HH:MM:SS.mmm #conn PASSTHROUGH host for client from now on: ...; how to undo" for passthrough.auto.
+[[nodiscard]] std::string passthroughLine(const trace::Event& e);
 
 // The summary printed on exit: each line ends in '\n'. `outputs`: (what, path) of each output file.
 [[nodiscard]] std::string renderExitSummary(const ConsoleTotals& t,

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "sinks/sinks.h"
+#include "trace/escape.h"
 #include "trace/event.h"
 
 namespace tlstrace::sinks {
@@ -20,20 +21,13 @@ bool isHex(std::string_view s) {
 // escapes a peer's other bytes (docs/events.md), so such a line was not written by tlstrace.
 std::size_t invalidUtf8At(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned c = p[i];
-    if (c < 0x80) {
+  for (std::size_t i = trace::plainJsonPrefix(s.data(), s.size()); i < s.size();) {
+    if (p[i] < 0x80) {
       ++i;
       continue;
     }
-    const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return i;
-    // The second byte's range depends on the first (RFC 3629 4's table); the rest are 80..BF.
-    const unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-    const unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-    if (p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (std::size_t k = 2; k < len; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xbf) return i;
+    const std::size_t len = trace::utf8SequenceLength(p + i, s.size() - i);
+    if (len == 0) return i;
     i += len;
   }
   return std::string_view::npos;
@@ -42,6 +36,44 @@ std::size_t invalidUtf8At(std::string_view s) {
 constexpr std::size_t kReportedMax = 20;  // bad lines named one by one; the rest are counted
 
 }  // namespace
+
+void forEachLine(std::FILE* in, const std::function<void(std::string_view, bool)>& each) {
+  std::string line;
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
+    std::string_view chunk(buf, n);
+    for (std::size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
+      if (line.empty()) {
+        each(chunk.substr(0, nl), false);
+      } else {
+        line.append(chunk.substr(0, nl));
+        each(line, false);
+        line.clear();
+      }
+    }
+    line.append(chunk);
+  }
+  if (!line.empty()) each(line, true);
+}
+
+bool parseEventLine(std::string_view line, trace::Event& e, std::string& why) {
+  if (const std::size_t at = invalidUtf8At(line); at != std::string_view::npos) {
+    why = "not UTF-8 (byte " + std::to_string(at) + ")";
+    return false;
+  }
+  std::string err;
+  const auto j = trace::Json::parse(line, &err);
+  if (!j) {
+    why = "not JSON (" + err + ")";
+    return false;
+  }
+  if (!trace::fromJson(*j, e, &err)) {
+    why = "not an event: " + err;
+    return false;
+  }
+  return true;
+}
 
 EventsConverter::EventsConverter(std::string file, To to, trace::TextFormat format)
     : file_(std::move(file)), to_(to), format_(format) {}
@@ -52,16 +84,19 @@ bool EventsConverter::fail(std::string why) {
   return false;
 }
 
-bool EventsConverter::feed(std::string_view line, std::string& out) {
+bool EventsConverter::parse(std::string_view line, trace::Event& e) {
   ++lines;
-  if (line.empty()) return true;
-  if (const std::size_t at = invalidUtf8At(line); at != std::string_view::npos)
-    return fail("not UTF-8 (byte " + std::to_string(at) + ")");
-  std::string err;
-  const auto j = trace::Json::parse(line, &err);
-  if (!j) return fail("not JSON (" + err + ")");
+  if (std::string why; !parseEventLine(line, e, why)) return fail(why);
+  return true;
+}
+
+bool EventsConverter::feed(std::string_view line, std::string& out) {
+  if (line.empty()) {
+    ++lines;
+    return true;
+  }
   trace::Event e;
-  if (!trace::fromJson(*j, e, &err)) return fail("not an event: " + err);
+  if (!parse(line, e)) return false;
   if (to_ == To::Text) {
     trace::appendText(e, format_, out);
     return true;
@@ -89,33 +124,28 @@ bool EventsConverter::feed(std::string_view line, std::string& out) {
 }
 
 int EventsConverter::run(std::FILE* in, std::FILE* out, const Report& report) {
-  std::string line, rendered;
-  const auto one = [&](std::string_view text) {
+  std::string rendered;
+  forEachLine(in, [&](std::string_view text, bool last) {
     rendered.clear();
+    const std::size_t before = bad;
     if (!feed(text, rendered) && bad <= kReportedMax) report(true, error_);
     std::fwrite(rendered.data(), 1, rendered.size(), out);
-  };
-  // fread, not fgets: a NUL byte is part of a line (and makes it invalid), not its end.
-  char buf[65536];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
-    std::string_view chunk(buf, n);
-    for (std::size_t nl; (nl = chunk.find('\n')) != std::string_view::npos; chunk.remove_prefix(nl + 1)) {
-      if (line.empty()) {
-        one(chunk.substr(0, nl));
-      } else {
-        line.append(chunk.substr(0, nl));
-        one(line);
-        line.clear();
-      }
-    }
-    line.append(chunk);
-  }
-  if (!line.empty()) {
+    if (last && bad > before && bad <= kReportedMax)
+      report(true, file_ + ": its last line has no newline: a cut-off file?");
+  });
+  return verdict(report);
+}
+
+int EventsConverter::read(std::FILE* in, const std::function<void(const trace::Event&)>& each, const Report& report) {
+  forEachLine(in, [&](std::string_view text, bool last) {
+    trace::Event e;
     const std::size_t before = bad;
-    one(line);
-    if (bad > before && bad <= kReportedMax) report(true, file_ + ": its last line has no newline: a cut-off file?");
-  }
+    if (text.empty()) ++lines;
+    else if (parse(text, e)) each(e);
+    else if (bad <= kReportedMax) report(true, error_);
+    if (last && bad > before && bad <= kReportedMax)
+      report(true, file_ + ": its last line has no newline: a cut-off file?");
+  });
   return verdict(report);
 }
 

@@ -143,17 +143,20 @@ void OutputFile::abandonHeld() {
 }
 
 bool OutputFile::write(std::string_view data, std::uint64_t units) {
+  // A lines output counts the lines of `data` itself, and only when they are held or lost.
+  if (spec_.lines) units = kCountLines;
+  const auto count = [&] { return units == kCountLines ? countLines(data) : units; };
   std::lock_guard<std::mutex> lock(mu_);
   if (reopen_.exchange(false)) reopenLocked();
   if (!failed_ && fd_ < 0 && owned_ == false && !spec_.path.empty() && spec_.path != "-") openPath(false);
   if (!failed_) drainHeld();
   if (failed_) {
-    lose(units, "");
+    lose(count(), "");
     return false;
   }
   if (data.empty()) return true;
   if (fd_ < 0 || !held_.empty()) {
-    hold(data, units);
+    hold(data, count());
     return true;
   }
   std::size_t done = 0;
@@ -232,6 +235,7 @@ void OutputFile::fail(int err, std::string_view data, std::size_t done, std::uin
   }
   if (done > 0 && !(start >= 0 && ::ftruncate(fd_, start + static_cast<off_t>(keep)) == 0))
     keep = spec_.lines ? done : 0;  // not cut: the whole lines it took are delivered
+  if (units == kCountLines) units = countLines(data);
   const std::uint64_t kept = spec_.lines ? std::min(units, countLines(data.substr(0, keep))) : 0;
   const std::string text = std::strerror(err);
   lose(units - kept, text);

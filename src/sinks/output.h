@@ -39,7 +39,9 @@ class OutputFile {
   OutputFile& operator=(const OutputFile&) = delete;
 
   // `data` holds `units` whole lines or blocks: written whole, held whole or lost whole (counted).
-  // False when they are lost. Thread-safe.
+  // False when they are lost. Thread-safe. A lines output counts the lines of `data` itself, only
+  // when it has to (held or lost), not on every write: pass kCountLines.
+  static constexpr std::uint64_t kCountLines = ~std::uint64_t{0};
   bool write(std::string_view data, std::uint64_t units);
   // SIGHUP: reopen the path (rotation). Done at once unless a write is under way, else by the next
   // write. Any thread.

@@ -29,7 +29,7 @@ BufferedFile::BufferedFile(const std::string& path, std::FILE* fallback, const c
 BufferedFile::~BufferedFile() { flush(); }
 
 void BufferedFile::flush() {
-  if (!buf_.empty()) (void)out_.write(buf_, static_cast<std::uint64_t>(std::count(buf_.begin(), buf_.end(), '\n')));
+  if (!buf_.empty()) (void)out_.write(buf_, OutputFile::kCountLines);
   else (void)out_.write({}, 0);  // what a FIFO held goes out once its reader comes
   buf_.clear();
 }

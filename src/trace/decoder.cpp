@@ -330,8 +330,13 @@ void LegDecoder::certificateRequest(Bytes msg, Bytes body, Json& b) {
     return;
   }
   Json types = Json::array();
-  for (auto t : c.certificate_types) types.push(static_cast<int>(t));
+  Json names = Json::array();
+  for (auto t : c.certificate_types) {
+    types.push(static_cast<int>(t));
+    names.push(std::string(clientCertificateTypeName(t)));
+  }
   b.set("certificate_types", std::move(types));
+  b.set("certificate_type_names", std::move(names));
   if (!c.signature_algorithms.empty())
     b.set("signature_algorithms", u16Names(c.signature_algorithms, signatureSchemeName));
   Json cas = Json::array();

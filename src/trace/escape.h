@@ -30,8 +30,10 @@ namespace tlstrace::trace {
 [[nodiscard]] bool isInvisibleControl(std::uint32_t cp);
 
 // How many bytes at the start of [p, p + n) are printable ASCII other than a backslash (the bytes
-// escapeText() copies without looking further).
+// escapeText() copies without looking further); plainJsonPrefix() stops at a double quote too (the
+// bytes a JSON string holds as they are).
 [[nodiscard]] std::size_t plainTextPrefix(const char* p, std::size_t n);
+[[nodiscard]] std::size_t plainJsonPrefix(const char* p, std::size_t n);
 
 // Appends `s` as the text trace shows a string (see above).
 void appendEscapedText(std::string_view s, std::string& out);

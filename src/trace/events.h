@@ -85,7 +85,8 @@ struct ProxyError {
 // A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
-  std::optional<std::string> cause = std::nullopt;  // SOCKS5 mode: which rule or error (socks_auth_failed, ...)
+  // A short token where one applies (transparent mode: loop, no_original_dst; SOCKS5: socks_auth_failed, ...).
+  std::optional<std::string> cause;
   TLSTRACE_EVENT("conn.refused", kCore);
 };
 // An output lost events or lines (a write error, a FIFO nobody reads, a stalled trace writer):
@@ -111,6 +112,11 @@ struct TcpConnect {
 struct ConnPlaintext {
   std::string reason, first_bytes;
   TLSTRACE_EVENT("conn.plaintext", kCore);
+};
+// One message of a STARTTLS preamble (session/starttls.h), on the leg it was read from.
+struct ConnStartTls {
+  std::string proto, step, text;
+  TLSTRACE_EVENT("conn.starttls", kCore);
 };
 // One handshake message (or ChangeCipherSpec), decoded.
 struct TlsMessage {
@@ -149,6 +155,11 @@ struct TlsKeys {
 struct TlsTrust {
   Report report;
   TLSTRACE_EVENT("tls.trust", kTrust);
+};
+// Mutual TLS on a leg: what was asked and which client certificate went (tls::clientCertificateFields).
+struct TlsClientCertificate {
+  Report report;
+  TLSTRACE_EVENT("tls.client_certificate", kTrust);
 };
 // A leg's handshake completed.
 struct TlsEstablished {
@@ -207,6 +218,7 @@ struct TcpClose {
   // An established TLS leg only: whether close_notify came before the peer's FIN (in) and before
   // ours (out). false with a FIN or a reset is a truncated stream (RFC 8446 6.1).
   std::optional<bool> close_notify_in, close_notify_out;
+  std::optional<std::string> time_wait;  // --tcp-states, closed with FINs: "proxy" or "peer"
   TLSTRACE_EVENT("tcp.close", kTcp);
 };
 // Both legs side by side (analysis::buildSummary / completeSummary).
@@ -230,6 +242,71 @@ struct PolicyViolation {
 struct AuditResult {
   std::string scenario, client, target, verdict, evidence;
   TLSTRACE_EVENT("audit.result", kCore);
+};
+// The client's SYN as the proxy's kernel received it (TCP_SAVED_SYN): one per client leg.
+struct TcpSyn {
+  std::string src, dst;          // "ip:port"
+  std::uint32_t seq = 0;         // the client's initial sequence number
+  std::uint64_t win = 0;         // as written (a SYN's window is never scaled)
+  std::string flags;             // "SYN", "SYN,ECE,CWR"
+  std::uint64_t ttl = 0;         // IPv4 TTL / IPv6 hop limit
+  Json options = Json::array();  // in wire order: {kind, name?, value | shift | tsval, tsecr | length, data}
+  std::optional<std::uint64_t> mss, wscale;
+  bool sack_perm = false;
+  std::optional<std::uint32_t> ts_val, ts_ecr;
+  std::optional<std::string> error;  // the bytes did not decode (then `hex` has them)
+  std::optional<std::string> hex;
+  TLSTRACE_EVENT("tcp.syn", kTcp);
+};
+// The kernel's TCP_INFO of a leg's socket, as `ss -ti` shows it: at establishment and at close.
+struct TcpInfo {
+  std::string at;     // "established" or "close"
+  std::string state;  // the kernel's state then: ESTABLISHED, CLOSE_WAIT, FIN_WAIT2, ...
+  double rtt_ms = 0, rttvar_ms = 0, rto_ms = 0;
+  std::uint64_t snd_mss = 0, rcv_mss = 0, advmss = 0, pmtu = 0;
+  std::uint64_t cwnd = 0;
+  std::optional<std::uint64_t> ssthresh;  // absent while still "infinite" (slow start)
+  std::uint64_t retransmits = 0, total_retrans = 0;
+  std::uint64_t bytes_acked = 0, bytes_received = 0, segs_out = 0, segs_in = 0;
+  bool sack = false, timestamps = false, ecn = false;
+  std::optional<std::uint64_t> snd_wscale, rcv_wscale;  // both present when window scaling is on
+  TLSTRACE_EVENT("tcp.info", kTcp);
+};
+// The listener's health (conn 0): at start, whenever the network namespace's listen overflows or
+// drops grow, and at stop when they grew.
+struct TcpListen {
+  std::string listen, reason;                            // reason: "start", "overflow", "stop"
+  std::uint64_t backlog = 0;                             // asked of listen(2)
+  std::uint64_t accept_queue = 0, accept_queue_max = 0;  // sock_diag: waiting for accept, and the cap
+  std::uint64_t somaxconn = 0, tcp_max_syn_backlog = 0;
+  std::uint64_t listen_overflows = 0, listen_drops = 0;  // since start (/proc/net/netstat TcpExt)
+  std::uint64_t new_overflows = 0, new_drops = 0;        // since the previous tcp.listen
+  TLSTRACE_EVENT("tcp.listen", kTcp);
+};
+// --passthrough, --auto-passthrough: the connection is relayed untouched (the client sees the
+// server's own certificate); its plaintext handshake messages are still traced.
+struct ConnPassthrough {
+  std::string host;  // the name or address matched (SNI, else the target host)
+  std::string rule;  // the --passthrough pattern, or "auto"
+  TLSTRACE_EVENT("conn.passthrough", kCore);
+};
+// --auto-passthrough: a client rejected the forged certificate for a host often enough; that host
+// is passed through for that client from now on.
+struct PassthroughAuto {
+  std::string client, host;
+  std::uint64_t rejections = 0;
+  std::string undo;
+  TLSTRACE_EVENT("passthrough.auto", kCore);
+};
+// --tcp-states: one kernel TCP state transition of a leg's socket (net/tcp_state_watch.h), or one
+// derived from captured segments (analysis/tcp_states.h).
+struct TcpState {
+  std::string from, to;
+  std::string source;              // "ebpf" or "capture"
+  std::optional<double> since_ms;  // since the leg's previous transition
+  std::optional<std::string> local, peer;
+  std::optional<bool> reset;  // the socket closed on a reset (sk_err set)
+  TLSTRACE_EVENT("tcp.state", kTcp);
 };
 #undef TLSTRACE_EVENT
 
@@ -286,6 +363,12 @@ void ConnPlaintext::fields(S& s, V& v) {
   v("first_bytes", s.first_bytes);
 }
 template <class S, class V>
+void ConnStartTls::fields(S& s, V& v) {
+  v("proto", s.proto);
+  v("step", s.step);
+  v("text", s.text);
+}
+template <class S, class V>
 void TlsMessage::fields(S& s, V& v) {
   v("dir", s.dir);
   v("type", s.type);
@@ -320,6 +403,10 @@ void TlsKeys::fields(S& s, V& v) {
 }
 template <class S, class V>
 void TlsTrust::fields(S& s, V& v) {
+  v.spread(s.report);
+}
+template <class S, class V>
+void TlsClientCertificate::fields(S& s, V& v) {
   v.spread(s.report);
 }
 template <class S, class V>
@@ -379,6 +466,7 @@ void TcpClose::fields(S& s, V& v) {
   v("duration_ms", s.duration_ms);
   v("close_notify_in", s.close_notify_in);
   v("close_notify_out", s.close_notify_out);
+  v("time_wait", s.time_wait);
 }
 template <class S, class V>
 void ConnSummary::fields(S& s, V& v) {
@@ -410,14 +498,125 @@ void AuditResult::fields(S& s, V& v) {
   v("verdict", s.verdict);
   v("evidence", s.evidence);
 }
+template <class S, class V>
+void TcpState::fields(S& s, V& v) {
+  v("from", s.from);
+  v("to", s.to);
+  v("source", s.source);
+  v("since_ms", s.since_ms);
+  v("local", s.local);
+  v("peer", s.peer);
+  v("reset", s.reset);
+}
+
+template <class S, class V>
+void TcpSyn::fields(S& s, V& v) {
+  v("src", s.src);
+  v("dst", s.dst);
+  v("seq", s.seq);
+  v("win", s.win);
+  v("flags", s.flags);
+  v("ttl", s.ttl);
+  v("options", s.options);
+  v("mss", s.mss);
+  v("wscale", s.wscale);
+  v("sack_perm", s.sack_perm);
+  v("ts_val", s.ts_val);
+  v("ts_ecr", s.ts_ecr);
+  v("error", s.error);
+  v("hex", s.hex);
+}
+template <class S, class V>
+void TcpInfo::fields(S& s, V& v) {
+  v("at", s.at);
+  v("state", s.state);
+  v("rtt_ms", s.rtt_ms);
+  v("rttvar_ms", s.rttvar_ms);
+  v("rto_ms", s.rto_ms);
+  v("snd_mss", s.snd_mss);
+  v("rcv_mss", s.rcv_mss);
+  v("advmss", s.advmss);
+  v("pmtu", s.pmtu);
+  v("cwnd", s.cwnd);
+  v("ssthresh", s.ssthresh);
+  v("retransmits", s.retransmits);
+  v("total_retrans", s.total_retrans);
+  v("bytes_acked", s.bytes_acked);
+  v("bytes_received", s.bytes_received);
+  v("segs_out", s.segs_out);
+  v("segs_in", s.segs_in);
+  v("sack", s.sack);
+  v("timestamps", s.timestamps);
+  v("ecn", s.ecn);
+  v("snd_wscale", s.snd_wscale);
+  v("rcv_wscale", s.rcv_wscale);
+}
+template <class S, class V>
+void TcpListen::fields(S& s, V& v) {
+  v("listen", s.listen);
+  v("reason", s.reason);
+  v("backlog", s.backlog);
+  v("accept_queue", s.accept_queue);
+  v("accept_queue_max", s.accept_queue_max);
+  v("somaxconn", s.somaxconn);
+  v("tcp_max_syn_backlog", s.tcp_max_syn_backlog);
+  v("listen_overflows", s.listen_overflows);
+  v("listen_drops", s.listen_drops);
+  v("new_overflows", s.new_overflows);
+  v("new_drops", s.new_drops);
+}
+template <class S, class V>
+void ConnPassthrough::fields(S& s, V& v) {
+  v("host", s.host);
+  v("rule", s.rule);
+}
+template <class S, class V>
+void PassthroughAuto::fields(S& s, V& v) {
+  v("client", s.client);
+  v("host", s.host);
+  v("rejections", s.rejections);
+  v("undo", s.undo);
+}
 
 }  // namespace ev
 
 // Every kind, in the order of docs/events.md; Other last.
-using Payload = std::variant<ev::ConnOpen, ev::ProxyRequest, ev::ProxyError, ev::ConnRefused, ev::TcpConnect,
-                             ev::ConnPlaintext, ev::TlsMessage, ev::TlsMirror, ev::TlsRecord, ev::TlsSecret,
-                             ev::TlsKeys, ev::TlsTrust, ev::TlsEstablished, ev::TlsKeyExchange, ev::TlsPrimeCheck,
-                             ev::TlsAlert, ev::TlsError, ev::Data, ev::TcpClose, ev::ConnSummary, ev::ConnClose,
-                             ev::PolicyViolation, ev::AuditResult, ev::TraceDropped, ev::Other>;
+// (One kind per line, new ones appended before Other, so that branches adding kinds merge.)
+// clang-format off
+using Payload = std::variant<
+    ev::ConnOpen,
+    ev::ProxyRequest,
+    ev::ProxyError,
+    ev::ConnRefused,
+    ev::TcpConnect,
+    ev::ConnPlaintext,
+    ev::TlsMessage,
+    ev::TlsMirror,
+    ev::TlsRecord,
+    ev::TlsSecret,
+    ev::TlsKeys,
+    ev::TlsTrust,
+    ev::TlsEstablished,
+    ev::TlsKeyExchange,
+    ev::TlsPrimeCheck,
+    ev::TlsAlert,
+    ev::TlsError,
+    ev::Data,
+    ev::TcpClose,
+    ev::ConnSummary,
+    ev::ConnClose,
+    ev::PolicyViolation,
+    ev::AuditResult,
+    ev::TraceDropped,
+    ev::TcpSyn,
+    ev::TcpInfo,
+    ev::TcpListen,
+    ev::TlsClientCertificate,
+    ev::ConnStartTls,
+    ev::ConnPassthrough,
+    ev::PassthroughAuto,
+    ev::TcpState,
+    ev::Other>;
+// clang-format on
 
 }  // namespace tlstrace::trace

@@ -1,7 +1,6 @@
 #include "trace/json.h"
 
 #include <algorithm>
-#include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 #include <cctype>
@@ -16,34 +15,6 @@
 namespace tlstrace::trace {
 
 namespace {
-// The bytes escape() must not copy as they are without a look (RFC 8259 7, plus DEL), and the
-// non-ASCII ones, whose UTF-8 it checks (RFC 8259 8.1: a JSON text is UTF-8).
-constexpr auto kEscaped = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 0x7f; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = t['\\'] = true;
-  return t;
-}();
-
-// How many bytes at the start of [p, p + n) can be copied as they are: 16 at a time with vector
-// compares (the same set as kEscaped), then one by one. Hex strings and names make up most of a
-// trace.
-std::size_t plainPrefix(const char* p, std::size_t n) {
-  using V16 = std::uint8_t __attribute__((vector_size(16)));
-  std::size_t i = 0;
-  for (; n - i >= 16; i += 16) {
-    V16 v;
-    std::memcpy(&v, p + i, sizeof v);
-    const V16 bad = (v < 0x20) | (v == '"') | (v == '\\') | (v >= 0x7f);
-    std::uint64_t half[2];
-    std::memcpy(half, &bad, sizeof half);
-    if ((half[0] | half[1]) != 0) break;
-  }
-  while (i < n && !kEscaped[static_cast<unsigned char>(p[i])]) ++i;
-  return i;
-}
-
 // Appends to a std::string through a cursor: the string is grown ahead of the writes (zero-filled,
 // cheaply) and cut back to what was written when done, so each small append is one compare and
 // one copy instead of a call into std::string. JSON lines are most of what the writer thread does.
@@ -78,7 +49,7 @@ class Out {
 // Writes `s` as a JSON string; true when it was not valid UTF-8 (each invalid byte written as
 // U+FFFD: escape.h says where the bytes go).
 bool escape(std::string_view s, Out& out) {
-  std::size_t i = plainPrefix(s.data(), s.size());
+  std::size_t i = plainJsonPrefix(s.data(), s.size());
   if (i == s.size()) {  // the common case (keys, names, hex): one copy between the quotes
     char* w = out.room(s.size() + 2);
     w[0] = '"';
@@ -107,14 +78,14 @@ bool escape(std::string_view s, Out& out) {
         } else {
           i += len;  // valid: copied with the run
         }
-        i += plainPrefix(s.data() + i, s.size() - i);
+        i += plainJsonPrefix(s.data() + i, s.size() - i);
         continue;
       }
       out.append(s.data() + run, i - run);
       run = ++i;
       out.append("\\ufffd", 6);
       replaced = true;
-      i += plainPrefix(s.data() + i, s.size() - i);
+      i += plainJsonPrefix(s.data() + i, s.size() - i);
       continue;
     }
     out.append(s.data() + run, i - run);
@@ -131,7 +102,7 @@ bool escape(std::string_view s, Out& out) {
         out.append(esc, sizeof esc);
       }
     }
-    i += plainPrefix(s.data() + i, s.size() - i);
+    i += plainJsonPrefix(s.data() + i, s.size() - i);
   }
   out.append(s.data() + run, s.size() - run);
   out.put('"');
@@ -141,7 +112,7 @@ bool escape(std::string_view s, Out& out) {
 }  // namespace
 
 bool appendJsonString(std::string_view s, std::string& out) {
-  if (plainPrefix(s.data(), s.size()) == s.size()) {  // no Out for one short string: append as is
+  if (plainJsonPrefix(s.data(), s.size()) == s.size()) {  // no Out for one short string: append as is
     out += '"';
     out += s;
     out += '"';

@@ -259,6 +259,7 @@ void appendDefault(const Event& e, std::string& out) {
   thread_local std::string prefix;
   char buf[kLinePrefixMax];
   prefix.assign(buf, writeLinePrefix(e, buf));
+  if (const auto step = appendTcpLadder(e, prefix, out); step == LadderStep::Done) return;
   out += prefix;
   std::string_view skip1, skip2, skip3;  // fields already shown in the headline
   std::string_view message_type;         // tls.message: its body's fields are shown flat
@@ -281,6 +282,33 @@ void appendDefault(const Event& e, std::string& out) {
     out += std::to_string(d->total);
     out += " in all)"sv;
     if (d->error) (out += ": "sv) += *d->error;
+    out += '\n';
+    return;
+  } else if (const auto* st = e.as<ev::ConnStartTls>()) {  // one line per preamble message, escaped
+    out += "<- starttls "sv;
+    appendEscapedText(st->proto, out);
+    out += ' ';
+    appendEscapedText(st->step, out);
+    out += ": "sv;
+    appendEscapedText(st->text, out);
+    out += '\n';
+    return;
+  } else if (const auto* t = e.as<ev::TcpState>()) {  // one compact line per kernel transition
+    out += e.leg == Leg::Upstream ? "  proxy\u21c4server  "sv : "  client\u21c4proxy  "sv;
+    appendEscapedText(t->from, out);  // convert reads them from a file: escaped like any text
+    out += " \u2192 "sv;
+    appendEscapedText(t->to, out);
+    if (t->reset && *t->reset) out += " (reset)"sv;
+    if (t->since_ms) {
+      char ms[32];
+      std::snprintf(ms, sizeof ms, " (+%.1f ms)", *t->since_ms);
+      out += ms;
+    }
+    if (t->source != "ebpf") {
+      out += " ["sv;
+      appendEscapedText(t->source, out);
+      out += ']';
+    }
     out += '\n';
     return;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {

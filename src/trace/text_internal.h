@@ -31,6 +31,10 @@ void appendEscapedLines(std::string& out, const std::string& indent, std::string
 [[nodiscard]] std::int64_t intField(const Json& obj, std::string_view key);
 
 [[nodiscard]] std::string renderJsse(const Event& e);
+// The TCP ladder (text_tcp.cpp): its line(s) for a TCP event, after `prefix`; ThenFields: the
+// event's generic block follows.
+enum class LadderStep { NotTcp, Done, ThenFields };
+LadderStep appendTcpLadder(const Event& e, const std::string& prefix, std::string& out);
 [[nodiscard]] std::string renderOpenssl(const Event& e);
 
 }  // namespace tlstrace::trace::text_detail

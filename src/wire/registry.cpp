@@ -207,7 +207,25 @@ std::string_view extensionName(std::uint16_t id) {
   if (isGrease(id)) return "GREASE";
   return lookup(kExtensions, id);
 }
+// RFC 5246 7.4.4 ClientCertificateType, with RFC 8422 5.5 (ECDSA) and RFC 9189 (GOST); the
+// IANA registry marks 5, 6 and 20 reserved.
+constexpr std::array<Row<std::uint8_t>, 12> kClientCertificateTypes{{
+    {1, "rsa_sign"},
+    {2, "dss_sign"},
+    {3, "rsa_fixed_dh"},
+    {4, "dss_fixed_dh"},
+    {5, "rsa_ephemeral_dh"},
+    {6, "dss_ephemeral_dh"},
+    {20, "fortezza_dms"},
+    {64, "ecdsa_sign"},
+    {65, "rsa_fixed_ecdh"},
+    {66, "ecdsa_fixed_ecdh"},
+    {67, "gost_sign256"},
+    {68, "gost_sign512"},
+}};
+
 std::string_view alertName(std::uint8_t id) { return lookup(kAlerts, id); }
+std::string_view clientCertificateTypeName(std::uint8_t id) { return lookup(kClientCertificateTypes, id); }
 std::string_view handshakeTypeName(std::uint8_t id) { return lookup(kHandshakeTypes, id); }
 
 std::string_view versionName(std::uint16_t v) {

@@ -17,6 +17,8 @@ namespace tlstrace::wire {
 [[nodiscard]] std::string_view extensionName(std::uint16_t id);
 [[nodiscard]] std::string_view alertName(std::uint8_t id);
 [[nodiscard]] std::string_view handshakeTypeName(std::uint8_t id);
+// RFC 5246 7.4.4 (TLS 1.2 CertificateRequest.certificate_types).
+[[nodiscard]] std::string_view clientCertificateTypeName(std::uint8_t id);
 // "TLSv1.2" etc.; "unknown" otherwise.
 [[nodiscard]] std::string_view versionName(std::uint16_t v);
 // Size in bits of a named group (curve size or DH prime size), 0 when unknown.

@@ -119,6 +119,29 @@ def run(cmd, timeout=DEADLINE, input=None, env=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
 
 
+def expired_self_signed(d):
+    """A self-signed localhost certificate (EC P-256) valid only in 2020: (key, cert) paths in d.
+    OpenSSL 3.0's req/x509 cannot backdate; `openssl ca` can (-startdate/-enddate)."""
+    key, cert = f"{d}/old.key", f"{d}/old.pem"
+    with open(f"{d}/index.txt", "w"), open(f"{d}/serial", "w") as f:
+        f.write("01\n")
+    with open(f"{d}/ca.cnf", "w") as f:
+        f.write(f"[ca]\ndefault_ca = d\n[d]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\n"
+                f"serial = {d}/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n"
+                "[ext]\nsubjectAltName = DNS:localhost\nbasicConstraints = CA:TRUE\n")
+    r = run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", f"{d}/old.csr", "-subj", "/CN=localhost"])
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.decode())
+    r = run(["openssl", "ca", "-batch", "-config", f"{d}/ca.cnf", "-selfsign", "-keyfile", key, "-in",
+             f"{d}/old.csr", "-out", cert, "-startdate", "20200101000000Z", "-enddate", "20210101000000Z",
+             "-extensions", "ext", "-notext"])
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.decode())
+    return key, cert
+
+
+
 # A self-signed RSA-2048 certificate for localhost (for DHE and RSA-key-exchange origins).
 def rsa_cert(d):
     key, cert = f"{d}/rsa.key", f"{d}/rsa.pem"
@@ -266,6 +289,9 @@ class EchoServer(ThreadedServer):
 
     def handle(self, c):
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an echo is one small write: no Nagle wait
+        # A held connection may stay quiet while a test opens hundreds of others (minutes under a
+        # sanitizer on a loaded machine): bounded, but far beyond one wait.
+        c.settimeout(20 * DEADLINE)
         if self.ctx:
             c = self.ctx.wrap_socket(c, server_side=True)
         with c:

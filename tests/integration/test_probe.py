@@ -10,7 +10,7 @@ import re
 import time
 import unittest
 
-from harness import DEADLINE, TLSTRACE, ProxyTestCase, SServer, check_against_docs, rsa_cert, run
+from harness import DEADLINE, TLSTRACE, ProxyTestCase, SServer, check_against_docs, expired_self_signed, rsa_cert, run
 from test_kex import pkcs3_params
 
 # RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest.
@@ -136,10 +136,12 @@ class Probe(ProxyTestCase):
         cert, key = rsa_cert(self.dir)
         order = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
         srv = self.s_server("-tls1_2", "-cipher", order, "-serverpref", "-groups", "P-256:X448", cert=cert, key=key)
+        # No attempt may wait for its timeout (a refused suite or group is an alert, not silence):
+        # the whole scan ends well before one timeout would.
         started = time.monotonic()
-        rep = self.probe_json(f"localhost:{srv.port}", "--timeout", "5",
+        rep = self.probe_json(f"localhost:{srv.port}", "--timeout", "30",
                               "--scan", "versions,ciphers,groups,sigalgs")
-        self.assertLess(time.monotonic() - started, 10)
+        self.assertLess(time.monotonic() - started, 30)
         scan = rep["scan"]
         self.assertEqual(scan["versions"], ["TLSv1.2"])
         self.assertEqual(scan["ciphers"]["TLSv1.2"], stdnames(order))
@@ -223,20 +225,7 @@ class Probe(ProxyTestCase):
         self.assertGreater(rep["policy"]["violations"], 0)
 
     def test_expired_certificate(self):
-        d = self.dir
-        key, cert = f"{d}/old.key", f"{d}/old.pem"
-        with open(f"{d}/index.txt", "w"), open(f"{d}/serial", "w") as f:
-            f.write("01\n")
-        with open(f"{d}/ca.cnf", "w") as f:
-            f.write(f"[ca]\ndefault_ca = d\n[d]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\n"
-                    f"serial = {d}/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n"
-                    "[ext]\nsubjectAltName = DNS:localhost\nbasicConstraints = CA:TRUE\n")
-        self.assertEqual(run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                              "-nodes", "-keyout", key, "-out", f"{d}/old.csr", "-subj", "/CN=localhost"]).returncode, 0)
-        r = run(["openssl", "ca", "-batch", "-config", f"{d}/ca.cnf", "-selfsign", "-keyfile", key, "-in",
-                 f"{d}/old.csr", "-out", cert, "-startdate", "20200101000000Z", "-enddate", "20210101000000Z",
-                 "-extensions", "ext", "-notext"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        key, cert = expired_self_signed(self.dir)
         expected = self.openssl_verify_error(cert, cert)
         self.assertEqual(expected, "certificate has expired")
         srv = self.s_server(cert=cert, key=key)

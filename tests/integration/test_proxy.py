@@ -161,7 +161,7 @@ class ExplicitMode(ProxyTestCase):
     def test_malformed_connect_gives_400(self):
         p = self.proxy()
         host, port = p.addr.rsplit(":", 1)
-        for req in (b"CONNECT nowhere HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+        for req in (b"CONNECT nowhere HTTP/1.1\r\n\r\n", b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"):
             with socket.create_connection((host, int(port)), timeout=DEADLINE) as s:
                 s.sendall(req)
                 resp = s.recv(4096).decode()

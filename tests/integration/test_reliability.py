@@ -10,7 +10,7 @@ import threading
 import time
 
 from faults import FaultServer, rst_close
-from harness import DEADLINE, ProxyTestCase, free_port, of, read_all, run
+from harness import DEADLINE, ProxyTestCase, expired_self_signed, free_port, of, read_all, run
 
 
 def raw_connect(p):
@@ -224,21 +224,7 @@ class Reliability(ProxyTestCase):
         self.assertIn("reset", of(evs, "conn.close")[0]["outcome"])
 
     def test_expired_upstream_certificate(self):
-        # OpenSSL 3.0's req/x509 cannot backdate; `openssl ca` can (-startdate/-enddate).
-        d = self.dir
-        key, cert = f"{d}/old.key", f"{d}/old.pem"
-        with open(f"{d}/index.txt", "w"), open(f"{d}/serial", "w") as f:
-            f.write("01\n")
-        with open(f"{d}/ca.cnf", "w") as f:
-            f.write(f"[ca]\ndefault_ca = d\n[d]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\n"
-                    f"serial = {d}/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n"
-                    "[ext]\nsubjectAltName = DNS:localhost\nbasicConstraints = CA:TRUE\n")
-        self.assertEqual(run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                              "-nodes", "-keyout", key, "-out", f"{d}/old.csr", "-subj", "/CN=localhost"]).returncode, 0)
-        r = run(["openssl", "ca", "-batch", "-config", f"{d}/ca.cnf", "-selfsign", "-keyfile", key, "-in",
-                 f"{d}/old.csr", "-out", cert, "-startdate", "20200101000000Z", "-enddate", "20210101000000Z",
-                 "-extensions", "ext", "-notext"])
-        self.assertEqual(r.returncode, 0, r.stderr)
+        key, cert = expired_self_signed(self.dir)
         srv = self.s_server(cert=cert, key=key)
         p = self.proxy("-m", "reverse", "-u", f"localhost:{srv.port}", "--upstream-ca", cert)
         ctx = ssl.create_default_context(cafile=p.ca)

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "app/ca_run.h"
 #include "app/cli.h"
 
 using namespace tlstrace;
@@ -20,8 +21,8 @@ Parsed parse(std::vector<std::string> args) {
   Parsed p;
   CLI::App app;
   CLI::App* proxy = app::addProxyCommand(app, p.cfg, p.st);
-  std::string ca_action;
-  app::addCaCommand(app, p.cfg, ca_action);  // as in main: [ca] is a known table
+  app::CaOptions ca_opt;
+  app::addCaCommand(app, p.cfg, ca_opt);  // as in main: [ca] is a known table
   args.insert(args.begin(), "proxy");
   std::reverse(args.begin(), args.end());
   app.parse(args);  // CLI11 takes a reversed vector
@@ -192,10 +193,10 @@ TEST_CASE("a value of the wrong type names the file, line, key and expected type
     CHECK(configError(f) == f.path + r.message);
   }
   // Values of the right type still go through the option's own checks, with the place.
-  TempToml bad_mode("[proxy]\nmode = \"transparent\"\n");
+  TempToml bad_mode("[proxy]\nmode = \"sideways\"\n");
   const auto err = configError(bad_mode);
   CHECK(err.starts_with(bad_mode.path + ":2:8: "));
-  CHECK(err.find("transparent") != std::string::npos);
+  CHECK(err.find("sideways") != std::string::npos);
   TempToml twice("[proxy]\nclient-tls-min = \"1.2\"\nclient.tls-min = \"1.3\"\n");
   CHECK(configError(twice) == twice.path + ":3:8: 'client-tls-min' is already set at " + twice.path + ":2:1");
 }
@@ -235,4 +236,15 @@ TEST_CASE("every example config file in config/ loads and validates") {
     auto p = parse({"--config", path.string()});
     CHECK(p.cfg.validate().empty());
   }
+}
+
+TEST_CASE("--backlog: listen(2)'s backlog, from the command line or the config key, 1 to 65535") {
+  CHECK(parse({}).cfg.backlog == 4096);
+  CHECK(parse({"--backlog", "16"}).cfg.backlog == 16);
+  TempToml f("backlog = 3\n");
+  CHECK(parse({"--config", f.path}).cfg.backlog == 3);
+  config::ProxyConfig c;
+  c.backlog = 0;
+  const auto errs = c.validate();
+  CHECK(std::count(errs.begin(), errs.end(), "--backlog must be from 1 to 65535") == 1);
 }

@@ -9,6 +9,7 @@
 #include "session/proxy_session.h"
 
 using namespace tlstrace::net;
+namespace session = tlstrace::session;
 
 namespace {
 ProxyRequest parse(const std::string& s) {
@@ -34,6 +35,23 @@ TEST_CASE("partial heads need more bytes") {
   CHECK(parse("").kind == ProxyRequest::Kind::NeedMore);
 }
 
+TEST_CASE("a GET in origin-form is for the proxy itself: its CA page, else 400 as before") {
+  const std::string get = "GET /ca.pem?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+  auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(get.data()), get.size());
+  const auto r = parseProxyRequest(bytes);
+  CHECK(r.kind == ProxyRequest::Kind::Local);
+  CHECK(r.path == "/ca.pem");
+  const auto none = ExplicitFrontEnd("").onClientBytes(bytes);
+  CHECK(none.kind == session::FrontStep::Kind::Refuse);
+  CHECK(none.status == 400);
+  const auto page = ExplicitFrontEnd("Basic x", CaPage{"PEM\n", "DER", "AB:CD", "/CN=ca"}).onClientBytes(bytes);
+  REQUIRE(page.kind == session::FrontStep::Kind::Answer);  // no proxy credentials for a public certificate
+  CHECK(page.head.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(page.head.ends_with("\r\n\r\nPEM\n"));
+  CHECK(caPageResponse(CaPage{"P", "D", "AB:CD", "/CN=<ca>"}, "/").find("/CN=&lt;ca&gt;") != std::string::npos);
+  CHECK(caPageResponse(CaPage{"P", "D", "", ""}, "/nope").starts_with("HTTP/1.1 404"));
+}
+
 TEST_CASE("malformed and unsupported requests get a status") {
   struct Row {
     const char* req;
@@ -43,7 +61,7 @@ TEST_CASE("malformed and unsupported requests get a status") {
       {"CONNECT example.com HTTP/1.1\r\n\r\n", 400},        // no port
       {"CONNECT :443 HTTP/1.1\r\n\r\n", 400},               // no host
       {"CONNECT example.com:99999 HTTP/1.1\r\n\r\n", 400},  // bad port
-      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400},           // origin-form: not a proxy request
+      {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 400},          // origin-form, not GET: not a proxy request
       {"GET https://x/ HTTP/1.1\r\n\r\n", 400},             // https needs CONNECT
       {"\x16\x03\x01\x00\x05hello", 400},                   // TLS to the HTTP front end
       {"CONNECT a:1 HTTP/1.1\r\nBad Header\r\n\r\n", 400},

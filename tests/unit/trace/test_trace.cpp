@@ -131,7 +131,7 @@ TEST_CASE("events serialise with the common fields first and parse back") {
   e.ts = Clock::time_point(std::chrono::microseconds(1795000000123456LL));
   e.conn = 3;
   e.leg = Leg::Upstream;
-  e.payload = ev::TcpClose{"peer", "fin", 10, 20, 1.5, false, true};
+  e.payload = ev::TcpClose{"peer", "fin", 10, 20, 1.5, false, true, {}};
   const std::string line = toJson(e).dump();
   std::string direct;
   appendJsonLine(e, direct);

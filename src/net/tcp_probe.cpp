@@ -1,0 +1,203 @@
+#include "net/tcp_probe.h"
+
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <fstream>
+#include <sstream>
+
+#include "trace/event.h"
+#include "trace/tcp_events.h"
+
+namespace tlstrace::net {
+
+namespace {
+
+// glibc's tcp_info stops at tcpi_total_retrans; the kernel's goes on (Linux 4.1+: bytes and
+// segments), append-only, and fills what the length asked for allows.
+struct TcpInfoExt {
+  tcp_info base;
+  std::uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+  std::uint32_t segs_out, segs_in;
+};
+
+constexpr std::uint32_t kInfiniteSsthresh = 0x7fffffff;  // TCP_INFINITE_SSTHRESH: still in slow start
+
+std::uint64_t readNumber(const char* path) {
+  std::ifstream f(path);
+  std::uint64_t v = 0;
+  f >> v;
+  return v;
+}
+
+// ListenOverflows and ListenDrops of /proc/net/netstat's TcpExt lines (a line of names, then a
+// line of values): the network namespace's counters since it was made.
+bool readListenCounters(std::uint64_t& overflows, std::uint64_t& drops) {
+  std::ifstream f("/proc/net/netstat");
+  std::string names, values;
+  while (std::getline(f, names) && std::getline(f, values)) {
+    if (names.rfind("TcpExt:", 0) != 0) continue;
+    std::istringstream n(names), v(values);
+    std::string name, value;
+    bool got_o = false, got_d = false;
+    while (n >> name && v >> value) {
+      if (name == "ListenOverflows") overflows = std::stoull(value), got_o = true;
+      if (name == "ListenDrops") drops = std::stoull(value), got_d = true;
+    }
+    return got_o && got_d;
+  }
+  return false;
+}
+
+// The accept queue of the listening socket `fd` as sock_diag reports it (ss's Recv-Q and Send-Q
+// for a listener): the connections waiting for accept, and the queue's cap. The dump of the
+// family's listeners is matched on the socket's inode. Bounded: at most 64 replies are read.
+bool acceptQueue(int fd, int family, std::uint64_t& queued, std::uint64_t& cap) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return false;
+  const int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return false;
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = 1u << TCP_LISTEN;
+  bool found = false, done = false;
+  if (::send(nl, &msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg)) {
+    alignas(nlmsghdr) static thread_local std::array<char, 32 * 1024> buf;
+    for (int reads = 0; reads < 64 && !done; ++reads) {
+      const ssize_t n = ::recv(nl, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      int left = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
+        const auto* d = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        if (d->idiag_inode != st.st_ino) continue;
+        queued = d->idiag_rqueue;
+        cap = d->idiag_wqueue;
+        found = true;
+      }
+    }
+  }
+  ::close(nl);
+  return found;
+}
+
+}  // namespace
+
+bool saveSyns(int listen_fd) {
+  const int on = 1;
+  return ::setsockopt(listen_fd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) == 0;
+}
+
+std::vector<std::uint8_t> savedSyn(int fd) {
+  // An IPv6 header with extension headers and a full TCP header fit (the kernel refuses a
+  // shorter buffer with ENOBUFS and says how long it is).
+  std::vector<std::uint8_t> buf(512);
+  socklen_t len = static_cast<socklen_t>(buf.size());
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, buf.data(), &len) != 0) return {};
+  buf.resize(len);
+  return buf;
+}
+
+std::optional<trace::ev::TcpInfo> tcpInfo(int fd, std::string_view at) {
+  TcpInfoExt x{};
+  socklen_t len = sizeof x;
+  if (fd < 0 || ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &x, &len) != 0 || len < sizeof x.base) return std::nullopt;
+  const tcp_info& i = x.base;
+  trace::ev::TcpInfo e;
+  e.at = std::string(at);
+  e.state = std::string(trace::tcpStateName(i.tcpi_state));
+  e.rtt_ms = i.tcpi_rtt / 1000.0;  // microseconds
+  e.rttvar_ms = i.tcpi_rttvar / 1000.0;
+  e.rto_ms = i.tcpi_rto / 1000.0;
+  e.snd_mss = i.tcpi_snd_mss;
+  e.rcv_mss = i.tcpi_rcv_mss;
+  e.advmss = i.tcpi_advmss;
+  e.pmtu = i.tcpi_pmtu;
+  e.cwnd = i.tcpi_snd_cwnd;
+  if (i.tcpi_snd_ssthresh < kInfiniteSsthresh) e.ssthresh = i.tcpi_snd_ssthresh;
+  e.retransmits = i.tcpi_retransmits;
+  e.total_retrans = i.tcpi_total_retrans;
+  if (len >= sizeof x) {  // (older kernels stop before the byte and segment counters)
+    e.bytes_acked = x.bytes_acked;
+    e.bytes_received = x.bytes_received;
+    e.segs_out = x.segs_out;
+    e.segs_in = x.segs_in;
+  }
+  e.sack = (i.tcpi_options & TCPI_OPT_SACK) != 0;
+  e.timestamps = (i.tcpi_options & TCPI_OPT_TIMESTAMPS) != 0;
+  e.ecn = (i.tcpi_options & TCPI_OPT_ECN) != 0;
+  if (i.tcpi_options & TCPI_OPT_WSCALE) {
+    e.snd_wscale = i.tcpi_snd_wscale;
+    e.rcv_wscale = i.tcpi_rcv_wscale;
+  }
+  return e;
+}
+
+ListenMonitor::ListenMonitor(boost::asio::io_context& ctx, trace::Tracer& tracer) : timer_(ctx), tracer_(tracer) {}
+
+void ListenMonitor::start(int listen_fd, const boost::asio::ip::tcp::endpoint& ep, std::size_t backlog) {
+  fd_ = listen_fd;
+  const auto addr = ep.address().to_string();
+  listen_ = (ep.address().is_v6() ? "[" + addr + "]" : addr) + ":" + std::to_string(ep.port());
+  last_.backlog = backlog;
+  last_.somaxconn = readNumber("/proc/sys/net/core/somaxconn");
+  last_.tcp_max_syn_backlog = readNumber("/proc/sys/net/ipv4/tcp_max_syn_backlog");
+  (void)readListenCounters(base_overflows_, base_drops_);
+  running_ = true;
+  check("start", true);
+  arm();
+}
+
+void ListenMonitor::stop() {
+  if (!running_) return;
+  running_ = false;
+  timer_.cancel();
+  check("stop", false);
+}
+
+// Twice a second: a file read, and a sock_diag dump only when the counters grew.
+void ListenMonitor::arm() {
+  timer_.expires_after(std::chrono::milliseconds(500));
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || !running_) return;
+    check("overflow", false);
+    arm();
+  });
+}
+
+void ListenMonitor::check(const char* reason, bool always) {
+  std::uint64_t overflows = 0, drops = 0;
+  if (!readListenCounters(overflows, drops)) overflows = base_overflows_, drops = base_drops_;
+  trace::ev::TcpListen e = last_;
+  e.listen = listen_;
+  e.reason = reason;
+  e.listen_overflows = overflows - base_overflows_;
+  e.listen_drops = drops - base_drops_;
+  e.new_overflows = e.listen_overflows - last_.listen_overflows;
+  e.new_drops = e.listen_drops - last_.listen_drops;
+  if (!always && e.new_overflows == 0 && e.new_drops == 0) return;
+  const int family = listen_.front() == '[' ? AF_INET6 : AF_INET;
+  (void)acceptQueue(fd_, family, e.accept_queue, e.accept_queue_max);
+  last_ = e;
+  tracer_.emit(trace::Event(trace::Clock::now(), 0, trace::Leg::None, std::move(e)));
+}
+
+}  // namespace tlstrace::net
