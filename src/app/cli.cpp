@@ -32,7 +32,7 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
       ->capture_default_str();
   p->add_option("-m,--mode", st.mode,
-                "explicit (HTTP CONNECT), reverse (all to --upstream), transparent (REDIRECT/TPROXY), socks5")
+                "explicit (HTTP CONNECT), reverse (to --upstream), transparent (REDIRECT/TPROXY), socks5")
       ->capture_default_str()
       ->check(CLI::IsMember({"explicit", "reverse", "transparent", "socks5"}));
   p->add_option("-u,--upstream", st.upstream, "HOST:PORT every client goes to in reverse mode");

@@ -1,6 +1,6 @@
 // Front ends: how a client says where it wants to go. Each is a small strategy in front of the
 // session: it reads the client's first bytes (an HTTP CONNECT request, nothing at all in reverse
-// mode; later a SOCKS5 greeting, an original destination, a STARTTLS exchange) and answers with
+// mode, a SOCKS5 greeting and request, an original destination) and answers with
 // one step. The session does the rest (connect, TLS detection, both handshakes, relay) the same way
 // for every front end.
 #pragma once
@@ -38,6 +38,12 @@ struct FrontStep {
   std::string cause;  // Refuse with the protocol's own reply: a short cause for conn.refused
 };
 
+// A refusal in the front end's own protocol (SOCKS5's reply codes) and its conn.refused cause.
+struct OwnReply {
+  std::string bytes;
+  std::string cause;
+};
+
 class FrontEnd {
  public:
   virtual ~FrontEnd() = default;
@@ -53,10 +59,8 @@ class FrontEnd {
   [[nodiscard]] virtual bool answersRefusals() const = 0;
   // The answer to a request the session could not carry out (`status` as for HTTP: 403 target
   // refused, 502 unreachable, 504 timed out; `err` the connect's errno or 0) in the protocol's own
-  // bytes, or nullopt for an HTTP error response.
-  [[nodiscard]] virtual std::optional<std::string> failureReply(int /*status*/, int /*err*/) const {
-    return std::nullopt;
-  }
+  // bytes with a cause for conn.refused, or nullopt for an HTTP error response.
+  [[nodiscard]] virtual std::optional<OwnReply> failureReply(int /*status*/, int /*err*/) const { return std::nullopt; }
 };
 
 // Reverse mode: every client goes to one configured upstream, as if the proxy were the server.

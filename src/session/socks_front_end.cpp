@@ -36,16 +36,16 @@ FrontStep SocksFrontEnd::onClientBytes(std::span<const std::uint8_t> bytes) cons
   return st;
 }
 
-// RFC 1928 section 6: the reply codes closest to what the connect said.
-std::optional<std::string> SocksFrontEnd::failureReply(int status, int err) const {
-  socks::Rep rep = socks::Rep::GeneralFailure;
-  if (status == 403) rep = socks::Rep::NotAllowed;
-  else if (status == 504) rep = socks::Rep::TtlExpired;  // timed out: as Dante and Tor answer
-  else if (err == ECONNREFUSED) rep = socks::Rep::ConnectionRefused;
-  else if (err == EHOSTUNREACH) rep = socks::Rep::HostUnreachable;
-  else if (err == ENETUNREACH) rep = socks::Rep::NetworkUnreachable;
-  else if (status == 502 && err == 0) rep = socks::Rep::HostUnreachable;  // no such name
-  return socks::reply(rep);
+// RFC 1928 section 6: the reply code closest to what the connect said, and the cause named after it.
+std::optional<OwnReply> SocksFrontEnd::failureReply(int status, int err) const {
+  using socks::Rep;
+  auto own = [](Rep rep, const char* cause) { return OwnReply{socks::reply(rep), cause}; };
+  if (status == 403) return own(Rep::NotAllowed, "not_allowed");  // the exposure rules (docs/cli.md)
+  if (status == 504) return own(Rep::TtlExpired, "timeout");      // timed out: as Dante and Tor answer
+  if (err == ECONNREFUSED) return own(Rep::ConnectionRefused, "connection_refused");
+  if (err == ENETUNREACH) return own(Rep::NetworkUnreachable, "network_unreachable");
+  if (err == EHOSTUNREACH || err == 0) return own(Rep::HostUnreachable, "host_unreachable");  // (0: no such name)
+  return own(Rep::GeneralFailure, "connect_failed");
 }
 
 }  // namespace tlstrace::session

@@ -17,7 +17,7 @@ class SocksFrontEnd final : public FrontEnd {
   [[nodiscard]] bool relaysPlaintext() const override { return true; }
   // Refused at accept time: no greeting read yet, so no SOCKS reply would make sense; closed.
   [[nodiscard]] bool answersRefusals() const override { return false; }
-  [[nodiscard]] std::optional<std::string> failureReply(int status, int err) const override;
+  [[nodiscard]] std::optional<OwnReply> failureReply(int status, int err) const override;
 
  private:
   wire::socks::Credentials required_;

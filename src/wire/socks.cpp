@@ -125,8 +125,7 @@ Step request(ByteReader& r, Dialogue& d) {
   }
   if (!r.readU8(cmd)) return Step::NeedMore;
   if (cmd != kCmdConnect) {
-    static constexpr const char* kNames[] = {"", "CONNECT", "BIND", "UDP ASSOCIATE"};
-    const std::string name = cmd < 4 ? std::string(" (") + kNames[cmd] + ")" : std::string();
+    const std::string name = cmd == 2 ? " (BIND)" : cmd == 3 ? " (UDP ASSOCIATE)" : "";
     d = failed(std::move(d), reply(Rep::CommandNotSupported), "socks_command",
                "SOCKS command " + std::to_string(cmd) + name + " is not supported (only CONNECT)");
     return Step::Failed;
