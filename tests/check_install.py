@@ -67,7 +67,7 @@ t tlstrace prox; t tlstrace proxy --mo; t tlstrace proxy --mode ""; t tlstrace c
 """
         r = run("bash", "-c", script)
         got = r.stdout.splitlines()
-        expect = ["proxy", "--mode", "explicit reverse transparent", "init show export install"]  # ("pro" is proxy and probe)
+        expect = ["proxy", "--mode", "explicit reverse transparent socks5", "init show export install"]  # ("pro" is proxy and probe)
         if r.returncode != 0 or got != expect:
             failures.append(f"bash completion: got {got} (status {r.returncode}, {r.stderr.strip()}), want {expect}")
         else:

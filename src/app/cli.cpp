@@ -32,9 +32,9 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
       ->capture_default_str();
   p->add_option("-m,--mode", st.mode,
-                "explicit (HTTP CONNECT), reverse (all to --upstream), transparent (REDIRECT/TPROXY)")
+                "explicit (HTTP CONNECT), reverse (to --upstream), transparent (REDIRECT/TPROXY), socks5")
       ->capture_default_str()
-      ->check(CLI::IsMember({"explicit", "reverse", "transparent"}));
+      ->check(CLI::IsMember({"explicit", "reverse", "transparent", "socks5"}));
   p->add_option("-u,--upstream", st.upstream, "HOST:PORT every client goes to in reverse mode");
   p->add_option("--ca-dir", cfg.ca_dir, "directory of the interception CA (ca.pem, ca.key)");
   p->add_option("--ca-cert", cfg.ca_cert, "use this CA certificate (PEM) instead of --ca-dir");
@@ -78,7 +78,7 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--cert-cache", cfg.cert_cache, "forged certificates kept (LRU)")->capture_default_str();
   p->add_option("--threads", cfg.threads, "io threads (0 = one per core); each connection stays on one")
       ->capture_default_str();
-  p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from explicit-mode clients (Basic)");
+  p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from clients (HTTP Basic; SOCKS5: RFC 1929)");
   p->add_option("--ready-file", cfg.ready_file, "write HOST:PORT to FILE once listening (removed at exit)");
   // Alone it means all of them (CLI11 takes the default string when no value follows).
   p->add_option("--audit-clients", cfg.audit_clients,

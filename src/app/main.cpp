@@ -392,10 +392,13 @@ int runProxyCommand(const config::ProxyConfig& options) {
     else if (cfg.mode == config::Mode::Transparent)
       spdlog::info("redirect clients' TCP traffic to port {} (nft/iptables REDIRECT or TPROXY: docs/transparent.md)",
                    cfg.listen.port);
+    else if (cfg.mode == config::Mode::Socks5)
+      spdlog::info("try: curl --socks5-hostname {} --cacert {} https://example.com/", addr, ca_path);
     else spdlog::info("try: curl --cacert {} https://{}/", ca_path, addr);
     if (keylog) spdlog::info("key log: {}", keylog_path);
     if (pcap) spdlog::info("capture: {} (holds the TLS secrets; Wireshark decrypts it as is)", cfg.pcap_file);
-    if (cfg.allow_remote && cfg.proxy_auth.empty() && cfg.mode == config::Mode::Explicit)
+    if (cfg.allow_remote && cfg.proxy_auth.empty() &&
+        (cfg.mode == config::Mode::Explicit || cfg.mode == config::Mode::Socks5))
       spdlog::warn(
           "WARNING: --allow-remote without --proxy-auth: ANYONE who can reach {} can relay through this proxy to "
           "any server it reaches (add --proxy-auth USER:PASSWORD)",

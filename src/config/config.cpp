@@ -77,6 +77,7 @@ std::optional<Mode> parseMode(std::string_view s) {
   if (s == "explicit") return Mode::Explicit;
   if (s == "reverse") return Mode::Reverse;
   if (s == "transparent") return Mode::Transparent;
+  if (s == "socks5") return Mode::Socks5;
   return std::nullopt;
 }
 
@@ -84,6 +85,7 @@ std::string_view modeName(Mode m) {
   switch (m) {
     case Mode::Reverse: return "reverse";
     case Mode::Transparent: return "transparent";
+    case Mode::Socks5: return "socks5";
     case Mode::Explicit: break;
   }
   return "explicit";
@@ -146,7 +148,8 @@ std::vector<std::string> ProxyConfig::validate() const {
   if (backlog == 0 || backlog > 65535) errs.push_back("--backlog must be from 1 to 65535");
   if (!proxy_auth.empty() && proxy_auth.find(':') == std::string::npos)
     errs.push_back("--proxy-auth takes USER:PASSWORD");
-  if (!proxy_auth.empty() && mode != Mode::Explicit) errs.push_back("--proxy-auth is for --mode explicit");
+  if (!proxy_auth.empty() && mode != Mode::Explicit && mode != Mode::Socks5)
+    errs.push_back("--proxy-auth is for --mode explicit or socks5");
   for (const auto& pattern : passthrough) {
     std::string err;
     if (!parsePassthrough(pattern, err)) errs.push_back(err);

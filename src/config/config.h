@@ -22,7 +22,7 @@ struct HostPort {
 [[nodiscard]] std::optional<HostPort> parseHostPort(std::string_view s, std::string& error,
                                                     std::uint16_t default_port = 0, bool allow_port_zero = false);
 
-enum class Mode { Explicit, Reverse, Transparent };
+enum class Mode { Explicit, Reverse, Transparent, Socks5 };
 [[nodiscard]] std::optional<Mode> parseMode(std::string_view s);
 [[nodiscard]] std::string_view modeName(Mode m);
 

@@ -318,7 +318,9 @@ void Connection::startConnect(tcp::resolver::results_type results, std::shared_p
         if (finished_) return;
         disarmConnectTimer();
         if (*timed_out) return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
-        if (ec) return run(connectFailure(502, ec.message()));
+        if (ec)
+          return run(
+              connectFailure(502, ec.message(), ec.category() == boost::system::system_category() ? ec.value() : 0));
         upstream_.open = true;
         prepareSocket(upstream_.sock);
         tapOpen(Leg::Upstream);

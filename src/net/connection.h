@@ -88,7 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --upstream-proxy (net/upstream_hop.cpp): once the TCP connection to the proxy is up, its
   // handshake (wire/proxy_hop.h) opens the tunnel; in::Connected or in::ConnectFailed follows.
   [[nodiscard]] bool viaProxy(const session::act::Connect& c);
-  [[nodiscard]] session::in::ConnectFailed connectFailure(int status, std::string why) const;
+  // `err`: the connect's errno, for a SOCKS client's reply (not through a proxy: that one is the proxy's).
+  [[nodiscard]] session::in::ConnectFailed connectFailure(int status, std::string why, int err = 0) const;
   void startHop(double connect_ms);
   void hopSend(std::vector<std::uint8_t> bytes);
   void hopRead();

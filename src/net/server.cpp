@@ -31,6 +31,7 @@
 #include "net/proxy_request.h"
 #include "net/tcp_probe.h"
 #include "net/tcp_state_watch.h"
+#include "session/socks_front_end.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -340,6 +341,7 @@ class ProxyServer {
     // answers for refusals at accept time.
     if (svc.cfg->mode == config::Mode::Transparent)
       return std::make_unique<session::TransparentFrontEnd>(config::HostPort{});
+    if (svc.cfg->mode == config::Mode::Socks5) return std::make_unique<session::SocksFrontEnd>(svc.cfg->proxy_auth);
     return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth, svc.ca_page);
   }
 

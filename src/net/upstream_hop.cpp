@@ -55,8 +55,8 @@ bool Connection::viaProxy(const session::act::Connect& c) {
 }
 
 // A failure before the tunnel: through a proxy, the proxy's hop (its lookup, its TCP connect).
-in::ConnectFailed Connection::connectFailure(int status, std::string why) const {
-  if (!hop_) return in::ConnectFailed{status, std::move(why)};
+in::ConnectFailed Connection::connectFailure(int status, std::string why, int err) const {
+  if (!hop_) return in::ConnectFailed{status, std::move(why), err};
   in::ConnectFailed f{status, "upstream proxy " + hop_url_ + ": " + why};
   f.hop = "proxy";
   return f;

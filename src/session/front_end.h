@@ -1,6 +1,6 @@
 // Front ends: how a client says where it wants to go. Each is a small strategy in front of the
 // session: it reads the client's first bytes (an HTTP CONNECT request, nothing at all in reverse
-// mode; later a SOCKS5 greeting, an original destination, a STARTTLS exchange) and answers with
+// mode, a SOCKS5 greeting and request, an original destination) and answers with
 // one step. The session does the rest (connect, TLS detection, both handshakes, relay) the same way
 // for every front end.
 #pragma once
@@ -16,7 +16,8 @@ namespace tlstrace::session {
 struct FrontStep {
   enum class Kind {
     NeedMore,  // read more client bytes
-    Refuse,    // answer with an HTTP error (status, reason, headers) and close
+    Refuse,    // answer with an HTTP error (status, reason, headers) and close; with a `cause`, with
+               // the protocol's own `reply` bytes instead (SOCKS5) and conn.refused
     Tunnel,    // connect to `target`, answer `reply` to the client, then look for TLS
     Forward,   // connect to `target`, send `head` upstream, then relay plain bytes
     Detect,    // the target is known: look for TLS now, connect once the ClientHello is in
@@ -31,6 +32,16 @@ struct FrontStep {
   std::string reply;         // Tunnel: to the client once connected
   std::string head;          // Forward: to the upstream before the client's further bytes; Answer: the response
   std::size_t consumed = 0;  // client bytes the front end used up (the rest is the tunnel's)
+  // Answers owed for the dialogue so far (SOCKS5 method selection, RFC 1929 status), every step
+  // again from the start: the session sends the part it has not sent yet, before anything else.
+  std::string interim;
+  std::string cause;  // Refuse with the protocol's own reply: a short cause for conn.refused
+};
+
+// A refusal in the front end's own protocol (SOCKS5's reply codes) and its conn.refused cause.
+struct OwnReply {
+  std::string bytes;
+  std::string cause;
 };
 
 class FrontEnd {
@@ -46,6 +57,10 @@ class FrontEnd {
   [[nodiscard]] virtual bool relaysPlaintext() const = 0;
   // A client refused at accept time (--max-connections) gets an HTTP 503 (true) or a close.
   [[nodiscard]] virtual bool answersRefusals() const = 0;
+  // The answer to a request the session could not carry out (`status` as for HTTP: 403 target
+  // refused, 502 unreachable, 504 timed out; `err` the connect's errno or 0) in the protocol's own
+  // bytes with a cause for conn.refused, or nullopt for an HTTP error response.
+  [[nodiscard]] virtual std::optional<OwnReply> failureReply(int /*status*/, int /*err*/) const { return std::nullopt; }
 };
 
 // Reverse mode: every client goes to one configured upstream, as if the proxy were the server.

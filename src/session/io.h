@@ -49,6 +49,7 @@ struct Connected {
 struct ConnectFailed {
   int status = 502;
   std::string why;
+  int err = 0;  // the connect's errno (ECONNREFUSED, EHOSTUNREACH, ...) when the system said, else 0
   // Through --upstream-proxy: the hop that failed, "proxy" (the proxy cannot be reached, refused
   // the request or answered nonsense) or "target" (the proxy could not reach the target), and the
   // proxy's reply (HTTP status or SOCKS REP, -1 when none came, and as text).

@@ -91,6 +91,7 @@ void ProxySession::newEvent(trace::Leg leg, trace::Payload&& what) {
 
 void ProxySession::onStart(const in::Start& s) {
   start_ = last_activity_ = deps_.now();
+  client_addr_ = s.client;
   client_.t.open = true;
   client_.opened = start_;
   client_ip_ = s.client.substr(0, s.client.rfind(':'));
@@ -167,13 +168,16 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   emit(trace::Leg::Upstream, std::move(tc));
   if (state_ != State::Connecting) return;  // given up already (see onConnected)
   if (via_) traceProxyHopFailure(cf);
+  connect_errno_ = cf.err;
   if (outcome_.empty()) outcome_ = "upstream " + peer + ": " + cf.why;
   connectFailed(cf.status, "cannot reach " + peer + ": " + cf.why);
 }
 
 void ProxySession::onTargetRefused(const in::TargetRefused& r) {
   if (state_ != State::Connecting) return;
-  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why, {}});
+  std::optional<std::string> cause;
+  if (auto own = front_.failureReply(403, 0)) cause = own->cause;  // (SOCKS5: not_allowed)
+  emit(trace::Leg::None, trace::ev::ConnRefused{r.client, r.why, std::move(cause)});
   if (outcome_.empty()) outcome_ = r.why;
   connectFailed(403, r.why);
 }
@@ -230,10 +234,18 @@ void ProxySession::onTimer() {
 
 void ProxySession::onRequestBytes() {
   FrontStep st = front_.onClientBytes(inbuf_);
+  if (st.interim.size() > interim_sent_) {  // e.g. SOCKS5's method selection: before any other answer
+    client_.pending.insert(client_.pending.end(), st.interim.begin() + static_cast<std::ptrdiff_t>(interim_sent_),
+                           st.interim.end());
+    interim_sent_ = st.interim.size();
+    flush(client_);
+  }
   using K = FrontStep::Kind;
   switch (st.kind) {
     case K::NeedMore: return readFrom(client_);
-    case K::Refuse: return respondAndClose(st.status, st.reason, st.headers);
+    case K::Refuse:
+      if (!st.cause.empty()) return refuseWith(st.reply, st.reason, st.cause);
+      return respondAndClose(st.status, st.reason, st.headers);
     case K::Answer:
       // A request to the proxy itself (the CA page): the path stands where a target would.
       emit(trace::Leg::Client, trace::ev::ProxyRequest{st.method, st.reason});
@@ -259,9 +271,19 @@ void ProxySession::onRequestBytes() {
 }
 
 void ProxySession::respondAndClose(int status, const std::string& reason, const std::string& extra_headers) {
+  if (auto own = front_.failureReply(status, connect_errno_))  // a 403's conn.refused is out already
+    return refuseWith(own->bytes, reason, status == 403 ? std::string() : own->cause);
   emit(trace::Leg::Client, trace::ev::ProxyError{status, reason});
   const std::string resp = httpErrorResponse(status, reason, extra_headers);
   client_.pending.insert(client_.pending.end(), resp.begin(), resp.end());
+  if (outcome_.empty()) outcome_ = reason;
+  closeGracefully(outcome_);
+}
+
+// The front end's own refusal (SOCKS5 reply codes): its bytes, conn.refused with the cause, close.
+void ProxySession::refuseWith(const std::string& reply, const std::string& reason, const std::string& cause) {
+  if (!cause.empty()) emit(trace::Leg::None, trace::ev::ConnRefused{client_addr_, reason, cause});
+  client_.pending.insert(client_.pending.end(), reply.begin(), reply.end());
   if (outcome_.empty()) outcome_ = reason;
   closeGracefully(outcome_);
 }

@@ -225,6 +225,7 @@ class ProxySession {
   // Front end (proxy_session.cpp).
   void onRequestBytes();
   void respondAndClose(int status, const std::string& reason, const std::string& extra_headers = {});
+  void refuseWith(const std::string& reply, const std::string& reason, const std::string& cause);
   void connectUpstream(AfterConnect then);
   void afterConnect();
   void connectFailed(int status, const std::string& why);
@@ -327,8 +328,11 @@ class ProxySession {
   AfterConnect after_connect_ = AfterConnect::None;
   std::vector<std::uint8_t> inbuf_;  // request head / ClientHello bytes, replayed, never dropped
   config::HostPort target_;
-  std::string forward_head_;  // absolute-form request, rewritten for the origin
-  std::string tunnel_reply_;  // CONNECT's answer, once connected
+  std::string forward_head_;      // absolute-form request, rewritten for the origin
+  std::string tunnel_reply_;      // CONNECT's answer, once connected
+  std::string client_addr_;       // "ip:port", for conn.refused
+  std::size_t interim_sent_ = 0;  // bytes of FrontStep::interim sent so far
+  int connect_errno_ = 0;         // of the last in::ConnectFailed
   std::string sni_;
   std::vector<std::string> client_alpn_;
   std::string alpn_choice_;

@@ -361,7 +361,8 @@ void ProxySession::onWatchdog() {
   switch (state_) {
     case State::UpstreamHandshake:
     case State::Connecting:
-      if (state_ == State::Connecting && front_.mode() == config::Mode::Explicit && inbuf_.empty() &&
+      if (state_ == State::Connecting &&
+          (front_.mode() == config::Mode::Explicit || front_.mode() == config::Mode::Socks5) && inbuf_.empty() &&
           !client_.decoder.offer().seen)
         return respondAndClose(
             504, "upstream did not answer within " + std::to_string(deps_.cfg->handshake_timeout_s) + " s");

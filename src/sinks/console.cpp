@@ -198,6 +198,9 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
   } else if (const auto* pe = e.as<ProxyError>()) {
     Conn& c = o.conn();
     if (c.cause.empty()) c.cause = proxyErrorCause(pe->status);
+  } else if (const auto* rf = e.as<ConnRefused>(); rf && rf->cause) {  // SOCKS5: refused in its own words
+    Conn& c = o.conn();
+    if (c.cause.empty()) c.cause = *rf->cause;
   } else if (const auto* err = e.as<TlsError>()) {
     // The first error is the root one: an upstream failure comes before the client-leg error it causes.
     Conn& c = o.conn();

@@ -85,7 +85,8 @@ struct ProxyError {
 // A client was turned away: at accept time, or when its target is refused (exposure rules).
 struct ConnRefused {
   std::string client, reason;
-  std::optional<std::string> cause;  // a short token where one applies (transparent mode: loop, no_original_dst)
+  // A short token where one applies (transparent mode: loop, no_original_dst; SOCKS5: socks_auth_failed, ...).
+  std::optional<std::string> cause;
   TLSTRACE_EVENT("conn.refused", kCore);
 };
 // An output lost events or lines (a write error, a FIFO nobody reads, a stalled trace writer):

@@ -248,3 +248,16 @@ TEST_CASE("--backlog: listen(2)'s backlog, from the command line or the config k
   const auto errs = c.validate();
   CHECK(std::count(errs.begin(), errs.end(), "--backlog must be from 1 to 65535") == 1);
 }
+
+TEST_CASE("--mode socks5: --proxy-auth is its RFC 1929 username and password; no --upstream") {
+  auto p = parse({"-m", "socks5", "--proxy-auth", "alice:s3cret"});
+  CHECK(p.cfg.mode == config::Mode::Socks5);
+  CHECK(p.cfg.validate().empty());
+  TempToml f("mode = \"socks5\"\nproxy-auth = \"alice:s3cret\"\n");
+  CHECK(parse({"--config", f.path}).cfg.mode == config::Mode::Socks5);
+  const auto up = parse({"-m", "socks5", "-u", "localhost:443"}).cfg.validate();
+  CHECK(std::count(up.begin(), up.end(), "--upstream is only used with --mode reverse") == 1);
+  const auto rev = parse({"-m", "reverse", "-u", "localhost:443", "--proxy-auth", "a:b"}).cfg.validate();
+  CHECK(std::count(rev.begin(), rev.end(), "--proxy-auth is for --mode explicit or socks5") == 1);
+  CHECK(config::modeName(config::Mode::Socks5) == "socks5");
+}

@@ -207,3 +207,16 @@ TEST_CASE("the exit summary counts connections and failures by cause") {
         "CA certificate: /c/ca.pem\n"
         "trace: t.txt\n");
 }
+
+TEST_CASE("SOCKS5 mode: the CONNECT target; a refusal in SOCKS's own words is a failure by its cause") {
+  const auto rec = load("socks5_auth");  // curl --socks5-hostname --proxy-user, then a wrong password
+  const auto r = render(rec);
+  REQUIRE(r.lines.size() == 2);
+  CHECK(has(r.lines[0], "#1 " + s(first(rec, "conn.open", "", 1), "client") + " -> " +
+                            s(first(rec, "proxy.request", "client", 1), "target") + " sni "));
+  CHECK(has(r.lines[0], " | ok | "));
+  const Json& refused = first(rec, "conn.refused");
+  CHECK(has(r.lines[1], "#2 " + s(refused, "client") + " -> ? | FAILED " + s(refused, "cause") + " | "));
+  CHECK(has(r.lines[1], s(refused, "reason")));
+  CHECK(r.totals.failures.at(s(refused, "cause")) == 1);
+}
