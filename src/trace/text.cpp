@@ -19,12 +19,6 @@ namespace {
 
 constexpr std::size_t kInlineWidth = 96;
 
-void appendHex4(std::string& out, std::int64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  out += "0x"sv;
-  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
-}
-
 // A flat value as the text trace shows it: strings bare (escaped: a peer's bytes may be anything),
 // {id, name} pairs as "name (0xid)".
 void appendScalar(const Json& j, std::string& out) {
@@ -33,9 +27,18 @@ void appendScalar(const Json& j, std::string& out) {
   } else if (isCodeName(j)) {  // fields in that order: read them in place
     const auto& o = j.asObject();
     appendEscapedText(o[1].second.asString(), out);
-    out += " ("sv;
-    appendHex4(out, o[0].second.asInt());
-    out += ')';
+    static constexpr char kDigits[] = "0123456789abcdef";
+    const std::int64_t v = o[0].second.asInt();
+    const char tail[] = {' ',
+                         '(',
+                         '0',
+                         'x',
+                         kDigits[(v >> 12) & 0xf],
+                         kDigits[(v >> 8) & 0xf],
+                         kDigits[(v >> 4) & 0xf],
+                         kDigits[v & 0xf],
+                         ')'};
+    out.append(tail, sizeof tail);  // one append: there are hundreds of these per connection
   } else {
     j.dumpTo(out);
   }
@@ -125,13 +128,16 @@ bool wrapFlatList(const std::string& prefix, const std::string& head, const Json
   return true;
 }
 
-// Appends "<prefix><indent><key>: " without temporaries (this runs for every line of the trace);
-// `key` is escaped already.
+// Appends "<prefix><indent><key>: " without temporaries and in one growth of `out` (this runs for
+// every line of the trace); `key` is escaped already.
 void lineHead(std::string& out, const std::string& prefix, int indent, std::string_view key) {
-  out += prefix;
-  out.append(static_cast<std::size_t>(indent) * 2, ' ');
-  out += key;
-  out += ": "sv;
+  const std::size_t at = out.size(), pad = static_cast<std::size_t>(indent) * 2;
+  out.append(prefix.size() + pad + key.size() + 2, ' ');  // the blanks after the prefix are the indent
+  char* p = out.data() + at;
+  std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size() + pad;
+  std::memcpy(p, key.data(), key.size());
+  p[key.size()] = ':';
 }
 
 void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const Json& v, std::string& out) {
