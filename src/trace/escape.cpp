@@ -1,6 +1,5 @@
 #include "trace/escape.h"
 
-#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -41,49 +40,6 @@ bool isValidUtf8(std::string_view s) {
   }
   return true;
 }
-
-namespace {
-
-// The bytes each prefix copies as they are: printable ASCII but a backslash (and a double quote).
-template <bool kQuote>
-constexpr std::array<bool, 256> kPlainByte = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c <= 0x7e; ++c) t[c] = c != '\\' && !(kQuote && c == '"');
-  return t;
-}();
-
-// True when one of the 16 bytes at `p` is not plain (unsigned vector compares: 0x80-0xff compare
-// above 0x7e).
-template <bool kQuote>
-bool anyOddIn16(const char* p) {
-  using V16 = std::uint8_t __attribute__((vector_size(16)));
-  V16 v;
-  std::memcpy(&v, p, sizeof v);
-  V16 bad = (v < 0x20) | (v > 0x7e) | (v == '\\');
-  if constexpr (kQuote) bad |= (v == '"');
-  std::uint64_t half[2];
-  std::memcpy(half, &bad, sizeof half);
-  return (half[0] | half[1]) != 0;
-}
-
-// 16 bytes at a time, the last 16 again (overlapping) rather than one by one: most strings are
-// plain, and hex and names end at any length. Short strings and the block with the first odd
-// byte go through the table.
-template <bool kQuote>
-std::size_t plainPrefix(const char* p, std::size_t n) {
-  std::size_t i = 0;
-  if (n >= 16) {
-    while (n - i >= 16 && !anyOddIn16<kQuote>(p + i)) i += 16;
-    if (i == n || (n - i < 16 && !anyOddIn16<kQuote>(p + n - 16))) return n;
-  }
-  while (i < n && kPlainByte<kQuote>[static_cast<unsigned char>(p[i])]) ++i;
-  return i;
-}
-
-}  // namespace
-
-std::size_t plainTextPrefix(const char* p, std::size_t n) { return plainPrefix<false>(p, n); }
-std::size_t plainJsonPrefix(const char* p, std::size_t n) { return plainPrefix<true>(p, n); }
 
 // (U+009B is CSI to some terminals; a bidi override shows a name in another order than it has:
 // "Trojan Source".)
