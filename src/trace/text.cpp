@@ -1,5 +1,6 @@
 #include "trace/text.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -56,6 +57,29 @@ std::string indexLabel(std::size_t i) {
 bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
 
 bool appendInline(const Json& j, int depth, std::string& out);
+
+// At most `limit` or a lower bound of appendInline()'s width for `j`, whichever is smaller, without
+// rendering: escaping only lengthens, a code is at least its name and " (0x....)", a number or
+// literal one character, a nested list or object its brackets. Most values too wide for one line
+// are known so without being rendered only to be cut back (every nested value is tried).
+std::size_t inlineWidthAtLeast(const Json& j, std::size_t limit) {
+  if (j.isString()) return j.asString().size();
+  if (isCodeName(j)) return j.asObject()[1].second.asString().size() + 9;
+  if (!j.isArray() && !j.isObject()) return 1;
+  std::size_t w = 2;  // the brackets
+  const auto item = [&](std::size_t key, const Json& v) {
+    w += (w > 2 ? 2 : 0) + key + (isFlat(v) ? inlineWidthAtLeast(v, limit) : 2);
+    return w > limit;
+  };
+  if (j.isArray()) {
+    for (const auto& x : j.asArray())
+      if (item(0, x)) break;
+  } else {
+    for (const auto& [k, v] : j.asObject())
+      if (item(k.size() + 1, v)) break;  // "k="
+  }
+  return std::min(w, limit + 1);
+}
 
 // One-line form of an array of flat items, or of a small object whose values are flat (or flat
 // arrays), appended to `out`; false (with `out` partly written: the caller cuts it back) when it
@@ -153,7 +177,7 @@ void renderValue(const std::string& prefix, int indent, std::string_view raw_key
   const std::size_t mark = out.size();
   lineHead(out, prefix, indent, key);
   const std::size_t inline_at = out.size();
-  if (appendInline(v, 0, out) && out.size() > inline_at) {
+  if (inlineWidthAtLeast(v, kInlineWidth) <= kInlineWidth && appendInline(v, 0, out) && out.size() > inline_at) {
     out += '\n';
     return;
   }
