@@ -41,34 +41,6 @@ bool isValidUtf8(std::string_view s) {
   return true;
 }
 
-namespace {
-
-// 16 bytes at a time with vector compares (unsigned: 0x80-0xff compare above 0x7e), then one by one.
-template <bool kQuote>
-std::size_t plainPrefix(const char* p, std::size_t n) {
-  using V16 = std::uint8_t __attribute__((vector_size(16)));
-  std::size_t i = 0;
-  for (; n - i >= 16; i += 16) {
-    V16 v;
-    std::memcpy(&v, p + i, sizeof v);
-    V16 bad = (v < 0x20) | (v > 0x7e) | (v == '\\');
-    if constexpr (kQuote) bad |= (v == '"');
-    std::uint64_t half[2];
-    std::memcpy(half, &bad, sizeof half);
-    if ((half[0] | half[1]) != 0) break;
-  }
-  for (; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(p[i]);
-    if (c < 0x20 || c > 0x7e || c == '\\' || (kQuote && c == '"')) break;
-  }
-  return i;
-}
-
-}  // namespace
-
-std::size_t plainTextPrefix(const char* p, std::size_t n) { return plainPrefix<false>(p, n); }
-std::size_t plainJsonPrefix(const char* p, std::size_t n) { return plainPrefix<true>(p, n); }
-
 // (U+009B is CSI to some terminals; a bidi override shows a name in another order than it has:
 // "Trojan Source".)
 bool isInvisibleControl(std::uint32_t cp) {

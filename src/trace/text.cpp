@@ -1,5 +1,6 @@
 #include "trace/text.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -19,12 +20,6 @@ namespace {
 
 constexpr std::size_t kInlineWidth = 96;
 
-void appendHex4(std::string& out, std::int64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  out += "0x"sv;
-  for (int shift = 12; shift >= 0; shift -= 4) out.push_back(kDigits[(v >> shift) & 0xf]);
-}
-
 // A flat value as the text trace shows it: strings bare (escaped: a peer's bytes may be anything),
 // {id, name} pairs as "name (0xid)".
 void appendScalar(const Json& j, std::string& out) {
@@ -33,9 +28,18 @@ void appendScalar(const Json& j, std::string& out) {
   } else if (isCodeName(j)) {  // fields in that order: read them in place
     const auto& o = j.asObject();
     appendEscapedText(o[1].second.asString(), out);
-    out += " ("sv;
-    appendHex4(out, o[0].second.asInt());
-    out += ')';
+    static constexpr char kDigits[] = "0123456789abcdef";
+    const std::int64_t v = o[0].second.asInt();
+    const char tail[] = {' ',
+                         '(',
+                         '0',
+                         'x',
+                         kDigits[(v >> 12) & 0xf],
+                         kDigits[(v >> 8) & 0xf],
+                         kDigits[(v >> 4) & 0xf],
+                         kDigits[v & 0xf],
+                         ')'};
+    out.append(tail, sizeof tail);  // one append: there are hundreds of these per connection
   } else {
     j.dumpTo(out);
   }
@@ -53,6 +57,29 @@ std::string indexLabel(std::size_t i) {
 bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
 
 bool appendInline(const Json& j, int depth, std::string& out);
+
+// At most `limit` or a lower bound of appendInline()'s width for `j`, whichever is smaller, without
+// rendering: escaping only lengthens, a code is at least its name and " (0x....)", a number or
+// literal one character, a nested list or object its brackets. Most values too wide for one line
+// are known so without being rendered only to be cut back (every nested value is tried).
+std::size_t inlineWidthAtLeast(const Json& j, std::size_t limit) {
+  if (j.isString()) return j.asString().size();
+  if (isCodeName(j)) return j.asObject()[1].second.asString().size() + 9;
+  if (!j.isArray() && !j.isObject()) return 1;
+  std::size_t w = 2;  // the brackets
+  const auto item = [&](std::size_t key, const Json& v) {
+    w += (w > 2 ? 2 : 0) + key + (isFlat(v) ? inlineWidthAtLeast(v, limit) : 2);
+    return w > limit;
+  };
+  if (j.isArray()) {
+    for (const auto& x : j.asArray())
+      if (item(0, x)) break;
+  } else {
+    for (const auto& [k, v] : j.asObject())
+      if (item(k.size() + 1, v)) break;  // "k="
+  }
+  return std::min(w, limit + 1);
+}
 
 // One-line form of an array of flat items, or of a small object whose values are flat (or flat
 // arrays), appended to `out`; false (with `out` partly written: the caller cuts it back) when it
@@ -125,13 +152,16 @@ bool wrapFlatList(const std::string& prefix, const std::string& head, const Json
   return true;
 }
 
-// Appends "<prefix><indent><key>: " without temporaries (this runs for every line of the trace);
-// `key` is escaped already.
+// Appends "<prefix><indent><key>: " without temporaries and in one growth of `out` (this runs for
+// every line of the trace); `key` is escaped already.
 void lineHead(std::string& out, const std::string& prefix, int indent, std::string_view key) {
-  out += prefix;
-  out.append(static_cast<std::size_t>(indent) * 2, ' ');
-  out += key;
-  out += ": "sv;
+  const std::size_t at = out.size(), pad = static_cast<std::size_t>(indent) * 2;
+  out.append(prefix.size() + pad + key.size() + 2, ' ');  // the blanks after the prefix are the indent
+  char* p = out.data() + at;
+  std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size() + pad;
+  std::memcpy(p, key.data(), key.size());
+  p[key.size()] = ':';
 }
 
 void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const Json& v, std::string& out) {
@@ -147,7 +177,7 @@ void renderValue(const std::string& prefix, int indent, std::string_view raw_key
   const std::size_t mark = out.size();
   lineHead(out, prefix, indent, key);
   const std::size_t inline_at = out.size();
-  if (appendInline(v, 0, out) && out.size() > inline_at) {
+  if (inlineWidthAtLeast(v, kInlineWidth) <= kInlineWidth && appendInline(v, 0, out) && out.size() > inline_at) {
     out += '\n';
     return;
   }

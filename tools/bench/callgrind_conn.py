@@ -11,6 +11,8 @@ handshakes (one GET each) through it; twice (N1 and N2 connections) so that star
   tools/bench/callgrind_conn.py --peer tlstrace [--bin build-release/tlstrace] [--origin tls12]
   tools/bench/callgrind_conn.py --peer haproxy
   tools/bench/callgrind_conn.py --peer tlstrace -- --trace tcp     (extra proxy options after --)
+  tools/bench/callgrind_conn.py --keep /tmp/cg   (keeps both runs' callgrind.out.* files, events and
+      trace in /tmp/cg/cg-N1 and cg-N2: by function, callgrind_annotate --inclusive=yes on each)
 """
 import argparse
 import collections
@@ -100,7 +102,8 @@ http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fast
     origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out_dir = os.path.join(work, f"cg-{n}")
-    os.makedirs(out_dir, exist_ok=True)
+    shutil.rmtree(out_dir, ignore_errors=True)  # (a kept directory's earlier run)
+    os.makedirs(out_dir)
     cg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
     if args.peer == "tlstrace":
         cmd = [args.bin, "proxy", "--mode", "reverse", "--upstream", f"127.0.0.1:{origin_port}",
@@ -149,12 +152,15 @@ def main():
     ap.add_argument("--n1", type=int, default=40)
     ap.add_argument("--n2", type=int, default=240)
     ap.add_argument("--by-object", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="keep the work files (callgrind outputs) in DIR")
     ap.add_argument("extra", nargs="*", help="more proxy options (after --)")
     args = ap.parse_args()
     for tool in ["valgrind", "nginx", "gcc"] + (["haproxy"] if args.peer == "haproxy" else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed")
-    with tempfile.TemporaryDirectory(prefix="tlstrace-cg-") as work:
+    with tempfile.TemporaryDirectory(prefix="tlstrace-cg-") as tmp:
+        work = args.keep or tmp
+        os.makedirs(work, exist_ok=True)
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", f"{work}/origin.key", "-out", f"{work}/origin.pem", "-days", "30",
                         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],

@@ -317,3 +317,34 @@ TEST_CASE("text renderers: a peer's bytes reach no line raw, in any format") {
   REQUIRE(unescape(shown, back));
   CHECK(back == evil);
 }
+
+TEST_CASE("plainTextPrefix / plainJsonPrefix: the first byte to look at, at every length and position") {
+  // The definition, byte by byte (escape.h): printable ASCII but a backslash, and for JSON but a
+  // double quote. The scan goes 16 bytes at a time, re-reads the last 16 overlapping and takes
+  // short strings by table: every length from 0 to 70, an odd byte at every position (or none).
+  const auto reference = [](std::string_view s, bool json) {
+    std::size_t i = 0;
+    for (; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c > 0x7e || c == '\\' || (json && c == '"')) break;
+    }
+    return i;
+  };
+  const std::string odd_bytes = std::string("\\\"\x7f\x80\xff\x1f\n", 7) + std::string(1, '\0');
+  std::uint32_t seed = 12345;
+  const auto next = [&seed] { return seed = seed * 1664525u + 1013904223u; };
+  for (std::size_t len = 0; len <= 70; ++len) {
+    std::string plain(len, 'a');
+    for (auto& c : plain) c = static_cast<char>(0x20 + next() % 0x5f);  // printable, may be \ or "
+    for (std::size_t at = 0; at <= len; ++at) {
+      for (const char odd : odd_bytes) {
+        std::string s = plain;
+        if (at < len) s[at] = odd;
+        for (const bool json : {false, true}) {
+          const std::size_t got = json ? plainJsonPrefix(s.data(), s.size()) : plainTextPrefix(s.data(), s.size());
+          CHECK_MESSAGE(got == reference(s, json), "len " << len << " at " << at << " json " << json);
+        }
+      }
+    }
+  }
+}
