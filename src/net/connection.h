@@ -118,7 +118,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   session::SteadyClock::time_point connect_started_{};
   double connect_timeout_s_ = 0;
   bool client_chosen_ = false;
-  std::vector<trace::Endpoint> watched_;  // --capture: destinations asked of the capture's filter
+  std::vector<trace::Endpoint> watched_;   // --capture: destinations asked of the capture's filter
   std::unique_ptr<wire::ProxyHop> hop_;    // the proxy's handshake under way
   std::string hop_url_;                    // the proxy's URL without credentials (for the why)
   std::vector<std::uint8_t> hop_out_;      // the hop message being written
