@@ -1,7 +1,8 @@
 // The tlstrace report page: an overview table of connections and, for a connection opened, its
 // ladder diagram (client, proxy as server, proxy as client, server) and panels. The data is the
 // JSON block above (src/report/model.cpp); every string from it reaches the page as text
-// (textContent), never as markup. Live mode (`proxy --ui`) follows /events for updates.
+// (textContent), never as markup. Live mode (`proxy --ui`) follows /events for updates (rows) and
+// fetches an opened connection's events from conn/ID.
 'use strict';
 
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -62,6 +63,9 @@ const keyOf = (c) => `${c.f || 0}:${c.id}`;
 const leg = (c, i) => (c.L && c.L[i]) || {};
 const failed = (c) => c.o !== 'ok' && c.o !== 'open';
 
+// A connection of the page: its row, and its events ("e") when the data had them. The live page's
+// stream carries rows only, with their number of events ("n"): the events come from GET /conn/ID
+// when the connection is opened (loadEvents), and again when "n" says there are more.
 function addConns(data) {
   const resolve = resolver(Array.isArray(data.pool) ? data.pool : []);
   for (const raw of data.conns || []) {
@@ -71,10 +75,50 @@ function addConns(data) {
     c.hay = [c.id, c.t, c.cl, c.tg, c.sni, c.o, c.ca, c.au, ...[0, 1].flatMap((i) => Object.values(leg(c, i)))]
       .join(' ').toLowerCase();
     const old = state.byKey.get(c.key);
+    if (old && c.e === undefined && old.e !== undefined) Object.assign(c, { e: old.e, resolve: old.resolve, ev: old.ev });
     if (old) state.conns[state.conns.indexOf(old)] = c;
     else state.conns.push(c);
     state.byKey.set(c.key, c);
   }
+  // The live proxy keeps the newest --ui-keep connections: the page forgets the older ones too.
+  if (data.below > 0) {
+    const gone = (c) => !c.f && c.id <= data.below;
+    for (const c of state.conns) if (gone(c)) state.byKey.delete(c.key);
+    state.conns = state.conns.filter((c) => !gone(c));
+  }
+}
+
+const eventsStale = (c) => c.n !== undefined && (c.e === undefined || c.e.length < c.n);
+const loading = new Set();
+
+// The live page: one connection's events from the proxy, when it is open and they are not all here.
+async function loadEvents(c) {
+  if (loading.has(c.key) || !eventsStale(c)) return;
+  loading.add(c.key);
+  try {
+    const r = await fetch(`conn/${c.id}`, { cache: 'no-store' });
+    const cur = state.byKey.get(c.key);
+    if (!cur) return;
+    if (r.status === 404) cur.gone = true;
+    else if (r.ok) {
+      const data = await r.json();
+      const full = (data.conns || [])[0];
+      if (full && Array.isArray(full.e)) {
+        Object.assign(cur, { e: full.e, resolve: resolver(Array.isArray(data.pool) ? data.pool : []), ev: undefined });
+        if (cur.e.length > cur.n) cur.n = cur.e.length;  // (the stream's row may come a tick later)
+      }
+    }
+  } catch (e) {
+    /* the proxy went away: the row says what is known */
+  } finally {
+    loading.delete(c.key);
+  }
+  scheduleRender();
+}
+
+let renderPending = false;
+function scheduleRender() {
+  if (!renderPending) { renderPending = true; requestAnimationFrame(() => { renderPending = false; render(); }); }
 }
 
 function sortValue(c, key) {
@@ -104,8 +148,8 @@ function matches(c) {
 }
 
 function events(c) {
-  if (!c.ev) c.ev = (c.e || []).map((ev) => [ev[0], ev[1], ev[2], c.resolve(ev[3])]);
-  return c.ev;
+  if (!c.ev && c.e) c.ev = c.e.map((ev) => [ev[0], ev[1], ev[2], c.resolve(ev[3])]);
+  return c.ev || [];
 }
 
 // ---- the overview table ----
@@ -150,8 +194,20 @@ function render() {
   });
   const frag = document.createDocumentFragment();
   for (const c of shown) {
-    frag.append(rowOf(c));
-    if (state.open.has(c.key) || state.openAll) frag.append(detailRow(c));
+    // (a row is made once per version of its connection: a live update rebuilds the changed rows only)
+    c.tr ??= rowOf(c);
+    frag.append(c.tr);
+    if (state.open.has(c.key) || state.openAll) {
+      if (eventsStale(c)) loadEvents(c);
+      if (c.e === undefined) {
+        frag.append(el('tr', { class: 'detail-row loading', 'data-key': c.key },
+                       el('td', { class: 'detail', colspan: 12 }, c.gone ? 'no longer kept by the proxy' : 'loading…')));
+      } else {
+        const evs = events(c);
+        if (!c.dr || c.drOf !== evs) { c.dr = detailRow(c); c.drOf = evs; }
+        frag.append(c.dr);
+      }
+    }
   }
   body.replaceChildren(frag);
   for (const th of document.querySelectorAll('#conns th')) {
@@ -444,10 +500,9 @@ function live() {
   const es = new EventSource('events');
   es.onopen = () => status('(connected)');
   es.onerror = () => status('(reconnecting)');
-  let pending = false;
   es.addEventListener('conn', (m) => {
     try { addConns(JSON.parse(m.data)); } catch (e) { return; }
-    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); }
+    scheduleRender();
   });
   es.addEventListener('stats', (m) => {
     try { $('#dropped').textContent = String(JSON.parse(m.data).dropped ?? 0); } catch (e) { /* ignore */ }
