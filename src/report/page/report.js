@@ -184,6 +184,18 @@ function rowOf(c) {
   return tr;
 }
 
+// The table's rows made `rows` with as few changes as it takes (a live update adds or replaces a
+// few rows: the browser then lays out those, not 1,000 rebuilt ones).
+function place(body, rows) {
+  const wanted = new Set(rows);
+  for (const tr of [...body.children]) if (!wanted.has(tr)) tr.remove();
+  let at = body.firstElementChild;
+  for (const tr of rows) {
+    if (tr === at) at = at.nextElementSibling;
+    else body.insertBefore(tr, at);
+  }
+}
+
 function render() {
   const body = $('#conns tbody');
   const shown = state.conns.filter(matches);
@@ -192,24 +204,24 @@ function render() {
     const x = sortValue(a, key), y = sortValue(b, key);
     return (x < y ? -1 : x > y ? 1 : 0) * dir || sortValue(a, 'id') - sortValue(b, 'id');
   });
-  const frag = document.createDocumentFragment();
+  const rows = [];
   for (const c of shown) {
     // (a row is made once per version of its connection: a live update rebuilds the changed rows only)
     c.tr ??= rowOf(c);
-    frag.append(c.tr);
+    rows.push(c.tr);
     if (state.open.has(c.key) || state.openAll) {
       if (eventsStale(c)) loadEvents(c);
       if (c.e === undefined) {
-        frag.append(el('tr', { class: 'detail-row loading', 'data-key': c.key },
+        rows.push(el('tr', { class: 'detail-row loading', 'data-key': c.key },
                        el('td', { class: 'detail', colspan: 12 }, c.gone ? 'no longer kept by the proxy' : 'loading…')));
       } else {
         const evs = events(c);
         if (!c.dr || c.drOf !== evs) { c.dr = detailRow(c); c.drOf = evs; }
-        frag.append(c.dr);
+        rows.push(c.dr);
       }
     }
   }
-  body.replaceChildren(frag);
+  place(body, rows);
   for (const th of document.querySelectorAll('#conns th')) {
     th.classList.toggle('sorted', th.dataset.key === key);
     th.classList.toggle('desc', th.dataset.key === key && dir < 0);
