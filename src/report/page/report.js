@@ -113,12 +113,18 @@ async function loadEvents(c) {
   } finally {
     loading.delete(c.key);
   }
-  scheduleRender();
+  scheduleRender(true);
 }
 
-let renderPending = false;
-function scheduleRender() {
-  if (!renderPending) { renderPending = true; requestAnimationFrame(() => { renderPending = false; render(); }); }
+// Live updates are drawn at most once a second: laying out a table costs the browser in proportion
+// to its rows (up to --ui-keep), whatever few of them changed. What the user asked for (a
+// connection's events) is drawn at once.
+let renderPending = false, lastRender = 0;
+function scheduleRender(now = false) {
+  if (renderPending) return;
+  renderPending = true;
+  const wait = now ? 0 : Math.max(0, lastRender + 1000 - performance.now());
+  setTimeout(() => requestAnimationFrame(() => { renderPending = false; render(); }), wait);
 }
 
 function sortValue(c, key) {
@@ -197,6 +203,7 @@ function place(body, rows) {
 }
 
 function render() {
+  lastRender = performance.now();
   const body = $('#conns tbody');
   const shown = state.conns.filter(matches);
   const { key, dir } = state.sort;
