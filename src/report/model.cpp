@@ -169,19 +169,21 @@ Json rowJson(const Connection& c) {
 }  // namespace
 
 Json compact(const Json& v) {
-  if (v.isArray()) {
-    Json out = Json::array();
-    for (const Json& item : v.asArray()) out.push(compact(item));
-    return out;
+  Json out = v;
+  compactInPlace(out);
+  return out;
+}
+
+void compactInPlace(Json& v) {
+  boost::json::value& b = v.value();
+  if (b.is_array()) {
+    for (boost::json::value& item : b.get_array()) compactInPlace(Json::of(item));
+  } else if (b.is_object()) {
+    for (auto& member : b.get_object()) compactInPlace(Json::of(member.value()));
+  } else if (const std::string_view s = v.asString(); s.size() > kHexMax && isLowerHex(s)) {
+    std::string cut = std::string(s.substr(0, kHexKept)) + "\u2026 (" + std::to_string(s.size() / 2) + " bytes)";
+    v = Json(cut);
   }
-  if (v.isObject()) {
-    Json out = Json::object();
-    for (const auto& [k, item] : v.asObject()) out.set(k, compact(item));
-    return out;
-  }
-  if (const std::string_view s = v.asString(); s.size() > kHexMax && isLowerHex(s))
-    return Json(std::string(s.substr(0, kHexKept)) + "\u2026 (" + std::to_string(s.size() / 2) + " bytes)");
-  return v;
 }
 
 Json Pool::intern(const Json& v) {
@@ -232,8 +234,8 @@ Connection& Model::connection(const trace::Event& e, std::uint32_t file) {
 
 bool Model::add(const trace::Event& e, std::uint32_t file) {
   const std::string_view name = e.name();
+  Json scratch;
   if (e.conn == 0) {  // process-wide: trace.dropped
-    Json scratch;
     notes_.push_back(std::string(name) + ": " + trace::fieldsOf(e, scratch).dump());
     return false;
   }
@@ -241,12 +243,12 @@ bool Model::add(const trace::Event& e, std::uint32_t file) {
   Connection& c = connection(e, file);
   bool changed = false;
   if (!dropped(name)) {  // (note() reads nothing from the events left out)
-    // The fields copied once, compacted as they are copied (not built whole, then copied again):
-    // note() reads no long hex value, so it reads the compacted fields the same.
-    Json fields = Json::object();
-    trace::forEachField(e, [&fields](std::string_view k, const Json& v) { fields.set(k, compact(v)); });
-    note(c, e, name, fields);
+    const Json& f = trace::fieldsOf(e, scratch);
+    note(c, e, name, f);
     const auto dt = std::chrono::duration_cast<std::chrono::microseconds>(e.ts - c.t0).count();
+    // The fields once: built for this event (scratch) they are taken as they are, not copied.
+    Json fields = &f == &scratch ? std::move(scratch) : f;
+    compactInPlace(fields);
     Json ev = Json::array();
     ev.push(Json(static_cast<long long>(dt)));
     ev.push(Json(e.leg == trace::Leg::Client ? 1 : e.leg == trace::Leg::Upstream ? 2 : 0));

@@ -98,5 +98,6 @@ class Model {
 
 // Compacts one value for the page: hex strings over kHexMax characters cut (see above).
 [[nodiscard]] trace::Json compact(const trace::Json& v);
+void compactInPlace(trace::Json& v);  // the same, on a value the caller owns (no copy)
 
 }  // namespace tlstrace::report
