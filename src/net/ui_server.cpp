@@ -10,9 +10,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <list>
+#include <optional>
 #include <thread>
 
 #include "config/address.h"
@@ -95,6 +97,17 @@ struct Stream : std::enable_shared_from_this<Stream> {
   }
 };
 
+// "/conn/ID" (ID: a connection id, decimal): the id; nullopt for any other target.
+std::optional<std::uint64_t> connId(std::string_view target) {
+  constexpr std::string_view kPrefix = "/conn/";
+  if (!target.starts_with(kPrefix)) return std::nullopt;
+  const std::string_view digits = target.substr(kPrefix.size());
+  std::uint64_t id = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty()) return std::nullopt;
+  return id;
+}
+
 std::shared_ptr<const std::string> sseMessage(std::string_view event, std::string_view json) {
   // (JSON text has no raw line break: one data line per message)
   auto m = std::make_shared<std::string>();
@@ -148,6 +161,12 @@ struct UiServer::Impl {
       if (!allow_remote && !loopbackHost(host)) {
         r->res.result(http::status::forbidden);
         r->res.body() = "this page answers to a loopback Host only (--allow-remote to serve any)\n";
+      } else if (const auto id = connId(target); r->req.method() == http::verb::get && id) {
+        // One connection's events, fetched when the page opens it (the stream carries rows only).
+        r->res.body() = live->detail(*id);
+        r->res.result(r->res.body().empty() ? http::status::not_found : http::status::ok);
+        if (r->res.body().empty()) r->res.body() = "not kept\n";
+        else r->res.set(http::field::content_type, "application/json");
       } else if (r->req.method() != http::verb::get || (target != "/" && target != "/index.html")) {
         r->res.result(http::status::not_found);
         r->res.body() = "not found\n";
@@ -186,8 +205,8 @@ struct UiServer::Impl {
     tick.expires_after(kTick);
     tick.async_wait([this](beast::error_code ec) {
       if (ec) return;
-      const std::string update = live->takeUpdates();
       streams.remove_if([](const auto& s) { return s->closed; });
+      const std::string update = live->takeUpdates(!streams.empty());
       if (!update.empty()) {
         const auto msg = sseMessage("conn", update);
         for (auto& s : streams) s->push(msg);

@@ -1,6 +1,7 @@
 // `proxy --ui ADDR:PORT`: the report page served live (Boost.Beast, one thread of its own). GET /
-// is the page with the kept connections; GET /events streams changes as server-sent events
-// (`conn`: connections as the page takes them; `stats`: updates dropped for this browser). A
+// is the page with the kept connections' rows; GET /events streams changes as server-sent events
+// (`conn`: the changed connections' rows; `stats`: updates dropped for this browser); GET /conn/ID
+// is one connection whole (its events), fetched when the page opens it. A
 // browser that does not read fast enough loses updates (counted and shown), never slowing the
 // proxy: the trace writer only fills report::LiveSink.
 #pragma once

@@ -142,25 +142,48 @@ Json legJson(const LegFacts& l) {
   return o;
 }
 
+// A connection's overview row (the table's cells), in the order the page has always had them.
+Json rowJson(const Connection& c) {
+  Json o = Json::object();
+  o.set("id", Json(c.id));
+  if (c.file > 0) o.set("f", Json(c.file));
+  o.set("t", Json(c.time));
+  put(o, "cl", c.client);
+  put(o, "m", c.mode);
+  put(o, "tg", c.target);
+  put(o, "sni", c.sni);
+  put(o, "o", c.closed || !c.outcome.empty() ? (c.outcome.empty() ? "closed" : c.outcome) : "open");
+  put(o, "ca", c.cause);
+  if (c.duration_ms >= 0) o.set("d", Json(c.duration_ms));
+  if (c.up >= 0) o.set("up", Json(c.up));
+  if (c.down >= 0) o.set("dn", Json(c.down));
+  if (c.policy_violations > 0) o.set("pv", Json(c.policy_violations));
+  put(o, "au", c.audit);
+  Json legs = Json::array();
+  legs.push(legJson(c.client_leg));
+  legs.push(legJson(c.upstream_leg));
+  o.set("L", std::move(legs));
+  return o;
+}
+
 }  // namespace
 
 Json compact(const Json& v) {
-  if (v.isString()) {
-    const std::string_view s = v.asString();
-    if (s.size() <= kHexMax || !isLowerHex(s)) return v;
-    return Json(std::string(s.substr(0, kHexKept)) + "\u2026 (" + std::to_string(s.size() / 2) + " bytes)");
+  Json out = v;
+  compactInPlace(out);
+  return out;
+}
+
+void compactInPlace(Json& v) {
+  boost::json::value& b = v.value();
+  if (b.is_array()) {
+    for (boost::json::value& item : b.get_array()) compactInPlace(Json::of(item));
+  } else if (b.is_object()) {
+    for (auto& member : b.get_object()) compactInPlace(Json::of(member.value()));
+  } else if (const std::string_view s = v.asString(); s.size() > kHexMax && isLowerHex(s)) {
+    std::string cut = std::string(s.substr(0, kHexKept)) + "\u2026 (" + std::to_string(s.size() / 2) + " bytes)";
+    v = Json(cut);
   }
-  if (v.isArray()) {
-    Json out = Json::array();
-    for (const Json& item : v.asArray()) out.push(compact(item));
-    return out;
-  }
-  if (v.isObject()) {
-    Json out = Json::object();
-    for (const auto& [k, item] : v.asObject()) out.set(k, compact(item));
-    return out;
-  }
-  return v;
 }
 
 Json Pool::intern(const Json& v) {
@@ -209,25 +232,30 @@ Connection& Model::connection(const trace::Event& e, std::uint32_t file) {
   return it->second;
 }
 
-void Model::add(const trace::Event& e, std::uint32_t file) {
+bool Model::add(const trace::Event& e, std::uint32_t file) {
   const std::string_view name = e.name();
   Json scratch;
-  const Json& f = trace::fieldsOf(e, scratch);
   if (e.conn == 0) {  // process-wide: trace.dropped
-    notes_.push_back(std::string(name) + ": " + f.dump());
-    return;
+    notes_.push_back(std::string(name) + ": " + trace::fieldsOf(e, scratch).dump());
+    return false;
   }
-  if (keep_ > 0 && e.conn <= evicted_below_ && !conns_.contains(Key{file, e.conn})) return;
+  if (keep_ > 0 && e.conn <= evicted_below_ && !conns_.contains(Key{file, e.conn})) return false;
   Connection& c = connection(e, file);
-  note(c, e, name, f);
-  if (!dropped(name)) {
+  bool changed = false;
+  if (!dropped(name)) {  // (note() reads nothing from the events left out)
+    const Json& f = trace::fieldsOf(e, scratch);
+    note(c, e, name, f);
     const auto dt = std::chrono::duration_cast<std::chrono::microseconds>(e.ts - c.t0).count();
+    // The fields once: built for this event (scratch) they are taken as they are, not copied.
+    Json fields = &f == &scratch ? std::move(scratch) : f;
+    compactInPlace(fields);
     Json ev = Json::array();
     ev.push(Json(static_cast<long long>(dt)));
     ev.push(Json(e.leg == trace::Leg::Client ? 1 : e.leg == trace::Leg::Upstream ? 2 : 0));
     ev.push(Json(name));
-    ev.push(compact(f));
+    ev.push(std::move(fields));
     c.events.push_back(std::move(ev));
+    changed = true;
   }
   while (keep_ > 0 && order_.size() > keep_) {
     evicted_below_ = std::max(evicted_below_, order_.front().second);
@@ -235,28 +263,11 @@ void Model::add(const trace::Event& e, std::uint32_t file) {
     order_.pop_front();
     ++evicted_;
   }
+  return changed;
 }
 
 Json Model::connectionJson(const Connection& c, Pool& pool) {
-  Json o = Json::object();
-  o.set("id", Json(c.id));
-  if (c.file > 0) o.set("f", Json(c.file));
-  o.set("t", Json(c.time));
-  put(o, "cl", c.client);
-  put(o, "m", c.mode);
-  put(o, "tg", c.target);
-  put(o, "sni", c.sni);
-  put(o, "o", c.closed || !c.outcome.empty() ? (c.outcome.empty() ? "closed" : c.outcome) : "open");
-  put(o, "ca", c.cause);
-  if (c.duration_ms >= 0) o.set("d", Json(c.duration_ms));
-  if (c.up >= 0) o.set("up", Json(c.up));
-  if (c.down >= 0) o.set("dn", Json(c.down));
-  if (c.policy_violations > 0) o.set("pv", Json(c.policy_violations));
-  put(o, "au", c.audit);
-  Json legs = Json::array();
-  legs.push(legJson(c.client_leg));
-  legs.push(legJson(c.upstream_leg));
-  o.set("L", std::move(legs));
+  Json o = rowJson(c);
   Json evs = Json::array();
   for (const Json& ev : c.events) {
     Json item = Json::array();
@@ -271,6 +282,12 @@ Json Model::connectionJson(const Connection& c, Pool& pool) {
   return o;
 }
 
+Json Model::summaryJson(const Connection& c) {
+  Json o = rowJson(c);
+  o.set("n", Json(c.events.size()));
+  return o;
+}
+
 Json Model::updateJson(const Connection& c) {
   Pool pool;
   Json conns = Json::array();
@@ -281,10 +298,13 @@ Json Model::updateJson(const Connection& c) {
   return o;
 }
 
-Json Model::toJson() const {
+Json Model::toJson(Detail detail) const {
   Pool pool;
   Json conns = Json::array();
-  for (const Key& k : order_) conns.push(connectionJson(conns_.at(k), pool));
+  for (const Key& k : order_) {
+    const Connection& c = conns_.at(k);
+    conns.push(detail == Detail::Full ? connectionJson(c, pool) : summaryJson(c));
+  }
   Json o = Json::object();
   o.set("v", Json(1));
   o.set("conns", std::move(conns));

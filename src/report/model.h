@@ -61,16 +61,27 @@ class Model {
   explicit Model(std::size_t keep = 0) : keep_(keep) {}
 
   // file: which input the event came from (`report A.jsonl B.jsonl`: each run counts from 1).
-  void add(const trace::Event& e, std::uint32_t file = 0);
+  // True when the connection's page data changed: an event it draws (not a record, a relayed
+  // chunk or a secret, which it leaves out, nor an event of an evicted connection).
+  bool add(const trace::Event& e, std::uint32_t file = 0);
   [[nodiscard]] std::size_t size() const { return conns_.size(); }
   [[nodiscard]] const Connection* find(std::uint64_t id, std::uint32_t file = 0) const;
   [[nodiscard]] std::size_t evicted() const { return evicted_; }
+  // Connection ids at or below it (of file 0) were evicted: the live page drops their rows too.
+  [[nodiscard]] std::uint64_t evictedBelow() const { return evicted_below_; }
 
+  // What toJson() gives of each connection: everything (`tlstrace report`), or its overview row
+  // alone (the live page, which fetches a connection's events when it is opened: summaryJson).
+  enum class Detail { Full, Summary };
   // {"v":1,"conns":[...],"pool":[...],"notes":[...]} for the whole page.
-  [[nodiscard]] trace::Json toJson() const;
+  [[nodiscard]] trace::Json toJson(Detail detail = Detail::Full) const;
   // One connection as the page takes it, its repeated parts interned into `pool`.
   [[nodiscard]] static trace::Json connectionJson(const Connection& c, Pool& pool);
-  // The same with a pool of its own: {"conns":[c],"pool":[...]} (the live page's updates).
+  // Its overview row only: connectionJson without the events ("e"), with their number ("n"), by
+  // which the live page knows that the events it fetched are no longer all.
+  [[nodiscard]] static trace::Json summaryJson(const Connection& c);
+  // One whole connection with a pool of its own: {"conns":[c],"pool":[...]} (the live page's
+  // GET /conn/ID).
   [[nodiscard]] static trace::Json updateJson(const Connection& c);
 
  private:
@@ -87,5 +98,6 @@ class Model {
 
 // Compacts one value for the page: hex strings over kHexMax characters cut (see above).
 [[nodiscard]] trace::Json compact(const trace::Json& v);
+void compactInPlace(trace::Json& v);  // the same, on a value the caller owns (no copy)
 
 }  // namespace tlstrace::report

@@ -3,12 +3,15 @@ tests read its DOM (--dump-dom). The truth for each ladder is the peers' own vie
 connection: `openssl s_client -msg` (the client leg) and `openssl s_server -msg` (the upstream
 leg) print every handshake message, ChangeCipherSpec and alert they sent and received, with its
 length. A screenshot of every page is kept under build/test-artifacts/report/."""
+import base64
 import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +66,92 @@ class Dom(HTMLParser):
 
     def body(self):
         return next(a for t, a in self.elements if t == "body")
+
+
+class Cdp:
+    """Headless Chromium kept open on a page and driven over --remote-debugging-pipe (the DevTools
+    protocol as NUL-terminated JSON on the browser's fds 3 and 4): the live page stays connected
+    while the test makes traffic, and the test reads its DOM as often as it needs."""
+
+    def __init__(self, case, url):
+        self.case, self.url, self.next_id, self.buf = case, url, 0, b""
+
+    def __enter__(self):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        to_r, self.to_w = os.pipe()
+        self.from_r, from_w = os.pipe()
+
+        def fds():  # (the browser reads commands on fd 3 and writes answers to fd 4)
+            os.dup2(to_r, 3)
+            os.dup2(from_w, 4)
+        self.proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      "--remote-debugging-pipe", f"--user-data-dir={tempfile.mkdtemp(dir=self.case.dir)}",
+                                      "--window-size=1400,2400", self.url], preexec_fn=fds, pass_fds=(3, 4),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(to_r)
+        os.close(from_w)
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.call("Browser.close")
+        except (AssertionError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        os.close(self.to_w)
+        os.close(self.from_r)
+
+    def call(self, method, session=None, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.to_w, json.dumps(msg).encode() + b"\0")
+        end = time.time() + DEADLINE
+        while time.time() < end:
+            while b"\0" in self.buf:
+                raw, self.buf = self.buf.split(b"\0", 1)
+                answer = json.loads(raw)
+                if answer.get("id") == self.next_id:
+                    if "error" in answer:
+                        raise AssertionError(f"{method}: {answer['error']}")
+                    return answer["result"]
+            ready, _, _ = select.select([self.from_r], [], [], max(0.0, end - time.time()))
+            if ready:
+                chunk = os.read(self.from_r, 1 << 20)
+                if not chunk:
+                    break
+                self.buf += chunk
+        raise AssertionError(f"no answer from chromium to {method}")
+
+    def eval(self, expression):
+        r = self.call("Runtime.evaluate", self.session, expression=expression, returnByValue=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"{expression}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait_for(self, expression, what):
+        end = time.time() + DEADLINE
+        while time.time() < end:
+            if self.eval(f"(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"):
+                return
+            time.sleep(0.1)
+        self.case.fail(f"the page never showed {what}: {self.eval('document.body.innerText')[:2000]}")
+
+    def dom(self):
+        return Dom(self.eval("document.documentElement.outerHTML"))
+
+    def screenshot(self, name):
+        png = self.call("Page.captureScreenshot", self.session, format="png")["data"]
+        with open(os.path.join(ARTIFACTS, name), "wb") as f:
+            f.write(base64.b64decode(png))
 
 
 class BrowserCase(ProxyTestCase):
@@ -265,15 +354,17 @@ class LivePage(BrowserCase):
         client_out = self.s_client(p, s.port)
         self.s_client(p, harness.free_port())  # refused upstream: a failed connection
         p.conn_closed(2)
-        dom = self.browser(f"http://{addr}/#open=all", "live.png", budget=False)
+        # #open=all: the page fetches every connection's events (GET /conn/ID) and draws its ladder.
+        with Cdp(self, f"http://{addr}/#open=all") as b:
+            b.wait_for("document.querySelectorAll('svg.ladder').length === 2", "two ladders")
+            dom = b.dom()
+            b.screenshot("live.png")
         self.assertEqual(dom.body()["data-mode"], "live")
         self.assertEqual([r["data-id"] for r in dom.having("row")], ["1", "2"])
-        self.assertEqual(len(dom.having("ladder")), 2)
         self.assertLadderMatches(dom, "client", peer_messages(client_out))
         self.assertEqual(len(dom.having("row", id="2")), 1)
         self.assertIn("failed", dom.having("row", id="2")[0]["class"].split())
-        # The stream: the page's updates, as a browser gets them.
-        import socket
+        # The stream: the page's updates, as a browser gets them: rows, not events.
         host, port = addr.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as c:
             c.sendall(f"GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
@@ -284,8 +375,36 @@ class LivePage(BrowserCase):
                     break
                 data += chunk
         self.assertIn(b"Content-Type: text/event-stream", data)
-        first = data.split(b"event: conn\ndata: ", 1)[1].split(b"\n", 1)[0]
-        self.assertEqual(sorted(c["id"] for c in json.loads(first)["conns"]), [1, 2])
+        first = json.loads(data.split(b"event: conn\ndata: ", 1)[1].split(b"\n", 1)[0])
+        self.assertEqual(sorted(c["id"] for c in first["conns"]), [1, 2])
+        self.assertTrue(all("e" not in c and c["n"] > 0 for c in first["conns"]), first)
+        # A connection whole: its events, the number the row said.
+        r = run(["curl", "-s", f"http://{addr}/conn/1"])
+        whole = json.loads(r.stdout)["conns"][0]
+        self.assertEqual(len(whole["e"]), next(c["n"] for c in first["conns"] if c["id"] == 1))
+
+    def test_live_page_follows_connections_as_they_happen_and_loads_one_when_clicked(self):
+        s = self.s_server("-msg")
+        p = self.proxy("--upstream-ca", self.pki.ca, "--ui", "127.0.0.1:0")
+        addr = self.ui_addr(p)
+        with Cdp(self, f"http://{addr}/") as b:
+            b.wait_for("document.querySelector('#live-state').textContent === '(connected)'", "the stream")
+            self.assertEqual(b.eval("document.querySelectorAll('tr.row').length"), 0)
+            client_out = self.s_client(p, s.port)
+            self.s_client(p, harness.free_port())  # refused upstream: a failed connection
+            p.conn_closed(2)
+            # The rows came over the stream (the page was loaded before the connections).
+            b.wait_for("[...document.querySelectorAll('tr.row')].map((r) => r.className).join() === "
+                       "'row ok,row failed'", "rows 1 (ok) and 2 (failed)")
+            self.assertEqual(b.eval("document.querySelectorAll('svg.ladder').length"), 0)  # not fetched yet
+            b.eval("document.querySelector('tr.row[data-id=\"1\"]').click()")
+            b.wait_for("document.querySelectorAll('svg.ladder').length === 1", "the clicked connection's ladder")
+            dom = b.dom()
+            b.screenshot("live_clicked.png")
+        self.assertEqual(dom.having("ladder")[0]["data-conn"], "0:1")
+        self.assertLadderMatches(dom, "client", peer_messages(client_out))
+        self.assertLadderMatches(dom, "upstream", from_client_hello(peer_messages(s.proc.output())))
+        self.assertEqual(dom.having("fail"), [])
 
     def test_live_page_refuses_a_foreign_host_and_a_remote_address(self):
         p = self.proxy("--ui", "127.0.0.1:0")
@@ -294,6 +413,13 @@ class LivePage(BrowserCase):
         self.assertEqual(r.stdout.decode(), "403")
         r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{addr}/"])
         self.assertEqual(r.stdout.decode(), "200")
+        # A connection's events: the same Host check; unknown and malformed ids are not found.
+        r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: attacker.example",
+                 f"http://{addr}/conn/1"])
+        self.assertEqual(r.stdout.decode(), "403")
+        for target in ("/conn/1", "/conn/x1", "/conn/", "/conn/1/2"):
+            r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{addr}{target}"])
+            self.assertEqual(r.stdout.decode(), "404", target)
         r = run([harness.TLSTRACE, "proxy", "-l", "127.0.0.1:0", "--ui", "0.0.0.0:0"])
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"--allow-remote", r.stderr)

@@ -1,7 +1,8 @@
 // The tlstrace report page: an overview table of connections and, for a connection opened, its
 // ladder diagram (client, proxy as server, proxy as client, server) and panels. The data is the
 // JSON block above (src/report/model.cpp); every string from it reaches the page as text
-// (textContent), never as markup. Live mode (`proxy --ui`) follows /events for updates.
+// (textContent), never as markup. Live mode (`proxy --ui`) follows /events for updates (rows) and
+// fetches an opened connection's events from conn/ID.
 'use strict';
 
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -62,6 +63,9 @@ const keyOf = (c) => `${c.f || 0}:${c.id}`;
 const leg = (c, i) => (c.L && c.L[i]) || {};
 const failed = (c) => c.o !== 'ok' && c.o !== 'open';
 
+// A connection of the page: its row, and its events ("e") when the data had them. The live page's
+// stream carries rows only, with their number of events ("n"): the events come from GET /conn/ID
+// when the connection is opened (loadEvents), and again when "n" says there are more.
 function addConns(data) {
   const resolve = resolver(Array.isArray(data.pool) ? data.pool : []);
   for (const raw of data.conns || []) {
@@ -71,10 +75,56 @@ function addConns(data) {
     c.hay = [c.id, c.t, c.cl, c.tg, c.sni, c.o, c.ca, c.au, ...[0, 1].flatMap((i) => Object.values(leg(c, i)))]
       .join(' ').toLowerCase();
     const old = state.byKey.get(c.key);
+    if (old && c.e === undefined && old.e !== undefined) Object.assign(c, { e: old.e, resolve: old.resolve, ev: old.ev });
     if (old) state.conns[state.conns.indexOf(old)] = c;
     else state.conns.push(c);
     state.byKey.set(c.key, c);
   }
+  // The live proxy keeps the newest --ui-keep connections: the page forgets the older ones too.
+  if (data.below > 0) {
+    const gone = (c) => !c.f && c.id <= data.below;
+    for (const c of state.conns) if (gone(c)) state.byKey.delete(c.key);
+    state.conns = state.conns.filter((c) => !gone(c));
+  }
+}
+
+const eventsStale = (c) => c.n !== undefined && (c.e === undefined || c.e.length < c.n);
+const loading = new Set();
+
+// The live page: one connection's events from the proxy, when it is open and they are not all here.
+async function loadEvents(c) {
+  if (loading.has(c.key) || !eventsStale(c)) return;
+  loading.add(c.key);
+  try {
+    const r = await fetch(`conn/${c.id}`, { cache: 'no-store' });
+    const cur = state.byKey.get(c.key);
+    if (!cur) return;
+    if (r.status === 404) cur.gone = true;
+    else if (r.ok) {
+      const data = await r.json();
+      const full = (data.conns || [])[0];
+      if (full && Array.isArray(full.e)) {
+        Object.assign(cur, { e: full.e, resolve: resolver(Array.isArray(data.pool) ? data.pool : []), ev: undefined });
+        if (cur.e.length > cur.n) cur.n = cur.e.length;  // (the stream's row may come a tick later)
+      }
+    }
+  } catch (e) {
+    /* the proxy went away: the row says what is known */
+  } finally {
+    loading.delete(c.key);
+  }
+  scheduleRender(true);
+}
+
+// Live updates are drawn at most once a second: laying out a table costs the browser in proportion
+// to its rows (up to --ui-keep), whatever few of them changed. What the user asked for (a
+// connection's events) is drawn at once.
+let renderPending = false, lastRender = 0;
+function scheduleRender(now = false) {
+  if (renderPending) return;
+  renderPending = true;
+  const wait = now ? 0 : Math.max(0, lastRender + 1000 - performance.now());
+  setTimeout(() => requestAnimationFrame(() => { renderPending = false; render(); }), wait);
 }
 
 function sortValue(c, key) {
@@ -104,8 +154,8 @@ function matches(c) {
 }
 
 function events(c) {
-  if (!c.ev) c.ev = (c.e || []).map((ev) => [ev[0], ev[1], ev[2], c.resolve(ev[3])]);
-  return c.ev;
+  if (!c.ev && c.e) c.ev = c.e.map((ev) => [ev[0], ev[1], ev[2], c.resolve(ev[3])]);
+  return c.ev || [];
 }
 
 // ---- the overview table ----
@@ -140,7 +190,20 @@ function rowOf(c) {
   return tr;
 }
 
+// The table's rows made `rows` with as few changes as it takes (a live update adds or replaces a
+// few rows: the browser then lays out those, not 1,000 rebuilt ones).
+function place(body, rows) {
+  const wanted = new Set(rows);
+  for (const tr of [...body.children]) if (!wanted.has(tr)) tr.remove();
+  let at = body.firstElementChild;
+  for (const tr of rows) {
+    if (tr === at) at = at.nextElementSibling;
+    else body.insertBefore(tr, at);
+  }
+}
+
 function render() {
+  lastRender = performance.now();
   const body = $('#conns tbody');
   const shown = state.conns.filter(matches);
   const { key, dir } = state.sort;
@@ -148,12 +211,24 @@ function render() {
     const x = sortValue(a, key), y = sortValue(b, key);
     return (x < y ? -1 : x > y ? 1 : 0) * dir || sortValue(a, 'id') - sortValue(b, 'id');
   });
-  const frag = document.createDocumentFragment();
+  const rows = [];
   for (const c of shown) {
-    frag.append(rowOf(c));
-    if (state.open.has(c.key) || state.openAll) frag.append(detailRow(c));
+    // (a row is made once per version of its connection: a live update rebuilds the changed rows only)
+    c.tr ??= rowOf(c);
+    rows.push(c.tr);
+    if (state.open.has(c.key) || state.openAll) {
+      if (eventsStale(c)) loadEvents(c);
+      if (c.e === undefined) {
+        rows.push(el('tr', { class: 'detail-row loading', 'data-key': c.key },
+                       el('td', { class: 'detail', colspan: 12 }, c.gone ? 'no longer kept by the proxy' : 'loading…')));
+      } else {
+        const evs = events(c);
+        if (!c.dr || c.drOf !== evs) { c.dr = detailRow(c); c.drOf = evs; }
+        rows.push(c.dr);
+      }
+    }
   }
-  body.replaceChildren(frag);
+  place(body, rows);
   for (const th of document.querySelectorAll('#conns th')) {
     th.classList.toggle('sorted', th.dataset.key === key);
     th.classList.toggle('desc', th.dataset.key === key && dir < 0);
@@ -444,10 +519,9 @@ function live() {
   const es = new EventSource('events');
   es.onopen = () => status('(connected)');
   es.onerror = () => status('(reconnecting)');
-  let pending = false;
   es.addEventListener('conn', (m) => {
     try { addConns(JSON.parse(m.data)); } catch (e) { return; }
-    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); }
+    scheduleRender();
   });
   es.addEventListener('stats', (m) => {
     try { $('#dropped').textContent = String(JSON.parse(m.data).dropped ?? 0); } catch (e) { /* ignore */ }

@@ -6,11 +6,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "report/live.h"
 #include "report/model.h"
 #include "report/page.h"
 #include "sinks/convert.h"
@@ -33,19 +35,20 @@ std::vector<Json> rawLines(const std::string& name) {
   return out;
 }
 
-// Through the reader `tlstrace report` uses.
+// Each event of a recording, through the reader `tlstrace report` uses.
+void forEachEvent(const std::string& name, const std::function<void(const trace::Event&)>& f) {
+  std::FILE* file = std::fopen(path(name).c_str(), "rb");
+  REQUIRE(file);
+  sinks::EventsConverter reader(name, sinks::EventsConverter::To::Text, trace::TextFormat::Default);
+  const int rc = reader.read(file, f, [](bool, const std::string& msg) { FAIL(msg); });
+  std::fclose(file);
+  CHECK(rc == 0);
+}
+
 report::Model load(const std::vector<std::string>& names, std::size_t keep = 0) {
   report::Model m(keep);
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    std::FILE* f = std::fopen(path(names[i]).c_str(), "rb");
-    REQUIRE(f);
-    sinks::EventsConverter reader(names[i], sinks::EventsConverter::To::Text, trace::TextFormat::Default);
-    const int rc = reader.read(
-        f, [&](const trace::Event& e) { m.add(e, static_cast<std::uint32_t>(i)); },
-        [](bool, const std::string& msg) { FAIL(msg); });
-    std::fclose(f);
-    CHECK(rc == 0);
-  }
+  for (std::size_t i = 0; i < names.size(); ++i)
+    forEachEvent(names[i], [&](const trace::Event& e) { m.add(e, static_cast<std::uint32_t>(i)); });
   return m;
 }
 
@@ -225,4 +228,97 @@ TEST_CASE("report: keep N holds the newest N connections; late events of an evic
   CHECK(both.find(1, 0) != nullptr);
   CHECK(both.find(1, 1) != nullptr);
   CHECK(both.find(1, 1)->upstream_leg.error == "upstream_certificate_untrusted");
+}
+
+namespace {
+
+bool leftOut(const std::string& ev) {  // what the page does not draw (model.cpp dropped())
+  return ev == "tls.secret" || ev == "tls.keys" || ev == "tls.record" || ev == "data";
+}
+
+Json without(const Json& o, std::string_view key) {
+  Json out = Json::object();
+  for (const auto& [k, v] : o.asObject())
+    if (k != key) out.set(k, v);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("live: the stream carries a row for each connection whose drawn events changed, with their number") {
+  const auto raw = rawLines("trace_all_tls13");  // with records, data and secrets (left out)
+  report::LiveSink live(0);
+  std::map<std::uint64_t, std::size_t> drawn;  // per connection: its drawn events so far, from the raw lines
+  std::size_t i = 0, updates = 0, quiet = 0;
+  forEachEvent("trace_all_tls13", [&](const trace::Event& e) {
+    REQUIRE(i < raw.size());
+    const Json& line = raw[i++];
+    const std::string ev = s(fieldOf(line, "event"));
+    const std::uint64_t id = line.find("conn")->asUint();
+    live.write(e);
+    const std::string update = live.takeUpdates();
+    if (id == 0 || leftOut(ev)) {  // no row changed: nothing to send
+      CHECK(update.empty());
+      ++quiet;
+      return;
+    }
+    ++drawn[id];
+    REQUIRE(!update.empty());
+    ++updates;
+    const auto u = Json::parse(update);
+    REQUIRE(u);
+    const auto& conns = u->find("conns")->asArray();
+    REQUIRE(conns.size() == 1);
+    CHECK(conns[0].find("id")->asUint() == id);
+    CHECK(conns[0].find("e") == nullptr);  // rows only: the events come with GET /conn/ID
+    CHECK(conns[0].find("n")->asUint() == drawn[id]);
+  });
+  CHECK(i == raw.size());
+  CHECK(quiet > 0);  // the recording does have records and data
+  CHECK(updates > 10);
+  CHECK(live.takeUpdates().empty());  // nothing changed since
+  // The rows are the static report's rows; a connection whole is the static report's connection.
+  const report::Model m = load({"trace_all_tls13"});
+  const Json full = m.toJson();
+  const auto snap = live.snapshot();
+  REQUIRE(snap.find("conns")->asArray().size() == full.find("conns")->asArray().size());
+  std::size_t rows = 0, wholes = 0;
+  for (std::size_t k = 0; k < full.find("conns")->asArray().size(); ++k) {
+    const Json& want = full.find("conns")->asArray()[k];
+    const Json& row = snap.find("conns")->asArray()[k];
+    CHECK(without(row, "n").dump() == without(want, "e").dump());
+    CHECK(row.find("n")->asUint() == want.find("e")->asArray().size());
+    const std::uint64_t id = want.find("id")->asUint();
+    const auto detail = Json::parse(live.detail(id));
+    REQUIRE(detail);
+    const Json& c = detail->find("conns")->asArray()[0];
+    const Json& pool = *detail->find("pool");
+    const Json& fpool = *full.find("pool");
+    CHECK(without(c, "e").dump() == without(want, "e").dump());
+    REQUIRE(c.find("e")->asArray().size() == want.find("e")->asArray().size());
+    for (std::size_t j = 0; j < want.find("e")->asArray().size(); ++j) {
+      const auto& a = c.find("e")->asArray()[j].asArray();
+      const auto& b = want.find("e")->asArray()[j].asArray();
+      CHECK(a[2].asString() == b[2].asString());
+      CHECK(resolve(a[3], pool, pool.asArray().size()).dump() == resolve(b[3], fpool, fpool.asArray().size()).dump());
+    }
+    rows += row.dump().size();
+    wholes += live.detail(id).size();
+  }
+  // Rows are small beside the connections whole: what each update costs to make and send.
+  CHECK(rows * 5 < wholes);
+  CHECK(live.detail(999999).empty());
+}
+
+TEST_CASE("live: without a browser nothing is serialised; evicted connections are gone from rows and details") {
+  report::LiveSink live(1);  // keep one: the second connection evicts the first
+  forEachEvent("tls12_resumption", [&](const trace::Event& e) { live.write(e); });
+  CHECK(live.takeUpdates(false).empty());  // changes forgotten, not made into text
+  CHECK(live.takeUpdates().empty());
+  const auto snap = live.snapshot();
+  REQUIRE(snap.find("conns")->asArray().size() == 1);
+  CHECK(snap.find("conns")->asArray()[0].find("id")->asUint() == 2);
+  CHECK(snap.find("below")->asUint() == 1);  // the page drops row 1 too
+  CHECK(live.detail(1).empty());
+  CHECK(!live.detail(2).empty());
 }
