@@ -81,6 +81,17 @@ class Namespaces:
             self.sh(self.exec(self.r, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "rc", "-p", "tcp",
                               "--dport", str(dport), "-j", "REDIRECT", "--to-ports", str(to_port)))
 
+    def tproxy(self, dport, to_port):
+        """docs/transparent.md's TPROXY recipe (nftables) in the router: the client's TCP traffic for
+        `dport` is delivered, destination untouched, to the proxy's transparent listener."""
+        self.sh(self.exec(self.r, "ip", "rule", "add", "fwmark", "1", "lookup", "100"))
+        self.sh(self.exec(self.r, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"))
+        rules = (f"table ip tlstrace {{\n chain pre {{\n  type filter hook prerouting priority mangle;\n"
+                 f"  iifname \"rc\" tcp dport {dport} tproxy to :{to_port} meta mark set 1 accept\n }}\n}}\n")
+        r = run(self.exec(self.r, "nft", "-f", "-"), input=rules.encode())
+        if r.returncode != 0:
+            raise RuntimeError("nft: " + r.stderr.decode())
+
     def delete(self):
         for n in reversed(self.names):
             run(["ip", "netns", "delete", n])  # ends the veths with them
@@ -135,11 +146,14 @@ class TransparentMode(ProxyTestCase):
             time.sleep(0.05)
         raise TimeoutError(f"nothing listens on port {port} in {ns}")
 
-    def start_proxy(self, *extra):
+    def start_proxy(self, *extra, tproxy=False):
         pcap = f"{self.dir}/transparent.pcapng"
         p = self.proxy("-l", "0.0.0.0:0", "--mode", "transparent", "--allow-remote", "--upstream-ca", self.pki.ca,
                        "--pcap", pcap, *extra, prefix=Namespaces.exec(self.ns.r))
-        self.ns.redirect(443, p.port)
+        if tproxy:
+            self.ns.tproxy(443, p.port)
+        else:
+            self.ns.redirect(443, p.port)
         return p, pcap
 
     def client(self, *cmd):
@@ -185,6 +199,33 @@ class TransparentMode(ProxyTestCase):
             r = run(["tshark", "-r", stripped, "-o", f"tls.keylog_file:{p.keylog}", "-Y", "http.request",
                      "-T", "fields", "-e", "http.request.uri"], timeout=60)
             self.assertEqual(sorted(r.stdout.decode().split()), ["/ip-path", "/ip-path", "/sni-path", "/sni-path"])
+
+    @unittest.skipUnless(shutil.which("nft"), "the TPROXY recipe tested is the nftables one")
+    def test_tproxy_client_is_intercepted(self):
+        # TPROXY leaves the destination alone: the proxy's accepted socket is bound to the server's
+        # address, which getsockname gives as the original destination (no conntrack NAT entry).
+        p, pcap = self.start_proxy(tproxy=True)
+        self.assertNotIn("IP_TRANSPARENT", p.proc.output())  # the listener could be made transparent
+        r = self.client("curl", "-sS", "--max-time", "10", "--cacert", p.ca, "--resolve", f"server.test:443:{SERVER}",
+                        "https://server.test/sni-path")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode(), self.markers["sni-path"])  # what the server served
+        evs = p.conn_closed(1)
+        opens = of(evs, "conn.open")
+        self.assertEqual([(o["mode"], o["target"]) for o in opens], [("transparent", f"{SERVER}:443")])
+        self.assertTrue(opens[0]["client"].startswith(CLIENT + ":"))
+        # The client leg's local address is the server's: the proxy answered in its name.
+        syn = of(evs, "tcp.syn", leg="client")
+        self.assertEqual([(e["src"].rsplit(":", 1)[0], e["dst"]) for e in syn], [(CLIENT, f"{SERVER}:443")])
+        with open(f"{self.dir}/s_server.log", "rb") as f:
+            self.assertIn(b'Hostname in TLS extension: "server.test"', f.read())
+        self.assertEqual(p.stop(), 0)
+        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
+                 "-e", "http.request.uri"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        seen = {tuple(line.split("\t")) for line in r.stdout.decode().splitlines() if line.strip()}
+        self.assertIn(("tlstrace-client-leg", "/sni-path"), seen)
+        self.assertIn(("tlstrace-upstream-leg", "/sni-path"), seen)
 
     def test_direct_connection_to_the_proxy_is_refused_as_a_loop(self):
         p, _ = self.start_proxy()
