@@ -40,8 +40,9 @@ if [[ "${TLSTRACE_SKIP_FUZZ:-0}" != "1" ]]; then
   secs="${TLSTRACE_FUZZ_SECONDS:-45}"
   cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DTLSTRACE_FUZZ=ON -DTLSTRACE_TESTS=OFF >/dev/null
-  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz_wire fuzz_connect fuzz_session fuzz_events fuzz_syn fuzz_starttls
-  for t in wire connect session events syn starttls; do
+  cmake --build "$root/build-fuzz" -j "$jobs" --target fuzz_wire fuzz_connect fuzz_session fuzz_events fuzz_syn fuzz_starttls \
+        fuzz_segment fuzz_socks fuzz_proxy_hop
+  for t in wire connect session events syn starttls segment socks proxy_hop; do
     work="$root/build-fuzz/corpus-$t"
     mkdir -p "$work"
     # The session target's caches (forged leaves, certificate summaries) and OpenSSL's own make
