@@ -79,18 +79,10 @@ Step authenticate(ByteReader& r, const Credentials& req, Dialogue& d) {
 
 // RFC 1928 section 5: DST.ADDR by ATYP (4 bytes, a length-prefixed name, 16 bytes).
 Step address(ByteReader& r, std::uint8_t atyp, Dialogue& d) {
-  Bytes raw;
   ByteReader name;
   switch (atyp) {
     case kAtypIPv4:
-    case kAtypIPv6: {
-      const std::size_t n = atyp == kAtypIPv4 ? 4 : 16;
-      if (!r.readBytes(n, raw)) return Step::NeedMore;
-      char buf[INET6_ADDRSTRLEN] = {};
-      inet_ntop(atyp == kAtypIPv4 ? AF_INET : AF_INET6, raw.data(), buf, sizeof buf);
-      d.host = buf;
-      return Step::Done;
-    }
+    case kAtypIPv6: return readIpAddress(r, atyp, d.host) ? Step::Done : Step::NeedMore;
     case kAtypDomain: {
       if (!r.readU8Prefixed(name)) return Step::NeedMore;
       const Bytes b = name.rest();
@@ -161,5 +153,14 @@ std::string reply(Rep rep) {
 }
 
 std::string authStatus(bool ok) { return std::string{char(kAuthVersion), char(ok ? 0 : 1)}; }
+
+bool readIpAddress(ByteReader& r, std::uint8_t atyp, std::string& text) {
+  Bytes raw;
+  if (!r.readBytes(atyp == kAtypIPv4 ? 4 : 16, raw)) return false;
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(atyp == kAtypIPv4 ? AF_INET : AF_INET6, raw.data(), buf, sizeof buf);
+  text = buf;
+  return true;
+}
 
 }  // namespace tlstrace::wire::socks

@@ -22,6 +22,10 @@ inline constexpr std::uint8_t kAtypIPv4 = 0x01;
 inline constexpr std::uint8_t kAtypDomain = 0x03;
 inline constexpr std::uint8_t kAtypIPv6 = 0x04;
 
+// An IPv4 (ATYP 1) or IPv6 (ATYP 4) address as RFC 1928 section 5 carries it (4 or 16 bytes),
+// read into its text form; false when the bytes are not all there yet.
+bool readIpAddress(ByteReader& r, std::uint8_t atyp, std::string& text);
+
 // Reply codes (RFC 1928 section 6).
 enum class Rep : std::uint8_t {
   Succeeded = 0x00,

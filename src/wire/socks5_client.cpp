@@ -6,10 +6,12 @@
 
 namespace tlstrace::wire::socks5 {
 
-namespace {
-constexpr std::uint8_t kVersion = 5;
-constexpr std::uint8_t kAtypV4 = 1, kAtypName = 3, kAtypV6 = 4;
-}  // namespace
+// The protocol's numbers are the server side's (wire/socks.h).
+using socks::kAtypDomain;
+using socks::kAtypIPv4;
+using socks::kAtypIPv6;
+using socks::kAuthVersion;
+using socks::kVersion;
 
 std::vector<std::uint8_t> greeting(bool password) {
   if (password) return {kVersion, 2, kMethodNone, kMethodPassword};
@@ -32,7 +34,7 @@ MethodReply parseMethodReply(Bytes in) {
 }
 
 std::vector<std::uint8_t> passwordRequest(std::string_view user, std::string_view password) {
-  std::vector<std::uint8_t> out{1};  // RFC 1929 2: the subnegotiation's version is 1
+  std::vector<std::uint8_t> out{kAuthVersion};  // RFC 1929 2
   for (std::string_view s : {user.substr(0, 255), password.substr(0, 255)}) {
     out.push_back(static_cast<std::uint8_t>(s.size()));
     out.insert(out.end(), s.begin(), s.end());
@@ -46,7 +48,7 @@ PasswordReply parsePasswordReply(Bytes in) {
   std::uint8_t ver = 0;
   if (!rd.readU8(ver) || !rd.readU8(r.status)) return r;
   // RFC 1929 names version 1; some servers answer with 5: the status is what counts.
-  if (ver != 1 && ver != kVersion) {
+  if (ver != kAuthVersion && ver != kVersion) {
     r.parse = Parse::Malformed;
     r.error = "not a username/password reply (version " + std::to_string(ver) + ")";
     return r;
@@ -61,14 +63,14 @@ std::vector<std::uint8_t> connectRequest(std::string_view host, std::uint16_t po
   const std::string h(host);
   std::array<std::uint8_t, 16> addr{};
   if (::inet_pton(AF_INET, h.c_str(), addr.data()) == 1) {
-    out.push_back(kAtypV4);
+    out.push_back(kAtypIPv4);
     out.insert(out.end(), addr.begin(), addr.begin() + 4);
   } else if (::inet_pton(AF_INET6, h.c_str(), addr.data()) == 1) {
-    out.push_back(kAtypV6);
+    out.push_back(kAtypIPv6);
     out.insert(out.end(), addr.begin(), addr.end());
   } else {
     if (host.empty() || host.size() > 255) return {};
-    out.push_back(kAtypName);
+    out.push_back(kAtypDomain);
     out.push_back(static_cast<std::uint8_t>(host.size()));
     out.insert(out.end(), host.begin(), host.end());
   }
@@ -88,14 +90,11 @@ ConnectReply parseConnectReply(Bytes in) {
     return r;
   }
   if (!rd.readU8(r.rep) || !rd.readU8(rsv) || !rd.readU8(atyp)) return r;
-  Bytes addr;
   std::string text;
-  if (atyp == kAtypV4 || atyp == kAtypV6) {
-    if (!rd.readBytes(atyp == kAtypV4 ? 4 : 16, addr)) return r;
-    char buf[INET6_ADDRSTRLEN] = {};
-    ::inet_ntop(atyp == kAtypV4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof buf);
-    text = atyp == kAtypV4 ? std::string(buf) : "[" + std::string(buf) + "]";
-  } else if (atyp == kAtypName) {
+  if (atyp == kAtypIPv4 || atyp == kAtypIPv6) {
+    if (!socks::readIpAddress(rd, atyp, text)) return r;
+    if (atyp == kAtypIPv6) text = "[" + text + "]";
+  } else if (atyp == kAtypDomain) {
     ByteReader name;
     if (!rd.readU8Prefixed(name)) return r;
     text.assign(name.rest().begin(), name.rest().end());

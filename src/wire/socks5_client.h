@@ -8,12 +8,13 @@
 #include <vector>
 
 #include "wire/byte_reader.h"
+#include "wire/socks.h"
 
 namespace tlstrace::wire::socks5 {
 
-inline constexpr std::uint8_t kMethodNone = 0x00;      // RFC 1928 3: NO AUTHENTICATION REQUIRED
-inline constexpr std::uint8_t kMethodPassword = 0x02;  // USERNAME/PASSWORD (RFC 1929)
-inline constexpr std::uint8_t kNoAcceptable = 0xff;    // NO ACCEPTABLE METHODS
+inline constexpr std::uint8_t kMethodNone = socks::kMethodNoAuth;        // RFC 1928 3
+inline constexpr std::uint8_t kMethodPassword = socks::kMethodUserPass;  // USERNAME/PASSWORD (RFC 1929)
+inline constexpr std::uint8_t kNoAcceptable = 0xff;                      // NO ACCEPTABLE METHODS
 
 // What a parser made of the bytes so far.
 enum class Parse { NeedMore, Done, Malformed };
