@@ -28,6 +28,31 @@ inline std::vector<std::uint8_t> fromHex(const std::string& hex) {
   return out;
 }
 
+// One captured frame of tests/data/tcp/*.txt (tools/tcp_segment_vectors.py): link type, capture
+// time, the frame's bytes in hex, "|", then tshark's columns for it.
+struct TcpVectorFrame {
+  std::uint32_t linktype = 0;
+  double time = 0;
+  std::vector<std::uint8_t> bytes;
+  std::vector<std::string> cols;
+};
+inline std::vector<TcpVectorFrame> tcpVectorFrames(const std::string& path) {
+  std::vector<TcpVectorFrame> out;
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("missing vectors " + path);
+  for (std::string line; std::getline(f, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream in(line);
+    TcpVectorFrame fr;
+    std::string hex, bar;
+    in >> fr.linktype >> fr.time >> hex >> bar;
+    fr.bytes = fromHex(hex);
+    for (std::string c; in >> c;) fr.cols.push_back(c);
+    out.push_back(std::move(fr));
+  }
+  return out;
+}
+
 inline std::vector<std::uint8_t> fixture(const std::string& name) {
   std::ifstream f(std::string(TLSTRACE_TEST_DATA) + "/" + name);
   if (!f) throw std::runtime_error("missing fixture " + name);

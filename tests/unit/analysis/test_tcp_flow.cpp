@@ -12,33 +12,17 @@
 #include <set>
 #include <sstream>
 
+#include "../test_util.h"
 #include "analysis/tcp_flow.h"
 
 using namespace tlstrace;
 
 namespace {
 
-struct Frame {
-  std::uint32_t linktype = 0;
-  double time = 0;
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::string> cols;
-};
+using Frame = testing::TcpVectorFrame;
 
 std::vector<Frame> frames(const std::string& name) {
-  std::vector<Frame> out;
-  std::ifstream f(std::string(TLSTRACE_TEST_DATA) + "/tcp/" + name);
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    Frame fr;
-    std::string hex, bar;
-    in >> fr.linktype >> fr.time >> hex >> bar;
-    fr.bytes = wire::fromHex(hex);
-    for (std::string c; in >> c;) fr.cols.push_back(c);
-    out.push_back(std::move(fr));
-  }
-  return out;
+  return testing::tcpVectorFrames(std::string(TLSTRACE_TEST_DATA) + "/tcp/" + name);
 }
 
 std::vector<std::string> split(const std::string& s) {

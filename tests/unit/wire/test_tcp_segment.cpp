@@ -8,32 +8,18 @@
 #include <map>
 #include <sstream>
 
+#include "../test_util.h"
 #include "wire/tcp_segment.h"
 
 using namespace tlstrace::wire;
 
 namespace {
 
-struct Frame {
-  std::uint32_t linktype = 0;
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::string> cols;  // tshark's: srcport dstport seq ack flags win urg len mss wscale ...
-};
+// cols: tshark's srcport dstport seq ack flags win urg len mss wscale ...
+using Frame = tlstrace::testing::TcpVectorFrame;
 
 std::vector<Frame> frames(const std::string& name) {
-  std::vector<Frame> out;
-  std::ifstream f(std::string(TLSTRACE_TEST_DATA) + "/tcp/" + name);
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    Frame fr;
-    std::string time, hex, bar;
-    in >> fr.linktype >> time >> hex >> bar;
-    fr.bytes = fromHex(hex);
-    for (std::string c; in >> c;) fr.cols.push_back(c);
-    out.push_back(std::move(fr));
-  }
-  return out;
+  return tlstrace::testing::tcpVectorFrames(std::string(TLSTRACE_TEST_DATA) + "/tcp/" + name);
 }
 
 std::uint64_t num(const std::string& s) { return std::stoull(s, nullptr, 0); }
