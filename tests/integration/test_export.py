@@ -82,7 +82,14 @@ class Export(ProxyTestCase):
         info = run(["capinfos", pcap])
         self.assertEqual(info.returncode, 0, info.stderr)
         out = self.tshark(pcap, "-Y", "http.request.method == \"GET\"", "-T", "fields", "-e", "http.request.uri")
-        self.assertEqual(out.split(), ["/before-kill", "/before-kill"])
+        if out.split() != ["/before-kill", "/before-kill"]:
+            keep = os.environ.get("TLSTRACE_KEEP_FAILED")
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                subprocess.run(["cp", pcap, p.events, keep])
+            frames = self.tshark(pcap, "-T", "fields", "-e", "frame.number", "-e", "frame.interface_name",
+                                 "-e", "tcp.stream", "-e", "tcp.len", "-e", "_ws.col.Protocol", "-e", "_ws.col.Info")
+            self.fail(f"both legs' GET expected, tshark saw {out.split()}; frames:\n{frames}")
 
     def test_convert_reproduces_the_live_trace_and_the_key_log(self):
         srv = self.s_server()

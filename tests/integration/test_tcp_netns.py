@@ -16,13 +16,12 @@ Every asserted field is compared with what tshark makes of that capture:
 import datetime
 import json
 import os
-import secrets
-import shutil
 import signal
 import sys
 import time
 import unittest
 
+import netns
 from harness import DEADLINE, Proc, ProxyTestCase, of, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,65 +144,23 @@ def epoch(event):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
+def nfqueue_missing(ns):
+    # The NFQUEUE target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is what impair.py needs.
+    r = run(["ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-p", "tcp", "-j", "NFQUEUE", "--queue-num", "9"])
+    return None if r.returncode == 0 else "iptables cannot add an NFQUEUE rule: " + r.stderr.decode().strip()
+
+
 def why_not():
-    if os.geteuid() != 0:
-        return "needs root for ip netns and iptables"
-    for tool, pkg in (("ip", "iproute2"), ("iptables", "iptables"), ("tshark", "tshark")):
-        if not shutil.which(tool):
-            return f"{tool} not installed ({pkg}; tools/deps.sh --test)"
-    name = "tlstrace-probe-" + secrets.token_hex(3)
-    r = run(["ip", "netns", "add", name])
-    if r.returncode != 0:
-        return "ip netns add failed: " + r.stderr.decode().strip()
-    try:
-        # The NFQUEUE target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is what impair.py needs.
-        r = run(["ip", "netns", "exec", name, "iptables", "-A", "INPUT", "-p", "tcp", "-j", "NFQUEUE",
-                 "--queue-num", "9"])
-        if r.returncode != 0:
-            return "iptables cannot add an NFQUEUE rule: " + r.stderr.decode().strip()
-    finally:
-        run(["ip", "netns", "delete", name])
-    return None
+    return netns.why_no_netns((("iptables", "iptables"), ("tshark", "tshark")), nfqueue_missing)
 
 
-class Legs:
+class Legs(netns.ThreeNamespaces):
     """Namespaces c, p, s: c's veth `cp` ⇄ p's `pc` (the client leg), p's `ps` ⇄ s's `sp` (the
     upstream leg). Nothing is routed: the proxy ends TCP on both legs."""
 
     def __init__(self):
-        tag = secrets.token_hex(3)
-        self.c, self.p, self.s = (f"tlstrace-{tag}-{n}" for n in ("c", "p", "s"))
-        self.names = []
-        try:
-            for n in (self.c, self.p, self.s):
-                self.sh(["ip", "netns", "add", n])
-                self.names.append(n)
-                self.sh(["ip", "-n", n, "link", "set", "lo", "up"])
-            self.sh(["ip", "-n", self.p, "link", "add", "pc", "type", "veth", "peer", "name", "cp", "netns", self.c])
-            self.sh(["ip", "-n", self.p, "link", "add", "ps", "type", "veth", "peer", "name", "sp", "netns", self.s])
-            for ns, dev, addr in ((self.p, "pc", PROXY_C), (self.c, "cp", CLIENT), (self.p, "ps", PROXY_S),
-                                  (self.s, "sp", SERVER)):
-                self.sh(["ip", "-n", ns, "addr", "add", addr + "/24", "dev", dev])
-                self.sh(["ip", "-n", ns, "link", "set", dev, "up"])
-        except Exception:
-            self.delete()
-            raise
-
-    @staticmethod
-    def sh(cmd):
-        r = run(cmd)
-        if r.returncode != 0:
-            raise RuntimeError(" ".join(cmd) + ": " + r.stderr.decode())
-        return r.stdout.decode()
-
-    @staticmethod
-    def exec(ns, *cmd):
-        return ["ip", "netns", "exec", ns, *cmd]
-
-    def delete(self):
-        for n in reversed(self.names):
-            run(["ip", "netns", "delete", n])  # ends the veths and the iptables rules with them
-        self.names = []
+        super().__init__((CLIENT, PROXY_C, PROXY_S, SERVER), ("pc", "cp", "ps", "sp"))
+        self.p = self.m
 
 
 class ImpairedPaths(ProxyTestCase):

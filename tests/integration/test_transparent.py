@@ -11,6 +11,7 @@ import subprocess
 import time
 import unittest
 
+import netns
 from harness import DEADLINE, ProxyTestCase, of, run
 
 CLIENT, ROUTER, SERVER = "10.77.1.2", "10.77.1.1", "10.77.2.2"
@@ -18,56 +19,17 @@ GW_S = "10.77.2.1"
 
 
 def why_no_netns():
-    if os.geteuid() != 0:
-        return "needs root for ip netns"
-    if not shutil.which("ip"):
-        return "iproute2 (ip) not installed"
     if not shutil.which("nft") and not shutil.which("iptables"):
         return "neither nft (nftables) nor iptables installed"
-    name = "tlstrace-probe-" + secrets.token_hex(3)
-    r = run(["ip", "netns", "add", name])
-    if r.returncode != 0:
-        return "ip netns add failed: " + r.stderr.decode().strip()
-    run(["ip", "netns", "delete", name])
-    return None
+    return netns.why_no_netns()
 
 
-class Namespaces:
+class Namespaces(netns.ThreeNamespaces):
     """Three namespaces (client, router, server) with two veth pairs; delete() removes them all."""
 
     def __init__(self):
-        tag = secrets.token_hex(3)
-        self.c, self.r, self.s = (f"tlstrace-{tag}-{n}" for n in ("c", "r", "s"))
-        self.names = []
-        try:
-            for n in (self.c, self.r, self.s):
-                self.sh(["ip", "netns", "add", n])
-                self.names.append(n)
-                self.sh(["ip", "-n", n, "link", "set", "lo", "up"])
-            # Created inside the router namespace, so the host never holds them even briefly.
-            self.sh(["ip", "-n", self.r, "link", "add", "rc", "type", "veth", "peer", "name", "cr", "netns", self.c])
-            self.sh(["ip", "-n", self.r, "link", "add", "rs", "type", "veth", "peer", "name", "sr", "netns", self.s])
-            for ns, dev, addr in ((self.r, "rc", ROUTER + "/24"), (self.c, "cr", CLIENT + "/24"),
-                                  (self.r, "rs", GW_S + "/24"), (self.s, "sr", SERVER + "/24")):
-                self.sh(["ip", "-n", ns, "addr", "add", addr, "dev", dev])
-                self.sh(["ip", "-n", ns, "link", "set", dev, "up"])
-            self.sh(["ip", "-n", self.c, "route", "add", "default", "via", ROUTER])
-            self.sh(["ip", "-n", self.s, "route", "add", "default", "via", GW_S])
-            self.sh(self.exec(self.r, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
-        except Exception:
-            self.delete()
-            raise
-
-    @staticmethod
-    def sh(cmd):
-        r = run(cmd)
-        if r.returncode != 0:
-            raise RuntimeError(" ".join(cmd) + ": " + r.stderr.decode())
-        return r.stdout.decode()
-
-    @staticmethod
-    def exec(ns, *cmd):
-        return ["ip", "netns", "exec", ns, *cmd]
+        super().__init__((CLIENT, ROUTER, GW_S, SERVER), ("rc", "cr", "rs", "sr"), routed=True)
+        self.r = self.m
 
     def redirect(self, dport, to_port):
         """The router sends the client's TCP traffic for `dport` to the proxy's port."""
@@ -91,11 +53,6 @@ class Namespaces:
         r = run(self.exec(self.r, "nft", "-f", "-"), input=rules.encode())
         if r.returncode != 0:
             raise RuntimeError("nft: " + r.stderr.decode())
-
-    def delete(self):
-        for n in reversed(self.names):
-            run(["ip", "netns", "delete", n])  # ends the veths with them
-        self.names = []
 
 
 class TransparentMode(ProxyTestCase):
