@@ -1,5 +1,6 @@
 """Real peers on 127.0.0.1 for the integration tests: tlstrace itself, openssl s_server, plain TCP
 servers. Ports are picked at run time, every wait is bounded, every child is ended by its PID."""
+import functools
 import json
 import os
 import resource
@@ -67,6 +68,22 @@ def check_against_docs(evs, schema=None):
                 if not hex_of(e["body"], k):
                     problems.append(f"tls.message body of {e.get('type')} has undocumented '{k}'")
     return sorted(set(problems))
+
+
+@functools.lru_cache(maxsize=None)
+def tshark_cmd():
+    """tshark for reading captures, with the dissectors Wireshark binds to TCP ports inside the
+    kernel's ephemeral range turned off: a connection that happens to get such a port (44818 is
+    EtherNet/IP's) would otherwise be read as that protocol instead of TLS or HTTP."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        table = subprocess.run(["tshark", "-G", "decodes"], capture_output=True, timeout=60).stdout.decode()
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return ("tshark",)
+    names = sorted({parts[2] for parts in (line.split("\t") for line in table.splitlines())
+                    if len(parts) >= 3 and parts[0] == "tcp.port" and parts[1].isdigit() and low <= int(parts[1]) <= high})
+    return ("tshark", *(a for n in names for a in ("--disable-protocol", n)))
 
 
 def free_port():

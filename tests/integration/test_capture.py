@@ -15,7 +15,7 @@ import sys
 import time
 import unittest
 
-from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, of, run
+from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, of, run, tshark_cmd
 
 UPSTREAM = r"""
 import socket, ssl, sys, threading
@@ -97,7 +97,7 @@ FIELDS = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_
 
 
 def tshark_packets(path, *opts):
-    r = run(["tshark", "-r", path, "-n", *opts, "-T", "json", *sum((["-e", f] for f in FIELDS), [])], timeout=60)
+    r = run([*tshark_cmd(), "-r", path, "-n", *opts, "-T", "json", *sum((["-e", f] for f in FIELDS), [])], timeout=60)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     out = []
     for p in json.loads(r.stdout.decode() or "[]"):
@@ -243,7 +243,7 @@ class Capture(ProxyTestCase):
 
         # The pcapng carries the captured packets; tshark decrypts both legs with its DSBs.
         # (Out-of-order reassembly on: a capture may hold two segments in the order one CPU saw them.)
-        rows = run(["tshark", "-r", pcap, "-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-d", f"tcp.port=={p.port},tls", "-d", f"tcp.port=={up_port},tls",
+        rows = run([*tshark_cmd(), "-r", pcap, "-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-d", f"tcp.port=={p.port},tls", "-d", f"tcp.port=={up_port},tls",
                     "-Y", "http.request or http.response", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
                     "-e", "http.request.uri", "-e", "http.response.code"], timeout=60)
         self.assertEqual(rows.returncode, 0, rows.stderr.decode()[-2000:])

@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, of
+from harness import DEADLINE, ProxyTestCase, of, tshark_cmd
 
 
 def raw_connect(p):
@@ -94,7 +94,7 @@ class Capture:
                 self.p.wait(timeout=10)
 
     def packets(self):
-        r = subprocess.run(["tshark", "-r", self.path, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
+        r = subprocess.run([*tshark_cmd(), "-r", self.path, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
                             "-e", "tcp.flags.fin", "-e", "tcp.flags.reset"],
                            capture_output=True, timeout=DEADLINE, text=True)
         out = []

@@ -7,7 +7,7 @@ import subprocess
 import threading
 import http.server
 
-from harness import DEADLINE, ProxyTestCase, of, run
+from harness import DEADLINE, ProxyTestCase, of, run, tshark_cmd
 
 
 class Export(ProxyTestCase):
@@ -34,7 +34,7 @@ class Export(ProxyTestCase):
         return srv.server_port
 
     def tshark(self, path, *args):
-        r = run(["tshark", "-r", path, *args], timeout=60)
+        r = run([*tshark_cmd(), "-r", path, *args], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout.decode()
 

@@ -14,7 +14,7 @@ import sys
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, Proc, free_port, of, run
+from harness import DEADLINE, ProxyTestCase, Proc, free_port, of, run, tshark_cmd
 from test_probe import server_hellos
 
 # RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0 (the proxy's answer
@@ -184,7 +184,7 @@ class Socks5Mode(ProxyTestCase):
         # tshark decrypts both legs with the secrets embedded in the capture (the client leg's TLS
         # found by tshark's own heuristics after the SOCKS5 dialogue, as after an HTTP CONNECT).
         paths = [path for _, _, path, _ in runs]
-        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
+        r = run([*tshark_cmd(), "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
                  "-e", "http.request.uri"], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         seen = {tuple(line.split("\t")) for line in r.stdout.decode().splitlines() if line.strip()}
@@ -195,7 +195,7 @@ class Socks5Mode(ProxyTestCase):
         stripped = f"{self.dir}/stripped.pcapng"
         r = run(["editcap", "--discard-all-secrets", pcap, stripped], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        r = run(["tshark", "-r", stripped, "-o", f"tls.keylog_file:{p.keylog}",
+        r = run([*tshark_cmd(), "-r", stripped, "-o", f"tls.keylog_file:{p.keylog}",
                  "-Y", "http.request", "-T", "fields", "-e", "http.request.uri"], timeout=60)
         self.assertEqual(sorted(r.stdout.decode().split()), sorted(paths * 2))
 

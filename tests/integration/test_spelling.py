@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, free_port, of, run, wait_port
+from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, free_port, of, run, wait_port, tshark_cmd
 
 # RFC 8446 4.2.7 / RFC 8422 5.1.1 code points, for reading the peers' numeric output.
 GROUPS = {23: "secp256r1", 24: "secp384r1", 25: "secp521r1", 29: "x25519", 30: "x448"}
@@ -200,7 +200,7 @@ class Spelling(ProxyTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
 
         def follow(*opts):
-            r = run(["tshark", "-r", stripped, *opts, "-q", "-z", "follow,tls,ascii,0"], timeout=60)
+            r = run([*tshark_cmd(), "-r", stripped, *opts, "-q", "-z", "follow,tls,ascii,0"], timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
             return r.stdout
 

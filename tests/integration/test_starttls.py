@@ -19,7 +19,7 @@ import threading
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, free_port, of, run, send_connect, wait_port
+from harness import DEADLINE, ProxyTestCase, free_port, of, run, send_connect, wait_port, tshark_cmd
 from starttls_servers import StartTlsServer
 
 PROTOS = ["smtp", "imap", "pop3", "postgres", "mysql", "ldap"]
@@ -131,7 +131,7 @@ class StartTls(ProxyTestCase):
         self.assertEqual(p.stop(), 0)
         # tshark follows SSLRequest in its PostgreSQL dissector and decrypts with the key log in
         # the pcapng: the plaintext request, the handshake's Finished and the data, on both legs.
-        r = run(["tshark", "-r", pcap, "-d", f"tcp.port=={p.port},http", "-d", f"tcp.port=={srv.port},pgsql",
+        r = run([*tshark_cmd(), "-r", pcap, "-d", f"tcp.port=={p.port},http", "-d", f"tcp.port=={srv.port},pgsql",
                  "-T", "fields", "-e", "frame.interface_name", "-e", "tcp.payload", "-e", "tls.handshake.type"],
                 timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)

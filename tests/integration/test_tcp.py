@@ -12,7 +12,7 @@ import sys
 import time
 import unittest
 
-from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, of, run, send_connect
+from harness import DEADLINE, TLSTRACE, Proc, ProxyTestCase, of, run, send_connect, tshark_cmd
 
 TSHARK_FIELDS = ["frame.number", "ip.src", "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.window_size_value",
                  "tcp.options.mss_val", "tcp.options.sack_perm", "tcp.options.wscale.shift",
@@ -20,7 +20,7 @@ TSHARK_FIELDS = ["frame.number", "ip.src", "tcp.srcport", "tcp.dstport", "tcp.fl
 
 
 def tshark_rows(path):
-    r = run(["tshark", "-r", path, "-o", "tcp.relative_sequence_numbers:FALSE", "-T", "fields",
+    r = run([*tshark_cmd(), "-r", path, "-o", "tcp.relative_sequence_numbers:FALSE", "-T", "fields",
              "-E", "separator=|", *sum((["-e", f] for f in TSHARK_FIELDS), [])])
     assert r.returncode == 0, r.stderr.decode()
     rows = []

@@ -22,7 +22,7 @@ import time
 import unittest
 
 import netns
-from harness import DEADLINE, Proc, ProxyTestCase, of, run
+from harness import DEADLINE, Proc, ProxyTestCase, of, run, tshark_cmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT, PROXY_C, PROXY_S, SERVER = "10.78.1.2", "10.78.1.1", "10.78.2.1", "10.78.2.2"
@@ -229,7 +229,7 @@ class ImpairedPaths(ProxyTestCase):
             last = out
             time.sleep(settle)
         cap.stop(signal.SIGINT)
-        r = run(["tshark", "-r", path, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
+        r = run([*tshark_cmd(), "-r", path, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
                  *sum((["-e", f] for f in FIELDS), [])], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         rows = []

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import netns
-from harness import DEADLINE, ProxyTestCase, of, run
+from harness import DEADLINE, ProxyTestCase, of, run, tshark_cmd
 
 CLIENT, ROUTER, SERVER = "10.77.1.2", "10.77.1.1", "10.77.2.2"
 GW_S = "10.77.2.1"
@@ -142,7 +142,7 @@ class TransparentMode(ProxyTestCase):
         self.assertEqual([t["hostname"] for t in trust], ["server.test", SERVER])  # SNI, else the original address
         self.assertEqual(p.stop(), 0)
         # tshark decrypts both legs of both connections with the key log embedded in the capture.
-        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
+        r = run([*tshark_cmd(), "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
                  "-e", "http.request.uri"], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         seen = {tuple(line.split("\t")) for line in r.stdout.decode().splitlines() if line.strip()}
@@ -153,7 +153,7 @@ class TransparentMode(ProxyTestCase):
         stripped = f"{self.dir}/stripped.pcapng"
         r = run(["editcap", "--discard-all-secrets", pcap, stripped], timeout=60)
         if r.returncode == 0:
-            r = run(["tshark", "-r", stripped, "-o", f"tls.keylog_file:{p.keylog}", "-Y", "http.request",
+            r = run([*tshark_cmd(), "-r", stripped, "-o", f"tls.keylog_file:{p.keylog}", "-Y", "http.request",
                      "-T", "fields", "-e", "http.request.uri"], timeout=60)
             self.assertEqual(sorted(r.stdout.decode().split()), ["/ip-path", "/ip-path", "/sni-path", "/sni-path"])
 
@@ -177,7 +177,7 @@ class TransparentMode(ProxyTestCase):
         with open(f"{self.dir}/s_server.log", "rb") as f:
             self.assertIn(b'Hostname in TLS extension: "server.test"', f.read())
         self.assertEqual(p.stop(), 0)
-        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
+        r = run([*tshark_cmd(), "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "frame.interface_name",
                  "-e", "http.request.uri"], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         seen = {tuple(line.split("\t")) for line in r.stdout.decode().splitlines() if line.strip()}

@@ -11,7 +11,7 @@ import shutil
 import socket
 import unittest
 
-from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, free_port, of, run, send_connect,
+from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, free_port, of, run, send_connect, tshark_cmd,
                      wait_port)
 
 HAVE = {name: shutil.which(name) for name in ("tinyproxy", "danted", "microsocks")}
@@ -190,7 +190,7 @@ class UpstreamProxy(ProxyTestCase):
         self.assertEqual(self.curl(p, srv.port).returncode, 0)
         p.conn_closed(1)
         p.stop()
-        r = run(["tshark", "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "tcp.dstport", "-e",
+        r = run([*tshark_cmd(), "-r", pcap, "-Y", "http.request", "-T", "fields", "-e", "tcp.dstport", "-e",
                  "http.request.method", "-e", "http.request.uri"], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = sorted(tuple(line.split("\t")) for line in r.stdout.decode().splitlines())
