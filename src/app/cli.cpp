@@ -23,12 +23,9 @@ void legOptions(CLI::App* cmd, const std::string& leg, config::LegTls& t) {
 }
 }  // namespace
 
-CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st) {
-  CLI::App* p = app.add_subcommand("proxy", "run the intercepting proxy");
-  // Read by applyConfigFiles() once the command line is parsed.
-  p->add_option("--config", st.config_files,
-                "read options from a TOML file (repeatable; a later file wins, the command line over all)");
-  p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+namespace {
+// Where clients come from and where they go; the CA and the upstream trust.
+void whereOptions(CLI::App* p, config::ProxyConfig& cfg, CliState& st) {
   p->add_option("-l,--listen", st.listen, "HOST:PORT (or a bare PORT on 127.0.0.1) to accept clients on")
       ->capture_default_str();
   p->add_option("-m,--mode", st.mode,
@@ -41,6 +38,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--ca-key", cfg.ca_key, "the key of --ca-cert (PEM, mode 0600)");
   p->add_flag("--insecure", cfg.insecure, "do not enforce upstream certificate verification (still traced)");
   p->add_option("--upstream-ca", cfg.upstream_ca, "trust anchors for the upstream leg (PEM)");
+}
+
+// What is traced and where it is written.
+void outputOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_option("--trace", cfg.trace, "categories: tcp,handshake,keyexchange,trust,keys,record,data,all")
       ->capture_default_str()
       ->join(',');
@@ -59,6 +60,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->capture_default_str()
       ->check(CLI::IsMember({"stop", "continue"}));
   p->add_flag("--log-secrets", cfg.log_secrets, "put secrets into the trace and events too");
+}
+
+// What each leg offers.
+void tlsOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_flag("--mirror-client", cfg.mirror_client,
               "offer the server the client's own versions, cipher suites, groups, signature schemes and ALPN");
   legOptions(p, "client", cfg.client_tls);
@@ -68,6 +73,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
                 "key of forged certificates: ec (P-256) or rsa (2048, for RSA-only clients)")
       ->capture_default_str()
       ->check(CLI::IsMember({"ec", "rsa"}));
+}
+
+// Limits, timeouts and the start-up handshake with a CI job.
+void limitOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_option("--max-connections", cfg.max_connections, "concurrent connections")->capture_default_str();
   p->add_option("--handshake-timeout", cfg.handshake_timeout_s, "seconds")->capture_default_str();
   p->add_option("--idle-timeout", cfg.idle_timeout_s, "seconds")->capture_default_str();
@@ -80,6 +89,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->capture_default_str();
   p->add_option("--proxy-auth", cfg.proxy_auth, "USER:PASSWORD required from clients (HTTP Basic; SOCKS5: RFC 1929)");
   p->add_option("--ready-file", cfg.ready_file, "write HOST:PORT to FILE once listening (removed at exit)");
+}
+
+// CI verdicts: client audits and policies.
+void checkOptions(CLI::App* p, config::ProxyConfig& cfg) {
   // Alone it means all of them (CLI11 takes the default string when no value follows).
   p->add_option("--audit-clients", cfg.audit_clients,
                 "show each client broken certificates in turn (all, or a comma list of scenarios: docs/cli.md) "
@@ -89,6 +102,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--policy", cfg.policy_file, "CI policy (TOML [[rule]] tables): violations as events, exit 1 if any");
   p->add_option("--junit", cfg.junit_file, "with --policy: the verdicts as JUnit XML to FILE at exit");
   p->add_option("--sarif", cfg.sarif_file, "with --policy: the violations as SARIF 2.1.0 to FILE at exit");
+}
+
+// Exposure and the TCP half.
+void networkOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_flag("--allow-remote", cfg.allow_remote,
               "listen beyond loopback and serve non-loopback clients (refused by default)");
   p->add_flag("--allow-private-targets", cfg.allow_private_targets,
@@ -97,6 +114,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
       ->capture_default_str();
   p->add_flag("--capture", cfg.capture,
               "capture both legs' real segments (needs CAP_NET_RAW): tcp.segment events; --pcap gets them");
+}
+
+// Client certificates on either leg.
+void mtlsOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_option("--upstream-client-cert", cfg.upstream_client_cert,
                 "client certificate (PEM, chain after the leaf) for servers that ask for one");
   p->add_option("--upstream-client-key", cfg.upstream_client_key, "its private key (PEM; default: in the cert file)");
@@ -107,6 +128,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_flag("--request-client-cert", cfg.request_client_cert,
               "ask clients for a certificate (not required) and trace what they send");
   p->add_option("--client-ca", cfg.client_ca, "with --request-client-cert: CAs (PEM) to verify client certificates");
+}
+
+// STARTTLS and passthrough.
+void frontEndOptions(CLI::App* p, config::ProxyConfig& cfg) {
   p->add_option("--starttls", cfg.starttls,
                 "STARTTLS first: auto (by port: 25/587/143/110/5432/3306/389), off, or a protocol")
       ->capture_default_str()
@@ -120,6 +145,10 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
                 "pass a host through for a client after it rejected the forged certificate N times")
       ->expected(0, 1)
       ->default_str("2");
+}
+
+// Kernel TCP states, the live page, and an upstream proxy.
+void observeOptions(CLI::App* p, config::ProxyConfig& cfg, CliState& st) {
   p->add_flag("--tcp-states", cfg.tcp_states, "kernel TCP state transitions per leg as tcp.state events (eBPF)");
   p->add_option("--tcp-states-source", cfg.tcp_states_source,
                 "auto: eBPF, else the captured segments (with --capture); or ebpf, capture, both")
@@ -132,6 +161,24 @@ CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st)
   p->add_option("--upstream-proxy-exclude", cfg.upstream_proxy_exclude,
                 "targets reached direct: hosts (with subdomains), addresses, CIDRs or *, each with optional :PORT")
       ->join(',');
+}
+}  // namespace
+
+CLI::App* addProxyCommand(CLI::App& app, config::ProxyConfig& cfg, CliState& st) {
+  CLI::App* p = app.add_subcommand("proxy", "run the intercepting proxy");
+  // Read by applyConfigFiles() once the command line is parsed.
+  p->add_option("--config", st.config_files,
+                "read options from a TOML file (repeatable; a later file wins, the command line over all)");
+  p->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  whereOptions(p, cfg, st);
+  outputOptions(p, cfg);
+  tlsOptions(p, cfg);
+  limitOptions(p, cfg);
+  checkOptions(p, cfg);
+  networkOptions(p, cfg);
+  mtlsOptions(p, cfg);
+  frontEndOptions(p, cfg);
+  observeOptions(p, cfg, st);
   return p;
 }
 
