@@ -231,6 +231,66 @@ void PolicyEngine::record(const trace::Event& e, Leg leg, const std::string& hos
   checks.clear();
 }
 
+// The final rating of a key exchange whose prime was tested off the io thread.
+void PolicyEngine::onPrimeCheck(const Json& r, Leg leg, const std::string& host, std::vector<Check>& out) const {
+  const auto rating = config::parseKexRating(str(r.find("rating")));
+  if (!rating) return;
+  std::string reasons;
+  if (const Json* rs = r.find("reasons"); rs && rs->isArray())
+    for (const Json& x : rs->asArray()) reasons += (reasons.empty() ? "" : "; ") + std::string(x.asString());
+  for (const auto& rule : policy_.rules)
+    if (rule.min_kex_rating && applies(rule, leg, host))
+      out.push_back({&rule, *rating >= *rule.min_kex_rating,
+                     std::string(config::kexRatingName(*rule.min_kex_rating)) + " or better",
+                     str(r.find("rating")) + (reasons.empty() ? "" : " (" + reasons + ")"),
+                     "key exchange is rated " + str(r.find("rating")) + (reasons.empty() ? "" : ": " + reasons)});
+}
+
+void PolicyEngine::onFatalAlert(const trace::ev::TlsAlert& a, Leg leg, const std::string& host,
+                                std::vector<Check>& out) const {
+  for (const auto& r : policy_.rules)
+    if (r.forbid_fatal_alerts && *r.forbid_fatal_alerts && applies(r, leg, host))
+      out.push_back({&r, false, "no fatal alert", (a.dir == "in" ? "received fatal " : "sent fatal ") + a.description,
+                     (a.dir == "in" ? "fatal alert received: " : "fatal alert sent: ") + a.description});
+}
+
+void PolicyEngine::onFailedHandshake(const trace::ev::TlsError& er, Leg leg, const std::string& host,
+                                     std::vector<Check>& out) const {
+  for (const auto& r : policy_.rules)
+    if (r.require_handshake && *r.require_handshake && applies(r, leg, host))
+      out.push_back({&r, false, "a completed handshake", er.cause,
+                     "the handshake failed: " + er.cause + (er.hint.empty() ? "" : " (" + er.hint + ")")});
+}
+
+void PolicyEngine::onSummary(const Json& summary, const std::string& host, std::vector<Check>& out) const {
+  const Json* d = summary.find("downgrade");
+  if (!d || !d->isArray()) return;
+  std::string induced;
+  for (const Json& x : d->asArray())
+    if (x.asString().find("proxy-induced") != std::string_view::npos)
+      induced += (induced.empty() ? "" : "; ") + std::string(x.asString());
+  for (const auto& r : policy_.rules)
+    if (r.forbid_proxy_downgrade && *r.forbid_proxy_downgrade && applies(r, Leg::Upstream, host))
+      out.push_back({&r, induced.empty(), "no proxy-induced downgrade", induced.empty() ? "none" : induced,
+                     "the proxy downgraded the upstream leg: " + induced});
+}
+
+// A leg that saw no fatal alert and no failed handshake passed those rules: count it.
+void PolicyEngine::onClose(const trace::Event& e, const ConnState& c, std::vector<trace::Event>& out,
+                           const EventOrigin& origin) {
+  std::vector<Check> checks;
+  for (int i = 0; i < 2; ++i) {
+    const Leg leg = i == 0 ? Leg::Client : Leg::Upstream;
+    if (!c.legs[i].established) continue;
+    const std::string host = hostOf(c, leg);
+    for (const auto& r : policy_.rules)
+      if (applies(r, leg, host) && ((r.forbid_fatal_alerts && *r.forbid_fatal_alerts && !c.legs[i].failed) ||
+                                    (r.require_handshake && *r.require_handshake)))
+        checks.push_back({&r, true, "", "", ""});
+    record(e, leg, host, checks, out, origin);
+  }
+}
+
 void PolicyEngine::observe(const trace::Event& e, std::vector<trace::Event>& out, const EventOrigin& origin) {
   using namespace trace::ev;
   if (e.as<PolicyViolation>()) return;  // our own output, read back by `check`
@@ -257,69 +317,24 @@ void PolicyEngine::observe(const trace::Event& e, std::vector<trace::Event>& out
   } else if (const auto* k = e.as<TlsKeyExchange>()) {
     if (l.established) onKeyExchange(k->report.object, e.leg, hostOf(c, e.leg), checks);  // not a failed one
   } else if (const auto* pc = e.as<TlsPrimeCheck>()) {
-    // The final rating of a key exchange whose prime was tested off the io thread.
-    const Json& r = pc->report.object;
-    const auto rating = config::parseKexRating(str(r.find("rating")));
-    const std::string host = hostOf(c, e.leg);
-    std::string reasons;
-    if (const Json* rs = r.find("reasons"); rs && rs->isArray())
-      for (const Json& x : rs->asArray()) reasons += (reasons.empty() ? "" : "; ") + std::string(x.asString());
-    if (rating)
-      for (const auto& rule : policy_.rules)
-        if (rule.min_kex_rating && applies(rule, e.leg, host))
-          checks.push_back(
-              {&rule, *rating >= *rule.min_kex_rating,
-               std::string(config::kexRatingName(*rule.min_kex_rating)) + " or better",
-               str(r.find("rating")) + (reasons.empty() ? "" : " (" + reasons + ")"),
-               "key exchange is rated " + str(r.find("rating")) + (reasons.empty() ? "" : ": " + reasons)});
+    onPrimeCheck(pc->report.object, e.leg, hostOf(c, e.leg), checks);
   } else if (const auto* tr = e.as<TlsTrust>()) {
     if (const std::string h = str(tr->report.object.find("hostname")); !h.empty() && l.sni.empty()) l.sni = h;
     onTrust(tr->report.object, e.ts, hostOf(c, Leg::Upstream), checks);
   } else if (const auto* a = e.as<TlsAlert>()) {
     if (a->level == "fatal") {
       l.failed = true;
-      const std::string host = hostOf(c, e.leg);
-      for (const auto& r : policy_.rules)
-        if (r.forbid_fatal_alerts && *r.forbid_fatal_alerts && applies(r, e.leg, host))
-          checks.push_back({&r, false, "no fatal alert",
-                            (a->dir == "in" ? "received fatal " : "sent fatal ") + a->description,
-                            (a->dir == "in" ? "fatal alert received: " : "fatal alert sent: ") + a->description});
+      onFatalAlert(*a, e.leg, hostOf(c, e.leg), checks);
     }
   } else if (const auto* er = e.as<TlsError>()) {
-    if (!l.established && e.leg != Leg::None) {
-      const std::string host = hostOf(c, e.leg);
-      for (const auto& r : policy_.rules)
-        if (r.require_handshake && *r.require_handshake && applies(r, e.leg, host))
-          checks.push_back({&r, false, "a completed handshake", er->cause,
-                            "the handshake failed: " + er->cause + (er->hint.empty() ? "" : " (" + er->hint + ")")});
-    }
+    if (!l.established && e.leg != Leg::None) onFailedHandshake(*er, e.leg, hostOf(c, e.leg), checks);
   } else if (const auto* s = e.as<ConnSummary>()) {
-    const Json* d = s->report.object.find("downgrade");
-    std::string induced;
-    if (d && d->isArray())
-      for (const Json& x : d->asArray())
-        if (x.asString().find("proxy-induced") != std::string_view::npos)
-          induced += (induced.empty() ? "" : "; ") + std::string(x.asString());
     const std::string host = hostOf(c, Leg::Upstream);
-    if (d && d->isArray())
-      for (const auto& r : policy_.rules)
-        if (r.forbid_proxy_downgrade && *r.forbid_proxy_downgrade && applies(r, Leg::Upstream, host))
-          checks.push_back({&r, induced.empty(), "no proxy-induced downgrade", induced.empty() ? "none" : induced,
-                            "the proxy downgraded the upstream leg: " + induced});
+    onSummary(s->report.object, host, checks);
     record(e, Leg::Upstream, host, checks, out, origin);
     return;
   } else if (e.as<ConnClose>()) {
-    // A leg that saw no fatal alert and no failed handshake passed those rules: count it.
-    for (int i = 0; i < 2; ++i) {
-      const Leg leg = i == 0 ? Leg::Client : Leg::Upstream;
-      if (!c.legs[i].established) continue;
-      const std::string host = hostOf(c, leg);
-      for (const auto& r : policy_.rules)
-        if (applies(r, leg, host) && ((r.forbid_fatal_alerts && *r.forbid_fatal_alerts && !c.legs[i].failed) ||
-                                      (r.require_handshake && *r.require_handshake)))
-          checks.push_back({&r, true, "", "", ""});
-      record(e, leg, host, checks, out, origin);
-    }
+    onClose(e, c, out, origin);
     conns_.erase(it);
     return;
   }

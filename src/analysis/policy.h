@@ -78,6 +78,13 @@ class PolicyEngine {
   void onKeyExchange(const trace::Json& k, trace::Leg leg, const std::string& host, std::vector<Check>& out) const;
   void onTrust(const trace::Json& t, trace::Clock::time_point now, const std::string& host,
                std::vector<Check>& out) const;
+  void onPrimeCheck(const trace::Json& report, trace::Leg leg, const std::string& host, std::vector<Check>& out) const;
+  void onFatalAlert(const trace::ev::TlsAlert& a, trace::Leg leg, const std::string& host,
+                    std::vector<Check>& out) const;
+  void onFailedHandshake(const trace::ev::TlsError& er, trace::Leg leg, const std::string& host,
+                         std::vector<Check>& out) const;
+  void onSummary(const trace::Json& summary, const std::string& host, std::vector<Check>& out) const;
+  void onClose(const trace::Event& e, const ConnState& c, std::vector<trace::Event>& out, const EventOrigin& origin);
 
   config::Policy policy_;
   std::unordered_map<std::uint64_t, ConnState> conns_;

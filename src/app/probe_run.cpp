@@ -220,6 +220,58 @@ Json runScan(Runner& runner, asio::io_context& io, const std::vector<std::string
   return scan;
 }
 
+session::ProbeSpec probeSpecOf(const ProbeOptions& opt, const config::HostPort& target) {
+  session::ProbeSpec spec;
+  spec.target = target;
+  spec.sni = opt.no_sni ? std::string() : !opt.sni.empty() ? opt.sni : tls::isIpAddress(target.host) ? "" : target.host;
+  spec.alpn = opt.alpn;
+  return spec;
+}
+
+// The handshake's trace: the text on stdout (as --log prints it), the events file, the policy.
+// (stdout carries one thing: the JSON report, or the events, or the trace and the text report.)
+std::shared_ptr<PolicySink> addProbeSinks(const ProbeOptions& opt, trace::Tracer& tracer,
+                                          const std::shared_ptr<Collector>& collector,
+                                          std::optional<config::Policy>& policy) {
+  std::vector<std::shared_ptr<trace::Sink>> added;
+  trace::TextFormat format = trace::TextFormat::Default;
+  (void)trace::parseTextFormat(opt.format, format);
+  if (!opt.json && opt.events_file != "-") added.push_back(std::make_shared<sinks::TextSink>("-", format));
+  if (!opt.events_file.empty()) added.push_back(std::make_shared<sinks::JsonLinesSink>(opt.events_file));
+  for (const auto& s : added) tracer.addSink(s);
+  tracer.addSink(collector);
+  if (!policy) return nullptr;
+  auto policy_sink = std::make_shared<PolicySink>(std::move(*policy), added, true);
+  tracer.addSink(policy_sink);
+  return policy_sink;
+}
+
+struct Handshakes {
+  std::shared_ptr<tls::SavedSession> saved = std::make_shared<tls::SavedSession>();
+  std::vector<Json> first, second;
+  bool resumed_tried = false;
+};
+
+// The handshake, then one resumption attempt with the session (ID or ticket) it left.
+Handshakes handshakeTwice(Runner& runner, asio::io_context& io, const ScanOffer& offer, const session::ProbeSpec& spec,
+                          trace::Tracer& tracer, Collector& collector) {
+  Handshakes hs;
+  session::ProbeSpec first = spec;
+  first.save = hs.saved;
+  first.ticket_wait_s = 1.0;
+  runner.run(offer, first, tracer, collector, [&](std::uint64_t, std::vector<Json> evs) {
+    hs.first = std::move(evs);
+    if (!hs.saved->saved()) return;
+    session::ProbeSpec again = spec;
+    again.resume = hs.saved;
+    hs.resumed_tried = true;
+    runner.run(offer, again, tracer, collector,
+               [&](std::uint64_t, std::vector<Json> evs2) { hs.second = std::move(evs2); });
+  });
+  io.run();
+  return hs;
+}
+
 }  // namespace
 
 int runProbeCommand(const ProbeOptions& opt) {
@@ -247,28 +299,12 @@ int runProbeCommand(const ProbeOptions& opt) {
       return 2;
     }
   }
-  session::ProbeSpec spec;
-  spec.target = *target;
-  spec.sni = opt.no_sni                       ? std::string()
-             : !opt.sni.empty()               ? opt.sni
-             : tls::isIpAddress(target->host) ? ""
-                                              : target->host;
-  spec.alpn = opt.alpn;
+  const session::ProbeSpec spec = probeSpecOf(opt, *target);
   const ScanOffer offer{opt.tls_min, opt.tls_max, opt.ciphers, opt.ciphersuites, opt.groups, ""};
 
-  // The handshake's trace: the text on stdout (as --log prints it), the events file, the policy.
   trace::Tracer tracer(trace::kDefaultCategories);
   auto collector = std::make_shared<Collector>();
-  std::vector<std::shared_ptr<trace::Sink>> added;
-  trace::TextFormat format = trace::TextFormat::Default;
-  (void)trace::parseTextFormat(opt.format, format);
-  // (stdout carries one thing: the JSON report, or the events, or the trace and the text report)
-  if (!opt.json && opt.events_file != "-") added.push_back(std::make_shared<sinks::TextSink>("-", format));
-  if (!opt.events_file.empty()) added.push_back(std::make_shared<sinks::JsonLinesSink>(opt.events_file));
-  for (const auto& s : added) tracer.addSink(s);
-  tracer.addSink(collector);
-  std::shared_ptr<PolicySink> policy_sink;
-  if (policy) tracer.addSink(policy_sink = std::make_shared<PolicySink>(std::move(*policy), added, true));
+  const auto policy_sink = addProbeSinks(opt, tracer, collector, policy);
 
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
@@ -286,25 +322,8 @@ int runProbeCommand(const ProbeOptions& opt) {
   if (upstream_proxy) base.upstream_proxy = &*upstream_proxy;
   Runner runner(io, base, spec, opt.upstream_ca, opt.concurrency);
 
-  // The handshake, then one resumption attempt with the session (ID or ticket) it left.
-  auto saved = std::make_shared<tls::SavedSession>();
-  session::ProbeSpec first = spec;
-  first.save = saved;
-  first.ticket_wait_s = 1.0;
-  std::vector<Json> first_events, second_events;
-  bool resumed_tried = false;
-  runner.run(offer, first, tracer, *collector, [&](std::uint64_t, std::vector<Json> evs) {
-    first_events = std::move(evs);
-    if (!saved->saved()) return;
-    session::ProbeSpec again = spec;
-    again.resume = saved;
-    resumed_tried = true;
-    runner.run(offer, again, tracer, *collector,
-               [&](std::uint64_t, std::vector<Json> evs2) { second_events = std::move(evs2); });
-  });
-  io.run();
-
-  Json report = probeReport(target->str(), spec, first_events, resumed_tried ? &second_events : nullptr, *saved);
+  const Handshakes hs = handshakeTwice(runner, io, offer, spec, tracer, *collector);
+  Json report = probeReport(target->str(), spec, hs.first, hs.resumed_tried ? &hs.second : nullptr, *hs.saved);
   if (!opt.scan.empty()) report.set("scan", runScan(runner, io, opt.scan, offer));
   tracer.flush();
   bool failed = !report.find("ok")->asBool();
