@@ -140,6 +140,21 @@ std::string passthroughLine(const trace::Event& e) {
 }
 
 void ConnectionLines::add(const trace::Event& e, std::string& out) {
+  if (addLine(e, out)) return;
+  if (const auto* o = e.as<trace::ev::ConnOpen>()) {
+    Open& c = open_[e.conn];
+    c.client = o->client;
+    if (o->target) c.target = *o->target;
+    return;
+  }
+  auto it = open_.find(e.conn);
+  if (it == open_.end()) return;  // a connection opened before this sink saw events: no line
+  note(e, it->second);
+}
+
+// The events that write a line: a connection's end (or its refusal at accept), and the ones shown
+// at once. False for the others.
+bool ConnectionLines::addLine(const trace::Event& e, std::string& out) {
   using namespace trace::ev;
   if (const auto* cl = e.as<ConnClose>()) {
     auto it = open_.find(e.conn);
@@ -157,7 +172,7 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     }
     c.detail = cl->outcome;
     finish(e, c, out);
-    return;
+    return true;
   }
   if (const auto* r = e.as<ConnRefused>(); r && !open_.contains(e.conn)) {  // at accept: no conn.close follows
     Conn c;
@@ -165,34 +180,31 @@ void ConnectionLines::add(const trace::Event& e, std::string& out) {
     c.cause = "refused";
     c.detail = r->reason;
     finish(e, c, out);
-    return;
+    return true;
   }
   if (e.as<PassthroughAuto>()) {
     out += passthroughLine(e);
     out.push_back('\n');
-    return;
+    return true;
   }
   if (e.as<AuditResult>()) {
     out += auditLine(e);
     out.push_back('\n');
-    return;
+    return true;
   }
   if (const auto* v = e.as<PolicyViolation>()) {  // at once: a CI log shows it next to what caused it
     out += violationLine(e);
     out.push_back('\n');
     ++totals_.policy_violations;
     ++totals_.violated_rules[v->rule];
-    return;
+    return true;
   }
-  if (const auto* o = e.as<ConnOpen>()) {
-    Open& c = open_[e.conn];
-    c.client = o->client;
-    if (o->target) c.target = *o->target;
-    return;
-  }
-  auto it = open_.find(e.conn);
-  if (it == open_.end()) return;  // a connection opened before this sink saw events: no line
-  Open& o = it->second;
+  return false;
+}
+
+// What an open connection's line will say: its target, its cause, each leg's key exchange.
+void ConnectionLines::note(const trace::Event& e, Open& o) {
+  using namespace trace::ev;
   if (const auto* q = e.as<ProxyRequest>()) {
     o.target = q->target;
   } else if (const auto* pe = e.as<ProxyError>()) {

@@ -65,6 +65,8 @@ class ConnectionLines {
     }
   };
   void finish(const trace::Event& e, Conn& c, std::string& out);
+  bool addLine(const trace::Event& e, std::string& out);
+  void note(const trace::Event& e, Open& o);
   std::string ca_path_;
   std::unordered_map<std::uint64_t, Open> open_;
   ConsoleTotals totals_;
