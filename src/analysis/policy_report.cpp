@@ -139,37 +139,28 @@ std::string renderJunit(const PolicyEngine* engine, const std::vector<AuditRow>&
   return x;
 }
 
-std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>& audit,
-                        const std::string& tool_version) {
-  using trace::Json;
-  static const std::vector<config::PolicyRule> kNone;
-  const auto& rules = engine ? engine->policy().rules : kNone;
-  Json descriptors = Json::array();
-  for (const auto& r : rules) {
-    Json d = Json::object();
-    d.set("id", r.id);
-    d.set("name", r.id);
-    d.set("shortDescription", Json::Object{{"text", ruleText(r)}});
-    d.set("defaultConfiguration", Json::Object{{"level", r.severity}});
-    descriptors.push(std::move(d));
-  }
-  // A violation points at the rule in the policy file (what a code-scanning UI can open); the
-  // events line it came from, when known, is a related location.
-  auto ruleLocation = [](const config::PolicyRule& r) {
-    std::string file = r.at;
-    std::int64_t line = 1;
-    if (const auto c2 = file.rfind(':'); c2 != std::string::npos) {
-      const auto c1 = file.rfind(':', c2 - 1);
-      if (c1 != std::string::npos) {
-        line = std::atoll(file.c_str() + c1 + 1);
-        file.resize(c1);
-      }
+namespace {
+
+using trace::Json;
+
+// A violation points at the rule in the policy file (what a code-scanning UI can open).
+Json sarifRuleLocation(const config::PolicyRule& r) {
+  std::string file = r.at;
+  std::int64_t line = 1;
+  if (const auto c2 = file.rfind(':'); c2 != std::string::npos) {
+    const auto c1 = file.rfind(':', c2 - 1);
+    if (c1 != std::string::npos) {
+      line = std::atoll(file.c_str() + c1 + 1);
+      file.resize(c1);
     }
-    return Json::Object{{"physicalLocation", Json::Object{{"artifactLocation", Json::Object{{"uri", file}}},
-                                                          {"region", Json::Object{{"startLine", line}}}}}};
-  };
-  Json results = Json::array();
-  for (const auto* c : engine ? engine->cases() : std::vector<const PolicyCase*>{}) {
+  }
+  return Json::Object{{"physicalLocation", Json::Object{{"artifactLocation", Json::Object{{"uri", file}}},
+                                                        {"region", Json::Object{{"startLine", line}}}}}};
+}
+
+// The policy's violations; the events line each came from, when known, is a related location.
+void sarifPolicyResults(const PolicyEngine& engine, const std::vector<config::PolicyRule>& rules, Json& results) {
+  for (const auto* c : engine.cases()) {
     std::size_t idx = 0;
     while (idx < rules.size() && rules[idx].id != c->rule) ++idx;
     if (idx == rules.size()) continue;
@@ -181,7 +172,7 @@ std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>&
       res.set("message", Json::Object{{"text", "conn " + std::to_string(f.conn) + " " + f.leg + " " +
                                                    (c->host.empty() ? "(no host name)" : c->host) + ": " + f.message +
                                                    " (expected " + f.expected + ", observed " + f.observed + ")"}});
-      res.set("locations", Json::Array{ruleLocation(rules[idx])});
+      res.set("locations", Json::Array{sarifRuleLocation(rules[idx])});
       if (!f.origin.file.empty())
         res.set("relatedLocations",
                 Json::Array{Json::Object{
@@ -198,7 +189,11 @@ std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>&
       results.push(std::move(res));
     }
   }
-  // The audit's findings: a scenario a client accepted, as a rule of its own ("audit.<scenario>").
+}
+
+// The audit's findings: a scenario a client accepted, as a rule of its own ("audit.<scenario>"),
+// numbered after the policy's `first_index` rules.
+void sarifAuditResults(const std::vector<AuditRow>& audit, std::size_t first_index, Json& descriptors, Json& results) {
   std::vector<std::string> scenarios;
   for (const auto& r : audit) {
     if (r.verdict != "accepted") continue;
@@ -215,7 +210,7 @@ std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>&
     }
     results.push(Json::Object{
         {"ruleId", "audit." + r.scenario},
-        {"ruleIndex", static_cast<std::int64_t>(rules.size() + static_cast<std::size_t>(it - scenarios.begin()))},
+        {"ruleIndex", static_cast<std::int64_t>(first_index + static_cast<std::size_t>(it - scenarios.begin()))},
         {"level", "error"},
         {"message", Json::Object{{"text", "conn " + std::to_string(r.conn) + ": the client " + r.client + " accepted " +
                                               r.scenario + " for " + r.target + ": " + r.evidence}}},
@@ -224,6 +219,26 @@ std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>&
                                     {"target", r.target},
                                     {"evidence", r.evidence}}}});
   }
+}
+
+}  // namespace
+
+std::string renderSarif(const PolicyEngine* engine, const std::vector<AuditRow>& audit,
+                        const std::string& tool_version) {
+  static const std::vector<config::PolicyRule> kNone;
+  const auto& rules = engine ? engine->policy().rules : kNone;
+  Json descriptors = Json::array();
+  for (const auto& r : rules) {
+    Json d = Json::object();
+    d.set("id", r.id);
+    d.set("name", r.id);
+    d.set("shortDescription", Json::Object{{"text", ruleText(r)}});
+    d.set("defaultConfiguration", Json::Object{{"level", r.severity}});
+    descriptors.push(std::move(d));
+  }
+  Json results = Json::array();
+  if (engine) sarifPolicyResults(*engine, rules, results);
+  sarifAuditResults(audit, rules.size(), descriptors, results);
   Json driver = Json::object();
   driver.set("name", "tlstrace");
   driver.set("version", tool_version);
