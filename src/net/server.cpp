@@ -27,11 +27,10 @@
 #include <unordered_map>
 
 #include "net/connection.h"
+#include "net/front_ends.h"
 #include "net/original_dst.h"
-#include "net/proxy_request.h"
 #include "net/tcp_probe.h"
 #include "net/tcp_state_watch.h"
-#include "session/socks_front_end.h"
 #include "trace/event.h"
 
 namespace tlstrace::net {
@@ -50,7 +49,7 @@ using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 class ProxyServer {
  public:
   ProxyServer(std::vector<std::unique_ptr<asio::io_context>>& ctxs, const Services& svc)
-      : ctxs_(ctxs), svc_(svc), front_(makeFrontEnd(svc)), grace_(*ctxs[0]) {
+      : ctxs_(ctxs), svc_(svc), front_(modeFrontEnd(svc)), grace_(*ctxs[0]) {
     for (std::size_t i = 0; i < ctxs_.size(); ++i) {
       workers_.push_back(std::make_unique<Worker>(*ctxs_[i], i));
       guards_.emplace_back(ctxs_[i]->get_executor());
@@ -281,7 +280,7 @@ class ProxyServer {
     std::unique_ptr<session::FrontEnd> own_front;
     if (svc_.cfg->mode == config::Mode::Transparent) {
       std::string why, cause;
-      own_front = transparentFrontEnd(sock, why, cause);
+      own_front = transparentFrontEnd(sock, listen_ep_, svc_, why, cause);
       if (!own_front) return refuse(id, std::move(sock), why, false, 503, std::move(cause));
     }
     auto c = std::make_shared<Connection>(std::move(sock), svc_, own_front ? *own_front : *front_, id,
@@ -302,27 +301,6 @@ class ProxyServer {
     asio::post(w.ctx, [c] { c->start(); });
   }
 
-  // Transparent mode: the client's original destination as its connection's front end, or null
-  // with why and a cause (it cannot be read; it is the proxy itself, which would loop).
-  std::unique_ptr<session::FrontEnd> transparentFrontEnd(tcp::socket& sock, std::string& why,
-                                                         std::string& cause) const {
-    const OriginalDst o = originalDestination(sock);
-    if (!o.dst) {
-      why = "transparent mode: no original destination (" + o.error + ")";
-      cause = "no_original_dst";
-      return nullptr;
-    }
-    const std::string a = o.dst->address().to_string();
-    config::HostPort hp{a, o.dst->port()};
-    if (isOwnListeningAddress(*o.dst, listen_ep_, svc_.own_addresses)) {
-      why = "transparent mode: the original destination " + hp.str() + " (" + o.how +
-            ") is the proxy's own listening address; connecting would loop (was the client's traffic redirected?)";
-      cause = "loop";
-      return nullptr;
-    }
-    return std::make_unique<session::TransparentFrontEnd>(std::move(hp));
-  }
-
   // Once stopping and idle, let every io thread run out of work.
   void maybeRelease() {
     if (!stopping_) return;
@@ -332,17 +310,6 @@ class ProxyServer {
     }
     grace_.cancel();
     for (auto& g : guards_) g.reset();
-  }
-
-  // The front end of the configured mode: shared, stateless, by every connection of every thread.
-  static std::unique_ptr<session::FrontEnd> makeFrontEnd(const Services& svc) {
-    if (svc.cfg->mode == config::Mode::Reverse) return std::make_unique<session::ReverseFrontEnd>(*svc.cfg->upstream);
-    // Transparent mode makes one per connection (its original destination); this one only
-    // answers for refusals at accept time.
-    if (svc.cfg->mode == config::Mode::Transparent)
-      return std::make_unique<session::TransparentFrontEnd>(config::HostPort{});
-    if (svc.cfg->mode == config::Mode::Socks5) return std::make_unique<session::SocksFrontEnd>(svc.cfg->proxy_auth);
-    return std::make_unique<ExplicitFrontEnd>(svc.expected_proxy_auth, svc.ca_page);
   }
 
   std::vector<std::unique_ptr<asio::io_context>>& ctxs_;
