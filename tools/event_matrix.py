@@ -27,7 +27,10 @@ import tempfile
 import threading
 import time
 
-DEADLINE = 15          # seconds for any single wait
+# The processes and sockets of the integration tests' harness: one copy of each helper.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from harness import DEADLINE, Proc, free_port, read_all, run, wait_port  # noqa: E402
+
 REQUEST = b"GET /index.txt HTTP/1.0\r\n\r\n"
 PAGE = b"tlstrace event matrix: a fixed page\n" * 4
 PROXY_CA_CN = "tlstrace event matrix CA"
@@ -36,57 +39,6 @@ UPSTREAM_CA_CN = "tlstrace event matrix upstream CA"
 
 # ----------------------------------------------------------------------------------------------
 # processes and sockets
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc=None, timeout=DEADLINE):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.03)
-    raise TimeoutError(f"port {port} did not open")
-
-
-def run(cmd, timeout=DEADLINE, input=None, env=None, cwd=None):
-    return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env, cwd=cwd)
-
-
-class Proc:
-    """A child process in a session of its own, ended by its PID (never by name)."""
-
-    def __init__(self, cmd, log_path, env=None, cwd=None):
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=env, cwd=cwd, start_new_session=True)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.p.poll() is None:
-            try:
-                os.kill(self.p.pid, sig)
-                self.p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.p.pid, signal.SIGKILL)
-                self.p.wait(timeout=timeout)
-        if not self.log.closed:
-            self.log.close()
-        return self.p.returncode
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
 
 def openssl(args, cwd=None):
@@ -263,19 +215,6 @@ class TlsOrigin:
 
     def stop(self):
         self.server.stop()
-
-
-def read_all(sock, limit=1 << 20):
-    data = b""
-    try:
-        while len(data) < limit:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
-    return data
 
 
 class Proxy:

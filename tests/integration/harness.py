@@ -132,8 +132,8 @@ def send_connect(s, target):
     return head
 
 
-def run(cmd, timeout=DEADLINE, input=None, env=None):
-    return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env)
+def run(cmd, timeout=DEADLINE, input=None, env=None, cwd=None):
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, env=env, cwd=cwd)
 
 
 def expired_self_signed(d):
@@ -171,7 +171,7 @@ def rsa_cert(d):
 class Proc:
     """A child process, ended by its PID (never by name)."""
 
-    def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL, nofile=None):
+    def __init__(self, cmd, log_path, env=None, stdin=subprocess.DEVNULL, nofile=None, cwd=None):
         self.log_path = log_path
         self.log = open(log_path, "wb")
         # nofile: the child's open-file limit, one number for soft and hard or a (soft, hard) pair
@@ -179,7 +179,7 @@ class Proc:
         pair = nofile if isinstance(nofile, tuple) else (nofile, nofile)
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, pair)) if nofile else None
         self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=stdin,
-                                  env=env, start_new_session=True, preexec_fn=limit)
+                                  env=env, cwd=cwd, start_new_session=True, preexec_fn=limit)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.p.poll() is None:
@@ -189,7 +189,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.kill(self.p.pid, signal.SIGKILL)
                 self.p.wait(timeout=timeout)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return self.p.returncode
 
     def output(self):
