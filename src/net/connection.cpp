@@ -101,8 +101,10 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       connect_timer_(client_.sock.get_executor()),
       session_(svc, front, id) {
   if (tcpFacts())
-    session_.setTcpInfoProbe(
-        [this](Leg leg) { return sock(leg).close_info ? sock(leg).close_info : tcpInfo(sock(leg).sock, "close"); });
+    session_.setTcpInfoProbe([this](Leg leg) -> std::optional<trace::ev::TcpInfo> {
+      if (const auto& info = sock(leg).close_info) return *info;
+      return tcpInfo(sock(leg).sock, "close");
+    });
 }
 
 void Connection::start() {
@@ -146,7 +148,9 @@ void Connection::execute(const session::Action& a) {
                    if (s.dead || !s.sock.is_open()) return;
                    s.dead = true;
                    boost::system::error_code ec;
-                   if (tcpFacts()) s.close_info = tcpInfo(s.sock, "close");
+                   if (tcpFacts())
+                     if (auto info = tcpInfo(s.sock, "close"))
+                       s.close_info = std::make_unique<trace::ev::TcpInfo>(std::move(*info));
                    s.sock.set_option(asio::socket_base::linger(true, 0), ec);
                    if (!s.peer_reset) tapRst(ab.leg, false);
                    s.sock.close(ec);

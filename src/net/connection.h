@@ -56,8 +56,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
 
-    // TCP_INFO taken before an abort closed it (tcp.info at close).
-    std::optional<trace::ev::TcpInfo> close_info;
+    // TCP_INFO taken before an abort closed it (tcp.info at close). Behind a pointer: rare, and
+    // the Connection's size decides its allocation class (the per-connection memory).
+    std::unique_ptr<trace::ev::TcpInfo> close_info;
   };
   // The tcp category is traced: ask the kernel (net/tcp_probe.h).
   [[nodiscard]] bool tcpFacts() const { return svc_.tracer && svc_.tracer->enabled(trace::kTcp); }
@@ -117,14 +118,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t connect_gen_ = 0;  // of the connect timer's current arming (lookup, then connect)
   session::SteadyClock::time_point connect_started_{};
   double connect_timeout_s_ = 0;
-  bool client_chosen_ = false;
-  std::vector<trace::Endpoint> watched_;   // --capture: destinations asked of the capture's filter
-  std::unique_ptr<wire::ProxyHop> hop_;    // the proxy's handshake under way
-  std::string hop_url_;                    // the proxy's URL without credentials (for the why)
-  std::vector<std::uint8_t> hop_out_;      // the hop message being written
+  std::vector<trace::Endpoint> watched_;  // --capture: destinations asked of the capture's filter
+  // The proxy's handshake under way, with what it needs (in one allocation of its own: most
+  // connections go direct, and every member here counts in each connection's memory).
+  struct Hop {
+    Hop(wire::ProxyHop::Spec spec, std::string proxy_url) : machine(std::move(spec)), url(std::move(proxy_url)) {}
+    wire::ProxyHop machine;
+    std::string url;        // the proxy's URL without credentials (for the why)
+    double connect_ms = 0;  // the TCP connect to the proxy
+    session::SteadyClock::time_point started{};
+  };
+  std::unique_ptr<Hop> hop_;
   std::vector<std::uint8_t> tunnel_rest_;  // the tunnel's first bytes, read with the proxy's reply
-  double proxy_connect_ms_ = 0;            // the TCP connect to the proxy
-  session::SteadyClock::time_point hop_started_{};
+  bool client_chosen_ = false;
   bool resolving_ = false;
   bool finished_ = false;
 };

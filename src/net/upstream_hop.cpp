@@ -33,8 +33,7 @@ bool Connection::viaProxy(const session::act::Connect& c) {
   spec.user = p.user;
   spec.password = p.password;
   spec.authorization = p.authorization;
-  hop_ = std::make_unique<wire::ProxyHop>(std::move(spec));
-  hop_url_ = p.url;
+  hop_ = std::make_unique<Hop>(std::move(spec), p.url);
   boost::system::error_code literal_ec;
   if (const auto target = asio::ip::make_address(std::string(c.host), literal_ec); !literal_ec && client_chosen_) {
     auto results =
@@ -57,20 +56,20 @@ bool Connection::viaProxy(const session::act::Connect& c) {
 // A failure before the tunnel: through a proxy, the proxy's hop (its lookup, its TCP connect).
 in::ConnectFailed Connection::connectFailure(int status, std::string why, int err) const {
   if (!hop_) return in::ConnectFailed{status, std::move(why), err};
-  in::ConnectFailed f{status, "upstream proxy " + hop_url_ + ": " + why};
+  in::ConnectFailed f{status, "upstream proxy " + hop_->url + ": " + why};
   f.hop = "proxy";
   return f;
 }
 
 void Connection::startHop(double connect_ms) {
-  proxy_connect_ms_ = connect_ms;
-  hop_started_ = session::SteadyClock::now();
+  hop_->connect_ms = connect_ms;
+  hop_->started = session::SteadyClock::now();
   const double limit = connect_timeout_s_;
   armConnectTimer(limit, [this, limit] {
-    hopFailed(504, "upstream proxy " + hop_url_ + " did not open the tunnel within " + std::to_string(limit) + " s",
+    hopFailed(504, "upstream proxy " + hop_->url + " did not open the tunnel within " + std::to_string(limit) + " s",
               "proxy", -1, {});
   });
-  hopStep(hop_->start());
+  hopStep(hop_->machine.start());
 }
 
 void Connection::hopStep(wire::ProxyHop::Step step) {
@@ -84,23 +83,24 @@ void Connection::hopStep(wire::ProxyHop::Step step) {
     case K::Done: break;
   }
   disarmConnectTimer();
-  hop_.reset();
+  const auto hop = std::exchange(hop_, nullptr);
   tunnel_rest_ = std::move(step.rest);
-  in::Connected c{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), proxy_connect_ms_,
+  in::Connected c{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), hop->connect_ms,
                   tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt};
   c.proxy_status = step.status;
   c.proxy_reply = std::move(step.reply);
-  c.tunnel_ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - hop_started_).count();
+  c.tunnel_ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - hop->started).count();
   run(std::move(c));
 }
 
+// The message lives as long as its write (the handler holds it), whatever becomes of the hop.
 void Connection::hopSend(std::vector<std::uint8_t> bytes) {
-  hop_out_ = std::move(bytes);
+  auto out = std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes));
   auto self = shared_from_this();
-  asio::async_write(upstream_.sock, asio::buffer(hop_out_), [this, self](boost::system::error_code ec, std::size_t n) {
+  asio::async_write(upstream_.sock, asio::buffer(*out), [this, self, out](boost::system::error_code ec, std::size_t n) {
     if (finished_ || !hop_ || ec == werr::operation_aborted) return;
-    if (ec) return hopFailed(502, "upstream proxy " + hop_url_ + ": write failed: " + ec.message(), "proxy", -1, {});
-    tapData(Leg::Upstream, false, std::span<const std::uint8_t>(hop_out_.data(), n));
+    if (ec) return hopFailed(502, "upstream proxy " + hop_->url + ": write failed: " + ec.message(), "proxy", -1, {});
+    tapData(Leg::Upstream, false, std::span<const std::uint8_t>(out->data(), n));
     hopRead();
   });
 }
@@ -117,12 +117,12 @@ void Connection::hopRead() {
     if (ec == werr::would_block || ec == werr::try_again) return hopRead();
     if (ec == werr::eof) {
       tapFin(Leg::Upstream, true);
-      return hopFailed(502, hop_->onClosed().why, "proxy", -1, {});
+      return hopFailed(502, hop_->machine.onClosed().why, "proxy", -1, {});
     }
-    if (ec) return hopFailed(502, "upstream proxy " + hop_url_ + ": " + ec.message(), "proxy", -1, {});
+    if (ec) return hopFailed(502, "upstream proxy " + hop_->url + ": " + ec.message(), "proxy", -1, {});
     const std::span<const std::uint8_t> bytes(buf.data(), n);
     tapData(Leg::Upstream, true, bytes);
-    hopStep(hop_->onBytes(bytes));
+    hopStep(hop_->machine.onBytes(bytes));
   });
 }
 

@@ -94,8 +94,6 @@ void ProxySession::onStart(const in::Start& s) {
   client_addr_ = s.client;
   client_.t.open = true;
   client_.opened = start_;
-  client_ip_ = s.client.substr(0, s.client.rfind(':'));
-  if (client_ip_.size() > 2 && client_ip_.front() == '[') client_ip_ = client_ip_.substr(1, client_ip_.size() - 2);
   if (deps_.audit_plan) {
     audit_ = std::make_unique<AuditState>();
     audit_->client = s.client;
@@ -263,10 +261,10 @@ void ProxySession::onRequestBytes() {
   inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(st.consumed));
   emit(trace::Leg::Client, trace::ev::ProxyRequest{st.method, st.target.str()});
   if (st.kind == K::Tunnel) {
-    tunnel_reply_ = std::move(st.reply);
+    connected_bytes_ = std::move(st.reply);
     return connectUpstream(AfterConnect::TunnelReply);
   }
-  forward_head_ = std::move(st.head);
+  connected_bytes_ = std::move(st.head);
   connectUpstream(AfterConnect::Forward);
 }
 
@@ -300,8 +298,8 @@ void ProxySession::connectUpstream(AfterConnect then) {
 void ProxySession::afterConnect() {
   switch (std::exchange(after_connect_, AfterConnect::None)) {
     case AfterConnect::TunnelReply:
-      client_.pending.insert(client_.pending.end(), tunnel_reply_.begin(), tunnel_reply_.end());
-      std::string().swap(tunnel_reply_);
+      client_.pending.insert(client_.pending.end(), connected_bytes_.begin(), connected_bytes_.end());
+      std::string().swap(connected_bytes_);
       flush(client_);
       if (startTlsProto()) return beginStartTls();
       state_ = State::PeekingHello;
@@ -313,8 +311,8 @@ void ProxySession::afterConnect() {
       if (inbuf_.empty()) return readFrom(client_);
       return onHelloBytes();
     case AfterConnect::Forward:
-      upstream_.pending.insert(upstream_.pending.end(), forward_head_.begin(), forward_head_.end());
-      std::string().swap(forward_head_);
+      upstream_.pending.insert(upstream_.pending.end(), connected_bytes_.begin(), connected_bytes_.end());
+      std::string().swap(connected_bytes_);
       return startPlainRelay();
     case AfterConnect::PlainRelay: return startPlainRelay();
     case AfterConnect::UpstreamTls: return startUpstreamTls();

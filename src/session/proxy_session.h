@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "analysis/diagnose.h"
@@ -154,13 +155,14 @@ class ProxySession {
   struct Leg {
     Leg(trace::Leg w, tls::CertSummaryCache* certs);
     trace::Leg which;
+    int client_certs = -1;  // certificates in the client's Certificate message (-1: none came)
     std::unique_ptr<tls::TlsEngine> tls;
     Observer obs;
     Transport t;
     std::vector<std::uint8_t> pending;  // raw bytes to send before any TLS output
     std::vector<std::uint8_t> wbuf;     // in flight
-    std::string by;                     // who closed first: "peer" or "proxy"
-    std::string how;                    // "fin", "rst", "timeout", "error"
+    std::string_view by;                // who closed first: "peer" or "proxy" (a literal)
+    std::string_view how;               // "fin", "rst", "timeout", "error" (a literal)
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     SteadyClock::time_point opened{};
@@ -176,12 +178,11 @@ class ProxySession {
     std::string last_alert_sent, last_alert_received;
     std::optional<double> connect_ms, handshake_ms;
     std::string error_cause;
-    bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
-    bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
-    int client_certs = -1;               // certificates in the client's Certificate message (-1: none came)
     // The session as the ServerHello went by: a resumed one's lifetime and age (OpenSSL gives a
     // TLS 1.3 server's session a new time once its NewSessionTicket is made).
     tls::SessionTimes session_times;
+    bool certificate_requested = false;  // a CertificateRequest arrived (the diagnosis needs it)
+    bool peer_certificate = false;       // the peer's Certificate arrived (traced if the handshake fails)
     // A TLS <= 1.2 renegotiation under way on the established leg (RFC 5246 7.4.1.1, RFC 5746):
     // when it started, and whether a Finished of it went by.
     bool tls13 = false;  // established with TLS 1.3: no renegotiation, post-handshake messages only
@@ -285,7 +286,8 @@ class ProxySession {
     wire::RecordStream from_client, from_server;
     bool analysed = false;  // tls.key_exchange emitted
   };
-  [[nodiscard]] bool maybePassthrough();  // the hello is in: relay untouched if a rule says so
+  [[nodiscard]] std::string clientIp() const;  // client_addr_'s address (passthrough is per client)
+  [[nodiscard]] bool maybePassthrough();       // the hello is in: relay untouched if a rule says so
   void observePassthrough(Leg& src, std::span<const std::uint8_t> bytes);
   void analysePassthrough();
   void noteCertificateRejection(int alert);  // --auto-passthrough
@@ -306,8 +308,8 @@ class ProxySession {
   void flush(Leg& l);
   void onDrained(Leg& l);
   void resumeOther(Leg& l);
-  void abortLeg(Leg& l, const std::string& how, const std::string& why);
-  void failTls(Leg& l, const std::string& why);  // a TLS error on an established leg
+  void abortLeg(Leg& l, std::string_view how, const std::string& why);  // how: a literal (kept as Leg::how)
+  void failTls(Leg& l, const std::string& why);                         // a TLS error on an established leg
   void queueCloseNotify(Leg& l);
   void closeGracefully(const std::string& outcome);
   void maybeFinish();
@@ -328,11 +330,15 @@ class ProxySession {
   AfterConnect after_connect_ = AfterConnect::None;
   std::vector<std::uint8_t> inbuf_;  // request head / ClientHello bytes, replayed, never dropped
   config::HostPort target_;
-  std::string forward_head_;      // absolute-form request, rewritten for the origin
-  std::string tunnel_reply_;      // CONNECT's answer, once connected
+  // What goes out once connected (after_connect_ says which; one string for both: it counts in
+  // every connection's memory): CONNECT's answer to the client (TunnelReply), or the absolute-form
+  // request rewritten for the origin (Forward).
+  std::string connected_bytes_;
   std::string client_addr_;       // "ip:port", for conn.refused
   std::size_t interim_sent_ = 0;  // bytes of FrontStep::interim sent so far
   int connect_errno_ = 0;         // of the last in::ConnectFailed
+  bool finished_ = false;
+  bool awaiting_fins_ = false;  // the relay is over; the peers' FINs are awaited (grace period)
   std::string sni_;
   std::vector<std::string> client_alpn_;
   std::string alpn_choice_;
@@ -342,8 +348,8 @@ class ProxySession {
   trace::Clock::time_point hello_ts_{};  // when it was complete
   bool hello_pending_ = false;           // to be traced at the start of the next input
   bool hello_traced_ = false;            // the client's ClientHello was traced from the raw bytes
-  trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
   bool upstream_settle_pending_ = false;
+  trace::Clock::time_point event_ts_{};  // set while deferred messages are replayed: their time
   SteadyClock::time_point upstream_done_at_{};
   trace::Clock::time_point upstream_done_ts_{};
   std::string outcome_;
@@ -355,15 +361,12 @@ class ProxySession {
   std::uint64_t s2c_ = 0;
   // --audit-clients only: the client's address and the scenario this connection presents.
   std::unique_ptr<AuditState> audit_;
-  bool finished_ = false;
-  bool awaiting_fins_ = false;        // the relay is over; the peers' FINs are awaited (grace period)
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
   TcpInfoProbe tcp_probe_;
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
   std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
   SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start
   std::unique_ptr<PassState> pass_;                       // set for a passthrough connection
-  std::string client_ip_;                                 // the client's address (passthrough is per client)
   const config::UpstreamProxy* via_ = nullptr;            // the upstream connection goes through this proxy
 };
 

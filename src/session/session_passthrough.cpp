@@ -40,6 +40,14 @@ bool certificateAlert(int alert) {
 
 }  // namespace
 
+// The address part of client_addr_ ("ip:port", "[v6]:port"), derived when needed rather than
+// kept in every session.
+std::string ProxySession::clientIp() const {
+  std::string ip = client_addr_.substr(0, client_addr_.rfind(':'));
+  if (ip.size() > 2 && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+  return ip;
+}
+
 bool ProxySession::maybePassthrough() {
   if (!deps_.passthrough) return false;
   config::PassthroughSubject subject;
@@ -47,7 +55,7 @@ bool ProxySession::maybePassthrough() {
   if (subject.host.empty()) subject.host = target_.host;
   subject.address = config::parseIp(target_.host);
   subject.port = target_.port;
-  auto rule = deps_.passthrough->match(client_ip_, subject);
+  auto rule = deps_.passthrough->match(clientIp(), subject);
   if (!rule) return false;
   emit(trace::Leg::None, trace::ev::ConnPassthrough{subject.host, std::move(*rule)});
   traceClientHello();
@@ -107,11 +115,12 @@ void ProxySession::noteCertificateRejection(int alert) {
   if (!certificateAlert(alert)) return;
   unsigned count = 0;
   const std::string host = verifyName();
-  if (!deps_.passthrough->noteRejection(client_ip_, host, count)) return;
+  const std::string client_ip = clientIp();
+  if (!deps_.passthrough->noteRejection(client_ip, host, count)) return;
   emit(trace::Leg::None,
-       trace::ev::PassthroughAuto{client_ip_, host, count,
+       trace::ev::PassthroughAuto{client_ip, host, count,
                                   "restart tlstrace (or run it without --auto-passthrough) to intercept " + host +
-                                      " for " + client_ip_ + " again"});
+                                      " for " + client_ip + " again"});
 }
 
 }  // namespace tlstrace::session

@@ -205,7 +205,7 @@ void ProxySession::resumeOther(Leg& l) {
   }
 }
 
-void ProxySession::abortLeg(Leg& l, const std::string& how, const std::string& why) {
+void ProxySession::abortLeg(Leg& l, std::string_view how, const std::string& why) {
   if (l.by.empty()) {
     l.by = "peer";
     l.how = how;
@@ -305,7 +305,8 @@ void ProxySession::finish() {
     }
     if (tcp_probe_ && tracing(trace::kTcp))
       if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
-    trace::ev::TcpClose close{l->by, l->how, l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}, {}};
+    trace::ev::TcpClose close{
+        std::string(l->by), std::string(l->how), l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}, {}};
     if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?
       close.close_notify_in = l->t.notify_in;
       close.close_notify_out = l->t.notify_out;
