@@ -3,8 +3,6 @@
 #include <netinet/tcp.h>
 
 #include <array>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <optional>
@@ -45,8 +43,6 @@ std::string endpointText(const tcp::socket& s, bool remote) {
   return addr.to_string() + ":" + std::to_string(ep.port());
 }
 
-namespace {
-
 trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
   trace::Endpoint e;
   e.port = ep.port();
@@ -60,6 +56,14 @@ trace::Endpoint toEndpoint(const tcp::endpoint& ep) {
   }
   return e;
 }
+
+void prepareSocket(tcp::socket& s) {
+  boost::system::error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);
+  s.non_blocking(true, ignored);
+}
+
+namespace {
 
 // Whether the peer's FIN is in already (CLOSE_WAIT), asked just before ours goes out: the session
 // may not have read it yet, and a capture shows it first.
@@ -78,14 +82,6 @@ void discardUnread(tcp::socket& s) {
   boost::system::error_code ec;
   for (int i = 0; i < 16 && !ec && s.available(ec) > 0; ++i)
     (void)s.read_some(asio::buffer(buf.data(), buf.size()), ec);
-}
-
-// No Nagle delay on either leg (small handshake flights would wait for ACKs); reads are
-// wait-readable + read_some, which needs a non-blocking socket.
-void prepareSocket(tcp::socket& s) {
-  boost::system::error_code ignored;
-  s.set_option(tcp::no_delay(true), ignored);
-  s.non_blocking(true, ignored);
 }
 
 }  // namespace
@@ -205,135 +201,12 @@ void Connection::send(Leg leg, std::span<const std::uint8_t> bytes) {
                     });
 }
 
-// The lookup and the TCP connect each have their own limit (--resolve-timeout, then
-// --connect-timeout) on the one connect timer; a generation tells a stale expiry from the current.
-void Connection::armConnectTimer(double seconds, std::function<void()> on_expiry) {
-  const std::uint64_t gen = ++connect_gen_;
-  auto self = shared_from_this();
-  connect_timer_.expires_after(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
-  connect_timer_.async_wait([this, self, gen, on_expiry = std::move(on_expiry)](boost::system::error_code ec) {
-    if (ec || finished_ || gen != connect_gen_) return;
-    on_expiry();
-  });
-}
-
-void Connection::disarmConnectTimer() {
-  ++connect_gen_;
-  connect_timer_.cancel();
-}
-
-void Connection::connect(const act::Connect& c) {
-  connect_started_ = session::SteadyClock::now();
-  connect_timeout_s_ = c.timeout_s;
-  client_chosen_ = c.client_chosen;
-  if (viaProxy(c)) return;
-  // An address literal (always so in reverse mode with an IP upstream) needs no lookup.
-  boost::system::error_code literal_ec;
-  const std::string host(c.host);
-  const auto literal = asio::ip::make_address(host, literal_ec);
-  if (!literal_ec)
-    return connectTo(tcp::resolver::results_type::create(tcp::endpoint(literal, c.port), host, std::to_string(c.port)));
-  resolve(host, c.port);
-}
-
-// getaddrinfo blocks (5 s and more for a slow or dead DNS server), so it runs on the resolver
-// pool, never on this io thread; the result comes back to this connection's executor.
-void Connection::resolve(const std::string& host, std::uint16_t port) {
-  const double limit = svc_.cfg->resolve_timeout_s;
-  resolving_ = true;
-  armConnectTimer(limit, [this, limit] {
-    resolving_ = false;
-    run(connectFailure(504, "name resolution timed out after " + std::to_string(limit) + " s"));
-  });
-  const std::uint64_t gen = connect_gen_;
-  std::weak_ptr<Connection> weak = shared_from_this();
-  auto deliver = [weak, gen, ex = client_.sock.get_executor()](const Resolved& r) {
-    asio::post(ex, [weak, gen, r] {
-      if (auto self = weak.lock()) self->resolved(gen, r);
-    });
-  };
-  const bool queued = svc_.resolver && svc_.resolver->submit(
-                                           host + ":" + std::to_string(port),
-                                           [host, port] { return resolveBlocking(host, port); }, std::move(deliver));
-  if (queued) return;
-  resolving_ = false;
-  disarmConnectTimer();
-  const std::size_t waiting = svc_.resolver ? svc_.resolver->maxQueued() : 0;
-  later(connectFailure(502, "name resolution refused: " + std::to_string(waiting) + " lookups already waiting"));
-}
-
 // An input that arises while an action is carried out goes in after the burst: run() from within
 // run() would hand the session a second input while its first burst of actions is still read.
 void Connection::later(session::Input input) {
   asio::post(client_.sock.get_executor(), [self = shared_from_this(), input = std::move(input)]() mutable {
     if (!self->finished_) self->run(std::move(input));
   });
-}
-
-void Connection::resolved(std::uint64_t gen, const Resolved& r) {
-  if (finished_ || !resolving_ || gen != connect_gen_) return;  // timed out meanwhile
-  resolving_ = false;
-  disarmConnectTimer();
-  if (r.ec) return run(connectFailure(502, "name resolution failed: " + r.ec.message()));
-  // The one point where a looked-up name's addresses arrive (the exposure rules screen them in
-  // connectTo, as they do a literal's).
-  connectTo(r.results);
-}
-
-void Connection::connectTo(tcp::resolver::results_type results) {
-  if (auto why = screenTargets(results, client_chosen_))
-    return later(in::TargetRefused{endpointText(client_.sock, true), std::move(*why)});
-  auto self = shared_from_this();
-  auto timed_out = std::make_shared<bool>(false);
-  const double timeout_s = connect_timeout_s_;
-  armConnectTimer(timeout_s, [this, timed_out] {
-    *timed_out = true;
-    boost::system::error_code ignored;
-    upstream_.sock.close(ignored);
-  });
-  if (svc_.capture) return watchThenConnect(std::move(results), std::move(timed_out));
-  startConnect(std::move(results), std::move(timed_out));
-}
-
-// --capture: the filter gets the destinations first, so that the SYN is captured; the connect
-// starts (on this connection's executor) once the capture thread has installed it.
-void Connection::watchThenConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out) {
-  auto self = shared_from_this();
-  auto left = std::make_shared<std::atomic<std::size_t>>(results.size());
-  for (const auto& r : results) {
-    watched_.push_back(toEndpoint(r.endpoint()));
-    svc_.capture->watch(watched_.back(), [this, self, left, results, timed_out] {
-      if (--*left != 0) return;
-      asio::post(client_.sock.get_executor(), [this, self, results, timed_out] {
-        if (finished_) return;
-        if (!*timed_out) return startConnect(results, timed_out);
-        run(in::ConnectFailed{504, "connect timed out after " + std::to_string(connect_timeout_s_) + " s"});
-      });
-    });
-  }
-}
-
-void Connection::startConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out) {
-  auto self = shared_from_this();
-  const double timeout_s = connect_timeout_s_;
-  asio::async_connect(
-      upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
-        if (finished_) return;
-        disarmConnectTimer();
-        if (*timed_out) return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
-        if (ec)
-          return run(
-              connectFailure(502, ec.message(), ec.category() == boost::system::system_category() ? ec.value() : 0));
-        upstream_.open = true;
-        prepareSocket(upstream_.sock);
-        tapOpen(Leg::Upstream);
-        const double ms =
-            std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
-        if (hop_) return startHop(ms);
-        run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms,
-                          tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
-      });
 }
 
 // The test takes seconds for a large prime: on the prime pool, so that this thread's other
@@ -357,43 +230,6 @@ void Connection::testPrime(const act::TestPrime& t) {
   const std::size_t waiting = svc_.prime_pool ? svc_.prime_pool->maxQueued() : 0;
   later(
       in::PrimeTested{leg, std::nullopt, 0, "not tested: " + std::to_string(waiting) + " prime tests already waiting"});
-}
-
-Resolved resolveBlocking(const std::string& host, std::uint16_t port) {
-  asio::io_context ctx;  // the blocking resolve runs getaddrinfo on this (pool) thread
-  tcp::resolver resolver(ctx);
-  Resolved r;
-  r.results = resolver.resolve(host, std::to_string(port), r.ec);
-  return r;
-}
-
-// Exposure rules (docs/cli.md): a client from beyond loopback may not use the proxy to reach the
-// proxy's host itself (its loopback services, link-local neighbours, its own addresses) unless
-// --allow-private-targets. Applied to the resolved addresses, so that a name resolving to
-// 127.0.0.1 is caught like the literal; forbidden addresses are dropped, and when none is left the
-// reason is returned.
-std::optional<std::string> Connection::screenTargets(tcp::resolver::results_type& results, bool client_chosen) const {
-  if (!client_chosen || svc_.cfg->allow_private_targets || results.empty()) return std::nullopt;
-  boost::system::error_code ec;
-  const auto peer = client_.sock.remote_endpoint(ec);
-  if (!ec && config::classify(toIp(peer.address())) == config::AddressClass::Loopback) return std::nullopt;
-  std::vector<tcp::endpoint> allowed;
-  std::string why;
-  for (const auto& r : results) {
-    if (auto no = config::forbiddenTarget(toIp(r.endpoint().address()), svc_.own_addresses)) {
-      if (why.empty()) why = std::move(*no);
-    } else {
-      allowed.push_back(r.endpoint());
-    }
-  }
-  const auto first = *results.begin();
-  if (allowed.empty())
-    return "target " + first.host_name() + ":" + first.service_name() + ": " + why +
-           ", refused for a non-loopback client (--allow-private-targets allows it)";
-  if (allowed.size() != results.size())
-    results =
-        tcp::resolver::results_type::create(allowed.begin(), allowed.end(), first.host_name(), first.service_name());
-  return std::nullopt;
 }
 
 void Connection::armTimer(session::SteadyClock::time_point at) {

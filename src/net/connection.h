@@ -32,6 +32,11 @@ using tcp = asio::ip::tcp;
 
 // A connected socket's peer (`remote`) or own address as "ip:port" ("[v6]:port"); "?" when unknown.
 [[nodiscard]] std::string endpointText(const tcp::socket& s, bool remote);
+// The same as the trace's endpoint (the capture filter, the pcapng's flows).
+[[nodiscard]] trace::Endpoint toEndpoint(const tcp::endpoint& ep);
+// Both legs' sockets before use: no Nagle delay (small handshake flights would wait for ACKs);
+// non-blocking, as reads are wait-readable + read_some.
+void prepareSocket(tcp::socket& s);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
