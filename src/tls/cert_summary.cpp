@@ -188,9 +188,6 @@ Json CertSummaryCache::get(std::span<const std::uint8_t> der) {
       return it->second->second;
     }
   }
-  // Cached on the heap, not in the arena of the message being decoded (json.h): a hit is copied
-  // into the caller's storage.
-  const trace::JsonArena::Heap heap;
   Json j = summarizeCertificateDer(der);  // outside the lock: the expensive part
   std::lock_guard<std::mutex> lock(mu_);
   if (map_.find(key) == map_.end()) {

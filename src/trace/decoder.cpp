@@ -1,7 +1,5 @@
 #include "trace/decoder.h"
 
-#include <algorithm>
-
 #include "trace/decoder_internal.h"
 #include "wire/handshake.h"
 #include "wire/registry.h"
@@ -58,13 +56,11 @@ void opaqueMessage(Bytes body, Json& b) {
 
 Json codeName(std::uint16_t id, std::string_view name) {
   // The commonest object of a trace (every suite, group, scheme and extension): built straight
-  // into the Boost.JSON object it returns, without a builder or a move in between.
-  Json j(boost::json::value(boost::json::object_kind, detail::jsonStorage()));
-  auto& o = j.value().get_object();
-  o.reserve(2);
+  // into a Boost.JSON object, without a builder in between.
+  boost::json::object o(2);
   o.emplace("id", static_cast<std::int64_t>(id));
   o.emplace("name", boost::json::string_view(name.data(), name.size()));
-  return j;
+  return Json(boost::json::value(std::move(o)));
 }
 
 Json LegDecoder::certificateSummary(Bytes der) {
@@ -405,11 +401,7 @@ void LegDecoder::keyUpdate(Bytes msg, Bytes body, bool from_client, Json& b) {
 }
 
 MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
-  // The body's tree in one arena (json.h): no allocation per key, string and container, and
-  // nothing to free one by one when the event has been written. Sized for the commonest case,
-  // a hello's tree at ~16 bytes per byte of message.
-  const JsonArena arena(std::min<std::size_t>(256 + 16 * msg.size(), 16384));
-  MessageBody out{{}, 0, arena.root()};
+  MessageBody out;
   if (msg.size() < 4) {
     out.type = "unknown";
     out.length = static_cast<std::uint32_t>(msg.size());

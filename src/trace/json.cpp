@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/json/basic_parser_impl.hpp>
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/value_stack.hpp>
 #include <cctype>
 #include <charconv>
@@ -123,35 +122,29 @@ bool appendJsonString(std::string_view s, std::string& out) {
   return escape(s, o);
 }
 
-Json::Json(const Array& a) : v_(boost::json::array_kind, detail::jsonStorage()) {
+Json::Json(const Array& a) : v_(boost::json::array_kind) {
   auto& arr = v_.get_array();
   arr.reserve(a.size());
   for (const auto& x : a) arr.push_back(x.v_);
 }
 
-Json::Json(Array&& a) : v_(boost::json::array_kind, detail::jsonStorage()) {
+Json::Json(Array&& a) : v_(boost::json::array_kind) {
   auto& arr = v_.get_array();
   arr.reserve(a.size());
   for (auto& x : a) arr.push_back(std::move(x.v_));
 }
 
-Json::Json(const Object& o) : v_(boost::json::object_kind, detail::jsonStorage()) {
+Json::Json(const Object& o) : v_(boost::json::object_kind) {
   auto& obj = v_.get_object();
   obj.reserve(o.size());
   for (const auto& [k, x] : o) obj.insert_or_assign(k, x.v_);
 }
 
-Json::Json(Object&& o) : v_(boost::json::object_kind, detail::jsonStorage()) {
+Json::Json(Object&& o) : v_(boost::json::object_kind) {
   auto& obj = v_.get_object();
   obj.reserve(o.size());
   for (auto& [k, x] : o) obj.insert_or_assign(k, std::move(x.v_));
 }
-
-JsonArena::JsonArena(std::size_t initial_bytes)
-    : owner_(boost::json::make_shared_resource<boost::json::monotonic_resource>(initial_bytes)),
-      // (the pointer's static type tells storage_ptr that deallocating is trivial)
-      borrowed_(static_cast<boost::json::monotonic_resource*>(owner_.get())),
-      prev_(std::exchange(detail::json_storage, &borrowed_)) {}
 
 Json& Json::set(std::string_view key, Json value) {
   if (!v_.is_object()) v_.emplace_object();

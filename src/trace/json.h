@@ -5,7 +5,6 @@
 #pragma once
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/storage_ptr.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
 #include <cmath>
@@ -38,43 +37,6 @@ inline std::string operator+(JsonStr a, const std::string& b) { return std::stri
 inline std::string operator+(JsonStr a, const char* b) { return std::string(a).append(b); }
 
 class Json;
-
-// Where the strings and containers a Json makes are allocated: the heap, or, while a JsonArena
-// is alive on this thread, that arena (a message body's tree: one bump allocator for all of its
-// keys, strings and nested containers).
-namespace detail {
-inline thread_local const boost::json::storage_ptr* json_storage = nullptr;
-inline boost::json::storage_ptr jsonStorage() { return json_storage ? *json_storage : boost::json::storage_ptr(); }
-}  // namespace detail
-
-// Makes an arena where this thread's Json values allocate until it goes out of scope. Only the
-// root (root()) owns the arena; what is built inside holds it without owning it, so that
-// destroying the tree is free (Boost.JSON skips values whose storage neither is shared nor
-// frees) and the arena goes with the root. So nothing made in the scope may outlive its root
-// other than by copy: copies (Json's copy constructor) go to the storage current where they
-// are made, and a value kept for later (a cache) is made under JsonArena::heap().
-class JsonArena {
- public:
-  explicit JsonArena(std::size_t initial_bytes);  // the first block's size; the next ones grow
-  ~JsonArena() { detail::json_storage = prev_; }
-  JsonArena(const JsonArena&) = delete;
-  JsonArena& operator=(const JsonArena&) = delete;
-  // The tree's root: an empty object that owns the arena.
-  [[nodiscard]] Json root() const;
-  // The heap again, inside an arena's scope.
-  struct Heap {
-    Heap() : prev(std::exchange(detail::json_storage, nullptr)) {}
-    ~Heap() { detail::json_storage = prev; }
-    Heap(const Heap&) = delete;
-    Heap& operator=(const Heap&) = delete;
-    const boost::json::storage_ptr* prev;
-  };
-
- private:
-  boost::json::storage_ptr owner_, borrowed_;
-  const boost::json::storage_ptr* prev_;
-};
-
 struct JsonMember {  // one field of an object, as asObject() iterates them
   JsonStr first;
   const Json& second;
@@ -88,13 +50,8 @@ class Json {
   class ArrayView;
   class ObjectView;
 
-  Json() : v_(detail::jsonStorage()) {}  // null (set() and push() make it an object or array there)
-  Json(std::nullptr_t) : Json() {}
-  Json(const Json& o) : v_(o.v_, detail::jsonStorage()) {}
-  Json(Json&&) noexcept = default;
-  Json& operator=(const Json&) = default;  // (Boost.JSON assigns into the target's storage)
-  Json& operator=(Json&&) = default;
-  ~Json() = default;
+  Json() = default;  // null
+  Json(std::nullptr_t) {}
   Json(bool b) : v_(b) {}
   Json(int i) : v_(static_cast<std::int64_t>(i)) {}
   Json(unsigned i) : v_(static_cast<std::int64_t>(i)) {}
@@ -103,17 +60,17 @@ class Json {
   Json(long long i) : v_(static_cast<std::int64_t>(i)) {}
   Json(unsigned long long i) : v_(integer(i)) {}
   Json(double d) : v_(d) {}
-  Json(const char* s) : v_(boost::json::string_view(s), detail::jsonStorage()) {}
-  Json(const std::string& s) : v_(boost::json::string_view(s.data(), s.size()), detail::jsonStorage()) {}
-  Json(std::string_view s) : v_(boost::json::string_view(s.data(), s.size()), detail::jsonStorage()) {}
+  Json(const char* s) : v_(boost::json::string_view(s)) {}
+  Json(const std::string& s) : v_(boost::json::string_view(s.data(), s.size())) {}
+  Json(std::string_view s) : v_(boost::json::string_view(s.data(), s.size())) {}
   Json(const Array& a);
   Json(Array&& a);
   Json(const Object& o);
   Json(Object&& o);
   explicit Json(boost::json::value v) : v_(std::move(v)) {}
 
-  static Json object() { return Json(boost::json::value(boost::json::object_kind, detail::jsonStorage())); }
-  static Json array() { return Json(boost::json::value(boost::json::array_kind, detail::jsonStorage())); }
+  static Json object() { return Json(boost::json::value(boost::json::object_kind)); }
+  static Json array() { return Json(boost::json::value(boost::json::array_kind)); }
 
   [[nodiscard]] bool isNull() const { return v_.is_null(); }
   [[nodiscard]] bool isBool() const { return v_.is_bool(); }
@@ -268,8 +225,6 @@ class Json::ObjectView {
   }
   const boost::json::object* o_;
 };
-
-inline Json JsonArena::root() const { return Json(boost::json::value(boost::json::object_kind, owner_)); }
 
 inline Json::ArrayView Json::asArray() const { return ArrayView(v_.if_array()); }
 inline Json::ObjectView Json::asObject() const { return ObjectView(v_.if_object()); }

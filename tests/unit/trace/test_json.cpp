@@ -15,7 +15,6 @@
 
 using tlstrace::trace::appendJsonString;
 using tlstrace::trace::Json;
-using tlstrace::trace::JsonArena;
 
 namespace {
 
@@ -278,31 +277,4 @@ TEST_CASE("JSON writer against boost::json on random values") {
     CHECK(std::string_view(back.get_string()) == s);
     if (sameFormat(boost::json::value(s))) CHECK(got == boost::json::serialize(boost::json::value(s)));
   }
-}
-
-TEST_CASE("JsonArena: a tree built in an arena dumps as one built on the heap; copies out outlive it") {
-  const auto build = [] {
-    Json b = Json::object();
-    b.set("name", std::string(40, 'x'));  // longer than Boost.JSON's in-place strings
-    Json list = Json::array();
-    for (int i = 0; i < 50; ++i) list.push(Json::Object{{"id", i}, {"name", "TLS_AES_128_GCM_SHA256"}});
-    b.set("list", std::move(list));
-    return b;
-  };
-  const std::string on_heap = build().dump();
-  Json copied, kept;
-  {
-    const JsonArena arena(64);  // small: the tree needs several blocks
-    Json root = arena.root();
-    Json tree = build();
-    for (const auto& [k, v] : tree.asObject()) root.set(k, v);
-    CHECK(root.dump() == on_heap);
-    {
-      const JsonArena::Heap heap;
-      copied = *root.find("list");  // assigned into a heap value
-      kept = Json(root);            // made under the heap scope
-    }
-  }  // the arena goes with `root`
-  CHECK(copied.dump() == build().find("list")->dump());
-  CHECK(kept.dump() == on_heap);
 }
