@@ -56,11 +56,13 @@ void opaqueMessage(Bytes body, Json& b) {
 
 Json codeName(std::uint16_t id, std::string_view name) {
   // The commonest object of a trace (every suite, group, scheme and extension): built straight
-  // into a Boost.JSON object, without a builder in between.
-  boost::json::object o(2);
+  // into the Boost.JSON object it returns, without a builder or a move in between.
+  Json j = Json::object();
+  auto& o = j.value().get_object();
+  o.reserve(2);
   o.emplace("id", static_cast<std::int64_t>(id));
   o.emplace("name", boost::json::string_view(name.data(), name.size()));
-  return Json(boost::json::value(std::move(o)));
+  return j;
 }
 
 Json LegDecoder::certificateSummary(Bytes der) {
