@@ -83,11 +83,11 @@ def parse_objects(path):
     return cost
 
 
-def run_once(args, work, n):
-    origin_port, proxy_port = free_port(), free_port()
+def write_nginx_conf(work, origin_port, proto):
+    """The TLS origin both benchmarks use (nginx, ECDSA P-256 from work/origin.*, no resumption,
+    /tiny answering "ok"); returns its prefix directory, whose nginx.conf it wrote."""
     ngx = os.path.join(work, "nginx")
     os.makedirs(ngx, exist_ok=True)
-    proto = "TLSv1.2" if args.origin == "tls12" else "TLSv1.3"
     with open(os.path.join(ngx, "nginx.conf"), "w") as f:
         f.write(f"""daemon off; master_process off; worker_processes 1; pid {ngx}/nginx.pid;
 error_log {ngx}/error.log;
@@ -99,6 +99,12 @@ http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fast
     ssl_certificate_key {work}/origin.key; ssl_protocols {proto};
     location = /tiny {{ default_type text/plain; return 200 "ok\\n"; }} }} }}
 """)
+    return ngx
+
+
+def run_once(args, work, n):
+    origin_port, proxy_port = free_port(), free_port()
+    ngx = write_nginx_conf(work, origin_port, "TLSv1.2" if args.origin == "tls12" else "TLSv1.3")
     origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out_dir = os.path.join(work, f"cg-{n}")

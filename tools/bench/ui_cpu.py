@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from callgrind_conn import ROOT, TLSPROBE_SRC, free_port, wait_port  # the same process set-up
+from callgrind_conn import ROOT, TLSPROBE_SRC, free_port, wait_port, write_nginx_conf  # the same process set-up
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -137,19 +137,7 @@ def main():
                        check=True, capture_output=True)
         subprocess.run(["gcc", "-O2", "-o", f"{work}/tlsprobe", TLSPROBE_SRC, "-lssl", "-lcrypto"], check=True)
         origin_port = free_port()
-        ngx = os.path.join(work, "nginx")
-        os.makedirs(ngx)
-        with open(os.path.join(ngx, "nginx.conf"), "w") as f:
-            f.write(f"""daemon off; master_process off; worker_processes 1; pid {ngx}/nginx.pid;
-error_log {ngx}/error.log;
-events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fastcgi_temp_path {ngx};
-  uwsgi_temp_path {ngx}; scgi_temp_path {ngx};
-  ssl_session_tickets off; ssl_session_cache off;
-  server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {work}/origin.pem;
-    ssl_certificate_key {work}/origin.key; ssl_protocols TLSv1.3;
-    location = /tiny {{ default_type text/plain; return 200 "ok\\n"; }} }} }}
-""")
+        ngx = write_nginx_conf(work, origin_port, "TLSv1.3")
         origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         results = {c: [] for c in configs}
