@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages tlstrace needs to build and test, only those that are missing.
 set -euo pipefail
 PKGS=(g++ cmake ninja-build pkg-config libssl-dev openssl libboost1.81-dev libspdlog-dev libcli11-dev
-      libtomlplusplus-dev libjemalloc-dev doctest-dev python3 curl ca-certificates zlib1g-dev
+      libtomlplusplus-dev libgmp-dev libjemalloc-dev doctest-dev python3 curl ca-certificates zlib1g-dev
       libpcap-dev)  # libpcap-dev: --capture (optional: without it the flag says so at start)
 PKGS+=(clang libbpf-dev bpftool)  # optional: --tcp-states (eBPF; CMake turns it off without them)
 if [[ "${1:-}" == "--test" ]]; then

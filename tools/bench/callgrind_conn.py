@@ -2,7 +2,8 @@
 """Instructions per new connection through tlstrace or HAProxy, counted by callgrind.
 
 The machine's 10-20% noise hides differences of a few percent; callgrind's instruction counts do
-not. Runs an nginx origin (TLS 1.2 ECDHE or TLS 1.3, self-signed ECDSA P-256, no resumption), the
+not. Runs an nginx origin (TLS 1.2 ECDHE or TLS 1.3, self-signed ECDSA P-256, or the harness's TLS 1.2
+DHE with ffdhe2048 and RSA-2048; no resumption), the
 proxy under callgrind with one io thread, and the shared harness's tlsprobe making N fresh full
 handshakes (one GET each) through it; twice (N1 and N2 connections) so that start-up cancels:
 (total(N2) - total(N1)) / (N2 - N1). Counts user-space instructions of every thread of the proxy
@@ -83,9 +84,10 @@ def parse_objects(path):
     return cost
 
 
-def write_nginx_conf(work, origin_port, proto):
+def write_nginx_conf(work, origin_port, proto, extra=""):
     """The TLS origin both benchmarks use (nginx, ECDSA P-256 from work/origin.*, no resumption,
-    /tiny answering "ok"); returns its prefix directory, whose nginx.conf it wrote."""
+    /tiny answering "ok"; `extra` adds server directives); returns its prefix directory, whose
+    nginx.conf it wrote."""
     ngx = os.path.join(work, "nginx")
     os.makedirs(ngx, exist_ok=True)
     with open(os.path.join(ngx, "nginx.conf"), "w") as f:
@@ -96,7 +98,7 @@ http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fast
   uwsgi_temp_path {ngx}; scgi_temp_path {ngx};
   ssl_session_tickets off; ssl_session_cache off;
   server {{ listen 127.0.0.1:{origin_port} ssl; ssl_certificate {work}/origin.pem;
-    ssl_certificate_key {work}/origin.key; ssl_protocols {proto};
+    ssl_certificate_key {work}/origin.key; ssl_protocols {proto}; {extra}
     location = /tiny {{ default_type text/plain; return 200 "ok\\n"; }} }} }}
 """)
     return ngx
@@ -104,7 +106,10 @@ http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fast
 
 def run_once(args, work, n):
     origin_port, proxy_port = free_port(), free_port()
-    ngx = write_nginx_conf(work, origin_port, "TLSv1.2" if args.origin == "tls12" else "TLSv1.3")
+    ngx = write_nginx_conf(work, origin_port, "TLSv1.3" if args.origin == "tls13" else "TLSv1.2",
+                           # the shared harness's tls12-dhe variant: RFC 7919 ffdhe2048, RSA-2048 leaf
+                           f"ssl_ciphers DHE-RSA-AES128-GCM-SHA256; ssl_dhparam {work}/ffdhe2048.pem;"
+                           if args.origin == "tls12-dhe" else "")
     origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out_dir = os.path.join(work, f"cg-{n}")
@@ -154,7 +159,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer", choices=["tlstrace", "haproxy"], default="tlstrace")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build-release", "tlstrace"))
-    ap.add_argument("--origin", choices=["tls12", "tls13"], default="tls12")
+    ap.add_argument("--origin", choices=["tls12", "tls13", "tls12-dhe"], default="tls12")
     ap.add_argument("--n1", type=int, default=40)
     ap.add_argument("--n2", type=int, default=240)
     ap.add_argument("--by-object", action="store_true")
@@ -167,12 +172,20 @@ def main():
     with tempfile.TemporaryDirectory(prefix="tlstrace-cg-") as tmp:
         work = args.keep or tmp
         os.makedirs(work, exist_ok=True)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        key = ["rsa:2048"] if args.origin == "tls12-dhe" else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        subprocess.run(["openssl", "req", "-x509", "-newkey", *key, "-nodes",
                         "-keyout", f"{work}/origin.key", "-out", f"{work}/origin.pem", "-days", "30",
                         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                        check=True, capture_output=True)
-        with open(f"{work}/haproxy.pem", "w") as f:  # HAProxy's own leaf: ECDSA P-256 like tlstrace's forged one
-            f.write(open(f"{work}/origin.pem").read() + open(f"{work}/origin.key").read())
+        subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
+                        "-out", f"{work}/ffdhe2048.pem"], check=True, capture_output=True)
+        # HAProxy's own leaf: ECDSA P-256 like tlstrace's forged one
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", f"{work}/haproxy.key", "-out", f"{work}/haproxy.crt", "-days", "30",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        with open(f"{work}/haproxy.pem", "w") as f:
+            f.write(open(f"{work}/haproxy.crt").read() + open(f"{work}/haproxy.key").read())
         subprocess.run(["gcc", "-O2", "-o", f"{work}/tlsprobe", TLSPROBE_SRC, "-lssl", "-lcrypto"], check=True)
         t1, o1 = run_once(args, work, args.n1)
         t2, o2 = run_once(args, work, args.n2)
