@@ -84,6 +84,34 @@ Json LegDecoder::extensions(const std::vector<Extension>& exts, bool from_client
   return a;
 }
 
+namespace {
+
+// What a ClientHello offers for resumption and 0-RTT: the session ID's length, the TLS 1.2 ticket
+// (RFC 5077 3.2), the PSK modes and identities (RFC 8446 4.2.9, 4.2.11), early data (4.2.10).
+void resumptionOffer(const ClientHello& ch, HelloOffer& o) {
+  if (auto* e = findExtension(ch.extensions, ExtensionType::PskKeyExchangeModes))
+    if (auto v = decodeU8List(e->data)) o.psk_modes = *v;
+  o.session_id_length = ch.session_id.size();
+  if (auto* e = findExtension(ch.extensions, ExtensionType::SessionTicket)) o.ticket_length = e->data.size();
+  if (auto* e = findExtension(ch.extensions, ExtensionType::PreSharedKey)) {
+    o.psk = true;
+    if (auto v = decodePreSharedKey(e->data, true))
+      for (const auto& id : v->identities) o.psk_identities.push_back({id.identity.size(), id.obfuscated_ticket_age});
+  }
+  o.early_data = findExtension(ch.extensions, ExtensionType::EarlyData) != nullptr;
+}
+
+// The hello retried after a HelloRetryRequest (RFC 8446 4.1.4): new key shares, the same offer
+// otherwise; the first hello's key share groups are kept for the analysis.
+void mergeRetriedOffer(HelloOffer& first, HelloOffer&& retry) {
+  if (!first.retried)
+    for (const auto& [g, _] : first.key_shares) first.first_key_share_groups.push_back(g);
+  first.retried = true;
+  first.key_shares = std::move(retry.key_shares);
+}
+
+}  // namespace
+
 void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
   auto d = decodeClientHello(body_bytes);
   if (!d.ok()) return malformed(body, d.error, msg);
@@ -146,25 +174,9 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
       o.sigalgs = *v;
       body.set("signature_algorithms", nameList(*v, signatureSchemeName));
     }
-  if (auto* e = findExtension(ch.extensions, ExtensionType::PskKeyExchangeModes))
-    if (auto v = decodeU8List(e->data)) o.psk_modes = *v;
-  o.session_id_length = ch.session_id.size();
-  if (auto* e = findExtension(ch.extensions, ExtensionType::SessionTicket)) o.ticket_length = e->data.size();
-  if (auto* e = findExtension(ch.extensions, ExtensionType::PreSharedKey)) {
-    o.psk = true;
-    if (auto v = decodePreSharedKey(e->data, true))
-      for (const auto& id : v->identities) o.psk_identities.push_back({id.identity.size(), id.obfuscated_ticket_age});
-  }
-  o.early_data = findExtension(ch.extensions, ExtensionType::EarlyData) != nullptr;
-  if (!hs().offer.seen) {
-    hs().offer = std::move(o);
-  } else {  // the retried hello: new key shares, same offer otherwise
-    HelloOffer& first = hs().offer;
-    if (!first.retried)
-      for (const auto& [g, _] : first.key_shares) first.first_key_share_groups.push_back(g);
-    first.retried = true;
-    first.key_shares = std::move(o.key_shares);
-  }
+  resumptionOffer(ch, o);
+  if (!hs().offer.seen) hs().offer = std::move(o);
+  else mergeRetriedOffer(hs().offer, std::move(o));
 }
 
 void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {

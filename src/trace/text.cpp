@@ -282,26 +282,9 @@ void appendDataLine(const Event& e, const ev::Data& d, std::string& out) {
   w.add('\n');
 }
 
-void appendDefault(const Event& e, std::string& out) {
-  if (const auto* r = e.as<ev::TlsRecord>()) return appendRecordLine(e, *r, out);
-  if (const auto* d = e.as<ev::Data>()) return appendDataLine(e, *d, out);
-  // Built once per event, in a per-thread string (every nested line repeats it).
-  thread_local std::string prefix;
-  char buf[kLinePrefixMax];
-  prefix.assign(buf, writeLinePrefix(e, buf));
-  if (const auto step = appendTcpLadder(e, prefix, out); step == LadderStep::Done) return;
-  out += prefix;
-  std::string_view skip1, skip2, skip3;  // fields already shown in the headline
-  std::string_view message_type;         // tls.message: its body's fields are shown flat
-  if (const auto* m = e.as<ev::TlsMessage>()) {
-    out += m->dir == "in" ? "<- " : "-> ";
-    appendEscapedText(m->type, out);
-    out += " ("sv;
-    out += std::to_string(m->length);
-    out += " bytes)\n"sv;
-    skip1 = "dir", skip2 = "type", skip3 = "length";
-    message_type = m->type;
-  } else if (const auto* d = e.as<ev::TraceDropped>()) {  // one line: what an output lost, and why
+// The events the default trace shows in one line after the prefix; false for the others.
+bool appendOneLine(const Event& e, std::string& out) {
+  if (const auto* d = e.as<ev::TraceDropped>()) {  // one line: what an output lost, and why
     out += "== trace.dropped: "sv;
     out += d->output;
     if (d->path) (out += ' ') += *d->path;
@@ -313,8 +296,9 @@ void appendDefault(const Event& e, std::string& out) {
     out += " in all)"sv;
     if (d->error) (out += ": "sv) += *d->error;
     out += '\n';
-    return;
-  } else if (const auto* st = e.as<ev::ConnStartTls>()) {  // one line per preamble message, escaped
+    return true;
+  }
+  if (const auto* st = e.as<ev::ConnStartTls>()) {  // one line per preamble message, escaped
     out += "<- starttls "sv;
     appendEscapedText(st->proto, out);
     out += ' ';
@@ -322,8 +306,9 @@ void appendDefault(const Event& e, std::string& out) {
     out += ": "sv;
     appendEscapedText(st->text, out);
     out += '\n';
-    return;
-  } else if (const auto* t = e.as<ev::TcpState>()) {  // one compact line per kernel transition
+    return true;
+  }
+  if (const auto* t = e.as<ev::TcpState>()) {  // one compact line per kernel transition
     out += e.leg == Leg::Upstream ? "  proxy\u21c4server  "sv : "  client\u21c4proxy  "sv;
     appendEscapedText(t->from, out);  // convert reads them from a file: escaped like any text
     out += " \u2192 "sv;
@@ -340,7 +325,31 @@ void appendDefault(const Event& e, std::string& out) {
       out += ']';
     }
     out += '\n';
-    return;
+    return true;
+  }
+  return false;
+}
+
+void appendDefault(const Event& e, std::string& out) {
+  if (const auto* r = e.as<ev::TlsRecord>()) return appendRecordLine(e, *r, out);
+  if (const auto* d = e.as<ev::Data>()) return appendDataLine(e, *d, out);
+  // Built once per event, in a per-thread string (every nested line repeats it).
+  thread_local std::string prefix;
+  char buf[kLinePrefixMax];
+  prefix.assign(buf, writeLinePrefix(e, buf));
+  if (const auto step = appendTcpLadder(e, prefix, out); step == LadderStep::Done) return;
+  out += prefix;
+  if (appendOneLine(e, out)) return;
+  std::string_view skip1, skip2, skip3;  // fields already shown in the headline
+  std::string_view message_type;         // tls.message: its body's fields are shown flat
+  if (const auto* m = e.as<ev::TlsMessage>()) {
+    out += m->dir == "in" ? "<- " : "-> ";
+    appendEscapedText(m->type, out);
+    out += " ("sv;
+    out += std::to_string(m->length);
+    out += " bytes)\n"sv;
+    skip1 = "dir", skip2 = "type", skip3 = "length";
+    message_type = m->type;
   } else if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
     appendEscapedText(a->level, out);
