@@ -6,6 +6,7 @@
 #include "analysis/fingerprint.h"
 #include "analysis/kex.h"
 #include "analysis/summary.h"
+#include "tls/crypto.h"
 #include "trace/decoder.h"
 
 using namespace tlstrace;
@@ -528,31 +529,40 @@ TEST_CASE("conn.summary in two steps (handshake part rendered, decoders released
   CHECK(!analysis::completeSummary(*Json::parse(part), c, u).find("client")->find("established")->asBool());
 }
 
-TEST_CASE("prime-order subgroup test (Legendre symbol) agrees with y^q mod p on a real safe prime") {
-  const Blob p = prime(BN_get_rfc3526_prime_2048);
-  BIGNUM* pb = BN_bin2bn(p.data(), static_cast<int>(p.size()), nullptr);
-  BIGNUM* q = BN_dup(pb);
-  BN_sub_word(q, 1);
-  BN_rshift1(q, q);
+// On every known safe-prime group (RFC 2409, 3526, 7919): the symbol (GMP) against OpenSSL's y^q.
+TEST_CASE("prime-order subgroup test (Legendre symbol) agrees with y^q mod p on the known safe primes") {
   BN_CTX* ctx = BN_CTX_new();
-  int in = 0, out = 0;
-  for (int i = 0; i < 64; ++i) {
-    BIGNUM* y = BN_new();
-    BIGNUM* r = BN_new();
-    REQUIRE(BN_rand_range(y, pb));
-    if (BN_is_zero(y) || BN_is_one(y)) BN_set_word(y, 2);
-    REQUIRE(BN_mod_exp(r, y, q, pb, ctx));
-    const bool expected = BN_is_one(r);
-    (expected ? in : out)++;
-    CHECK(analysis::dhPublicInPrimeOrderSubgroup(bnBytes(y), p) == expected);
-    BN_free(y);
-    BN_free(r);
+  int groups = 0;
+  for (const auto& known : tlstrace::tls::crypto::knownPrimes()) {
+    if (known.name.rfind("rfc5114", 0) == 0) continue;  // not safe primes
+    CAPTURE(known.name);
+    ++groups;
+    const Blob& p = known.p;
+    BIGNUM* pb = BN_bin2bn(p.data(), static_cast<int>(p.size()), nullptr);
+    BIGNUM* q = BN_dup(pb);
+    BN_sub_word(q, 1);
+    BN_rshift1(q, q);
+    int in = 0, out = 0;
+    for (int i = 0; i < 32; ++i) {
+      BIGNUM* y = BN_new();
+      BIGNUM* r = BN_new();
+      REQUIRE(BN_rand_range(y, pb));
+      if (i == 0 || BN_is_zero(y) || BN_is_one(y)) BN_set_word(y, 2);  // the groups' generator
+      REQUIRE(BN_mod_exp(r, y, q, pb, ctx));
+      const bool expected = BN_is_one(r);
+      if (i == 0) CHECK(expected);  // g = 2 generates the order-q subgroup
+      (expected ? in : out)++;
+      CHECK(analysis::dhPublicInPrimeOrderSubgroup(bnBytes(y), p) == expected);
+      BN_free(y);
+      BN_free(r);
+    }
+    CHECK(in > 1);  // about half of the values fall on each side
+    CHECK(out > 0);
+    BN_free(q);
+    BN_free(pb);
   }
-  CHECK(in > 0);  // about half of the values fall on each side
-  CHECK(out > 0);
+  CHECK(groups >= 10);
   BN_CTX_free(ctx);
-  BN_free(q);
-  BN_free(pb);
 }
 
 TEST_CASE("conn.summary: a newer version upstream is no suite downgrade; an unoffered suite at the same version is") {
