@@ -104,26 +104,27 @@ http {{ access_log off; client_body_temp_path {ngx}; proxy_temp_path {ngx}; fast
     return ngx
 
 
-def run_once(args, work, n):
-    origin_port, proxy_port = free_port(), free_port()
-    ngx = write_nginx_conf(work, origin_port, "TLSv1.3" if args.origin == "tls13" else "TLSv1.2",
+def start_origin(work, origin):
+    """nginx as the origin of `origin` (tls12, tls13, tls12-dhe): (process, port)."""
+    port = free_port()
+    ngx = write_nginx_conf(work, port, "TLSv1.3" if origin == "tls13" else "TLSv1.2",
                            # the shared harness's tls12-dhe variant: RFC 7919 ffdhe2048, RSA-2048 leaf
                            f"ssl_ciphers DHE-RSA-AES128-GCM-SHA256; ssl_dhparam {work}/ffdhe2048.pem;"
-                           if args.origin == "tls12-dhe" else "")
-    origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out_dir = os.path.join(work, f"cg-{n}")
-    shutil.rmtree(out_dir, ignore_errors=True)  # (a kept directory's earlier run)
-    os.makedirs(out_dir)
-    cg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    if args.peer == "tlstrace":
-        cmd = [args.bin, "proxy", "--mode", "reverse", "--upstream", f"127.0.0.1:{origin_port}",
-               "--listen", f"127.0.0.1:{proxy_port}", "--insecure", "--threads", "1",
-               "--ca-dir", os.path.join(work, "ca"), "--events", os.path.join(out_dir, "events.jsonl"),
-               "--log", os.path.join(out_dir, "trace.log")] + args.extra
-    else:  # the shared harness's HAProxy relay, one thread, upstream sessions not reused
-        with open(os.path.join(work, "haproxy.cfg"), "w") as f:
-            f.write(f"""global
+                           if origin == "tls12-dhe" else "")
+    return subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
+
+
+def proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra):
+    """tlstrace (default trace to files in out_dir) or HAProxy, one io thread each, reverse mode."""
+    if peer == "tlstrace":
+        return [binary, "proxy", "--mode", "reverse", "--upstream", f"127.0.0.1:{origin_port}",
+                "--listen", f"127.0.0.1:{proxy_port}", "--insecure", "--threads", "1",
+                "--ca-dir", os.path.join(work, "ca"), "--events", os.path.join(out_dir, "events.jsonl"),
+                "--log", os.path.join(out_dir, "trace.log")] + extra
+    # the shared harness's HAProxy relay, one thread, upstream sessions not reused
+    with open(os.path.join(work, "haproxy.cfg"), "w") as f:
+        f.write(f"""global
   nbthread 1
 defaults
   mode tcp
@@ -136,13 +137,28 @@ frontend f
 backend b
   server s 127.0.0.1:{origin_port} ssl verify none no-ssl-reuse
 """)
-        cmd = ["haproxy", "-db", "-f", os.path.join(work, "haproxy.cfg")]
+    return ["haproxy", "-db", "-f", os.path.join(work, "haproxy.cfg")]
+
+
+def probe(work, proxy_port, n):
+    """n fresh full handshakes through the proxy, one after the other, one GET each."""
+    subprocess.run([os.path.join(work, "tlsprobe"), "new", "127.0.0.1", str(proxy_port), "/tiny", str(n), "0"],
+                   check=True, stdout=subprocess.DEVNULL, timeout=1800)
+
+
+def run_once(args, work, n):
+    origin, origin_port = start_origin(work, args.origin)
+    proxy_port = free_port()
+    out_dir = os.path.join(work, f"cg-{n}")
+    shutil.rmtree(out_dir, ignore_errors=True)  # (a kept directory's earlier run)
+    os.makedirs(out_dir)
+    cg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
+    cmd = proxy_command(args.peer, args.bin, work, origin_port, proxy_port, out_dir, args.extra)
     proxy = subprocess.Popen(cg + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(origin_port, origin)
         wait_port(proxy_port, proxy)
-        subprocess.run([os.path.join(work, "tlsprobe"), "new", "127.0.0.1", str(proxy_port), "/tiny", str(n), "0"],
-                       check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        probe(work, proxy_port, n)
     finally:
         stop(proxy)
         stop(origin)
@@ -153,6 +169,22 @@ backend b
         total += int(m.group(1))
         objects.update(parse_objects(path))
     return total, objects
+
+
+def prepare(work, origin):
+    """Certificates (the origin's, HAProxy's ECDSA P-256 leaf like tlstrace's forged one), the
+    ffdhe2048 parameters and the harness's tlsprobe client, in work/."""
+    key = ["rsa:2048"] if origin == "tls12-dhe" else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    for name, k in (("origin", key), ("haproxy", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", *k, "-nodes", "-keyout", f"{work}/{name}.key",
+                        "-out", f"{work}/{name}.crt", "-days", "30", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    shutil.copy(f"{work}/origin.crt", f"{work}/origin.pem")
+    with open(f"{work}/haproxy.pem", "w") as f:
+        f.write(open(f"{work}/haproxy.crt").read() + open(f"{work}/haproxy.key").read())
+    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
+                    "-out", f"{work}/ffdhe2048.pem"], check=True, capture_output=True)
+    subprocess.run(["gcc", "-O2", "-o", f"{work}/tlsprobe", TLSPROBE_SRC, "-lssl", "-lcrypto"], check=True)
 
 
 def main():
@@ -172,21 +204,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="tlstrace-cg-") as tmp:
         work = args.keep or tmp
         os.makedirs(work, exist_ok=True)
-        key = ["rsa:2048"] if args.origin == "tls12-dhe" else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        subprocess.run(["openssl", "req", "-x509", "-newkey", *key, "-nodes",
-                        "-keyout", f"{work}/origin.key", "-out", f"{work}/origin.pem", "-days", "30",
-                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                       check=True, capture_output=True)
-        subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
-                        "-out", f"{work}/ffdhe2048.pem"], check=True, capture_output=True)
-        # HAProxy's own leaf: ECDSA P-256 like tlstrace's forged one
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", f"{work}/haproxy.key", "-out", f"{work}/haproxy.crt", "-days", "30",
-                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                       check=True, capture_output=True)
-        with open(f"{work}/haproxy.pem", "w") as f:
-            f.write(open(f"{work}/haproxy.crt").read() + open(f"{work}/haproxy.key").read())
-        subprocess.run(["gcc", "-O2", "-o", f"{work}/tlsprobe", TLSPROBE_SRC, "-lssl", "-lcrypto"], check=True)
+        prepare(work, args.origin)
         t1, o1 = run_once(args, work, args.n1)
         t2, o2 = run_once(args, work, args.n2)
     per = (t2 - t1) / (args.n2 - args.n1)

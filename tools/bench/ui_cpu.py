@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 
-from callgrind_conn import ROOT, TLSPROBE_SRC, free_port, wait_port, write_nginx_conf  # the same process set-up
+from callgrind_conn import ROOT, free_port, prepare, start_origin, wait_port  # the same process set-up
+from callgrind_conn import stop as stop_origin  # (nginx: one process, not a session of its own)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -131,15 +132,8 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed")
     with tempfile.TemporaryDirectory(prefix="tlstrace-uicpu-") as work:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", f"{work}/origin.key", "-out", f"{work}/origin.pem", "-days", "30",
-                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                       check=True, capture_output=True)
-        subprocess.run(["gcc", "-O2", "-o", f"{work}/tlsprobe", TLSPROBE_SRC, "-lssl", "-lcrypto"], check=True)
-        origin_port = free_port()
-        ngx = write_nginx_conf(work, origin_port, "TLSv1.3")
-        origin = subprocess.Popen(["nginx", "-p", ngx, "-c", os.path.join(ngx, "nginx.conf")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        prepare(work, "tls13")
+        origin, origin_port = start_origin(work, "tls13")
         results = {c: [] for c in configs}
         try:
             wait_port(origin_port, origin)
@@ -150,7 +144,7 @@ def main():
                     print(f"round {rep + 1} {c:9s} proxy {proxy_us:7.0f} µs/conn  viewer {viewer_us:7.0f} µs/conn  "
                           f"({probe_line})", file=sys.stderr, flush=True)
         finally:
-            stop(origin)
+            stop_origin(origin)
     print(f"| configuration | proxy µs/conn | viewer µs/conn | proxy + viewer |  (median of {args.reps}, "
           f"{args.n} connections, {args.conc} in flight)")
     print("|---|---|---|---|")
