@@ -309,7 +309,8 @@ void PolicyEngine::observe(const trace::Event& e, std::vector<trace::Event>& out
   if (const auto* q = e.as<ProxyRequest>()) {
     c.target_host = hostOfTarget(q->target);
   } else if (const auto* m = e.as<TlsMessage>()) {
-    if (m->type == "ClientHello" && l.sni.empty()) l.sni = str(m->body.find("sni"));
+    if (m->type == "ClientHello" && l.sni.empty())
+      if (const auto sni = m->body.find("sni")) l.sni = std::string(sni->asString());
   } else if (const auto* t = e.as<TlsEstablished>()) {
     if (t->sni.value && !t->sni.value->empty()) l.sni = *t->sni.value;
     l.established = true;

@@ -291,7 +291,7 @@ bool openOutputs(const config::ProxyConfig& cfg, const pki::CertAuthority& ca, t
 
 // The start lines once the proxy listens: where, how to try it, what it writes, and the warning
 // an open relay deserves.
-void announce(const config::ProxyConfig& cfg, const ProxyBanner& banner, const Outputs& out, const std::string& addr) {
+void announce(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Outputs& out, const std::string& addr) {
   spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", banner.version, banner.build, addr,
                config::modeName(cfg.mode),
                cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
@@ -356,7 +356,7 @@ struct Served {
 
 // From the shared services to the end of the listener; the capture and the state watch end
 // before this returns (their threads emit events, which must reach the outputs).
-Served serve(const config::ProxyConfig& cfg, const ProxyBanner& banner, const Checks& checks, TlsSetup& tls,
+Served serve(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Checks& checks, TlsSetup& tls,
              trace::Tracer& tracer, Outputs& out, net::StopRequest& stop, bool own_fd_tables) {
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
@@ -404,7 +404,7 @@ Served serve(const config::ProxyConfig& cfg, const ProxyBanner& banner, const Ch
 
 }  // namespace
 
-int runProxyCommand(const config::ProxyConfig& options, const ProxyBanner& banner) {
+int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& banner) {
   config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
   // A reader that goes away (`--events - | head`) is a write error to count, not a reason to die;
   // a file over RLIMIT_FSIZE is EFBIG, likewise.
@@ -429,6 +429,7 @@ int runProxyCommand(const config::ProxyConfig& options, const ProxyBanner& banne
         "none is dropped unless it stalls for over a second",
         st.waits, st.wait_micros / 1000);
   });
+  if (banner.release_thread_cache) tracer.onIdle(banner.release_thread_cache);
   Outputs out;
   if (!openOutputs(cfg, tls.ca, tracer, checks, out)) return 2;
   const auto started = std::chrono::steady_clock::now();

@@ -26,21 +26,21 @@ int bitLength(Bytes b) {
   return bits;
 }
 
-void malformed(Json& body, const DecodeError& err, Bytes msg) {
+void malformed(Body& body, const DecodeError& err, Bytes msg) {
   body.set("error", err.what + " at offset " + std::to_string(err.offset));
   body.set("raw", toHex(msg, kRawCap));
 }
 
 // ServerHelloDone, EndOfEarlyData: no body.
-void emptyMessage(Bytes msg, Bytes body, Json& b) {
+void emptyMessage(Bytes msg, Bytes body, Body& b) {
   if (!body.empty()) malformed(b, {"must be empty", 4}, msg);
 }
 
 // Finished, RFC 8446 4.4.4: the whole body is verify_data
-void finished(Bytes body, Json& b) { b.set("verify_data", toHex(body)); }
+void finished(Bytes body, Body& b) { b.set("verify_data", toHex(body)); }
 
 // CertificateStatus
-void certificateStatus(Bytes msg, Bytes body, Json& b) {
+void certificateStatus(Bytes msg, Bytes body, Body& b) {
   auto d = decodeCertificateStatus(body);
   if (!d.ok()) return malformed(b, d.error, msg);
   b.set("status_type", d.value.status_type == 1 ? "ocsp" : std::to_string(d.value.status_type));
@@ -48,22 +48,13 @@ void certificateStatus(Bytes msg, Bytes body, Json& b) {
 }
 
 // Any other message type: its bytes, as far as kRawCap.
-void opaqueMessage(Bytes body, Json& b) {
+void opaqueMessage(Bytes body, Body& b) {
   if (!body.empty()) b.set("raw", toHex(body, kRawCap));
 }
 
 }  // namespace
 
-Json codeName(std::uint16_t id, std::string_view name) {
-  // The commonest object of a trace (every suite, group, scheme and extension): built straight
-  // into the Boost.JSON object it returns, without a builder or a move in between.
-  Json j = Json::object();
-  auto& o = j.value().get_object();
-  o.reserve(2);
-  o.emplace("id", static_cast<std::int64_t>(id));
-  o.emplace("name", boost::json::string_view(name.data(), name.size()));
-  return j;
-}
+Body codeName(std::uint16_t id, std::string_view name) { return Body::code(id, name); }
 
 Json LegDecoder::certificateSummary(Bytes der) {
   if (der_.certificate) return der_.certificate(der);
@@ -72,14 +63,14 @@ Json LegDecoder::certificateSummary(Bytes der) {
   return j;
 }
 
-Json LegDecoder::extensions(const std::vector<Extension>& exts, bool from_client, bool hrr) {
-  Json a = Json::array();
+Body LegDecoder::extensions(const std::vector<Extension>& exts, bool from_client, bool hrr) {
+  Body a = Body::array();
   for (const auto& e : exts) {
-    Json x = Json::object();
-    x.set("type", codeName(e.type, extensionName(e.type)));
+    Body x = Body::object();
+    x.setCode("type", e.type, extensionName(e.type));
     x.set("length", e.data.size());
     detail::decodeExtension(e, from_client, hrr, der_, x);
-    a.push(std::move(x));
+    a.push(x);
   }
   return a;
 }
@@ -112,7 +103,7 @@ void mergeRetriedOffer(HelloOffer& first, HelloOffer&& retry) {
 
 }  // namespace
 
-void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
+void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Body& body) {
   auto d = decodeClientHello(body_bytes);
   if (!d.ok()) return malformed(body, d.error, msg);
   const ClientHello& ch = d.value;
@@ -127,9 +118,9 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
   body.set("random", toHex(ch.random));
   body.set("session_id", toHex(ch.session_id));
   body.set("cipher_suites", u16Names(ch.cipher_suites, cipherSuiteName));
-  Json comp = Json::array();
+  Body comp = Body::array();
   for (auto c : ch.compression_methods) comp.push(static_cast<int>(c));
-  body.set("compression_methods", std::move(comp));
+  body.set("compression_methods", comp);
   body.set("extensions", extensions(ch.extensions, true, false));
   if (auto* e = findExtension(ch.extensions, ExtensionType::ServerName))
     if (auto v = decodeServerName(e->data); v && !v->empty()) {
@@ -158,15 +149,15 @@ void LegDecoder::clientHello(Bytes msg, Bytes body_bytes, Json& body) {
     if (auto v = decodeU8List(e->data)) o.point_formats = *v;
   if (auto* e = findExtension(ch.extensions, ExtensionType::KeyShare)) {
     if (auto v = decodeKeyShareClient(e->data)) {
-      Json a = Json::array();
+      Body a = Body::array();
       for (const auto& ks : *v) {
-        Json k = Json::object();
+        Body k = Body::object();
         k.set("group", std::string(namedGroupName(ks.group)));
         k.set("length", ks.key_exchange.size());
-        a.push(std::move(k));
+        a.push(k);
         o.key_shares.emplace_back(ks.group, blob(ks.key_exchange));
       }
-      body.set("key_share", std::move(a));
+      body.set("key_share", a);
     }
   }
   if (auto* e = findExtension(ch.extensions, ExtensionType::SignatureAlgorithms))
@@ -184,11 +175,11 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
   if (!d.ok()) return malformed(out.body, d.error, msg);
   const ServerHello& sh = d.value;
   if (sh.hello_retry_request) out.type = "HelloRetryRequest";
-  Json& body = out.body;
+  Body& body = out.body;
   body.set("legacy_version", std::string(versionName(sh.legacy_version)));
   body.set("random", toHex(sh.random));
   body.set("session_id", toHex(sh.session_id));
-  body.set("cipher_suite", codeName(sh.cipher_suite, cipherSuiteName(sh.cipher_suite)));
+  body.setCode("cipher_suite", sh.cipher_suite, cipherSuiteName(sh.cipher_suite));
   body.set("compression_method", static_cast<int>(sh.compression_method));
   body.set("extensions", extensions(sh.extensions, false, sh.hello_retry_request));
   std::uint16_t selected = sh.legacy_version;
@@ -207,9 +198,9 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
       if (auto g = decodeU16(e->data)) {
         hs().choice.hrr = true;
         hs().choice.hrr_group = *g;
-        Json k = Json::object();
+        Body k = Body::object();
         k.set("group", std::string(namedGroupName(*g)));
-        body.set("key_share", std::move(k));
+        body.set("key_share", k);
       }
     } else if (auto ks = decodeKeyShareServer(e->data)) {
       hs().choice.key_share_group = ks->group;
@@ -218,10 +209,10 @@ void LegDecoder::serverHello(Bytes msg, Bytes body_bytes, MessageBody& out) {
       hs().kex.server_public = hs().choice.key_share;
       for (const auto& [g, pub] : hs().offer.key_shares)
         if (g == ks->group) hs().kex.client_public = pub;
-      Json k = Json::object();
+      Body k = Body::object();
       k.set("group", std::string(namedGroupName(ks->group)));
       k.set("public", toHex(ks->key_exchange));
-      body.set("key_share", std::move(k));
+      body.set("key_share", k);
     }
   }
   hs().choice.psk_selected = false;
@@ -279,7 +270,7 @@ void LegDecoder::releaseHandshake() {
 }
 
 // EncryptedExtensions
-void LegDecoder::encryptedExtensions(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::encryptedExtensions(Bytes msg, Bytes body, Body& b) {
   auto d = decodeEncryptedExtensions(body);
   if (!d.ok()) return malformed(b, d.error, msg);
   b.set("extensions", extensions(d.value, false, false));
@@ -288,22 +279,22 @@ void LegDecoder::encryptedExtensions(Bytes msg, Bytes body, Json& b) {
 }
 
 // Certificate
-void LegDecoder::certificate(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::certificate(Bytes msg, Bytes body, Body& b) {
   const bool tls13 = version() == 0x0304;
   auto d = decodeCertificate(body, tls13);
   if (!d.ok()) return malformed(b, d.error, msg);
   if (tls13) b.set("request_context", toHex(d.value.request_context));
-  Json chain = Json::array();
+  Body chain = Body::array();
   for (const auto& entry : d.value.entries) {
-    Json c = certificateSummary(entry.cert_data);
+    Body c = Body::fromJson(certificateSummary(entry.cert_data));
     if (!entry.extensions.empty()) c.set("extensions", extensions(entry.extensions, false, false));
-    chain.push(std::move(c));
+    chain.push(c);
   }
-  b.set("chain", std::move(chain));
+  b.set("chain", chain);
 }
 
 // ServerKeyExchange
-void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Body& b) {
   auto d = decodeServerKeyExchange(body, hs().kex.kind);
   if (!d.ok()) return malformed(b, d.error, msg);
   const auto& s = d.value;
@@ -318,14 +309,14 @@ void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Json& b) {
     hs().kex.g = blob(s.g);
     hs().kex.server_public = blob(s.ys);
   } else if (!s.point.empty()) {
-    b.set("curve", codeName(s.named_curve, namedGroupName(s.named_curve)));
+    b.setCode("curve", s.named_curve, namedGroupName(s.named_curve));
     b.set("public", toHex(s.point));
     hs().kex.group = s.named_curve;
     hs().kex.server_public = blob(s.point);
   }
   if (s.signed_params) {
     if (s.signed_params->scheme) {
-      b.set("signature_algorithm", codeName(*s.signed_params->scheme, signatureSchemeName(*s.signed_params->scheme)));
+      b.setCode("signature_algorithm", *s.signed_params->scheme, signatureSchemeName(*s.signed_params->scheme));
       hs().kex.server_sig_scheme = s.signed_params->scheme;
     }
     b.set("signature_length", s.signed_params->signature.size());
@@ -334,7 +325,7 @@ void LegDecoder::serverKeyExchange(Bytes msg, Bytes body, Json& b) {
 }
 
 // CertificateRequest
-void LegDecoder::certificateRequest(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::certificateRequest(Bytes msg, Bytes body, Body& b) {
   auto d = decodeCertificateRequest(body, version());
   if (!d.ok()) return malformed(b, d.error, msg);
   const auto& c = d.value;
@@ -343,28 +334,28 @@ void LegDecoder::certificateRequest(Bytes msg, Bytes body, Json& b) {
     b.set("extensions", extensions(c.extensions, false, false));
     return;
   }
-  Json types = Json::array();
-  Json names = Json::array();
+  Body types = Body::array();
+  Body names = Body::array();
   for (auto t : c.certificate_types) {
     types.push(static_cast<int>(t));
     names.push(std::string(clientCertificateTypeName(t)));
   }
-  b.set("certificate_types", std::move(types));
-  b.set("certificate_type_names", std::move(names));
+  b.set("certificate_types", types);
+  b.set("certificate_type_names", names);
   if (!c.signature_algorithms.empty())
     b.set("signature_algorithms", u16Names(c.signature_algorithms, signatureSchemeName));
-  Json cas = Json::array();
+  Body cas = Body::array();
   for (const auto& dn : c.certificate_authorities)
     cas.push(der_.distinguished_name ? der_.distinguished_name(dn) : toHex(dn, 64));
-  b.set("certificate_authorities", std::move(cas));
+  b.set("certificate_authorities", cas);
 }
 
 // CertificateVerify
-void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Json& b) {
+void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Body& b) {
   auto d = decodeCertificateVerify(body);
   if (!d.ok()) return malformed(b, d.error, msg);
   if (d.value.scheme) {
-    b.set("signature_algorithm", codeName(*d.value.scheme, signatureSchemeName(*d.value.scheme)));
+    b.setCode("signature_algorithm", *d.value.scheme, signatureSchemeName(*d.value.scheme));
     (from_client ? hs().kex.client_sig_scheme : hs().kex.server_sig_scheme) = d.value.scheme;
   }
   b.set("signature_length", d.value.signature.size());
@@ -372,7 +363,7 @@ void LegDecoder::certificateVerify(Bytes msg, Bytes body, bool from_client, Json
 }
 
 // ClientKeyExchange
-void LegDecoder::clientKeyExchange(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::clientKeyExchange(Bytes msg, Bytes body, Body& b) {
   auto d = decodeClientKeyExchange(body, hs().kex.kind);
   if (!d.ok()) return malformed(b, d.error, msg);
   b.set("kex", std::string(kexName(hs().kex.kind)));  // the body alone does not say (RFC 5246 7.4.7)
@@ -388,7 +379,7 @@ void LegDecoder::clientKeyExchange(Bytes msg, Bytes body, Json& b) {
 }
 
 // NewSessionTicket
-void LegDecoder::newSessionTicket(Bytes msg, Bytes body, Json& b) {
+void LegDecoder::newSessionTicket(Bytes msg, Bytes body, Body& b) {
   const bool tls13 = version() == 0x0304;
   auto d = decodeNewSessionTicket(body, tls13);
   if (!d.ok()) return malformed(b, d.error, msg);
@@ -406,7 +397,7 @@ void LegDecoder::newSessionTicket(Bytes msg, Bytes body, Json& b) {
 }
 
 // KeyUpdate, RFC 8446 4.6.3
-void LegDecoder::keyUpdate(Bytes msg, Bytes body, bool from_client, Json& b) {
+void LegDecoder::keyUpdate(Bytes msg, Bytes body, bool from_client, Body& b) {
   ByteReader r(body, 4);
   std::uint8_t req = 0;
   if (!r.readU8(req) || !r.empty() || req > 1) return malformed(b, {"bad KeyUpdate", r.offset()}, msg);
@@ -432,7 +423,8 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
     return out;
   }
   const Bytes body = msg.subspan(4);
-  Json& b = out.body;
+  Body& b = out.body;
+  b.reserve(1024);  // most bodies fit; compact() below gives back the rest
   switch (static_cast<HandshakeType>(hdr.value.type)) {
     case HandshakeType::ClientHello: clientHello(msg, body, b); break;
     case HandshakeType::ServerHello:
@@ -453,6 +445,7 @@ MessageBody LegDecoder::describe(Bytes msg, bool from_client) {
     case HandshakeType::KeyUpdate: keyUpdate(msg, body, from_client, b); break;
     default: opaqueMessage(body, b); break;
   }
+  b.compact();
   return out;
 }
 

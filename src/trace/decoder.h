@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "trace/body.h"
 #include "trace/json.h"
 #include "wire/byte_reader.h"
 #include "wire/messages.h"
@@ -19,7 +20,7 @@ namespace tlstrace::trace {
 struct MessageBody {
   std::string type;  // "ClientHello", "HelloRetryRequest", ...
   std::uint32_t length = 0;
-  Json body = Json::object();
+  Body body = Body::object();
 };
 
 using Blob = std::vector<std::uint8_t>;
@@ -114,17 +115,17 @@ class LegDecoder {
  private:
   // One function per message type, each filling the body from the message's bytes (`msg` whole,
   // `body` after the 4-byte header). The extensions are decoded in decoder_extensions.cpp.
-  void clientHello(wire::Bytes msg, wire::Bytes body, Json& out);
+  void clientHello(wire::Bytes msg, wire::Bytes body, Body& out);
   void serverHello(wire::Bytes msg, wire::Bytes body, MessageBody& out);
-  void encryptedExtensions(wire::Bytes msg, wire::Bytes body, Json& out);
-  void certificate(wire::Bytes msg, wire::Bytes body, Json& out);
-  void serverKeyExchange(wire::Bytes msg, wire::Bytes body, Json& out);
-  void certificateRequest(wire::Bytes msg, wire::Bytes body, Json& out);
-  void certificateVerify(wire::Bytes msg, wire::Bytes body, bool from_client, Json& out);
-  void clientKeyExchange(wire::Bytes msg, wire::Bytes body, Json& out);
-  void newSessionTicket(wire::Bytes msg, wire::Bytes body, Json& out);
-  void keyUpdate(wire::Bytes msg, wire::Bytes body, bool from_client, Json& out);
-  Json extensions(const std::vector<wire::Extension>& exts, bool from_client, bool hrr);
+  void encryptedExtensions(wire::Bytes msg, wire::Bytes body, Body& out);
+  void certificate(wire::Bytes msg, wire::Bytes body, Body& out);
+  void serverKeyExchange(wire::Bytes msg, wire::Bytes body, Body& out);
+  void certificateRequest(wire::Bytes msg, wire::Bytes body, Body& out);
+  void certificateVerify(wire::Bytes msg, wire::Bytes body, bool from_client, Body& out);
+  void clientKeyExchange(wire::Bytes msg, wire::Bytes body, Body& out);
+  void newSessionTicket(wire::Bytes msg, wire::Bytes body, Body& out);
+  void keyUpdate(wire::Bytes msg, wire::Bytes body, bool from_client, Body& out);
+  Body extensions(const std::vector<wire::Extension>& exts, bool from_client, bool hrr);
   Json certificateSummary(wire::Bytes der);
 
   struct Handshake {
@@ -143,6 +144,6 @@ class LegDecoder {
 };
 
 // {"id": n, "name": "..."} objects used throughout the schema.
-[[nodiscard]] Json codeName(std::uint16_t id, std::string_view name);
+[[nodiscard]] Body codeName(std::uint16_t id, std::string_view name);
 
 }  // namespace tlstrace::trace

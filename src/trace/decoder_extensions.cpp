@@ -45,7 +45,7 @@ struct Ext {
   bool from_client;
   bool hrr;
   const DerDecoders& der;
-  Json& out;
+  Body& out;
 
   [[nodiscard]] ByteReader reader() const { return ByteReader(data); }
   void fail(const char* what) const {
@@ -95,21 +95,21 @@ void statusRequestV2(const Ext& x) {
   if (x.data.empty()) return;  // the server's acknowledgement
   ByteReader r = x.reader(), list;
   if (!r.readU16Prefixed(list) || !r.empty()) return x.fail("status_request_v2");
-  Json items = Json::array();
+  Body items = Body::array();
   while (!list.empty()) {
     std::uint8_t type = 0;
     ByteReader req, ids, exts;
     if (!list.readU8(type) || !list.readU16Prefixed(req)) return x.fail("status_request_v2");
-    Json item = Json::object();
+    Body item = Body::object();
     item.set("status_type", type == 1 ? "ocsp" : type == 2 ? "ocsp_multi" : std::to_string(type));
     if (type == 1 || type == 2) {
       if (!req.readU16Prefixed(ids) || !req.readU16Prefixed(exts) || !req.empty()) return x.fail("status_request_v2");
       item.set("responder_id_list_length", ids.remaining());
       item.set("request_extensions_length", exts.remaining());
     }
-    items.push(std::move(item));
+    items.push(item);
   }
-  x.out.set("requests", std::move(items));
+  x.out.set("requests", items);
 }
 
 // supported_groups, RFC 8446 4.2.7
@@ -122,9 +122,9 @@ void supportedGroups(const Ext& x) {
 void ecPointFormats(const Ext& x) {
   auto v = decodeU8List(x.data);
   if (!v) return x.fail("ec_point_formats");
-  Json a = Json::array();
+  Body a = Body::array();
   for (auto f : *v) a.push(std::string(pointFormatName(f)));
-  x.out.set("formats", std::move(a));
+  x.out.set("formats", a);
 }
 
 // signature_algorithms(_cert), RFC 8446 4.2.3
@@ -139,13 +139,13 @@ void useSrtp(const Ext& x) {
   ByteReader profiles, mki;
   if (!r.readU16Prefixed(profiles) || !r.readU8Prefixed(mki) || !r.empty() || profiles.remaining() % 2)
     return x.fail("use_srtp");
-  Json a = Json::array();
+  Body a = Body::array();
   while (!profiles.empty()) {
     std::uint16_t p = 0;
     (void)profiles.readU16(p);
     a.push(static_cast<int>(p));
   }
-  x.out.set("profiles", std::move(a));
+  x.out.set("profiles", a);
   x.out.set("mki", toHex(mki.rest()));
 }
 
@@ -203,13 +203,13 @@ void compressCertificate(const Ext& x) {
   ByteReader list;
   if (!r.readU8Prefixed(list) || !r.empty() || list.remaining() % 2 || list.empty())
     return x.fail("compress_certificate");
-  Json a = Json::array();
+  Body a = Body::array();
   while (!list.empty()) {
     std::uint16_t alg = 0;
     (void)list.readU16(alg);
-    a.push(codeName(alg, certCompressionName(alg)));
+    a.pushCode(alg, certCompressionName(alg));
   }
-  x.out.set("algorithms", std::move(a));
+  x.out.set("algorithms", a);
 }
 
 // record_size_limit, RFC 8449 4
@@ -229,18 +229,18 @@ void preSharedKey(const Ext& x) {
     x.out.set("selected_identity", static_cast<int>(*psk->selected_identity));
     return;
   }
-  Json ids = Json::array();
+  Body ids = Body::array();
   for (const auto& id : psk->identities) {
-    Json o = Json::object();
+    Body o = Body::object();
     o.set("identity_length", id.identity.size());
     o.set("identity", toHex(id.identity, 64));
     o.set("obfuscated_ticket_age", static_cast<unsigned long long>(id.obfuscated_ticket_age));
-    ids.push(std::move(o));
+    ids.push(o);
   }
-  x.out.set("identities", std::move(ids));
-  Json binders = Json::array();
+  x.out.set("identities", ids);
+  Body binders = Body::array();
   for (const auto& b : psk->binders) binders.push(toHex(b));
-  x.out.set("binders", std::move(binders));
+  x.out.set("binders", binders);
 }
 
 // early_data, RFC 8446 4.2.10: max_early_data_size only in NewSessionTicket
@@ -277,18 +277,18 @@ void cookie(const Ext& x) {
 void pskKeyExchangeModes(const Ext& x) {
   auto v = decodeU8List(x.data);
   if (!v) return x.fail("psk_key_exchange_modes");
-  Json a = Json::array();
+  Body a = Body::array();
   for (auto m : *v) a.push(std::string(pskModeName(m)));
-  x.out.set("modes", std::move(a));
+  x.out.set("modes", a);
 }
 
 // certificate_authorities, RFC 8446 4.2.4
 void certificateAuthorities(const Ext& x) {
   auto v = decodeCertificateAuthorities(x.data);
   if (!v) return x.fail("certificate_authorities");
-  Json a = Json::array();
+  Body a = Body::array();
   for (const auto& dn : *v) a.push(x.der.distinguished_name ? x.der.distinguished_name(dn) : toHex(dn, 64));
-  x.out.set("authorities", std::move(a));
+  x.out.set("authorities", a);
 }
 
 // key_share, RFC 8446 4.2.8 (three shapes)
@@ -296,19 +296,19 @@ void keyShare(const Ext& x) {
   if (x.from_client) {
     auto v = decodeKeyShareClient(x.data);
     if (!v) return x.fail("key_share");
-    Json a = Json::array();
+    Body a = Body::array();
     for (const auto& ks : *v) {
-      Json k = codeName(ks.group, namedGroupName(ks.group));
+      Body k = codeName(ks.group, namedGroupName(ks.group));
       k.set("length", ks.key_exchange.size());
       k.set("public", toHex(ks.key_exchange));  // public values: the text formats print them
-      a.push(std::move(k));
+      a.push(k);
     }
-    x.out.set("shares", std::move(a));
+    x.out.set("shares", a);
   } else if (x.hrr) {
-    if (auto g = decodeU16(x.data)) x.out.set("selected_group", codeName(*g, namedGroupName(*g)));
+    if (auto g = decodeU16(x.data)) x.out.setCode("selected_group", *g, namedGroupName(*g));
     else x.fail("key_share");
   } else if (auto ks = decodeKeyShareServer(x.data)) {
-    x.out.set("group", codeName(ks->group, namedGroupName(ks->group)));
+    x.out.setCode("group", ks->group, namedGroupName(ks->group));
     x.out.set("public", toHex(ks->key_exchange));
   } else {
     x.fail("key_share");
@@ -354,7 +354,7 @@ void opaque(const Ext& x) {
 
 }  // namespace
 
-void decodeExtension(const Extension& e, bool from_client, bool hrr, const DerDecoders& der, Json& out) {
+void decodeExtension(const Extension& e, bool from_client, bool hrr, const DerDecoders& der, Body& out) {
   const Ext x{e.data, from_client, hrr, der, out};
   switch (static_cast<ExtensionType>(e.type)) {
     case ExtensionType::ServerName: return serverName(x);

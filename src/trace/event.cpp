@@ -271,6 +271,11 @@ void Tracer::run() {
     work.clear();
     written_total_ += n;
     done_cv_.notify_all();
+    if (queued_ == 0 && on_idle_) {
+      lock.unlock();
+      on_idle_();
+      lock.lock();
+    }
   }
 }
 

@@ -122,6 +122,10 @@ class Tracer {
   // flush) to add events of its own, written to every sink after the pass: the outputs' losses
   // (trace.dropped). The queue's own drops are reported here too.
   void onPassEnd(std::function<void(std::vector<Event>&)> f) { on_pass_end_ = std::move(f); }
+  // Called on the writer thread after a pass that left nothing queued, before it waits: the
+  // allocator may take back what this thread freed. (jemalloc caches freed blocks per thread; the
+  // writer frees what the io threads allocated and allocates little, so its cache only fills.)
+  void onIdle(std::function<void()> f) { on_idle_ = std::move(f); }
   static constexpr auto kStallAfter = std::chrono::seconds(1);
 
  private:
@@ -154,6 +158,7 @@ class Tracer {
   Stats stats_;                                     // waits; events come from written_total_
   std::function<void(const Stats&)> on_backpressure_;
   std::function<void(std::vector<Event>&)> on_pass_end_;
+  std::function<void()> on_idle_;
   std::atomic<std::uint64_t> progress_{0};  // events handed to the sinks: a slow pass is no stall
   bool stalled_ = false;                    // drop instead of waiting until the next pass ends
   std::uint64_t dropped_reported_ = 0;      // Stats::dropped as of the last trace.dropped (writer only)

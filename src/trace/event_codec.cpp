@@ -56,6 +56,10 @@ struct LineWriter {
     out += ',';
     appendJsonMember(k, v, out);
   }
+  void operator()(std::string_view k, const Body& v) {
+    key(k);
+    v.dumpTo(out);  // (an object: its members bring their own _hex siblings)
+  }
   void operator()(std::string_view k, const CodeName& v) {
     key(k);
     out += "{\"id\":";
@@ -151,6 +155,9 @@ struct TreeReader {
   void operator()(std::string_view k, Json& v) {
     if (const Json* j = need(k)) v = *j;
   }
+  void operator()(std::string_view k, Body& v) {
+    if (const Json* j = need(k)) v = Body::fromJson(*j);  // (as for a Json field: any value)
+  }
   void operator()(std::string_view k, CodeName& v) {
     const Json* j = need(k);
     if (!j) return;
@@ -212,6 +219,7 @@ struct FieldWalker {
   void operator()(std::string_view k, double v) { f(k, Json(v)); }
   void operator()(std::string_view k, bool v) { f(k, Json(v)); }
   void operator()(std::string_view k, const Json& v) { f(k, v); }
+  void operator()(std::string_view k, const Body& v) { f(k, v.tree()); }
   void operator()(std::string_view k, const CodeName& v) {
     Json c = Json::object();
     c.set("id", static_cast<long long>(v.id));

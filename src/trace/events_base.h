@@ -9,6 +9,7 @@
 #include <string_view>
 #include <variant>
 
+#include "trace/body.h"
 #include "trace/json.h"
 
 namespace tlstrace::trace {

@@ -22,7 +22,8 @@ constexpr std::size_t kInlineWidth = 96;
 
 // A flat value as the text trace shows it: strings bare (escaped: a peer's bytes may be anything),
 // {id, name} pairs as "name (0xid)".
-void appendScalar(const Json& j, std::string& out) {
+template <class J>  // Json, or a value of a tls.message body (BodyNode): the same text
+void appendScalar(const J& j, std::string& out) {
   if (j.isString()) {
     appendEscapedText(j.asString(), out);
   } else if (isCodeName(j)) {  // fields in that order: read them in place
@@ -54,20 +55,25 @@ std::string indexLabel(std::size_t i) {
   return s;
 }
 
-bool isFlat(const Json& j) { return !(j.isArray() || j.isObject()) || isCodeName(j); }
+template <class J>
+bool isFlat(const J& j) {
+  return !(j.isArray() || j.isObject()) || isCodeName(j);
+}
 
-bool appendInline(const Json& j, int depth, std::string& out);
+template <class J>
+bool appendInline(const J& j, int depth, std::string& out);
 
 // At most `limit` or a lower bound of appendInline()'s width for `j`, whichever is smaller, without
 // rendering: escaping only lengthens, a code is at least its name and " (0x....)", a number or
 // literal one character, a nested list or object its brackets. Most values too wide for one line
 // are known so without being rendered only to be cut back (every nested value is tried).
-std::size_t inlineWidthAtLeast(const Json& j, std::size_t limit) {
+template <class J>
+std::size_t inlineWidthAtLeast(const J& j, std::size_t limit) {
   if (j.isString()) return j.asString().size();
   if (isCodeName(j)) return j.asObject()[1].second.asString().size() + 9;
   if (!j.isArray() && !j.isObject()) return 1;
   std::size_t w = 2;  // the brackets
-  const auto item = [&](std::size_t key, const Json& v) {
+  const auto item = [&](std::size_t key, const auto& v) {
     w += (w > 2 ? 2 : 0) + key + (isFlat(v) ? inlineWidthAtLeast(v, limit) : 2);
     return w > limit;
   };
@@ -84,7 +90,8 @@ std::size_t inlineWidthAtLeast(const Json& j, std::size_t limit) {
 // One-line form of an array of flat items, or of a small object whose values are flat (or flat
 // arrays), appended to `out`; false (with `out` partly written: the caller cuts it back) when it
 // does not fit in kInlineWidth. Written in place: this is tried for every nested value.
-bool appendInline(const Json& j, int depth, std::string& out) {
+template <class J>
+bool appendInline(const J& j, int depth, std::string& out) {
   const std::size_t start = out.size();
   if (j.isArray()) {
     out += '[';
@@ -123,7 +130,8 @@ bool appendInline(const Json& j, int depth, std::string& out) {
 }
 
 // A long list of flat items, wrapped at kInlineWidth with aligned continuation lines.
-bool wrapFlatList(const std::string& prefix, const std::string& head, const Json& v, std::string& out) {
+template <class J>
+bool wrapFlatList(const std::string& prefix, const std::string& head, const J& v, std::string& out) {
   for (const auto& x : v.asArray())
     if (!isFlat(x)) return false;
   const std::string cont(head.size(), ' ');
@@ -164,7 +172,8 @@ void lineHead(std::string& out, const std::string& prefix, int indent, std::stri
   p[key.size()] = ':';
 }
 
-void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const Json& v, std::string& out) {
+template <class J>
+void renderValue(const std::string& prefix, int indent, std::string_view raw_key, const J& v, std::string& out) {
   // (keys are ours, but an events file read by `convert` may have any)
   const std::string key =
       plainTextPrefix(raw_key.data(), raw_key.size()) == raw_key.size() ? std::string(raw_key) : escapeText(raw_key);
@@ -191,8 +200,8 @@ void renderValue(const std::string& prefix, int indent, std::string_view raw_key
     return;
   }
   // Extensions read best as "[3]: key_share (0x0033), 38 bytes" followed by their fields.
-  const Json* type = v.find("type");
-  const Json* length = v.find("length");
+  const auto type = v.find("type");
+  const auto length = v.find("length");
   if (type && length && isCodeName(*type)) {
     lineHead(out, prefix, indent, key);
     appendScalar(*type, out);
@@ -212,7 +221,7 @@ void renderValue(const std::string& prefix, int indent, std::string_view raw_key
 
 // The hellos' flattened convenience fields (events.md) repeat what their extensions already show
 // decoded; the JSON keeps both, the text shows each fact once.
-bool repeatsAnExtension(const std::string& type, const std::string& field) {
+bool repeatsAnExtension(std::string_view type, std::string_view field) {
   if (type == "ClientHello")
     return field == "sni" || field == "alpn" || field == "supported_versions" || field == "supported_groups" ||
            field == "key_share" || field == "signature_algorithms";
@@ -330,6 +339,18 @@ bool appendOneLine(const Event& e, std::string& out) {
   return false;
 }
 
+// A handshake message: its headline, then its body's fields flat, read from the body in place.
+void appendMessage(const ev::TlsMessage& m, const std::string& prefix, std::string& out) {
+  out += m.dir == "in" ? "<- " : "-> ";
+  appendEscapedText(m.type, out);
+  out += " ("sv;
+  out += std::to_string(m.length);
+  out += " bytes)\n"sv;
+  for (const auto& [k, v] : m.body.root().asObject())
+    if (!repeatsAnExtension(m.type, k)) renderValue(prefix, 2, k, v, out);
+  if (m.fingerprints) renderValue(prefix, 2, "fingerprints", *m.fingerprints, out);
+}
+
 void appendDefault(const Event& e, std::string& out) {
   if (const auto* r = e.as<ev::TlsRecord>()) return appendRecordLine(e, *r, out);
   if (const auto* d = e.as<ev::Data>()) return appendDataLine(e, *d, out);
@@ -340,17 +361,9 @@ void appendDefault(const Event& e, std::string& out) {
   if (const auto step = appendTcpLadder(e, prefix, out); step == LadderStep::Done) return;
   out += prefix;
   if (appendOneLine(e, out)) return;
+  if (const auto* m = e.as<ev::TlsMessage>()) return appendMessage(*m, prefix, out);
   std::string_view skip1, skip2, skip3;  // fields already shown in the headline
-  std::string_view message_type;         // tls.message: its body's fields are shown flat
-  if (const auto* m = e.as<ev::TlsMessage>()) {
-    out += m->dir == "in" ? "<- " : "-> ";
-    appendEscapedText(m->type, out);
-    out += " ("sv;
-    out += std::to_string(m->length);
-    out += " bytes)\n"sv;
-    skip1 = "dir", skip2 = "type", skip3 = "length";
-    message_type = m->type;
-  } else if (const auto* a = e.as<ev::TlsAlert>()) {
+  if (const auto* a = e.as<ev::TlsAlert>()) {
     out += a->dir == "in" ? "<- Alert " : "-> Alert ";
     appendEscapedText(a->level, out);
     out += ' ';
@@ -364,12 +377,6 @@ void appendDefault(const Event& e, std::string& out) {
   }
   forEachField(e, [&](std::string_view k, const Json& v) {
     if (k == skip1 || k == skip2 || k == skip3) return;
-    if (k == "body" && !message_type.empty()) {
-      const std::string type(message_type);
-      for (const auto& [bk, bv] : v.asObject())
-        if (!repeatsAnExtension(type, bk)) renderValue(prefix, 2, bk, bv, out);
-      return;
-    }
     renderValue(prefix, 2, k, v, out);
   });
 }
@@ -383,6 +390,8 @@ bool isCodeName(const Json& j) {
   const auto& o = j.asObject();
   return o.size() == 2 && std::string_view(o[0].first) == "id" && std::string_view(o[1].first) == "name";
 }
+
+bool isCodeName(const BodyNode& j) { return j.isCode(); }
 
 std::string scalar(const Json& j) {
   std::string s;

@@ -3,6 +3,7 @@
 #include <string>
 #include <string_view>
 
+#include "trace/body.h"
 #include "trace/event.h"
 #include "trace/json.h"
 
@@ -11,6 +12,7 @@ namespace tlstrace::trace::text_detail {
 // {id, name} in that order: how the decoders write registry codes (codeId/codeNameOf below also
 // take objects with more fields).
 [[nodiscard]] bool isCodeName(const Json& j);
+[[nodiscard]] bool isCodeName(const BodyNode& j);  // the same for a tls.message body's values
 // Every string these return or append is escaped for the text trace (escape.h): a peer's bytes
 // never reach a terminal or a log line as they are. rawStr() is for what a renderer takes apart
 // (OpenSSL's multi-line extension text) and escapes piece by piece.

@@ -292,7 +292,7 @@ TEST_CASE("text renderers: a peer's bytes reach no line raw, in any format") {
   ev::TlsMessage c;
   c.dir = "in";
   c.type = "Certificate";
-  c.body = cert_msg;
+  c.body = Body::fromJson(cert_msg);
   ev::ConnOpen open{"127.0.0.1:1", "127.0.0.1:2", "explicit", evil};
   const Event events[] = {Event(Clock::now(), 1, Leg::Client, m), Event(Clock::now(), 1, Leg::Upstream, c),
                           Event(Clock::now(), 1, Leg::None, open)};

@@ -342,14 +342,15 @@ TEST_CASE("ClientHello body has the schema's fields") {
   auto d = leg.describe(msg, true);
   CHECK(d.type == "ClientHello");
   CHECK(d.length == msg.size() - 4);
-  CHECK(d.body.find("random")->asString().size() == 64);
-  CHECK(d.body.find("sni")->asString() == "localhost");
-  CHECK(d.body.find("alpn")->asArray().at(0).asString() == "h2");
-  CHECK(d.body.find("supported_versions")->asArray().at(0).asString() == "TLSv1.3");
-  const auto& suites = d.body.find("cipher_suites")->asArray();
+  const Json body = d.body.tree();
+  CHECK(body.find("random")->asString().size() == 64);
+  CHECK(body.find("sni")->asString() == "localhost");
+  CHECK(body.find("alpn")->asArray().at(0).asString() == "h2");
+  CHECK(body.find("supported_versions")->asArray().at(0).asString() == "TLSv1.3");
+  const auto& suites = body.find("cipher_suites")->asArray();
   REQUIRE_FALSE(suites.empty());
   CHECK(suites[0].find("name")->asString() == "TLS_AES_256_GCM_SHA384");
-  CHECK(d.body.find("key_share")->asArray().at(0).find("group")->asString() == "x25519");
+  CHECK(body.find("key_share")->asArray().at(0).find("group")->asString() == "x25519");
 }
 
 TEST_CASE("ServerHello body names the selected version and key share") {
@@ -357,9 +358,10 @@ TEST_CASE("ServerHello body names the selected version and key share") {
   LegDecoder leg;
   auto d = leg.describe(msg, false);
   CHECK(d.type == "ServerHello");
-  CHECK(d.body.find("selected_version")->asString() == "TLSv1.3");
-  CHECK(d.body.find("key_share")->find("group")->asString() == "x25519");
-  CHECK(d.body.find("key_share")->find("public")->asString().size() == 64);
+  const Json body = d.body.tree();
+  CHECK(body.find("selected_version")->asString() == "TLSv1.3");
+  CHECK(body.find("key_share")->find("group")->asString() == "x25519");
+  CHECK(body.find("key_share")->find("public")->asString().size() == 64);
 }
 
 TEST_CASE("malformed messages carry error and raw, never throw") {
@@ -368,8 +370,8 @@ TEST_CASE("malformed messages carry error and raw, never throw") {
     std::vector<std::uint8_t> cut(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n));
     LegDecoder leg;
     auto d = leg.describe(cut, true);
-    CHECK(d.body.find("error") != nullptr);
-    CHECK(d.body.find("raw") != nullptr);
+    CHECK(d.body.find("error").has_value());
+    CHECK(d.body.find("raw").has_value());
   }
 }
 
