@@ -291,8 +291,8 @@ bool openOutputs(const config::ProxyConfig& cfg, const pki::CertAuthority& ca, t
 
 // The start lines once the proxy listens: where, how to try it, what it writes, and the warning
 // an open relay deserves.
-void announce(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Outputs& out, const std::string& addr) {
-  spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", banner.version, banner.build, addr,
+void announce(const config::ProxyConfig& cfg, const ProxyBuild& build, const Outputs& out, const std::string& addr) {
+  spdlog::info("tlstrace {} ({}) listening on {} in {} mode{}", build.version, build.build, addr,
                config::modeName(cfg.mode),
                cfg.mode == config::Mode::Reverse ? " -> " + cfg.upstream->str() : std::string{});
   spdlog::info("CA certificate: {}", out.ca_path);
@@ -356,7 +356,7 @@ struct Served {
 
 // From the shared services to the end of the listener; the capture and the state watch end
 // before this returns (their threads emit events, which must reach the outputs).
-Served serve(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Checks& checks, TlsSetup& tls,
+Served serve(const config::ProxyConfig& cfg, const ProxyBuild& build, const Checks& checks, TlsSetup& tls,
              trace::Tracer& tracer, Outputs& out, net::StopRequest& stop, bool own_fd_tables) {
   analysis::PrimeCache primes;
   tls::CertSummaryCache certs;
@@ -394,7 +394,7 @@ Served serve(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Che
   s.rc = net::runProxy(svc, [&](const std::string& addr) {
     s.listened = true;
     if (capture) capture->listenPort(static_cast<std::uint16_t>(std::stoul(addr.substr(addr.rfind(':') + 1))));
-    announce(cfg, banner, out, addr);
+    announce(cfg, build, out, addr);
   });
   svc.tcp_states = nullptr;
   tcp_states.reset();  // its thread emits events: it ends before the outputs are finished
@@ -404,7 +404,7 @@ Served serve(const config::ProxyConfig& cfg, const ProxyBuild& banner, const Che
 
 }  // namespace
 
-int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& banner) {
+int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& build) {
   config::ProxyConfig cfg = options;  // the connection limit may be lowered to the fd limit
   // A reader that goes away (`--events - | head`) is a write error to count, not a reason to die;
   // a file over RLIMIT_FSIZE is EFBIG, likewise.
@@ -429,7 +429,7 @@ int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& banner
         "none is dropped unless it stalls for over a second",
         st.waits, st.wait_micros / 1000);
   });
-  if (banner.release_thread_cache) tracer.onIdle(banner.release_thread_cache);
+  if (build.release_thread_cache) tracer.onIdle(build.release_thread_cache);
   Outputs out;
   if (!openOutputs(cfg, tls.ca, tracer, checks, out)) return 2;
   const auto started = std::chrono::steady_clock::now();
@@ -458,7 +458,7 @@ int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& banner
   const std::size_t io_threads = config::ioThreads(cfg);
   const bool own_fd_tables = io_threads > 1 && net::threadsCanOwnFdTables();
   raiseFileLimit(cfg.max_connections, own_fd_tables ? io_threads : 1);
-  const Served served = serve(cfg, banner, checks, tls, tracer, out, stop, own_fd_tables);
+  const Served served = serve(cfg, build, checks, tls, tracer, out, stop, own_fd_tables);
   if (!cfg.ready_file.empty() && served.listened)
     std::remove(cfg.ready_file.c_str());  // a stale one would mislead the next job
   if (out.ui) out.ui->stop();
@@ -468,7 +468,7 @@ int runProxyCommand(const config::ProxyConfig& options, const ProxyBuild& banner
   if (out.policy_sink && served.listened) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const bool written = writePolicyReports(out.policy_sink->engine(), out.policy_sink->audit(), cfg.junit_file,
-                                            cfg.sarif_file, secs, banner.version);
+                                            cfg.sarif_file, secs, build.version);
     if (status == 0 && out.policy_sink->failed()) return 1;  // a rule failed or a client trusted a broken certificate
     if (status == 0 && !written) return 1;
   }

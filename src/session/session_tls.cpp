@@ -502,7 +502,7 @@ void ProxySession::Observer::message(bool sent, int content_type, std::span<cons
   }
   if (content_type == static_cast<int>(ContentType::ChangeCipherSpec)) {
     if (!sent) return;  // traced from its record header (recordHeader), should OpenSSL ever report it
-    c.emit(leg->which, trace::ev::TlsMessage{dir, "ChangeCipherSpec", bytes.size(), trace::Body::object(), {}});
+    c.emit(leg->which, trace::ev::TlsMessage{dir, "ChangeCipherSpec", bytes.size(), trace::Body(), {}});
     return;
   }
   using wire::HandshakeType;
@@ -538,7 +538,7 @@ void ProxySession::Observer::recordHeader(bool sent, std::span<const std::uint8_
     c.emit(leg->which,
            trace::ev::TlsRecord{!sent, header[0], static_cast<std::uint16_t>((header[1] << 8) | header[2]), length});
   if (receivedCcs(sent, header))
-    c.emit(leg->which, trace::ev::TlsMessage{"in", "ChangeCipherSpec", length, trace::Body::object(), {}});
+    c.emit(leg->which, trace::ev::TlsMessage{"in", "ChangeCipherSpec", length, trace::Body(), {}});
 }
 
 void ProxySession::Observer::onKeylog(std::string_view line) {

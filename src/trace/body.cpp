@@ -153,8 +153,8 @@ double BodyNode::asDouble() const {
 
 void BodyNode::dumpTo(std::string& out) const { appendBodyJson(*this, out); }
 
-Body::Body(char tag) {
-  buf_.reserve(120);  // (an extension or a short list in one allocation of jemalloc's 128-byte class)
+Body::Body(char tag, std::size_t room) {
+  if (room) buf_.reserve(room);
   buf_ += tag;
   putU32(buf_, 0);
   putU32(buf_, 0);

@@ -172,9 +172,10 @@ inline std::optional<BodyNode> BodyNode::find(std::string_view key) const {
 // root(). Copyable and movable like a string.
 class Body {
  public:
-  Body() : Body('O') {}
-  static Body object() { return Body('O'); }
-  static Body array() { return Body('A'); }
+  Body() : Body('O', 0) {}  // an empty object, in the string's own bytes (no allocation)
+  // To be filled: room for a small one (an extension, a short list) in one allocation.
+  static Body object() { return Body('O', kSmall); }
+  static Body array() { return Body('A', kSmall); }
   static Body code(std::uint16_t id, std::string_view name);  // {"id": id, "name": name}
 
   // Object members: appended, or put in place of a member of the same key (as Json::set).
@@ -226,7 +227,8 @@ class Body {
   bool operator==(const Body& o) const { return buf_ == o.buf_; }
 
  private:
-  explicit Body(char tag);
+  static constexpr std::size_t kSmall = 120;  // (jemalloc's 128-byte class)
+  Body(char tag, std::size_t room);
   Body& setInt(std::string_view key, long long v);
   Body& setUint(std::string_view key, unsigned long long v);
   Body& pushInt(long long v);

@@ -20,7 +20,7 @@ namespace tlstrace::trace {
 struct MessageBody {
   std::string type;  // "ClientHello", "HelloRetryRequest", ...
   std::uint32_t length = 0;
-  Body body = Body::object();
+  Body body;
 };
 
 using Blob = std::vector<std::uint8_t>;

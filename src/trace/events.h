@@ -83,7 +83,7 @@ struct ConnStartTls {
 struct TlsMessage {
   std::string dir, type;
   std::uint64_t length = 0;
-  Body body = Body::object();
+  Body body;  // (an empty object)
   std::optional<Json> fingerprints;
   TLSTRACE_EVENT("tls.message", kHandshake);
 };
