@@ -222,21 +222,27 @@ std::size_t writeScalar(const boost::json::value& v, char* buf) {
 
 std::string_view view(boost::json::string_view s) { return {s.data(), s.size()}; }
 
-// `"<key>_hex":` and the exact bytes of a value written with U+FFFD (docs/events.md, "Peer-supplied
-// strings"): a string's as hex, an array's strings as hex where they were not UTF-8 and null where
-// they were.
-void writeHexSibling(std::string_view key, const boost::json::value& v, Out& out) {
-  const auto hex = [&out](boost::json::string_view s) {
-    out.put('"');
-    char* w = out.room(2 * s.size());
-    out.advance(
-        static_cast<std::size_t>(wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
-    out.put('"');
-  };
+// `"<hex of s>"`.
+void writeQuotedHex(std::string_view s, Out& out) {
+  out.put('"');
+  char* w = out.room(2 * s.size());
+  out.advance(
+      static_cast<std::size_t>(wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
+  out.put('"');
+}
+void writeSiblingKey(std::string_view key, Out& out) {
   out.put(',');
   out.put('"');
   out.append(key);  // (the keys with a sibling are ours: escape() found nothing in them)
   out.append("_hex\":", 6);
+}
+
+// `"<key>_hex":` and the exact bytes of a value written with U+FFFD (docs/events.md, "Peer-supplied
+// strings"): a string's as hex, an array's strings as hex where they were not UTF-8 and null where
+// they were.
+void writeHexSibling(std::string_view key, const boost::json::value& v, Out& out) {
+  const auto hex = [&out](boost::json::string_view s) { writeQuotedHex(view(s), out); };
+  writeSiblingKey(key, out);
   if (v.is_string()) return hex(v.get_string());
   out.put('[');
   bool first = true;
@@ -291,17 +297,8 @@ bool writeValue(const boost::json::value& v, Out& out) {
 // writeValue() and writeHexSibling() for a tls.message body (body.h): the same text for the same
 // value, without a tree.
 void writeBodyHexSibling(std::string_view key, BodyNode v, Out& out) {
-  const auto hex = [&out](std::string_view s) {
-    out.put('"');
-    char* w = out.room(2 * s.size());
-    out.advance(
-        static_cast<std::size_t>(wire::writeHex({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}, w) - w));
-    out.put('"');
-  };
-  out.put(',');
-  out.put('"');
-  out.append(key);
-  out.append("_hex\":", 6);
+  const auto hex = [&out](std::string_view s) { writeQuotedHex(s, out); };
+  writeSiblingKey(key, out);
   if (v.isString()) return hex(v.asString());
   out.put('[');
   bool first = true;
