@@ -333,7 +333,9 @@ class Report(BrowserCase):
         self.assertEqual(len(dom.having("row")), 1000)
         ms = float(dom.body()["data-render-ms"])
         print(f"1,000 connections: the page's script ran in {ms} ms", file=sys.stderr)
-        self.assertLess(ms, 1000)
+        # Not a speed target (the machine may be busy with other tests): a bound that only a
+        # per-row cost growing with the page (quadratic rendering) would cross; ~300 ms when quiet.
+        self.assertLess(ms, 15000)
 
 
 @unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/deps.sh --test installs it)")
