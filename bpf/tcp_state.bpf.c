@@ -3,10 +3,14 @@
 // sock:inet_sock_set_state tracepoint (BTF-typed: tp_btf). CO-RE: vmlinux.h is dumped from the build machine's BTF and
 // libbpf relocates the field offsets to the running kernel at load time.
 //
-// Which sockets: a transition made by the proxy's own process (connect, close, shutdown) marks the
-// socket; one made in softirq context (a SYN, FIN or RST that arrived) runs under whatever task
-// was current, so it is matched by socket address (marked before) or by the local port of one of
-// the proxy's listeners (a child socket born in SYN_RECV). Marks are dropped at CLOSE.
+// Which sockets: a socket is marked and then followed by its kernel address until CLOSE. It is
+// marked by a transition that only its owner's system call makes (connect: CLOSE -> SYN_SENT;
+// close or shutdown: ESTABLISHED -> FIN_WAIT1, CLOSE_WAIT -> LAST_ACK, SYN_RECV -> FIN_WAIT1)
+// made while the proxy's process is current, or by its birth as a child of one of the proxy's
+// listeners (LISTEN -> SYN_RECV on a listener's local port). Any other transition in the proxy's
+// context is not evidence: on loopback the peer's socket changes state in the softirq that the
+// proxy's own send runs (its SYN_RECV -> ESTABLISHED when the proxy's handshake ACK arrives, its
+// FIN_WAIT1 -> FIN_WAIT2 when the proxy ACKs its FIN, its -> CLOSE on the proxy's RST).
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -48,9 +52,23 @@ struct {
   __type(value, __u8);
 } socks SEC(".maps");
 
+// include/net/tcp_states.h
+#define TCP_ESTABLISHED_STATE 1
+#define TCP_SYN_SENT_STATE 2
+#define TCP_SYN_RECV_STATE 3
+#define TCP_FIN_WAIT1_STATE 4
 #define TCP_CLOSE_STATE 7
+#define TCP_CLOSE_WAIT_STATE 8
+#define TCP_LAST_ACK_STATE 9
+#define TCP_LISTEN_STATE 10
 #define PROTO_TCP 6
 #define AF_INET6_NUM 10
+
+static __always_inline int by_syscall(int oldstate, int newstate) {
+  return (oldstate == TCP_CLOSE_STATE && newstate == TCP_SYN_SENT_STATE) ||
+         ((oldstate == TCP_ESTABLISHED_STATE || oldstate == TCP_SYN_RECV_STATE) && newstate == TCP_FIN_WAIT1_STATE) ||
+         (oldstate == TCP_CLOSE_WAIT_STATE && newstate == TCP_LAST_ACK_STATE);
+}
 
 // A BTF-typed tracepoint: the kernel passes the socket itself (no tracefs needed, unlike a
 // classic tracepoint), and CO-RE reads its fields wherever this kernel keeps them.
@@ -61,8 +79,11 @@ int BPF_PROG(on_set_state, const struct sock* sk, const int oldstate, const int 
   __u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
   const __u8 one = 1;
   int ours = bpf_map_lookup_elem(&socks, &skaddr) != 0;
-  if (!ours && (__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid) ours = 1;
-  if (!ours && bpf_map_lookup_elem(&listen_ports, &sport)) ours = 1;
+  if (!ours && by_syscall(oldstate, newstate) && (__u32)(bpf_get_current_pid_tgid() >> 32) == target_tgid)
+    ours = 1;
+  if (!ours && oldstate == TCP_LISTEN_STATE && newstate == TCP_SYN_RECV_STATE &&
+      bpf_map_lookup_elem(&listen_ports, &sport))
+    ours = 1;
   if (!ours) return 0;
   if (newstate == TCP_CLOSE_STATE) bpf_map_delete_elem(&socks, &skaddr);
   else bpf_map_update_elem(&socks, &skaddr, &one, BPF_ANY);

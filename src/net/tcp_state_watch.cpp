@@ -200,12 +200,19 @@ class BpfWatch final : public TcpStateWatch {
     if (it != legs_.end() && it->second.sk != 0 && it->second.sk != e.sk) it = legs_.end();
     if (it != legs_.end()) {
       // Earlier transitions of the same socket that came before its addresses were set
-      // (CLOSE -> SYN_SENT has no local port yet) go first.
+      // (CLOSE -> SYN_SENT has no local port yet) go first, but only those of its own life: the
+      // kernel reuses a freed socket's address, and what waits under it may be an earlier
+      // socket's (a connect that failed before any leg knew it). Once the leg has its socket, or
+      // when this transition starts a life, whatever still waits under the address is older.
+      std::vector<RawEvent> earlier;
       std::erase_if(pending_, [&](const Pending& p) {
         if (p.raw.sk != e.sk) return false;
-        report(it, p.raw);
+        if (startsLife(p.raw)) earlier.clear();
+        if (startsLife(p.raw) || !earlier.empty()) earlier.push_back(p.raw);
         return true;
       });
+      if (it->second.sk == 0 && !startsLife(e))
+        for (const auto& p : earlier) report(it, p);
       return report(it, e);
     }
     if (pending_.size() < kMaxPending) pending_.push_back({e, Steady::now()});

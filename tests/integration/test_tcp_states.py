@@ -7,6 +7,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 import unittest
 
@@ -290,6 +291,50 @@ class TcpStates(ProxyTestCase):
         evs = p.conn_closed()
         self.assertEqual(of(evs, "tcp.close", "upstream")[0]["how"], "rst")
 
+
+    def test_many_connections_each_leg_gets_only_its_own_socket(self):
+        # Connections in waves of concurrent clients, each closed or reset, on one proxy: sockets
+        # of the peers change state in the proxy's context on loopback, and the kernel reuses a
+        # freed socket's address for the next one. Each leg's transitions must be one life of its
+        # own socket: one start, a chain where each transition leaves the state the one before
+        # entered, and the 4-tuple that tcp.connect (upstream) and conn.open (client) gave.
+        up = EchoServer(self.pki.cert, self.pki.key)
+        self._stops.append(up.stop)
+        p = self.start(up.port)
+        waves, per_wave = 4, 15
+
+        def one(i):
+            def abort(c):
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+                c.close()
+            self.echo_once(p.port, abort if i % 3 == 0 else (lambda c: c.close()))
+        for w in range(waves):
+            threads = [threading.Thread(target=one, args=(w * per_wave + i,)) for i in range(per_wave)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+        n = waves * per_wave
+        ended = ("TIME_WAIT", "CLOSE")
+        evs = p.wait_events(lambda evs: sum(1 for e in evs if e["event"] == "conn.close") >= n and all(
+            any(e["to"] in ended for e in of(evs, "tcp.state", leg, conn=c["conn"]))
+            for c in of(evs, "conn.open") for leg in ("client", "upstream")))
+        starts = {"client": ("LISTEN", "SYN_RECV"), "upstream": ("CLOSE", "SYN_SENT")}
+        for c in of(evs, "conn.open"):
+            conn = c["conn"]
+            ends = {"client": (c["listen"], c["client"])}
+            tc = of(evs, "tcp.connect", "upstream", conn=conn)[0]
+            ends["upstream"] = (tc["local"], tc["peer"])
+            for leg in ("client", "upstream"):
+                ts = [e for e in of(evs, "tcp.state", leg, conn=conn) if e["source"] == "ebpf"]
+                where = f"conn {conn} {leg}: " + " ".join(f"{e['from']}->{e['to']}" for e in ts)
+                self.assertEqual((ts[0]["from"], ts[0]["to"]), starts[leg], where)
+                for a, b in zip(ts, ts[1:]):
+                    self.assertEqual(b["from"], a["to"], where)
+                    self.assertNotIn(b["to"], ("SYN_SENT", "SYN_RECV", "LISTEN"), where)
+                self.assertIn(ts[-1]["to"], ended, where)
+                for e in ts:
+                    self.assertEqual((e["local"], e["peer"]), ends[leg], where)
 
 
 class TcpStatesBothSources(TcpStates):
