@@ -96,14 +96,23 @@ SegmentAnalysis TcpFlowAnalyzer::add(const wire::TcpSyn& s, double t) {
     flag("ack_lost_segment");
     rev.max_seq_to_be_acked = rev.next_seq;
   }
-  if (!keep_alive && !zwp && (seglen > 0 || syn || fin) && fwd.next_seq && seqAfter(fwd.next_seq, seq)) {
+  if (!keep_alive && !zwp && (seglen > 0 || syn || fin)) {
+    bool not_advanced = fwd.next_seq && seqAfter(fwd.next_seq, seq);
+    // More than one byte from one below the highest sequence seen: new data after a possible
+    // zero-window probe, not a resend (though it may still be spurious).
+    if (seglen > 1 && fwd.next_seq - 1 == seq) not_advanced = false;
     const double ooo_threshold = first_rtt_ > 0 ? first_rtt_ : 0.003;
-    if (rev.dup_acks >= 2 && rev.last_ack == seq && t - rev.last_ack_time < 0.020) flag("fast_retransmission");
-    else if (t - fwd.next_seq_time < ooo_threshold && fwd.next_seq != seq + seglen) flag("out_of_order");
-    else if (seglen > 0 && rev.last_ack && !seqAfter(seq + seglen, rev.last_ack)) flag("spurious_retransmission");
-    else flag("retransmission");
-    // Wireshark marks a fast retransmission as a retransmission too (tcp.analysis.retransmission).
-    if (out.flags.back() == "fast_retransmission" || out.flags.back() == "spurious_retransmission")
+    const std::uint32_t end = seq + seglen + ((syn || fin) ? 1 : 0);
+    // Wireshark 4.0 tests for data the receiver has already acknowledged first, then a fast
+    // retransmission, then out-of-order.
+    if (seglen > 0 && rev.last_ack && !seqAfter(seq + seglen, rev.last_ack)) flag("spurious_retransmission");
+    else if (not_advanced && rev.dup_acks >= 2 && rev.last_ack == seq && t - rev.last_ack_time < 0.020)
+      flag("fast_retransmission");
+    else if (not_advanced && t - fwd.next_seq_time < ooo_threshold && fwd.next_seq != end) flag("out_of_order");
+    else if (not_advanced) flag("retransmission");
+    // Wireshark marks a fast or spurious retransmission as a retransmission too
+    // (tcp.analysis.retransmission).
+    if (!out.flags.empty() && (out.flags.back() == "fast_retransmission" || out.flags.back() == "spurious_retransmission"))
       flag("retransmission");
   }
   std::uint32_t next = seq + seglen + (syn ? 1 : 0) + (fin ? 1 : 0);

@@ -325,9 +325,12 @@ class Report(BrowserCase):
                     e2 = refresh(e)
                     e2["conn"] = n
                     f.write(json.dumps(e2, separators=(",", ":")) + "\n")
+        t0 = time.monotonic()
         out = self.report([big], "thousand.html")
+        took = time.monotonic() - t0
         size = os.path.getsize(out)
-        print(f"1,000 connections: events {os.path.getsize(big)} bytes, report {size} bytes", file=sys.stderr)
+        print(f"1,000 connections: events {os.path.getsize(big)} bytes, report {size} bytes in {took:.2f} s",
+              file=sys.stderr)
         self.assertLessEqual(size, 2 * 1024 * 1024)
         dom = self.browser(f"file://{out}", "thousand.png", size="1400,1200")
         self.assertEqual(len(dom.having("row")), 1000)

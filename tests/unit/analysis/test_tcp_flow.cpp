@@ -68,6 +68,19 @@ TEST_CASE("a real capture's segments get tshark's relative numbers, windows and 
     CHECK_MESSAGE(seen.count(f), f);
 }
 
+TEST_CASE("a lossy, reordering path: spurious retransmissions, out-of-order segments and fast retransmissions "
+          "as tshark tells them apart") {
+  std::set<std::string> seen;
+  replay("loss.txt", seen);
+  for (const char* f : {"spurious_retransmission", "out_of_order", "fast_retransmission", "lost_segment"})
+    CHECK_MESSAGE(seen.count(f), f);
+  // A FIN sent again soon after the first is a retransmission, not out of order: its sequence
+  // number counts for one byte.
+  std::set<std::string> fin;
+  replay("fin_resend.txt", fin);
+  CHECK(fin == std::set<std::string>{"retransmission"});
+}
+
 TEST_CASE("the wire test frames (no trouble in them) get no flags and tshark's numbers") {
   std::set<std::string> seen;
   replay("frames.txt", seen);
