@@ -112,7 +112,8 @@ SegmentAnalysis TcpFlowAnalyzer::add(const wire::TcpSyn& s, double t) {
     else if (not_advanced) flag("retransmission");
     // Wireshark marks a fast or spurious retransmission as a retransmission too
     // (tcp.analysis.retransmission).
-    if (!out.flags.empty() && (out.flags.back() == "fast_retransmission" || out.flags.back() == "spurious_retransmission"))
+    if (!out.flags.empty() &&
+        (out.flags.back() == "fast_retransmission" || out.flags.back() == "spurious_retransmission"))
       flag("retransmission");
   }
   std::uint32_t next = seq + seglen + (syn ? 1 : 0) + (fin ? 1 : 0);

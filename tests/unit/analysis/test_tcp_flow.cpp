@@ -68,8 +68,9 @@ TEST_CASE("a real capture's segments get tshark's relative numbers, windows and 
     CHECK_MESSAGE(seen.count(f), f);
 }
 
-TEST_CASE("a lossy, reordering path: spurious retransmissions, out-of-order segments and fast retransmissions "
-          "as tshark tells them apart") {
+TEST_CASE(
+    "a lossy, reordering path: spurious retransmissions, out-of-order segments and fast retransmissions "
+    "as tshark tells them apart") {
   std::set<std::string> seen;
   replay("loss.txt", seen);
   for (const char* f : {"spurious_retransmission", "out_of_order", "fast_retransmission", "lost_segment"})
