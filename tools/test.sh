@@ -29,7 +29,8 @@ fi
 if [[ "${TLSTRACE_SKIP_TSAN:-0}" != "1" ]]; then
   cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLSTRACE_WERROR=ON \
         -DTLSTRACE_TSAN=ON >/dev/null
-  cmake --build "$root/build-tsan" -j "$jobs"
+  # Only what this pass runs: the proxy (the integration tests drive it) and the trace unit tests.
+  cmake --build "$root/build-tsan" -j "$jobs" --target tlstrace unit_trace
   (cd "$root/build-tsan" && TLSTRACE_SANITIZER_BUILD=thread TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
      ctest --output-on-failure -j "$jobs" -L integration && ctest --output-on-failure -R unit_trace)
 fi

@@ -91,13 +91,11 @@ std::string_view modeName(Mode m) {
   return "explicit";
 }
 
-namespace {
 std::string seconds(double s) {
   char b[32];
   std::snprintf(b, sizeof b, "%g s", s);
   return b;
 }
-}  // namespace
 
 std::vector<std::string> ProxyConfig::warnings() const {
   std::vector<std::string> w;

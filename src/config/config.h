@@ -139,4 +139,7 @@ struct ConfigError : std::runtime_error {
 // RFC 4648 section 4 base64 (for the Basic credentials of --proxy-auth, RFC 7617).
 [[nodiscard]] std::string base64(std::string_view in);
 
+// A duration for a message: "3 s", "0.5 s" (not std::to_string's "3.000000").
+std::string seconds(double s);
+
 }  // namespace tlstrace::config

@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 #include <utility>
 
+#include "config/config.h"
 #include "config/upstream_proxy.h"
 #include "net/connection.h"
 #include "net/tcp_probe.h"
@@ -66,8 +67,8 @@ void Connection::startHop(double connect_ms) {
   hop_->started = session::SteadyClock::now();
   const double limit = connect_timeout_s_;
   armConnectTimer(limit, [this, limit] {
-    hopFailed(504, "upstream proxy " + hop_->url + " did not open the tunnel within " + std::to_string(limit) + " s",
-              "proxy", -1, {});
+    hopFailed(504, "upstream proxy " + hop_->url + " did not open the tunnel within " + config::seconds(limit), "proxy",
+              -1, {});
   });
   hopStep(hop_->machine.start());
 }

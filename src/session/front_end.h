@@ -61,6 +61,11 @@ class FrontEnd {
   // refused, 502 unreachable, 504 timed out; `err` the connect's errno or 0) in the protocol's own
   // bytes with a cause for conn.refused, or nullopt for an HTTP error response.
   [[nodiscard]] virtual std::optional<OwnReply> failureReply(int /*status*/, int /*err*/) const { return std::nullopt; }
+  // The Tunnel reply once the upstream connection is up, given its local "ip:port" (SOCKS5 names
+  // it as the bound address); by default FrontStep::reply as it was.
+  [[nodiscard]] virtual std::string connectedReply(std::string reply, const std::string& /*local*/) const {
+    return reply;
+  }
 };
 
 // Reverse mode: every client goes to one configured upstream, as if the proxy were the server.

@@ -145,6 +145,8 @@ void ProxySession::onConnected(const in::Connected& c) {
   }
   emit(trace::Leg::Upstream, std::move(tc));
   if (c.tcp) emit(trace::Leg::Upstream, *c.tcp);
+  if (after_connect_ == AfterConnect::TunnelReply)
+    connected_bytes_ = front_.connectedReply(std::move(connected_bytes_), c.local);
   if (state_ != State::Connecting) {
     // The session gave up waiting (a timeout, a stop) while the connection was being made: it
     // is closed with the rest.

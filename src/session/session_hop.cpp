@@ -18,6 +18,14 @@ void ProxySession::traceProxyHopFailure(const in::ConnectFailed& f) {
     e.cause = "upstream_unreachable";
     e.hint = "the upstream proxy " + url + " could not reach " + target_.str() +
              ": the target is down or not reachable from the proxy";
+  } else if (f.proxy_status == 1 && via_->scheme == config::UpstreamProxy::Scheme::Socks5) {
+    // RFC 1928 6: REP 1 is a general failure, not a refusal by rule (REP 2); proxies send it
+    // when they cannot resolve the target, among other things.
+    e.cause = "upstream_proxy_refused";
+    e.hint = "the upstream proxy " + url + " failed the tunnel to " + target_.str() +
+             " (REP 1, general SOCKS server failure): often it cannot resolve or reach that name; its own log "
+             "says which. Check the name from the proxy's side, or send this target direct with "
+             "--upstream-proxy-exclude";
   } else if (f.proxy_status >= 0) {
     e.cause = "upstream_proxy_refused";
     e.hint = "the upstream proxy " + url + " refused the tunnel to " + target_.str() +

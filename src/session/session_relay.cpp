@@ -365,8 +365,8 @@ void ProxySession::onWatchdog() {
       if (state_ == State::Connecting &&
           (front_.mode() == config::Mode::Explicit || front_.mode() == config::Mode::Socks5) && inbuf_.empty() &&
           !client_.decoder.offer().seen)
-        return respondAndClose(
-            504, "upstream did not answer within " + std::to_string(deps_.cfg->handshake_timeout_s) + " s");
+        return respondAndClose(504,
+                               "upstream did not answer within " + config::seconds(deps_.cfg->handshake_timeout_s));
       // The upstream leg stalled: say so there, and give the waiting client an alert.
       traceTlsError(upstream_, detail, "handshake", ErrorFacts{false, false, true});
       return abortClientHandshake("upstream " + detail);

@@ -36,6 +36,12 @@ FrontStep SocksFrontEnd::onClientBytes(std::span<const std::uint8_t> bytes) cons
   return st;
 }
 
+// RFC 1928 section 6: BND.ADDR and BND.PORT of a CONNECT's success are the proxy's own end of
+// its connection to the target.
+std::string SocksFrontEnd::connectedReply(std::string /*reply*/, const std::string& local) const {
+  return socks::succeeded(local);
+}
+
 // RFC 1928 section 6: the reply code closest to what the connect said, and the cause named after it.
 std::optional<OwnReply> SocksFrontEnd::failureReply(int status, int err) const {
   using socks::Rep;

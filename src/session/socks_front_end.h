@@ -18,6 +18,7 @@ class SocksFrontEnd final : public FrontEnd {
   // Refused at accept time: no greeting read yet, so no SOCKS reply would make sense; closed.
   [[nodiscard]] bool answersRefusals() const override { return false; }
   [[nodiscard]] std::optional<OwnReply> failureReply(int status, int err) const override;
+  [[nodiscard]] std::string connectedReply(std::string reply, const std::string& local) const override;
 
  private:
   wire::socks::Credentials required_;

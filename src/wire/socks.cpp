@@ -152,6 +152,36 @@ std::string reply(Rep rep) {
   return std::string{char(kVersion), char(rep), 0, char(kAtypIPv4), 0, 0, 0, 0, 0, 0};
 }
 
+std::string succeeded(std::string_view bound) {
+  const auto colon = bound.rfind(':');
+  if (colon == std::string_view::npos) return reply(Rep::Succeeded);
+  std::string_view host = bound.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  const auto digits = bound.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5) return reply(Rep::Succeeded);
+  for (char c : digits) {
+    if (c < '0' || c > '9') return reply(Rep::Succeeded);
+    port = port * 10 + unsigned(c - '0');
+  }
+  if (port > 0xffff) return reply(Rep::Succeeded);
+  const std::string text(host);
+  unsigned char addr[16] = {};
+  std::string out{char(kVersion), char(Rep::Succeeded), 0};
+  if (inet_pton(AF_INET, text.c_str(), addr) == 1) {
+    out += char(kAtypIPv4);
+    out.append(reinterpret_cast<const char*>(addr), 4);
+  } else if (inet_pton(AF_INET6, text.c_str(), addr) == 1) {
+    out += char(kAtypIPv6);
+    out.append(reinterpret_cast<const char*>(addr), 16);
+  } else {
+    return reply(Rep::Succeeded);
+  }
+  out += char(port >> 8);
+  out += char(port & 0xff);
+  return out;
+}
+
 std::string authStatus(bool ok) { return std::string{char(kAuthVersion), char(ok ? 0 : 1)}; }
 
 bool readIpAddress(ByteReader& r, std::uint8_t atyp, std::string& text) {

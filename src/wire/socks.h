@@ -68,9 +68,13 @@ struct Dialogue {
 
 [[nodiscard]] Dialogue decodeClient(Bytes bytes, const Credentials& required);
 
-// A reply to the request (RFC 1928 section 6) with BND.ADDR 0.0.0.0 and BND.PORT 0 (an IPv4
-// address of zeros: the bound address is of no use to a CONNECT client).
+// A reply to the request (RFC 1928 section 6) with BND.ADDR 0.0.0.0 and BND.PORT 0: a refusal
+// has no bound address.
 [[nodiscard]] std::string reply(Rep rep);
+// The success reply to a CONNECT: BND.ADDR and BND.PORT are the address the proxy's own connection
+// to the target uses (section 6), `bound` as "192.0.2.1:40188" or "[2001:db8::1]:40188"; zeros
+// if it is neither.
+[[nodiscard]] std::string succeeded(std::string_view bound);
 
 // The RFC 1929 status reply: 0 success, anything else failure (the server closes after it).
 [[nodiscard]] std::string authStatus(bool ok);

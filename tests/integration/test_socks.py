@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import unittest
@@ -17,8 +18,8 @@ import unittest
 from harness import DEADLINE, ProxyTestCase, Proc, free_port, of, run, tshark_cmd
 from test_probe import server_hellos
 
-# RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0 (the proxy's answer
-# names no bound address: a CONNECT client has no use for it).
+# RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0 (a refusal names no
+# bound address; a success names the proxy's own end of its connection to the target).
 def rep(code):
     return bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0])
 
@@ -97,7 +98,14 @@ class Socks5Mode(ProxyTestCase):
             s.sendall(user_pass(*auth))
             self.assertEqual(recv_exact(s, 2), AUTH_OK)
         s.sendall(request(1, host, port))
-        self.assertEqual(recv_exact(s, 10), SUCCEEDED)
+        # VER 5, REP 0, RSV 0, then BND.ADDR and BND.PORT: the proxy's own end of its connection
+        # to the target (section 6).
+        head = recv_exact(s, 4)
+        self.assertEqual(head[:3], SUCCEEDED[:3])
+        self.assertIn(head[3], (1, 4))
+        addr = recv_exact(s, 4 if head[3] == 1 else 16)
+        bport = int.from_bytes(recv_exact(s, 2), "big")
+        self.bound = (socket.inet_ntop(socket.AF_INET if head[3] == 1 else socket.AF_INET6, addr), bport)
         return s
 
     def traced_server(self, bind="127.0.0.1"):
@@ -245,6 +253,11 @@ class Socks5Mode(ProxyTestCase):
         held = self.tunnel(p, "127.0.0.1", echo.port)
         held.sendall(b"ping\n")
         self.assertEqual(recv_exact(held, 5), b"ping\n")
+        # The bound address in the reply is the proxy's socket towards the target, as the kernel
+        # lists the one connection to the echo server.
+        ss = subprocess.run(["ss", "-tnH", "state", "established", "dst", f"127.0.0.1:{echo.port}"],
+                            capture_output=True, text=True, timeout=10).stdout.split()
+        self.assertEqual(ss[-2:], [f"{self.bound[0]}:{self.bound[1]}", f"127.0.0.1:{echo.port}"])
         bad = [  # (sent at once, the exact bytes before the close, the conn.refused cause)
             (b"\x05\x01\x00" + request(2, "127.0.0.1", echo.port), NO_AUTH + CMD_UNSUPPORTED, "socks_command"),
             (b"\x05\x01\x00" + request(3, "127.0.0.1", echo.port), NO_AUTH + CMD_UNSUPPORTED, "socks_command"),

@@ -18,8 +18,10 @@ std::string b(std::initializer_list<int> v) {
   for (int c : v) out.push_back(static_cast<char>(c));
   return out;
 }
-// RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0.
+// RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0 (a refusal).
 std::string rep(int code) { return b({5, code, 0, 1, 0, 0, 0, 0, 0, 0}); }
+// Success: BND.ADDR and BND.PORT are the proxy's end of the upstream connection, 127.0.0.1:40000.
+const std::string kSucceeded = b({5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x40});
 // A CONNECT to localhost:4433 by domain name (ATYP 3, section 5).
 const std::string kConnectLocalhost = b({5, 1, 0, 3, 9}) + "localhost" + b({0x11, 0x51});
 
@@ -52,7 +54,7 @@ TEST_CASE("socks5: username/password, CONNECT by name, then both handshakes") {
   CHECK(r.takeActions() == V{"connect localhost:4433"});
   CHECK(r.takeSent(Leg::Client).empty());  // the reply waits for the connection
   r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
-  CHECK(text(r.takeSent(Leg::Client)) == rep(0));
+  CHECK(text(r.takeSent(Leg::Client)) == kSucceeded);
   r.drain();
   r.bytes(Leg::Client, c.hello());
   pump(r, c, &srv);
@@ -81,7 +83,7 @@ TEST_CASE("socks5: a greeting, request and ClientHello in one read") {
   CHECK(text(r.takeSent(Leg::Client)) == b({5, 0}));
   r.drain();
   r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
-  CHECK(text(r.takeSent(Leg::Client)) == rep(0));  // (the client's TLS engine gets only TLS from here)
+  CHECK(text(r.takeSent(Leg::Client)) == kSucceeded);  // (the client's TLS engine gets only TLS from here)
   pump(r, c, &srv);
   CHECK(c.tls->handshakeDone());
   CHECK(srv.tls->handshakeDone());
@@ -148,7 +150,7 @@ TEST_CASE("socks5: bytes after the CONNECT that are not TLS are relayed as plain
   (void)r.takeActions();
   r.feed(in::Connected{"127.0.0.1:22", "127.0.0.1:40000", 0.1});
   CHECK(r.takeActions() == V{"send client", "read upstream", "read client"});
-  CHECK(text(r.takeSent(Leg::Client)) == b({5, 0}) + rep(0));
+  CHECK(text(r.takeSent(Leg::Client)) == b({5, 0}) + kSucceeded);
   r.written(Leg::Client);
   (void)r.takeEvents();
   r.bytes(Leg::Client, bytesOf("SSH-2.0-OpenSSH_9.2\r\n"));

@@ -175,4 +175,9 @@ TEST_CASE("socks5: replies (RFC 1928 section 6, RFC 1929 section 2)") {
   CHECK(reply(Rep::ConnectionRefused) == b({5, 5, 0, 1, 0, 0, 0, 0, 0, 0}));
   CHECK(authStatus(true) == b({1, 0}));
   CHECK(authStatus(false) == b({1, 1}));
+  // A CONNECT's success names the proxy's own end of its connection to the target.
+  CHECK(succeeded("127.0.0.1:40188") == b({5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0xfc}));
+  CHECK(succeeded("[::1]:443") == b({5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0xbb}));
+  for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "host:80", "1.2.3.4:8x", "[::1:80"})
+    CHECK_MESSAGE(succeeded(bad) == reply(Rep::Succeeded), bad);
 }
