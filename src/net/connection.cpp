@@ -1,10 +1,12 @@
 #include "net/connection.h"
 
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -74,6 +76,24 @@ bool peerFinIn(tcp::socket& s) {
   return info.tcpi_state == TCP_CLOSE_WAIT;
 }
 
+// The peer's end the kernel holds and the session has not read: its FIN (CLOSE_WAIT), or a reset
+// (an open socket back in CLOSE). After a reset, a peek still says whether a FIN came before it
+// (the end of stream is read first); if not, the peek takes the socket's pending ECONNRESET, and
+// `reset_taken` makes the end of stream that the next read gets a reset again.
+session::ProxySession::PeerEnd peerEnd(tcp::socket& s, bool& reset_taken) {
+  using PE = session::ProxySession::PeerEnd;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (!s.is_open() || getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return PE::None;
+  if (info.tcpi_state == TCP_CLOSE_WAIT) return PE::Fin;
+  if (info.tcpi_state != TCP_CLOSE) return PE::None;
+  char c = 0;
+  const ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return PE::Fin;
+  if (n < 0 && errno == ECONNRESET) reset_taken = true;
+  return PE::Rst;  // (unread data before it: the reset is what the kernel knows for certain)
+}
+
 // What the peer sent that the session no longer reads (it is over) is read and dropped before the
 // close: the kernel answers a close with unread data by an RST, and the peer would see a reset the
 // session never asked for. Bounded: a peer still sending after that gets the RST.
@@ -96,6 +116,10 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       watchdog_(client_.sock.get_executor()),
       connect_timer_(client_.sock.get_executor()),
       session_(svc, front, id) {
+  session_.setPeerEndProbe([this](Leg leg) {
+    Socket& s = sock(leg);
+    return s.dead ? session::ProxySession::PeerEnd::None : peerEnd(s.sock, s.reset_taken);
+  });
   if (tcpFacts())
     session_.setTcpInfoProbe([this](Leg leg) -> std::optional<trace::ev::TcpInfo> {
       if (const auto& info = sock(leg).close_info) return *info;
@@ -170,6 +194,7 @@ void Connection::read(Leg leg) {
     const auto buf = threadReadBuffer();
     if (!ec) n = sock(leg).sock.read_some(asio::buffer(buf.data(), buf.size()), ec);
     if (ec == werr::would_block || ec == werr::try_again) return read(leg);
+    if (ec == werr::eof && sock(leg).reset_taken) ec = werr::connection_reset;  // (see peerEnd)
     if (ec == werr::eof) {
       tapFin(leg, true);
       return run(in::Closed{leg, in::Closed::How::Fin, {}, sock(leg).peer_fin_before_ours});

@@ -59,6 +59,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool dead = false;                        // aborted: no FIN of ours in the capture
     bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
     bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
+    bool reset_taken = false;                 // peerEnd() took its reset: the end of stream that follows is it
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
 
     // TCP_INFO taken before an abort closed it (tcp.info at close). Behind a pointer: rare, and

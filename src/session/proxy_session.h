@@ -80,6 +80,12 @@ class ProxySession {
   // set by the driver, which owns the sockets.
   using TcpInfoProbe = std::function<std::optional<trace::ev::TcpInfo>(trace::Leg)>;
   void setTcpInfoProbe(TcpInfoProbe probe) { tcp_probe_ = std::move(probe); }
+  // What the kernel already holds from a leg's peer when the session ends that leg itself: its
+  // FIN (CLOSE_WAIT) or its reset (CLOSE), not read yet. tcp.close names the side whose FIN or
+  // RST came first, as a capture shows it. Set by the driver; unset, the session assumes nothing.
+  enum class PeerEnd { None, Fin, Rst };
+  using PeerEndProbe = std::function<PeerEnd(trace::Leg)>;
+  void setPeerEndProbe(PeerEndProbe probe) { peer_end_probe_ = std::move(probe); }
   [[nodiscard]] std::uint64_t id() const { return id_; }
 
  private:
@@ -309,7 +315,9 @@ class ProxySession {
   void onDrained(Leg& l);
   void resumeOther(Leg& l);
   void abortLeg(Leg& l, std::string_view how, const std::string& why);  // how: a literal (kept as Leg::how)
-  void failTls(Leg& l, const std::string& why);                         // a TLS error on an established leg
+  // The session ends a leg itself (`how`: "fin" or "rst"), unless its peer's end came first.
+  void endByProxy(Leg& l, std::string_view how);
+  void failTls(Leg& l, const std::string& why);  // a TLS error on an established leg
   void queueCloseNotify(Leg& l);
   void closeGracefully(const std::string& outcome);
   void maybeFinish();
@@ -363,6 +371,7 @@ class ProxySession {
   std::unique_ptr<AuditState> audit_;
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
   TcpInfoProbe tcp_probe_;
+  PeerEndProbe peer_end_probe_;
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
   std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
   SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start

@@ -179,19 +179,13 @@ void ProxySession::onDrained(Leg& l) {
   }
   if (l.t.rst_after_flush && !l.t.dead) {
     l.t.dead = true;
+    endByProxy(l, "rst");
     actions_.push_back(act::Abort{l.which});
-    if (l.by.empty()) {
-      l.by = "proxy";
-      l.how = "rst";
-    }
   } else if (l.t.shut_after_flush && !l.t.shut_sent) {
+    endByProxy(l, "fin");
     actions_.push_back(act::Shutdown{l.which});
     l.t.shut_sent = true;
     l.t.notify_out = l.t.notify_queued;  // everything queued is written: close_notify went before the FIN
-    if (l.by.empty()) {
-      l.by = "proxy";
-      l.how = "fin";
-    }
   }
   resumeOther(l);
   maybeFinish();
@@ -203,6 +197,15 @@ void ProxySession::resumeOther(Leg& l) {
     src.t.paused = false;
     readFrom(src);
   }
+}
+
+// The peer's FIN or RST may be in the kernel already, unread (the session stopped reading that
+// leg, or the read is still on its way): then it came first on the wire.
+void ProxySession::endByProxy(Leg& l, std::string_view how) {
+  if (!l.by.empty()) return;
+  const PeerEnd peer = peer_end_probe_ && l.t.open ? peer_end_probe_(l.which) : PeerEnd::None;
+  l.by = peer == PeerEnd::None ? "proxy" : "peer";
+  l.how = peer == PeerEnd::None ? how : peer == PeerEnd::Fin ? "fin" : "rst";
 }
 
 void ProxySession::abortLeg(Leg& l, std::string_view how, const std::string& why) {
@@ -299,10 +302,7 @@ void ProxySession::finish() {
   const auto now = deps_.now();
   for (Leg* l : {&client_, &upstream_}) {
     if (!l->t.open) continue;
-    if (l->by.empty()) {
-      l->by = "proxy";
-      l->how = "fin";
-    }
+    endByProxy(*l, "fin");
     if (tcp_probe_ && tracing(trace::kTcp))
       if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
     trace::ev::TcpClose close{
@@ -358,7 +358,7 @@ void ProxySession::onWatchdog() {
   }
   outcome_ = why;
   if (relaying) return closeGracefully(why);
-  const std::string detail = why + " after " + std::to_string(deps_.cfg->handshake_timeout_s) + " s";
+  const std::string detail = why + " after " + config::seconds(deps_.cfg->handshake_timeout_s);
   switch (state_) {
     case State::UpstreamHandshake:
     case State::Connecting:

@@ -335,6 +335,45 @@ class TcpStates(ProxyTestCase):
                 self.assertIn(ts[-1]["to"], ended, where)
                 for e in ts:
                     self.assertEqual((e["local"], e["peer"]), ends[leg], where)
+                self.check_close_agrees(evs, conn, leg, ts)
+
+    def check_close_agrees(self, evs, conn, leg, ts):
+        """tcp.close's `by` and `how` against the kernel's transitions of the leg's socket: the
+        first one out of ESTABLISHED says whose end came first (FIN_WAIT1: the proxy's FIN;
+        CLOSE_WAIT: the peer's FIN; CLOSE: a reset, the proxy's when it aborted, else the peer's)."""
+        close = of(evs, "tcp.close", leg, conn=conn)[0]
+        first = next(e for e in ts if e["from"] == "ESTABLISHED")
+        where = f"conn {conn} {leg}: {close} against " + " ".join(f"{e['from']}->{e['to']}" for e in ts)
+        if first["to"] == "FIN_WAIT1":
+            self.assertEqual((close["by"], close["how"]), ("proxy", "fin"), where)
+        elif first["to"] == "CLOSE_WAIT":
+            self.assertEqual((close["by"], close["how"]), ("peer", "fin"), where)
+        else:
+            self.assertEqual(first["to"], "CLOSE", where)
+            self.assertEqual(close["how"], "rst", where)
+            self.assertEqual(close["by"], "peer" if first.get("reset") else "proxy", where)
+
+    def test_peer_closing_whole_at_the_same_moment_as_the_proxy(self):
+        # A server that closes its socket whole right after its response, and curl, which sends
+        # close_notify and closes whole as soon as it has the response: on both legs the peer's
+        # FIN (or its RST) and the proxy's close cross, and tcp.close must name the side the
+        # kernel saw first.
+        up = HttpThenClose(self.pki.cert, self.pki.key)
+        up.whole = True
+        self._stops.append(up.stop)
+        p = self.start(up.port)
+        n = 20
+        for _ in range(n):
+            r = run(["curl", "-sk", "-o", "/dev/null", "--http1.0", f"https://{p.addr}/"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+        ended = ("TIME_WAIT", "CLOSE")
+        evs = p.wait_events(lambda evs: sum(1 for e in evs if e["event"] == "conn.close") >= n and all(
+            any(e["to"] in ended for e in of(evs, "tcp.state", leg, conn=c["conn"]))
+            for c in of(evs, "conn.open") for leg in ("client", "upstream")))
+        for c in of(evs, "conn.open"):
+            for leg in ("client", "upstream"):
+                ts = [e for e in of(evs, "tcp.state", leg, conn=c["conn"]) if e["source"] == "ebpf"]
+                self.check_close_agrees(evs, c["conn"], leg, ts)
 
 
 class TcpStatesBothSources(TcpStates):
