@@ -775,6 +775,7 @@ TCP_INFO_STABLE = {"conn", "leg", "event", "at", "sack", "timestamps", "ecn", "s
 class Normaliser:
     def __init__(self, ports):
         self.ports = {str(p): r for p, r in ports.items()}
+        self.failed = set()  # connections with an error, a refusal or a TLS alert so far
 
     def port(self, p):
         return f"<{self.ports[p]}-port>" if p in self.ports else "<port>"
@@ -831,6 +832,16 @@ class Normaliser:
         # it against a capture instead.
         if (e.get("event") == "tcp.close" and e.get("how") == "fin" and e.get("close_notify_in") is True
                 and e.get("close_notify_out") is True):
+            e["by"] = "<crossing>"
+        # The same on a leg that never relayed TLS, of a connection that failed (an alert, a TLS
+        # error, a proxy error answer, a refusal): the peer closes as soon as it reads the alert,
+        # the error or the garbage it was sent (or has closed already), and the proxy's FIN
+        # follows its last word by one step, so either FIN may be first. test_closing.py and
+        # test_tcp_states.py check `by` against a capture and the kernel.
+        if e.get("event") in ("tls.alert", "tls.error", "proxy.error", "conn.refused"):
+            self.failed.add(e.get("conn"))
+        if (e.get("event") == "tcp.close" and e.get("how") == "fin" and "close_notify_in" not in e
+                and e.get("conn") in self.failed):
             e["by"] = "<crossing>"
         # The kernel's TCP facts: the ISN and timestamps are random, the measurements (RTT, cwnd,
         # segment and byte counts, the state at close) vary from run to run; what both SYNs agreed

@@ -80,7 +80,7 @@ bool peerFinIn(tcp::socket& s) {
 // (an open socket back in CLOSE). After a reset, a peek still says whether a FIN came before it
 // (the end of stream is read first); if not, the peek takes the socket's pending ECONNRESET, and
 // `reset_taken` makes the end of stream that the next read gets a reset again.
-session::ProxySession::PeerEnd peerEnd(tcp::socket& s, bool& reset_taken) {
+session::ProxySession::PeerEnd peerEndOf(tcp::socket& s, bool& reset_taken) {
   using PE = session::ProxySession::PeerEnd;
   tcp_info info{};
   socklen_t len = sizeof info;
@@ -116,15 +116,18 @@ Connection::Connection(tcp::socket client, const Services& svc, const session::F
       watchdog_(client_.sock.get_executor()),
       connect_timer_(client_.sock.get_executor()),
       session_(svc, front, id) {
-  session_.setPeerEndProbe([this](Leg leg) {
-    Socket& s = sock(leg);
-    return s.dead ? session::ProxySession::PeerEnd::None : peerEnd(s.sock, s.reset_taken);
-  });
-  if (tcpFacts())
-    session_.setTcpInfoProbe([this](Leg leg) -> std::optional<trace::ev::TcpInfo> {
-      if (const auto& info = sock(leg).close_info) return *info;
-      return tcpInfo(sock(leg).sock, "close");
-    });
+  session_.setSocketFacts(this);
+}
+
+std::optional<trace::ev::TcpInfo> Connection::tcpInfoAtClose(Leg leg) {
+  if (!tcpFacts()) return std::nullopt;
+  if (const auto& info = sock(leg).close_info) return *info;
+  return tcpInfo(sock(leg).sock, "close");
+}
+
+session::ProxySession::PeerEnd Connection::peerEnd(Leg leg) {
+  Socket& s = sock(leg);
+  return s.dead ? session::ProxySession::PeerEnd::None : peerEndOf(s.sock, s.reset_taken);
 }
 
 void Connection::start() {

@@ -38,7 +38,7 @@ using tcp = asio::ip::tcp;
 // non-blocking, as reads are wait-readable + read_some.
 void prepareSocket(tcp::socket& s);
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, session::ProxySession::SocketFacts {
  public:
   Connection(tcp::socket client, const Services& svc, const session::FrontEnd& front, std::uint64_t id,
              std::function<void(std::uint64_t)> on_done);
@@ -52,6 +52,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void stop(const std::string& why);
 
  private:
+  // session::ProxySession::SocketFacts: what the session asks of the sockets as it ends a leg.
+  std::optional<trace::ev::TcpInfo> tcpInfoAtClose(session::Leg leg) override;
+  session::ProxySession::PeerEnd peerEnd(session::Leg leg) override;
+
   struct Socket {
     explicit Socket(tcp::socket s) : sock(std::move(s)) {}
     tcp::socket sock;

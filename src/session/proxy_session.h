@@ -76,16 +76,21 @@ class ProxySession {
   // The gathered events, not yet committed (tests read them here).
   [[nodiscard]] std::vector<trace::Event>& events() { return events_; }
   [[nodiscard]] bool finished() const { return finished_; }
-  // A leg's TCP_INFO at its close (tcp.info before tcp.close), asked by the session when it ends;
-  // set by the driver, which owns the sockets.
-  using TcpInfoProbe = std::function<std::optional<trace::ev::TcpInfo>(trace::Leg)>;
-  void setTcpInfoProbe(TcpInfoProbe probe) { tcp_probe_ = std::move(probe); }
   // What the kernel already holds from a leg's peer when the session ends that leg itself: its
   // FIN (CLOSE_WAIT) or its reset (CLOSE), not read yet. tcp.close names the side whose FIN or
-  // RST came first, as a capture shows it. Set by the driver; unset, the session assumes nothing.
+  // RST came first, as a capture shows it.
   enum class PeerEnd { None, Fin, Rst };
-  using PeerEndProbe = std::function<PeerEnd(trace::Leg)>;
-  void setPeerEndProbe(PeerEndProbe probe) { peer_end_probe_ = std::move(probe); }
+  // What only the driver's sockets know, asked by the session as it ends a leg. One pointer, not
+  // two std::function: the Connection's size decides its allocation class.
+  class SocketFacts {
+   public:
+    virtual ~SocketFacts() = default;
+    // The leg's TCP_INFO at its close (tcp.info before tcp.close), or nullopt.
+    virtual std::optional<trace::ev::TcpInfo> tcpInfoAtClose(trace::Leg leg) = 0;
+    virtual PeerEnd peerEnd(trace::Leg leg) = 0;
+  };
+  // Set by the driver, which owns the sockets; unset, the session assumes nothing.
+  void setSocketFacts(SocketFacts* facts) { facts_ = facts; }
   [[nodiscard]] std::uint64_t id() const { return id_; }
 
  private:
@@ -370,8 +375,7 @@ class ProxySession {
   // --audit-clients only: the client's address and the scenario this connection presents.
   std::unique_ptr<AuditState> audit_;
   std::unique_ptr<ProbeSpec> probe_;  // set for a probe: there is no client leg
-  TcpInfoProbe tcp_probe_;
-  PeerEndProbe peer_end_probe_;
+  SocketFacts* facts_ = nullptr;
   const tls::ClientIdentity* client_identity_ = nullptr;  // presented upstream if asked (mutual TLS)
   std::unique_ptr<StartTlsMachine> starttls_;             // during a STARTTLS preamble
   SteadyClock::time_point handshake_from_{};              // after a STARTTLS preamble: the handshake's start

@@ -203,7 +203,7 @@ void ProxySession::resumeOther(Leg& l) {
 // leg, or the read is still on its way): then it came first on the wire.
 void ProxySession::endByProxy(Leg& l, std::string_view how) {
   if (!l.by.empty()) return;
-  const PeerEnd peer = peer_end_probe_ && l.t.open ? peer_end_probe_(l.which) : PeerEnd::None;
+  const PeerEnd peer = facts_ && l.t.open ? facts_->peerEnd(l.which) : PeerEnd::None;
   l.by = peer == PeerEnd::None ? "proxy" : "peer";
   l.how = peer == PeerEnd::None ? how : peer == PeerEnd::Fin ? "fin" : "rst";
 }
@@ -303,8 +303,8 @@ void ProxySession::finish() {
   for (Leg* l : {&client_, &upstream_}) {
     if (!l->t.open) continue;
     endByProxy(*l, "fin");
-    if (tcp_probe_ && tracing(trace::kTcp))
-      if (auto info = tcp_probe_(l->which)) emit(l->which, std::move(*info));
+    if (facts_ && tracing(trace::kTcp))
+      if (auto info = facts_->tcpInfoAtClose(l->which)) emit(l->which, std::move(*info));
     trace::ev::TcpClose close{
         std::string(l->by), std::string(l->how), l->bytes_in, l->bytes_out, msBetween(l->opened, now), {}, {}, {}};
     if (l->t.tls_relayed) {  // an established TLS leg: did each direction end with close_notify?

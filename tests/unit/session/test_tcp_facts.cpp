@@ -26,14 +26,19 @@ std::vector<std::uint8_t> savedSyn(const std::string& name) {
 TEST_CASE("tcp.syn and tcp.info come from the driver's facts; TCP_INFO at close is asked before tcp.close") {
   World w;
   Run r{w};
-  std::vector<trace::Leg> asked;
-  r.s.setTcpInfoProbe([&asked](trace::Leg leg) {
-    asked.push_back(leg);
-    trace::ev::TcpInfo i;
-    i.at = "close";
-    i.state = "CLOSE_WAIT";
-    return std::optional<trace::ev::TcpInfo>(i);
-  });
+  struct Facts final : session::ProxySession::SocketFacts {
+    std::vector<trace::Leg> asked;
+    std::optional<trace::ev::TcpInfo> tcpInfoAtClose(trace::Leg leg) override {
+      asked.push_back(leg);
+      trace::ev::TcpInfo i;
+      i.at = "close";
+      i.state = "CLOSE_WAIT";
+      return i;
+    }
+    session::ProxySession::PeerEnd peerEnd(trace::Leg) override { return session::ProxySession::PeerEnd::None; }
+  } facts;
+  std::vector<trace::Leg>& asked = facts.asked;
+  r.s.setSocketFacts(&facts);
   in::Start start{"127.0.0.1:49550", "127.0.0.1:52717"};
   start.syn = savedSyn("v4_loopback");
   REQUIRE_FALSE(start.syn.empty());
