@@ -143,14 +143,14 @@ class BpfWatch final : public TcpStateWatch {
     std::vector<std::uint64_t> sks;
     for (const auto& p : pending_)
       if (keyOf(p.raw) == k) sks.push_back(p.raw.sk);
-    std::vector<Pending> keep, mine;
+    std::vector<Pending> keep;
+    std::vector<RawEvent> mine;
     for (auto& p : pending_) {
       if (keyOf(p.raw) != k && std::find(sks.begin(), sks.end(), p.raw.sk) == sks.end()) keep.push_back(p);
-      else if (startsLife(p.raw)) mine.assign(1, p);
-      else if (!mine.empty()) mine.push_back(p);
+      else keepLastLife(mine, p.raw);
     }
     pending_.swap(keep);
-    for (const auto& p : mine) report(legs_.find(k), p.raw);
+    for (const auto& e : mine) report(legs_.find(k), e);
   }
 
   void release(std::uint64_t conn) override {
@@ -181,6 +181,13 @@ class BpfWatch final : public TcpStateWatch {
            e.newstate == static_cast<unsigned>(analysis::TcpSt::SynRecv);
   }
 
+  // Transitions of one socket address in order, kept from its latest start on: what came before
+  // was an earlier socket's (the kernel reuses the address of a freed one).
+  static void keepLastLife(std::vector<RawEvent>& life, const RawEvent& e) {
+    if (startsLife(e)) life.assign(1, e);
+    else if (!life.empty()) life.push_back(e);
+  }
+
   static int onRaw(void* self, void* data, std::size_t size) {
     if (size < sizeof(RawEvent)) return 0;
     RawEvent e;
@@ -207,8 +214,7 @@ class BpfWatch final : public TcpStateWatch {
       std::vector<RawEvent> earlier;
       std::erase_if(pending_, [&](const Pending& p) {
         if (p.raw.sk != e.sk) return false;
-        if (startsLife(p.raw)) earlier.clear();
-        if (startsLife(p.raw) || !earlier.empty()) earlier.push_back(p.raw);
+        keepLastLife(earlier, p.raw);
         return true;
       });
       if (it->second.sk == 0 && !startsLife(e))
