@@ -126,8 +126,13 @@ std::optional<trace::ev::TcpInfo> Connection::tcpInfoAtClose(Leg leg) {
 }
 
 session::ProxySession::PeerEnd Connection::peerEnd(Leg leg) {
+  using PE = session::ProxySession::PeerEnd;
   Socket& s = sock(leg);
-  return s.dead ? session::ProxySession::PeerEnd::None : peerEndOf(s.sock, s.reset_taken);
+  if (s.dead) return PE::None;
+  // Once our FIN is out the state no longer tells whose came first (both orders end in CLOSE):
+  // what the kernel held just before it went out does.
+  if (s.shut) return s.peer_fin_before_ours ? PE::Fin : PE::None;
+  return peerEndOf(s.sock, s.reset_taken);
 }
 
 void Connection::start() {
@@ -163,6 +168,7 @@ void Connection::execute(const session::Action& a) {
                    boost::system::error_code ec;
                    sock(s.leg).peer_fin_before_ours = peerFinIn(sock(s.leg).sock);
                    sock(s.leg).sock.shutdown(tcp::socket::shutdown_send, ec);
+                   sock(s.leg).shut = true;
                    tapFin(s.leg, false);
                  },
                  [this](const act::Abort& ab) {

@@ -62,7 +62,8 @@ class Connection : public std::enable_shared_from_this<Connection>, session::Pro
     bool open = false;
     bool dead = false;                        // aborted: no FIN of ours in the capture
     bool peer_reset = false;                  // the peer's RST ended it: ours adds nothing
-    bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed)
+    bool shut = false;                        // our FIN went out (shutdown)
+    bool peer_fin_before_ours = false;        // its FIN was in when we shut down (in::Closed, peerEnd)
     bool reset_taken = false;                 // peerEnd() took its reset: the end of stream that follows is it
     std::span<const std::uint8_t> in_flight;  // the bytes of the write under way
 

@@ -87,6 +87,7 @@ class ProxySession {
     virtual ~SocketFacts() = default;
     // The leg's TCP_INFO at its close (tcp.info before tcp.close), or nullopt.
     virtual std::optional<trace::ev::TcpInfo> tcpInfoAtClose(trace::Leg leg) = 0;
+    // Before the leg's FIN went out: what the kernel holds now. After: what it held just before.
     virtual PeerEnd peerEnd(trace::Leg leg) = 0;
   };
   // Set by the driver, which owns the sockets; unset, the session assumes nothing.

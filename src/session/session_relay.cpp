@@ -302,6 +302,11 @@ void ProxySession::finish() {
   const auto now = deps_.now();
   for (Leg* l : {&client_, &upstream_}) {
     if (!l->t.open) continue;
+    // The peer's FIN may have come in between the session's decision to send ours and its going
+    // out, and the session may end without reading it: the driver saw it as ours went out.
+    if (l->by == "proxy" && l->how == "fin" && l->t.shut_sent && facts_ &&
+        facts_->peerEnd(l->which) == PeerEnd::Fin)
+      l->by = "peer";
     endByProxy(*l, "fin");
     if (facts_ && tracing(trace::kTcp))
       if (auto info = facts_->tcpInfoAtClose(l->which)) emit(l->which, std::move(*info));

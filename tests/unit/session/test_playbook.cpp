@@ -405,38 +405,57 @@ TEST_CASE("a FIN without close_notify is passed on as a FIN without close_notify
   }
 }
 
+// The driver's word as the session ends the client leg: nothing yet when the session decides on
+// its FIN; when the session ends, that the client's FIN was in as ours went out
+// (net/connection.cpp), although the session never read it.
+struct FinCameIn final : session::ProxySession::SocketFacts {
+  int client_asks = 0;
+  std::optional<trace::ev::TcpInfo> tcpInfoAtClose(trace::Leg) override { return std::nullopt; }
+  session::ProxySession::PeerEnd peerEnd(trace::Leg leg) override {
+    using PE = session::ProxySession::PeerEnd;
+    return leg == trace::Leg::Client && ++client_asks > 1 ? PE::Fin : PE::None;
+  }
+};
+
 TEST_CASE("a peer's fatal alert then FIN: the peer closed first, the other leg gets no close_notify") {
-  Established e;
-  // The client's next record reaches the server damaged: the server answers with a fatal alert
-  // (bad_record_mac), as a real server does, and would then close.
-  REQUIRE(e.c.tls->write(bytesOf("hello")) == tls::TlsEngine::Status::Ok);
-  std::vector<std::uint8_t> hello;
-  (void)e.c.tls->takeOut(hello, SIZE_MAX);
-  e.r.bytes(Leg::Client, hello);
-  e.r.drain();
-  auto rec = e.r.takeSent(Leg::Upstream);
-  REQUIRE(rec.size() > 10);
-  rec.back() ^= 0x01;
-  e.srv.tls->feed(rec);
-  std::vector<std::uint8_t> p;
-  REQUIRE(e.srv.tls->read(p) == tls::TlsEngine::Status::Error);
-  std::vector<std::uint8_t> alert;
-  (void)e.srv.tls->takeOut(alert, SIZE_MAX);
-  REQUIRE(!alert.empty());
-  e.r.bytes(Leg::Upstream, alert);
-  const V acts = e.r.takeActions();
-  CHECK_FALSE(contains(acts, "shutdown upstream"));  // the server's FIN is awaited
-  CHECK(contains(acts, "read upstream"));
-  CHECK(contains(acts, "shutdown client"));
-  CHECK(e.r.takeSent(Leg::Client).empty());  // no close_notify to the client
-  const auto* err = e.r.last<trace::ev::TlsError>();
-  REQUIRE(err);
-  CHECK(err->alert_received.value_or("") == "bad_record_mac");
-  e.r.drain();
-  e.r.closed(Leg::Upstream, How::Fin);
-  CHECK(e.r.takeActions() == V{"shutdown upstream", "finish"});
-  CHECK(closeFacts(e.r, Leg::Upstream) == "peer/fin none/none");
-  CHECK(closeFacts(e.r, Leg::Client) == "proxy/fin none/none");
+  for (bool client_fin_came_in : {false, true}) {
+    CAPTURE(client_fin_came_in);
+    Established e;
+    FinCameIn facts;
+    if (client_fin_came_in) e.r.s.setSocketFacts(&facts);
+    // The client's next record reaches the server damaged: the server answers with a fatal alert
+    // (bad_record_mac), as a real server does, and would then close.
+    REQUIRE(e.c.tls->write(bytesOf("hello")) == tls::TlsEngine::Status::Ok);
+    std::vector<std::uint8_t> hello;
+    (void)e.c.tls->takeOut(hello, SIZE_MAX);
+    e.r.bytes(Leg::Client, hello);
+    e.r.drain();
+    auto rec = e.r.takeSent(Leg::Upstream);
+    REQUIRE(rec.size() > 10);
+    rec.back() ^= 0x01;
+    e.srv.tls->feed(rec);
+    std::vector<std::uint8_t> p;
+    REQUIRE(e.srv.tls->read(p) == tls::TlsEngine::Status::Error);
+    std::vector<std::uint8_t> alert;
+    (void)e.srv.tls->takeOut(alert, SIZE_MAX);
+    REQUIRE(!alert.empty());
+    e.r.bytes(Leg::Upstream, alert);
+    const V acts = e.r.takeActions();
+    CHECK_FALSE(contains(acts, "shutdown upstream"));  // the server's FIN is awaited
+    CHECK(contains(acts, "read upstream"));
+    CHECK(contains(acts, "shutdown client"));
+    CHECK(e.r.takeSent(Leg::Client).empty());  // no close_notify to the client
+    const auto* err = e.r.last<trace::ev::TlsError>();
+    REQUIRE(err);
+    CHECK(err->alert_received.value_or("") == "bad_record_mac");
+    e.r.drain();
+    e.r.closed(Leg::Upstream, How::Fin);
+    CHECK(e.r.takeActions() == V{"shutdown upstream", "finish"});
+    CHECK(closeFacts(e.r, Leg::Upstream) == "peer/fin none/none");
+    // The session ended without reading the client's end: only the driver knows whose FIN was first.
+    CHECK(closeFacts(e.r, Leg::Client) == (client_fin_came_in ? "peer/fin none/none" : "proxy/fin none/none"));
+    CHECK(facts.client_asks == (client_fin_came_in ? 2 : 0));
+  }
 }
 
 TEST_CASE("an error the proxy detects: its alert, then its FIN first") {
