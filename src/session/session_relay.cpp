@@ -304,8 +304,7 @@ void ProxySession::finish() {
     if (!l->t.open) continue;
     // The peer's FIN may have come in between the session's decision to send ours and its going
     // out, and the session may end without reading it: the driver saw it as ours went out.
-    if (l->by == "proxy" && l->how == "fin" && l->t.shut_sent && facts_ &&
-        facts_->peerEnd(l->which) == PeerEnd::Fin)
+    if (l->by == "proxy" && l->how == "fin" && l->t.shut_sent && facts_ && facts_->peerEnd(l->which) == PeerEnd::Fin)
       l->by = "peer";
     endByProxy(*l, "fin");
     if (facts_ && tracing(trace::kTcp))
