@@ -135,8 +135,10 @@ class Connection : public std::enable_shared_from_this<Connection>, session::Pro
   struct Hop {
     Hop(wire::ProxyHop::Spec spec, std::string proxy_url) : machine(std::move(spec)), url(std::move(proxy_url)) {}
     wire::ProxyHop machine;
-    std::string url;        // the proxy's URL without credentials (for the why)
-    double connect_ms = 0;  // the TCP connect to the proxy
+    std::string url;          // the proxy's URL without credentials (for the why)
+    double connect_ms = 0;    // the TCP connect to the proxy
+    std::string peer, local;  // its ends, as connected (a proxy that refuses may reset it at once)
+    bool socks = false;       // SOCKS5, not HTTP CONNECT
     session::SteadyClock::time_point started{};
   };
   std::unique_ptr<Hop> hop_;

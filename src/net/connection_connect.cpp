@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
 #include "net/capture.h"
 #include "net/connection.h"
 #include "net/tcp_probe.h"
@@ -58,7 +59,7 @@ void Connection::resolve(const std::string& host, std::uint16_t port) {
   resolving_ = true;
   armConnectTimer(limit, [this, limit] {
     resolving_ = false;
-    run(connectFailure(504, "name resolution timed out after " + std::to_string(limit) + " s"));
+    run(connectFailure(504, "name resolution timed out after " + config::seconds(limit)));
   });
   const std::uint64_t gen = connect_gen_;
   std::weak_ptr<Connection> weak = shared_from_this();
@@ -114,7 +115,7 @@ void Connection::watchThenConnect(tcp::resolver::results_type results, std::shar
       asio::post(client_.sock.get_executor(), [this, self, results, timed_out] {
         if (finished_) return;
         if (!*timed_out) return startConnect(results, timed_out);
-        run(in::ConnectFailed{504, "connect timed out after " + std::to_string(connect_timeout_s_) + " s"});
+        run(in::ConnectFailed{504, "connect timed out after " + config::seconds(connect_timeout_s_)});
       });
     });
   }
@@ -127,7 +128,7 @@ void Connection::startConnect(tcp::resolver::results_type results, std::shared_p
       upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
         if (finished_) return;
         disarmConnectTimer();
-        if (*timed_out) return run(connectFailure(504, "connect timed out after " + std::to_string(timeout_s) + " s"));
+        if (*timed_out) return run(connectFailure(504, "connect timed out after " + config::seconds(timeout_s)));
         if (ec)
           return run(
               connectFailure(502, ec.message(), ec.category() == boost::system::system_category() ? ec.value() : 0));

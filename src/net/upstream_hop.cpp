@@ -5,6 +5,8 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <string_view>
 #include <utility>
 
 #include "config/config.h"
@@ -18,6 +20,28 @@ namespace tlstrace::net {
 namespace werr = boost::asio::error;
 namespace in = session::in;
 using session::Leg;
+
+namespace {
+
+// What a failed hop stands for, as the errno a direct connect would have given (a SOCKS5 front
+// end answers its own client from it, session/socks_front_end.cpp): an upstream SOCKS5 proxy's
+// word on the target (RFC 1928 section 6: REP 3 network and 4 host unreachable, 5 refused, 6 TTL
+// expired) passes on; any other failure of or through the proxy is a general one (EIO), never a
+// refusal by the target.
+int hopErrno(bool socks, std::string_view hop, int status) {
+  if (socks && hop == "target") {
+    switch (status) {
+      case 3: return ENETUNREACH;
+      case 4: return EHOSTUNREACH;
+      case 5: return ECONNREFUSED;
+      case 6: return ETIMEDOUT;
+      default: break;
+    }
+  }
+  return EIO;
+}
+
+}  // namespace
 
 // Sets up the hop and connects to the proxy instead of the target; false when the connection is
 // direct. A client-chosen target that is an address literal is screened by the exposure rules as
@@ -35,6 +59,7 @@ bool Connection::viaProxy(const session::act::Connect& c) {
   spec.password = p.password;
   spec.authorization = p.authorization;
   hop_ = std::make_unique<Hop>(std::move(spec), p.url);
+  hop_->socks = p.scheme == config::UpstreamProxy::Scheme::Socks5;
   boost::system::error_code literal_ec;
   if (const auto target = asio::ip::make_address(std::string(c.host), literal_ec); !literal_ec && client_chosen_) {
     auto results =
@@ -57,13 +82,17 @@ bool Connection::viaProxy(const session::act::Connect& c) {
 // A failure before the tunnel: through a proxy, the proxy's hop (its lookup, its TCP connect).
 in::ConnectFailed Connection::connectFailure(int status, std::string why, int err) const {
   if (!hop_) return in::ConnectFailed{status, std::move(why), err};
-  in::ConnectFailed f{status, "upstream proxy " + hop_->url + ": " + why};
+  in::ConnectFailed f{status, "upstream proxy " + hop_->url + ": " + why, hopErrno(hop_->socks, "proxy", -1)};
   f.hop = "proxy";
+  const auto scheme_end = hop_->url.find("://");  // the proxy's host:port, as configured
+  f.peer = scheme_end == std::string::npos ? hop_->url : hop_->url.substr(scheme_end + 3);
   return f;
 }
 
 void Connection::startHop(double connect_ms) {
   hop_->connect_ms = connect_ms;
+  hop_->peer = endpointText(upstream_.sock, true);
+  hop_->local = endpointText(upstream_.sock, false);
   hop_->started = session::SteadyClock::now();
   const double limit = connect_timeout_s_;
   armConnectTimer(limit, [this, limit] {
@@ -86,7 +115,7 @@ void Connection::hopStep(wire::ProxyHop::Step step) {
   disarmConnectTimer();
   const auto hop = std::exchange(hop_, nullptr);
   tunnel_rest_ = std::move(step.rest);
-  in::Connected c{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), hop->connect_ms,
+  in::Connected c{hop->peer, hop->local, hop->connect_ms,
                   tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt};
   c.proxy_status = step.status;
   c.proxy_reply = std::move(step.reply);
@@ -130,6 +159,12 @@ void Connection::hopRead() {
 // The hop failed: the connection to the proxy is closed (our FIN) and the session hears why.
 void Connection::hopFailed(int code, std::string why, std::string hop, int status, std::string reply) {
   disarmConnectTimer();
+  in::ConnectFailed f{code, std::move(why), hop_ ? hopErrno(hop_->socks, hop, status) : EIO};
+  if (upstream_.open && hop_) {  // the connection to the proxy was made: tcp.connect says which it was
+    f.peer = hop_->peer;
+    f.local = hop_->local;
+    f.connect_ms = hop_->connect_ms;
+  }
   hop_.reset();
   if (upstream_.open) {
     tapFin(Leg::Upstream, false);
@@ -138,7 +173,6 @@ void Connection::hopFailed(int code, std::string why, std::string hop, int statu
   }
   boost::system::error_code ignored;
   upstream_.sock.close(ignored);
-  in::ConnectFailed f{code, std::move(why)};
   f.hop = std::move(hop);
   f.proxy_status = status;
   f.proxy_reply = std::move(reply);

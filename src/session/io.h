@@ -56,6 +56,10 @@ struct ConnectFailed {
   std::string hop = {};
   int proxy_status = -1;
   std::string proxy_reply = {};
+  // Through --upstream-proxy: the TCP connection to the proxy (tcp.connect's peer, local and
+  // connect_ms); peer alone when that connect itself failed. Empty: the target's connect failed.
+  std::string peer = {}, local = {};
+  std::optional<double> connect_ms = std::nullopt;
 };
 // The client-chosen target resolved only to addresses a non-loopback client may not reach
 // (docs/cli.md, exposure): no connection was tried; conn.refused and a 403 follow.

@@ -158,8 +158,10 @@ void ProxySession::onConnected(const in::Connected& c) {
 
 void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   const std::string peer = target_.str();
-  trace::ev::TcpConnect tc{peer, {}, {}, {}, cf.why};
+  trace::ev::TcpConnect tc{cf.peer.empty() ? peer : cf.peer, {}, {}, cf.connect_ms, cf.why};
+  if (!cf.local.empty()) tc.local = cf.local;
   if (via_) {
+    tc.target = peer;
     tc.via = via_->url;
     tc.hop = cf.hop.empty() ? "proxy" : cf.hop;
     if (cf.proxy_status >= 0) tc.proxy_status = cf.proxy_status;

@@ -46,8 +46,8 @@ std::string SocksFrontEnd::connectedReply(std::string /*reply*/, const std::stri
 std::optional<OwnReply> SocksFrontEnd::failureReply(int status, int err) const {
   using socks::Rep;
   auto own = [](Rep rep, const char* cause) { return OwnReply{socks::reply(rep), cause}; };
-  if (status == 403) return own(Rep::NotAllowed, "not_allowed");  // the exposure rules (docs/cli.md)
-  if (status == 504) return own(Rep::TtlExpired, "timeout");      // timed out: as Dante and Tor answer
+  if (status == 403) return own(Rep::NotAllowed, "not_allowed");                  // the exposure rules (docs/cli.md)
+  if (status == 504 || err == ETIMEDOUT) return own(Rep::TtlExpired, "timeout");  // as Dante and Tor answer
   if (err == ECONNREFUSED) return own(Rep::ConnectionRefused, "connection_refused");
   if (err == ENETUNREACH) return own(Rep::NetworkUnreachable, "network_unreachable");
   if (err == EHOSTUNREACH || err == 0) return own(Rep::HostUnreachable, "host_unreachable");  // (0: no such name)

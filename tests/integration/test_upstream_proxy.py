@@ -277,11 +277,47 @@ class UpstreamProxy(ProxyTestCase):
         self.assertEqual([c["proxy_reply"] for c in conns],
                          ["REP 2 connection not allowed by ruleset", "REP 5 connection refused"])
         self.assertEqual([e["status"] for e in of(evs, "proxy.error")], [502, 502])
+        # The TCP connection to danted was made both times: it, not the target, is tcp.connect's.
+        self.assertEqual([(c["peer"], c["target"]) for c in conns],
+                         [(f"127.0.0.1:{sp}", f"localhost:{port}") for port in (blocked, dead)])
+        self.assertTrue(all(c["connect_ms"] >= 0 for c in conns), conns)
         with open(log) as f:
             text = f.read()
+        # danted logs each client as address.port: our end of each of those connections.
+        for c in conns:
+            self.assertIn(c["local"].replace(":", "."), text)
         # danted's words: its rule blocked the target, named as we sent it (unresolved).
         self.assertRegex(text, rf"block\(\d+\): tcp/connect .* localhost\.{blocked}\n")
         self.assertRegex(text, rf"127\.0\.0\.1\.{dead}.*Connection refused")
+
+    def test_socks5_front_end_passes_the_upstream_socks_reply_on(self):
+        """A SOCKS5 client of ours, through danted: danted's REP about the target reaches it
+        (RFC 1928 section 6); danted's own refusal is a general failure, not the target's."""
+        srv = self.traced_server()
+        dead = free_port()
+        blocked = srv.port + 1 if srv.port + 1 != dead else srv.port + 2
+        sp, log = self.danted(block_port=blocked)
+        p = self.proxy("--mode", "socks5", "--upstream-proxy", f"socks5://127.0.0.1:{sp}", "--upstream-ca", self.pki.ca)
+        reps = []
+        for port in (dead, blocked):
+            with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
+                s.sendall(b"\x05\x01\x00")
+                self.assertEqual(s.recv(2), b"\x05\x00")
+                name = b"localhost"
+                s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))
+                reply = b""
+                for _ in range(20):  # VER REP RSV ATYP(1) BND.ADDR(4) BND.PORT(2)
+                    chunk = s.recv(10 - len(reply))
+                    reply += chunk
+                    if not chunk or len(reply) == 10:
+                        break
+                self.assertEqual(len(reply), 10, reply)
+                reps.append(reply[1])
+        evs = p.conn_closed(2)
+        conns = of(evs, "tcp.connect", leg="upstream")
+        self.assertEqual([(c["hop"], c["proxy_status"]) for c in conns], [("target", 5), ("proxy", 2)])
+        self.assertEqual(reps, [5, 1])
+        self.assertEqual([r["cause"] for r in of(evs, "conn.refused")], ["connection_refused", "connect_failed"])
 
     def test_socks5_username_password_through_microsocks(self):
         srv = self.traced_server()
@@ -340,6 +376,8 @@ class UpstreamProxy(ProxyTestCase):
         c = self.upstream_connect(evs)
         self.assertEqual(c["hop"], "proxy")
         self.assertNotIn("proxy_status", c)
+        self.assertEqual((c["peer"], c["target"]), (f"127.0.0.1:{dead}", f"localhost:{srv.port}"))
+        self.assertNotIn("local", c)
         self.assertIn("Connection refused", c["error"])
         self.assertIn(f"socks5://127.0.0.1:{dead}", c["error"])
         self.assertEqual([e["cause"] for e in of(evs, "tls.error", leg="upstream")], ["upstream_proxy_failed"])

@@ -104,6 +104,10 @@ TEST_CASE("socks5: connect failures and refused targets answer with RFC 1928 rep
       {"no such name", in::ConnectFailed{502, "name resolution failed: Host not found", 0}, rep(4), "host_unreachable"},
       {"timed out", in::ConnectFailed{504, "connect timed out after 10 s", 0}, rep(6), "timeout"},
       {"another error", in::ConnectFailed{502, "Permission denied", EACCES}, rep(1), "connect_failed"},
+      // Through an upstream proxy (net/upstream_hop.cpp): its REP 6 about the target, its own failure.
+      {"upstream TTL expired", in::ConnectFailed{502, "upstream proxy: REP 6 TTL expired", ETIMEDOUT}, rep(6),
+       "timeout"},
+      {"upstream proxy failed", in::ConnectFailed{502, "upstream proxy refused: REP 2", EIO}, rep(1), "connect_failed"},
       {"exposure rules", in::TargetRefused{"10.1.2.3:5000", "target localhost:4433: 127.0.0.1 is loopback"}, rep(2),
        "not_allowed"},
   };
