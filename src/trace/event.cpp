@@ -231,9 +231,18 @@ void Tracer::run() {
   constexpr auto kGather = std::chrono::milliseconds(5);
   std::vector<std::vector<Event>> work;
   std::unique_lock<std::mutex> lock(mu_);
+  auto has_work = [this] { return queued_ > 0 || stop_ || flushWanted(); };
   for (;;) {
     writer_state_ = WriterState::Idle;
-    work_cv_.wait(lock, [this] { return queued_ > 0 || stop_ || flushWanted(); });
+    if (idle_due_ && !work_cv_.wait_until(lock, last_idle_call_ + kIdleEvery, has_work)) {
+      idle_due_ = false;  // still nothing to do at its time: the idle call now
+      last_idle_call_ = std::chrono::steady_clock::now();
+      lock.unlock();
+      on_idle_();
+      lock.lock();
+      continue;
+    }
+    work_cv_.wait(lock, has_work);
     if (queued_ == 0) {  // stop, or a flush with nothing queued: every pass flushed already
       writer_state_ = WriterState::Busy;
       const std::uint64_t serving = flush_asked_;
@@ -272,9 +281,14 @@ void Tracer::run() {
     written_total_ += n;
     done_cv_.notify_all();
     if (queued_ == 0 && on_idle_) {
-      lock.unlock();
-      on_idle_();
-      lock.lock();
+      const auto now = std::chrono::steady_clock::now();
+      idle_due_ = now - last_idle_call_ < kIdleEvery;
+      if (!idle_due_) {
+        last_idle_call_ = now;
+        lock.unlock();
+        on_idle_();
+        lock.lock();
+      }
     }
   }
 }

@@ -302,6 +302,37 @@ TEST_CASE("tracer: without flush() the writer still writes and flushes each pass
   }
 }
 
+TEST_CASE("tracer: onIdle comes once the writer has nothing queued, at most every kIdleEvery") {
+  auto sink = std::make_shared<RecordingSink>();
+  Tracer t(kAll);
+  t.addSink(sink);
+  std::atomic<int> calls{0};
+  std::atomic<std::size_t> written_at_last_call{0};  // what the sink had when onIdle last came
+  t.onIdle([&] {
+    std::lock_guard<std::mutex> lock(sink->mu);
+    written_at_last_call = sink->seen.size();
+    ++calls;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  constexpr int kPasses = 200;
+  for (int i = 0; i < kPasses; ++i) {  // a pass each (flush() waits for it), back to back
+    t.emit(named(1, "conn.open"));
+    t.flush();
+  }
+  const auto passes_took = std::chrono::steady_clock::now() - start;
+  // Not one call per pass: one at most per kIdleEvery of the time the passes took, plus the one
+  // that was due at their end.
+  CHECK(calls.load() <= 2 + static_cast<int>(passes_took / Tracer::kIdleEvery));
+  CHECK(calls.load() < kPasses);
+  // The call due after the last pass comes by itself, although nothing more is queued.
+  for (int i = 0; i < 200 && written_at_last_call.load() < std::size_t{kPasses}; ++i)  // bounded: 2 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(written_at_last_call.load() == std::size_t{kPasses});
+  const int settled = calls.load();
+  std::this_thread::sleep_for(Tracer::kIdleEvery * 3);
+  CHECK(calls.load() == settled);  // an idle writer does not call again and again
+}
+
 TEST_CASE("tracer: a slow sink slows the producers, counts the waits and loses nothing") {
   auto sink = std::make_shared<RecordingSink>();
   sink->delay = std::chrono::microseconds(200);
