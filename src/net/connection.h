@@ -139,6 +139,8 @@ class Connection : public std::enable_shared_from_this<Connection>, session::Pro
     double connect_ms = 0;    // the TCP connect to the proxy
     std::string peer, local;  // its ends, as connected (a proxy that refuses may reset it at once)
     bool socks = false;       // SOCKS5, not HTTP CONNECT
+    bool peer_reset = false;  // the proxy reset the connection (tcp.close)
+    std::uint64_t bytes_in = 0, bytes_out = 0;
     session::SteadyClock::time_point started{};
   };
   std::unique_ptr<Hop> hop_;

@@ -120,6 +120,8 @@ void Connection::hopStep(wire::ProxyHop::Step step) {
   c.proxy_status = step.status;
   c.proxy_reply = std::move(step.reply);
   c.tunnel_ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - hop->started).count();
+  c.hop_bytes_in = hop->bytes_in - tunnel_rest_.size();  // (the rest is the session's first read)
+  c.hop_bytes_out = hop->bytes_out;
   run(std::move(c));
 }
 
@@ -129,7 +131,11 @@ void Connection::hopSend(std::vector<std::uint8_t> bytes) {
   auto self = shared_from_this();
   asio::async_write(upstream_.sock, asio::buffer(*out), [this, self, out](boost::system::error_code ec, std::size_t n) {
     if (finished_ || !hop_ || ec == werr::operation_aborted) return;
-    if (ec) return hopFailed(502, "upstream proxy " + hop_->url + ": write failed: " + ec.message(), "proxy", -1, {});
+    if (ec) {
+      hop_->peer_reset = ec == werr::connection_reset || ec == werr::broken_pipe;
+      return hopFailed(502, "upstream proxy " + hop_->url + ": write failed: " + ec.message(), "proxy", -1, {});
+    }
+    hop_->bytes_out += n;
     tapData(Leg::Upstream, false, std::span<const std::uint8_t>(out->data(), n));
     hopRead();
   });
@@ -149,7 +155,11 @@ void Connection::hopRead() {
       tapFin(Leg::Upstream, true);
       return hopFailed(502, hop_->machine.onClosed().why, "proxy", -1, {});
     }
-    if (ec) return hopFailed(502, "upstream proxy " + hop_->url + ": " + ec.message(), "proxy", -1, {});
+    if (ec) {
+      hop_->peer_reset = ec == werr::connection_reset;
+      return hopFailed(502, "upstream proxy " + hop_->url + ": " + ec.message(), "proxy", -1, {});
+    }
+    hop_->bytes_in += n;
     const std::span<const std::uint8_t> bytes(buf.data(), n);
     tapData(Leg::Upstream, true, bytes);
     hopStep(hop_->machine.onBytes(bytes));
@@ -164,6 +174,18 @@ void Connection::hopFailed(int code, std::string why, std::string hop, int statu
     f.peer = hop_->peer;
     f.local = hop_->local;
     f.connect_ms = hop_->connect_ms;
+    in::ConnectFailed::HopClosed closed;
+    closed.bytes_in = hop_->bytes_in;
+    closed.bytes_out = hop_->bytes_out;
+    closed.open_ms = hop_->connect_ms +
+                     std::chrono::duration<double, std::milli>(session::SteadyClock::now() - hop_->started).count();
+    if (tcpFacts()) closed.tcp = tcpInfo(upstream_.sock, "close");
+    // Whose end came first: the proxy's reset or FIN (read, or still unread) before our close.
+    using PE = session::ProxySession::PeerEnd;
+    const PE end = hop_->peer_reset ? PE::Rst : peerEnd(Leg::Upstream);
+    closed.by = end == PE::None ? "proxy" : "peer";
+    closed.how = end == PE::Rst ? "rst" : end == PE::Fin || code != 504 ? "fin" : "timeout";
+    f.closed = std::move(closed);
   }
   hop_.reset();
   if (upstream_.open) {

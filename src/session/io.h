@@ -43,6 +43,7 @@ struct Connected {
   int proxy_status = -1;
   std::string proxy_reply = {};
   std::optional<double> tunnel_ms = std::nullopt;
+  std::uint64_t hop_bytes_in = 0, hop_bytes_out = 0;  // the proxy's handshake, on the same socket
 };
 // The upstream TCP connection could not be made: 502 (refused, unreachable, no such name) or
 // 504 (timed out), with the reason.
@@ -60,6 +61,14 @@ struct ConnectFailed {
   // connect_ms); peer alone when that connect itself failed. Empty: the target's connect failed.
   std::string peer = {}, local = {};
   std::optional<double> connect_ms = std::nullopt;
+  // That connection's end, when it had been made (the upstream leg's tcp.info and tcp.close).
+  struct HopClosed {
+    std::string by, how;  // as tcp.close: whose FIN or RST came first (the proxy's: timeout on a timeout)
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    double open_ms = 0;
+    std::optional<trace::ev::TcpInfo> tcp = std::nullopt;
+  };
+  std::optional<HopClosed> closed = std::nullopt;
 };
 // The client-chosen target resolved only to addresses a non-loopback client may not reach
 // (docs/cli.md, exposure): no connection was tried; conn.refused and a 403 follow.

@@ -135,6 +135,8 @@ void ProxySession::onConnected(const in::Connected& c) {
   upstream_.t.open = true;
   upstream_.opened = deps_.now();
   upstream_.connect_ms = trace::timingMs(c.connect_ms);
+  upstream_.bytes_in += c.hop_bytes_in;
+  upstream_.bytes_out += c.hop_bytes_out;
   trace::ev::TcpConnect tc{c.peer, c.local, target_.str(), upstream_.connect_ms, {}};
   if (via_) {
     tc.via = via_->url;
@@ -158,7 +160,9 @@ void ProxySession::onConnected(const in::Connected& c) {
 
 void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
   const std::string peer = target_.str();
-  trace::ev::TcpConnect tc{cf.peer.empty() ? peer : cf.peer, {}, {}, cf.connect_ms, cf.why};
+  std::optional<double> connect_ms;
+  if (cf.connect_ms) connect_ms = trace::timingMs(*cf.connect_ms);
+  trace::ev::TcpConnect tc{cf.peer.empty() ? peer : cf.peer, {}, {}, connect_ms, cf.why};
   if (!cf.local.empty()) tc.local = cf.local;
   if (via_) {
     tc.target = peer;
@@ -168,6 +172,13 @@ void ProxySession::onConnectFailed(const in::ConnectFailed& cf) {
     if (!cf.proxy_reply.empty()) tc.proxy_reply = cf.proxy_reply;
   }
   emit(trace::Leg::Upstream, std::move(tc));
+  if (cf.closed) {  // the connection to the upstream proxy was made, and is over
+    const auto& c = *cf.closed;
+    if (c.tcp && tracing(trace::kTcp)) emit(trace::Leg::Upstream, *c.tcp);
+    trace::ev::TcpClose close{c.by, c.how, c.bytes_in, c.bytes_out, trace::timingMs(c.open_ms), {}, {}, {}};
+    if (deps_.cfg->tcp_states && c.how == "fin") close.time_wait = c.by;
+    emit(trace::Leg::Upstream, std::move(close));
+  }
   if (state_ != State::Connecting) return;  // given up already (see onConnected)
   if (via_) traceProxyHopFailure(cf);
   connect_errno_ = cf.err;

@@ -11,6 +11,8 @@ import shutil
 import socket
 import unittest
 
+from test_closing import Capture
+
 from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, free_port, of, run, send_connect, tshark_cmd,
                      wait_port)
 
@@ -164,11 +166,25 @@ class UpstreamProxy(ProxyTestCase):
         # Explicit mode: the refused port (403 by tinyproxy's ConnectPort), the dead one (tinyproxy's 500).
         p = self.proxy("--upstream-proxy", f"http://127.0.0.1:{tp}", "--upstream-ca", self.pki.ca)
         blocked = srv.port + 1 if srv.port + 1 != dead else srv.port + 2
+        cap = Capture(f"{self.dir}/hop.pcapng", [tp]) if shutil.which("dumpcap") else None
+        if cap and not cap.ok:
+            cap = None
         for port in (blocked, dead):
             r = self.curl(p, port)
             self.assertNotEqual(r.returncode, 0)
         evs = p.conn_closed(2)
         conns = of(evs, "tcp.connect", leg="upstream")
+        # The connection to tinyproxy was made and is over: its tcp.close, as the capture shows it.
+        closes = of(evs, "tcp.close", leg="upstream")
+        self.assertEqual(len(closes), 2, closes)
+        if cap:
+            cap.stop()
+            for c, end in zip(conns, closes):
+                lport = int(c["local"].rsplit(":", 1)[1])
+                self.assertIn((end["by"], end["how"]), cap.close_answers(lport, lambda src: src != lport), end)
+                segs = [x for x in cap.packets(numbers=True) if lport in x[:2]]
+                self.assertEqual((end["bytes_out"], end["bytes_in"]),
+                                 (sum(x[6] for x in segs if x[0] == lport), sum(x[6] for x in segs if x[1] == lport)))
         self.assertEqual([(c["hop"], c["proxy_status"]) for c in conns], [("proxy", 403), ("target", 500)])
         self.assertTrue(conns[0]["error"].startswith("upstream proxy refused CONNECT: 403"), conns[0])
         self.assertEqual([e["cause"] for e in of(evs, "tls.error", leg="upstream")],
@@ -280,7 +296,7 @@ class UpstreamProxy(ProxyTestCase):
         # The TCP connection to danted was made both times: it, not the target, is tcp.connect's.
         self.assertEqual([(c["peer"], c["target"]) for c in conns],
                          [(f"127.0.0.1:{sp}", f"localhost:{port}") for port in (blocked, dead)])
-        self.assertTrue(all(c["connect_ms"] >= 0 for c in conns), conns)
+        self.assertTrue(all(c["connect_ms"] >= 0 and round(c["connect_ms"], 3) == c["connect_ms"] for c in conns), conns)
         with open(log) as f:
             text = f.read()
         # danted logs each client as address.port: our end of each of those connections.
