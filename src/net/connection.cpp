@@ -40,6 +40,10 @@ std::string endpointText(const tcp::socket& s, bool remote) {
   boost::system::error_code ec;
   auto ep = remote ? s.remote_endpoint(ec) : s.local_endpoint(ec);
   if (ec) return "?";
+  return endpointText(ep);
+}
+
+std::string endpointText(const tcp::endpoint& ep) {
   const auto addr = ep.address();
   if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
   return addr.to_string() + ":" + std::to_string(ep.port());

@@ -32,6 +32,7 @@ using tcp = asio::ip::tcp;
 
 // A connected socket's peer (`remote`) or own address as "ip:port" ("[v6]:port"); "?" when unknown.
 [[nodiscard]] std::string endpointText(const tcp::socket& s, bool remote);
+[[nodiscard]] std::string endpointText(const tcp::endpoint& ep);
 // The same as the trace's endpoint (the capture filter, the pcapng's flows).
 [[nodiscard]] trace::Endpoint toEndpoint(const tcp::endpoint& ep);
 // Both legs' sockets before use: no Nagle delay (small handshake flights would wait for ACKs);
@@ -87,6 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection>, session::Pro
   void connectTo(tcp::resolver::results_type results);
   void watchThenConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out);
   void startConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out);
+  void connectEach(std::shared_ptr<const tcp::resolver::results_type> results, std::size_t i,
+                   std::shared_ptr<bool> timed_out, boost::system::error_code last);
   void armConnectTimer(double seconds, std::function<void()> on_expiry);
   void disarmConnectTimer();
   void testPrime(const session::act::TestPrime& t);
@@ -102,7 +105,7 @@ class Connection : public std::enable_shared_from_this<Connection>, session::Pro
   [[nodiscard]] bool viaProxy(const session::act::Connect& c);
   // `err`: the connect's errno, for a SOCKS client's reply (not through a proxy: that one is the proxy's).
   [[nodiscard]] session::in::ConnectFailed connectFailure(int status, std::string why, int err = 0) const;
-  void startHop(double connect_ms);
+  void startHop(double connect_ms, std::string peer);
   void hopSend(std::vector<std::uint8_t> bytes);
   void hopRead();
   void hopStep(wire::ProxyHop::Step step);

@@ -122,25 +122,46 @@ void Connection::watchThenConnect(tcp::resolver::results_type results, std::shar
 }
 
 void Connection::startConnect(tcp::resolver::results_type results, std::shared_ptr<bool> timed_out) {
-  auto self = shared_from_this();
+  connectEach(std::make_shared<const tcp::resolver::results_type>(std::move(results)), 0, std::move(timed_out),
+              asio::error::host_not_found);
+}
+
+// The addresses one after the other, as asio::async_connect tries them, with one difference: a
+// connect that completed and was reset at once (the target accepted, then reset: ECONNRESET,
+// where a refusal is ECONNREFUSED) is a connection made, then reset by the target: tcp.connect
+// says it was made, and the leg's first read gets the reset (reset_taken), whichever came first,
+// the connect's completion or the reset.
+void Connection::connectEach(std::shared_ptr<const tcp::resolver::results_type> results, std::size_t i,
+                             std::shared_ptr<bool> timed_out, boost::system::error_code last) {
   const double timeout_s = connect_timeout_s_;
-  asio::async_connect(
-      upstream_.sock, results, [this, self, timed_out, timeout_s](boost::system::error_code ec, const tcp::endpoint&) {
-        if (finished_) return;
-        disarmConnectTimer();
-        if (*timed_out) return run(connectFailure(504, "connect timed out after " + config::seconds(timeout_s)));
-        if (ec)
-          return run(
-              connectFailure(502, ec.message(), ec.category() == boost::system::system_category() ? ec.value() : 0));
-        upstream_.open = true;
-        prepareSocket(upstream_.sock);
-        tapOpen(Leg::Upstream);
-        const double ms =
-            std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
-        if (hop_) return startHop(ms);
-        run(in::Connected{endpointText(upstream_.sock, true), endpointText(upstream_.sock, false), ms,
-                          tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
-      });
+  if (i == results->size()) {
+    disarmConnectTimer();
+    if (*timed_out) return run(connectFailure(504, "connect timed out after " + config::seconds(timeout_s)));
+    return run(
+        connectFailure(502, last.message(), last.category() == boost::system::system_category() ? last.value() : 0));
+  }
+  const tcp::endpoint ep = std::next(results->begin(), static_cast<std::ptrdiff_t>(i))->endpoint();
+  boost::system::error_code ignored;
+  if (upstream_.sock.is_open()) upstream_.sock.close(ignored);  // (the last address's socket)
+  auto self = shared_from_this();
+  upstream_.sock.async_connect(ep, [this, self, results, i, timed_out, ep, timeout_s](boost::system::error_code ec) {
+    if (finished_) return;
+    if (*timed_out) {
+      disarmConnectTimer();
+      return run(connectFailure(504, "connect timed out after " + config::seconds(timeout_s)));
+    }
+    const bool reset = ec == asio::error::connection_reset;
+    if (ec && !reset) return connectEach(results, i + 1, timed_out, ec);
+    disarmConnectTimer();
+    upstream_.open = true;
+    upstream_.reset_taken = reset;
+    prepareSocket(upstream_.sock);
+    tapOpen(Leg::Upstream);
+    const double ms = std::chrono::duration<double, std::milli>(session::SteadyClock::now() - connect_started_).count();
+    if (hop_) return startHop(ms, endpointText(ep));
+    run(in::Connected{endpointText(ep), endpointText(upstream_.sock, false), ms,
+                      tcpFacts() ? tcpInfo(upstream_.sock, "established") : std::nullopt});
+  });
 }
 
 Resolved resolveBlocking(const std::string& host, std::uint16_t port) {

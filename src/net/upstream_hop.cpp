@@ -89,9 +89,9 @@ in::ConnectFailed Connection::connectFailure(int status, std::string why, int er
   return f;
 }
 
-void Connection::startHop(double connect_ms) {
+void Connection::startHop(double connect_ms, std::string peer) {
   hop_->connect_ms = connect_ms;
-  hop_->peer = endpointText(upstream_.sock, true);
+  hop_->peer = std::move(peer);
   hop_->local = endpointText(upstream_.sock, false);
   hop_->started = session::SteadyClock::now();
   const double limit = connect_timeout_s_;

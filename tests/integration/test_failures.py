@@ -141,6 +141,41 @@ class CountingServer(ThreadedServer):
         c.close()
 
 
+class ResettingServer(ThreadedServer):
+    """Accepts, then resets at once (SO_LINGER 0): the TCP handshake completes, the reset follows."""
+
+    def __init__(self):
+        self.peers = []  # the proxy's ends, as this server saw them
+        super().__init__()
+
+    def handle(self, c):
+        self.peers.append("%s:%d" % c.getpeername()[:2])
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
+
+class ResetAfterAccept(ProxyTestCase):
+    def test_a_target_that_accepts_then_resets_was_connected_every_time(self):
+        # Whether the reset comes before or after the proxy hears its connect completed, the
+        # connection was made: tcp.connect with our end (the server's word), then the leg's reset.
+        srv = ResettingServer()
+        self._stops.append(srv.stop)
+        p = self.proxy()
+        n = 15
+        for _ in range(n):
+            r = run(["curl", "-sS", "--max-time", "10", "-x", f"http://{p.addr}", "--cacert", p.ca,
+                     f"https://127.0.0.1:{srv.port}/"])
+            self.assertNotEqual(r.returncode, 0)
+        evs = p.conn_closed(n)
+        connects = of(evs, "tcp.connect", "upstream")
+        self.assertEqual(len(connects), n)
+        self.assertEqual([c.get("error") for c in connects], [None] * n, connects)
+        self.assertEqual(sorted(c["local"] for c in connects), sorted(srv.peers))
+        closes = of(evs, "tcp.close", "upstream")
+        self.assertEqual([(c["by"], c["how"]) for c in closes], [("peer", "rst")] * n)
+        self.assertEqual(of(evs, "proxy.error"), [])
+
+
 class FailedHandshakes(ProxyTestCase):
     def reverse(self, port, *args, ca=None):
         trust = ["--upstream-ca", ca] if ca else ["--insecure"]
