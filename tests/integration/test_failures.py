@@ -142,16 +142,23 @@ class CountingServer(ThreadedServer):
 
 
 class ResettingServer(ThreadedServer):
-    """Accepts, then resets at once (SO_LINGER 0): the TCP handshake completes, the reset follows."""
+    """Accepts, then resets at once (SO_LINGER 0), in the accept loop itself: the TCP handshake
+    completes and the reset follows within microseconds, often before the proxy's event loop has
+    heard that its connect completed."""
 
     def __init__(self):
         self.peers = []  # the proxy's ends, as this server saw them
         super().__init__()
 
-    def handle(self, c):
-        self.peers.append("%s:%d" % c.getpeername()[:2])
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()
+    def _serve(self):
+        while self.running:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                continue
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            self.peers.append("%s:%d" % peer[:2])
 
 
 class ResetAfterAccept(ProxyTestCase):
@@ -161,7 +168,7 @@ class ResetAfterAccept(ProxyTestCase):
         srv = ResettingServer()
         self._stops.append(srv.stop)
         p = self.proxy()
-        n = 15
+        n = 30
         for _ in range(n):
             r = run(["curl", "-sS", "--max-time", "10", "-x", f"http://{p.addr}", "--cacert", p.ca,
                      f"https://127.0.0.1:{srv.port}/"])
