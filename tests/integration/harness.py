@@ -272,11 +272,15 @@ class ThreadedServer:
     def _serve(self):
         while self.running:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 continue
-            c.settimeout(DEADLINE)
-            threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
+            self.accepted_in_loop(c, peer)
+
+    def accepted_in_loop(self, c, peer):
+        """Each accepted connection, in the accept loop: handed to handle() in a thread of its own."""
+        c.settimeout(DEADLINE)
+        threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
 
     def _guarded(self, c):
         try:

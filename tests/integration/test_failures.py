@@ -150,15 +150,10 @@ class ResettingServer(ThreadedServer):
         self.peers = []  # the proxy's ends, as this server saw them
         super().__init__()
 
-    def _serve(self):
-        while self.running:
-            try:
-                c, peer = self.sock.accept()
-            except OSError:
-                continue
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
-            self.peers.append("%s:%d" % peer[:2])
+    def accepted_in_loop(self, c, peer):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        self.peers.append("%s:%d" % peer[:2])
 
 
 class ResetAfterAccept(ProxyTestCase):
