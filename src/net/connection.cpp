@@ -98,17 +98,23 @@ session::ProxySession::PeerEnd peerEndOf(tcp::socket& s, bool& reset_taken) {
   return PE::Rst;  // (unread data before it: the reset is what the kernel knows for certain)
 }
 
+}  // namespace
+
 // What the peer sent that the session no longer reads (it is over) is read and dropped before the
 // close: the kernel answers a close with unread data by an RST, and the peer would see a reset the
 // session never asked for. Bounded: a peer still sending after that gets the RST.
-void discardUnread(tcp::socket& s) {
+std::size_t discardUnread(tcp::socket& s, const std::function<void(std::span<const std::uint8_t>)>& each) {
   const auto buf = threadReadBuffer();
+  std::size_t total = 0;
   boost::system::error_code ec;
-  for (int i = 0; i < 16 && !ec && s.available(ec) > 0; ++i)
-    (void)s.read_some(asio::buffer(buf.data(), buf.size()), ec);
+  for (int i = 0; i < 16 && !ec && s.available(ec) > 0; ++i) {
+    const std::size_t n = s.read_some(asio::buffer(buf.data(), buf.size()), ec);
+    if (ec) break;
+    total += n;
+    if (each) each(std::span<const std::uint8_t>(buf.data(), n));
+  }
+  return total;
 }
-
-}  // namespace
 
 Connection::Connection(tcp::socket client, const Services& svc, const session::FrontEnd& front, std::uint64_t id,
                        std::function<void(std::uint64_t)> on_done)

@@ -33,6 +33,8 @@ using tcp = asio::ip::tcp;
 // A connected socket's peer (`remote`) or own address as "ip:port" ("[v6]:port"); "?" when unknown.
 [[nodiscard]] std::string endpointText(const tcp::socket& s, bool remote);
 [[nodiscard]] std::string endpointText(const tcp::endpoint& ep);
+// Reads and drops what is already there before a close (bounded); `each` sees each chunk. The bytes.
+std::size_t discardUnread(tcp::socket& s, const std::function<void(std::span<const std::uint8_t>)>& each = {});
 // The same as the trace's endpoint (the capture filter, the pcapng's flows).
 [[nodiscard]] trace::Endpoint toEndpoint(const tcp::endpoint& ep);
 // Both legs' sockets before use: no Nagle delay (small handshake flights would wait for ACKs);

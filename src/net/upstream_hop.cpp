@@ -174,17 +174,10 @@ void Connection::hopFailed(int code, std::string why, std::string hop, int statu
     f.peer = hop_->peer;
     f.local = hop_->local;
     f.connect_ms = hop_->connect_ms;
-    // What the proxy sent after the reply that failed it (an error page's body) is read, counted
-    // and dropped: closing over unread bytes would reset the connection. Bounded.
-    for (int i = 0; i < 16; ++i) {
-      boost::system::error_code rec;
-      std::array<std::uint8_t, 4096> buf;
-      if (upstream_.sock.available(rec) == 0 || rec) break;
-      const std::size_t n = upstream_.sock.read_some(asio::buffer(buf), rec);
-      if (rec) break;
-      hop_->bytes_in += n;
-      tapData(Leg::Upstream, true, std::span<const std::uint8_t>(buf.data(), n));
-    }
+    // What the proxy sent after the reply that failed it (an error page's body): counted, in the
+    // capture, and not answered by a reset.
+    hop_->bytes_in +=
+        discardUnread(upstream_.sock, [this](std::span<const std::uint8_t> b) { tapData(Leg::Upstream, true, b); });
     in::ConnectFailed::HopClosed closed;
     closed.bytes_in = hop_->bytes_in;
     closed.bytes_out = hop_->bytes_out;
