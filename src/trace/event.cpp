@@ -232,14 +232,17 @@ void Tracer::run() {
   std::vector<std::vector<Event>> work;
   std::unique_lock<std::mutex> lock(mu_);
   auto has_work = [this] { return queued_ > 0 || stop_ || flushWanted(); };
+  auto idle_call = [this, &lock](std::chrono::steady_clock::time_point now) {
+    idle_due_ = false;
+    last_idle_call_ = now;
+    lock.unlock();
+    on_idle_();
+    lock.lock();
+  };
   for (;;) {
     writer_state_ = WriterState::Idle;
     if (idle_due_ && !work_cv_.wait_until(lock, last_idle_call_ + kIdleEvery, has_work)) {
-      idle_due_ = false;  // still nothing to do at its time: the idle call now
-      last_idle_call_ = std::chrono::steady_clock::now();
-      lock.unlock();
-      on_idle_();
-      lock.lock();
+      idle_call(std::chrono::steady_clock::now());  // still nothing to do at its time
       continue;
     }
     work_cv_.wait(lock, has_work);
@@ -283,12 +286,7 @@ void Tracer::run() {
     if (queued_ == 0 && on_idle_) {
       const auto now = std::chrono::steady_clock::now();
       idle_due_ = now - last_idle_call_ < kIdleEvery;
-      if (!idle_due_) {
-        last_idle_call_ = now;
-        lock.unlock();
-        on_idle_();
-        lock.lock();
-      }
+      if (!idle_due_) idle_call(now);
     }
   }
 }
