@@ -168,7 +168,17 @@ X509Ptr makeCertificate(const CertSpec& spec, std::string& error) {
   }
   if (!X509_sign(c, spec.issuer_key ? spec.issuer_key : nullptr, spec.digest ? spec.digest : EVP_sha256()))
     return bail("signing");
-  return x;
+  // Once through DER and back: a certificate built field by field is encoded anew by every
+  // i2d_X509, which libssl calls twice per handshake that sends it (~34 K instructions each for a
+  // forged leaf); one parsed from DER keeps its bytes and copies them.
+  unsigned char* der = nullptr;
+  const int n = i2d_X509(c, &der);
+  if (n <= 0) return bail("encoding");
+  const unsigned char* p = der;
+  X509Ptr parsed(d2i_X509(nullptr, &p, n));
+  OPENSSL_free(der);
+  if (!parsed) return bail("decoding");
+  return parsed;
 }
 
 bool installForgedLeaf(SSL* ssl, Forger& forger, const std::string& target, SSL* upstream, std::string& error) {
