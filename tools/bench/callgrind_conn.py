@@ -12,6 +12,7 @@ handshakes (one GET each) through it; twice (N1 and N2 connections) so that star
   tools/bench/callgrind_conn.py --peer tlstrace [--bin build-release/tlstrace] [--origin tls12]
   tools/bench/callgrind_conn.py --peer haproxy
   tools/bench/callgrind_conn.py --peer tlstrace -- --trace tcp     (extra proxy options after --)
+  tools/bench/callgrind_conn.py --outputs none    (tlstrace writing no file: stderr lines only)
   tools/bench/callgrind_conn.py --keep /tmp/cg   (keeps both runs' callgrind.out.* files, events and
       trace in /tmp/cg/cg-N1 and cg-N2: by function, callgrind_annotate --inclusive=yes on each)
 """
@@ -115,13 +116,22 @@ def start_origin(work, origin):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
 
 
-def proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra):
+# What tlstrace writes: both files (the benchmark's set-up, tools/bench/run.sh), the events file
+# alone, or neither (the connection lines on stderr only, as `tlstrace proxy` with no output option).
+OUTPUTS = ("both", "events", "none")
+
+
+def proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra, outputs="both"):
     """tlstrace (default trace to files in out_dir) or HAProxy, one io thread each, reverse mode."""
     if peer == "tlstrace":
+        files = []
+        if outputs in ("both", "events"):
+            files += ["--events", os.path.join(out_dir, "events.jsonl")]
+        if outputs == "both":
+            files += ["--log", os.path.join(out_dir, "trace.log")]
         return [binary, "proxy", "--mode", "reverse", "--upstream", f"127.0.0.1:{origin_port}",
                 "--listen", f"127.0.0.1:{proxy_port}", "--insecure", "--threads", "1",
-                "--ca-dir", os.path.join(work, "ca"), "--events", os.path.join(out_dir, "events.jsonl"),
-                "--log", os.path.join(out_dir, "trace.log")] + extra
+                "--ca-dir", os.path.join(work, "ca")] + files + extra
     # the shared harness's HAProxy relay, one thread, upstream sessions not reused
     with open(os.path.join(work, "haproxy.cfg"), "w") as f:
         f.write(f"""global
@@ -153,7 +163,7 @@ def run_once(args, work, n):
     shutil.rmtree(out_dir, ignore_errors=True)  # (a kept directory's earlier run)
     os.makedirs(out_dir)
     cg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    cmd = proxy_command(args.peer, args.bin, work, origin_port, proxy_port, out_dir, args.extra)
+    cmd = proxy_command(args.peer, args.bin, work, origin_port, proxy_port, out_dir, args.extra, args.outputs)
     proxy = subprocess.Popen(cg + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(origin_port, origin)
@@ -195,6 +205,8 @@ def main():
     ap.add_argument("--n1", type=int, default=40)
     ap.add_argument("--n2", type=int, default=240)
     ap.add_argument("--by-object", action="store_true")
+    ap.add_argument("--outputs", choices=OUTPUTS, default="both",
+                    help="tlstrace's files: events and text trace (default), events only, none")
     ap.add_argument("--keep", metavar="DIR", help="keep the work files (callgrind outputs) in DIR")
     ap.add_argument("extra", nargs="*", help="more proxy options (after --)")
     args = ap.parse_args()
@@ -208,7 +220,8 @@ def main():
         t1, o1 = run_once(args, work, args.n1)
         t2, o2 = run_once(args, work, args.n2)
     per = (t2 - t1) / (args.n2 - args.n1)
-    print(f"{args.peer} {args.origin} {' '.join(args.extra)}: {per / 1e6:.3f} M instructions per new connection")
+    outputs = f" (outputs: {args.outputs})" if args.peer == "tlstrace" else ""
+    print(f"{args.peer} {args.origin} {' '.join(args.extra)}{outputs}: {per / 1e6:.3f} M instructions per new connection")
     if args.by_object:
         for ob in sorted(o2, key=lambda k: -(o2[k] - o1[k])):
             d = (o2[ob] - o1[ob]) / (args.n2 - args.n1)

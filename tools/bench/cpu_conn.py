@@ -12,6 +12,7 @@ thread's. Ratios to HAProxy are medians over the rounds.
 
   tools/bench/cpu_conn.py [--bin build-release/tlstrace ...] [--origin tls12] [--n 2000] [--rounds 3]
   tools/bench/cpu_conn.py --bin old/tlstrace --bin new/tlstrace   (each binary beside HAProxy)
+  tools/bench/cpu_conn.py --outputs both --outputs none   (with and without the trace's files)
 """
 import argparse
 import glob
@@ -25,7 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from callgrind_conn import ROOT, free_port, prepare, probe, proxy_command, start_origin, stop, wait_port  # noqa: E402
+from callgrind_conn import OUTPUTS, ROOT, free_port, prepare, probe, proxy_command, start_origin, stop, wait_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,13 +43,13 @@ def threads(pid):
     return out
 
 
-def one(peer, binary, work, origin_port, n, extra):
+def one(peer, binary, work, origin_port, n, extra, outputs="both"):
     """µs of CPU per connection: (user, system, {thread: user+system})."""
     proxy_port = free_port()
     out_dir = os.path.join(work, "out")
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
-    proxy = subprocess.Popen(proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra),
+    proxy = subprocess.Popen(proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra, outputs),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(proxy_port, proxy)
@@ -66,19 +67,28 @@ def one(peer, binary, work, origin_port, n, extra):
     return user, system, {t: v for t, v in per.items() if v > 0}
 
 
+def label(peer, outputs):
+    if peer[1] is None:
+        return peer[0]
+    return peer[1] + (f" (outputs: {peer[2]})" if len(outputs) > 1 or peer[2] != "both" else "")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", action="append", help="tlstrace binaries (default build-release/tlstrace)")
     ap.add_argument("--origin", choices=["tls12", "tls13", "tls12-dhe"], default="tls12")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--outputs", action="append", choices=OUTPUTS,
+                    help="tlstrace's files, one set of rounds each: both (default), events, none")
     ap.add_argument("extra", nargs="*", help="more tlstrace options (after --)")
     args = ap.parse_args()
     bins = [os.path.abspath(b) for b in (args.bin or [os.path.join(ROOT, "build-release", "tlstrace")])]
     for tool in ["nginx", "gcc", "haproxy"]:
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed")
-    peers = [("haproxy", None)] + [("tlstrace", b) for b in bins]
+    outputs = args.outputs or ["both"]
+    peers = [("haproxy", None, None)] + [("tlstrace", b, o) for b in bins for o in outputs]
     totals = {p: [] for p in peers}
     with tempfile.TemporaryDirectory(prefix="tlstrace-cpu-") as work:
         prepare(work, args.origin)
@@ -87,9 +97,9 @@ def main():
             wait_port(origin_port, origin)
             for r in range(args.rounds):
                 for p in peers:
-                    user, system, per = one(p[0], p[1], work, origin_port, args.n, args.extra)
+                    user, system, per = one(p[0], p[1], work, origin_port, args.n, args.extra, p[2])
                     totals[p].append(user + system)
-                    name = p[0] if p[1] is None else p[1]
+                    name = label(p, outputs)
                     threads_text = " ".join(f"{v:.0f}" for v in sorted(per.values(), reverse=True))
                     print(f"round {r + 1} {name}: user {user:.0f} + system {system:.0f} = {user + system:.0f} µs/conn "
                           f"(threads: {threads_text})", flush=True)
@@ -99,7 +109,7 @@ def main():
     print(f"\n{args.origin}, {args.n} connections x {args.rounds} rounds, medians (CPU µs per new connection):")
     for p in peers:
         m = statistics.median(totals[p])
-        print(f"  {p[0] if p[1] is None else p[1]}: {m:.0f} ({m / base:.2f}x HAProxy)")
+        print(f"  {label(p, outputs)}: {m:.0f} ({m / base:.2f}x HAProxy)")
 
 
 if __name__ == "__main__":
