@@ -122,7 +122,8 @@ OUTPUTS = ("both", "events", "none")
 
 
 def proxy_command(peer, binary, work, origin_port, proxy_port, out_dir, extra, outputs="both"):
-    """tlstrace (default trace to files in out_dir) or HAProxy, one io thread each, reverse mode."""
+    """tlstrace (default trace categories, the files `outputs` names in out_dir) or HAProxy, one io
+    thread each, reverse mode."""
     if peer == "tlstrace":
         files = []
         if outputs in ("both", "events"):
@@ -221,7 +222,8 @@ def main():
         t2, o2 = run_once(args, work, args.n2)
     per = (t2 - t1) / (args.n2 - args.n1)
     outputs = f" (outputs: {args.outputs})" if args.peer == "tlstrace" else ""
-    print(f"{args.peer} {args.origin} {' '.join(args.extra)}{outputs}: {per / 1e6:.3f} M instructions per new connection")
+    print(f"{args.peer} {args.origin} {' '.join(args.extra)}{outputs}: "
+          f"{per / 1e6:.3f} M instructions per new connection")
     if args.by_object:
         for ob in sorted(o2, key=lambda k: -(o2[k] - o1[k])):
             d = (o2[ob] - o1[ob]) / (args.n2 - args.n1)

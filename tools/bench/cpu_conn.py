@@ -26,7 +26,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from callgrind_conn import OUTPUTS, ROOT, free_port, prepare, probe, proxy_command, start_origin, stop, wait_port  # noqa: E402
+from callgrind_conn import (OUTPUTS, ROOT, free_port, prepare, probe, proxy_command, start_origin,  # noqa: E402
+                            stop, wait_port)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
