@@ -71,13 +71,35 @@ void prepareSocket(tcp::socket& s) {
 
 namespace {
 
-// Whether the peer's FIN is in already (CLOSE_WAIT), asked just before ours goes out: the session
-// may not have read it yet, and a capture shows it first.
-bool peerFinIn(tcp::socket& s) {
+// Shuts the sending side and says whether the peer's FIN was in before ours. The state just after
+// the shutdown tells (RFC 9293 3.3.2): LAST_ACK follows only CLOSE_WAIT, FIN_WAIT1/FIN_WAIT2/CLOSING
+// only ESTABLISHED. Asking before it instead misses a FIN that lands between the two system calls.
+// On loopback both FINs and their ACKs can be through within the call, and then the socket is CLOSE
+// either way: from LAST_ACK (the peer's FIN first) or from FIN_WAIT2, whose ending leaves a
+// TIME_WAIT socket for the 4-tuple behind (ours first), which sock_diag finds. A peek first tells
+// a reset (which it takes: reset_taken) from an end of stream.
+bool shutdownSend(tcp::socket& s, bool& reset_taken) {
+  const int fd = s.native_handle();
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof peer;
+  const bool connected = ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0;  // (none once CLOSE)
+  boost::system::error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
   tcp_info info{};
   socklen_t len = sizeof info;
-  if (getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
-  return info.tcpi_state == TCP_CLOSE_WAIT;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+  if (info.tcpi_state == TCP_LAST_ACK) return true;
+  if (info.tcpi_state != TCP_CLOSE) return false;
+  char c = 0;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == ECONNRESET) reset_taken = true;
+    return false;
+  }
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof local;
+  if (!connected || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return true;
+  return !timeWaitHeld(local, peer).value_or(false);
 }
 
 // The peer's end the kernel holds and the session has not read: its FIN (CLOSE_WAIT), or a reset
@@ -140,7 +162,7 @@ session::ProxySession::PeerEnd Connection::peerEnd(Leg leg) {
   Socket& s = sock(leg);
   if (s.dead) return PE::None;
   // Once our FIN is out the state no longer tells whose came first (both orders end in CLOSE):
-  // what the kernel held just before it went out does.
+  // what the kernel held just after it went out does (shutdownSend).
   if (s.shut) return s.peer_fin_before_ours ? PE::Fin : PE::None;
   return peerEndOf(s.sock, s.reset_taken);
 }
@@ -175,10 +197,9 @@ void Connection::execute(const session::Action& a) {
                  [this](const act::Read& r) { read(r.leg); },
                  [this](const act::Send& s) { send(s.leg, s.bytes); },
                  [this](const act::Shutdown& s) {
-                   boost::system::error_code ec;
-                   sock(s.leg).peer_fin_before_ours = peerFinIn(sock(s.leg).sock);
-                   sock(s.leg).sock.shutdown(tcp::socket::shutdown_send, ec);
-                   sock(s.leg).shut = true;
+                   Socket& so = sock(s.leg);
+                   so.peer_fin_before_ours = shutdownSend(so.sock, so.reset_taken);
+                   so.shut = true;
                    tapFin(s.leg, false);
                  },
                  [this](const act::Abort& ab) {

@@ -4,6 +4,8 @@
 // net.core.somaxconn and net.ipv4.tcp_max_syn_backlog). Only at accept, establishment, close and
 // on a slow timer: never per read.
 #pragma once
+#include <sys/socket.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
@@ -31,6 +33,11 @@ bool saveSyns(int listen_fd);
 [[nodiscard]] inline std::optional<trace::ev::TcpInfo> tcpInfo(boost::asio::ip::tcp::socket& s, std::string_view at) {
   return tcpInfo(s.is_open() ? s.native_handle() : -1, at);
 }
+
+// Whether the kernel holds a TIME_WAIT socket with this 4-tuple (the socket's own address and its
+// peer's, as getsockname and getpeername give them), asked of sock_diag's exact lookup: nullopt
+// when the question could not be asked.
+[[nodiscard]] std::optional<bool> timeWaitHeld(const sockaddr_storage& local, const sockaddr_storage& peer);
 
 // The listener's health as tcp.listen events (conn 0): once at start, then whenever the
 // namespace's ListenOverflows or ListenDrops grew (checked every `period`), and at stop if they
