@@ -93,6 +93,22 @@ bool readListenCounters(std::uint64_t& overflows, std::uint64_t& drops) {
   return false;
 }
 
+// A sock_diag request for TCP sockets of `family` in `states` (a mask of 1 << TCP_*).
+struct DiagRequest {
+  nlmsghdr nlh;
+  inet_diag_req_v2 req;
+};
+DiagRequest diagRequest(int family, std::uint16_t flags, std::uint32_t states) {
+  DiagRequest msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | flags);
+  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = states;
+  return msg;
+}
+
 // The accept queue of the listening socket `fd` as sock_diag reports it (ss's Recv-Q and Send-Q
 // for a listener): the connections waiting for accept, and the queue's cap. The dump of the
 // family's listeners is matched on the socket's inode. Bounded: at most 64 replies are read.
@@ -101,16 +117,7 @@ bool acceptQueue(int fd, int family, std::uint64_t& queued, std::uint64_t& cap) 
   if (fstat(fd, &st) != 0) return false;
   const int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return false;
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = 1u << TCP_LISTEN;
+  const DiagRequest msg = diagRequest(family, NLM_F_DUMP, 1u << TCP_LISTEN);
   bool found = false, done = false;
   if (::send(nl, &msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg)) {
     alignas(nlmsghdr) static thread_local std::array<char, 32 * 1024> buf;
@@ -141,16 +148,7 @@ bool acceptQueue(int fd, int family, std::uint64_t& queued, std::uint64_t& cap) 
 std::optional<bool> timeWaitHeld(const sockaddr_storage& local, const sockaddr_storage& peer) {
   if (local.ss_family != peer.ss_family || (local.ss_family != AF_INET && local.ss_family != AF_INET6))
     return std::nullopt;
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } msg{};
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST;  // no dump: the kernel looks the 4-tuple up
-  msg.req.sdiag_family = static_cast<std::uint8_t>(local.ss_family);
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = 1u << TCP_TIME_WAIT;
+  DiagRequest msg = diagRequest(local.ss_family, 0, 1u << TCP_TIME_WAIT);  // (no dump: the kernel looks the 4-tuple up)
   msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
   auto put = [](const sockaddr_storage& a, __be16& port, __be32* addr) {
     if (a.ss_family == AF_INET) {
