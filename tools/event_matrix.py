@@ -637,8 +637,8 @@ def sc_client_reset_after_handshake(c):
 
 def sc_idle_timeout(c):
     srv = c.server()
-    # (--handshake-timeout 2 too: the watchdog armed for the handshake deadline is what first
-    # notices the idle connection, so a short idle timeout alone would still take 10 s.)
+    # (--handshake-timeout 2 too: binaries before 2026-12-06 first looked at an idle connection when
+    # the handshake's deadline came, so a short idle timeout alone took 10 s there.)
     c.reverse(srv.port, "--idle-timeout", "0.5", "--handshake-timeout", "2")
     t = python_tls_client(c)
     version = t.version()

@@ -32,6 +32,11 @@ SteadyClock::duration seconds(double s) {
 void ProxySession::startRelay() {
   state_ = State::Relaying;
   touch();
+  // The watchdog waits for the handshake's deadline: an idle timeout that ends before it is armed
+  // now (--idle-timeout 1 would otherwise first be looked at when the 10 s of the handshake end).
+  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  if (last_activity_ + seconds(deps_.cfg->idle_timeout_s) < hs_from + seconds(deps_.cfg->handshake_timeout_s))
+    armWatchdog();
   std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
   for (Leg* l : {&client_, &upstream_}) l->t.tls_relayed = l->tls != nullptr;
   if (upstream_.tls) relay(upstream_, {});  // plaintext the server sent along with its Finished

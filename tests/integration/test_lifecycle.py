@@ -30,7 +30,11 @@ class Lifecycle(ProxyTestCase):
         ctx = ssl.create_default_context(cafile=p.ca)
         with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
             with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                t0 = time.time()
                 self.assertEqual(t.recv(100), b"")  # close_notify from the proxy after ~0.7 s
+                # (not at the handshake timeout's default 10 s, which was armed first)
+                self.assertGreater(time.time() - t0, 0.5)
+                self.assertLess(time.time() - t0, 5)
         evs = p.conn_closed()
         for leg in ("client", "upstream"):
             self.assertEqual(of(evs, "tcp.close", leg)[0]["how"], "timeout")

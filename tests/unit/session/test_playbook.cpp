@@ -574,6 +574,31 @@ TEST_CASE("idle timeout: an established connection with no traffic for --idle-ti
   CHECK(e.r.last<trace::ev::ConnClose>()->outcome == "idle timeout");
 }
 
+TEST_CASE("idle timeout shorter than the handshake's: the watchdog is armed for it when the relay starts") {
+  fakeNow() = session::SteadyClock::time_point{std::chrono::hours(3100)};
+  World w;
+  w.cfg.idle_timeout_s = 1;  // (the handshake's 10 s are armed at the start)
+  Client c{w};
+  Server srv;
+  Run r{w};
+  r.start();
+  CHECK(r.takeActions() == V{"timer +10s", "read client"});
+  r.bytes(Leg::Client, c.hello());
+  r.feed(in::Connected{"127.0.0.1:4433", "127.0.0.1:40000", 0.2});
+  pump(r, c, &srv);
+  pump(r, c, &srv);  // session tickets
+  REQUIRE(srv.tls->handshakeDone());
+  V timers;
+  for (const auto& a : r.takeActions())
+    if (a.rfind("timer", 0) == 0) timers.push_back(a);
+  CHECK(timers == V{"timer +1s"});
+  fakeNow() += std::chrono::milliseconds(1001);
+  r.feed(in::TimerFired{});
+  CHECK(r.takeActions() == V{"timer +2s", "send client", "send upstream"});  // close_notify on both legs
+  r.drain();
+  CHECK(r.last<trace::ev::ConnClose>()->outcome == "idle timeout");
+}
+
 TEST_CASE("a client refused at accept time (--max-connections): conn.refused and, in explicit mode, a 503") {
   auto r = session::refuseConnection(9, "127.0.0.1:5000", "--max-connections (1) reached", true);
   CHECK(r.event.name() == "conn.refused");
