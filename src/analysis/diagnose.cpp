@@ -73,7 +73,7 @@ Diagnosis fromAlert(const std::string& alert, const FailureFacts& f) {
     return {"unrecognized_name", "the server does not know the SNI name sent: check the host name"};
   if (alert == "no_application_protocol")
     return {"no_application_protocol", "no ALPN protocol in common (e.g. h2 only against http/1.1 only)"};
-  return {"alert_" + alert, "the peer ended the handshake with " + alert};
+  return {"alert_" + alert, "the peer ended the connection with a " + alert + " alert: its log says why"};
 }
 
 }  // namespace
