@@ -331,6 +331,10 @@ class ProxySession {
   void armWatchdog();
   void onWatchdog();
   void touch() { last_activity_ = deps_.now(); }
+  // When the handshake's time began: the connection's start, or after a STARTTLS preamble its end.
+  SteadyClock::time_point handshakeFrom() const {
+    return handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
+  }
   Leg& leg(trace::Leg which) { return which == trace::Leg::Upstream ? upstream_ : client_; }
   Leg& other(Leg& l) { return &l == &client_ ? upstream_ : client_; }
 

@@ -34,8 +34,7 @@ void ProxySession::startRelay() {
   touch();
   // The watchdog waits for the handshake's deadline: an idle timeout that ends before it is armed
   // now (--idle-timeout 1 would otherwise first be looked at when the 10 s of the handshake end).
-  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
-  if (last_activity_ + seconds(deps_.cfg->idle_timeout_s) < hs_from + seconds(deps_.cfg->handshake_timeout_s))
+  if (last_activity_ + seconds(deps_.cfg->idle_timeout_s) < handshakeFrom() + seconds(deps_.cfg->handshake_timeout_s))
     armWatchdog();
   std::vector<std::uint8_t>().swap(inbuf_);  // the hello is long replayed; give its memory back
   for (Leg* l : {&client_, &upstream_}) l->t.tls_relayed = l->tls != nullptr;
@@ -347,17 +346,15 @@ void ProxySession::armWatchdog() {
   // A STARTTLS preamble is a plaintext conversation like the relay: the idle timeout applies; the
   // handshake after it has its own time from then on (handshake_from_).
   const bool idle = state_ == State::Relaying || state_ == State::StartTls;
-  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
-  const auto deadline =
-      idle ? last_activity_ + seconds(deps_.cfg->idle_timeout_s) : hs_from + seconds(deps_.cfg->handshake_timeout_s);
+  const auto deadline = idle ? last_activity_ + seconds(deps_.cfg->idle_timeout_s)
+                             : handshakeFrom() + seconds(deps_.cfg->handshake_timeout_s);
   actions_.push_back(act::ArmTimer{deadline});
 }
 
 void ProxySession::onWatchdog() {
   const bool relaying = state_ == State::Relaying || state_ == State::StartTls;  // (see armWatchdog)
   const double limit_s = relaying ? deps_.cfg->idle_timeout_s : deps_.cfg->handshake_timeout_s;
-  const auto hs_from = handshake_from_ == SteadyClock::time_point{} ? start_ : handshake_from_;
-  if (deps_.now() - (relaying ? last_activity_ : hs_from) < seconds(limit_s)) return armWatchdog();
+  if (deps_.now() - (relaying ? last_activity_ : handshakeFrom()) < seconds(limit_s)) return armWatchdog();
   const std::string why = relaying ? "idle timeout" : "handshake timeout";
   for (Leg* l : {&client_, &upstream_}) {
     if (l->t.open && l->by.empty()) {
