@@ -96,6 +96,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def dead_port(test):
+    """A port on 127.0.0.1 that refuses connections for the whole test: bound, never listening.
+    A port freed at once (free_port) can be handed to a concurrent test's listener, which then
+    answers; a bound one is not handed out again until the test's clean-up closes it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    test.addCleanup(s.close)
+    return s.getsockname()[1]
+
+
 def wait_port(port, proc=None, timeout=DEADLINE):
     end = time.time() + timeout
     while time.time() < end:

@@ -9,7 +9,7 @@ import ssl
 import socket
 import subprocess
 
-from harness import (DEADLINE, TLSTRACE, ProxyTestCase, Proc, free_port, read_all, run, wait_port)
+from harness import (DEADLINE, TLSTRACE, ProxyTestCase, Proc, dead_port, free_port, read_all, run, wait_port)
 from test_kex import pkcs3_params, rsa_cert
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
@@ -91,7 +91,7 @@ class Console(ProxyTestCase):
         self.assertIn(f"tlstrace: key log: {p.keylog}\n", stderr)
 
     def test_upstream_down_in_both_modes(self):
-        closed = free_port()
+        closed = dead_port(self)
         p = self.reverse(closed)
         rc, _, err = s_client(p)
         self.assertNotEqual(rc, 0)

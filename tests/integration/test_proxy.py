@@ -145,8 +145,8 @@ class ExplicitMode(ProxyTestCase):
         self.assertEqual(trust["hostname"], "wrong.test")
 
     def test_upstream_down_gives_502(self):
-        from harness import free_port
-        dead = free_port()
+        from harness import dead_port
+        dead = dead_port(self)
         p = self.proxy()
         r = self.curl(p, f"https://localhost:{dead}/", "-v")
         self.assertNotEqual(r.returncode, 0)
@@ -245,8 +245,8 @@ class ReverseMode(ProxyTestCase):
         self.assertEqual(of(evs, "tls.trust", "upstream")[0]["hostname"], "localhost")
 
     def test_upstream_down_gives_alert(self):
-        from harness import free_port
-        p = self.proxy("-m", "reverse", "-u", f"127.0.0.1:{free_port()}")
+        from harness import dead_port
+        p = self.proxy("-m", "reverse", "-u", f"127.0.0.1:{dead_port(self)}")
         ctx = ssl.create_default_context(cafile=p.ca)
         with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
             with self.assertRaises(ssl.SSLError) as cm:

@@ -15,7 +15,7 @@ import sys
 import time
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, Proc, free_port, of, run, tshark_cmd
+from harness import DEADLINE, ProxyTestCase, Proc, dead_port, free_port, of, run, tshark_cmd
 from test_probe import server_hellos
 
 # RFC 1928 section 6: VER 5, REP, RSV 0, ATYP 1, BND.ADDR 0.0.0.0, BND.PORT 0 (a refusal names no
@@ -248,7 +248,7 @@ class Socks5Mode(ProxyTestCase):
 
     def test_bad_requests_get_rfc_1928_replies_and_a_good_client_goes_on(self):
         echo = self.echo()  # plain TCP: relayed as it is, traced as plain
-        dead = free_port()
+        dead = dead_port(self)
         p = self.proxy("--mode", "socks5")
         held = self.tunnel(p, "127.0.0.1", echo.port)
         held.sendall(b"ping\n")

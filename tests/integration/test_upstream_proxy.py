@@ -13,8 +13,8 @@ import unittest
 
 from test_closing import Capture
 
-from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, free_port, of, run, send_connect, tshark_cmd,
-                     wait_port)
+from harness import (DEADLINE, TLSTRACE, Proc, ProxyTestCase, ThreadedServer, dead_port, free_port, of, run, send_connect,
+                     tshark_cmd, wait_port)
 
 HAVE = {name: shutil.which(name) for name in ("tinyproxy", "danted", "microsocks")}
 # tools/deps.sh --test installs them; a machine without them says so instead of passing quietly.
@@ -161,7 +161,7 @@ class UpstreamProxy(ProxyTestCase):
 
     def test_http_refusal_and_unreachable_target_name_the_hop(self):
         srv = self.traced_server()
-        dead = free_port()
+        dead = dead_port(self)
         tp, log = self.tinyproxy(connect_ports=(srv.port, dead))
         # Explicit mode: the refused port (403 by tinyproxy's ConnectPort), the dead one (tinyproxy's 500).
         p = self.proxy("--upstream-proxy", f"http://127.0.0.1:{tp}", "--upstream-ca", self.pki.ca)
@@ -284,7 +284,7 @@ class UpstreamProxy(ProxyTestCase):
 
     def test_socks5_refusal_and_unreachable_target_name_the_hop(self):
         srv = self.traced_server()
-        dead = free_port()
+        dead = dead_port(self)
         blocked = srv.port + 1 if srv.port + 1 != dead else srv.port + 2
         sp, log = self.danted(block_port=blocked)
         p = self.proxy("--upstream-proxy", f"socks5://127.0.0.1:{sp}", "--upstream-ca", self.pki.ca)
@@ -314,7 +314,7 @@ class UpstreamProxy(ProxyTestCase):
         """A SOCKS5 client of ours, through danted: danted's REP about the target reaches it
         (RFC 1928 section 6); danted's own refusal is a general failure, not the target's."""
         srv = self.traced_server()
-        dead = free_port()
+        dead = dead_port(self)
         blocked = srv.port + 1 if srv.port + 1 != dead else srv.port + 2
         sp, log = self.danted(block_port=blocked)
         p = self.proxy("--mode", "socks5", "--upstream-proxy", f"socks5://127.0.0.1:{sp}", "--upstream-ca", self.pki.ca)
@@ -387,7 +387,7 @@ class UpstreamProxy(ProxyTestCase):
 
     def test_dead_proxy_port_is_the_proxy_hop(self):
         srv = self.traced_server()
-        dead = free_port()
+        dead = dead_port(self)
         p = self.proxy("--mode", "reverse", "--upstream", f"localhost:{srv.port}", "--upstream-proxy",
                        f"socks5://127.0.0.1:{dead}", "--upstream-ca", self.pki.ca)
         r = run(["openssl", "s_client", "-connect", p.addr, "-servername", "localhost"], input=b"")
