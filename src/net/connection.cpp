@@ -71,6 +71,16 @@ void prepareSocket(tcp::socket& s) {
 
 namespace {
 
+// Peeks at what the peer's end left: 0 for its end of stream, above 0 for unread bytes before it,
+// below 0 for a reset, whose pending ECONNRESET the peek takes (then `reset_taken`: the end of
+// stream the next read gets is that reset).
+ssize_t peekEnd(int fd, bool& reset_taken) {
+  char c = 0;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && errno == ECONNRESET) reset_taken = true;
+  return n;
+}
+
 // Shuts the sending side and says whether the peer's FIN was in before ours. The state just after
 // the shutdown tells (RFC 9293 3.3.2): LAST_ACK follows only CLOSE_WAIT, FIN_WAIT1/FIN_WAIT2/CLOSING
 // only ESTABLISHED. Asking before it instead misses a FIN that lands between the two system calls.
@@ -90,12 +100,7 @@ bool shutdownSend(tcp::socket& s, bool& reset_taken) {
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
   if (info.tcpi_state == TCP_LAST_ACK) return true;
   if (info.tcpi_state != TCP_CLOSE) return false;
-  char c = 0;
-  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) {
-    if (errno == ECONNRESET) reset_taken = true;
-    return false;
-  }
+  if (peekEnd(fd, reset_taken) < 0) return false;
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
   if (!connected || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return true;
@@ -113,10 +118,7 @@ session::ProxySession::PeerEnd peerEndOf(tcp::socket& s, bool& reset_taken) {
   if (!s.is_open() || getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return PE::None;
   if (info.tcpi_state == TCP_CLOSE_WAIT) return PE::Fin;
   if (info.tcpi_state != TCP_CLOSE) return PE::None;
-  char c = 0;
-  const ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return PE::Fin;
-  if (n < 0 && errno == ECONNRESET) reset_taken = true;
+  if (peekEnd(s.native_handle(), reset_taken) == 0) return PE::Fin;
   return PE::Rst;  // (unread data before it: the reset is what the kernel knows for certain)
 }
 

@@ -4,7 +4,7 @@ import ssl
 import subprocess
 import unittest
 
-from harness import DEADLINE, ProxyTestCase, of, read_all, run, send_connect
+from harness import DEADLINE, ProxyTestCase, dead_port, of, read_all, run, send_connect
 
 
 def connect_via(proxy_addr, target):
@@ -145,7 +145,6 @@ class ExplicitMode(ProxyTestCase):
         self.assertEqual(trust["hostname"], "wrong.test")
 
     def test_upstream_down_gives_502(self):
-        from harness import dead_port
         dead = dead_port(self)
         p = self.proxy()
         r = self.curl(p, f"https://localhost:{dead}/", "-v")
@@ -245,7 +244,6 @@ class ReverseMode(ProxyTestCase):
         self.assertEqual(of(evs, "tls.trust", "upstream")[0]["hostname"], "localhost")
 
     def test_upstream_down_gives_alert(self):
-        from harness import dead_port
         p = self.proxy("-m", "reverse", "-u", f"127.0.0.1:{dead_port(self)}")
         ctx = ssl.create_default_context(cafile=p.ca)
         with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:

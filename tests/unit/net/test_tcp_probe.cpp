@@ -1,4 +1,4 @@
-// tlstrace::net::timeWaitHeld against the kernel's own table of the same sockets (/proc/net/tcp and tcp6,
+// net::timeWaitHeld against the kernel's own table of the same sockets (/proc/net/tcp and tcp6,
 // state 06 = TIME_WAIT): a real loopback connection whose client closes first leaves TIME_WAIT on
 // the client's 4-tuple (RFC 9293 3.6) and none on the server's, whose socket ends LAST_ACK -> CLOSE.
 #include <arpa/inet.h>
